@@ -1,0 +1,102 @@
+//! Waking a parked executor from another thread.
+//!
+//! glommio parks in `io_uring_enter` and cannot see a crossbeam queue. Each executor
+//! therefore owns a doorbell: a connected pair of Unix datagram sockets. Peers write one
+//! byte to ring it; the owner awaits a read through glommio (io_uring), so a parked
+//! executor wakes exactly when a peer enqueues. A ring is sent only when the owner has
+//! said it is about to park, so a busy executor costs its peers one atomic swap.
+//!
+//! Ordering: the owner stores `parked = true` and then re-checks its queues; a peer
+//! pushes into the queue and then swaps `parked` to false. With both in SeqCst, either
+//! the owner sees the message or the peer sees `parked` and writes the byte: no lost
+//! wake-up.
+
+use std::io;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The shared half of a doorbell: anyone may ring it.
+#[derive(Debug)]
+pub struct Doorbell {
+    parked: AtomicBool,
+    tx: UnixDatagram,
+    rings: AtomicU64,
+    /// The receiving end, taken once by the owner executor when it starts. The mutex is
+    /// touched exactly once per executor lifetime, never on the message path.
+    rx: Mutex<Option<UnixDatagram>>,
+}
+
+impl Doorbell {
+    pub fn new() -> io::Result<Self> {
+        let (tx, rx) = UnixDatagram::pair()?;
+        tx.set_nonblocking(true)?;
+        rx.set_nonblocking(true)?;
+        Ok(Self {
+            parked: AtomicBool::new(false),
+            tx,
+            rings: AtomicU64::new(0),
+            rx: Mutex::new(Some(rx)),
+        })
+    }
+
+    /// Wake the owner if it is parked (or about to park). Never blocks: if the socket
+    /// buffer is full, the owner has wake-ups pending anyway.
+    pub fn ring(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            self.rings.fetch_add(1, Ordering::Relaxed);
+            let _ = self.tx.send(&[1]);
+        }
+    }
+
+    /// How many times a ring actually wrote to the socket (a parked owner was woken).
+    pub fn rings(&self) -> u64 {
+        self.rings.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_parked(&self, parked: bool) {
+        self.parked.store(parked, Ordering::SeqCst);
+    }
+
+    /// Take the receiving end for the executor that owns this doorbell.
+    pub(crate) fn take_receiver(&self) -> Option<DoorbellReceiver> {
+        let rx = self.rx.lock().ok()?.take()?;
+        // glommio's UnixDatagram cannot adopt a descriptor; its UdpSocket can, and only
+        // uses recv(2)/send(2) on it, which behave the same on a Unix datagram socket.
+        // SAFETY: the descriptor is owned by `rx`, released here and owned by the
+        // glommio socket from now on.
+        let socket = unsafe { glommio::net::UdpSocket::from_raw_fd(rx.into_raw_fd()) };
+        Some(DoorbellReceiver { socket })
+    }
+}
+
+/// The owner's half: awaited by the executor that parks on it. `!Send`.
+pub struct DoorbellReceiver {
+    socket: glommio::net::UdpSocket,
+}
+
+impl DoorbellReceiver {
+    /// Wait for at least one ring, then swallow any others already queued.
+    pub async fn wait(&self) {
+        let mut buf = [0u8; 64];
+        let _ = self.socket.recv(&mut buf).await;
+        // Drain without waiting: a wake-up is a wake-up, however many peers rang.
+        use std::os::fd::AsRawFd;
+        let fd = self.socket.as_raw_fd();
+        loop {
+            // SAFETY: `fd` is a valid socket for the lifetime of `self`; `buf` is ours.
+            let n = unsafe {
+                libc::recv(
+                    fd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+        }
+    }
+}

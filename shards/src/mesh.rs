@@ -1,0 +1,260 @@
+//! The bounded mesh between executors: one crossbeam queue per (from, to) pair.
+//!
+//! - `Mesh::build(peers, capacity)` makes every queue up front and hands out one
+//!   [`MeshSeed`] per executor (`Send`), plus a [`MeshMonitor`] for the control plane
+//!   (queue depths for `mc_actor_mailbox_depth`, and the stop switch).
+//! - On its executor a seed becomes a [`MeshHandle`] (`!Send`): `try_send` to a peer,
+//!   `try_recv` from all peers (round-robin so one chatty peer cannot starve the rest),
+//!   and `wait()` to park until a peer enqueues or the mesh is stopped.
+//!
+//! A full queue returns the message in [`Full`]; nothing here blocks or grows.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::doorbell::{Doorbell, DoorbellReceiver};
+use crate::ShardId;
+
+/// The queue to `to` is full (or `to` has gone); the message is handed back.
+#[derive(Debug)]
+pub struct Full<M> {
+    pub to: ShardId,
+    pub msg: M,
+}
+
+struct Shared {
+    doorbells: Vec<Doorbell>,
+    stop: AtomicBool,
+}
+
+/// Builds the mesh.
+pub struct Mesh;
+
+impl Mesh {
+    /// Queues for `peers` executors, each holding at most `capacity` messages.
+    pub fn build<M: Send>(
+        peers: usize,
+        capacity: usize,
+    ) -> std::io::Result<(Vec<MeshSeed<M>>, MeshMonitor<M>)> {
+        assert!(peers > 0 && peers <= u16::MAX as usize, "peer count out of range");
+        assert!(capacity > 0, "a zero-capacity queue is a rendezvous, not a mailbox");
+        let doorbells = (0..peers)
+            .map(|_| Doorbell::new())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let shared = Arc::new(Shared {
+            doorbells,
+            stop: AtomicBool::new(false),
+        });
+        // queues[from][to]
+        let mut senders: Vec<Vec<Option<Sender<M>>>> = (0..peers).map(|_| Vec::new()).collect();
+        let mut receivers: Vec<Vec<Option<Receiver<M>>>> =
+            (0..peers).map(|_| (0..peers).map(|_| None).collect()).collect();
+        for (from, row) in senders.iter_mut().enumerate() {
+            for (to, inbox) in receivers.iter_mut().enumerate() {
+                if from == to {
+                    row.push(None);
+                    continue;
+                }
+                let (tx, rx) = crossbeam_channel::bounded(capacity);
+                row.push(Some(tx));
+                inbox[from] = Some(rx);
+            }
+        }
+        let monitor = MeshMonitor {
+            senders: Arc::new(senders.clone()),
+            shared: shared.clone(),
+            capacity,
+        };
+        let seeds = senders
+            .into_iter()
+            .zip(receivers)
+            .enumerate()
+            .map(|(id, (outbox, inbox))| MeshSeed {
+                id: ShardId(id as u16),
+                outbox,
+                inbox,
+                shared: shared.clone(),
+            })
+            .collect();
+        Ok((seeds, monitor))
+    }
+}
+
+/// One executor's share of the mesh, before it reaches its thread.
+pub struct MeshSeed<M> {
+    id: ShardId,
+    outbox: Vec<Option<Sender<M>>>,
+    inbox: Vec<Option<Receiver<M>>>,
+    shared: Arc<Shared>,
+}
+
+impl<M: Send> MeshSeed<M> {
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// Build the executor-local handle. Call on the executor that will own it.
+    pub fn into_handle(self) -> MeshHandle<M> {
+        let doorbell = self.shared.doorbells[self.id.index()]
+            .take_receiver()
+            .expect("a mesh seed is turned into a handle once");
+        MeshHandle {
+            id: self.id,
+            outbox: self.outbox,
+            inbox: self.inbox,
+            shared: self.shared,
+            doorbell,
+            next: Cell::new(0),
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// Executor-local end of the mesh. `!Send`: it stays on the executor that built it.
+pub struct MeshHandle<M> {
+    id: ShardId,
+    outbox: Vec<Option<Sender<M>>>,
+    inbox: Vec<Option<Receiver<M>>>,
+    shared: Arc<Shared>,
+    doorbell: DoorbellReceiver,
+    next: Cell<usize>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<M: Send> MeshHandle<M> {
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// How many executors share the mesh (this one included).
+    pub fn peers(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Enqueue for `to` and wake it if parked. Hands the message back when the queue is
+    /// full or `to` is this executor (call local code directly instead).
+    pub fn try_send(&self, to: ShardId, msg: M) -> Result<(), Full<M>> {
+        let Some(Some(tx)) = self.outbox.get(to.index()) else {
+            return Err(Full { to, msg });
+        };
+        match tx.try_send(msg) {
+            Ok(()) => {
+                self.shared.doorbells[to.index()].ring();
+                Ok(())
+            }
+            Err(TrySendError::Full(msg)) | Err(TrySendError::Disconnected(msg)) => {
+                // Wake the peer anyway: it may be parked on a full queue it has not seen.
+                self.shared.doorbells[to.index()].ring();
+                Err(Full { to, msg })
+            }
+        }
+    }
+
+    /// Take one message from any peer, round-robin across peers.
+    pub fn try_recv(&self) -> Option<(ShardId, M)> {
+        let n = self.inbox.len();
+        let start = self.next.get();
+        for i in 0..n {
+            let from = (start + i) % n;
+            if let Some(rx) = &self.inbox[from] {
+                if let Ok(msg) = rx.try_recv() {
+                    self.next.set((from + 1) % n);
+                    return Some((ShardId(from as u16), msg));
+                }
+            }
+        }
+        None
+    }
+
+    /// Messages waiting for this executor, across all peers.
+    pub fn pending(&self) -> usize {
+        self.inbox.iter().flatten().map(Receiver::len).sum()
+    }
+
+    /// Park until a peer enqueues something or the mesh is stopped. Returns at once if
+    /// messages are already waiting. Spurious returns are possible; callers loop.
+    pub async fn wait(&self) {
+        let bell = &self.shared.doorbells[self.id.index()];
+        bell.set_parked(true);
+        if self.pending() > 0 || self.is_stopping() {
+            bell.set_parked(false);
+            return;
+        }
+        self.doorbell.wait().await;
+        bell.set_parked(false);
+    }
+
+    /// True once [`MeshMonitor::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// Depth of one queue, for `mc_actor_mailbox_depth`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub from: ShardId,
+    pub to: ShardId,
+    pub len: usize,
+    pub capacity: usize,
+}
+
+/// Read-only view of the mesh for the control plane, plus the stop switch. `Send + Sync`.
+pub struct MeshMonitor<M> {
+    senders: Arc<Vec<Vec<Option<Sender<M>>>>>,
+    shared: Arc<Shared>,
+    capacity: usize,
+}
+
+impl<M> Clone for MeshMonitor<M> {
+    fn clone(&self) -> Self {
+        Self {
+            senders: self.senders.clone(),
+            shared: self.shared.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl<M> MeshMonitor<M> {
+    /// Current depth of every queue (reads each queue's length; no locks).
+    pub fn depths(&self) -> impl Iterator<Item = QueueDepth> + '_ {
+        self.senders.iter().enumerate().flat_map(move |(from, row)| {
+            row.iter().enumerate().filter_map(move |(to, tx)| {
+                tx.as_ref().map(|tx| QueueDepth {
+                    from: ShardId(from as u16),
+                    to: ShardId(to as u16),
+                    len: tx.len(),
+                    capacity: self.capacity,
+                })
+            })
+        })
+    }
+
+    /// Total messages waiting for `to`.
+    pub fn inbox_depth(&self, to: ShardId) -> usize {
+        self.depths().filter(|d| d.to == to).map(|d| d.len).sum()
+    }
+
+    /// Ask every executor to stop: sets the flag and wakes everyone parked.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for bell in &self.shared.doorbells {
+            bell.set_parked(true);
+            bell.ring();
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+
+    /// Wake-ups that reached a parked executor, per executor (observability and tests).
+    pub fn rings(&self, of: ShardId) -> u64 {
+        self.shared.doorbells[of.index()].rings()
+    }
+}

@@ -1,0 +1,1 @@
+//! The admin HTTP/1.1 plane.

@@ -1,0 +1,1 @@
+//! The Global Controller client (gc-api.md).

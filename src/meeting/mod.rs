@@ -1,0 +1,1 @@
+//! Meetings: the sans-IO meeting state machine and its actor plumbing.

@@ -1,0 +1,1 @@
+//! The signaling wire contract (signaling.md): protobuf messages and framing.

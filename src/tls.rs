@@ -1,0 +1,1 @@
+//! TLS material: PEM files or environment, and the development certificate.

@@ -1,0 +1,1 @@
+//! HTTP/3 and WebTransport sessions over our quinn-proto driver.
