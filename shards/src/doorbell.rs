@@ -1,7 +1,7 @@
 //! Waking a parked executor from another thread.
 //!
 //! glommio parks in `io_uring_enter` and cannot see a crossbeam queue. Each executor
-//! therefore owns a doorbell: a connected pair of Unix datagram sockets. Peers write one
+//! therefore owns a doorbell: a connected pair of Unix stream sockets. Peers write one
 //! byte to ring it; the owner awaits a read through glommio (io_uring), so a parked
 //! executor wakes exactly when a peer enqueues. A ring is sent only when the owner has
 //! said it is about to park, so a busy executor costs its peers one atomic swap.
@@ -12,8 +12,9 @@
 //! wake-up.
 
 use std::io;
+use std::io::Write;
 use std::os::fd::{FromRawFd, IntoRawFd};
-use std::os::unix::net::UnixDatagram;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -21,16 +22,16 @@ use std::sync::Mutex;
 #[derive(Debug)]
 pub struct Doorbell {
     parked: AtomicBool,
-    tx: UnixDatagram,
+    tx: UnixStream,
     rings: AtomicU64,
     /// The receiving end, taken once by the owner executor when it starts. The mutex is
     /// touched exactly once per executor lifetime, never on the message path.
-    rx: Mutex<Option<UnixDatagram>>,
+    rx: Mutex<Option<UnixStream>>,
 }
 
 impl Doorbell {
     pub fn new() -> io::Result<Self> {
-        let (tx, rx) = UnixDatagram::pair()?;
+        let (tx, rx) = UnixStream::pair()?;
         tx.set_nonblocking(true)?;
         rx.set_nonblocking(true)?;
         Ok(Self {
@@ -46,7 +47,7 @@ impl Doorbell {
     pub fn ring(&self) {
         if self.parked.swap(false, Ordering::SeqCst) {
             self.rings.fetch_add(1, Ordering::Relaxed);
-            let _ = self.tx.send(&[1]);
+            let _ = (&self.tx).write(&[1]);
         }
     }
 
@@ -62,41 +63,30 @@ impl Doorbell {
     /// Take the receiving end for the executor that owns this doorbell.
     pub(crate) fn take_receiver(&self) -> Option<DoorbellReceiver> {
         let rx = self.rx.lock().ok()?.take()?;
-        // glommio's UnixDatagram cannot adopt a descriptor; its UdpSocket can, and only
-        // uses recv(2)/send(2) on it, which behave the same on a Unix datagram socket.
         // SAFETY: the descriptor is owned by `rx`, released here and owned by the
-        // glommio socket from now on.
-        let socket = unsafe { glommio::net::UdpSocket::from_raw_fd(rx.into_raw_fd()) };
-        Some(DoorbellReceiver { socket })
+        // glommio stream from now on.
+        let socket = unsafe { glommio::net::UnixStream::from_raw_fd(rx.into_raw_fd()) };
+        Some(DoorbellReceiver {
+            socket: std::cell::RefCell::new(socket),
+        })
     }
 }
 
 /// The owner's half: awaited by the executor that parks on it. `!Send`.
 pub struct DoorbellReceiver {
-    socket: glommio::net::UdpSocket,
+    socket: std::cell::RefCell<glommio::net::UnixStream>,
 }
 
 impl DoorbellReceiver {
-    /// Wait for at least one ring, then swallow any others already queued.
+    /// Wait for at least one ring (a read of up to 64 pending rings at once).
     pub async fn wait(&self) {
+        use futures_lite::AsyncReadExt;
         let mut buf = [0u8; 64];
-        let _ = self.socket.recv(&mut buf).await;
-        // Drain without waiting: a wake-up is a wake-up, however many peers rang.
-        use std::os::fd::AsRawFd;
-        let fd = self.socket.as_raw_fd();
-        loop {
-            // SAFETY: `fd` is a valid socket for the lifetime of `self`; `buf` is ours.
-            let n = unsafe {
-                libc::recv(
-                    fd,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
-                break;
-            }
-        }
+        // Only the owning executor's mesh pump waits, so the borrow is never contended;
+        // `try_borrow_mut` keeps a second waiter from panicking (it just returns).
+        let Ok(mut socket) = self.socket.try_borrow_mut() else {
+            return;
+        };
+        let _ = socket.read(&mut buf).await;
     }
 }

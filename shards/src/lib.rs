@@ -23,7 +23,7 @@ pub mod doorbell;
 pub mod mesh;
 pub mod runtime;
 
-pub use mesh::{Full, Mesh, MeshHandle, MeshMonitor, MeshSeed, QueueDepth};
+pub use mesh::{Full, Lane, Mesh, MeshHandle, MeshMonitor, MeshSeed, QueueDepth};
 pub use runtime::{allowed_cpus, probe_io_uring, ExecutorSpec, IoUringError, RuntimeError};
 
 use std::fmt;

@@ -1,6 +1,10 @@
-//! The bounded mesh between executors: one crossbeam queue per (from, to) pair.
+//! The bounded mesh between executors: one crossbeam queue per (from, to, lane).
 //!
-//! - `Mesh::build(peers, capacity)` makes every queue up front and hands out one
+//! Lanes separate kinds of traffic between the same two executors (say, control
+//! messages, messages for meeting actors, messages for connection actors) so that each
+//! has its own capacity and depth, while all lanes into an executor share its doorbell.
+//!
+//! - `Mesh::build(peers, lane_capacities)` makes every queue up front and hands out one
 //!   [`MeshSeed`] per executor (`Send`), plus a [`MeshMonitor`] for the control plane
 //!   (queue depths for `mc_actor_mailbox_depth`, and the stop switch).
 //! - On its executor a seed becomes a [`MeshHandle`] (`!Send`): `try_send` to a peer,
@@ -26,6 +30,13 @@ pub struct Full<M> {
     pub msg: M,
 }
 
+/// Queues for one (from, to) pair, indexed by lane. Empty for from == to.
+type Lanes<T> = Vec<T>;
+
+/// Which queue between two executors a message takes.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Lane(pub u8);
+
 struct Shared {
     doorbells: Vec<Doorbell>,
     stop: AtomicBool,
@@ -35,13 +46,24 @@ struct Shared {
 pub struct Mesh;
 
 impl Mesh {
-    /// Queues for `peers` executors, each holding at most `capacity` messages.
+    /// Queues for `peers` executors: for every ordered pair, one queue per lane, lane `i`
+    /// holding at most `lanes[i]` messages.
     pub fn build<M: Send>(
         peers: usize,
-        capacity: usize,
+        lanes: &[usize],
     ) -> std::io::Result<(Vec<MeshSeed<M>>, MeshMonitor<M>)> {
-        assert!(peers > 0 && peers <= u16::MAX as usize, "peer count out of range");
-        assert!(capacity > 0, "a zero-capacity queue is a rendezvous, not a mailbox");
+        assert!(
+            peers > 0 && peers <= u16::MAX as usize,
+            "peer count out of range"
+        );
+        assert!(
+            !lanes.is_empty() && lanes.len() <= u8::MAX as usize,
+            "lane count out of range"
+        );
+        assert!(
+            lanes.iter().all(|&c| c > 0),
+            "a zero-capacity queue is a rendezvous, not a mailbox"
+        );
         let doorbells = (0..peers)
             .map(|_| Doorbell::new())
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -49,25 +71,29 @@ impl Mesh {
             doorbells,
             stop: AtomicBool::new(false),
         });
-        // queues[from][to]
-        let mut senders: Vec<Vec<Option<Sender<M>>>> = (0..peers).map(|_| Vec::new()).collect();
-        let mut receivers: Vec<Vec<Option<Receiver<M>>>> =
-            (0..peers).map(|_| (0..peers).map(|_| None).collect()).collect();
+        // senders[from][to][lane], receivers[to][from][lane]
+        let mut senders: Vec<Vec<Lanes<Sender<M>>>> = (0..peers).map(|_| Vec::new()).collect();
+        let mut receivers: Vec<Vec<Lanes<Receiver<M>>>> = (0..peers)
+            .map(|_| (0..peers).map(|_| Vec::new()).collect())
+            .collect();
         for (from, row) in senders.iter_mut().enumerate() {
             for (to, inbox) in receivers.iter_mut().enumerate() {
                 if from == to {
-                    row.push(None);
+                    row.push(Vec::new());
                     continue;
                 }
-                let (tx, rx) = crossbeam_channel::bounded(capacity);
-                row.push(Some(tx));
-                inbox[from] = Some(rx);
+                let (txs, rxs): (Vec<_>, Vec<_>) = lanes
+                    .iter()
+                    .map(|&cap| crossbeam_channel::bounded(cap))
+                    .unzip();
+                row.push(txs);
+                inbox[from] = rxs;
             }
         }
         let monitor = MeshMonitor {
             senders: Arc::new(senders.clone()),
             shared: shared.clone(),
-            capacity,
+            capacities: lanes.to_vec(),
         };
         let seeds = senders
             .into_iter()
@@ -87,8 +113,8 @@ impl Mesh {
 /// One executor's share of the mesh, before it reaches its thread.
 pub struct MeshSeed<M> {
     id: ShardId,
-    outbox: Vec<Option<Sender<M>>>,
-    inbox: Vec<Option<Receiver<M>>>,
+    outbox: Vec<Lanes<Sender<M>>>,
+    inbox: Vec<Lanes<Receiver<M>>>,
     shared: Arc<Shared>,
 }
 
@@ -117,8 +143,8 @@ impl<M: Send> MeshSeed<M> {
 /// Executor-local end of the mesh. `!Send`: it stays on the executor that built it.
 pub struct MeshHandle<M> {
     id: ShardId,
-    outbox: Vec<Option<Sender<M>>>,
-    inbox: Vec<Option<Receiver<M>>>,
+    outbox: Vec<Lanes<Sender<M>>>,
+    inbox: Vec<Lanes<Receiver<M>>>,
     shared: Arc<Shared>,
     doorbell: DoorbellReceiver,
     next: Cell<usize>,
@@ -135,10 +161,15 @@ impl<M: Send> MeshHandle<M> {
         self.outbox.len()
     }
 
-    /// Enqueue for `to` and wake it if parked. Hands the message back when the queue is
-    /// full or `to` is this executor (call local code directly instead).
-    pub fn try_send(&self, to: ShardId, msg: M) -> Result<(), Full<M>> {
-        let Some(Some(tx)) = self.outbox.get(to.index()) else {
+    /// Enqueue on `lane` for `to` and wake it if parked. Hands the message back when the
+    /// queue is full, or `to` is this executor (call local code directly instead), or
+    /// there is no such lane.
+    pub fn try_send(&self, to: ShardId, lane: Lane, msg: M) -> Result<(), Full<M>> {
+        let Some(tx) = self
+            .outbox
+            .get(to.index())
+            .and_then(|lanes| lanes.get(lane.0 as usize))
+        else {
             return Err(Full { to, msg });
         };
         match tx.try_send(msg) {
@@ -154,23 +185,24 @@ impl<M: Send> MeshHandle<M> {
         }
     }
 
-    /// Take one message from any peer, round-robin across peers.
-    pub fn try_recv(&self) -> Option<(ShardId, M)> {
+    /// Take one message from any peer and lane, round-robin across peers so one chatty
+    /// peer cannot starve the others; lanes are tried in order (lane 0 first).
+    pub fn try_recv(&self) -> Option<(ShardId, Lane, M)> {
         let n = self.inbox.len();
         let start = self.next.get();
         for i in 0..n {
             let from = (start + i) % n;
-            if let Some(rx) = &self.inbox[from] {
+            for (lane, rx) in self.inbox[from].iter().enumerate() {
                 if let Ok(msg) = rx.try_recv() {
                     self.next.set((from + 1) % n);
-                    return Some((ShardId(from as u16), msg));
+                    return Some((ShardId(from as u16), Lane(lane as u8), msg));
                 }
             }
         }
         None
     }
 
-    /// Messages waiting for this executor, across all peers.
+    /// Messages waiting for this executor, across all peers and lanes.
     pub fn pending(&self) -> usize {
         self.inbox.iter().flatten().map(Receiver::len).sum()
     }
@@ -199,15 +231,16 @@ impl<M: Send> MeshHandle<M> {
 pub struct QueueDepth {
     pub from: ShardId,
     pub to: ShardId,
+    pub lane: Lane,
     pub len: usize,
     pub capacity: usize,
 }
 
 /// Read-only view of the mesh for the control plane, plus the stop switch. `Send + Sync`.
 pub struct MeshMonitor<M> {
-    senders: Arc<Vec<Vec<Option<Sender<M>>>>>,
+    senders: Arc<Vec<Vec<Lanes<Sender<M>>>>>,
     shared: Arc<Shared>,
-    capacity: usize,
+    capacities: Vec<usize>,
 }
 
 impl<M> Clone for MeshMonitor<M> {
@@ -215,7 +248,7 @@ impl<M> Clone for MeshMonitor<M> {
         Self {
             senders: self.senders.clone(),
             shared: self.shared.clone(),
-            capacity: self.capacity,
+            capacities: self.capacities.clone(),
         }
     }
 }
@@ -223,21 +256,37 @@ impl<M> Clone for MeshMonitor<M> {
 impl<M> MeshMonitor<M> {
     /// Current depth of every queue (reads each queue's length; no locks).
     pub fn depths(&self) -> impl Iterator<Item = QueueDepth> + '_ {
-        self.senders.iter().enumerate().flat_map(move |(from, row)| {
-            row.iter().enumerate().filter_map(move |(to, tx)| {
-                tx.as_ref().map(|tx| QueueDepth {
-                    from: ShardId(from as u16),
-                    to: ShardId(to as u16),
-                    len: tx.len(),
-                    capacity: self.capacity,
+        self.senders
+            .iter()
+            .enumerate()
+            .flat_map(move |(from, row)| {
+                row.iter().enumerate().flat_map(move |(to, lanes)| {
+                    lanes.iter().enumerate().map(move |(lane, tx)| QueueDepth {
+                        from: ShardId(from as u16),
+                        to: ShardId(to as u16),
+                        lane: Lane(lane as u8),
+                        len: tx.len(),
+                        capacity: self.capacities[lane],
+                    })
                 })
             })
-        })
     }
 
-    /// Total messages waiting for `to`.
-    pub fn inbox_depth(&self, to: ShardId) -> usize {
-        self.depths().filter(|d| d.to == to).map(|d| d.len).sum()
+    /// Total messages waiting for `to` on `lane`, from every peer.
+    pub fn inbox_depth(&self, to: ShardId, lane: Lane) -> usize {
+        self.depths()
+            .filter(|d| d.to == to && d.lane == lane)
+            .map(|d| d.len)
+            .sum()
+    }
+
+    /// Wake `who` if it is parked, without sending anything: for threads outside the
+    /// mesh (a signal handler thread) that changed state `who` should look at.
+    pub fn wake(&self, who: ShardId) {
+        if let Some(bell) = self.shared.doorbells.get(who.index()) {
+            bell.set_parked(true);
+            bell.ring();
+        }
     }
 
     /// Ask every executor to stop: sets the flag and wakes everyone parked.
