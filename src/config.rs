@@ -1,1 +1,563 @@
-//! Configuration.
+//! Configuration: every flag is also read from the environment variable the runbook
+//! names, parsed once by clap and validated into typed values before anything starts.
+//!
+//! A bad value ends the process with one line naming the flag and its variable, and
+//! exit code 2 ([`ConfigError`], [`exit_on_clap_error`]).
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use thiserror::Error;
+
+/// Exit code for configuration errors (the same code clap uses for usage errors).
+pub const EXIT_CONFIG: i32 = 2;
+
+/// `mc-service`: the Meeting Controller.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mc-service",
+    version,
+    about = "Meeting Controller: WebTransport signaling server (thread-per-core, io_uring)",
+    after_help = "Every flag can also be set through the environment variable shown beside it. \
+                  Secrets (TLS key, binding secret) are read only from files or the environment. \
+                  See README.md, tuning.md and the operator runbook."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the effective configuration as JSON and exit (secrets are never printed).
+    PrintConfig,
+}
+
+/// The whole service configuration: one flattened struct per component.
+#[derive(Debug, Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// Log output format.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines in production.
+    Json,
+}
+
+/// The runbook's variables and the service-wide settings.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Global Controller registration endpoint (required unless --dev).
+    #[arg(long, env = "GC_REGISTRATION_URL", value_name = "URL")]
+    pub gc_registration_url: Option<String>,
+
+    /// Geographic region of this MC (required unless --dev).
+    #[arg(long, env = "MC_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Maximum concurrent meetings.
+    #[arg(long, env = "MC_CAPACITY", default_value = "100", value_parser = nonzero_u32)]
+    pub capacity: NonZeroU32,
+
+    /// WebTransport (UDP) bind address. With --dev and no explicit value: 127.0.0.1:4433.
+    #[arg(long, env = "WEBTRANSPORT_BIND_ADDRESS", default_value = "0.0.0.0:4433", value_parser = socket_addr)]
+    pub webtransport_bind_address: SocketAddr,
+
+    /// HTTP admin bind address (/health, /ready, /metrics). With --dev and no explicit
+    /// value: 127.0.0.1:8080.
+    #[arg(long, env = "HTTP_BIND_ADDRESS", default_value = "0.0.0.0:8080", value_parser = socket_addr)]
+    pub http_bind_address: SocketAddr,
+
+    /// Capacity of each actor mailbox (each cross-shard queue).
+    #[arg(long, env = "ACTOR_MAILBOX_SIZE", default_value = "1000", value_parser = nonzero_usize)]
+    pub actor_mailbox_size: NonZeroUsize,
+
+    /// Heartbeat interval to the GC, in seconds (the GC's own interval wins when given).
+    #[arg(long, env = "GC_HEARTBEAT_INTERVAL_SECS", default_value = "10", value_parser = nonzero_u64)]
+    pub gc_heartbeat_interval_secs: NonZeroU64,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info,mc_service=debug`).
+    #[arg(long = "log-filter", env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Log format: text for people, json for production pipelines.
+    #[arg(long, env = "MC_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// This MC's id at the GC: [A-Za-z0-9_-]{1,255}. Default: "mc-" + $HOSTNAME.
+    #[arg(long, env = "MC_ID", value_name = "ID")]
+    pub mc_id: Option<String>,
+
+    /// Number of shards (pinned executors). Default: the CPUs this process may use.
+    #[arg(long, env = "MC_SHARDS", value_parser = nonzero_usize)]
+    pub shards: Option<NonZeroUsize>,
+
+    /// On SIGTERM, how long live meetings may continue before they are ended, in seconds.
+    #[arg(long, env = "MC_DRAIN_TIMEOUT_SECS", default_value = "60")]
+    pub drain_timeout_secs: u64,
+
+    /// Development mode: binds 127.0.0.1 by default, generates a self-signed certificate,
+    /// token-signing key and binding secret into --dev-dir, needs no GC.
+    #[arg(long, env = "MC_DEV")]
+    pub dev: bool,
+
+    /// Where development mode keeps its generated material.
+    #[arg(long, env = "MC_DEV_DIR", default_value = "./.mc-dev")]
+    pub dev_dir: PathBuf,
+
+    /// Memory glommio registers with each io_uring ring, in bytes (3 rings per shard;
+    /// counts against RLIMIT_MEMLOCK, see tuning.md).
+    #[arg(long, env = "MC_IO_MEMORY_BYTES", default_value = "524288", value_parser = nonzero_usize)]
+    pub io_memory_bytes: NonZeroUsize,
+}
+
+/// The admin HTTP plane's limits.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Concurrent admin HTTP connections; more are answered 503 and closed.
+    #[arg(long, env = "MC_ADMIN_MAX_CONNECTIONS", default_value = "64", value_parser = nonzero_usize)]
+    pub admin_max_connections: NonZeroUsize,
+
+    /// Time a client has to send a request's headers, in milliseconds.
+    #[arg(long, env = "MC_ADMIN_HEADER_TIMEOUT_MS", default_value = "5000", value_parser = nonzero_u64)]
+    pub admin_header_timeout_ms: NonZeroU64,
+
+    /// Time an idle keep-alive admin connection is kept open, in seconds.
+    #[arg(long, env = "MC_ADMIN_IDLE_TIMEOUT_SECS", default_value = "30", value_parser = nonzero_u64)]
+    pub admin_idle_timeout_secs: NonZeroU64,
+}
+
+/// Validated, typed settings: what the rest of the service reads.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Settings {
+    pub mc_id: String,
+    pub region: String,
+    pub gc_registration_url: Option<String>,
+    pub capacity: u32,
+    pub webtransport_bind_address: SocketAddr,
+    pub http_bind_address: SocketAddr,
+    pub actor_mailbox_size: usize,
+    #[serde(serialize_with = "secs")]
+    pub gc_heartbeat_interval: Duration,
+    pub shards: usize,
+    #[serde(serialize_with = "secs")]
+    pub drain_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub dev: bool,
+    pub dev_dir: PathBuf,
+    pub io_memory_bytes: usize,
+    pub admin: AdminSettings,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdminSettings {
+    pub max_connections: usize,
+    #[serde(serialize_with = "secs")]
+    pub header_timeout: Duration,
+    #[serde(serialize_with = "secs")]
+    pub idle_timeout: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// A configuration problem, phrased for the operator: names the flag and its variable.
+#[derive(Debug, Error)]
+#[error("{flag} / {env}: {reason}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(flag: &'static str, env: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            flag,
+            env,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Validate into [`Settings`]. `matches` tells which values were defaults, so that
+    /// --dev can move default binds to loopback; `available_cpus` bounds --shards.
+    pub fn validate(
+        &self,
+        matches: &ArgMatches,
+        available_cpus: usize,
+    ) -> Result<Settings, ConfigError> {
+        let s = &self.service;
+        let dev = s.dev;
+        let defaulted = |id: &str| matches.value_source(id) == Some(ValueSource::DefaultValue);
+
+        let region = match (&s.region, dev) {
+            (Some(r), _) if !r.trim().is_empty() => r.trim().to_string(),
+            (Some(_), _) => {
+                return Err(ConfigError::new(
+                    "--region",
+                    "MC_REGION",
+                    "must not be empty",
+                ))
+            }
+            (None, true) => "dev".to_string(),
+            (None, false) => {
+                return Err(ConfigError::new(
+                    "--region",
+                    "MC_REGION",
+                    "is required (unless --dev)",
+                ))
+            }
+        };
+
+        let gc_registration_url = match (&s.gc_registration_url, dev) {
+            (Some(u), _) => Some(validate_gc_url(u)?),
+            (None, true) => None,
+            (None, false) => {
+                return Err(ConfigError::new(
+                    "--gc-registration-url",
+                    "GC_REGISTRATION_URL",
+                    "is required (unless --dev)",
+                ))
+            }
+        };
+
+        let loopback = |addr: SocketAddr| SocketAddr::new([127, 0, 0, 1].into(), addr.port());
+        let mut webtransport_bind_address = s.webtransport_bind_address;
+        let mut http_bind_address = s.http_bind_address;
+        if dev && defaulted("webtransport_bind_address") {
+            webtransport_bind_address = loopback(webtransport_bind_address);
+        }
+        if dev && defaulted("http_bind_address") {
+            http_bind_address = loopback(http_bind_address);
+        }
+
+        let shards = match s.shards {
+            Some(n) if n.get() > available_cpus => {
+                return Err(ConfigError::new(
+                    "--shards",
+                    "MC_SHARDS",
+                    format!(
+                        "{n} shards requested but this process may use only {available_cpus} CPUs"
+                    ),
+                ))
+            }
+            Some(n) => n.get(),
+            None => available_cpus.max(1),
+        };
+
+        let mc_id = match &s.mc_id {
+            Some(id) => validate_mc_id(id)?,
+            None => default_mc_id(std::env::var("HOSTNAME").ok().as_deref()),
+        };
+
+        let io_memory_bytes = s.io_memory_bytes.get();
+        if io_memory_bytes < 64 * 1024 {
+            return Err(ConfigError::new(
+                "--io-memory-bytes",
+                "MC_IO_MEMORY_BYTES",
+                "must be at least 65536",
+            ));
+        }
+
+        let a = &self.admin;
+        Ok(Settings {
+            mc_id,
+            region,
+            gc_registration_url,
+            capacity: s.capacity.get(),
+            webtransport_bind_address,
+            http_bind_address,
+            actor_mailbox_size: s.actor_mailbox_size.get(),
+            gc_heartbeat_interval: Duration::from_secs(s.gc_heartbeat_interval_secs.get()),
+            shards,
+            drain_timeout: Duration::from_secs(s.drain_timeout_secs),
+            log_format: s.log_format,
+            log_filter: s.log_filter.clone(),
+            dev,
+            dev_dir: s.dev_dir.clone(),
+            io_memory_bytes,
+            admin: AdminSettings {
+                max_connections: a.admin_max_connections.get(),
+                header_timeout: Duration::from_millis(a.admin_header_timeout_ms.get()),
+                idle_timeout: Duration::from_secs(a.admin_idle_timeout_secs.get()),
+            },
+        })
+    }
+}
+
+fn validate_gc_url(raw: &str) -> Result<String, ConfigError> {
+    let err =
+        |reason: String| ConfigError::new("--gc-registration-url", "GC_REGISTRATION_URL", reason);
+    let url = url::Url::parse(raw).map_err(|e| err(format!("not a URL ({e}): {raw:?}")))?;
+    if url.scheme() != "http" {
+        return Err(err(format!(
+            "only http:// is supported (in-cluster GC), got {}://",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(err(format!("has no host: {raw:?}")));
+    }
+    Ok(raw.to_string())
+}
+
+fn validate_mc_id(id: &str) -> Result<String, ConfigError> {
+    let ok = (1..=255).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(ConfigError::new(
+            "--mc-id",
+            "MC_ID",
+            format!("must match [A-Za-z0-9_-]{{1,255}}, got {id:?}"),
+        ))
+    }
+}
+
+/// "mc-" + the hostname with anything outside [A-Za-z0-9_-] replaced by '-'.
+fn default_mc_id(hostname: Option<&str>) -> String {
+    let host = hostname
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .or_else(read_hostname)
+        .unwrap_or_else(|| "local".to_string());
+    let clean: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(250)
+        .collect();
+    format!("mc-{clean}")
+}
+
+fn read_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// Parse the command line and environment. On a usage error, print one line naming the
+/// flag and its environment variable and exit with code 2; `--help`/`--version` print
+/// and exit 0 as usual.
+pub fn parse() -> (Cli, ArgMatches) {
+    let mut cmd = Cli::command();
+    let matches = match cmd.try_get_matches_from_mut(std::env::args_os()) {
+        Ok(m) => m,
+        Err(e) => exit_on_clap_error(&cmd, e),
+    };
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => (cli, matches),
+        Err(e) => exit_on_clap_error(&cmd, e),
+    }
+}
+
+/// Print a clap error as one line with the env var of the offending flag, then exit.
+pub fn exit_on_clap_error(cmd: &clap::Command, e: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let env = arg.as_deref().and_then(|a| env_of(cmd, a));
+    let detail = e
+        .render()
+        .to_string()
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .map(|l| l.trim_start_matches("error:").trim().to_string())
+        .unwrap_or_else(|| e.kind().to_string());
+    match env {
+        Some(env) => eprintln!("error: {detail} (environment variable {env})"),
+        None => eprintln!("error: {detail}"),
+    }
+    std::process::exit(EXIT_CONFIG);
+}
+
+/// The env var of the argument clap names as e.g. `--capacity <CAPACITY>`.
+fn env_of(cmd: &clap::Command, arg: &str) -> Option<String> {
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    cmd.get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+}
+
+fn nonzero_u32(s: &str) -> Result<NonZeroU32, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a whole number ({e})"))?;
+    NonZeroU32::new(n).ok_or_else(|| "must be at least 1".to_string())
+}
+
+fn nonzero_u64(s: &str) -> Result<NonZeroU64, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a whole number ({e})"))?;
+    NonZeroU64::new(n).ok_or_else(|| "must be at least 1".to_string())
+}
+
+fn nonzero_usize(s: &str) -> Result<NonZeroUsize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a whole number ({e})"))?;
+    NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".to_string())
+}
+
+fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "not an IP:port socket address (e.g. 0.0.0.0:4433 or [::]:4433)".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Result<Settings, ConfigError> {
+        let mut cmd = Cli::command();
+        let m = cmd
+            .try_get_matches_from_mut(std::iter::once("mc-service").chain(args.iter().copied()))
+            .expect("parses");
+        Cli::from_arg_matches(&m).unwrap().config.validate(&m, 2)
+    }
+
+    #[test]
+    fn dev_defaults_bind_loopback_and_need_no_gc() {
+        let s = settings(&["--dev"]).unwrap();
+        assert_eq!(
+            s.webtransport_bind_address,
+            "127.0.0.1:4433".parse().unwrap()
+        );
+        assert_eq!(s.http_bind_address, "127.0.0.1:8080".parse().unwrap());
+        assert!(s.gc_registration_url.is_none());
+        assert_eq!(s.capacity, 100);
+        assert_eq!(s.actor_mailbox_size, 1000);
+        assert_eq!(s.shards, 2);
+    }
+
+    #[test]
+    fn dev_keeps_an_explicit_bind_address() {
+        let s = settings(&["--dev", "--http-bind-address", "0.0.0.0:9000"]).unwrap();
+        assert_eq!(s.http_bind_address, "0.0.0.0:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn production_requires_region_and_gc_url() {
+        let e =
+            settings(&["--gc-registration-url", "http://gc:8080/api/v1/mc/register"]).unwrap_err();
+        assert_eq!((e.flag, e.env), ("--region", "MC_REGION"));
+        let e = settings(&["--region", "us-west-2"]).unwrap_err();
+        assert_eq!(e.env, "GC_REGISTRATION_URL");
+        let s = settings(&[
+            "--region",
+            "us-west-2",
+            "--gc-registration-url",
+            "http://gc:8080/api/v1/mc/register",
+        ])
+        .unwrap();
+        assert_eq!(s.webtransport_bind_address, "0.0.0.0:4433".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        for url in ["not a url", "https://gc/register", "ftp://x/y"] {
+            let e = settings(&["--dev", "--gc-registration-url", url]).unwrap_err();
+            assert_eq!(e.env, "GC_REGISTRATION_URL", "{url}");
+        }
+    }
+
+    #[test]
+    fn too_many_shards_are_refused() {
+        let e = settings(&["--dev", "--shards", "3"]).unwrap_err();
+        assert_eq!(e.env, "MC_SHARDS");
+        assert!(e.to_string().contains("only 2 CPUs"), "{e}");
+    }
+
+    #[test]
+    fn mc_id_is_checked_and_derived() {
+        assert!(settings(&["--dev", "--mc-id", "bad id!"]).is_err());
+        assert_eq!(
+            default_mc_id(Some("meeting-controller-7d9f-abc12")),
+            "mc-meeting-controller-7d9f-abc12"
+        );
+        assert_eq!(default_mc_id(Some("a.b")), "mc-a-b");
+    }
+
+    #[test]
+    fn zero_values_are_usage_errors_naming_the_env_var() {
+        let mut cmd = Cli::command();
+        for (flag, env) in [
+            ("--capacity", "MC_CAPACITY"),
+            ("--actor-mailbox-size", "ACTOR_MAILBOX_SIZE"),
+            ("--shards", "MC_SHARDS"),
+        ] {
+            let e = cmd
+                .try_get_matches_from_mut(["mc-service", "--dev", flag, "0"])
+                .unwrap_err();
+            let arg = match e.get(clap::error::ContextKind::InvalidArg) {
+                Some(clap::error::ContextValue::String(s)) => s.clone(),
+                other => panic!("no arg context: {other:?}"),
+            };
+            assert_eq!(env_of(&cmd, &arg).as_deref(), Some(env));
+        }
+    }
+
+    #[test]
+    fn help_lists_every_runbook_variable_with_its_default() {
+        let help = Cli::command().render_long_help().to_string();
+        for (env, default) in [
+            ("GC_REGISTRATION_URL", None),
+            ("MC_REGION", None),
+            ("MC_CAPACITY", Some("100")),
+            ("WEBTRANSPORT_BIND_ADDRESS", Some("0.0.0.0:4433")),
+            ("HTTP_BIND_ADDRESS", Some("0.0.0.0:8080")),
+            ("ACTOR_MAILBOX_SIZE", Some("1000")),
+            ("GC_HEARTBEAT_INTERVAL_SECS", Some("10")),
+            ("RUST_LOG", Some("info")),
+        ] {
+            assert!(
+                help.contains(&format!("[env: {env}=")),
+                "{env} missing from --help"
+            );
+            if let Some(d) = default {
+                assert!(
+                    help.contains(&format!("[default: {d}]")),
+                    "{env} default {d} missing"
+                );
+            }
+        }
+    }
+}

@@ -22,6 +22,8 @@
 //! - [`meeting`]: the meeting state machine (sans-IO) and its actor plumbing.
 //! - [`auth`]: join tokens (JWT/JWKS), session binding tokens, dev keys.
 //! - [`gc`]: the Global Controller client (`gc-api.md`).
+//! - [`shard`]: the body of each pinned shard executor and the messages between them.
+//! - [`shutdown`]: SIGTERM/SIGINT handling.
 //! - [`logging`]: `tracing` setup (text or JSON).
 
 pub mod admin;
@@ -33,6 +35,8 @@ pub mod logging;
 pub mod meeting;
 pub mod metrics;
 pub mod quic;
+pub mod shard;
+pub mod shutdown;
 pub mod signaling;
 pub mod tls;
 pub mod webtransport;

@@ -1,1 +1,173 @@
-fn main(){}
+//! `mc-service`: parse and validate the configuration, start the shards and the
+//! control plane, and wait for them. Startup logs follow the runbook's order.
+
+use std::process::ExitCode;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use mc_service::config::{self, Command, Settings, EXIT_CONFIG};
+use mc_service::control::{self, ControlSeed};
+use mc_service::metrics::Metrics;
+use mc_service::shard::{self, ShardMsg, ShardSeed, LANES};
+use mc_service::shutdown::{self, Shutdown};
+use mc_service::{admin, logging};
+use shards::{ExecutorSpec, Mesh, ShardId};
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    // Before any thread exists, so every thread inherits the mask.
+    shutdown::block_signals();
+
+    let (cli, matches) = config::parse();
+    let cpus = match shards::allowed_cpus() {
+        Ok(c) => c.len(),
+        Err(e) => {
+            eprintln!("error: cannot read the CPUs this process may use: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let settings = match cli.config.validate(&matches, cpus) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    if let Some(Command::PrintConfig) = cli.command {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&settings).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+
+    logging::init(&settings.log_filter, settings.log_format);
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "Starting Meeting Controller"
+    );
+    info!(
+        config = %serde_json::to_string(&settings).unwrap_or_default(),
+        "Configuration loaded successfully"
+    );
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => ExitCode::from(code),
+    }
+}
+
+fn run(settings: Settings) -> Result<(), u8> {
+    if let Err(e) = shards::probe_io_uring() {
+        error!(error = %e, "Actor system failed to initialize");
+        return Err(1);
+    }
+    let n = settings.shards;
+    let metrics = Metrics::new();
+    metrics.shards.set(n as i64);
+    let shutdown = Arc::new(Shutdown::default());
+
+    // The mesh: shards 0..n, then the control plane as peer n.
+    let control_id = ShardId(n as u16);
+    let lanes = [settings.actor_mailbox_size; LANES];
+    let (mut seeds, monitor) = Mesh::build::<ShardMsg>(n + 1, &lanes).map_err(|e| {
+        error!(error = %e, "Actor system failed to initialize: cannot create the mesh");
+        1u8
+    })?;
+    let control_seed = seeds.pop().expect("n + 1 seeds");
+
+    // Shards, one pinned executor each.
+    let specs = ExecutorSpec::pinned_shards(n, settings.io_memory_bytes).map_err(|e| {
+        error!(error = %e, "Actor system failed to initialize");
+        1u8
+    })?;
+    let (started_tx, started_rx) = mpsc::sync_channel(n);
+    let mut shard_handles = Vec::with_capacity(n);
+    for (spec, seed) in specs.iter().zip(seeds) {
+        let seed = ShardSeed {
+            mesh: seed,
+            metrics: metrics.clone(),
+            control: control_id,
+            started: started_tx.clone(),
+        };
+        match spec.spawn(move || shard::run(seed)) {
+            Ok(h) => shard_handles.push(h),
+            Err(e) => {
+                error!(error = %e, "Actor system failed to initialize");
+                monitor.stop();
+                return Err(1);
+            }
+        }
+    }
+    for _ in 0..n {
+        match started_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(why)) => {
+                error!(error = %why, "Actor system failed to initialize");
+                monitor.stop();
+                return Err(1);
+            }
+            Err(_) => {
+                error!("Actor system failed to initialize: a shard did not start within 30 s");
+                monitor.stop();
+                return Err(1);
+            }
+        }
+    }
+    info!(
+        shards = n,
+        mailbox = settings.actor_mailbox_size,
+        "Actor system initialized"
+    );
+
+    // The admin plane binds here so a port conflict is reported before anything runs.
+    let admin_listener = admin::bind(settings.http_bind_address).map_err(|e| {
+        error!(address = %settings.http_bind_address, error = %e, "Failed to bind HTTP listener");
+        monitor.stop();
+        1u8
+    })?;
+
+    {
+        let monitor = monitor.clone();
+        shutdown::spawn_signal_thread(shutdown.clone(), move || monitor.wake(control_id));
+    }
+
+    let control_spec = ExecutorSpec {
+        name: "control".into(),
+        cpu: None,
+        io_memory: settings.io_memory_bytes,
+    };
+    let control_seed = ControlSeed {
+        mesh: control_seed,
+        monitor: monitor.clone(),
+        metrics,
+        settings,
+        admin_listener,
+        shutdown,
+        shards: n,
+    };
+    let control = control_spec
+        .spawn(move || control::run(control_seed))
+        .map_err(|e| {
+            error!(error = %e, "cannot start the control plane");
+            monitor.stop();
+            1u8
+        })?;
+
+    let mut failed = control.join().is_err();
+    if failed {
+        error!("the control plane stopped unexpectedly; stopping shards");
+        monitor.stop();
+    }
+    for (i, h) in shard_handles.into_iter().enumerate() {
+        if h.join().is_err() {
+            error!(shard = i, "shard stopped with a panic");
+            failed = true;
+        }
+    }
+    if failed {
+        Err(1)
+    } else {
+        info!("Meeting Controller stopped");
+        Ok(())
+    }
+}

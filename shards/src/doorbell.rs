@@ -79,11 +79,13 @@ pub struct DoorbellReceiver {
 
 impl DoorbellReceiver {
     /// Wait for at least one ring (a read of up to 64 pending rings at once).
+    #[allow(clippy::await_holding_refcell_ref)]
     pub async fn wait(&self) {
         use futures_lite::AsyncReadExt;
         let mut buf = [0u8; 64];
         // Only the owning executor's mesh pump waits, so the borrow is never contended;
-        // `try_borrow_mut` keeps a second waiter from panicking (it just returns).
+        // `try_borrow_mut` makes a second concurrent waiter return at once instead of
+        // panicking, which is why holding the borrow across the await is sound here.
         let Ok(mut socket) = self.socket.try_borrow_mut() else {
             return;
         };

@@ -1,1 +1,284 @@
-//! The admin HTTP/1.1 plane.
+//! The admin HTTP/1.1 plane on `HTTP_BIND_ADDRESS`: `/health`, `/ready`, `/metrics`
+//! (runbook "Smoke Tests" 1–3), served by the control-plane executor so that a busy
+//! shard never delays a probe.
+//!
+//! - [`http`]: the sans-IO request parser and response encoder.
+//! - [`serve`]: the accept loop; one task per connection, a connection limit, header and
+//!   idle timeouts (a slow client cannot hold a slot), keep-alive.
+
+pub mod http;
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+
+use crate::config::AdminSettings;
+use http::{parse_request, HttpError, Method, Request, Response};
+
+/// What `/ready` reports. Field order is the runbook's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// "ready", "not_ready" or "draining".
+    pub status: &'static str,
+    pub gc_registered: bool,
+    /// "healthy" when every shard answered its latest ping, else "unhealthy".
+    pub actor_system: &'static str,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.status == "ready"
+    }
+
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"status\":\"{}\",\"gc_registered\":{},\"actor_system\":\"{}\"}}",
+            self.status, self.gc_registered, self.actor_system
+        )
+    }
+}
+
+/// What the admin plane asks of the rest of the process.
+pub trait AdminState {
+    fn readiness(&self) -> Readiness;
+    /// Prometheus text exposition of every metric.
+    fn metrics(&self) -> Vec<u8>;
+}
+
+/// Route one request.
+pub fn respond(state: &dyn AdminState, req: &Request) -> Response {
+    let known = matches!(req.path.as_str(), "/health" | "/ready" | "/metrics");
+    if known && req.method == Method::Other {
+        let mut r = Response::text(405, "method not allowed\n");
+        r.allow = Some("GET, HEAD");
+        return r;
+    }
+    match req.path.as_str() {
+        // Runbook Test 1: 200, Content-Length: 2, body OK.
+        "/health" => Response::text(200, "OK"),
+        // Runbook Test 2.
+        "/ready" => {
+            let r = state.readiness();
+            let status = if r.is_ready() { 200 } else { 503 };
+            Response::new(status, "application/json", r.to_json().into_bytes())
+        }
+        // Runbook Test 3.
+        "/metrics" => Response::new(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            state.metrics(),
+        ),
+        _ => Response::text(404, "not found\n"),
+    }
+}
+
+/// Bind the admin listener (without SO_REUSEPORT, so a second process on the same port
+/// fails with "Address already in use" instead of silently sharing it).
+pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serve until the executor ends. Call on the control-plane executor.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    state: Rc<dyn AdminState>,
+    limits: AdminSettings,
+) {
+    // SAFETY: the descriptor comes from a live std listener and is owned by glommio's
+    // listener from here on.
+    let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    let open = Rc::new(Cell::new(0usize));
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        let limits = limits.clone();
+        let open = open.clone();
+        let over = open.get() >= limits.max_connections;
+        open.set(open.get() + 1);
+        glommio::spawn_local(async move {
+            if over {
+                refuse(stream).await;
+            } else if let Err(e) = connection(stream, &*state, &limits).await {
+                tracing::debug!(error = %e, "admin connection ended");
+            }
+            open.set(open.get() - 1);
+        })
+        .detach();
+    }
+}
+
+async fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let mut out = Vec::new();
+    Response::text(503, "too many admin connections\n").encode(false, false, &mut out);
+    let _ = stream.write_all(&out).await;
+    let _ = stream.close().await;
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    state: &dyn AdminState,
+    limits: &AdminSettings,
+) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(limits.header_timeout))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Between requests a connection may idle; once a request starts, its head must
+        // arrive within the header timeout.
+        let idle_deadline = Instant::now() + limits.idle_timeout;
+        let mut head_deadline: Option<Instant> = None;
+        let (req, head_len) = loop {
+            match parse_request(&buf) {
+                Ok(Some(parsed)) => break parsed,
+                Ok(None) => {}
+                Err(e) => return answer_error(&mut stream, &e, &mut out).await,
+            }
+            if !buf.is_empty() && head_deadline.is_none() {
+                head_deadline = Some(Instant::now() + limits.header_timeout);
+            }
+            let deadline = head_deadline.unwrap_or(idle_deadline);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return timed_out(&mut stream, !buf.is_empty(), &mut out).await;
+            }
+            stream.set_read_timeout(Some(left))?;
+            let n = match stream.read(&mut chunk).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return timed_out(&mut stream, !buf.is_empty(), &mut out).await
+                }
+                Err(e) => return Err(e),
+            };
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        // Skip (bounded) body bytes; admin endpoints take no body.
+        let mut consumed = head_len;
+        let mut body_left = req.body_len;
+        let take = body_left.min(buf.len() - consumed);
+        consumed += take;
+        body_left -= take;
+        buf.drain(..consumed);
+        while body_left > 0 {
+            stream.set_read_timeout(Some(limits.header_timeout))?;
+            let n = stream.read(&mut chunk[..body_left.min(4096)]).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            body_left -= n;
+        }
+
+        let response = respond(state, &req);
+        out.clear();
+        response.encode(req.method == Method::Head, req.keep_alive, &mut out);
+        stream.write_all(&out).await?;
+        stream.flush().await?;
+        if !req.keep_alive {
+            let _ = stream.close().await;
+            return Ok(());
+        }
+    }
+}
+
+async fn answer_error(stream: &mut TcpStream, e: &HttpError, out: &mut Vec<u8>) -> io::Result<()> {
+    out.clear();
+    Response::new(
+        e.status(),
+        "text/plain; charset=utf-8",
+        format!("{e}\n").into_bytes(),
+    )
+    .encode(false, false, out);
+    stream.write_all(out).await?;
+    let _ = stream.close().await;
+    Ok(())
+}
+
+async fn timed_out(stream: &mut TcpStream, mid_request: bool, out: &mut Vec<u8>) -> io::Result<()> {
+    if mid_request {
+        out.clear();
+        Response::text(408, "request timeout\n").encode(false, false, out);
+        let _ = stream.write_all(out).await;
+    }
+    let _ = stream.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(Readiness);
+    impl AdminState for Fixed {
+        fn readiness(&self) -> Readiness {
+            self.0.clone()
+        }
+        fn metrics(&self) -> Vec<u8> {
+            b"mc_meetings_active{shard=\"0\"} 0\n".to_vec()
+        }
+    }
+
+    fn get(path: &str, method: Method) -> Request {
+        Request {
+            method,
+            path: path.into(),
+            keep_alive: true,
+            body_len: 0,
+        }
+    }
+
+    #[test]
+    fn ready_body_is_the_runbooks() {
+        let ok = Fixed(Readiness {
+            status: "ready",
+            gc_registered: true,
+            actor_system: "healthy",
+        });
+        let r = respond(&ok, &get("/ready", Method::Get));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.content_type, "application/json");
+        assert_eq!(
+            &*r.body,
+            br#"{"status":"ready","gc_registered":true,"actor_system":"healthy"}"#
+        );
+        let not = Fixed(Readiness {
+            status: "not_ready",
+            gc_registered: false,
+            actor_system: "unhealthy",
+        });
+        assert_eq!(respond(&not, &get("/ready", Method::Get)).status, 503);
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        let s = Fixed(Readiness {
+            status: "ready",
+            gc_registered: false,
+            actor_system: "healthy",
+        });
+        assert_eq!(respond(&s, &get("/nope", Method::Get)).status, 404);
+        let r = respond(&s, &get("/metrics", Method::Other));
+        assert_eq!((r.status, r.allow), (405, Some("GET, HEAD")));
+        assert_eq!(
+            respond(&s, &get("/metrics", Method::Get)).content_type,
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! The runbook's smoke tests 1–3 against the real binary, byte for byte, plus the
+//! admin plane's limits, startup log order, configuration errors and SIGTERM.
+
+mod harness;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::{binary, split_response, Server};
+
+#[test]
+fn runbook_smoke_tests_1_to_3() {
+    let server = Server::start_dev(&["--shards", "2"]);
+
+    // Test 1: health.
+    let t = Instant::now();
+    let raw = harness::http_keep_alive(
+        server.http,
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n",
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "health took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        String::from_utf8(raw).unwrap(),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nOK"
+    );
+
+    // Test 2: readiness (dev mode without a GC: ready, and honest about the GC).
+    let t = Instant::now();
+    let (status, head, body) = server.get("/ready");
+    assert!(t.elapsed() < Duration::from_millis(500));
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    assert_eq!(
+        body,
+        r#"{"status":"ready","gc_registered":false,"actor_system":"healthy"}"#
+    );
+
+    // Test 3: metrics.
+    let t = Instant::now();
+    let (status, head, body) = server.get("/metrics");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    for line in [
+        "# HELP mc_meetings_active Number of active meetings",
+        "# TYPE mc_meetings_active gauge",
+        "mc_meetings_active{shard=\"0\"} 0",
+        "mc_meetings_active{shard=\"1\"} 0",
+        "# HELP mc_connections_active Number of active WebTransport connections",
+        "# TYPE mc_connections_active gauge",
+        "mc_connections_active{shard=\"1\"} 0",
+        "mc_actor_mailbox_depth{actor_type=\"meeting\",shard=\"1\"} 0",
+        "mc_actor_mailbox_depth{actor_type=\"connection\",shard=\"0\"} 0",
+        "mc_messages_dropped_total{actor_type=\"meeting\",shard=\"0\"} 0",
+        "mc_actor_panics_total{actor_type=\"meeting\",shard=\"0\"} 0",
+        "# TYPE mc_message_processing_duration_seconds histogram",
+        "mc_gc_heartbeat_total{status=\"success\"} 0",
+        "mc_gc_heartbeat_total{status=\"error\"} 0",
+        "mc_shards 2",
+    ] {
+        assert!(body.contains(line), "missing {line:?}");
+    }
+}
+
+#[test]
+fn head_keep_alive_404_405_and_bad_requests() {
+    let server = Server::start_dev(&["--shards", "1"]);
+    let raw = server.http_raw("HEAD /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        String::from_utf8(raw).unwrap(),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(server.get("/nope").0, 404);
+    let (status, head, _) =
+        split_response(&server.http_raw("POST /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    assert_eq!(status, 405);
+    assert!(head.contains("Allow: GET, HEAD"));
+    assert_eq!(split_response(&server.http_raw("BLAH\r\n\r\n")).0, 400);
+    let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(10_000));
+    assert_eq!(split_response(&server.http_raw(&huge)).0, 431);
+
+    // Three requests on one keep-alive connection, pipelined.
+    let mut s = TcpStream::connect(server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"GET /health HTTP/1.1\r\n\r\nGET /ready HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 3, "{all}");
+}
+
+#[test]
+fn a_slow_client_is_timed_out_and_many_scrapers_are_served() {
+    let server = Server::start_dev(&["--shards", "1", "--admin-header-timeout-ms", "300"]);
+    // Slowloris: half a request head, then nothing. The server answers 408 and closes.
+    let mut slow = TcpStream::connect(server.http).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let mut resp = String::new();
+    let _ = slow.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+
+    // 32 concurrent scrapers.
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let addr = server.http;
+            std::thread::spawn(move || {
+                let raw =
+                    harness::http_raw(addr, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+                split_response(&raw).0
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+}
+
+#[test]
+fn admin_connection_limit_answers_503() {
+    let server = Server::start_dev(&["--shards", "1", "--admin-max-connections", "2"]);
+    let idle: Vec<_> = (0..2)
+        .map(|_| TcpStream::connect(server.http).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _, _) = server.get("/health");
+    assert_eq!(status, 503);
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.get("/health").0, 200);
+}
+
+#[test]
+fn startup_lines_come_in_runbook_order() {
+    let server = Server::start_dev(&["--shards", "1"]);
+    let log = server.log();
+    let order = [
+        "Starting Meeting Controller",
+        "Configuration loaded successfully",
+        "Actor system initialized",
+        "Prometheus metrics recorder initialized",
+        "Meeting Controller ready",
+    ];
+    let positions: Vec<_> = order
+        .iter()
+        .map(|l| {
+            log.find(l)
+                .unwrap_or_else(|| panic!("{l:?} missing:\n{log}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order:\n{log}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let server = Server::start_dev(&["--shards", "1", "--log-format", "json"]);
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("Meeting Controller ready"))
+        .expect("ready line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("json");
+    assert_eq!(v["message"], "Meeting Controller ready");
+    assert_eq!(v["level"], "INFO");
+}
+
+#[test]
+fn sigterm_turns_ready_off_and_exits_zero() {
+    let mut server = Server::start_dev(&["--shards", "2"]);
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exited");
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    let log = server.log();
+    assert!(log.contains("Received SIGTERM"), "{log}");
+}
+
+#[test]
+fn bad_configuration_fails_fast_with_exit_2_naming_flag_and_env() {
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (&["--dev", "--capacity", "0"], &[], "MC_CAPACITY"),
+        (&["--dev"], &[("MC_CAPACITY", "lots")], "MC_CAPACITY"),
+        (
+            &["--dev", "--actor-mailbox-size", "0"],
+            &[],
+            "ACTOR_MAILBOX_SIZE",
+        ),
+        (&["--dev", "--shards", "0"], &[], "MC_SHARDS"),
+        (&["--dev", "--shards", "4096"], &[], "MC_SHARDS"),
+        (
+            &["--dev", "--http-bind-address", "nowhere"],
+            &[],
+            "HTTP_BIND_ADDRESS",
+        ),
+        (
+            &["--dev"],
+            &[("WEBTRANSPORT_BIND_ADDRESS", "1.2.3.4")],
+            "WEBTRANSPORT_BIND_ADDRESS",
+        ),
+        (
+            &["--dev", "--gc-registration-url", "::bad"],
+            &[],
+            "GC_REGISTRATION_URL",
+        ),
+        (
+            &["--dev", "--gc-heartbeat-interval-secs", "0"],
+            &[],
+            "GC_HEARTBEAT_INTERVAL_SECS",
+        ),
+        (&["--dev", "--log-format", "xml"], &[], "MC_LOG_FORMAT"),
+        (&["--dev", "--mc-id", "has space"], &[], "MC_ID"),
+        (
+            &[],
+            &[("GC_REGISTRATION_URL", "http://gc:8080/api/v1/mc/register")],
+            "MC_REGION",
+        ),
+        (&["--region", "eu"], &[], "GC_REGISTRATION_URL"),
+    ];
+    for (args, env, expect) in cases {
+        let mut cmd = Command::new(binary());
+        cmd.args(*args)
+            .env_remove("MC_SHARDS")
+            .env_remove("GC_REGISTRATION_URL");
+        for (k, v) in *env {
+            cmd.env(k, v);
+        }
+        let t = Instant::now();
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?} {env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn help_lists_every_runbook_variable_with_defaults() {
+    let out = Command::new(binary()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (env, default) in [
+        ("GC_REGISTRATION_URL", None),
+        ("MC_REGION", None),
+        ("MC_CAPACITY", Some("100")),
+        ("WEBTRANSPORT_BIND_ADDRESS", Some("0.0.0.0:4433")),
+        ("HTTP_BIND_ADDRESS", Some("0.0.0.0:8080")),
+        ("ACTOR_MAILBOX_SIZE", Some("1000")),
+        ("GC_HEARTBEAT_INTERVAL_SECS", Some("10")),
+        ("RUST_LOG", Some("info")),
+        ("MC_ID", None),
+        ("MC_SHARDS", None),
+        ("MC_DRAIN_TIMEOUT_SECS", Some("60")),
+        ("MC_LOG_FORMAT", Some("text")),
+        ("MC_DEV_DIR", Some("./.mc-dev")),
+    ] {
+        assert!(
+            help.contains(&format!("[env: {env}=")),
+            "{env} missing:\n{help}"
+        );
+        if let Some(d) = default {
+            assert!(
+                help.contains(&format!("[default: {d}]")),
+                "{env} default {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_admin_port_in_use_is_reported_and_exits_non_zero() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(binary())
+        .args(["--dev", "--shards", "1", "--http-bind-address"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--dev-dir")
+        .arg(std::env::temp_dir().join(format!("mc-port-{port}")))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("Failed to bind HTTP listener"), "{log}");
+    assert!(
+        log.contains("Address already in use") || log.contains("in use"),
+        "{log}"
+    );
+}
