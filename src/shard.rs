@@ -95,6 +95,9 @@ pub async fn run(seed: ShardSeed) {
         mesh,
         control: seed.control,
     });
+    // DATAPLANE HOOK: bind this shard's UDP socket and spawn its data-plane tasks here
+    // (before reporting `started`, so a bind error stops startup), forwarding misrouted
+    // datagrams over LANE_CONNECTION.
     tracing::debug!(shard = %id, "shard started");
     let _ = seed.started.send(Ok(id));
 
