@@ -16,6 +16,7 @@
 //! - [`config`]: every flag and env var (clap), validated once into typed values.
 //! - [`metrics`]: every Prometheus metric, named as the runbook names them.
 //! - [`admin`]: the HTTP/1.1 admin plane — `/health`, `/ready`, `/metrics`.
+//! - [`admission`]: the `MC_CAPACITY` limit and draining, shared by all shards.
 //! - [`control`]: the control-plane executor: admin plane, readiness, GC client, signals.
 //! - [`quic`], [`tls`], [`webtransport`]: the data plane on each shard.
 //! - [`signaling`]: the wire contract (`signaling.md`): protobuf messages and framing.
@@ -27,6 +28,7 @@
 //! - [`logging`]: `tracing` setup (text or JSON).
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod control;
