@@ -24,6 +24,8 @@ pub struct Request {
     pub method: Method,
     /// Path without the query string.
     pub path: String,
+    /// The query string (after `?`), possibly empty.
+    pub query: String,
     /// Whether the connection stays open after the response (RFC 9112 §9.3).
     pub keep_alive: bool,
     /// Bytes of body that follow the head (to be skipped).
@@ -78,7 +80,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> 
         None => return Err(HttpError::Malformed("no method")),
     };
     let target = req.path.ok_or(HttpError::Malformed("no path"))?;
-    let path = target.split('?').next().unwrap_or(target).to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.to_string(), String::new()),
+    };
     let version = req.version.ok_or(HttpError::Malformed("no version"))?;
 
     let mut keep_alive = version == 1;
@@ -108,6 +113,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> 
         Request {
             method,
             path,
+            query,
             keep_alive,
             body_len,
         },
@@ -194,6 +200,7 @@ mod tests {
             .unwrap();
         assert_eq!(req.method, Method::Get);
         assert_eq!(req.path, "/metrics");
+        assert_eq!(req.query, "x=1");
         assert!(req.keep_alive);
         assert_eq!(n, 38);
     }

@@ -49,6 +49,10 @@ pub trait AdminState {
     fn readiness(&self) -> Readiness;
     /// Prometheus text exposition of every metric.
     fn metrics(&self) -> Vec<u8>;
+    /// Routes beyond the three probes (the dev-mode demo); `None` means 404.
+    fn extra(&self, _req: &Request) -> Option<Response> {
+        None
+    }
 }
 
 /// Route one request.
@@ -74,7 +78,9 @@ pub fn respond(state: &dyn AdminState, req: &Request) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
             state.metrics(),
         ),
-        _ => Response::text(404, "not found\n"),
+        _ => state
+            .extra(req)
+            .unwrap_or_else(|| Response::text(404, "not found\n")),
     }
 }
 
@@ -239,6 +245,7 @@ mod tests {
         Request {
             method,
             path: path.into(),
+            query: String::new(),
             keep_alive: true,
             body_len: 0,
         }
