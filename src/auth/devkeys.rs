@@ -274,3 +274,109 @@ fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DevKeysError> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwks_tests::scratch;
+    use crate::auth::jwt::{JwtVerifier, VerifierConfig};
+    use std::sync::Arc;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn creates_then_reuses() {
+        let dir = scratch("devkeys").join("nested");
+        let first = DevKeys::load_or_create(&dir).unwrap();
+        assert_eq!(mode(&dir.join(SIGNING_KEY_FILE)), 0o600);
+        assert_eq!(mode(&dir.join(BINDING_SECRET_FILE)), 0o600);
+        let pem = fs::read_to_string(dir.join(SIGNING_KEY_FILE)).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
+        assert!(first.kid().starts_with("dev-"));
+        assert!(first.binding_secret().len() >= 32);
+
+        // jwks.json holds exactly the public key under the kid.
+        let text = fs::read(first.jwks_path()).unwrap();
+        let jwks = Jwks::parse(&text).unwrap();
+        assert_eq!(jwks.kids(), [first.kid()]);
+        assert_eq!(jwks.get(first.kid()), Some(&first.verifying_key()));
+        assert!(!String::from_utf8_lossy(&text).contains("\"d\""));
+
+        // A second run reuses everything.
+        let second = DevKeys::load_or_create(&dir).unwrap();
+        assert_eq!(second.kid(), first.kid());
+        assert_eq!(second.binding_secret(), first.binding_secret());
+
+        // A deleted or stale jwks.json is rewritten from the key.
+        fs::write(first.jwks_path(), "{}").unwrap();
+        let third = DevKeys::load_or_create(&dir).unwrap();
+        assert_eq!(
+            Jwks::parse(&fs::read(third.jwks_path()).unwrap())
+                .unwrap()
+                .kids(),
+            [first.kid()]
+        );
+        let _ = fs::remove_dir_all(dir.parent().unwrap());
+    }
+
+    #[test]
+    fn minted_tokens_verify_against_the_written_jwks() {
+        let dir = scratch("devkeys-mint");
+        let keys = DevKeys::load_or_create(&dir).unwrap();
+        let now = SystemTime::now();
+        let token =
+            keys.mint_meeting_token("m1", "alice", Role::Host, now, Duration::from_secs(60));
+        let jwks = Jwks::parse(&fs::read(keys.jwks_path()).unwrap()).unwrap();
+        let v = JwtVerifier::new(VerifierConfig::default(), Arc::new(jwks));
+        let claims = v.verify(&token, "m1", now).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.role), ("alice", Role::Host));
+        assert_eq!(claims.kid, keys.kid());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn corrupt_files_are_reported_not_replaced() {
+        let dir = scratch("devkeys-corrupt");
+        fs::write(dir.join(SIGNING_KEY_FILE), "garbage").unwrap();
+        assert!(matches!(
+            DevKeys::load_or_create(&dir),
+            Err(DevKeysError::BadSigningKey(_))
+        ));
+        assert_eq!(
+            fs::read_to_string(dir.join(SIGNING_KEY_FILE)).unwrap(),
+            "garbage"
+        );
+        fs::remove_file(dir.join(SIGNING_KEY_FILE)).unwrap();
+        fs::write(dir.join(BINDING_SECRET_FILE), "c2hvcnQ=").unwrap();
+        assert!(matches!(
+            DevKeys::load_or_create(&dir),
+            Err(DevKeysError::BadSecret { .. })
+        ));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn kid_is_the_rfc7638_thumbprint() {
+        // RFC 8037 Appendix A.3: the thumbprint of the A.2 public key.
+        let x = URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .unwrap();
+        let key = VerifyingKey::from_bytes(&x.try_into().unwrap()).unwrap();
+        assert_eq!(
+            dev_kid(&key),
+            "dev-kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_keys() {
+        let dir = scratch("devkeys-debug");
+        let keys = DevKeys::load_or_create(&dir).unwrap();
+        let shown = format!("{keys:?}");
+        assert!(!shown.contains(&keys.binding_secret().to_base64()));
+        assert!(!shown.contains("signing"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

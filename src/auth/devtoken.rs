@@ -102,3 +102,97 @@ pub fn run(args: DevTokenArgs) -> anyhow::Result<()> {
     println!("{token}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwks::Jwks;
+    use crate::auth::jwks_tests::scratch;
+    use crate::auth::jwt::{JwtVerifier, VerifierConfig};
+    use std::sync::Arc;
+
+    fn args(dir: PathBuf) -> DevTokenArgs {
+        DevTokenArgs {
+            dev_dir: dir,
+            meeting_id: "standup".into(),
+            user_id: "bob".into(),
+            role: Role::Participant,
+            name: Some("Bob".into()),
+            ttl_secs: 3600,
+            audience: Some("mc".into()),
+            issuer: None,
+        }
+    }
+
+    #[test]
+    fn mints_a_token_the_dev_server_accepts() {
+        let dir = scratch("devtoken");
+        let now = SystemTime::now();
+        let token = mint(&args(dir.clone()), now).unwrap();
+        let keys = DevKeys::load_or_create(&dir).unwrap();
+        let jwks = Jwks::parse(&std::fs::read(keys.jwks_path()).unwrap()).unwrap();
+        let config = VerifierConfig {
+            audience: Some("mc".into()),
+            ..VerifierConfig::default()
+        };
+        let claims = JwtVerifier::new(config, Arc::new(jwks))
+            .verify(&token, "standup", now)
+            .unwrap();
+        assert_eq!(claims.sub, "bob");
+        assert_eq!(claims.name.as_deref(), Some("Bob"));
+        assert_eq!(claims.exp - claims.iat, 3600);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn refuses_bad_arguments() {
+        let dir = scratch("devtoken-bad");
+        let now = SystemTime::now();
+        let mut a = args(dir.clone());
+        a.ttl_secs = 0;
+        assert!(mint(&a, now).is_err());
+        let mut a = args(dir.clone());
+        a.meeting_id.clear();
+        assert!(mint(&a, now).is_err());
+        let mut a = args(dir.clone());
+        a.user_id = "u".repeat(300);
+        assert!(mint(&a, now).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn parses_from_the_command_line() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: DevTokenArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "dev-token",
+            "--dev-dir",
+            "/tmp/x",
+            "--meeting-id",
+            "m",
+            "--user-id",
+            "u",
+            "--role",
+            "host",
+            "--ttl-secs",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(cli.args.role, Role::Host);
+        assert_eq!(cli.args.ttl_secs, 60);
+        assert!(Cli::try_parse_from([
+            "dev-token",
+            "--meeting-id",
+            "m",
+            "--user-id",
+            "u",
+            "--role",
+            "admin"
+        ])
+        .is_err());
+    }
+}

@@ -27,6 +27,8 @@ pub mod jwt;
 pub mod secret;
 
 #[cfg(test)]
+mod config_tests;
+#[cfg(test)]
 mod jwks_tests;
 #[cfg(test)]
 mod jwt_tests;
