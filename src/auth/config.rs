@@ -28,7 +28,7 @@ pub const BINDING_SECRET_ENV: &str = "MC_BINDING_TOKEN_SECRET";
 const MAX_SECRET_FILE_BYTES: u64 = 8 * 1024;
 
 /// Join-token (JWT/JWKS) and binding-secret flags.
-#[derive(Clone, Debug, Default, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct AuthConfig {
     /// JWKS file holding the Ed25519 public keys that sign join tokens; re-read when it
     /// changes. Required unless --jwks-url or --dev.
@@ -73,6 +73,24 @@ pub struct AuthConfig {
     /// a flag). Required unless --dev.
     #[arg(long, env = "MC_BINDING_TOKEN_SECRET_FILE", value_name = "FILE")]
     pub binding_token_secret_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    /// The same values as the flags' defaults (no JWKS source, no secret file).
+    fn default() -> Self {
+        Self {
+            jwks_path: None,
+            jwks_url: None,
+            jwt_audience: None,
+            jwt_issuer: None,
+            jwt_clock_skew_secs: 5,
+            jwt_max_token_bytes: 8192,
+            jwks_refresh_min_interval_secs: 10,
+            jwks_refresh_interval_secs: 300,
+            jwks_fetch_timeout_ms: 3000,
+            binding_token_secret_file: None,
+        }
+    }
 }
 
 /// A configuration problem: names the flag and its variable. Never contains a secret.

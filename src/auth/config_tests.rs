@@ -55,6 +55,13 @@ fn production_requires_a_jwks_source_and_a_secret() {
 }
 
 #[test]
+fn default_matches_the_flag_defaults() {
+    let d = AuthConfig::default();
+    let p = parse(&[]);
+    assert_eq!(format!("{d:?}"), format!("{p:?}"));
+}
+
+#[test]
 fn url_source_and_limits() {
     let v = parse(&[
         "--jwks-url",

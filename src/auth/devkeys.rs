@@ -256,10 +256,27 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<bool, DevKeysError> {
     match linked {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(source) => Err(DevKeysError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
+        // Filesystems without hard links: create in place, still never overwriting.
+        Err(_) => {
+            let created = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|mut f| {
+                    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+                    f.write_all(bytes)?;
+                    f.sync_all()
+                });
+            match created {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(source) => Err(DevKeysError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            }
+        }
     }
 }
 

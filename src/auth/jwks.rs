@@ -190,13 +190,21 @@ pub enum JwksSource {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct RefreshPolicy {
     /// Least time between two loads triggered by an unknown `kid` (or after a failure).
+    #[serde(serialize_with = "secs")]
     pub min_interval: Duration,
     /// Time between two periodic refetches of a URL.
+    #[serde(serialize_with = "secs")]
     pub url_interval: Duration,
     /// Time between two stat() calls on a file.
+    #[serde(serialize_with = "secs")]
     pub file_interval: Duration,
     /// Connect and read timeout of one URL fetch.
+    #[serde(serialize_with = "secs")]
     pub fetch_timeout: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 impl Default for RefreshPolicy {
@@ -342,8 +350,9 @@ impl JwksRefresher {
     ///
     /// Never while a load is in flight; always for the first load. A periodic check
     /// is due after `file_interval` (file) or `url_interval` (URL); an unknown `kid`
-    /// or a failed last attempt brings it forward to `min_interval`, which rate-limits
-    /// refetches that a flood of tokens with invented kids could otherwise cause.
+    /// brings it forward to `min_interval`, which rate-limits the refetches a flood of
+    /// tokens with invented kids could otherwise cause. After a failed load (or while
+    /// no keys were ever loaded) the next try is due after `min_interval`.
     pub fn needs_refresh(&self, now: Instant, unknown_kid: bool) -> bool {
         if self.in_flight {
             return false;
@@ -356,10 +365,16 @@ impl JwksRefresher {
             JwksSource::File(_) => self.policy.file_interval,
             JwksSource::Url(_) => self.policy.url_interval,
         };
-        if since >= periodic {
-            return true;
+        if self.last_failed || !self.has_keys {
+            // Retry soon, but not faster than min_interval: a broken file or a down
+            // server is not hammered (nor logged about) every file_interval.
+            return since
+                >= self
+                    .policy
+                    .min_interval
+                    .max(periodic.min(self.policy.file_interval));
         }
-        (unknown_kid || self.last_failed || !self.has_keys) && since >= self.policy.min_interval
+        since >= periodic || (unknown_kid && since >= self.policy.min_interval)
     }
 
     /// Start a load: records the attempt and returns what [`fetch`] should do.

@@ -187,9 +187,12 @@ fn file_source_reloads_only_on_change() {
     assert!(r.refresh_blocking(t3, false).is_err());
     assert_eq!(r.stats.failures, 1);
     assert!(r.has_keys());
-    // A missing file too.
+    // A broken file is retried after min_interval, not every file_interval.
+    assert!(!r.needs_refresh(t3 + FILE_CHECK_INTERVAL, false));
+    let t4 = t3 + RefreshPolicy::default().min_interval;
+    assert!(r.needs_refresh(t4, false));
+    // A missing file is an error too.
     std::fs::remove_file(&path).unwrap();
-    let t4 = t3 + FILE_CHECK_INTERVAL;
     assert!(matches!(
         r.refresh_blocking(t4, false),
         Err(JwksError::File { .. })
