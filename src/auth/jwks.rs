@@ -368,11 +368,7 @@ impl JwksRefresher {
         if self.last_failed || !self.has_keys {
             // Retry soon, but not faster than min_interval: a broken file or a down
             // server is not hammered (nor logged about) every file_interval.
-            return since
-                >= self
-                    .policy
-                    .min_interval
-                    .max(periodic.min(self.policy.file_interval));
+            return since >= self.policy.min_interval;
         }
         since >= periodic || (unknown_kid && since >= self.policy.min_interval)
     }
