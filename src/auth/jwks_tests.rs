@@ -312,3 +312,18 @@ fn url_fetch_over_loopback() {
     assert_eq!(keys.kids(), ["u"]);
     server.join().unwrap();
 }
+
+#[test]
+fn random_garbage_never_panics() {
+    use rand::{Rng as _, SeedableRng as _};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let good = json!({"keys": [okp("a", 1)]}).to_string();
+    for _ in 0..2000 {
+        let mut doc = good.clone().into_bytes();
+        for _ in 0..rng.random_range(1..4) {
+            let i = rng.random_range(0..doc.len());
+            doc[i] = rng.random();
+        }
+        let _ = Jwks::parse(&doc);
+    }
+}

@@ -456,3 +456,45 @@ fn minted_claims_round_trip() {
     assert_eq!(got.exp - got.iat, 60);
     assert!(got.jti.is_some());
 }
+
+#[test]
+fn every_single_character_change_is_refused() {
+    // Strict base64url (no padding, canonical trailing bits) means any one-character
+    // change alters the signed bytes or fails to decode: nothing slips through.
+    let t = token(&claims());
+    let v = verifier(VerifierConfig::default());
+    let bytes = t.as_bytes();
+    for i in 0..bytes.len() {
+        for replacement in [b'A', b'_', b'.', b'='] {
+            if bytes[i] == replacement {
+                continue;
+            }
+            let mut m = bytes.to_vec();
+            m[i] = replacement;
+            let m = String::from_utf8(m).unwrap();
+            assert!(v.verify(&m, MEETING, at(10)).is_err(), "accepted {m}");
+        }
+    }
+}
+
+#[test]
+fn random_garbage_never_panics() {
+    use rand::{Rng as _, SeedableRng as _};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let v = verifier(VerifierConfig::default());
+    let good = token(&claims());
+    for _ in 0..2000 {
+        let len = rng.random_range(0..200);
+        let s: String = (0..len)
+            .map(|_| {
+                let alphabet = b"AZaz09-_.=+/{}\"";
+                char::from(alphabet[rng.random_range(0..alphabet.len())])
+            })
+            .collect();
+        assert!(v.verify(&s, MEETING, at(10)).is_err());
+        // Splices of a valid token.
+        let cut = rng.random_range(0..good.len());
+        let spliced = format!("{}{}", &good[..cut], s);
+        let _ = v.verify(&spliced, MEETING, at(10));
+    }
+}
