@@ -17,7 +17,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::devkeys::DevKeys;
-use super::http::HttpUrl;
+use super::http_get::HttpUrl;
 use super::jwks::{Jwks, JwksRefresher, JwksSource, RefreshPolicy, FILE_CHECK_INTERVAL};
 use super::jwt::{JwtVerifier, VerifierConfig};
 use super::secret::BindingSecret;

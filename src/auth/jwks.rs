@@ -22,7 +22,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::debug;
 
-use super::http::{self, HttpUrl};
+use super::http_get::{self, HttpUrl};
 
 /// Largest JWKS document accepted, from a file or a URL.
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -54,7 +54,7 @@ pub enum JwksError {
         source: std::io::Error,
     },
     #[error("cannot fetch JWKS: {0}")]
-    Http(#[from] http::HttpError),
+    Http(#[from] http_get::HttpError),
 }
 
 /// A parsed key set: `kid` → Ed25519 public key. Immutable; replaced as a whole.
@@ -255,7 +255,7 @@ pub fn fetch(req: &FetchRequest) -> Result<FetchOutcome, JwksError> {
     match &req.source {
         JwksSource::File(path) => fetch_file(path, req.loaded),
         JwksSource::Url(url) => {
-            let body = http::get(url, req.timeout, MAX_JWKS_BYTES)?;
+            let body = http_get::get(url, req.timeout, MAX_JWKS_BYTES)?;
             Ok(FetchOutcome::Loaded {
                 jwks: Jwks::parse(&body)?,
                 stamp: None,

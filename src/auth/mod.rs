@@ -5,7 +5,7 @@
 //! - [`jwks`]: parsing a JWKS, where it comes from ([`JwksSource`]), and when to reload
 //!   it ([`JwksRefresher`], sans-IO) — the load itself ([`jwks::fetch`]) blocks and runs
 //!   off the shards.
-//! - [`http`]: the small blocking HTTP/1.1 GET behind `--jwks-url`.
+//! - [`http_get`]: the small blocking HTTP/1.1 GET behind `--jwks-url`.
 //! - [`secret`]: [`BindingSecret`], never printed.
 //! - [`config`]: [`AuthConfig`] (clap flags) → [`ValidatedAuth`] → [`ResolvedAuth`].
 //! - [`devkeys`]: [`DevKeys`] in `--dev-dir`; [`devtoken`]: the `dev-token` command.
@@ -21,7 +21,7 @@ pub mod binding;
 pub mod config;
 pub mod devkeys;
 pub mod devtoken;
-pub mod http;
+pub mod http_get;
 pub mod jwks;
 pub mod jwt;
 pub mod secret;
