@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use mc_service::auth::{DevKeys, ResolvedAuth, ValidatedAuth};
 use mc_service::config::{self, Command, Settings, EXIT_CONFIG};
 use mc_service::control::{self, ControlSeed};
 use mc_service::metrics::Metrics;
@@ -19,6 +20,15 @@ fn main() -> ExitCode {
     shutdown::block_signals();
 
     let (cli, matches) = config::parse();
+    if let Some(Command::DevToken(args)) = cli.command {
+        return match mc_service::auth::devtoken::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let cpus = match shards::allowed_cpus() {
         Ok(c) => c.len(),
         Err(e) => {
@@ -28,6 +38,13 @@ fn main() -> ExitCode {
     };
     let settings = match cli.config.validate(&matches, cpus) {
         Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let auth = match cli.config.auth.validate(settings.dev) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_CONFIG as u8);
@@ -50,17 +67,18 @@ fn main() -> ExitCode {
         config = %serde_json::to_string(&settings).unwrap_or_default(),
         "Configuration loaded successfully"
     );
-    match run(settings) {
+    match run(settings, auth) {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }
 }
 
-fn run(settings: Settings) -> Result<(), u8> {
+fn run(settings: Settings, auth: ValidatedAuth) -> Result<(), u8> {
     if let Err(e) = shards::probe_io_uring() {
         error!(error = %e, "Actor system failed to initialize");
         return Err(1);
     }
+    let _auth = resolve_auth(&settings, auth)?;
     let n = settings.shards;
     let metrics = Metrics::new();
     metrics.shards.set(n as i64);
@@ -170,4 +188,31 @@ fn run(settings: Settings) -> Result<(), u8> {
         info!("Meeting Controller stopped");
         Ok(())
     }
+}
+
+/// Load the dev keys when dev mode needs them, and resolve the join-token settings.
+fn resolve_auth(settings: &Settings, auth: ValidatedAuth) -> Result<ResolvedAuth, u8> {
+    let dev_keys = if auth.needs_dev_keys() {
+        match DevKeys::load_or_create(&settings.dev_dir) {
+            Ok(k) => {
+                info!(
+                    dev_dir = %settings.dev_dir.display(),
+                    kid = k.kid(),
+                    "Development signing key ready (mint tokens with `mc-service dev-token --dev-dir {}`)",
+                    settings.dev_dir.display()
+                );
+                Some(k)
+            }
+            Err(e) => {
+                error!(dev_dir = %settings.dev_dir.display(), error = %e, "cannot prepare development keys");
+                return Err(1);
+            }
+        }
+    } else {
+        None
+    };
+    auth.resolve(dev_keys.as_ref()).map_err(|e| {
+        error!(error = %e, "invalid join-token configuration");
+        EXIT_CONFIG as u8
+    })
 }
