@@ -198,3 +198,73 @@ fn run_registers_heartbeats_follows_gc_and_deregisters() {
     assert!(text.contains("mc_gc_registered 0"));
     assert!(text.contains("mc_gc_heartbeat_duration_seconds_count 2"));
 }
+
+/// Captures formatted log output of the current thread.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn runbook_log_lines_in_order() {
+    const REFUSED: &str = "HTTP/1.1 400 Bad Request\r\nContent-Length: 42\r\n\r\n{\"accepted\":false,\"reason\":\"bad region x\"}";
+    let (addr, _rx) = scripted_gc(vec![REFUSED, OK201_SLOW, DEREG]);
+    // A port nobody listens on, for `GC unreachable`.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        run_local(async move {
+            for target in [addr, SocketAddr::from(([127, 0, 0, 1], port))] {
+                let hooks = GcHooks::new(Load::default);
+                let (status, control) = (hooks.status.clone(), hooks.control.clone());
+                let task = glommio::spawn_local(run(
+                    GcClient::new(config(target), Instant::now(), 1),
+                    hooks,
+                ));
+                let t0 = Instant::now();
+                while !status.registered() && t0.elapsed() < Duration::from_millis(300) {
+                    sleep(Duration::from_millis(5)).await;
+                }
+                control.shutdown();
+                task.await;
+            }
+        })
+    });
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let at = |needle: &str| {
+        logs.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing in\n{logs}"))
+    };
+    assert!(at("Registering with Global Controller...") < at("Failed to register with GC"));
+    assert!(at("Failed to register with GC") < at("GC registration successful"));
+    assert!(
+        logs.contains("reason=\"bad region x\"") || logs.contains("reason=bad region x"),
+        "{logs}"
+    );
+    assert!(at("GC registration successful") < at("GC unreachable"));
+    assert!(
+        logs[at("GC unreachable")..]
+            .lines()
+            .next()
+            .unwrap()
+            .contains("cannot connect"),
+        "{logs}"
+    );
+}

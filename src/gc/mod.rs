@@ -14,6 +14,7 @@
 //! - [`http`]: sans-IO HTTP/1.1 codec (one `POST`, one response, with limits).
 //! - [`client`]: [`GcClient`], the sans-IO state machine: registration with backoff,
 //!   heartbeats, the GC's draining view, deregistration. Time and randomness injected.
+//! - [`types`]: endpoints, config, actions, events and counters of the client.
 //! - [`driver`]: the I/O around the client on a glommio executor.
 //! - [`args`]: [`GcArgs`] (clap) and the advertised-endpoint derivation.
 
@@ -21,6 +22,7 @@ pub mod args;
 pub mod client;
 pub mod driver;
 pub mod http;
+pub mod types;
 
 pub use args::{advertised_endpoints, GcArgs};
 pub use client::{ActionKind, GcAction, GcClient, GcClientConfig, GcEvent, GcStats, GcUrls, Load};
