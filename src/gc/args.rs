@@ -10,7 +10,20 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::client::{GcClientConfig, GcUrls, BACKOFF_MAX, BACKOFF_MIN};
 use super::GcError;
+
+/// Who this MC is, from the service config (gc-api.md Register body).
+#[derive(Clone, Debug)]
+pub struct GcIdentity {
+    /// `MC_ID`.
+    pub id: String,
+    /// `MC_REGION`.
+    pub region: String,
+    /// `MC_CAPACITY`.
+    pub capacity: u32,
+    pub shards: u32,
+}
 
 /// Global Controller client settings beyond the runbook's two variables.
 #[derive(Clone, Debug, Args)]
@@ -43,6 +56,35 @@ pub struct GcArgs {
 impl GcArgs {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.gc_request_timeout_secs.get())
+    }
+
+    /// Everything [`GcClient::new`](super::GcClient::new) needs: URLs derived per
+    /// gc-api.md, advertised endpoints per [`advertised_endpoints`], version from the
+    /// crate, backoff 1 s → 30 s.
+    pub fn client_config(
+        &self,
+        registration_url: &str,
+        heartbeat_interval: Duration,
+        identity: GcIdentity,
+        webtransport_bind: SocketAddr,
+        http_bind: SocketAddr,
+    ) -> Result<GcClientConfig, GcError> {
+        let urls = GcUrls::derive(registration_url, self.gc_heartbeat_url.as_deref())?;
+        let (webtransport_endpoint, http_endpoint) =
+            advertised_endpoints(self, webtransport_bind, http_bind)?;
+        Ok(GcClientConfig {
+            id: identity.id,
+            region: identity.region,
+            capacity: identity.capacity,
+            webtransport_endpoint,
+            http_endpoint,
+            shards: identity.shards,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            urls,
+            heartbeat_interval,
+            backoff_min: BACKOFF_MIN,
+            backoff_max: BACKOFF_MAX,
+        })
     }
 }
 
@@ -173,5 +215,32 @@ mod tests {
         let lo: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert!(advertised_endpoints(&a, lo, lo).is_err());
         assert_eq!(args(&[]).request_timeout(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn client_config_from_args() {
+        let a = args(&["--pod-ip", "10.0.3.7"]);
+        let id = GcIdentity {
+            id: "mc-1".into(),
+            region: "us-west-2".into(),
+            capacity: 100,
+            shards: 4,
+        };
+        let any: SocketAddr = "0.0.0.0:4433".parse().unwrap();
+        let c = a
+            .client_config(
+                "http://gc:8080/api/v1/mc/register",
+                Duration::from_secs(10),
+                id,
+                any,
+                any,
+            )
+            .unwrap();
+        assert_eq!(
+            c.urls.deregister.as_str(),
+            "http://gc:8080/api/v1/mc/deregister"
+        );
+        assert_eq!(c.webtransport_endpoint, "https://10.0.3.7:4433");
+        assert_eq!((c.capacity, c.shards, c.backoff_min), (100, 4, BACKOFF_MIN));
     }
 }

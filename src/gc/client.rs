@@ -94,6 +94,8 @@ pub struct GcClient {
     registered: bool,
     gc_draining: bool,
     draining: bool,
+    /// A heartbeat carrying `draining` has been sent.
+    draining_sent: bool,
     load: Load,
     last_now: Instant,
     rng: StdRng,
@@ -114,6 +116,7 @@ impl GcClient {
             registered: false,
             gc_draining: false,
             draining: false,
+            draining_sent: false,
             load: Load::default(),
             last_now: now,
             rng: StdRng::seed_from_u64(seed),
@@ -138,10 +141,13 @@ impl GcClient {
                     body: self.register_body(),
                 }
             }
-            Phase::Heartbeat { at } if now >= at => GcAction::Heartbeat {
-                url: self.cfg.urls.heartbeat.clone(),
-                body: self.heartbeat_body(),
-            },
+            Phase::Heartbeat { at } if now >= at => {
+                self.draining_sent |= self.draining;
+                GcAction::Heartbeat {
+                    url: self.cfg.urls.heartbeat.clone(),
+                    body: self.heartbeat_body(),
+                }
+            }
             Phase::Deregister { sent: false } => {
                 self.phase = Phase::Deregister { sent: true };
                 GcAction::Deregister {
@@ -307,9 +313,13 @@ impl GcClient {
         if matches!(self.phase, Phase::Deregister { .. } | Phase::Done) {
             return;
         }
-        self.phase = Phase::Heartbeat {
-            at: now + self.interval,
+        // Draining began while an `active` heartbeat was in flight: tell the GC at once.
+        let next = if self.draining && !self.draining_sent {
+            now
+        } else {
+            now + self.interval
         };
+        self.phase = Phase::Heartbeat { at: next };
         let resp = match result {
             Ok(resp) if resp.status == 200 => resp,
             Ok(resp) if resp.status == 404 => {

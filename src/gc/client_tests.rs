@@ -330,6 +330,23 @@ fn start_draining_heartbeats_at_once_with_draining() {
 }
 
 #[test]
+fn draining_during_an_in_flight_heartbeat_is_reported_right_after() {
+    let t0 = Instant::now();
+    let mut c = registered(t0);
+    let t1 = t0 + 10 * SEC;
+    let a = c.poll_action(t1).unwrap();
+    assert_eq!(body_json(&a)["status"], "active");
+    c.start_draining();
+    let t2 = t1 + SEC;
+    c.handle_response(t2, a.kind(), resp(200, r#"{"status":"active"}"#));
+    assert_eq!(c.poll_timeout(), Some(t2));
+    let a = c.poll_action(t2).unwrap();
+    assert_eq!(body_json(&a)["status"], "draining");
+    c.handle_response(t2, a.kind(), resp(200, r#"{"status":"active"}"#));
+    assert_eq!(c.poll_timeout(), Some(t2 + 10 * SEC));
+}
+
+#[test]
 fn shutdown_sends_one_deregister_then_done() {
     let t0 = Instant::now();
     let mut c = registered(t0);

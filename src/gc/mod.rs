@@ -24,7 +24,7 @@ pub mod driver;
 pub mod http;
 pub mod types;
 
-pub use args::{advertised_endpoints, GcArgs};
+pub use args::{advertised_endpoints, GcArgs, GcIdentity};
 pub use client::{ActionKind, GcAction, GcClient, GcClientConfig, GcEvent, GcStats, GcUrls, Load};
 pub use driver::{run, GcControl, GcHooks, GcStatus};
 pub use http::{HttpError, HttpResponse, HttpUrl};
