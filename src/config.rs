@@ -50,6 +50,8 @@ pub struct Config {
     pub admin: AdminArgs,
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
+    #[command(flatten)]
+    pub gc: crate::gc::GcArgs,
 }
 
 /// Log output format.
