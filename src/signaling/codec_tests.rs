@@ -168,11 +168,8 @@ proptest! {
         let mut d = FrameDecoder::new(max);
         for c in &chunks {
             d.push(c);
-            loop {
-                match d.next_frame() {
-                    Ok(Some(f)) => prop_assert!(!f.is_empty() && f.len() <= max),
-                    Ok(None) | Err(_) => break,
-                }
+            while let Ok(Some(f)) = d.next_frame() {
+                prop_assert!(!f.is_empty() && f.len() <= max);
             }
         }
     }
