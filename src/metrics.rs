@@ -12,14 +12,14 @@ use prometheus::{
 /// Buckets for per-message processing: tens of microseconds up to the 500 ms SLO and
 /// beyond, so both the normal case and an SLO breach are visible.
 pub const PROCESSING_BUCKETS: &[f64] = &[
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
 /// Buckets for handshakes, joins and GC round trips: 100 µs to 10 s.
 pub const NETWORK_BUCKETS: &[f64] = &[
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0,
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// The registry and every metric family in it. Cheap to clone (all `Arc`s inside).
@@ -247,13 +247,23 @@ impl ShardMetrics {
             mailbox_depth_meeting: m.actor_mailbox_depth.with_label_values(&["meeting", s]),
             mailbox_depth_connection: m.actor_mailbox_depth.with_label_values(&["connection", s]),
             dropped_meeting: m.messages_dropped_total.with_label_values(&["meeting", s]),
-            dropped_connection: m.messages_dropped_total.with_label_values(&["connection", s]),
+            dropped_connection: m
+                .messages_dropped_total
+                .with_label_values(&["connection", s]),
             panics_meeting: m.actor_panics_total.with_label_values(&["meeting", s]),
             panics_connection: m.actor_panics_total.with_label_values(&["connection", s]),
-            message_processing: m.message_processing_duration_seconds.with_label_values(&[s]),
-            wt_accepted: m.webtransport_connections_total.with_label_values(&["accepted", s]),
-            wt_rejected: m.webtransport_connections_total.with_label_values(&["rejected", s]),
-            wt_error: m.webtransport_connections_total.with_label_values(&["error", s]),
+            message_processing: m
+                .message_processing_duration_seconds
+                .with_label_values(&[s]),
+            wt_accepted: m
+                .webtransport_connections_total
+                .with_label_values(&["accepted", s]),
+            wt_rejected: m
+                .webtransport_connections_total
+                .with_label_values(&["rejected", s]),
+            wt_error: m
+                .webtransport_connections_total
+                .with_label_values(&["error", s]),
             datagrams_forwarded: m.datagrams_forwarded_total.with_label_values(&[s]),
             quic_retries: m.quic_retries_total.with_label_values(&[s]),
             handshake_duration: m.handshake_duration_seconds.with_label_values(&[s]),
@@ -294,8 +304,11 @@ fn histogram_vec(
     labels: &[&str],
     buckets: &[f64],
 ) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
-        .expect("valid histogram vec");
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+    .expect("valid histogram vec");
     r.register(Box::new(h.clone())).expect("unique metric name");
     h
 }

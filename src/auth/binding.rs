@@ -26,6 +26,9 @@ pub const TOKEN_HEX_LEN: usize = 64;
 pub enum BindingError {
     #[error("binding secret is {len} bytes, at least {MIN_SECRET_LEN} are required")]
     SecretTooShort { len: usize },
+    /// The message never contains the secret itself.
+    #[error("binding secret is not valid base64")]
+    NotBase64,
 }
 
 /// The MC-wide binding secret (`MC_BINDING_TOKEN_SECRET`, decoded). Never logged.
@@ -39,6 +42,31 @@ impl BindingSecret {
             return Err(BindingError::SecretTooShort { len: bytes.len() });
         }
         Ok(Self(bytes.to_vec()))
+    }
+
+    /// Decodes `MC_BINDING_TOKEN_SECRET` (standard base64, padding optional,
+    /// surrounding whitespace ignored); ≥ 32 decoded bytes.
+    pub fn from_base64(text: &str) -> Result<Self, BindingError> {
+        use base64::Engine as _;
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let bytes = engine
+            .decode(text.trim())
+            .map_err(|_| BindingError::NotBase64)?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// A fresh random 32-byte secret (dev mode), with its base64 form for `--dev-dir`.
+    pub fn generate() -> (Self, String) {
+        use base64::Engine as _;
+        use rand::Rng as _;
+        let mut bytes = [0u8; MIN_SECRET_LEN];
+        rand::rng().fill(&mut bytes);
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        (Self(bytes.to_vec()), text)
     }
 }
 
@@ -129,6 +157,26 @@ mod tests {
             BindingSecret::from_bytes(&[1u8; 31]).unwrap_err(),
             BindingError::SecretTooShort { len: 31 }
         );
+    }
+
+    #[test]
+    fn base64_secret_and_generation() {
+        let text = "Kioqw0xMTExMTExMTExMTExMTExMTExMTExMTExMTEw=";
+        assert!(BindingSecret::from_base64(text).is_ok());
+        assert!(BindingSecret::from_base64(text.trim_end_matches('=')).is_ok());
+        assert_eq!(
+            BindingSecret::from_base64("!!").unwrap_err(),
+            BindingError::NotBase64
+        );
+        assert_eq!(
+            BindingSecret::from_base64("AAAA").unwrap_err(),
+            BindingError::SecretTooShort { len: 3 }
+        );
+        let (s, text) = BindingSecret::generate();
+        let back = BindingSecret::from_base64(&text).unwrap();
+        let k1 = MeetingBindingKey::derive(&s, "m");
+        let k2 = MeetingBindingKey::derive(&back, "m");
+        assert!(k2.verify("c", "p", b"n", &k1.issue("c", "p", b"n")));
     }
 
     #[test]

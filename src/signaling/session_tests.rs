@@ -230,3 +230,27 @@ fn config_validation() {
     // Encoded sanity: a join encodes to a non-empty payload.
     assert!(!join().encode_to_vec().is_empty());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, ..Default::default() })]
+
+    /// Hostile bytes, after a valid join, never panic the session and never grow its
+    /// outbound queue beyond the configured bounds.
+    #[test]
+    fn hostile_bytes_are_answered_not_unwrapped(
+        chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..10),
+    ) {
+        let t0 = Instant::now();
+        let cfg = SessionConfig { outbound_max_frames: 4, ..SessionConfig::default() };
+        let mut s = Session::new(cfg, t0);
+        s.handle_bytes(t0, &wire(&[join()]));
+        for ch in &chunks {
+            s.handle_bytes(t0, ch);
+            while s.poll_event().is_some() {}
+            proptest::prop_assert!(s.queued_bytes() <= 1 << 20);
+        }
+        if let Some(code) = s.poll_close() {
+            proptest::prop_assert!(code.code() >= 0x100);
+        }
+    }
+}
