@@ -27,9 +27,11 @@ pub struct MeetingArgs {
 }
 
 impl MeetingArgs {
-    /// The typed configuration.
-    pub fn meeting_config(&self) -> MeetingConfig {
+    /// The typed configuration; `max_frame` is the signaling frame limit
+    /// (`SignalingArgs::max_frame_bytes`).
+    pub fn meeting_config(&self, max_frame: usize) -> MeetingConfig {
         MeetingConfig {
+            max_frame,
             grace: Duration::from_secs(self.disconnect_grace_secs),
             max_participants: self.max_participants_per_meeting.max(1),
             max_streams_per_participant: self.max_streams_per_participant,
@@ -50,6 +52,9 @@ pub struct MeetingConfig {
     pub max_streams_per_participant: usize,
     /// Media handler URLs for JoinResponse and StreamAssignment.
     pub media_servers: Vec<String>,
+    /// Largest frame payload the sessions send (signaling.md rule 12); JoinResponse is
+    /// kept under it.
+    pub max_frame: usize,
     /// Longest free-text string kept from a client (names, reasons), in bytes.
     pub max_string_len: usize,
     /// `MediaStream.stream_id` limit (rule 10).
@@ -73,6 +78,7 @@ impl Default for MeetingConfig {
             max_participants: 100,
             max_streams_per_participant: 8,
             media_servers: Vec::new(),
+            max_frame: crate::signaling::codec::DEFAULT_MAX_FRAME,
             max_string_len: 256,
             max_stream_id_len: 64,
             max_codec_len: 32,

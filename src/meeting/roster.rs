@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use prost::Message as _;
 use rand::Rng;
 
 use super::layout::LayoutSub;
@@ -12,6 +13,9 @@ use super::{CloseCode, ConnKey, JoinIdentity, JoinOutcome, Meeting, MeetingError
 use crate::signaling::proto::{
     pb, server_message::Message as S, truncate_str, ErrorCode, ServerMessage,
 };
+
+/// Bytes a `ServerMessage` envelope adds around its oneof payload (tag + length varint).
+const ENVELOPE_OVERHEAD: usize = 8;
 
 /// Length of the one-time binding nonce.
 const NONCE_LEN: usize = 16;
@@ -213,16 +217,10 @@ impl Meeting {
         let token = self
             .key
             .issue(&p.correlation_id, &p.participant_id, &p.nonce);
-        let existing = self
-            .participants
-            .iter()
-            .filter(|o| o.seq != p.seq)
-            .map(Participant::to_pb)
-            .collect();
-        let resp = pb::JoinResponse {
+        let mut resp = pb::JoinResponse {
             participant_id: p.participant_id.clone(),
             user_id: p.user_id,
-            existing_participants: existing,
+            existing_participants: Vec::new(),
             media_servers: self
                 .cfg
                 .media_servers
@@ -245,7 +243,31 @@ impl Meeting {
                 )))
             })
             .collect();
+        // Rule 12: the MC never sends a frame above the limit. Existing participants that
+        // do not fit in the JoinResponse follow it as ParticipantJoined, in join order.
+        let mut budget = self
+            .cfg
+            .max_frame
+            .saturating_sub(ENVELOPE_OVERHEAD + resp.encoded_len());
+        let mut overflow = Vec::new();
+        for o in self.participants.iter().filter(|o| o.seq != p.seq) {
+            let entry = o.to_pb();
+            let len = entry.encoded_len();
+            let cost = 1 + prost::encoding::encoded_len_varint(len as u64) + len;
+            if overflow.is_empty() && cost <= budget {
+                budget -= cost;
+                resp.existing_participants.push(entry);
+            } else {
+                overflow.push(entry);
+            }
+        }
         self.send(conn, Arc::new(ServerMessage::of(S::JoinResponse(resp))));
+        for entry in overflow {
+            let joined = S::ParticipantJoined(pb::ParticipantJoined {
+                participant: Some(entry),
+            });
+            self.send(conn, Arc::new(ServerMessage::of(joined)));
+        }
         for m in mutes {
             self.send(conn, m);
         }

@@ -404,3 +404,47 @@ fn ordering_per_sender_is_processing_order() {
         );
     }
 }
+
+#[test]
+fn join_response_stays_under_the_frame_limit() {
+    let mut h = H::with(MeetingConfig {
+        max_frame: 1024,
+        ..MeetingConfig::default()
+    });
+    let mut ids = Vec::new();
+    for n in 1..=20 {
+        ids.push(
+            h.join(c(n), &format!("user-{n}"), Role::Participant)
+                .participant_id,
+        );
+        h.msg(c(n), publish("camera-stream", pb::StreamType::VideoCamera));
+    }
+    h.drain();
+    let (_, out) = h.join_raw(c(99), "late", Role::Participant, "", "");
+    let mut seen = Vec::new();
+    for m in &out {
+        let Outbound::Send { to, msg } = m else {
+            continue;
+        };
+        if *to != c(99) {
+            continue;
+        }
+        let len = prost::Message::encoded_len(msg.as_ref());
+        assert!(len <= 1024, "frame of {len} bytes");
+        match &msg.message {
+            Some(S::JoinResponse(r)) => {
+                assert!(!r.existing_participants.is_empty());
+                seen.extend(
+                    r.existing_participants
+                        .iter()
+                        .map(|p| p.participant_id.clone()),
+                );
+            }
+            Some(S::ParticipantJoined(j)) => {
+                seen.push(j.participant.as_ref().unwrap().participant_id.clone())
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ids, "everyone, in join order, split across frames");
+}
