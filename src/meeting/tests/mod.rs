@@ -3,6 +3,7 @@
 mod layout;
 mod mute;
 mod roster;
+mod wire;
 
 use std::time::{Duration, Instant};
 
