@@ -6,14 +6,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use mc_service::actors::ActorSettings;
 use mc_service::admission::Admission;
+use mc_service::auth::keystore::KeyStore;
+use mc_service::auth::Jwks;
 use mc_service::auth::{DevKeys, ResolvedAuth, ValidatedAuth};
 use mc_service::config::{self, Command, Settings, EXIT_CONFIG};
 use mc_service::control::{self, ControlSeed};
 use mc_service::gc::{GcArgs, GcClientConfig, GcIdentity};
+use mc_service::meeting::MeetingConfig;
 use mc_service::metrics::Metrics;
 use mc_service::shard::{self, ShardMsg, ShardSeed, LANES};
 use mc_service::shutdown::{self, Shutdown};
+use mc_service::signaling::session::SessionConfig;
 use mc_service::{admin, logging};
 use shards::{ExecutorSpec, Mesh, ShardId};
 use tracing::{error, info};
@@ -77,7 +82,17 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    match run(settings, auth, gc) {
+    let session = match cli.config.signaling.session_config() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: --max-frame-bytes / --session-* (MC_MAX_FRAME_BYTES, MC_SESSION_*): {e}"
+            );
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let meeting = cli.config.meeting.meeting_config(session.max_frame);
+    match run(settings, auth, gc, (session, meeting)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }
@@ -117,12 +132,32 @@ fn run(
     settings: Settings,
     auth: ValidatedAuth,
     gc: Option<(GcClientConfig, Duration)>,
+    (session, meeting): (SessionConfig, MeetingConfig),
 ) -> Result<(), u8> {
     if let Err(e) = shards::probe_io_uring() {
         error!(error = %e, "Actor system failed to initialize");
         return Err(1);
     }
-    let _auth = resolve_auth(&settings, auth)?;
+    let auth = resolve_auth(&settings, auth)?;
+    let keys = KeyStore::new(Arc::new(Jwks::empty()));
+    match keys.spawn_refresher(auth.refresher()) {
+        Ok(Ok(n)) => info!(keys = n, "Join-token signing keys loaded"),
+        Ok(Err(e)) => {
+            error!(error = %e, "cannot load join-token signing keys yet; joins fail until they load")
+        }
+        Err(e) => {
+            error!(error = %e, "cannot start the key refresher");
+            return Err(1);
+        }
+    }
+    let actor_settings = ActorSettings {
+        meeting,
+        session,
+        binding_secret: auth.binding_secret.clone(),
+        redirect_endpoint: settings.redirect_endpoint.clone(),
+        mailbox: settings.actor_mailbox_size,
+        join_timeout: Duration::from_secs(10),
+    };
     let n = settings.shards;
     let metrics = Metrics::new();
     metrics.shards.set(n as i64);
@@ -197,6 +232,11 @@ fn run(
             mesh: seed,
             metrics: metrics.clone(),
             control: control_id,
+            shards: n,
+            admission: admission.clone(),
+            actors: actor_settings.clone(),
+            keys: keys.clone(),
+            verifier: auth.verifier.clone(),
             started: started_tx.clone(),
         };
         match spec.spawn(move || shard::run(seed)) {

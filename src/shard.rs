@@ -6,10 +6,16 @@
 
 use std::rc::Rc;
 use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Instant;
 
 use shards::{Lane, MeshHandle, MeshSeed, ShardId};
 
-use crate::metrics::{Metrics, ShardMetrics};
+use crate::actors::{ActorSettings, Actors};
+use crate::admission::Admission;
+use crate::auth::jwt::VerifierConfig;
+use crate::auth::keystore::{KeyStore, ShardVerifier};
+use crate::metrics::Metrics;
 
 /// Control traffic: pings, pongs, stats requests.
 pub const LANE_CONTROL: Lane = Lane(0);
@@ -24,7 +30,11 @@ pub const LANES: usize = 3;
 const MAX_MESSAGES_PER_PASS: usize = 256;
 
 /// Everything that crosses between executors.
+///
+/// Messages move by value through bounded queues of fixed slots; boxing the large
+/// variants would cost an allocation per signaling message to save slot space.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum ShardMsg {
     /// Control → shard: are you alive? The shard answers [`ShardMsg::Pong`].
     Ping { seq: u64 },
@@ -34,6 +44,13 @@ pub enum ShardMsg {
     StopAdmitting,
     /// Control → shard: drain end; end every meeting and close its sessions.
     EndMeetings,
+    /// Connection actor → the meeting's shard.
+    ToMeeting(crate::actors::MeetingCmd),
+    /// Meeting actor → the connection's shard.
+    ToConnection {
+        conn: u64,
+        cmd: crate::actors::ConnCmd,
+    },
 }
 
 /// One shard's load, reported with every pong (GC heartbeats, readiness).
@@ -50,6 +67,11 @@ pub struct ShardSeed {
     pub metrics: Metrics,
     /// The control-plane executor's id in the mesh.
     pub control: ShardId,
+    pub shards: usize,
+    pub admission: Arc<Admission>,
+    pub actors: ActorSettings,
+    pub keys: Arc<KeyStore>,
+    pub verifier: VerifierConfig,
     /// Told once the shard is up (or why it could not start).
     pub started: SyncSender<Result<ShardId, String>>,
 }
@@ -57,22 +79,30 @@ pub struct ShardSeed {
 /// Shard-local state, shared by the shard's tasks. `!Send`.
 pub struct Shard {
     pub id: ShardId,
-    pub mesh: MeshHandle<ShardMsg>,
-    pub metrics: ShardMetrics,
+    pub mesh: Rc<MeshHandle<ShardMsg>>,
+    pub actors: Rc<Actors>,
     control: ShardId,
 }
 
 impl Shard {
     fn load(&self) -> ShardLoad {
+        let meetings = self.actors.meetings.borrow();
         ShardLoad {
-            meetings: self.metrics.meetings_active.get().max(0) as u64,
-            connections: self.metrics.connections_active.get().max(0) as u64,
-            participants: 0,
+            meetings: meetings.len() as u64,
+            connections: self.actors.connections() as u64,
+            participants: meetings.participants() as u64,
         }
     }
 
     fn handle(&self, from: ShardId, msg: ShardMsg) {
         match msg {
+            ShardMsg::ToConnection { conn, cmd } => self.actors.deliver_local(conn, cmd),
+            ShardMsg::ToMeeting(cmd) => {
+                self.actors
+                    .meetings
+                    .borrow_mut()
+                    .handle(&*self.actors, Instant::now(), cmd);
+            }
             ShardMsg::Ping { seq } => {
                 let pong = ShardMsg::Pong {
                     seq,
@@ -82,8 +112,13 @@ impl Shard {
                 // again, so dropping this pong loses nothing.
                 let _ = self.mesh.try_send(self.control, LANE_CONTROL, pong);
             }
-            ShardMsg::StopAdmitting | ShardMsg::EndMeetings => {
-                tracing::debug!(shard = %self.id, ?msg, "drain step");
+            ShardMsg::StopAdmitting => {
+                tracing::debug!(shard = %self.id, "drain: refusing new sessions");
+                self.actors.draining.set(true);
+            }
+            ShardMsg::EndMeetings => {
+                tracing::debug!(shard = %self.id, "drain end: ending meetings");
+                self.actors.end_meetings();
             }
             ShardMsg::Pong { .. } => {
                 tracing::warn!(shard = %self.id, %from, "unexpected pong on a shard");
@@ -94,14 +129,24 @@ impl Shard {
 
 /// Run a shard until the mesh is stopped.
 pub async fn run(seed: ShardSeed) {
-    let mesh = seed.mesh.into_handle();
+    let mesh = Rc::new(seed.mesh.into_handle());
     let id = mesh.id();
+    let actors = Actors::new(
+        id,
+        seed.shards,
+        mesh.clone(),
+        &seed.metrics,
+        seed.admission,
+        seed.actors,
+        ShardVerifier::new(seed.keys, seed.verifier),
+    );
     let shard = Rc::new(Shard {
         id,
-        metrics: ShardMetrics::new(&seed.metrics, id.0),
         mesh,
+        actors: actors.clone(),
         control: seed.control,
     });
+    let timers = glommio::spawn_local(actors.clone().run_timers());
     // DATAPLANE HOOK: bind this shard's UDP socket and spawn its data-plane tasks here
     // (before reporting `started`, so a bind error stops startup), forwarding misrouted
     // datagrams over LANE_CONNECTION.
@@ -123,5 +168,6 @@ pub async fn run(seed: ShardSeed) {
         }
         shard.mesh.wait().await;
     }
+    drop(timers);
     tracing::debug!(shard = %id, "shard stopped");
 }
