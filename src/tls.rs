@@ -93,7 +93,10 @@ impl TlsMaterial {
     /// looked up through `env` (pass `|k| std::env::var(k).ok()`).
     pub fn load(args: &TlsArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, TlsError> {
         let (cert_pem, cert_what) = match &args.tls_cert_path {
-            Some(path) => (read(path, "TLS certificate (--tls-cert-path)")?, path_what(path)),
+            Some(path) => (
+                read(path, "TLS certificate (--tls-cert-path)")?,
+                path_what(path),
+            ),
             None => match env("TLS_CERT") {
                 Some(pem) if !pem.trim().is_empty() => (pem.into_bytes(), "TLS_CERT".to_string()),
                 _ => return Err(TlsError::MissingCert),
@@ -209,7 +212,12 @@ impl DevCert {
         let sha256_hex = material.leaf_sha256_hex();
         write_dev(dir, "cert.pem", cert_pem.as_bytes(), 0o644)?;
         write_dev(dir, "key.pem", key_pem.as_bytes(), 0o600)?;
-        write_dev(dir, "cert.sha256", format!("{sha256_hex}\n").as_bytes(), 0o644)?;
+        write_dev(
+            dir,
+            "cert.sha256",
+            format!("{sha256_hex}\n").as_bytes(),
+            0o644,
+        )?;
         Ok(Self {
             material,
             sha256_hex,
@@ -389,9 +397,14 @@ mod tests {
         assert!(der.windows(p256.len()).any(|w| w == p256));
         let after = not_after(&dev.material.certs[0]).unwrap();
         let life = after.duration_since(now).unwrap();
-        assert!(life <= Duration::from_secs(14 * 86_400) && life > Duration::from_secs(12 * 86_400));
+        assert!(
+            life <= Duration::from_secs(14 * 86_400) && life > Duration::from_secs(12 * 86_400)
+        );
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("key.pem")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // Reused while valid, regenerated near expiry.
         let again = DevCert::load_or_create(&dir, now + Duration::from_secs(3600)).unwrap();
@@ -409,7 +422,10 @@ mod tests {
     fn missing_material_names_the_flag() {
         let none = |_: &str| None;
         let err = TlsMaterial::load(&TlsArgs::default(), none).unwrap_err();
-        assert!(err.to_string().contains("--tls-cert-path/TLS_CERT_PATH"), "{err}");
+        assert!(
+            err.to_string().contains("--tls-cert-path/TLS_CERT_PATH"),
+            "{err}"
+        );
         let args = TlsArgs {
             tls_cert_path: Some("/nonexistent/cert.pem".into()),
             tls_key_path: None,

@@ -105,7 +105,11 @@ struct Inner {
 pub struct ConnRef(Rc<Inner>);
 
 impl ConnRef {
-    pub(crate) fn new(handle: ConnectionHandle, conn: Connection, signal: Rc<DriverSignal>) -> Self {
+    pub(crate) fn new(
+        handle: ConnectionHandle,
+        conn: Connection,
+        signal: Rc<DriverSignal>,
+    ) -> Self {
         let remote = conn.remote_address();
         Self(Rc::new(Inner {
             handle,

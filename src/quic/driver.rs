@@ -9,10 +9,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::future::Future;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -174,14 +174,13 @@ impl QuicShard {
         config.cid_generator(move || {
             // Called once per endpoint; later calls get a fresh generator for the shard.
             let taken = gen.lock().ok().and_then(|mut g| g.take());
-            Box::new(taken.unwrap_or_else(|| ShardCidGenerator::new(id).unwrap_or_else(|| unreachable_gen())))
+            Box::new(
+                taken.unwrap_or_else(|| {
+                    ShardCidGenerator::new(id).unwrap_or_else(|| unreachable_gen())
+                }),
+            )
         });
-        let endpoint = Endpoint::new(
-            Arc::new(config),
-            Some(shared.server.clone()),
-            true,
-            None,
-        );
+        let endpoint = Endpoint::new(Arc::new(config), Some(shared.server.clone()), true, None);
         let (gso, gro) = udp.offloads();
         tracing::debug!(shard = %id, local = %udp.local_addr(), gso, gro, "QUIC endpoint bound");
         Ok(Rc::new(Self {
@@ -220,7 +219,11 @@ impl QuicShard {
 
     /// Every live connection (for draining: close them all).
     pub fn connection_refs(&self) -> Vec<ConnRef> {
-        self.conns.borrow().values().map(|c| c.conn.clone()).collect()
+        self.conns
+            .borrow()
+            .values()
+            .map(|c| c.conn.clone())
+            .collect()
     }
 
     /// A datagram another shard received for one of ours. A full queue drops it (counted).
@@ -267,15 +270,11 @@ impl QuicShard {
     }
 
     async fn park(&self, now: Instant) {
-        let deadline = self
-            .conns
-            .borrow()
-            .values()
-            .filter_map(|c| c.timeout)
-            .min();
+        let deadline = self.conns.borrow().values().filter_map(|c| c.timeout).min();
         let readable = self.udp.readable();
         futures_lite::pin!(readable);
-        let mut timer = deadline.map(|d| glommio::timer::Timer::new(d.saturating_duration_since(now)));
+        let mut timer =
+            deadline.map(|d| glommio::timer::Timer::new(d.saturating_duration_since(now)));
         futures_lite::future::poll_fn(|cx| {
             if self.signal.take_notified() {
                 return Poll::Ready(());
@@ -513,7 +512,8 @@ impl QuicShard {
             if drained {
                 if let Some(c) = conns.remove(&handle) {
                     if c.handshaking {
-                        self.handshaking.set(self.handshaking.get().saturating_sub(1));
+                        self.handshaking
+                            .set(self.handshaking.get().saturating_sub(1));
                     }
                 }
                 self.metrics.connections_active.dec();
@@ -524,7 +524,8 @@ impl QuicShard {
                 c.timeout = timeout;
                 if connected && c.handshaking {
                     c.handshaking = false;
-                    self.handshaking.set(self.handshaking.get().saturating_sub(1));
+                    self.handshaking
+                        .set(self.handshaking.get().saturating_sub(1));
                     self.metrics
                         .handshake_duration
                         .observe(now.saturating_duration_since(c.started).as_secs_f64());

@@ -45,7 +45,8 @@ fn stream_conn_error(e: &ConnectionError) -> StreamErrorIncoming {
 
 fn h3_id(id: quinn_proto::StreamId) -> StreamId {
     // quinn-proto stream ids are varints, so always valid h3 ids.
-    StreamId::try_from(u64::from(id)).unwrap_or_else(|_| StreamId::from(h3::proto::varint::VarInt::from_u32(0)))
+    StreamId::try_from(u64::from(id))
+        .unwrap_or_else(|_| StreamId::from(h3::proto::varint::VarInt::from_u32(0)))
 }
 
 fn varint(code: u64) -> VarInt {
@@ -136,11 +137,17 @@ impl quic::OpenStreams<Bytes> for H3Conn {
     type BidiStream = H3Bidi;
     type SendStream = H3Send;
 
-    fn poll_open_bidi(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Bidi, StreamErrorIncoming>> {
+    fn poll_open_bidi(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<H3Bidi, StreamErrorIncoming>> {
         open(&self.conn, Dir::Bi, cx).map_ok(|id| H3Bidi::new(self.conn.clone(), id))
     }
 
-    fn poll_open_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Send, StreamErrorIncoming>> {
+    fn poll_open_send(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<H3Send, StreamErrorIncoming>> {
         open(&self.conn, Dir::Uni, cx).map_ok(|id| H3Send::new(self.conn.clone(), id))
     }
 
@@ -175,11 +182,17 @@ impl quic::OpenStreams<Bytes> for H3Opener {
     type BidiStream = H3Bidi;
     type SendStream = H3Send;
 
-    fn poll_open_bidi(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Bidi, StreamErrorIncoming>> {
+    fn poll_open_bidi(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<H3Bidi, StreamErrorIncoming>> {
         open(&self.conn, Dir::Bi, cx).map_ok(|id| H3Bidi::new(self.conn.clone(), id))
     }
 
-    fn poll_open_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<H3Send, StreamErrorIncoming>> {
+    fn poll_open_send(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<H3Send, StreamErrorIncoming>> {
         open(&self.conn, Dir::Uni, cx).map_ok(|id| H3Send::new(self.conn.clone(), id))
     }
 
@@ -248,7 +261,10 @@ impl H3Recv {
 impl quic::RecvStream for H3Recv {
     type Buf = Bytes;
 
-    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
+    fn poll_data(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
         let id = self.id;
         let (out, transmit) = self.conn.read(|st| {
             let mut stream = st.conn.recv_stream(id);
@@ -269,9 +285,11 @@ impl quic::RecvStream for H3Recv {
                         Poll::Pending
                     }
                 },
-                Err(ReadError::Reset(code)) => Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
-                    error_code: code.into_inner(),
-                })),
+                Err(ReadError::Reset(code)) => {
+                    Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
+                        error_code: code.into_inner(),
+                    }))
+                }
             };
             (out, transmit)
         });
@@ -310,7 +328,11 @@ impl H3Send {
     }
 
     /// Write as much of `buf` as flow control allows; Pending if none fits.
-    fn poll_write<D: Buf>(&self, cx: &Context<'_>, buf: &mut D) -> Poll<Result<usize, StreamErrorIncoming>> {
+    fn poll_write<D: Buf>(
+        &self,
+        cx: &Context<'_>,
+        buf: &mut D,
+    ) -> Poll<Result<usize, StreamErrorIncoming>> {
         let id = self.id;
         self.conn.write(|st| {
             if let Some(e) = &st.lost {
@@ -400,7 +422,11 @@ impl quic::SendStream<Bytes> for H3Send {
 }
 
 impl quic::SendStreamUnframed<Bytes> for H3Send {
-    fn poll_send<D: Buf>(&mut self, cx: &mut Context<'_>, buf: &mut D) -> Poll<Result<usize, StreamErrorIncoming>> {
+    fn poll_send<D: Buf>(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut D,
+    ) -> Poll<Result<usize, StreamErrorIncoming>> {
         if quic::SendStream::poll_ready(self, cx)?.is_pending() {
             return Poll::Pending;
         }
@@ -435,7 +461,10 @@ impl quic::BidiStream<Bytes> for H3Bidi {
 impl quic::RecvStream for H3Bidi {
     type Buf = Bytes;
 
-    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
+    fn poll_data(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
         self.recv.poll_data(cx)
     }
 
@@ -471,7 +500,11 @@ impl quic::SendStream<Bytes> for H3Bidi {
 }
 
 impl quic::SendStreamUnframed<Bytes> for H3Bidi {
-    fn poll_send<D: Buf>(&mut self, cx: &mut Context<'_>, buf: &mut D) -> Poll<Result<usize, StreamErrorIncoming>> {
+    fn poll_send<D: Buf>(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut D,
+    ) -> Poll<Result<usize, StreamErrorIncoming>> {
         self.send.poll_send(cx, buf)
     }
 }

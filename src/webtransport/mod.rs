@@ -101,9 +101,9 @@ impl SessionApp for HoldApp {
     }
 
     fn on_session(&self, session: WtSession) {
-        glommio::spawn_local(async move {
-            while let Ok(Some(_stream)) = session.accept_bi().await {}
-        })
+        glommio::spawn_local(
+            async move { while let Ok(Some(_stream)) = session.accept_bi().await {} },
+        )
         .detach();
     }
 }

@@ -57,12 +57,21 @@ impl WtServer {
 
     /// Sessions alive on this shard.
     pub fn sessions(&self) -> usize {
-        self.sessions.borrow().values().filter(|w| w.strong_count() > 0).count()
+        self.sessions
+            .borrow()
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 
     /// Close every session on this shard with `code`.
     pub fn close_all(&self, code: u32, reason: &[u8]) {
-        let live: Vec<_> = self.sessions.borrow().values().filter_map(Weak::upgrade).collect();
+        let live: Vec<_> = self
+            .sessions
+            .borrow()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
         for s in live {
             WtSession(s).close(code, reason);
         }
@@ -117,7 +126,9 @@ impl WtServer {
             match self.route(&req, &info) {
                 Ok(Route::Echo) | Ok(Route::App) => {
                     let is_echo = info.path == "/echo";
-                    match h3_webtransport::server::WebTransportSession::accept(req, stream, h3).await {
+                    match h3_webtransport::server::WebTransportSession::accept(req, stream, h3)
+                        .await
+                    {
                         Ok(wt) => {
                             self.metrics.wt_accepted.inc();
                             let session = WtSession::new(wt, conn.clone(), info);

@@ -76,7 +76,11 @@ pub(crate) struct SessionInner {
 pub struct WtSession(pub(crate) Rc<SessionInner>);
 
 impl WtSession {
-    pub(crate) fn new(wt: WebTransportSession<H3Conn, Bytes>, conn: ConnRef, info: ConnectInfo) -> Self {
+    pub(crate) fn new(
+        wt: WebTransportSession<H3Conn, Bytes>,
+        conn: ConnRef,
+        info: ConnectInfo,
+    ) -> Self {
         let connect_stream = h3::quic::StreamId::from(wt.session_id()).into_inner();
         let datagrams_out = RefCell::new(wt.datagram_sender());
         let datagrams_in = RefCell::new(Some(wt.datagram_reader()));
@@ -138,7 +142,12 @@ impl WtSession {
 
     /// The next datagram from the client. One reader at a time.
     pub async fn recv_datagram(&self) -> Result<Bytes, WtError> {
-        let mut reader = self.0.datagrams_in.borrow_mut().take().ok_or(WtError::Busy)?;
+        let mut reader = self
+            .0
+            .datagrams_in
+            .borrow_mut()
+            .take()
+            .ok_or(WtError::Busy)?;
         let got = reader.read_datagram().await;
         *self.0.datagrams_in.borrow_mut() = Some(reader);
         match got {
@@ -184,8 +193,11 @@ impl WtSession {
             glommio::timer::sleep(wait).await;
             let now = conn.now();
             conn.write(|st| {
-                st.conn
-                    .close(now, VarInt::from_u64(H3_NO_ERROR).unwrap_or(VarInt::MAX), Bytes::new())
+                st.conn.close(
+                    now,
+                    VarInt::from_u64(H3_NO_ERROR).unwrap_or(VarInt::MAX),
+                    Bytes::new(),
+                )
             });
         })
         .detach();
@@ -323,6 +335,9 @@ mod tests {
     fn close_capsule_layout() {
         let f = close_capsule(7, b"bye");
         // DATA frame type 0, length 10, capsule type 0x2843 (2-byte varint 0x6843), len 7.
-        assert_eq!(&f[..], &[0x00, 10, 0x68, 0x43, 7, 0, 0, 0, 7, b'b', b'y', b'e']);
+        assert_eq!(
+            &f[..],
+            &[0x00, 10, 0x68, 0x43, 7, 0, 0, 0, 7, b'b', b'y', b'e']
+        );
     }
 }
