@@ -25,11 +25,15 @@ pub struct ShardCidGenerator {
 impl ShardCidGenerator {
     /// `shard` must fit in one byte (at most 256 shards).
     pub fn new(shard: ShardId) -> Option<Self> {
-        let shard = u8::try_from(shard.0).ok()?;
-        Some(Self {
+        u8::try_from(shard.0).ok().map(Self::from_byte)
+    }
+
+    /// For shard `shard` (the byte put first in every CID).
+    pub fn from_byte(shard: u8) -> Self {
+        Self {
             shard,
             lifetime: None,
-        })
+        }
     }
 }
 

@@ -161,7 +161,7 @@ impl QuicShard {
         forward: ForwardFn,
         on_connection: OnConnection,
     ) -> Result<Rc<Self>, QuicError> {
-        let generator = ShardCidGenerator::new(id).ok_or(QuicError::TooManyShards(id.0))?;
+        let shard_byte = u8::try_from(id.0).map_err(|_| QuicError::TooManyShards(id.0))?;
         let udp = UdpIo::bind(
             addr,
             Some(shared.args.udp_recv_buffer_bytes),
@@ -170,16 +170,7 @@ impl QuicShard {
         .map_err(|source| QuicError::Bind { addr, source })?;
         udp.buffers().warn_if_capped();
         let mut config = EndpointConfig::new(shared.reset_key.clone());
-        let gen = std::sync::Mutex::new(Some(generator));
-        config.cid_generator(move || {
-            // Called once per endpoint; later calls get a fresh generator for the shard.
-            let taken = gen.lock().ok().and_then(|mut g| g.take());
-            Box::new(
-                taken.unwrap_or_else(|| {
-                    ShardCidGenerator::new(id).unwrap_or_else(|| unreachable_gen())
-                }),
-            )
-        });
+        config.cid_generator(move || Box::new(ShardCidGenerator::from_byte(shard_byte)));
         let endpoint = Endpoint::new(Arc::new(config), Some(shared.server.clone()), true, None);
         let (gso, gro) = udp.offloads();
         tracing::debug!(shard = %id, local = %udp.local_addr(), gso, gro, "QUIC endpoint bound");
@@ -551,9 +542,4 @@ impl Drop for QuicShard {
         let n = self.conns.get_mut().len() as i64;
         self.metrics.connections_active.sub(n);
     }
-}
-
-fn unreachable_gen() -> ShardCidGenerator {
-    // bind() already checked the shard fits in a byte; shard 0 keeps CIDs well formed.
-    ShardCidGenerator::new(ShardId(0)).unwrap_or_else(|| unreachable_gen())
 }
