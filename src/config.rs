@@ -56,6 +56,10 @@ pub struct Config {
     pub signaling: crate::signaling::session::SignalingArgs,
     #[command(flatten)]
     pub meeting: crate::meeting::MeetingArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    pub quic: crate::quic::QuicArgs,
 }
 
 /// Log output format.

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mc_service::actors::ActorSettings;
 use mc_service::admission::Admission;
@@ -16,9 +16,11 @@ use mc_service::control::{self, ControlSeed};
 use mc_service::gc::{GcArgs, GcClientConfig, GcIdentity};
 use mc_service::meeting::MeetingConfig;
 use mc_service::metrics::Metrics;
+use mc_service::quic::{QuicArgs, QuicShared};
 use mc_service::shard::{self, ShardMsg, ShardSeed, LANES};
 use mc_service::shutdown::{self, Shutdown};
 use mc_service::signaling::session::SessionConfig;
+use mc_service::tls::{self, DevCert, TlsArgs, TlsMaterial};
 use mc_service::{admin, logging};
 use shards::{ExecutorSpec, Mesh, ShardId};
 use tracing::{error, info};
@@ -92,7 +94,8 @@ fn main() -> ExitCode {
         }
     };
     let meeting = cli.config.meeting.meeting_config(session.max_frame);
-    match run(settings, auth, gc, (session, meeting)) {
+    let transport = (cli.config.tls, cli.config.quic);
+    match run(settings, auth, gc, (session, meeting), transport) {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }
@@ -133,6 +136,7 @@ fn run(
     auth: ValidatedAuth,
     gc: Option<(GcClientConfig, Duration)>,
     (session, meeting): (SessionConfig, MeetingConfig),
+    (tls_args, quic_args): (TlsArgs, QuicArgs),
 ) -> Result<(), u8> {
     if let Err(e) = shards::probe_io_uring() {
         error!(error = %e, "Actor system failed to initialize");
@@ -158,6 +162,7 @@ fn run(
         mailbox: settings.actor_mailbox_size,
         join_timeout: Duration::from_secs(10),
     };
+    let quic = quic_shared(&settings, tls_args, quic_args)?;
     let n = settings.shards;
     let metrics = Metrics::new();
     metrics.shards.set(n as i64);
@@ -225,9 +230,12 @@ fn run(
         monitor.stop();
         1u8
     })?;
-    let (started_tx, started_rx) = mpsc::sync_channel(n);
+    // Shards start one after another so that a port of 0 (tests) resolves on the first
+    // and the others join it with SO_REUSEPORT.
+    let mut bind = settings.webtransport_bind_address;
     let mut shard_handles = Vec::with_capacity(n);
     for (spec, seed) in specs.iter().zip(seeds) {
+        let (started_tx, started_rx) = mpsc::sync_channel(1);
         let seed = ShardSeed {
             mesh: seed,
             metrics: metrics.clone(),
@@ -237,7 +245,9 @@ fn run(
             actors: actor_settings.clone(),
             keys: keys.clone(),
             verifier: auth.verifier.clone(),
-            started: started_tx.clone(),
+            quic: quic.clone(),
+            bind,
+            started: started_tx,
         };
         match spec.spawn(move || shard::run(seed)) {
             Ok(h) => shard_handles.push(h),
@@ -247,12 +257,10 @@ fn run(
                 return Err(1);
             }
         }
-    }
-    for _ in 0..n {
         match started_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(_)) => {}
+            Ok(Ok(addr)) => bind = addr,
             Ok(Err(why)) => {
-                error!(error = %why, "Actor system failed to initialize");
+                error!(address = %bind, error = %why, "Failed to bind WebTransport listener");
                 monitor.stop();
                 return Err(1);
             }
@@ -268,6 +276,7 @@ fn run(
         mailbox = settings.actor_mailbox_size,
         "Actor system initialized"
     );
+    info!(address = %bind, shards = n, "WebTransport listener started on {bind}");
     shards_up.store(true, Ordering::SeqCst);
     monitor.wake(control_id);
 
@@ -315,4 +324,37 @@ fn resolve_auth(settings: &Settings, auth: ValidatedAuth) -> Result<ResolvedAuth
         error!(error = %e, "invalid join-token configuration");
         EXIT_CONFIG as u8
     })
+}
+
+/// TLS material (production files/env, or the dev certificate) and the QUIC settings
+/// every shard shares. Also checks that no other process holds the UDP port.
+fn quic_shared(settings: &Settings, tls: TlsArgs, quic: QuicArgs) -> Result<QuicShared, u8> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        error!(address = %settings.webtransport_bind_address, error = %e, "Failed to bind WebTransport listener: {what}");
+        1u8
+    };
+    let use_dev_cert =
+        settings.dev && tls.tls_cert_path.is_none() && std::env::var_os("TLS_CERT").is_none();
+    let material = if use_dev_cert {
+        let dev = DevCert::load_or_create(&settings.dev_dir, SystemTime::now())
+            .map_err(|e| fail("cannot prepare the development certificate", &e))?;
+        info!(
+            cert_sha256 = %dev.sha256_hex,
+            path = %settings.dev_dir.join("cert.pem").display(),
+            "Development certificate (ECDSA P-256, 13 days) SHA-256 for serverCertificateHashes: {}",
+            dev.sha256_hex
+        );
+        dev.material
+    } else {
+        TlsMaterial::load(&tls, |k| std::env::var(k).ok())
+            .map_err(|e| fail("invalid TLS configuration", &e))?
+    };
+    let crypto =
+        tls::server_config(&material).map_err(|e| fail("invalid TLS configuration", &e))?;
+    // SO_REUSEPORT would let a second server silently share the port: probe without it.
+    if settings.webtransport_bind_address.port() != 0 {
+        std::net::UdpSocket::bind(settings.webtransport_bind_address)
+            .map_err(|e| fail("the UDP port is taken", &e))?;
+    }
+    QuicShared::new(crypto, quic).map_err(|e| fail("invalid QUIC configuration", &e))
 }

@@ -18,7 +18,10 @@ fn chromium_echoes_over_webtransport() {
         return;
     }
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing: apt-get install -y chromium");
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: apt-get install -y chromium"
+    );
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     if !dir.join("node_modules/playwright-core").exists() {
         let status = Command::new("npm")
@@ -32,11 +35,21 @@ fn chromium_echoes_over_webtransport() {
     let url = format!("https://127.0.0.1:{}/echo", server.addr.port());
     let status = Command::new("node")
         .arg("echo.mjs")
-        .args(["--url", &url, "--cert-hash", &server.cert_sha256, "--chromium", &chromium])
+        .args([
+            "--url",
+            &url,
+            "--cert-hash",
+            &server.cert_sha256,
+            "--chromium",
+            &chromium,
+        ])
         .current_dir(&dir)
         .status()
         .expect("node");
     let accepted = server.wt_counter("accepted");
     server.stop();
-    assert!(status.success(), "browser echo failed ({accepted} sessions accepted)");
+    assert!(
+        status.success(),
+        "browser echo failed ({accepted} sessions accepted)"
+    );
 }

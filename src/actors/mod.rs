@@ -13,6 +13,7 @@
 //! - [`meetings`]: the meeting host of a shard (catch_unwind per message).
 //! - [`connection`]: the connection actor: frames in, JWT check, frames out.
 
+pub mod connection;
 pub mod meetings;
 
 use std::cell::{Cell, RefCell};
@@ -121,7 +122,10 @@ pub struct ActorSettings {
 struct ActorMetrics {
     shard: ShardMetrics,
     joins: HashMap<&'static str, IntCounter>,
-    jwt: Metrics,
+    client_kinds: HashMap<&'static str, IntCounter>,
+    closed: RefCell<HashMap<&'static str, IntCounter>>,
+    shard_label: String,
+    all: Metrics,
 }
 
 /// The actors of one shard. `!Send`.
@@ -164,6 +168,23 @@ impl Actors {
         .into_iter()
         .map(|st| (st, metrics.session_joins_total.with_label_values(&[st, &s])))
         .collect();
+        let client_kinds = [
+            "join_request",
+            "publish_stream",
+            "subscribe_to_layout",
+            "update_layout",
+            "unsubscribe_layout",
+            "stream_quality_update",
+            "mute_request",
+            "host_mute_request",
+            "unmute_request",
+            "unmute_response",
+            "media_connection_update",
+            "unknown",
+        ]
+        .into_iter()
+        .map(|k| (k, metrics.client_messages_total.with_label_values(&[k, &s])))
+        .collect();
         Rc::new(Self {
             shard,
             shards,
@@ -171,7 +192,10 @@ impl Actors {
             metrics: ActorMetrics {
                 shard: ShardMetrics::new(metrics, shard.0),
                 joins,
-                jwt: metrics.clone(),
+                client_kinds,
+                closed: RefCell::new(HashMap::new()),
+                shard_label: s,
+                all: metrics.clone(),
             },
             admission,
             settings,
@@ -191,9 +215,37 @@ impl Actors {
     /// per-message path, so the label lookup here is acceptable.
     pub fn count_jwt(&self, result: &str, reason: &str) {
         self.metrics
-            .jwt
+            .all
             .jwt_validations_total
             .with_label_values(&[result, reason])
+            .inc();
+    }
+
+    /// `mc_session_joins_total{status}` for outcomes decided on the connection's shard.
+    pub fn count_join(&self, status: &'static str) {
+        if let Some(c) = self.metrics.joins.get(status) {
+            c.inc();
+        }
+    }
+
+    /// `mc_client_messages_total{kind}`: children looked up once, at shard start.
+    pub fn count_client_message(&self, kind: &'static str) {
+        if let Some(c) = self.metrics.client_kinds.get(kind) {
+            c.inc();
+        }
+    }
+
+    /// `mc_sessions_closed_total{reason}` (once per session end).
+    pub fn count_session_closed(&self, reason: &'static str) {
+        let mut closed = self.metrics.closed.borrow_mut();
+        closed
+            .entry(reason)
+            .or_insert_with(|| {
+                self.metrics
+                    .all
+                    .sessions_closed_total
+                    .with_label_values(&[reason, &self.metrics.shard_label])
+            })
             .inc();
     }
 
@@ -203,7 +255,6 @@ impl Actors {
         self.next_conn.set(id + 1);
         let (tx, rx) = local_channel::new_bounded(self.settings.mailbox);
         self.conns.borrow_mut().insert(id, tx);
-        self.metrics.shard.connections_active.inc();
         (
             ConnKey {
                 shard: self.shard.0,
@@ -215,7 +266,6 @@ impl Actors {
 
     pub fn unregister_connection(&self, key: ConnKey) {
         self.conns.borrow_mut().remove(&key.conn);
-        self.metrics.shard.connections_active.dec();
     }
 
     pub fn connections(&self) -> usize {
@@ -318,9 +368,7 @@ impl MeetingEnv for Actors {
     }
 
     fn join_outcome(&self, status: &'static str, _received_at: Option<Instant>) {
-        if let Some(c) = self.metrics.joins.get(status) {
-            c.inc();
-        }
+        self.count_join(status);
     }
 
     fn meeting_panicked(&self) {
