@@ -25,6 +25,9 @@ use crate::webtransport::{ConnectInfo, Refusal, SessionApp, SessionEnd, WtSessio
 /// How long a write may wait for the client's flow control before the client is
 /// treated as a slow consumer.
 const WRITE_STALL_LIMIT: Duration = Duration::from_secs(5);
+/// After the server finishes the signaling stream, how long the client has to read it
+/// and close before the server closes the session itself.
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// How long a join waits for a key reload after an unknown `kid`.
 const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(2);
 
@@ -119,7 +122,14 @@ async fn serve(
         }
         // 2. The session decided to close (error, meeting instruction).
         if let Some(code) = sig.poll_close() {
+            // Finish the stream so the client reads everything (an ErrorMessage, say)
+            // before the session goes: give it a moment to close on its own first.
             let _ = stream.finish().await;
+            let _ = or(async { Some(session.closed().await) }, async {
+                glommio::timer::sleep(CLOSE_LINGER).await;
+                None
+            })
+            .await;
             session.close(code.code(), code.label().as_bytes());
             ending.clean = code == CloseCode::Normal;
             ending.reason = code.label();
