@@ -78,12 +78,20 @@ def test_configmap_keys_are_flags(configmap, clean_help):
     assert not unknown, f"ConfigMap keys that are not flags of mc-service: {unknown}"
 
 
-def test_deployment_env_are_flags(container, clean_help):
+def env_only_secrets(container, help_text):
+    """Secret-sourced variables that the binary reads from the environment only (never
+    as a flag, design.md), recognised because --help names them."""
+    return {n for n, e in container_env(container).items()
+            if "secretKeyRef" in e.get("valueFrom", {}) and re.search(rf"\b{n}\b", help_text)}
+
+
+def test_deployment_env_are_flags(container, clean_help, help_text):
     helpers = expansion_helpers(container)
-    unknown = sorted(set(container_env(container)) - set(clean_help) - helpers)
+    secrets = env_only_secrets(container, help_text)
+    unknown = sorted(set(container_env(container)) - set(clean_help) - helpers - secrets)
     assert not unknown, f"Deployment env vars that are not flags of mc-service: {unknown}"
     # A helper is never also a config value: it must come from the downward API.
-    assert helpers <= {"NODE_IP"}, f"unexpected expansion helpers {helpers}"
+    assert helpers <= {"NODE_IP", "POD_NAME"}, f"unexpected expansion helpers {helpers}"
 
 
 def test_every_runbook_variable_in_configmap(configmap, runbook_vars):
@@ -108,12 +116,13 @@ def test_binary_defaults_match_runbook(clean_help, runbook_vars):
             assert m and m.group(1).strip() == default, f"{name}: runbook {default!r}, help: {entry}"
 
 
-def test_secret_keys_are_flags_and_wired(container, clean_help):
+def test_secret_keys_are_read_by_the_binary_and_wired(container, clean_help, help_text):
     (secret,) = load_all(MC_DIR / "secret.example.yaml")
     keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
     assert {"TLS_CERT", "TLS_KEY"} <= keys
     env = container_env(container)
     for k in keys:
-        assert k in clean_help, f"secret key {k} is not a flag"
+        assert k in clean_help or re.search(rf"\b{k}\b", help_text), (
+            f"secret key {k} is neither a flag nor an environment variable named in --help")
         ref = env[k]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "mc-service-secrets", "key": k}

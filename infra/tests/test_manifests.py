@@ -75,7 +75,13 @@ def test_env_sources(container):
     for key in ("TLS_CERT", "TLS_KEY", "MC_BINDING_TOKEN_SECRET"):
         assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "mc-service-secrets", "key": key}
     assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
-    assert env["MC_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["MC_ID"]["value"] == "mc-$(POD_NAME)"
+    assert env["NODE_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    names = list(env)
+    # Kubernetes expands $(VAR) only from variables defined earlier in the list.
+    assert names.index("POD_NAME") < names.index("MC_ID")
+    assert names.index("NODE_IP") < names.index("MC_ADVERTISE_WEBTRANSPORT")
     # No secret value is written into the manifest.
     for e in container["env"]:
         assert not re.search(r"SECRET|KEY|TOKEN|PASSWORD", e["name"]) or "valueFrom" in e
