@@ -9,10 +9,12 @@ ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 
 # ---------------------------------------------------------------- build
-FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
+# The full (not slim) image: glommio's build script runs `git` and liburing's
+# `configure`, and ring compiles C; it has git, gcc and make. protobuf is compiled in
+# build.rs with protox (no protoc) and TLS is rustls/ring (no OpenSSL).
+FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /src
-# protobuf is compiled in build.rs with protox: no protoc, no system libraries needed
-# (TLS is rustls/ring). The cache mounts keep the registry and target dir between builds.
+# The cache mounts keep the registry and target dir between builds.
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
@@ -20,9 +22,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0555 target/release/mc-service /out/mc-service
 
 # ---------------------------------------------------------------- runtime
-# distroless/cc: glibc, libgcc, CA certificates, /etc/passwd with nonroot (65532);
-# no shell, no package manager.
-FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+# Debian slim with only curl and CA certificates added: the runbook's troubleshooting
+# runs `kubectl exec deployment/meeting-controller -- curl -i $GC_REGISTRATION_URL`,
+# so the image must have curl. Same Debian release as the build stage (glibc match).
+FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 65532 mc \
+    && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin mc
 ARG VERSION=0.0.0-dev
 ARG GIT_SHA=unknown
 LABEL org.opencontainers.image.title="mc-service" \
