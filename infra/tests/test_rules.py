@@ -69,3 +69,16 @@ def test_every_alert_fires_and_stays_quiet_in_unit_tests(alerts):
             (fired if case.get("exp_alerts") else quiet).add(case["alertname"])
     assert set(alerts) <= fired, f"alerts never fired in tests: {set(alerts) - fired}"
     assert set(alerts) <= quiet, f"alerts never checked quiet: {set(alerts) - quiet}"
+
+
+def github_anchor(heading):
+    a = heading.strip().lower()
+    a = re.sub(r"[^\w\- ]", "", a)
+    return a.replace(" ", "-")
+
+
+def test_runbook_links_point_at_real_sections(alerts, runbook_text):
+    anchors = {github_anchor(h) for h in re.findall(r"^#+ (.*)$", runbook_text, re.M)}
+    for name, r in alerts.items():
+        anchor = r["annotations"]["runbook_url"].rsplit("#", 1)[1]
+        assert anchor in anchors, f"{name}: no runbook section #{anchor}"
