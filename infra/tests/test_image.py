@@ -100,6 +100,8 @@ def _run_sandboxed(mc_binary, configmap, tmp_path):
            if k not in ("GC_REGISTRATION_URL", "MC_JWKS_URL", "HTTP_BIND_ADDRESS", "WEBTRANSPORT_BIND_ADDRESS")}
     env.update({"PATH": "/usr/bin:/bin", "HOME": str(scratch), "MC_DRAIN_TIMEOUT_SECS": "5",
                 "MC_LOG_FORMAT": "json"})
+    # The binary refuses more shards than usable CPUs; a smaller test machine gets fewer.
+    env["MC_SHARDS"] = str(min(int(env.get("MC_SHARDS", "1")), len(os.sched_getaffinity(0))))
     proc = mcbin.DevProcess(binary, scratch / "dev", prefix=prefix, env=env)
     try:
         assert proc.wait_healthy(timeout=40).strip() == "OK"

@@ -62,6 +62,20 @@ def test_resources_exactly_as_runbook(container):
     }
 
 
+def test_shards_match_cpu_limit(container, configmap):
+    # tuning.md "Shards and CPUs": in a Burstable pod the affinity mask is the whole node,
+    # so the shard count must be pinned to the CPU quota.
+    limit = container["resources"]["limits"]["cpu"]
+    cpus = int(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    assert int(configmap["data"]["MC_SHARDS"]) == int(cpus)
+
+
+def test_io_memory_fits_default_memlock(configmap):
+    # 3 rings per shard; current runtimes give 8 MiB of RLIMIT_MEMLOCK (tuning.md "memlock").
+    need = int(configmap["data"]["MC_SHARDS"]) * 3 * int(configmap["data"]["MC_IO_MEMORY_BYTES"])
+    assert 64 * 1024 <= int(configmap["data"]["MC_IO_MEMORY_BYTES"]) and need <= 4 * 1024 * 1024
+
+
 def test_termination_grace_covers_drain(deployment, configmap):
     drain = int(configmap["data"]["MC_DRAIN_TIMEOUT_SECS"])
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
