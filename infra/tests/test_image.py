@@ -59,6 +59,14 @@ def test_dockerignore_keeps_context_small_and_clean():
         assert any(line.strip("/*") == must for line in lines), must
 
 
+def test_dockerignore_keeps_what_cargo_needs():
+    import fnmatch
+    patterns = [p.strip().rstrip("/") for p in (REPO / ".dockerignore").read_text().splitlines()
+                if p.strip() and not p.startswith("#")]
+    for needed in ("Cargo.toml", "Cargo.lock", "build.rs", "src", "shards", "bench", "tests", "proto"):
+        assert not any(fnmatch.fnmatch(needed, pat) for pat in patterns), needed
+
+
 def test_runs_unprivileged_on_read_only_root(mc_binary, configmap):
     assert os.geteuid() == 0, "this test sandboxes the binary and must run as root (CI does)"
     for tool in ("unshare", "setpriv"):
