@@ -11,14 +11,12 @@ from promql import base_name, exported_names, metric_names
 EXTERNAL = {"up"}
 
 # Label-vector families that mc-service registers but that have no series until the
-# first event creates a label child (a join, a token validation, a client message, a
-# close, a refusal), so a fresh dev process cannot show them. Each must still be
-# registered in src/metrics.rs; once the binary pre-creates their children they are
-# checked against the scrape like every other name (nothing here is skipped then).
+# first event creates a label child (a token validation, a close, a refusal), so a fresh
+# dev process cannot show them. Each must still be registered in src/metrics.rs; once
+# the binary pre-creates their children they are checked against the scrape like every
+# other name.
 CREATED_ON_FIRST_EVENT = {
-    "mc_session_joins_total",
     "mc_jwt_validations_total",
-    "mc_client_messages_total",
     "mc_sessions_closed_total",
     "mc_refusals_total",
 }
