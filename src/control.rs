@@ -218,6 +218,13 @@ impl Control {
 const DEMO_HTML: &str = include_str!("admin/demo.html");
 
 impl AdminState for Control {
+    fn refused(&self) {
+        self.metrics
+            .refusals_total
+            .with_label_values(&["admin_connections"])
+            .inc();
+    }
+
     fn extra(&self, req: &admin::http::Request) -> Option<admin::http::Response> {
         self.demo(req)
     }

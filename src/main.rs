@@ -166,6 +166,7 @@ fn run(
     let n = settings.shards;
     let metrics = Metrics::new();
     metrics.shards.set(n as i64);
+    metrics.capacity.set(i64::from(settings.capacity));
     let shutdown = Arc::new(Shutdown::default());
 
     // The mesh: shards 0..n, then the control plane as peer n.

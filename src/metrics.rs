@@ -53,6 +53,7 @@ pub struct Metrics {
     pub refusals_total: IntCounterVec,
     // Process.
     pub shards: IntGauge,
+    pub capacity: IntGauge,
     pub draining: IntGauge,
     pub build_info: IntGaugeVec,
 }
@@ -180,6 +181,7 @@ impl Metrics {
                 &["reason"],
             ),
             shards: gauge(r, "mc_shards", "Number of shards (pinned executors) serving traffic"),
+            capacity: gauge(r, "mc_capacity", "Configured maximum concurrent meetings (MC_CAPACITY)"),
             draining: gauge(r, "mc_draining", "1 while the MC is draining (no new meetings admitted)"),
             build_info: gauge_vec(r, "mc_build_info", "Build information; the value is always 1", &["version"]),
             registry,
@@ -189,6 +191,8 @@ impl Metrics {
             m.gc_heartbeat_total.with_label_values(&[status]);
             m.gc_registrations_total.with_label_values(&[status]);
         }
+        m.jwt_validations_total.with_label_values(&["success", "none"]);
+        m.refusals_total.with_label_values(&["admin_connections"]);
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -267,7 +271,10 @@ impl ShardMetrics {
             datagrams_forwarded: m.datagrams_forwarded_total.with_label_values(&[s]),
             quic_retries: m.quic_retries_total.with_label_values(&[s]),
             handshake_duration: m.handshake_duration_seconds.with_label_values(&[s]),
-            join_duration: m.session_join_duration_seconds.with_label_values(&[s]),
+            join_duration: {
+                m.sessions_closed_total.with_label_values(&["normal", s]);
+                m.session_join_duration_seconds.with_label_values(&[s])
+            },
         }
     }
 }
