@@ -191,7 +191,8 @@ impl Metrics {
             m.gc_heartbeat_total.with_label_values(&[status]);
             m.gc_registrations_total.with_label_values(&[status]);
         }
-        m.jwt_validations_total.with_label_values(&["success", "none"]);
+        m.jwt_validations_total
+            .with_label_values(&["success", "none"]);
         m.refusals_total.with_label_values(&["admin_connections"]);
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
