@@ -341,11 +341,13 @@ impl QuicShard {
         if may_forward {
             if let Some(owner) = owner_shard(&data, CID_LEN) {
                 if owner != self.id {
+                    // Copy out: `data` is a view of the 64 KiB receive buffer, which must
+                    // not be pinned by a datagram waiting in another shard's queue.
                     let fwd = Forwarded {
                         from,
                         local_ip,
                         ecn: None,
-                        data,
+                        data: BytesMut::from(&data[..]),
                     };
                     match (self.forward)(owner, fwd) {
                         Ok(()) => {

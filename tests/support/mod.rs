@@ -40,6 +40,11 @@ impl TestServer {
 
     /// Like `start`, with the `/` application built on each shard by `app`.
     pub fn start_with(shards: usize, args: QuicArgs, app: AppFactory) -> Self {
+        Self::start_at("127.0.0.1:0".parse().unwrap(), shards, args, app)
+    }
+
+    /// Bind `bind` (port 0: the first shard picks, the others join it).
+    pub fn start_at(bind: SocketAddr, shards: usize, args: QuicArgs, app: AppFactory) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "mc-dp-test-{}-{}",
             std::process::id(),
@@ -54,7 +59,7 @@ impl TestServer {
         let metrics = Metrics::new();
         let (seeds, monitor) = Mesh::build::<Forwarded>(shards, &[4096]).expect("mesh");
         let mut joins = Vec::new();
-        let mut addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut addr = bind;
         for seed in seeds {
             let (tx, rx) = mpsc::sync_channel::<Result<SocketAddr, String>>(1);
             let shared = shared.clone();
@@ -121,6 +126,17 @@ impl TestServer {
             .map(|s| {
                 self.metrics
                     .connections_active
+                    .with_label_values(&[&s.to_string()])
+                    .get()
+            })
+            .sum()
+    }
+
+    pub fn retries(&self) -> u64 {
+        (0..self.shards)
+            .map(|s| {
+                self.metrics
+                    .quic_retries_total
                     .with_label_values(&[&s.to_string()])
                     .get()
             })
