@@ -288,3 +288,38 @@ fn sessions_over_the_shard_limit_are_refused() {
     });
     server.stop();
 }
+
+#[test]
+fn silent_client_is_dropped_by_the_idle_timer() {
+    let args = mc_service::quic::QuicArgs {
+        idle_timeout_secs: 1,
+        keep_alive_secs: 0,
+        ..echo_args()
+    };
+    let server = TestServer::start(2, args);
+    let port = server.addr.port();
+    runtime().block_on(async {
+        let endpoint = quinn_client(&server);
+        let conn = endpoint
+            .connect(SocketAddr::from(([127, 0, 0, 1], port)), "localhost")
+            .unwrap()
+            .await
+            .expect("handshake");
+        assert_eq!(server.connections_active(), 1);
+        // Idle timeouts close silently (RFC 9000 §10.1): only the server's own timer
+        // can notice.
+        let reason = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+            .await
+            .expect("client never timed out");
+        assert!(
+            matches!(reason, quinn::ConnectionError::TimedOut),
+            "{reason:?}"
+        );
+    });
+    assert!(
+        server.wait_idle(Duration::from_secs(5)),
+        "server kept {} connections",
+        server.connections_active()
+    );
+    server.stop();
+}

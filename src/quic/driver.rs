@@ -8,7 +8,8 @@
 //! transmit. Then park until the socket is readable, the next timer, or a task rings.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -137,6 +138,9 @@ pub struct QuicShard {
     on_connection: OnConnection,
     forwarded: RefCell<VecDeque<Forwarded>>,
     handshaking: Cell<usize>,
+    /// Connection deadlines, earliest first; at most about one entry per connection
+    /// (entries are pushed only when they move a connection's deadline earlier).
+    timers: RefCell<BinaryHeap<Reverse<(Instant, ConnectionHandle)>>>,
     stopping: Cell<bool>,
     stats: RefCell<ShardStats>,
     metrics: ShardMetrics,
@@ -147,6 +151,8 @@ struct Conn {
     started: Instant,
     handshaking: bool,
     timeout: Option<Instant>,
+    /// The earliest entry this connection has in the timer heap.
+    armed: Option<Instant>,
 }
 
 impl QuicShard {
@@ -185,6 +191,7 @@ impl QuicShard {
             on_connection,
             forwarded: RefCell::new(VecDeque::new()),
             handshaking: Cell::new(0),
+            timers: RefCell::new(BinaryHeap::new()),
             stopping: Cell::new(false),
             stats: RefCell::new(ShardStats::default()),
             metrics,
@@ -261,7 +268,8 @@ impl QuicShard {
     }
 
     async fn park(&self, now: Instant) {
-        let deadline = self.conns.borrow().values().filter_map(|c| c.timeout).min();
+        // May be stale (a deadline that moved later): waking early is harmless.
+        let deadline = self.timers.borrow().peek().map(|Reverse((t, _))| *t);
         let readable = self.udp.readable();
         futures_lite::pin!(readable);
         let mut timer =
@@ -425,6 +433,7 @@ impl QuicShard {
                         started: now,
                         handshaking: true,
                         timeout: None,
+                        armed: None,
                     },
                 );
                 self.handshaking.set(self.handshaking.get() + 1);
@@ -444,11 +453,31 @@ impl QuicShard {
     }
 
     fn fire_timers(&self, now: Instant, dirty: &mut Vec<ConnectionHandle>) {
-        for (handle, c) in self.conns.borrow_mut().iter_mut() {
-            if c.timeout.is_some_and(|t| t <= now) {
-                c.timeout = None;
-                c.conn.read(|st| st.conn.handle_timeout(now));
-                dirty.push(*handle);
+        let mut timers = self.timers.borrow_mut();
+        let mut conns = self.conns.borrow_mut();
+        while let Some(&Reverse((at, handle))) = timers.peek() {
+            if at > now {
+                break;
+            }
+            timers.pop();
+            let Some(c) = conns.get_mut(&handle) else {
+                continue;
+            };
+            if c.armed == Some(at) {
+                c.armed = None;
+            }
+            match c.timeout {
+                Some(t) if t <= now => {
+                    c.timeout = None;
+                    c.conn.read(|st| st.conn.handle_timeout(now));
+                    dirty.push(handle);
+                }
+                // The deadline moved later: re-arm it.
+                Some(t) if c.armed.is_none() => {
+                    c.armed = Some(t);
+                    timers.push(Reverse((t, handle)));
+                }
+                _ => {}
             }
         }
     }
@@ -515,6 +544,12 @@ impl QuicShard {
             }
             if let Some(c) = conns.get_mut(&handle) {
                 c.timeout = timeout;
+                if let Some(t) = timeout {
+                    if c.armed.is_none_or(|a| t < a) {
+                        c.armed = Some(t);
+                        self.timers.borrow_mut().push(Reverse((t, handle)));
+                    }
+                }
                 if connected && c.handshaking {
                     c.handshaking = false;
                     self.handshaking
