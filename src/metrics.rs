@@ -41,6 +41,8 @@ pub struct Metrics {
     // Data plane.
     pub webtransport_connections_total: IntCounterVec,
     pub datagrams_forwarded_total: IntCounterVec,
+    pub datagrams_forward_dropped_total: IntCounterVec,
+    pub udp_send_errors_total: IntCounterVec,
     pub quic_retries_total: IntCounterVec,
     pub handshake_duration_seconds: HistogramVec,
     // Signaling and sessions.
@@ -128,6 +130,18 @@ impl Metrics {
                 r,
                 "mc_datagrams_forwarded_total",
                 "UDP datagrams received on one shard and forwarded to the shard owning their connection",
+                &["shard"],
+            ),
+            datagrams_forward_dropped_total: counter_vec(
+                r,
+                "mc_datagrams_forward_dropped_total",
+                "Misrouted UDP datagrams dropped because the owner shard's queue was full",
+                &["shard"],
+            ),
+            udp_send_errors_total: counter_vec(
+                r,
+                "mc_udp_send_errors_total",
+                "UDP sends that failed (e.g. socket buffer full); QUIC retransmits",
                 &["shard"],
             ),
             quic_retries_total: counter_vec(
@@ -237,6 +251,10 @@ pub struct ShardMetrics {
     pub wt_rejected: IntCounter,
     pub wt_error: IntCounter,
     pub datagrams_forwarded: IntCounter,
+    pub datagrams_forward_dropped: IntCounter,
+    pub udp_send_errors: IntCounter,
+    pub refused_sessions: IntCounter,
+    pub refused_handshakes: IntCounter,
     pub quic_retries: IntCounter,
     pub handshake_duration: Histogram,
     pub join_duration: Histogram,
@@ -270,6 +288,14 @@ impl ShardMetrics {
                 .webtransport_connections_total
                 .with_label_values(&["error", s]),
             datagrams_forwarded: m.datagrams_forwarded_total.with_label_values(&[s]),
+            datagrams_forward_dropped: m.datagrams_forward_dropped_total.with_label_values(&[s]),
+            udp_send_errors: m.udp_send_errors_total.with_label_values(&[s]),
+            refused_sessions: m
+                .refusals_total
+                .with_label_values(&["max_sessions_per_shard"]),
+            refused_handshakes: m
+                .refusals_total
+                .with_label_values(&["max_handshakes_per_shard"]),
             quic_retries: m.quic_retries_total.with_label_values(&[s]),
             handshake_duration: m.handshake_duration_seconds.with_label_values(&[s]),
             join_duration: {

@@ -19,7 +19,7 @@ use crate::auth::jwt::VerifierConfig;
 use crate::auth::keystore::{KeyStore, ShardVerifier};
 use crate::meeting::CloseCode;
 use crate::metrics::{Metrics, ShardMetrics};
-use crate::quic::{Forwarded, QuicShared};
+use crate::quic::{Forwarded, QuicShared, ShardStats};
 use crate::webtransport::DataPlane;
 
 /// Control traffic: pings, pongs, stats requests.
@@ -94,6 +94,8 @@ pub struct Shard {
     pub actors: Rc<Actors>,
     pub plane: DataPlane,
     control: ShardId,
+    /// The data plane's counters as last published, to publish only the change.
+    published: std::cell::Cell<ShardStats>,
 }
 
 impl Shard {
@@ -104,6 +106,23 @@ impl Shard {
             connections: self.actors.connections() as u64,
             participants: meetings.participants() as u64,
         }
+    }
+
+    /// Stats in the core, metrics at the edge: copy the data plane's plain counters to
+    /// Prometheus once per control ping rather than per datagram.
+    fn publish_stats(&self) {
+        let now = self.plane.quic.stats();
+        let was = self.published.replace(now.clone());
+        let m = self.actors.metrics();
+        let delta = |a: u64, b: u64| a.saturating_sub(b);
+        m.datagrams_forward_dropped
+            .inc_by(delta(now.forward_dropped, was.forward_dropped));
+        m.udp_send_errors
+            .inc_by(delta(now.send_errors, was.send_errors));
+        m.refused_sessions
+            .inc_by(delta(now.refused_sessions, was.refused_sessions));
+        m.refused_handshakes
+            .inc_by(delta(now.refused_handshakes, was.refused_handshakes));
     }
 
     fn handle(&self, from: ShardId, msg: ShardMsg) {
@@ -117,6 +136,7 @@ impl Shard {
                     .handle(&*self.actors, Instant::now(), cmd);
             }
             ShardMsg::Ping { seq } => {
+                self.publish_stats();
                 let pong = ShardMsg::Pong {
                     seq,
                     load: self.load(),
@@ -190,6 +210,7 @@ pub async fn run(seed: ShardSeed) {
         actors: actors.clone(),
         plane,
         control: seed.control,
+        published: std::cell::Cell::new(ShardStats::default()),
     });
     let timers = glommio::spawn_local(actors.clone().run_timers());
     tracing::debug!(shard = %id, %bound, "shard started");

@@ -161,10 +161,14 @@ async fn serve(
                 return ending;
             }
             Next::Read(Err(_)) => {
-                ending.clean = matches!(
-                    session.ended(),
-                    Some(SessionEnd::PeerClosed { clean: true, .. })
-                );
+                // The stream failed because the session is ending: learn how (a close
+                // with code 0 is a clean leave, rule 6), waiting briefly for the verdict.
+                let end = or(async { Some(session.closed().await) }, async {
+                    glommio::timer::sleep(Duration::from_secs(1)).await;
+                    None
+                })
+                .await;
+                ending.clean = matches!(end, Some(SessionEnd::PeerClosed { clean: true, .. }));
                 ending.reason = if ending.clean {
                     "client_closed"
                 } else {
