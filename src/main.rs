@@ -161,6 +161,7 @@ fn run(
         redirect_endpoint: settings.redirect_endpoint.clone(),
         mailbox: settings.actor_mailbox_size,
         join_timeout: Duration::from_secs(10),
+        max_sessions_per_ip: settings.max_sessions_per_ip,
     };
     let quic = quic_shared(&settings, tls_args, quic_args)?;
     let n = settings.shards;

@@ -228,3 +228,39 @@ fn after_sigkill_a_restarted_mc_serves_joins_again() {
         c.leave().await;
     });
 }
+
+#[test]
+fn sessions_per_client_address_are_limited_and_counted() {
+    let server = Server::start_dev(&["--shards", "1", "--max-sessions-per-ip", "2"]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    runtime().block_on(async {
+        let mut a = SigClient::connect(&url).await;
+        a.join("ip", &token(&keys, "ip", "a"), "a").await;
+        let mut b = SigClient::connect(&url).await;
+        b.join("ip", &token(&keys, "ip", "b"), "b").await;
+        let ep = harness::client::endpoint();
+        let third = tokio::time::timeout(Duration::from_secs(5), ep.connect(url.as_str())).await;
+        assert!(
+            matches!(third, Ok(Err(_))),
+            "a third session from 127.0.0.1 is refused"
+        );
+        a.leave().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut c = SigClient::connect(&url).await;
+        let r = c.join("ip", &token(&keys, "ip", "c"), "c").await;
+        assert!(
+            matches!(r.message, Some(M::JoinResponse(_))),
+            "a slot came back: {r:?}"
+        );
+        b.leave().await;
+        c.leave().await;
+    });
+    assert!(
+        metric(
+            &server,
+            "mc_refusals_total",
+            "reason=\"max_sessions_per_ip\""
+        ) >= 1.0
+    );
+}

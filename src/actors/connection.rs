@@ -39,18 +39,36 @@ pub struct SignalingApp {
 }
 
 impl SessionApp for SignalingApp {
-    fn admit(&self, _req: &ConnectInfo) -> Result<(), Refusal> {
+    fn admit(&self, req: &ConnectInfo) -> Result<(), Refusal> {
         // After SIGTERM no new sessions (runbook: drain); the GC's draining only stops
         // new meetings, which admission refuses at join time.
         if self.actors.draining.get() {
             return Err(Refusal::unavailable());
+        }
+        let ip = req.peer.ip();
+        let per_ip = self.actors.per_ip_count(ip);
+        if per_ip >= self.actors.settings.max_sessions_per_ip {
+            self.actors.count_refusal("max_sessions_per_ip");
+            return Err(Refusal::new(http::StatusCode::TOO_MANY_REQUESTS));
         }
         Ok(())
     }
 
     fn on_session(&self, session: WtSession) {
         let actors = self.actors.clone();
-        glommio::spawn_local(run(actors, session)).detach();
+        let ip = session.peer().ip();
+        if !actors.acquire_ip(ip) {
+            session.close(
+                CloseCode::RateLimited.code(),
+                b"too many sessions from this address",
+            );
+            return;
+        }
+        glommio::spawn_local(async move {
+            run(actors.clone(), session).await;
+            actors.release_ip(ip);
+        })
+        .detach();
     }
 }
 

@@ -116,6 +116,8 @@ pub struct ActorSettings {
     /// Time a client has, after its session is accepted, to open the signaling stream
     /// and send its join.
     pub join_timeout: Duration,
+    /// Signaling sessions one client IP may hold on one shard.
+    pub max_sessions_per_ip: u32,
 }
 
 /// Counters looked up once per shard.
@@ -139,6 +141,8 @@ pub struct Actors {
     pub meetings: RefCell<MeetingHost>,
     conns: RefCell<HashMap<u64, LocalSender<ConnCmd>>>,
     next_conn: Cell<u64>,
+    /// Live signaling sessions per client IP on this shard.
+    per_ip: RefCell<HashMap<std::net::IpAddr, u32>>,
     pub verifier: RefCell<ShardVerifier>,
     /// Draining: new sessions are refused by the data plane; joins to new meetings are
     /// refused by admission.
@@ -202,6 +206,7 @@ impl Actors {
             meetings: RefCell::new(MeetingHost::default()),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(1),
+            per_ip: RefCell::new(HashMap::new()),
             verifier: RefCell::new(verifier),
             draining: Cell::new(false),
         })
@@ -266,6 +271,41 @@ impl Actors {
 
     pub fn unregister_connection(&self, key: ConnKey) {
         self.conns.borrow_mut().remove(&key.conn);
+    }
+
+    /// Admit one more session from `ip`, or refuse (counted) at the per-IP limit.
+    pub fn acquire_ip(&self, ip: std::net::IpAddr) -> bool {
+        let mut per_ip = self.per_ip.borrow_mut();
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= self.settings.max_sessions_per_ip {
+            self.count_refusal("max_sessions_per_ip");
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// `mc_refusals_total{reason}` (refusals are rare; the label lookup is fine here).
+    pub fn count_refusal(&self, reason: &str) {
+        self.metrics
+            .all
+            .refusals_total
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    pub fn per_ip_count(&self, ip: std::net::IpAddr) -> u32 {
+        self.per_ip.borrow().get(&ip).copied().unwrap_or(0)
+    }
+
+    pub fn release_ip(&self, ip: std::net::IpAddr) {
+        let mut per_ip = self.per_ip.borrow_mut();
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
     }
 
     pub fn connections(&self) -> usize {
