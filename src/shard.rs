@@ -51,9 +51,9 @@ pub enum ShardMsg {
     EndMeetings,
     /// Connection actor → the meeting's shard.
     ToMeeting(crate::actors::MeetingCmd),
-    /// Meeting actor → the connection's shard.
-    ToConnection {
-        conn: u64,
+    /// Meeting actor → connections on the receiving shard (one fan-out, one message).
+    ToConnections {
+        conns: Vec<u64>,
         cmd: crate::actors::ConnCmd,
     },
     /// A UDP datagram that landed on another shard's socket but belongs to a
@@ -128,7 +128,11 @@ impl Shard {
     fn handle(&self, from: ShardId, msg: ShardMsg) {
         match msg {
             ShardMsg::Forwarded(f) => self.plane.quic.handle_forwarded(f),
-            ShardMsg::ToConnection { conn, cmd } => self.actors.deliver_local(conn, cmd),
+            ShardMsg::ToConnections { conns, cmd } => {
+                for conn in conns {
+                    self.actors.deliver_local(conn, cmd.clone());
+                }
+            }
             ShardMsg::ToMeeting(cmd) => {
                 self.actors
                     .meetings
@@ -226,10 +230,19 @@ pub async fn run(seed: ShardSeed) {
                 handled = 0;
             }
         }
+        shard.actors.flush_overflow();
         if shard.mesh.is_stopping() {
             break;
         }
-        shard.mesh.wait().await;
+        if shard.actors.overflowing() {
+            // Parked messages wait for a peer to drain its queue: look again soon.
+            let _ = futures_lite::future::or(shard.mesh.wait(), async {
+                glommio::timer::sleep(Duration::from_micros(200)).await;
+            })
+            .await;
+        } else {
+            shard.mesh.wait().await;
+        }
     }
     drop(timers);
     // Close what is left (sessions not in a meeting, e.g. echo), let the close frames
