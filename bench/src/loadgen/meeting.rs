@@ -650,6 +650,7 @@ async fn read_loop(
                 sh.stats.error("session:finished_by_server");
                 break;
             }
+            Err(_) if sh.end.is_set() => break, // teardown race, not a loss
             Err(e) => {
                 rec.add(Counter::SessionsLost, 1);
                 sh.stats.error(format!("session:{}", short(&e.to_string())));
