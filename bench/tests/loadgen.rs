@@ -49,8 +49,7 @@ fn start(kind: &'static str) -> Fixture {
         Endpoint::server(cfg).unwrap()
     });
     let port = server.local_addr().unwrap().port();
-    let meetings: Arc<Mutex<HashMap<String, Vec<(String, mpsc::UnboundedSender<Vec<u8>>)>>>> =
-        Arc::default();
+    let meetings: Meetings = Arc::default();
     rt.spawn(async move {
         loop {
             let inc = server.accept().await;

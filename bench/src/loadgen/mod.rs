@@ -24,7 +24,6 @@ pub mod report;
 pub mod stats;
 pub mod token;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -248,7 +247,7 @@ pub fn main_with(cli: Cli) -> u8 {
                 irq.trigger();
             }
         });
-        with_bound(dispatch(cli, ctx)).await
+        dispatch(cli, ctx).await
     });
     rt.shutdown_timeout(Duration::from_secs(2));
     let out = match result {
@@ -281,10 +280,6 @@ pub fn main_with(cli: Cli) -> u8 {
     } else {
         EXIT_FAILED
     }
-}
-
-async fn with_bound<F: Future<Output = anyhow::Result<Outcome>>>(f: F) -> anyhow::Result<Outcome> {
-    f.await
 }
 
 fn write_outputs(r: &Report, run: &RunArgs) -> anyhow::Result<()> {
