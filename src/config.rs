@@ -37,6 +37,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the effective configuration as JSON and exit (secrets are never printed).
     PrintConfig,
+    /// Print a join token signed with the development key in --dev-dir.
+    DevToken(crate::auth::devtoken::DevTokenArgs),
 }
 
 /// The whole service configuration: one flattened struct per component.
@@ -46,6 +48,10 @@ pub struct Config {
     pub service: ServiceArgs,
     #[command(flatten)]
     pub admin: AdminArgs,
+    #[command(flatten)]
+    pub auth: crate::auth::AuthConfig,
+    #[command(flatten)]
+    pub gc: crate::gc::GcArgs,
 }
 
 /// Log output format.

@@ -1,19 +1,30 @@
 //! The control-plane executor: one unpinned glommio executor beside the shards.
 //!
-//! It serves the admin plane, pings every shard once a second (readiness is "every
-//! shard answered lately", a request to each shard rather than a shared counter),
-//! publishes queue depths at scrape time, and runs the shutdown sequence when a
-//! signal arrives.
+//! It runs the GC client (register, heartbeat, drain, deregister), serves the admin
+//! plane, pings every shard once a second (readiness is "every shard answered lately",
+//! a request to each shard rather than a shared counter; the pongs carry each shard's
+//! load for the GC heartbeats), publishes queue depths at scrape time, and runs the
+//! drain when SIGTERM arrives:
+//!
+//! 1. readiness → 503 `draining`, a `draining` heartbeat, no new meetings or sessions;
+//! 2. live meetings continue until they end or `--drain-timeout-secs` passes;
+//! 3. remaining meetings are ended (`MEETING_ENDED`, or `RedirectToMc` when a redirect
+//!    endpoint is configured) and their sessions closed;
+//! 4. deregister from the GC, stop the shards, exit 0.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shards::{MeshMonitor, MeshSeed, ShardId};
+use shards::{MeshHandle, MeshMonitor, MeshSeed, ShardId};
 
 use crate::admin::{self, AdminState, Readiness};
+use crate::admission::Admission;
 use crate::config::Settings;
+use crate::gc::{self, GcClient, GcClientConfig, GcControl, GcHooks, GcStatus, Load};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::shard::{ShardLoad, ShardMsg, LANE_CONNECTION, LANE_CONTROL, LANE_MEETING};
 use crate::shutdown::Shutdown;
@@ -31,7 +42,14 @@ pub struct ControlSeed {
     pub settings: Settings,
     pub admin_listener: std::net::TcpListener,
     pub shutdown: Arc<Shutdown>,
+    pub admission: Arc<Admission>,
     pub shards: usize,
+    /// The GC client's settings; `None` in dev mode without a GC.
+    pub gc: Option<(GcClientConfig, Duration)>,
+    /// Set by main once every shard is up: the admin plane starts serving then.
+    pub shards_up: Arc<AtomicBool>,
+    /// Told once GC registration has succeeded or had its first try (startup order).
+    pub gc_first_attempt: SyncSender<()>,
 }
 
 /// The last answer from each shard.
@@ -81,16 +99,28 @@ pub struct Control {
     pub health: RefCell<ShardHealth>,
     shard_metrics: Vec<ShardMetrics>,
     pub shutdown: Arc<Shutdown>,
+    pub admission: Arc<Admission>,
+    /// The GC client's view, when a GC is configured.
+    gc_status: Option<Rc<GcStatus>>,
 }
 
 impl Control {
     fn gc_registered(&self) -> bool {
-        // The GC client lands with issue 5; until then there is no registration.
-        false
+        self.gc_status.as_ref().is_some_and(|s| s.registered())
     }
 
     fn gc_required(&self) -> bool {
-        self.settings.gc_registration_url.is_some()
+        self.gc_status.is_some()
+    }
+
+    fn load(&self) -> Load {
+        let l = self.health.borrow().total_load();
+        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Load {
+            meetings: clamp(l.meetings),
+            sessions: clamp(l.connections),
+            participants: clamp(l.participants),
+        }
     }
 }
 
@@ -98,7 +128,7 @@ impl AdminState for Control {
     fn readiness(&self) -> Readiness {
         let healthy = self.health.borrow().all_healthy(Instant::now());
         let gc_registered = self.gc_registered();
-        let status = if self.shutdown.requested() {
+        let status = if self.shutdown.requested() || self.admission.gc_draining() {
             "draining"
         } else if healthy && (gc_registered || !self.gc_required()) {
             "ready"
@@ -134,14 +164,63 @@ pub async fn run(seed: ControlSeed) {
     let shard_metrics = (0..seed.shards)
         .map(|i| ShardMetrics::new(&seed.metrics, i as u16))
         .collect();
-    let control = Rc::new(Control {
-        health: RefCell::new(ShardHealth::new(seed.shards)),
-        settings: seed.settings,
-        metrics: seed.metrics,
-        monitor: seed.monitor,
-        shard_metrics,
-        shutdown: seed.shutdown,
+    let mut gc_task = None;
+    let mut gc_control: Option<GcControl> = None;
+    let control = Rc::new_cyclic(|weak: &std::rc::Weak<Control>| {
+        let gc_status = seed.gc.map(|(cfg, request_timeout)| {
+            let weak = weak.clone();
+            let mut hooks =
+                GcHooks::new(move || weak.upgrade().map(|c| c.load()).unwrap_or_default());
+            hooks.metrics = Some(seed.metrics.clone());
+            hooks.request_timeout = request_timeout;
+            let admission = seed.admission.clone();
+            hooks.on_gc_draining = Some(Box::new(move |draining| {
+                admission.set_gc_draining(draining);
+                tracing::info!(
+                    draining,
+                    "GC status is now {}",
+                    if draining {
+                        "draining: no new meetings"
+                    } else {
+                        "active: admitting meetings"
+                    }
+                );
+            }));
+            let status = hooks.status.clone();
+            gc_control = Some(hooks.control.clone());
+            let client = GcClient::new(cfg, Instant::now(), rand::random());
+            gc_task = Some(glommio::spawn_local(gc::run(client, hooks)));
+            status
+        });
+        Control {
+            health: RefCell::new(ShardHealth::new(seed.shards)),
+            settings: seed.settings,
+            metrics: seed.metrics,
+            monitor: seed.monitor,
+            shard_metrics,
+            shutdown: seed.shutdown,
+            admission: seed.admission,
+            gc_status,
+        }
     });
+
+    // Startup order (runbook step 5): GC registration before the actor system. Tell
+    // main when registration succeeded, or after a few seconds of trying.
+    {
+        let status = control.gc_status.clone();
+        let tx = seed.gc_first_attempt;
+        glommio::spawn_local(async move {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while let Some(s) = &status {
+                if s.registered() || Instant::now() >= deadline {
+                    break;
+                }
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = tx.send(());
+        })
+        .detach();
+    }
 
     // Pinger: one ping per shard per interval, on the control lane.
     let pinger = {
@@ -161,32 +240,24 @@ pub async fn run(seed: ControlSeed) {
         })
     };
 
-    let admin_task = glommio::spawn_local(admin::serve(
-        seed.admin_listener,
-        control.clone() as Rc<dyn AdminState>,
-        control.settings.admin.clone(),
-    ));
-    tracing::info!(
-        address = %control.settings.http_bind_address,
-        "Prometheus metrics recorder initialized"
-    );
-
-    // Wait for the first pong from every shard before calling the service ready.
     let started = Instant::now();
+    let mut admin_task = None;
     let mut announced = false;
     loop {
-        while let Some((from, _lane, msg)) = mesh.try_recv() {
-            match msg {
-                ShardMsg::Pong { load, .. } => {
-                    control
-                        .health
-                        .borrow_mut()
-                        .record(from, Instant::now(), load)
-                }
-                ShardMsg::Ping { .. } => {}
-            }
+        drain_inbox(&mesh, &control);
+        if admin_task.is_none() && seed.shards_up.load(Ordering::SeqCst) {
+            admin_task = Some(glommio::spawn_local(admin::serve(
+                clone_listener(&seed.admin_listener),
+                control.clone() as Rc<dyn AdminState>,
+                control.settings.admin.clone(),
+            )));
+            tracing::info!(
+                address = %control.settings.http_bind_address,
+                "Prometheus metrics recorder initialized"
+            );
         }
-        if !announced && control.health.borrow().all_healthy(Instant::now()) {
+        if admin_task.is_some() && !announced && control.health.borrow().all_healthy(Instant::now())
+        {
             announced = true;
             tracing::info!(
                 shards = seed.shards,
@@ -199,17 +270,114 @@ pub async fn run(seed: ControlSeed) {
         }
         mesh.wait().await;
     }
+    drop(seed.admin_listener);
 
-    // Shutdown. Readiness already reports "draining" (it reads the same flag).
-    tracing::info!(
-        signal = control.shutdown.signal_name(),
-        "Shutdown: readiness now reports draining"
-    );
+    drain(&mesh, &control, gc_control.as_ref()).await;
+
+    if let (Some(gc), Some(task)) = (gc_control, gc_task) {
+        tracing::info!("Shutdown: deregistering from the Global Controller");
+        gc.shutdown();
+        // The driver deregisters with a 2 s timeout; do not wait much longer.
+        let _ = futures_lite::future::or(async { Some(task.await) }, async {
+            glommio::timer::sleep(Duration::from_secs(4)).await;
+            None
+        })
+        .await;
+    }
     tracing::info!("Shutdown: stopping shards");
     control.monitor.stop();
     drop(pinger);
     drop(admin_task);
     tracing::info!("Shutdown complete");
+}
+
+/// The admin listener is owned by the seed until shutdown; serve a duplicate of it.
+fn clone_listener(l: &std::net::TcpListener) -> std::net::TcpListener {
+    l.try_clone().expect("dup of a live listening socket")
+}
+
+fn drain_inbox(mesh: &MeshHandle<ShardMsg>, control: &Control) {
+    while let Some((from, _lane, msg)) = mesh.try_recv() {
+        if let ShardMsg::Pong { load, .. } = msg {
+            control
+                .health
+                .borrow_mut()
+                .record(from, Instant::now(), load);
+        }
+    }
+}
+
+/// Steps 1–3 of the drain (module docs).
+async fn drain(mesh: &Rc<MeshHandle<ShardMsg>>, control: &Rc<Control>, gc: Option<&GcControl>) {
+    let timeout = control.settings.drain_timeout;
+    tracing::info!(
+        signal = control.shutdown.signal_name(),
+        drain_timeout_secs = timeout.as_secs(),
+        "Drain started: readiness reports draining, no new meetings are admitted"
+    );
+    control.admission.start_draining();
+    if let Some(gc) = gc {
+        gc.start_draining();
+    }
+    for s in 0..control.shard_metrics.len() {
+        send_control(mesh, ShardId(s as u16), ShardMsg::StopAdmitting).await;
+    }
+
+    // Live meetings continue until they end or the drain timeout passes. The pinger
+    // keeps the load fresh.
+    let deadline = Instant::now() + timeout;
+    let last_log = Cell::new(Instant::now());
+    loop {
+        drain_inbox(mesh, control);
+        let load = control.health.borrow().total_load();
+        if load.meetings == 0 && load.connections == 0 {
+            tracing::info!("Drain: no live meetings left");
+            break;
+        }
+        if Instant::now() >= deadline {
+            tracing::info!(
+                meetings = load.meetings,
+                sessions = load.connections,
+                "Drain timeout reached: ending the remaining meetings"
+            );
+            break;
+        }
+        if last_log.get().elapsed() >= Duration::from_secs(10) {
+            last_log.set(Instant::now());
+            tracing::info!(
+                meetings = load.meetings,
+                sessions = load.connections,
+                "Draining"
+            );
+        }
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+    }
+
+    // End what is left, then give the shards a moment to flush and close sessions.
+    for s in 0..control.shard_metrics.len() {
+        send_control(mesh, ShardId(s as u16), ShardMsg::EndMeetings).await;
+    }
+    let flush_deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < flush_deadline {
+        drain_inbox(mesh, control);
+        if control.health.borrow().total_load().connections == 0 {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!("Drain complete");
+}
+
+/// Control messages must arrive: retry on a full lane (back-pressure on purpose).
+async fn send_control(mesh: &MeshHandle<ShardMsg>, to: ShardId, mut msg: ShardMsg) {
+    for _ in 0..1000 {
+        match mesh.try_send(to, LANE_CONTROL, msg) {
+            Ok(()) => return,
+            Err(full) => msg = full.msg,
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    tracing::error!(shard = %to, "control lane stayed full; shard did not get a drain message");
 }
 
 #[cfg(test)]

@@ -2,11 +2,15 @@
 //! control plane, and wait for them. Startup logs follow the runbook's order.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use mc_service::admission::Admission;
+use mc_service::auth::{DevKeys, ResolvedAuth, ValidatedAuth};
 use mc_service::config::{self, Command, Settings, EXIT_CONFIG};
 use mc_service::control::{self, ControlSeed};
+use mc_service::gc::{GcArgs, GcClientConfig, GcIdentity};
 use mc_service::metrics::Metrics;
 use mc_service::shard::{self, ShardMsg, ShardSeed, LANES};
 use mc_service::shutdown::{self, Shutdown};
@@ -19,6 +23,15 @@ fn main() -> ExitCode {
     shutdown::block_signals();
 
     let (cli, matches) = config::parse();
+    if let Some(Command::DevToken(args)) = cli.command {
+        return match mc_service::auth::devtoken::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let cpus = match shards::allowed_cpus() {
         Ok(c) => c.len(),
         Err(e) => {
@@ -28,6 +41,13 @@ fn main() -> ExitCode {
     };
     let settings = match cli.config.validate(&matches, cpus) {
         Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let auth = match cli.config.auth.validate(settings.dev) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_CONFIG as u8);
@@ -50,17 +70,59 @@ fn main() -> ExitCode {
         config = %serde_json::to_string(&settings).unwrap_or_default(),
         "Configuration loaded successfully"
     );
-    match run(settings) {
+    let gc = match gc_settings(&settings, &cli.config.gc) {
+        Ok(gc) => gc,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    match run(settings, auth, gc) {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }
 }
 
-fn run(settings: Settings) -> Result<(), u8> {
+/// The GC client's settings when a GC is configured (dev mode may run without one).
+fn gc_settings(
+    settings: &Settings,
+    args: &GcArgs,
+) -> Result<Option<(GcClientConfig, Duration)>, String> {
+    let Some(url) = &settings.gc_registration_url else {
+        return Ok(None);
+    };
+    let identity = GcIdentity {
+        id: settings.mc_id.clone(),
+        region: settings.region.clone(),
+        capacity: settings.capacity,
+        shards: settings.shards as u32,
+    };
+    args.client_config(
+        url,
+        settings.gc_heartbeat_interval,
+        identity,
+        settings.webtransport_bind_address,
+        settings.http_bind_address,
+    )
+    .map(|cfg| Some((cfg, args.request_timeout())))
+    .map_err(|e| {
+        format!(
+            "{e} (see --gc-registration-url / GC_REGISTRATION_URL, --advertise-webtransport / \
+             MC_ADVERTISE_WEBTRANSPORT, --advertise-http / MC_ADVERTISE_HTTP, --pod-ip / POD_IP)"
+        )
+    })
+}
+
+fn run(
+    settings: Settings,
+    auth: ValidatedAuth,
+    gc: Option<(GcClientConfig, Duration)>,
+) -> Result<(), u8> {
     if let Err(e) = shards::probe_io_uring() {
         error!(error = %e, "Actor system failed to initialize");
         return Err(1);
     }
+    let _auth = resolve_auth(&settings, auth)?;
     let n = settings.shards;
     let metrics = Metrics::new();
     metrics.shards.set(n as i64);
@@ -75,9 +137,57 @@ fn run(settings: Settings) -> Result<(), u8> {
     })?;
     let control_seed = seeds.pop().expect("n + 1 seeds");
 
+    // The admin plane binds first so a port conflict is reported before anything runs.
+    let admin_listener = admin::bind(settings.http_bind_address).map_err(|e| {
+        error!(address = %settings.http_bind_address, error = %e, "Failed to bind HTTP listener");
+        1u8
+    })?;
+    let admission = Arc::new(Admission::new(settings.capacity));
+    let shards_up = Arc::new(AtomicBool::new(false));
+
+    // The control plane starts first: GC registration comes before the actor system in
+    // the runbook's startup order. It serves the admin plane once the shards are up.
+    if gc.is_some() {
+        info!(
+            url = settings.gc_registration_url.as_deref().unwrap_or_default(),
+            "Registering with Global Controller..."
+        );
+    }
+    let (gc_first_tx, gc_first_rx) = mpsc::sync_channel(1);
+    let control_spec = ExecutorSpec {
+        name: "control".into(),
+        cpu: None,
+        io_memory: settings.io_memory_bytes,
+    };
+    let control_seed = ControlSeed {
+        mesh: control_seed,
+        monitor: monitor.clone(),
+        metrics: metrics.clone(),
+        settings: settings.clone(),
+        admin_listener,
+        shutdown: shutdown.clone(),
+        admission: admission.clone(),
+        shards: n,
+        gc,
+        shards_up: shards_up.clone(),
+        gc_first_attempt: gc_first_tx,
+    };
+    let control = control_spec
+        .spawn(move || control::run(control_seed))
+        .map_err(|e| {
+            error!(error = %e, "cannot start the control plane");
+            1u8
+        })?;
+    {
+        let monitor = monitor.clone();
+        shutdown::spawn_signal_thread(shutdown.clone(), move || monitor.wake(control_id));
+    }
+    let _ = gc_first_rx.recv_timeout(Duration::from_secs(5));
+
     // Shards, one pinned executor each.
     let specs = ExecutorSpec::pinned_shards(n, settings.io_memory_bytes).map_err(|e| {
         error!(error = %e, "Actor system failed to initialize");
+        monitor.stop();
         1u8
     })?;
     let (started_tx, started_rx) = mpsc::sync_channel(n);
@@ -118,40 +228,8 @@ fn run(settings: Settings) -> Result<(), u8> {
         mailbox = settings.actor_mailbox_size,
         "Actor system initialized"
     );
-
-    // The admin plane binds here so a port conflict is reported before anything runs.
-    let admin_listener = admin::bind(settings.http_bind_address).map_err(|e| {
-        error!(address = %settings.http_bind_address, error = %e, "Failed to bind HTTP listener");
-        monitor.stop();
-        1u8
-    })?;
-
-    {
-        let monitor = monitor.clone();
-        shutdown::spawn_signal_thread(shutdown.clone(), move || monitor.wake(control_id));
-    }
-
-    let control_spec = ExecutorSpec {
-        name: "control".into(),
-        cpu: None,
-        io_memory: settings.io_memory_bytes,
-    };
-    let control_seed = ControlSeed {
-        mesh: control_seed,
-        monitor: monitor.clone(),
-        metrics,
-        settings,
-        admin_listener,
-        shutdown,
-        shards: n,
-    };
-    let control = control_spec
-        .spawn(move || control::run(control_seed))
-        .map_err(|e| {
-            error!(error = %e, "cannot start the control plane");
-            monitor.stop();
-            1u8
-        })?;
+    shards_up.store(true, Ordering::SeqCst);
+    monitor.wake(control_id);
 
     let mut failed = control.join().is_err();
     if failed {
@@ -170,4 +248,31 @@ fn run(settings: Settings) -> Result<(), u8> {
         info!("Meeting Controller stopped");
         Ok(())
     }
+}
+
+/// Load the dev keys when dev mode needs them, and resolve the join-token settings.
+fn resolve_auth(settings: &Settings, auth: ValidatedAuth) -> Result<ResolvedAuth, u8> {
+    let dev_keys = if auth.needs_dev_keys() {
+        match DevKeys::load_or_create(&settings.dev_dir) {
+            Ok(k) => {
+                info!(
+                    dev_dir = %settings.dev_dir.display(),
+                    kid = k.kid(),
+                    "Development signing key ready (mint tokens with `mc-service dev-token --dev-dir {}`)",
+                    settings.dev_dir.display()
+                );
+                Some(k)
+            }
+            Err(e) => {
+                error!(dev_dir = %settings.dev_dir.display(), error = %e, "cannot prepare development keys");
+                return Err(1);
+            }
+        }
+    } else {
+        None
+    };
+    auth.resolve(dev_keys.as_ref()).map_err(|e| {
+        error!(error = %e, "invalid join-token configuration");
+        EXIT_CONFIG as u8
+    })
 }

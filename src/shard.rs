@@ -30,6 +30,10 @@ pub enum ShardMsg {
     Ping { seq: u64 },
     /// Shard → control: alive, with its current load.
     Pong { seq: u64, load: ShardLoad },
+    /// Control → shard: draining; refuse new sessions.
+    StopAdmitting,
+    /// Control → shard: drain end; end every meeting and close its sessions.
+    EndMeetings,
 }
 
 /// One shard's load, reported with every pong (GC heartbeats, readiness).
@@ -77,6 +81,9 @@ impl Shard {
                 // A full control lane means the control plane is behind; it will ping
                 // again, so dropping this pong loses nothing.
                 let _ = self.mesh.try_send(self.control, LANE_CONTROL, pong);
+            }
+            ShardMsg::StopAdmitting | ShardMsg::EndMeetings => {
+                tracing::debug!(shard = %self.id, ?msg, "drain step");
             }
             ShardMsg::Pong { .. } => {
                 tracing::warn!(shard = %self.id, %from, "unexpected pong on a shard");

@@ -232,6 +232,21 @@ fn bad_configuration_fails_fast_with_exit_2_naming_flag_and_env() {
             "MC_REGION",
         ),
         (&["--region", "eu"], &[], "GC_REGISTRATION_URL"),
+        (
+            &[
+                "--region",
+                "eu",
+                "--gc-registration-url",
+                "http://gc:8080/api/v1/mc/register",
+            ],
+            &[],
+            "MC_JWKS_PATH",
+        ),
+        (
+            &["--dev"],
+            &[("MC_BINDING_TOKEN_SECRET", "c2hvcnQ=")],
+            "MC_BINDING_TOKEN_SECRET",
+        ),
     ];
     for (args, env, expect) in cases {
         let mut cmd = Command::new(binary());
@@ -302,4 +317,34 @@ fn an_admin_port_in_use_is_reported_and_exits_non_zero() {
         log.contains("Address already in use") || log.contains("in use"),
         "{log}"
     );
+}
+
+#[test]
+fn dev_token_prints_a_token_the_dev_server_trusts() {
+    let dir = std::env::temp_dir().join(format!("mc-devtoken-{}", std::process::id()));
+    let out = Command::new(binary())
+        .args([
+            "dev-token",
+            "--meeting-id",
+            "m1",
+            "--user-id",
+            "alice",
+            "--role",
+            "host",
+        ])
+        .arg("--dev-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(token.trim().split('.').count(), 3, "{token}");
+    for f in ["signing-key.pem", "jwks.json", "binding-secret"] {
+        assert!(dir.join(f).exists(), "{f} written");
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,1 +1,381 @@
-//! Meetings: the sans-IO meeting state machine and its actor plumbing.
+//! Meetings: the sans-IO meeting state machine (signaling.md "Semantics the MC owns",
+//! "Session recovery", Precise rules 3–11, 14). One [`Meeting`] per meeting, living on
+//! the shard that owns `hash(meeting_id) % N`.
+//!
+//! Inputs: [`Meeting::handle_join`], [`Meeting::handle_message`],
+//! [`Meeting::handle_disconnect`], [`Meeting::handle_timeout`], [`Meeting::end`]; each
+//! takes `now`. Outputs: [`Meeting::poll_outbound`] until `None` (one FIFO, so every
+//! receiver sees a sender's updates in processing order — rule 14), then
+//! [`Meeting::poll_timeout`] for the next grace deadline.
+//!
+//! Fan-out builds each `ServerMessage` once and shares it as an `Arc` with every
+//! recipient: consecutive [`Outbound::Send`]s carrying the same `Arc` (`Arc::ptr_eq`) can
+//! be encoded once by the driver (`codec::encode_to_bytes` + `Session::send_frame`).
+//!
+//! - `config`: [`MeetingConfig`], [`MeetingArgs`].
+//! - `roster`: participants, join, recovery, leave, grace (rules 6–9).
+//! - `mute`: self/host mute, unmute request/response (rules 2, 3).
+//! - `streams`: PublishStream validation (rule 10).
+//! - `layout`: grid layouts and their recomputation (rule 11).
+
+mod config;
+mod layout;
+mod mute;
+mod roster;
+mod streams;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use crate::signaling::session::CloseCode;
+pub use config::{MeetingArgs, MeetingConfig};
+
+use crate::auth::binding::MeetingBindingKey;
+use crate::signaling::proto::{
+    client_message::Message as C, pb, truncate_str, ClientMessage, ErrorCode, ServerMessage,
+    LOG_STRING_MAX,
+};
+use roster::Participant;
+
+/// Names one client connection anywhere in the process: the shard that owns it and the
+/// connection's id on that shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnKey {
+    pub shard: u16,
+    pub conn: u64,
+}
+
+/// The `role` claim of the (already verified) join token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Host,
+    Participant,
+}
+
+/// Who is joining, from the verified JWT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinIdentity {
+    /// The `sub` claim, opaque (rule 9).
+    pub sub: String,
+    pub role: Role,
+    /// Display name; when empty, `JoinRequest.participant_name` is used.
+    pub name: String,
+}
+
+/// Work for the driver, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    /// Queue `msg` on connection `to`. The same `Arc` goes to every recipient of a fan-out.
+    Send {
+        to: ConnKey,
+        msg: Arc<ServerMessage>,
+    },
+    /// Close `to`'s WebTransport session with `code` after what was queued before.
+    Close {
+        to: ConnKey,
+        code: CloseCode,
+        reason: &'static str,
+    },
+}
+
+/// Why a meeting ends under the MC's control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// Drain end: everyone gets `ParticipantLeft{MEETING_ENDED}` about themselves.
+    Drained,
+    /// Everyone gets `RedirectToMc{endpoint, reason: "draining"}`.
+    Redirect { endpoint: String },
+}
+
+/// The result of a join, for `mc_session_joins_total{status}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    Joined,
+    Recovered,
+    /// An `ErrorMessage` and a `Close` with this code were queued.
+    Refused(CloseCode),
+}
+
+impl JoinOutcome {
+    /// The `status` label of `mc_session_joins_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Joined => "success",
+            Self::Recovered => "recovered",
+            Self::Refused(CloseCode::Unauthorized) => "unauthorized",
+            Self::Refused(CloseCode::Capacity) => "capacity",
+            Self::Refused(CloseCode::Draining) => "draining",
+            Self::Refused(_) => "error",
+        }
+    }
+}
+
+/// Caller bugs: the meeting refuses them without touching its state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MeetingError {
+    #[error("join for meeting {got:?} delivered to meeting {expected:?}")]
+    WrongMeeting { expected: String, got: String },
+    #[error("connection {0:?} has already joined this meeting")]
+    AlreadyJoined(ConnKey),
+    #[error("connection {0:?} is not in this meeting")]
+    UnknownConnection(ConnKey),
+}
+
+/// Plain counters, published by the shard at scrape time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MeetingStats {
+    pub joins: u64,
+    pub recoveries: u64,
+    pub refused_joins: u64,
+    pub leaves_voluntary: u64,
+    pub leaves_timeout: u64,
+    pub replaced_connections: u64,
+    pub messages: u64,
+    pub request_errors: u64,
+    pub mute_updates: u64,
+    pub unmute_requests_forwarded: u64,
+    pub streams_published: u64,
+    pub layout_sends: u64,
+    pub quality_updates: u64,
+    pub media_connection_updates: u64,
+}
+
+/// One meeting's state.
+pub struct Meeting {
+    id: String,
+    cfg: MeetingConfig,
+    key: MeetingBindingKey,
+    /// `now` at creation and the matching wall-clock time, for `joined_at` and UUIDv7.
+    epoch: Instant,
+    epoch_unix_ms: u64,
+    /// In join order (`seq` ascending).
+    participants: Vec<Participant>,
+    /// Connected participants by connection, to their `seq`.
+    by_conn: HashMap<ConnKey, u64>,
+    /// Rule 9: one user_id per distinct `sub` while the meeting lives.
+    user_ids: HashMap<String, u64>,
+    next_user_id: u64,
+    next_seq: u64,
+    /// Bounded by construction: each input queues O(participants) items and the driver
+    /// drains it after every input.
+    out: VecDeque<Outbound>,
+    ended: bool,
+    stats: MeetingStats,
+}
+
+impl Meeting {
+    /// A meeting created at `now`; the wall clock is read once here for `joined_at`.
+    pub fn new(
+        meeting_id: impl Into<String>,
+        cfg: MeetingConfig,
+        key: MeetingBindingKey,
+        now: Instant,
+    ) -> Self {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Self::new_at(meeting_id, cfg, key, now, unix_ms)
+    }
+
+    /// As [`Meeting::new`], with the wall-clock time (unix ms) matching `now` injected.
+    pub fn new_at(
+        meeting_id: impl Into<String>,
+        cfg: MeetingConfig,
+        key: MeetingBindingKey,
+        now: Instant,
+        unix_ms: u64,
+    ) -> Self {
+        Self {
+            id: meeting_id.into(),
+            cfg,
+            key,
+            epoch: now,
+            epoch_unix_ms: unix_ms,
+            participants: Vec::new(),
+            by_conn: HashMap::new(),
+            user_ids: HashMap::new(),
+            next_user_id: 1,
+            next_seq: 0,
+            out: VecDeque::new(),
+            ended: false,
+            stats: MeetingStats::default(),
+        }
+    }
+
+    pub fn meeting_id(&self) -> &str {
+        &self.id
+    }
+
+    /// A client message from a joined connection. Per-request problems are answered with
+    /// `ErrorMessage` and the session stays up (rule 4).
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        conn: ConnKey,
+        msg: ClientMessage,
+    ) -> Result<(), MeetingError> {
+        self.expire(now);
+        let Some(idx) = self.idx_by_conn(conn) else {
+            return Err(MeetingError::UnknownConnection(conn));
+        };
+        self.stats.messages += 1;
+        match msg.message {
+            None => self.reply_error(conn, ErrorCode::InvalidRequest, "unknown message"),
+            Some(C::JoinRequest(_)) => {
+                self.reply_error(conn, ErrorCode::InvalidRequest, "already joined")
+            }
+            Some(C::PublishStream(p)) => self.on_publish(idx, conn, p),
+            Some(C::SubscribeToLayout(s)) => self.on_subscribe(idx, conn, s),
+            Some(C::UpdateLayout(u)) => self.on_update_layout(idx, conn, u),
+            Some(C::UnsubscribeLayout(_)) => {
+                if let Some(p) = self.participants.get_mut(idx) {
+                    p.layout = None;
+                }
+            }
+            Some(C::StreamQualityUpdate(q)) => {
+                self.stats.quality_updates += 1;
+                tracing::trace!(
+                    stream_id = truncate_str(&q.stream_id, LOG_STRING_MAX),
+                    bitrate = q.available_bitrate,
+                    rtt_ms = q.rtt_ms,
+                    "stream quality update"
+                );
+            }
+            Some(C::MuteRequest(m)) => self.on_mute(idx, m),
+            Some(C::HostMuteRequest(h)) => self.on_host_mute(idx, conn, h),
+            Some(C::UnmuteRequest(u)) => self.on_unmute_request(idx, conn, u),
+            Some(C::UnmuteResponse(r)) => self.on_unmute_response(idx, conn, r),
+            Some(C::MediaConnectionUpdate(u)) => self.on_media_connection_update(conn, u),
+        }
+        Ok(())
+    }
+
+    fn on_media_connection_update(&mut self, conn: ConnKey, u: pb::MediaConnectionUpdate) {
+        if u.statuses.len() > self.cfg.max_media_statuses {
+            return self.reply_error(conn, ErrorCode::InvalidRequest, "too many statuses");
+        }
+        self.stats.media_connection_updates += 1;
+        for s in &u.statuses {
+            tracing::trace!(
+                mh_url = truncate_str(&s.mh_url, LOG_STRING_MAX),
+                state = s.state,
+                failure_reason = truncate_str(s.failure_reason(), LOG_STRING_MAX),
+                "media connection status"
+            );
+        }
+    }
+
+    /// Expires participants whose grace period ended (→ `ParticipantLeft{TIMEOUT}`).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire(now);
+    }
+
+    /// The next instant [`Meeting::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.participants
+            .iter()
+            .filter_map(|p| p.grace_deadline)
+            .min()
+    }
+
+    /// The next piece of work for the driver.
+    pub fn poll_outbound(&mut self) -> Option<Outbound> {
+        self.out.pop_front()
+    }
+
+    /// Ends the meeting: every connected participant gets `ParticipantLeft{MEETING_ENDED}`
+    /// about itself (or `RedirectToMc`), then close 0x103. The meeting is then empty and
+    /// refuses joins with close 0x103.
+    pub fn end(&mut self, _now: Instant, reason: EndReason) {
+        let participants = std::mem::take(&mut self.participants);
+        self.by_conn.clear();
+        self.ended = true;
+        for p in &participants {
+            let Some(conn) = p.conn else { continue };
+            let msg = match &reason {
+                EndReason::Drained => {
+                    pb::server_message::Message::ParticipantLeft(pb::ParticipantLeft {
+                        participant_id: p.participant_id.clone(),
+                        reason: pb::LeaveReason::MeetingEnded as i32,
+                    })
+                }
+                EndReason::Redirect { endpoint } => {
+                    pb::server_message::Message::RedirectToMc(pb::RedirectToMc {
+                        new_mc_endpoint: endpoint.clone(),
+                        meeting_id: self.id.clone(),
+                        reason: "draining".into(),
+                    })
+                }
+            };
+            self.send(conn, Arc::new(ServerMessage::of(msg)));
+            self.out.push_back(Outbound::Close {
+                to: conn,
+                code: CloseCode::Draining,
+                reason: "meeting_ended",
+            });
+        }
+    }
+
+    /// No participant left, connected or within grace: the driver may drop the meeting.
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty()
+    }
+
+    /// Participants in the roster, disconnected-in-grace included.
+    pub fn participant_count(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// Participants with a live connection.
+    pub fn connected_count(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    pub fn stats(&self) -> MeetingStats {
+        self.stats
+    }
+
+    // ---- helpers shared by the submodules ----
+
+    fn idx_by_conn(&self, conn: ConnKey) -> Option<usize> {
+        let seq = *self.by_conn.get(&conn)?;
+        self.participants.binary_search_by_key(&seq, |p| p.seq).ok()
+    }
+
+    fn idx_by_pid(&self, participant_id: &str) -> Option<usize> {
+        self.participants
+            .iter()
+            .position(|p| p.participant_id == participant_id)
+    }
+
+    fn unix_ms(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        self.epoch_unix_ms.saturating_add(since)
+    }
+
+    fn send(&mut self, to: ConnKey, msg: Arc<ServerMessage>) {
+        self.out.push_back(Outbound::Send { to, msg });
+    }
+
+    /// Builds `msg` once and queues it for every connected participant except `except`.
+    fn broadcast(&mut self, msg: pb::server_message::Message, except: Option<ConnKey>) {
+        let msg = Arc::new(ServerMessage::of(msg));
+        for p in &self.participants {
+            if let Some(conn) = p.conn.filter(|c| Some(*c) != except) {
+                self.out.push_back(Outbound::Send {
+                    to: conn,
+                    msg: Arc::clone(&msg),
+                });
+            }
+        }
+    }
+
+    fn reply_error(&mut self, to: ConnKey, code: ErrorCode, message: &'static str) {
+        self.stats.request_errors += 1;
+        self.send(to, Arc::new(ServerMessage::error(code, message)));
+    }
+}

@@ -1,0 +1,158 @@
+//! Mute: self mute, host mute, unmute request and response (signaling.md "Semantics the
+//! MC owns" → Mute; Precise rules 2 and 3).
+
+use std::sync::Arc;
+
+use super::{ConnKey, Meeting, Role};
+use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode, ServerMessage};
+
+/// A participant's mute flags.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct MuteState {
+    pub(super) audio_self: bool,
+    pub(super) video_self: bool,
+    pub(super) audio_host: bool,
+    pub(super) video_host: bool,
+    /// The host's participant_id; empty when no host mute is set (rule 3).
+    pub(super) host_muted_by: String,
+}
+
+impl MuteState {
+    pub(super) fn any(&self) -> bool {
+        self.audio_self || self.video_self || self.audio_host || self.video_host
+    }
+
+    fn host_muted(&self) -> bool {
+        self.audio_host || self.video_host
+    }
+
+    pub(super) fn to_pb(&self, participant_id: &str) -> pb::ParticipantMuteUpdate {
+        pb::ParticipantMuteUpdate {
+            participant_id: participant_id.to_owned(),
+            audio_self_muted: self.audio_self,
+            video_self_muted: self.video_self,
+            audio_host_muted: self.audio_host,
+            video_host_muted: self.video_host,
+            host_muted_by: self.host_muted_by.clone(),
+        }
+    }
+}
+
+impl Meeting {
+    /// Rule 3: one ParticipantMuteUpdate with the full current flags, to everyone
+    /// (subject and initiator included).
+    fn broadcast_mute(&mut self, idx: usize) {
+        let Some(p) = self.participants.get(idx) else {
+            return;
+        };
+        let update = S::ParticipantMuteUpdate(p.mute.to_pb(&p.participant_id));
+        self.stats.mute_updates += 1;
+        self.broadcast(update, None);
+        self.refresh_layouts();
+    }
+
+    /// `MuteRequest` changes only the sender's self flags; host flags are untouched,
+    /// so a host-muted participant cannot unmute itself this way (rule 3).
+    pub(super) fn on_mute(&mut self, idx: usize, m: pb::MuteRequest) {
+        let Some(p) = self.participants.get_mut(idx) else {
+            return;
+        };
+        p.mute.audio_self = m.audio_muted;
+        p.mute.video_self = m.video_muted;
+        self.broadcast_mute(idx);
+    }
+
+    /// `HostMuteRequest`: role=host only (FORBIDDEN), known target only (NOT_FOUND);
+    /// `false` lifts that host mute directly (rule 3).
+    pub(super) fn on_host_mute(&mut self, idx: usize, conn: ConnKey, h: pb::HostMuteRequest) {
+        let Some(host) = self.participants.get(idx) else {
+            return;
+        };
+        if host.role != Role::Host {
+            return self.reply_error(conn, ErrorCode::Forbidden, "host role required");
+        }
+        let host_pid = host.participant_id.clone();
+        let Some(target) = self.idx_by_pid(&h.participant_id) else {
+            return self.reply_error(conn, ErrorCode::NotFound, "unknown participant");
+        };
+        let Some(t) = self.participants.get_mut(target) else {
+            return;
+        };
+        t.mute.audio_host = h.audio_muted;
+        t.mute.video_host = h.video_muted;
+        t.mute.host_muted_by = if t.mute.host_muted() {
+            host_pid
+        } else {
+            String::new()
+        };
+        self.broadcast_mute(target);
+    }
+
+    /// A host-muted participant's `UnmuteRequest` is forwarded to every connected host
+    /// with `participant_id` filled in (rules 2, 3).
+    pub(super) fn on_unmute_request(&mut self, idx: usize, conn: ConnKey, u: pb::UnmuteRequest) {
+        let Some(p) = self.participants.get(idx) else {
+            return;
+        };
+        let relevant =
+            (u.request_audio && p.mute.audio_host) || (u.request_video && p.mute.video_host);
+        if !relevant {
+            return self.reply_error(conn, ErrorCode::InvalidRequest, "not host-muted");
+        }
+        let fwd = Arc::new(ServerMessage::of(S::UnmuteRequest(pb::UnmuteRequest {
+            request_audio: u.request_audio,
+            request_video: u.request_video,
+            participant_id: p.participant_id.clone(),
+        })));
+        let hosts: Vec<ConnKey> = self
+            .participants
+            .iter()
+            .filter(|h| h.role == Role::Host)
+            .filter_map(|h| h.conn)
+            .filter(|c| *c != conn)
+            .collect();
+        if hosts.is_empty() {
+            return self.reply_error(conn, ErrorCode::NotFound, "no host connected");
+        }
+        self.stats.unmute_requests_forwarded += 1;
+        for h in hosts {
+            self.send(h, Arc::clone(&fwd));
+        }
+    }
+
+    /// A host's `UnmuteResponse` lifts the approved host mutes (→ ParticipantMuteUpdate
+    /// to all) and is forwarded to the participant (rule 3).
+    pub(super) fn on_unmute_response(&mut self, idx: usize, conn: ConnKey, r: pb::UnmuteResponse) {
+        let Some(host) = self.participants.get(idx) else {
+            return;
+        };
+        if host.role != Role::Host {
+            return self.reply_error(conn, ErrorCode::Forbidden, "host role required");
+        }
+        let Some(target) = self.idx_by_pid(&r.participant_id) else {
+            return self.reply_error(conn, ErrorCode::NotFound, "unknown participant");
+        };
+        let Some(t) = self.participants.get_mut(target) else {
+            return;
+        };
+        let mut lifted = false;
+        if r.audio_approved && t.mute.audio_host {
+            t.mute.audio_host = false;
+            lifted = true;
+        }
+        if r.video_approved && t.mute.video_host {
+            t.mute.video_host = false;
+            lifted = true;
+        }
+        if !t.mute.host_muted() {
+            t.mute.host_muted_by.clear();
+        }
+        let to = t.conn;
+        if lifted {
+            self.broadcast_mute(target);
+        }
+        if let Some(to) = to {
+            self.send(to, Arc::new(ServerMessage::of(S::UnmuteResponse(r))));
+        }
+    }
+}

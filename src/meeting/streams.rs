@@ -1,0 +1,73 @@
+//! Stream publication (signaling.md "Semantics the MC owns" → Streams; rule 10).
+
+use super::{ConnKey, Meeting, MeetingConfig};
+use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode};
+
+/// Rule 10 checks; the error text goes back in `ErrorMessage{INVALID_REQUEST}`.
+fn validate(cfg: &MeetingConfig, p: &pb::PublishStream) -> Result<(), &'static str> {
+    if p.stream_id.is_empty() {
+        return Err("stream_id is empty");
+    }
+    if p.stream_id.len() > cfg.max_stream_id_len {
+        return Err("stream_id too long");
+    }
+    if pb::StreamType::try_from(p.stream_type).is_err() {
+        return Err("unknown stream_type");
+    }
+    let Some(meta) = &p.metadata else {
+        return Ok(());
+    };
+    if meta.codec.len() > cfg.max_codec_len {
+        return Err("codec too long");
+    }
+    if let Some(video) = &meta.video {
+        if video.simulcast_layers.len() > cfg.max_simulcast_layers {
+            return Err("too many simulcast layers");
+        }
+        if video
+            .simulcast_layers
+            .iter()
+            .any(|l| l.layer_id.len() > cfg.max_stream_id_len)
+        {
+            return Err("layer_id too long");
+        }
+    }
+    Ok(())
+}
+
+impl Meeting {
+    /// Validates, stores (re-publishing an id replaces it) and broadcasts
+    /// `StreamPublished` to every participant, the publisher included; then layouts.
+    pub(super) fn on_publish(&mut self, idx: usize, conn: ConnKey, p: pb::PublishStream) {
+        if let Err(why) = validate(&self.cfg, &p) {
+            return self.reply_error(conn, ErrorCode::InvalidRequest, why);
+        }
+        let max = self.cfg.max_streams_per_participant;
+        let Some(me) = self.participants.get_mut(idx) else {
+            return;
+        };
+        let stream = pb::MediaStream {
+            stream_id: p.stream_id,
+            stream_type: p.stream_type,
+            metadata: p.metadata,
+        };
+        let existing = me
+            .streams
+            .iter()
+            .position(|s| s.stream_id == stream.stream_id);
+        if existing.is_none() && me.streams.len() >= max {
+            return self.reply_error(conn, ErrorCode::InvalidRequest, "too many streams");
+        }
+        match existing.and_then(|i| me.streams.get_mut(i)) {
+            Some(slot) => *slot = stream.clone(),
+            None => me.streams.push(stream.clone()),
+        }
+        let published = S::StreamPublished(pb::StreamPublished {
+            participant_id: me.participant_id.clone(),
+            stream: Some(stream),
+        });
+        self.stats.streams_published += 1;
+        self.broadcast(published, None);
+        self.refresh_layouts();
+    }
+}

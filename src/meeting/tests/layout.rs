@@ -1,0 +1,281 @@
+//! Layouts (signaling.md rule 11) and publish validation (rule 10).
+use super::*;
+use client_message::Message as M;
+use pb::StreamType as T;
+
+fn assignments(msgs: &[S]) -> Vec<Vec<(u32, u64, i32, u32)>> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            S::StreamAssignments(a) => Some(
+                a.assignments
+                    .iter()
+                    .map(|x| (x.stream_id, x.user_id, x.media_type, x.slot_index))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+fn subscribe(cfg: pb::LayoutConfig, ids: Vec<u32>) -> M {
+    M::SubscribeToLayout(pb::SubscribeToLayout {
+        layout_type: 0,
+        config: Some(cfg),
+        stream_ids: ids,
+    })
+}
+
+const AUD: i32 = pb::MediaType::MediaAudio as i32;
+const CAM: i32 = pb::MediaType::MediaVideoCamera as i32;
+const SCR: i32 = pb::MediaType::MediaVideoScreen as i32;
+
+/// Subscriber u1 on c(1); u2..u5 on c(2)..c(5) publishing: u2 audio only, u3 camera,
+/// u4 camera+screen+audio, u5 nothing.
+fn setup() -> H {
+    let mut h = H::with(MeetingConfig {
+        media_servers: vec!["https://mh-1".into()],
+        ..MeetingConfig::default()
+    });
+    for n in 1..=5 {
+        h.join(c(n), &format!("u{n}"), Role::Participant);
+    }
+    h.msg(c(1), publish("mic", T::Audio));
+    h.msg(c(2), publish("mic", T::Audio));
+    h.msg(c(3), publish("cam", T::VideoCamera));
+    h.msg(c(4), publish("cam", T::VideoCamera));
+    h.msg(c(4), publish("screen", T::VideoScreen));
+    h.msg(c(4), publish("mic", T::Audio));
+    h
+}
+
+#[test]
+fn grid_ranks_by_join_time_and_best_stream() {
+    let mut h = setup();
+    let out = h.msg(
+        c(1),
+        subscribe(
+            pb::LayoutConfig {
+                rows: 2,
+                columns: 2,
+                ..Default::default()
+            },
+            vec![100, 101],
+        ),
+    );
+    let a = assignments(&to(&out, c(1)));
+    // Self excluded, u5 has no stream; slot ids from stream_ids then the slot index.
+    assert_eq!(
+        a,
+        vec![vec![(100, 2, AUD, 0), (101, 3, CAM, 1), (2, 4, SCR, 2)]]
+    );
+    let full = to(&out, c(1));
+    if let [S::StreamAssignments(x)] = &full[..] {
+        assert_eq!(x.assignments[0].media_handler_url, "https://mh-1");
+    } else {
+        panic!("one StreamAssignments expected: {full:?}");
+    }
+}
+
+#[test]
+fn pinned_first_excluded_never_include_self_and_slot_count() {
+    let mut h = setup();
+    let cfg = pb::LayoutConfig {
+        max_streams: 3,
+        rows: 9,
+        columns: 9,
+        pinned_users: vec![4, 99, 1],
+        excluded_users: vec![3],
+        include_self: true,
+        ..Default::default()
+    };
+    let out = h.msg(c(1), subscribe(cfg, vec![]));
+    assert_eq!(
+        assignments(&to(&out, c(1))),
+        vec![vec![(0, 4, SCR, 0), (1, 1, AUD, 1), (2, 2, AUD, 2)]]
+    );
+}
+
+#[test]
+fn prefer_video_over_audio_ranks_video_first() {
+    let mut h = setup();
+    let cfg = pb::LayoutConfig {
+        max_streams: 2,
+        prefer_video_over_audio: true,
+        ..Default::default()
+    };
+    let out = h.msg(c(1), subscribe(cfg, vec![]));
+    assert_eq!(
+        assignments(&to(&out, c(1))),
+        vec![vec![(0, 3, CAM, 0), (1, 4, SCR, 1)]]
+    );
+    let cfg = pb::LayoutConfig {
+        max_streams: 2,
+        prefer_video_over_audio: false,
+        ..Default::default()
+    };
+    let out = h.msg(
+        c(1),
+        M::UpdateLayout(pb::UpdateLayout {
+            new_config: Some(cfg),
+        }),
+    );
+    assert_eq!(
+        assignments(&to(&out, c(1))),
+        vec![vec![(0, 2, AUD, 0), (1, 3, CAM, 1)]]
+    );
+}
+
+#[test]
+fn recomputed_and_resent_only_when_the_result_changes() {
+    let mut h = setup();
+    h.msg(
+        c(1),
+        subscribe(
+            pb::LayoutConfig {
+                max_streams: 4,
+                ..Default::default()
+            },
+            vec![],
+        ),
+    );
+    // u5 publishes: result changes → re-sent.
+    let out = h.msg(c(5), publish("cam", T::VideoCamera));
+    assert_eq!(
+        assignments(&to(&out, c(1))),
+        vec![vec![
+            (0, 2, AUD, 0),
+            (1, 3, CAM, 1),
+            (2, 4, SCR, 2),
+            (3, 5, CAM, 3)
+        ]]
+    );
+    // Mute change and re-publishing the same stream: same result → nothing.
+    let out = h.msg(
+        c(3),
+        M::MuteRequest(pb::MuteRequest {
+            audio_muted: true,
+            video_muted: false,
+        }),
+    );
+    assert!(assignments(&to(&out, c(1))).is_empty());
+    let out = h.msg(c(3), publish("cam", T::VideoCamera));
+    assert!(assignments(&to(&out, c(1))).is_empty());
+    // Roster change: u2 leaves → re-sent.
+    h.m.handle_disconnect(h.now, c(2), true).unwrap();
+    let out = h.drain();
+    assert_eq!(
+        assignments(&to(&out, c(1))),
+        vec![vec![(0, 3, CAM, 0), (1, 4, SCR, 1), (2, 5, CAM, 2)]]
+    );
+    // A new joiner who publishes nothing changes nothing.
+    let (_, out) = h.join_raw(c(6), "u6", Role::Participant, "", "");
+    assert!(assignments(&to(&out, c(1))).is_empty());
+    // Unsubscribed: no more assignments.
+    h.msg(c(1), M::UnsubscribeLayout(pb::UnsubscribeLayout {}));
+    let out = h.msg(c(6), publish("cam", T::VideoCamera));
+    assert!(assignments(&to(&out, c(1))).is_empty());
+}
+
+#[test]
+fn layout_request_validation() {
+    let mut h = setup();
+    let out = h.msg(
+        c(1),
+        M::UpdateLayout(pb::UpdateLayout {
+            new_config: Some(Default::default()),
+        }),
+    );
+    assert_eq!(
+        error_of(&to(&out, c(1))),
+        Some(pb::ErrorCode::InvalidRequest)
+    );
+    let out = h.msg(
+        c(1),
+        M::SubscribeToLayout(pb::SubscribeToLayout {
+            layout_type: 7,
+            config: None,
+            stream_ids: vec![],
+        }),
+    );
+    assert_eq!(
+        error_of(&to(&out, c(1))),
+        Some(pb::ErrorCode::InvalidRequest)
+    );
+    let huge = pb::LayoutConfig {
+        rows: u32::MAX,
+        columns: u32::MAX,
+        ..Default::default()
+    };
+    let out = h.msg(c(1), subscribe(huge, vec![]));
+    assert_eq!(
+        assignments(&to(&out, c(1)))[0].len(),
+        3,
+        "capped, no overflow"
+    );
+    let out = h.msg(
+        c(1),
+        subscribe(
+            pb::LayoutConfig {
+                excluded_users: vec![1; 300],
+                ..Default::default()
+            },
+            vec![],
+        ),
+    );
+    assert_eq!(
+        error_of(&to(&out, c(1))),
+        Some(pb::ErrorCode::InvalidRequest)
+    );
+}
+
+#[test]
+fn publish_validation_limits() {
+    let mut h = H::new();
+    h.join(c(1), "a", Role::Participant);
+    h.join(c(2), "b", Role::Participant);
+    h.drain();
+    let bad = |id: &str, t: i32, codec: &str| {
+        M::PublishStream(pb::PublishStream {
+            stream_id: id.into(),
+            stream_type: t,
+            metadata: Some(pb::StreamMetadata {
+                codec: codec.into(),
+                ..Default::default()
+            }),
+        })
+    };
+    for m in [
+        bad("", 0, "opus"),
+        bad(&"x".repeat(65), 0, "opus"),
+        bad("ok", 3, "opus"),
+        bad("ok", 0, &"c".repeat(33)),
+    ] {
+        let out = h.msg(c(1), m);
+        assert_eq!(
+            error_of(&to(&out, c(1))),
+            Some(pb::ErrorCode::InvalidRequest)
+        );
+        assert!(to(&out, c(2)).is_empty());
+    }
+    let out = h.msg(c(1), bad(&"x".repeat(64), 0, &"c".repeat(32)));
+    assert!(matches!(&to(&out, c(2))[..], [S::StreamPublished(_)]));
+    for i in 1..8 {
+        h.msg(c(1), publish(&format!("s{i}"), T::Audio));
+    }
+    let out = h.msg(c(1), publish("s9", T::Audio));
+    assert_eq!(
+        error_of(&to(&out, c(1))),
+        Some(pb::ErrorCode::InvalidRequest),
+        "9th stream"
+    );
+    // Re-publishing an existing id replaces it.
+    let out = h.msg(c(1), publish("s1", T::VideoCamera));
+    let pubs = to(&out, c(2));
+    assert!(
+        matches!(&pubs[..], [S::StreamPublished(p)] if p.stream.as_ref().unwrap().stream_type == CAM)
+    );
+    let d = h.join(c(3), "d", Role::Participant);
+    let a = &d.existing_participants[0];
+    assert_eq!(a.streams.len(), 8);
+    assert_eq!(a.streams.iter().filter(|s| s.stream_id == "s1").count(), 1);
+}

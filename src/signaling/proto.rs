@@ -1,0 +1,109 @@
+//! The generated `dark_tower.signaling.v1` messages (proto/signaling.proto, written from
+//! signaling.md "Messages" and "Enums"), plus small constructors the MC uses often.
+
+/// prost-generated types for package `dark_tower.signaling.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    include!(concat!(env!("OUT_DIR"), "/dark_tower.signaling.v1.rs"));
+}
+
+pub use pb::{client_message, server_message, ClientMessage, ErrorCode, ServerMessage};
+
+impl ServerMessage {
+    /// A server envelope around one message, with no trace context.
+    pub fn of(message: server_message::Message) -> Self {
+        Self {
+            message: Some(message),
+            trace_parent: String::new(),
+            trace_state: String::new(),
+        }
+    }
+
+    /// `ErrorMessage{code, message}` with no details (signaling.md rule 4).
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::of(server_message::Message::Error(pb::ErrorMessage {
+            code: code as i32,
+            message: message.into(),
+            details: Default::default(),
+        }))
+    }
+}
+
+impl ClientMessage {
+    /// A client envelope around one message, with no trace context (tests, bench).
+    pub fn of(message: client_message::Message) -> Self {
+        Self {
+            message: Some(message),
+            trace_parent: String::new(),
+            trace_state: String::new(),
+        }
+    }
+
+    /// The metric/log label of the message kind; `"unknown"` for an absent/unknown case.
+    pub fn kind(&self) -> &'static str {
+        use client_message::Message as M;
+        match &self.message {
+            Some(M::JoinRequest(_)) => "join_request",
+            Some(M::PublishStream(_)) => "publish_stream",
+            Some(M::SubscribeToLayout(_)) => "subscribe_to_layout",
+            Some(M::UpdateLayout(_)) => "update_layout",
+            Some(M::UnsubscribeLayout(_)) => "unsubscribe_layout",
+            Some(M::StreamQualityUpdate(_)) => "stream_quality_update",
+            Some(M::MuteRequest(_)) => "mute_request",
+            Some(M::HostMuteRequest(_)) => "host_mute_request",
+            Some(M::UnmuteRequest(_)) => "unmute_request",
+            Some(M::UnmuteResponse(_)) => "unmute_response",
+            Some(M::MediaConnectionUpdate(_)) => "media_connection_update",
+            None => "unknown",
+        }
+    }
+}
+
+/// Truncates a client-supplied string to at most `max` bytes on a char boundary, for logs
+/// and counters (signaling.md "Semantics": strings truncated to 256 bytes before logging).
+pub fn truncate_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("")
+}
+
+/// The log truncation limit of signaling.md "Semantics the MC owns".
+pub const LOG_STRING_MAX: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn field_numbers_match_signaling_md() {
+        // trace_parent (20) outside the oneof: tag 20 wire type 2 = 0xA2 0x01.
+        let m = ClientMessage {
+            message: None,
+            trace_parent: "x".into(),
+            trace_state: String::new(),
+        };
+        assert_eq!(m.encode_to_vec(), vec![0xA2, 0x01, 1, b'x']);
+        // UnmuteRequest.participant_id is field 3 (rule 2).
+        let u = pb::UnmuteRequest {
+            request_audio: false,
+            request_video: false,
+            participant_id: "p".into(),
+        };
+        assert_eq!(u.encode_to_vec(), vec![0x1A, 1, b'p']);
+        assert_eq!(pb::ConnectionState::Failed as i32, 2);
+        assert_eq!(ErrorCode::StreamError as i32, 8);
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate_str("abc", 256), "abc");
+        assert_eq!(truncate_str("aé", 2), "a");
+        assert_eq!(truncate_str(&"x".repeat(300), 256).len(), 256);
+    }
+}

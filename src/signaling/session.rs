@@ -1,0 +1,437 @@
+//! The per-connection signaling session, sans-IO (signaling.md "Transport and framing",
+//! rules 4, 5, 12).
+//!
+//! Bytes from the client's bidirectional stream go in ([`Session::handle_bytes`]);
+//! decoded client messages come out ([`Session::poll_event`]). Server messages go in
+//! ([`Session::send`] / [`Session::send_frame`]) and leave as bytes for the stream
+//! ([`Session::poll_transmit`] + [`Session::advance_transmit`]). When the session must
+//! end, [`Session::poll_close`] names the WebTransport close code once the queued bytes
+//! (typically a final `ErrorMessage`) are flushed.
+//!
+//! Order of calls per driver pass: `handle_bytes` → `poll_event` until `None` → hand
+//! events to the meeting → `send*` its output → `poll_transmit`/`advance_transmit` →
+//! `poll_close`.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::codec::{self, CodecError, FrameDecoder, DEFAULT_MAX_FRAME};
+use super::proto::{client_message, pb, ClientMessage, ErrorCode, ServerMessage};
+
+/// WebTransport session close codes (signaling.md rule 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseCode {
+    /// 0: normal.
+    Normal,
+    /// 0x100: protocol violation (framing, first message not a join).
+    ProtocolViolation,
+    /// 0x101: unauthorized (token or binding token).
+    Unauthorized,
+    /// 0x102: capacity.
+    Capacity,
+    /// 0x103: draining / meeting ended.
+    Draining,
+    /// 0x104: slow consumer, the outbound queue is full.
+    SlowConsumer,
+    /// 0x105: rate limited.
+    RateLimited,
+    /// 0x106: replaced by a recovered session.
+    Replaced,
+}
+
+impl CloseCode {
+    /// The application close code on the wire.
+    pub const fn code(self) -> u32 {
+        match self {
+            Self::Normal => 0,
+            Self::ProtocolViolation => 0x100,
+            Self::Unauthorized => 0x101,
+            Self::Capacity => 0x102,
+            Self::Draining => 0x103,
+            Self::SlowConsumer => 0x104,
+            Self::RateLimited => 0x105,
+            Self::Replaced => 0x106,
+        }
+    }
+
+    /// The `reason` label of `mc_sessions_closed_total`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::ProtocolViolation => "protocol_violation",
+            Self::Unauthorized => "unauthorized",
+            Self::Capacity => "capacity",
+            Self::Draining => "draining",
+            Self::SlowConsumer => "slow_consumer",
+            Self::RateLimited => "rate_limited",
+            Self::Replaced => "replaced",
+        }
+    }
+}
+
+/// Signaling session limits (flattened into the top-level `Config`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SignalingArgs {
+    /// Largest signaling frame payload accepted from or sent to a client, in bytes
+    /// (inclusive; signaling.md rule 12).
+    #[arg(long, env = "MC_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    pub max_frame_bytes: usize,
+    /// Bytes a session may hold queued for a client before it is closed as a slow
+    /// consumer (0x104).
+    #[arg(long, env = "MC_SESSION_OUTBOUND_MAX_BYTES", default_value_t = 1 << 20)]
+    pub session_outbound_max_bytes: usize,
+    /// Frames a session may hold queued for a client before it is closed as a slow
+    /// consumer (0x104).
+    #[arg(long, env = "MC_SESSION_OUTBOUND_MAX_FRAMES", default_value_t = 1024)]
+    pub session_outbound_max_frames: usize,
+    /// Sustained client messages per second per session (token bucket refill rate);
+    /// excess closes the session with 0x105.
+    #[arg(long, env = "MC_SESSION_MESSAGE_RATE", default_value_t = 50)]
+    pub session_message_rate: u32,
+    /// Burst of client messages a session may send above the sustained rate.
+    #[arg(long, env = "MC_SESSION_MESSAGE_BURST", default_value_t = 100)]
+    pub session_message_burst: u32,
+}
+
+impl SignalingArgs {
+    /// Validates the flags into a [`SessionConfig`].
+    pub fn session_config(&self) -> Result<SessionConfig, SessionError> {
+        let c = SessionConfig {
+            max_frame: self.max_frame_bytes,
+            outbound_max_bytes: self.session_outbound_max_bytes,
+            outbound_max_frames: self.session_outbound_max_frames,
+            rate_per_sec: self.session_message_rate,
+            rate_burst: self.session_message_burst,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Validated session limits.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub max_frame: usize,
+    pub outbound_max_bytes: usize,
+    pub outbound_max_frames: usize,
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+}
+
+impl SessionConfig {
+    fn validate(&self) -> Result<(), SessionError> {
+        if self.max_frame == 0 || self.max_frame > u32::MAX as usize {
+            return Err(SessionError::InvalidConfig(
+                "max frame bytes must be 1..=u32::MAX",
+            ));
+        }
+        if self.outbound_max_bytes < self.max_frame + codec::HEADER_LEN {
+            return Err(SessionError::InvalidConfig(
+                "session outbound max bytes must hold at least one maximal frame",
+            ));
+        }
+        if self.outbound_max_frames == 0 || self.rate_per_sec == 0 || self.rate_burst == 0 {
+            return Err(SessionError::InvalidConfig(
+                "outbound max frames, message rate and burst must be non-zero",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            max_frame: DEFAULT_MAX_FRAME,
+            outbound_max_bytes: 1 << 20,
+            outbound_max_frames: 1024,
+            rate_per_sec: 50,
+            rate_burst: 100,
+        }
+    }
+}
+
+/// Errors of the session layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("outbound queue full: slow consumer")]
+    SlowConsumer,
+    #[error("session is closing")]
+    Closing,
+    #[error("invalid signaling config: {0}")]
+    InvalidConfig(&'static str),
+}
+
+impl SessionError {
+    /// The close code this error leads to, if it ends the session.
+    pub fn code(&self) -> Option<CloseCode> {
+        match self {
+            Self::Codec(_) => Some(CloseCode::ProtocolViolation),
+            Self::SlowConsumer => Some(CloseCode::SlowConsumer),
+            Self::Closing | Self::InvalidConfig(_) => None,
+        }
+    }
+}
+
+/// What the client sent, for the meeting layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// The first frame: a join request (trace context alongside).
+    Join {
+        request: pb::JoinRequest,
+        trace_parent: String,
+    },
+    /// Any later message with a known oneof case.
+    Message(ClientMessage),
+}
+
+/// Plain counters, published by the shard at scrape time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    pub frames_in: u64,
+    pub bytes_in: u64,
+    pub frames_out: u64,
+    pub bytes_out: u64,
+    pub unknown_messages: u64,
+    pub rate_limited: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitingJoin,
+    Open,
+}
+
+/// Token bucket in micro-tokens (integer arithmetic, injected time).
+#[derive(Debug)]
+struct TokenBucket {
+    micro: u64,
+    cap: u64,
+    rate: u64,
+    last: Instant,
+}
+
+const MICRO: u64 = 1_000_000;
+
+impl TokenBucket {
+    fn new(rate: u32, burst: u32, now: Instant) -> Self {
+        let cap = u64::from(burst.max(1)) * MICRO;
+        Self {
+            micro: cap,
+            cap,
+            rate: u64::from(rate),
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last);
+        self.last = self.last.max(now);
+        let refill = (elapsed.as_micros() as u64).saturating_mul(self.rate);
+        self.micro = self.micro.saturating_add(refill).min(self.cap);
+        if self.micro >= MICRO {
+            self.micro -= MICRO;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One client's signaling session.
+#[derive(Debug)]
+pub struct Session {
+    cfg: SessionConfig,
+    decoder: FrameDecoder,
+    state: State,
+    events: VecDeque<SessionEvent>,
+    out: VecDeque<Bytes>,
+    out_bytes: usize,
+    /// Bytes of the head frame already written.
+    head_off: usize,
+    close: Option<CloseCode>,
+    bucket: TokenBucket,
+    stats: SessionStats,
+}
+
+impl Session {
+    pub fn new(cfg: SessionConfig, now: Instant) -> Self {
+        Self {
+            decoder: FrameDecoder::new(cfg.max_frame),
+            bucket: TokenBucket::new(cfg.rate_per_sec, cfg.rate_burst, now),
+            cfg,
+            state: State::AwaitingJoin,
+            events: VecDeque::new(),
+            out: VecDeque::new(),
+            out_bytes: 0,
+            head_off: 0,
+            close: None,
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// Feeds bytes read from the client's stream. Decoded messages queue as events; a
+    /// framing violation queues an `ErrorMessage` and decides close 0x100.
+    pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        if self.close.is_some() {
+            return;
+        }
+        self.stats.bytes_in += data.len() as u64;
+        self.decoder.push(data);
+        while self.close.is_none() {
+            match self.decoder.next_message::<ClientMessage>() {
+                Ok(Some(msg)) => self.on_message(now, msg),
+                Ok(None) => break,
+                Err(e) => {
+                    // Rule 4: ErrorMessage when possible, then close.
+                    let reason = e.reason();
+                    self.fail(
+                        ErrorCode::InvalidRequest,
+                        reason,
+                        CloseCode::ProtocolViolation,
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, msg: ClientMessage) {
+        self.stats.frames_in += 1;
+        if !self.bucket.take(now) {
+            self.stats.rate_limited += 1;
+            self.fail(
+                ErrorCode::InvalidRequest,
+                "message rate limit exceeded",
+                CloseCode::RateLimited,
+            );
+            return;
+        }
+        match (self.state, msg.message) {
+            (State::AwaitingJoin, Some(client_message::Message::JoinRequest(request))) => {
+                self.state = State::Open;
+                self.events.push_back(SessionEvent::Join {
+                    request,
+                    trace_parent: msg.trace_parent,
+                });
+            }
+            // Rule 4: a non-join first message is INVALID_REQUEST, then close.
+            (State::AwaitingJoin, _) => self.fail(
+                ErrorCode::InvalidRequest,
+                "first message must be a join_request",
+                CloseCode::ProtocolViolation,
+            ),
+            // Rule 4: unknown oneof case → INVALID_REQUEST, the session stays up.
+            (State::Open, None) => {
+                self.stats.unknown_messages += 1;
+                let _ = self.send(&ServerMessage::error(
+                    ErrorCode::InvalidRequest,
+                    "unknown message",
+                ));
+            }
+            (State::Open, Some(m)) => self.events.push_back(SessionEvent::Message(ClientMessage {
+                message: Some(m),
+                trace_parent: msg.trace_parent,
+                trace_state: msg.trace_state,
+            })),
+        }
+    }
+
+    /// Queues `ErrorMessage{code, message}` (if it fits) and decides to close.
+    pub fn fail(&mut self, code: ErrorCode, message: &str, close: CloseCode) {
+        let _ = self.send(&ServerMessage::error(code, message));
+        self.close(close);
+    }
+
+    /// The next decoded client event.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Encodes and queues one server message.
+    pub fn send(&mut self, msg: &ServerMessage) -> Result<(), SessionError> {
+        if self.close.is_some_and(|c| c == CloseCode::SlowConsumer) {
+            return Err(SessionError::Closing);
+        }
+        let frame = codec::encode_to_bytes(msg, self.cfg.max_frame)?;
+        self.send_frame(frame)
+    }
+
+    /// Queues one already-encoded frame (encode once, fan out the same `Bytes`). A full
+    /// queue closes the session with 0x104 instead of growing (rule 5).
+    pub fn send_frame(&mut self, frame: Bytes) -> Result<(), SessionError> {
+        if self.close == Some(CloseCode::SlowConsumer) {
+            return Err(SessionError::Closing);
+        }
+        if self.out.len() + 1 > self.cfg.outbound_max_frames
+            || self.out_bytes + frame.len() > self.cfg.outbound_max_bytes
+        {
+            self.out.clear();
+            self.out_bytes = 0;
+            self.head_off = 0;
+            self.close = Some(CloseCode::SlowConsumer);
+            return Err(SessionError::SlowConsumer);
+        }
+        self.out_bytes += frame.len();
+        self.out.push_back(frame);
+        Ok(())
+    }
+
+    /// Decides to close the session with `code` (the first decision wins).
+    pub fn close(&mut self, code: CloseCode) {
+        self.close.get_or_insert(code);
+        self.events.clear();
+    }
+
+    /// Unwritten bytes of the head frame, if any.
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        self.out.front().and_then(|f| f.get(self.head_off..))
+    }
+
+    /// Records that `n` bytes from [`Session::poll_transmit`] were written.
+    pub fn advance_transmit(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(head) = self.out.front() else { break };
+            let left = head.len() - self.head_off;
+            if n < left {
+                self.head_off += n;
+                self.out_bytes -= n;
+                self.stats.bytes_out += n as u64;
+                return;
+            }
+            n -= left;
+            self.out_bytes -= left;
+            self.stats.bytes_out += left as u64;
+            self.stats.frames_out += 1;
+            self.head_off = 0;
+            self.out.pop_front();
+        }
+    }
+
+    /// The close code once the session must end and its queue is flushed (at once for
+    /// a slow consumer, whose queue is dropped).
+    pub fn poll_close(&self) -> Option<CloseCode> {
+        self.close.filter(|_| self.out.is_empty())
+    }
+
+    /// Whether a close has been decided (the driver stops reading).
+    pub fn is_closing(&self) -> bool {
+        self.close.is_some()
+    }
+
+    /// Bytes queued for the client.
+    pub fn queued_bytes(&self) -> usize {
+        self.out_bytes
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,256 @@
+//! Session machine tests with a fake clock (signaling.md rules 4, 5, 12).
+use std::time::Duration;
+
+use super::*;
+use crate::signaling::codec::encode_frame;
+use prost::Message;
+
+fn wire(msgs: &[ClientMessage]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        encode_frame(m, &mut out, DEFAULT_MAX_FRAME).unwrap();
+    }
+    out
+}
+
+fn join() -> ClientMessage {
+    ClientMessage::of(client_message::Message::JoinRequest(pb::JoinRequest {
+        meeting_id: "m".into(),
+        join_token: "t".into(),
+        ..Default::default()
+    }))
+}
+
+fn mute() -> ClientMessage {
+    ClientMessage::of(client_message::Message::MuteRequest(pb::MuteRequest {
+        audio_muted: true,
+        video_muted: false,
+    }))
+}
+
+/// Drains the outbound bytes and decodes the server messages in them.
+fn drain(s: &mut Session) -> Vec<ServerMessage> {
+    let mut bytes = Vec::new();
+    while let Some(b) = s.poll_transmit() {
+        let n = b.len().min(3); // write in awkward pieces
+        bytes.extend_from_slice(&b[..n]);
+        s.advance_transmit(n);
+    }
+    let mut d = FrameDecoder::default();
+    d.push(&bytes);
+    let mut v = Vec::new();
+    while let Some(m) = d.next_message::<ServerMessage>().unwrap() {
+        v.push(m);
+    }
+    v
+}
+
+fn error_code(m: &ServerMessage) -> Option<i32> {
+    match &m.message {
+        Some(pb::server_message::Message::Error(e)) => Some(e.code),
+        _ => None,
+    }
+}
+
+#[test]
+fn close_codes_match_rule_5() {
+    let codes: Vec<u32> = [
+        CloseCode::Normal,
+        CloseCode::ProtocolViolation,
+        CloseCode::Unauthorized,
+        CloseCode::Capacity,
+        CloseCode::Draining,
+        CloseCode::SlowConsumer,
+        CloseCode::RateLimited,
+        CloseCode::Replaced,
+    ]
+    .iter()
+    .map(|c| c.code())
+    .collect();
+    assert_eq!(
+        codes,
+        vec![0, 0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x106]
+    );
+}
+
+#[test]
+fn first_frame_join_then_messages() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), t0);
+    let mut w = wire(&[join()]);
+    w.extend(wire(&[mute()]));
+    s.handle_bytes(t0, &w[..5]);
+    assert_eq!(s.poll_event(), None);
+    s.handle_bytes(t0, &w[5..]);
+    assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
+    assert_eq!(s.poll_event(), Some(SessionEvent::Message(mute())));
+    assert_eq!(s.poll_close(), None);
+}
+
+#[test]
+fn non_join_first_message_is_invalid_request_then_close() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), t0);
+    s.handle_bytes(t0, &wire(&[mute(), join()]));
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.poll_close(), None, "error frame must be flushed first");
+    let out = drain(&mut s);
+    assert_eq!(error_code(&out[0]), Some(ErrorCode::InvalidRequest as i32));
+    assert_eq!(out.len(), 1);
+    assert_eq!(s.poll_close(), Some(CloseCode::ProtocolViolation));
+}
+
+#[test]
+fn unknown_oneof_case_answers_and_stays_up() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), t0);
+    s.handle_bytes(t0, &wire(&[join()]));
+    // Field 12 is not in v1's oneof: prost skips it, leaving `message` empty.
+    let unknown = [0x62u8, 0x00];
+    let mut w = (unknown.len() as u32).to_be_bytes().to_vec();
+    w.extend_from_slice(&unknown);
+    w.extend(wire(&[mute()]));
+    s.handle_bytes(t0, &w);
+    assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
+    assert_eq!(s.poll_event(), Some(SessionEvent::Message(mute())));
+    let out = drain(&mut s);
+    assert_eq!(error_code(&out[0]), Some(ErrorCode::InvalidRequest as i32));
+    assert_eq!(s.poll_close(), None);
+    assert_eq!(s.stats().unknown_messages, 1);
+}
+
+#[test]
+fn framing_violations_close_with_0x100() {
+    for bad in [
+        vec![0u8, 0, 0, 0],
+        vec![0, 1, 0, 1],
+        vec![0, 0, 0, 2, 0xFF, 0xFF],
+    ] {
+        let t0 = Instant::now();
+        let mut s = Session::new(SessionConfig::default(), t0);
+        s.handle_bytes(t0, &wire(&[join()]));
+        s.handle_bytes(t0, &bad);
+        assert!(s.is_closing());
+        let _ = drain(&mut s);
+        assert_eq!(
+            s.poll_close(),
+            Some(CloseCode::ProtocolViolation),
+            "{bad:?}"
+        );
+        assert_eq!(s.poll_close().map(CloseCode::code), Some(0x100));
+    }
+}
+
+#[test]
+fn full_outbound_queue_closes_as_slow_consumer() {
+    let t0 = Instant::now();
+    let cfg = SessionConfig {
+        outbound_max_frames: 3,
+        ..SessionConfig::default()
+    };
+    let mut s = Session::new(cfg, t0);
+    let msg = ServerMessage::error(ErrorCode::Unknown, "x");
+    for _ in 0..3 {
+        s.send(&msg).unwrap();
+    }
+    assert_eq!(s.send(&msg), Err(SessionError::SlowConsumer));
+    assert_eq!(s.queued_bytes(), 0, "queue dropped, not grown");
+    assert_eq!(s.poll_close(), Some(CloseCode::SlowConsumer));
+    assert_eq!(s.send(&msg), Err(SessionError::Closing));
+
+    let frame = codec::encode_to_bytes(&msg, DEFAULT_MAX_FRAME).unwrap();
+    let cfg = SessionConfig {
+        outbound_max_bytes: DEFAULT_MAX_FRAME + 4,
+        outbound_max_frames: usize::MAX,
+        ..SessionConfig::default()
+    };
+    let mut s = Session::new(cfg, t0);
+    let mut n = 0;
+    while s.send_frame(frame.clone()).is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, (DEFAULT_MAX_FRAME + 4) / frame.len());
+    assert_eq!(s.poll_close(), Some(CloseCode::SlowConsumer));
+}
+
+#[test]
+fn never_sends_a_frame_above_the_limit() {
+    let t0 = Instant::now();
+    let cfg = SessionConfig {
+        max_frame: 32,
+        outbound_max_bytes: 1024,
+        ..SessionConfig::default()
+    };
+    let mut s = Session::new(cfg, t0);
+    let big = ServerMessage::error(ErrorCode::Unknown, "y".repeat(64));
+    assert!(matches!(s.send(&big), Err(SessionError::Codec(_))));
+    assert_eq!(s.poll_transmit(), None);
+}
+
+#[test]
+fn rate_limit_errors_then_closes_with_0x105() {
+    let t0 = Instant::now();
+    let cfg = SessionConfig {
+        rate_per_sec: 10,
+        rate_burst: 3,
+        ..SessionConfig::default()
+    };
+    let mut s = Session::new(cfg, t0);
+    s.handle_bytes(t0, &wire(&[join(), mute(), mute()]));
+    assert!(!s.is_closing());
+    // 100 ms later one token has refilled.
+    s.handle_bytes(t0 + Duration::from_millis(100), &wire(&[mute()]));
+    assert!(!s.is_closing());
+    s.handle_bytes(t0 + Duration::from_millis(100), &wire(&[mute()]));
+    assert!(s.is_closing());
+    let out = drain(&mut s);
+    assert_eq!(
+        error_code(out.last().unwrap()),
+        Some(ErrorCode::InvalidRequest as i32)
+    );
+    assert_eq!(s.poll_close(), Some(CloseCode::RateLimited));
+    assert_eq!(s.stats().rate_limited, 1);
+}
+
+#[test]
+fn config_validation() {
+    let args = SignalingArgs {
+        max_frame_bytes: 65_536,
+        session_outbound_max_bytes: 1000,
+        session_outbound_max_frames: 10,
+        session_message_rate: 1,
+        session_message_burst: 1,
+    };
+    assert!(args.session_config().is_err());
+    let ok = SignalingArgs {
+        session_outbound_max_bytes: 1 << 20,
+        ..args
+    };
+    assert_eq!(ok.session_config().unwrap().max_frame, 65_536);
+    // Encoded sanity: a join encodes to a non-empty payload.
+    assert!(!join().encode_to_vec().is_empty());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, ..Default::default() })]
+
+    /// Hostile bytes, after a valid join, never panic the session and never grow its
+    /// outbound queue beyond the configured bounds.
+    #[test]
+    fn hostile_bytes_are_answered_not_unwrapped(
+        chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..10),
+    ) {
+        let t0 = Instant::now();
+        let cfg = SessionConfig { outbound_max_frames: 4, ..SessionConfig::default() };
+        let mut s = Session::new(cfg, t0);
+        s.handle_bytes(t0, &wire(&[join()]));
+        for ch in &chunks {
+            s.handle_bytes(t0, ch);
+            while s.poll_event().is_some() {}
+            proptest::prop_assert!(s.queued_bytes() <= 1 << 20);
+        }
+        if let Some(code) = s.poll_close() {
+            proptest::prop_assert!(code.code() >= 0x100);
+        }
+    }
+}
