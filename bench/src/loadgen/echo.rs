@@ -1,13 +1,14 @@
 //! `echo`: transport-only load against any WebTransport echo endpoint.
 //!
 //! Each session opens one bidi stream (WebTransport over HTTP/3, RFC 9220 extended
-//! CONNECT) and writes fixed-size messages `[seq u64 BE][pattern]`; the echo must return
+//! CONNECT) and writes fixed-size ASCII messages `[seq: 16 hex digits][letters]` (text,
+//! so that servers which read payloads as UTF-8 accept them); the echo must return
 //! the same bytes in order (QUIC streams are ordered, RFC 9000 §2.2), so the reader pairs
 //! replies with send times FIFO. Closed-loop keeps `--window` messages in flight; open-loop
 //! sends at `--rate` total msg/s and measures from the scheduled send time (no coordinated
 //! omission). `--stream-per-message` opens a new stream per request instead, which also
 //! fits servers that answer each stream once (e.g. wtransport's example server, with
-//! `--expect any`). Datagrams (`--datagrams`) carry `[seq][send µs]` and are unreliable:
+//! `--expect any`). Datagrams (`--datagrams`) carry `[seq][send µs]` in hex and are unreliable:
 //! their loss is reported, not failed.
 
 use std::collections::VecDeque;
@@ -40,7 +41,7 @@ pub struct EchoArgs {
     /// Concurrent sessions.
     #[arg(long, env = "LOADGEN_SESSIONS", default_value_t = 10)]
     pub sessions: usize,
-    /// Message size in bytes (at least 8).
+    /// Message size in bytes (at least 16).
     #[arg(long, env = "LOADGEN_SIZE", default_value_t = 64)]
     pub size: usize,
     /// Closed loop: messages in flight per session.
@@ -63,11 +64,17 @@ pub struct EchoArgs {
     pub drain: f64,
 }
 
-/// Builds message `seq` of `size` bytes.
+/// Builds message `seq` of `size` bytes: 16 hex digits of `seq`, then one letter.
 pub fn message(seq: u64, size: usize) -> Vec<u8> {
-    let mut m = vec![(seq & 0xff) as u8; size.max(8)];
-    m[..8].copy_from_slice(&seq.to_be_bytes());
+    let mut m = vec![b'a' + (seq % 26) as u8; size.max(16)];
+    m[..16].copy_from_slice(format!("{seq:016x}").as_bytes());
     m
+}
+
+/// Reads the 16 hex digits at `at` of a message or datagram.
+pub fn hex_at(m: &[u8], at: usize) -> Option<u64> {
+    let s = std::str::from_utf8(m.get(at..at + 16)?).ok()?;
+    u64::from_str_radix(s, 16).ok()
 }
 
 struct Session {
@@ -87,8 +94,8 @@ pub async fn run(args: EchoArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
             ctx.run.max_sessions
         );
     }
-    if args.size < 8 || args.size > 1 << 20 {
-        bail!("--size must be 8..=1048576 bytes");
+    if args.size < 16 || args.size > 1 << 20 {
+        bail!("--size must be 16..=1048576 bytes");
     }
     if args.expect == Expect::Any && !args.stream_per_message {
         bail!("--expect any needs --stream-per-message (a persistent stream cannot be framed)");
@@ -421,7 +428,7 @@ impl Datagrams {
         let size = self
             .size
             .min(self.conn.max_datagram_size().unwrap_or(1200))
-            .max(16);
+            .max(32);
         let period = Duration::from_secs_f64(1.0 / self.rate.max(0.001));
         let mut tick = tokio::time::interval(period);
         let mut rec = Recorder::new(Instant::now());
@@ -433,7 +440,7 @@ impl Datagrams {
                     if self.stop.is_set() { break }
                     let mut m = message(seq, size);
                     let us = self.base.elapsed().as_micros() as u64;
-                    m[8..16].copy_from_slice(&us.to_be_bytes());
+                    m[16..32].copy_from_slice(format!("{us:016x}").as_bytes());
                     if self.conn.send_datagram(m).is_ok() {
                         rec.add(Counter::DatagramsSent, 1);
                         if pending.len() < 4096 { pending.push_back(us); }
@@ -445,10 +452,8 @@ impl Datagrams {
                     let now = Instant::now();
                     rec.add(Counter::DatagramsReceived, 1);
                     if self.expect == Expect::Echo {
-                        if let Some(b) = d.payload().get(8..16) {
-                            let mut t = [0u8; 8];
-                            t.copy_from_slice(b);
-                            let sent = self.base + Duration::from_micros(u64::from_be_bytes(t));
+                        if let Some(us) = hex_at(&d.payload(), 16) {
+                            let sent = self.base + Duration::from_micros(us);
                             rec.record(Lat::Datagram, now.saturating_duration_since(sent));
                         }
                     } else if let Some(us) = pending.pop_front() {
@@ -480,14 +485,20 @@ mod tests {
 
     #[test]
     fn message_layout() {
-        let m = message(0x0102, 16);
-        assert_eq!(&m[..8], &0x0102u64.to_be_bytes());
-        assert!(m[8..].iter().all(|b| *b == 0x02));
+        let m = message(27, 20);
+        assert_eq!(&m[..16], b"000000000000001b");
+        assert_eq!(&m[16..], b"bbbb");
+        assert_eq!(hex_at(&m, 0), Some(27));
+        assert!(
+            std::str::from_utf8(&message(u64::MAX, 64)).is_ok(),
+            "text payload"
+        );
         assert_eq!(
             message(1, 2).len(),
-            8,
+            16,
             "never shorter than the sequence number"
         );
+        assert_eq!(hex_at(b"zz", 0), None);
     }
 
     #[test]
