@@ -400,8 +400,10 @@ fn break_read(
 /// Open a stream, send `msg`, finish, read the reply to its end (at most 1 MiB).
 async fn one_request(conn: &Connection, msg: &[u8]) -> anyhow::Result<Vec<u8>> {
     let (mut send, mut recv) = conn.open_bi().await?.await?;
-    send.write_all(msg).await?;
-    send.finish().await?;
+    // A server that answers after its first read may stop our side early (STOP_SENDING,
+    // RFC 9000 §3.5); its reply still counts, so write errors only matter without one.
+    let written = send.write_all(msg).await;
+    let _ = send.finish().await;
     let mut out = Vec::with_capacity(msg.len());
     let mut buf = vec![0u8; 16 * 1024];
     while let Some(n) = tokio::time::timeout(Duration::from_secs(10), recv.read(&mut buf)).await?? {
@@ -409,6 +411,9 @@ async fn one_request(conn: &Connection, msg: &[u8]) -> anyhow::Result<Vec<u8>> {
         if out.len() > 1 << 20 {
             bail!("reply larger than 1 MiB");
         }
+    }
+    if out.is_empty() {
+        written?;
     }
     Ok(out)
 }
