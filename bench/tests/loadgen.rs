@@ -465,3 +465,88 @@ fn meeting_and_connect_against_fanout_fixture() {
     assert_eq!(v["capacity"]["rate"], 40.0);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_reports_and_hold_keeps_idle_sessions() {
+    let fx = start("echo");
+    let url = format!("https://127.0.0.1:{}/", fx.port);
+    let json = tmp("sigint.json");
+    let mut child = Command::new(LOADGEN)
+        .args([
+            "--progress",
+            "0",
+            "--duration",
+            "60",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .args([
+            "echo",
+            "--target",
+            &url,
+            "--cert-hash",
+            &fx.hash,
+            "--sessions",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t0 = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "mc-loadgen did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    assert!(v["figures"]["counters"]["completed"].as_u64().unwrap() > 0);
+    assert!(v["figures"]["duration_s"].as_f64().unwrap() < 10.0);
+
+    let json = tmp("hold.json");
+    let (code, v, out) = loadgen(
+        &[
+            "--duration",
+            "2",
+            "connect",
+            "--target",
+            &url,
+            "--cert-hash",
+            &fx.hash,
+            "--sessions",
+            "60",
+            "--concurrency",
+            "16",
+            "--hold",
+        ],
+        &json,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(v["figures"]["counters"]["sessions_ok"], 60);
+    let over = Command::new(LOADGEN)
+        .args([
+            "--max-sessions",
+            "10",
+            "connect",
+            "--insecure",
+            "--sessions",
+            "11",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(over.status.code(), Some(2), "--max-sessions is a hard cap");
+}
