@@ -52,6 +52,14 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     #[command(flatten)]
     pub gc: crate::gc::GcArgs,
+    #[command(flatten)]
+    pub signaling: crate::signaling::session::SignalingArgs,
+    #[command(flatten)]
+    pub meeting: crate::meeting::MeetingArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    pub quic: crate::quic::QuicArgs,
 }
 
 /// Log output format.
@@ -125,6 +133,11 @@ pub struct ServiceArgs {
     #[arg(long, env = "MC_DEV_DIR", default_value = "./.mc-dev")]
     pub dev_dir: PathBuf,
 
+    /// WebTransport URL of another MC to send participants to when this one drains
+    /// (RedirectToMc); without it, drained meetings end with MEETING_ENDED.
+    #[arg(long, env = "MC_REDIRECT_ENDPOINT", value_name = "URL")]
+    pub redirect_endpoint: Option<String>,
+
     /// Memory glommio registers with each io_uring ring, in bytes (3 rings per shard;
     /// counts against RLIMIT_MEMLOCK, see tuning.md).
     #[arg(long, env = "MC_IO_MEMORY_BYTES", default_value = "524288", value_parser = nonzero_usize)]
@@ -167,6 +180,7 @@ pub struct Settings {
     pub dev: bool,
     pub dev_dir: PathBuf,
     pub io_memory_bytes: usize,
+    pub redirect_endpoint: Option<String>,
     pub admin: AdminSettings,
 }
 
@@ -300,6 +314,7 @@ impl Config {
             dev,
             dev_dir: s.dev_dir.clone(),
             io_memory_bytes,
+            redirect_endpoint: s.redirect_endpoint.clone(),
             admin: AdminSettings {
                 max_connections: a.admin_max_connections.get(),
                 header_timeout: Duration::from_millis(a.admin_header_timeout_ms.get()),

@@ -124,7 +124,87 @@ impl Control {
     }
 }
 
+impl Control {
+    /// Dev mode only: `/demo` (the browser demo) and `/demo/token` (a dev join token,
+    /// the WebTransport URL and the dev certificate hash for `serverCertificateHashes`).
+    fn demo(&self, req: &admin::http::Request) -> Option<admin::http::Response> {
+        use admin::http::Response;
+        if !self.settings.dev {
+            return None;
+        }
+        match req.path.as_str() {
+            "/demo" | "/demo/" => Some(Response::new(
+                200,
+                "text/html; charset=utf-8",
+                DEMO_HTML.as_bytes(),
+            )),
+            "/demo/token" => {
+                let q: std::collections::HashMap<String, String> =
+                    url::form_urlencoded::parse(req.query.as_bytes())
+                        .into_owned()
+                        .collect();
+                let meeting = q
+                    .get("meeting_id")
+                    .map(String::as_str)
+                    .unwrap_or("demo-meeting");
+                let user = q.get("user_id").map(String::as_str).unwrap_or("guest");
+                let role = match q.get("role").map(String::as_str) {
+                    Some("host") => crate::auth::jwt::Role::Host,
+                    _ => crate::auth::jwt::Role::Participant,
+                };
+                if meeting.is_empty() || meeting.len() > 256 || user.is_empty() || user.len() > 256
+                {
+                    return Some(Response::text(
+                        400,
+                        "meeting_id and user_id: 1..=256 bytes\n",
+                    ));
+                }
+                let keys = match crate::auth::DevKeys::load_or_create(&self.settings.dev_dir) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "demo: no dev keys");
+                        return Some(Response::text(500, "dev keys unavailable\n"));
+                    }
+                };
+                let mut claims = crate::auth::jwt::TokenClaims::meeting(
+                    user,
+                    meeting,
+                    role,
+                    std::time::SystemTime::now(),
+                    Duration::from_secs(3600),
+                );
+                claims.name = q.get("name").filter(|n| n.len() <= 256).cloned();
+                let token = keys.mint_token(&claims);
+                let hash = std::fs::read_to_string(self.settings.dev_dir.join("cert.sha256"))
+                    .unwrap_or_default();
+                let mut wt = self.settings.webtransport_bind_address;
+                if wt.ip().is_unspecified() {
+                    wt.set_ip([127, 0, 0, 1].into());
+                }
+                let body = serde_json::json!({
+                    "token": token,
+                    "webtransport_url": format!("https://{wt}/"),
+                    "cert_sha256": hash.trim(),
+                });
+                Some(Response::new(
+                    200,
+                    "application/json",
+                    body.to_string().into_bytes(),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The dev-mode browser demo (src/admin/demo.html).
+const DEMO_HTML: &str = include_str!("admin/demo.html");
+
 impl AdminState for Control {
+    fn extra(&self, req: &admin::http::Request) -> Option<admin::http::Response> {
+        self.demo(req)
+    }
+
     fn readiness(&self) -> Readiness {
         let healthy = self.health.borrow().all_healthy(Instant::now());
         let gc_registered = self.gc_registered();

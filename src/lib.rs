@@ -16,6 +16,7 @@
 //! - [`config`]: every flag and env var (clap), validated once into typed values.
 //! - [`metrics`]: every Prometheus metric, named as the runbook names them.
 //! - [`admin`]: the HTTP/1.1 admin plane — `/health`, `/ready`, `/metrics`.
+//! - [`actors`]: connection and meeting actors on each shard, and the routing between them.
 //! - [`admission`]: the `MC_CAPACITY` limit and draining, shared by all shards.
 //! - [`control`]: the control-plane executor: admin plane, readiness, GC client, signals.
 //! - [`quic`], [`tls`], [`webtransport`]: the data plane on each shard.
@@ -27,6 +28,7 @@
 //! - [`shutdown`]: SIGTERM/SIGINT handling.
 //! - [`logging`]: `tracing` setup (text or JSON).
 
+pub mod actors;
 pub mod admin;
 pub mod admission;
 pub mod auth;

@@ -4,16 +4,23 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use mc_service::actors::ActorSettings;
 use mc_service::admission::Admission;
+use mc_service::auth::keystore::KeyStore;
+use mc_service::auth::Jwks;
 use mc_service::auth::{DevKeys, ResolvedAuth, ValidatedAuth};
 use mc_service::config::{self, Command, Settings, EXIT_CONFIG};
 use mc_service::control::{self, ControlSeed};
 use mc_service::gc::{GcArgs, GcClientConfig, GcIdentity};
+use mc_service::meeting::MeetingConfig;
 use mc_service::metrics::Metrics;
+use mc_service::quic::{QuicArgs, QuicShared};
 use mc_service::shard::{self, ShardMsg, ShardSeed, LANES};
 use mc_service::shutdown::{self, Shutdown};
+use mc_service::signaling::session::SessionConfig;
+use mc_service::tls::{self, DevCert, TlsArgs, TlsMaterial};
 use mc_service::{admin, logging};
 use shards::{ExecutorSpec, Mesh, ShardId};
 use tracing::{error, info};
@@ -77,7 +84,18 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    match run(settings, auth, gc) {
+    let session = match cli.config.signaling.session_config() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: --max-frame-bytes / --session-* (MC_MAX_FRAME_BYTES, MC_SESSION_*): {e}"
+            );
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let meeting = cli.config.meeting.meeting_config(session.max_frame);
+    let transport = (cli.config.tls, cli.config.quic);
+    match run(settings, auth, gc, (session, meeting), transport) {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }
@@ -117,12 +135,34 @@ fn run(
     settings: Settings,
     auth: ValidatedAuth,
     gc: Option<(GcClientConfig, Duration)>,
+    (session, meeting): (SessionConfig, MeetingConfig),
+    (tls_args, quic_args): (TlsArgs, QuicArgs),
 ) -> Result<(), u8> {
     if let Err(e) = shards::probe_io_uring() {
         error!(error = %e, "Actor system failed to initialize");
         return Err(1);
     }
-    let _auth = resolve_auth(&settings, auth)?;
+    let auth = resolve_auth(&settings, auth)?;
+    let keys = KeyStore::new(Arc::new(Jwks::empty()));
+    match keys.spawn_refresher(auth.refresher()) {
+        Ok(Ok(n)) => info!(keys = n, "Join-token signing keys loaded"),
+        Ok(Err(e)) => {
+            error!(error = %e, "cannot load join-token signing keys yet; joins fail until they load")
+        }
+        Err(e) => {
+            error!(error = %e, "cannot start the key refresher");
+            return Err(1);
+        }
+    }
+    let actor_settings = ActorSettings {
+        meeting,
+        session,
+        binding_secret: auth.binding_secret.clone(),
+        redirect_endpoint: settings.redirect_endpoint.clone(),
+        mailbox: settings.actor_mailbox_size,
+        join_timeout: Duration::from_secs(10),
+    };
+    let quic = quic_shared(&settings, tls_args, quic_args)?;
     let n = settings.shards;
     let metrics = Metrics::new();
     metrics.shards.set(n as i64);
@@ -190,14 +230,24 @@ fn run(
         monitor.stop();
         1u8
     })?;
-    let (started_tx, started_rx) = mpsc::sync_channel(n);
+    // Shards start one after another so that a port of 0 (tests) resolves on the first
+    // and the others join it with SO_REUSEPORT.
+    let mut bind = settings.webtransport_bind_address;
     let mut shard_handles = Vec::with_capacity(n);
     for (spec, seed) in specs.iter().zip(seeds) {
+        let (started_tx, started_rx) = mpsc::sync_channel(1);
         let seed = ShardSeed {
             mesh: seed,
             metrics: metrics.clone(),
             control: control_id,
-            started: started_tx.clone(),
+            shards: n,
+            admission: admission.clone(),
+            actors: actor_settings.clone(),
+            keys: keys.clone(),
+            verifier: auth.verifier.clone(),
+            quic: quic.clone(),
+            bind,
+            started: started_tx,
         };
         match spec.spawn(move || shard::run(seed)) {
             Ok(h) => shard_handles.push(h),
@@ -207,12 +257,10 @@ fn run(
                 return Err(1);
             }
         }
-    }
-    for _ in 0..n {
         match started_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(_)) => {}
+            Ok(Ok(addr)) => bind = addr,
             Ok(Err(why)) => {
-                error!(error = %why, "Actor system failed to initialize");
+                error!(address = %bind, error = %why, "Failed to bind WebTransport listener");
                 monitor.stop();
                 return Err(1);
             }
@@ -228,6 +276,7 @@ fn run(
         mailbox = settings.actor_mailbox_size,
         "Actor system initialized"
     );
+    info!(address = %bind, shards = n, "WebTransport listener started on {bind}");
     shards_up.store(true, Ordering::SeqCst);
     monitor.wake(control_id);
 
@@ -275,4 +324,37 @@ fn resolve_auth(settings: &Settings, auth: ValidatedAuth) -> Result<ResolvedAuth
         error!(error = %e, "invalid join-token configuration");
         EXIT_CONFIG as u8
     })
+}
+
+/// TLS material (production files/env, or the dev certificate) and the QUIC settings
+/// every shard shares. Also checks that no other process holds the UDP port.
+fn quic_shared(settings: &Settings, tls: TlsArgs, quic: QuicArgs) -> Result<QuicShared, u8> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        error!(address = %settings.webtransport_bind_address, error = %e, "Failed to bind WebTransport listener: {what}");
+        1u8
+    };
+    let use_dev_cert =
+        settings.dev && tls.tls_cert_path.is_none() && std::env::var_os("TLS_CERT").is_none();
+    let material = if use_dev_cert {
+        let dev = DevCert::load_or_create(&settings.dev_dir, SystemTime::now())
+            .map_err(|e| fail("cannot prepare the development certificate", &e))?;
+        info!(
+            cert_sha256 = %dev.sha256_hex,
+            path = %settings.dev_dir.join("cert.pem").display(),
+            "Development certificate (ECDSA P-256, 13 days) SHA-256 for serverCertificateHashes: {}",
+            dev.sha256_hex
+        );
+        dev.material
+    } else {
+        TlsMaterial::load(&tls, |k| std::env::var(k).ok())
+            .map_err(|e| fail("invalid TLS configuration", &e))?
+    };
+    let crypto =
+        tls::server_config(&material).map_err(|e| fail("invalid TLS configuration", &e))?;
+    // SO_REUSEPORT would let a second server silently share the port: probe without it.
+    if settings.webtransport_bind_address.port() != 0 {
+        std::net::UdpSocket::bind(settings.webtransport_bind_address)
+            .map_err(|e| fail("the UDP port is taken", &e))?;
+    }
+    QuicShared::new(crypto, quic).map_err(|e| fail("invalid QUIC configuration", &e))
 }

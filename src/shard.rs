@@ -4,12 +4,23 @@
 //! connection messages as those layers land), answers the control plane, and parks on
 //! its doorbell when there is nothing to do. Work per pass is bounded, then it yields.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use shards::{Lane, MeshHandle, MeshSeed, ShardId};
 
+use crate::actors::connection::SignalingApp;
+use crate::actors::{ActorSettings, Actors};
+use crate::admission::Admission;
+use crate::auth::jwt::VerifierConfig;
+use crate::auth::keystore::{KeyStore, ShardVerifier};
+use crate::meeting::CloseCode;
 use crate::metrics::{Metrics, ShardMetrics};
+use crate::quic::{Forwarded, QuicShared};
+use crate::webtransport::DataPlane;
 
 /// Control traffic: pings, pongs, stats requests.
 pub const LANE_CONTROL: Lane = Lane(0);
@@ -24,7 +35,11 @@ pub const LANES: usize = 3;
 const MAX_MESSAGES_PER_PASS: usize = 256;
 
 /// Everything that crosses between executors.
+///
+/// Messages move by value through bounded queues of fixed slots; boxing the large
+/// variants would cost an allocation per signaling message to save slot space.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum ShardMsg {
     /// Control → shard: are you alive? The shard answers [`ShardMsg::Pong`].
     Ping { seq: u64 },
@@ -34,6 +49,16 @@ pub enum ShardMsg {
     StopAdmitting,
     /// Control → shard: drain end; end every meeting and close its sessions.
     EndMeetings,
+    /// Connection actor → the meeting's shard.
+    ToMeeting(crate::actors::MeetingCmd),
+    /// Meeting actor → the connection's shard.
+    ToConnection {
+        conn: u64,
+        cmd: crate::actors::ConnCmd,
+    },
+    /// A UDP datagram that landed on another shard's socket but belongs to a
+    /// connection of the receiving shard (its connection ID says so).
+    Forwarded(Forwarded),
 }
 
 /// One shard's load, reported with every pong (GC heartbeats, readiness).
@@ -50,29 +75,47 @@ pub struct ShardSeed {
     pub metrics: Metrics,
     /// The control-plane executor's id in the mesh.
     pub control: ShardId,
-    /// Told once the shard is up (or why it could not start).
-    pub started: SyncSender<Result<ShardId, String>>,
+    pub shards: usize,
+    pub admission: Arc<Admission>,
+    pub actors: ActorSettings,
+    pub keys: Arc<KeyStore>,
+    pub verifier: VerifierConfig,
+    /// QUIC/TLS settings shared by every shard, and the address to bind.
+    pub quic: QuicShared,
+    pub bind: SocketAddr,
+    /// Told once the shard is up with its bound address (or why it could not start).
+    pub started: SyncSender<Result<SocketAddr, String>>,
 }
 
 /// Shard-local state, shared by the shard's tasks. `!Send`.
 pub struct Shard {
     pub id: ShardId,
-    pub mesh: MeshHandle<ShardMsg>,
-    pub metrics: ShardMetrics,
+    pub mesh: Rc<MeshHandle<ShardMsg>>,
+    pub actors: Rc<Actors>,
+    pub plane: DataPlane,
     control: ShardId,
 }
 
 impl Shard {
     fn load(&self) -> ShardLoad {
+        let meetings = self.actors.meetings.borrow();
         ShardLoad {
-            meetings: self.metrics.meetings_active.get().max(0) as u64,
-            connections: self.metrics.connections_active.get().max(0) as u64,
-            participants: 0,
+            meetings: meetings.len() as u64,
+            connections: self.actors.connections() as u64,
+            participants: meetings.participants() as u64,
         }
     }
 
     fn handle(&self, from: ShardId, msg: ShardMsg) {
         match msg {
+            ShardMsg::Forwarded(f) => self.plane.quic.handle_forwarded(f),
+            ShardMsg::ToConnection { conn, cmd } => self.actors.deliver_local(conn, cmd),
+            ShardMsg::ToMeeting(cmd) => {
+                self.actors
+                    .meetings
+                    .borrow_mut()
+                    .handle(&*self.actors, Instant::now(), cmd);
+            }
             ShardMsg::Ping { seq } => {
                 let pong = ShardMsg::Pong {
                     seq,
@@ -82,8 +125,14 @@ impl Shard {
                 // again, so dropping this pong loses nothing.
                 let _ = self.mesh.try_send(self.control, LANE_CONTROL, pong);
             }
-            ShardMsg::StopAdmitting | ShardMsg::EndMeetings => {
-                tracing::debug!(shard = %self.id, ?msg, "drain step");
+            ShardMsg::StopAdmitting => {
+                tracing::debug!(shard = %self.id, "drain: refusing new sessions");
+                self.actors.draining.set(true);
+                self.plane.wt.set_draining(true);
+            }
+            ShardMsg::EndMeetings => {
+                tracing::debug!(shard = %self.id, "drain end: ending meetings");
+                self.actors.end_meetings();
             }
             ShardMsg::Pong { .. } => {
                 tracing::warn!(shard = %self.id, %from, "unexpected pong on a shard");
@@ -94,19 +143,57 @@ impl Shard {
 
 /// Run a shard until the mesh is stopped.
 pub async fn run(seed: ShardSeed) {
-    let mesh = seed.mesh.into_handle();
+    let mesh = Rc::new(seed.mesh.into_handle());
     let id = mesh.id();
+    let actors = Actors::new(
+        id,
+        seed.shards,
+        mesh.clone(),
+        &seed.metrics,
+        seed.admission,
+        seed.actors,
+        ShardVerifier::new(seed.keys, seed.verifier),
+    );
+    // The data plane: this shard's UDP socket (SO_REUSEPORT) and QUIC endpoint.
+    // Misrouted datagrams go to their owner shard over the connection lane.
+    let forward_mesh = mesh.clone();
+    let forward = Box::new(move |to: ShardId, f: Forwarded| {
+        forward_mesh
+            .try_send(to, LANE_CONNECTION, ShardMsg::Forwarded(f))
+            .map_err(|full| match full.msg {
+                ShardMsg::Forwarded(f) => f,
+                _ => unreachable!("we sent a Forwarded"),
+            })
+    });
+    let app = Rc::new(SignalingApp {
+        actors: actors.clone(),
+    });
+    let plane = match DataPlane::bind(
+        id,
+        seed.bind,
+        seed.quic,
+        ShardMetrics::new(&seed.metrics, id.0),
+        app,
+        forward,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = seed.started.send(Err(e.to_string()));
+            return;
+        }
+    };
+    let driver = plane.spawn();
+    let bound = plane.local_addr();
     let shard = Rc::new(Shard {
         id,
-        metrics: ShardMetrics::new(&seed.metrics, id.0),
         mesh,
+        actors: actors.clone(),
+        plane,
         control: seed.control,
     });
-    // DATAPLANE HOOK: bind this shard's UDP socket and spawn its data-plane tasks here
-    // (before reporting `started`, so a bind error stops startup), forwarding misrouted
-    // datagrams over LANE_CONNECTION.
-    tracing::debug!(shard = %id, "shard started");
-    let _ = seed.started.send(Ok(id));
+    let timers = glommio::spawn_local(actors.clone().run_timers());
+    tracing::debug!(shard = %id, %bound, "shard started");
+    let _ = seed.started.send(Ok(bound));
 
     loop {
         let mut handled = 0;
@@ -123,5 +210,19 @@ pub async fn run(seed: ShardSeed) {
         }
         shard.mesh.wait().await;
     }
+    drop(timers);
+    // Close what is left (sessions not in a meeting, e.g. echo), let the close frames
+    // go out, then stop the endpoint.
+    shard
+        .plane
+        .wt
+        .close_all(CloseCode::Draining.code(), b"server shutting down");
+    glommio::timer::sleep(Duration::from_millis(200)).await;
+    shard.plane.quic.stop();
+    let _ = futures_lite::future::or(async { Some(driver.await) }, async {
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+        None
+    })
+    .await;
     tracing::debug!(shard = %id, "shard stopped");
 }

@@ -306,6 +306,8 @@ fn an_admin_port_in_use_is_reported_and_exits_non_zero() {
     let out = Command::new(binary())
         .args(["--dev", "--shards", "1", "--http-bind-address"])
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--webtransport-bind-address")
+        .arg(format!("127.0.0.1:{}", harness::free_udp_port()))
         .arg("--dev-dir")
         .arg(std::env::temp_dir().join(format!("mc-port-{port}")))
         .output()
@@ -347,4 +349,26 @@ fn dev_token_prints_a_token_the_dev_server_trusts() {
         assert!(dir.join(f).exists(), "{f} written");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_webtransport_port_in_use_is_reported_and_exits_non_zero() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(binary())
+        .args(["--dev", "--shards", "1", "--webtransport-bind-address"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--http-bind-address")
+        .arg(format!("127.0.0.1:{}", harness::free_tcp_port()))
+        .arg("--dev-dir")
+        .arg(std::env::temp_dir().join(format!("mc-udp-{port}")))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        log.contains("Failed to bind WebTransport listener"),
+        "{log}"
+    );
+    assert!(log.contains("in use"), "{log}");
 }

@@ -24,6 +24,7 @@ pub mod devtoken;
 pub mod http_get;
 pub mod jwks;
 pub mod jwt;
+pub mod keystore;
 pub mod secret;
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Running the real `mc-service` binary on loopback for integration tests.
 #![allow(dead_code)]
 
+pub mod client;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -60,7 +62,10 @@ impl Server {
             .arg("--dev-dir")
             .arg(&dev_dir)
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("MC_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("MC_SHARDS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -153,6 +158,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- mc-service log ----\n{}", self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dev_dir);

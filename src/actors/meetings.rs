@@ -1,0 +1,315 @@
+//! The meeting actors of one shard: every meeting whose id hashes to this shard.
+//!
+//! Commands arrive from connection actors (local calls or the mesh's meeting lane);
+//! each is handed to the meeting's sans-IO state machine under `catch_unwind`, and the
+//! machine's outbound work is delivered to the connections — encoded once per fan-out
+//! (one `Arc<ServerMessage>` → one `Bytes` for every recipient).
+//!
+//! A panic while a meeting handles a message is caught and counted
+//! (`mc_actor_panics_total{actor_type="meeting"}`); only that meeting ends, its
+//! participants get an `ErrorMessage{INTERNAL_ERROR}` and are closed. The shard and its
+//! other meetings continue.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{ConnCmd, MeetingCmd, MeetingEnv};
+use crate::admission::Refusal;
+use crate::auth::binding::MeetingBindingKey;
+use crate::meeting::{CloseCode, ConnKey, EndReason, JoinOutcome, Meeting, Outbound};
+use crate::signaling::codec::encode_to_bytes;
+use crate::signaling::proto::{server_message, ErrorCode, ServerMessage};
+
+struct Entry {
+    meeting: Meeting,
+    /// Connections that sent a join to this meeting and have not gone: who to tell if
+    /// the meeting panics (its own state may then be unusable).
+    members: HashSet<ConnKey>,
+}
+
+/// Meetings owned by one shard.
+#[derive(Default)]
+pub struct MeetingHost {
+    meetings: HashMap<String, Entry>,
+    /// Test hook: panic while handling the next message of this meeting.
+    #[cfg(test)]
+    pub(crate) panic_in: Option<String>,
+}
+
+impl MeetingHost {
+    pub fn len(&self) -> usize {
+        self.meetings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meetings.is_empty()
+    }
+
+    /// Participants across this shard's meetings (disconnected-in-grace included).
+    pub fn participants(&self) -> usize {
+        self.meetings
+            .values()
+            .map(|e| e.meeting.participant_count())
+            .sum()
+    }
+
+    /// The earliest grace deadline of any meeting.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.meetings
+            .values()
+            .filter_map(|e| e.meeting.poll_timeout())
+            .min()
+    }
+
+    /// Handle one command; deliveries go through `env`.
+    pub fn handle(&mut self, env: &dyn MeetingEnv, now: Instant, cmd: MeetingCmd) {
+        match cmd {
+            MeetingCmd::Join {
+                conn,
+                identity,
+                request,
+                received_at,
+            } => {
+                let meeting_id = request.meeting_id.clone();
+                if !self.meetings.contains_key(&meeting_id) {
+                    if let Err(refusal) = env.admission().try_reserve_meeting() {
+                        let (code, close, label) = match refusal {
+                            Refusal::Capacity => {
+                                ("this MC is at capacity", CloseCode::Capacity, "capacity")
+                            }
+                            Refusal::Draining => {
+                                ("this MC is draining", CloseCode::Draining, "draining")
+                            }
+                        };
+                        env.join_outcome(label, None);
+                        refuse(env, conn, ErrorCode::CapacityExceeded, code, close);
+                        return;
+                    }
+                    let key = MeetingBindingKey::derive(env.binding_secret(), &meeting_id);
+                    let meeting = Meeting::new(meeting_id.clone(), env.meeting_config(), key, now);
+                    self.meetings.insert(
+                        meeting_id.clone(),
+                        Entry {
+                            meeting,
+                            members: HashSet::new(),
+                        },
+                    );
+                    env.meetings_changed(1);
+                    tracing::info!(meeting_id = %meeting_id, "meeting created");
+                }
+                let result = self.with_meeting(env, &meeting_id, |e| {
+                    e.members.insert(conn);
+                    e.meeting.handle_join(now, conn, identity, *request)
+                });
+                match result {
+                    Some(Ok(outcome)) => {
+                        env.join_outcome(outcome.label(), Some(received_at));
+                        if let JoinOutcome::Refused(_) = outcome {
+                            self.forget_member(&meeting_id, conn);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "join refused by the meeting");
+                        env.join_outcome("error", None);
+                        refuse(
+                            env,
+                            conn,
+                            ErrorCode::InvalidRequest,
+                            "join refused",
+                            CloseCode::ProtocolViolation,
+                        );
+                    }
+                    None => env.join_outcome("error", None),
+                }
+                self.flush(env, &meeting_id, Some(received_at));
+            }
+            MeetingCmd::Message {
+                conn,
+                meeting_id,
+                msg,
+                received_at,
+            } => {
+                #[cfg(test)]
+                let poison = self.panic_in.as_deref() == Some(meeting_id.as_str());
+                let result = self.with_meeting(env, &meeting_id, |e| {
+                    #[cfg(test)]
+                    if poison {
+                        panic!("test: injected panic in meeting handler");
+                    }
+                    e.meeting.handle_message(now, conn, msg)
+                });
+                if let Some(Err(e)) = result {
+                    tracing::debug!(error = %e, "message for a connection not in the meeting");
+                }
+                self.flush(env, &meeting_id, Some(received_at));
+            }
+            MeetingCmd::Disconnect {
+                conn,
+                meeting_id,
+                clean,
+            } => {
+                // After a recovery replaced this connection, the meeting no longer knows
+                // it: UnknownConnection is expected then.
+                let _ = self.with_meeting(env, &meeting_id, |e| {
+                    e.members.remove(&conn);
+                    e.meeting.handle_disconnect(now, conn, clean)
+                });
+                self.flush(env, &meeting_id, None);
+            }
+        }
+    }
+
+    /// Grace expiries due at `now`.
+    pub fn handle_timeout(&mut self, env: &dyn MeetingEnv, now: Instant) {
+        let due: Vec<String> = self
+            .meetings
+            .iter()
+            .filter(|(_, e)| e.meeting.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let _ = self.with_meeting(env, &id, |e| {
+                e.meeting.handle_timeout(now);
+                Ok::<(), ()>(())
+            });
+            self.flush(env, &id, None);
+        }
+    }
+
+    /// Drain end: end every meeting (`MEETING_ENDED`, or a redirect) and close sessions.
+    pub fn end_all(&mut self, env: &dyn MeetingEnv, now: Instant, redirect: Option<&str>) {
+        let ids: Vec<String> = self.meetings.keys().cloned().collect();
+        for id in ids {
+            let reason = match redirect {
+                Some(endpoint) => EndReason::Redirect {
+                    endpoint: endpoint.to_string(),
+                },
+                None => EndReason::Drained,
+            };
+            let _ = self.with_meeting(env, &id, |e| {
+                e.meeting.end(now, reason);
+                Ok::<(), ()>(())
+            });
+            self.flush(env, &id, None);
+        }
+    }
+
+    /// Run `f` on a meeting, catching a panic. `None`: no such meeting, or it panicked
+    /// (and has been ended).
+    fn with_meeting<T, E>(
+        &mut self,
+        env: &dyn MeetingEnv,
+        meeting_id: &str,
+        f: impl FnOnce(&mut Entry) -> Result<T, E>,
+    ) -> Option<Result<T, E>> {
+        let entry = self.meetings.get_mut(meeting_id)?;
+        match catch_unwind(AssertUnwindSafe(|| f(entry))) {
+            Ok(r) => Some(r),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(meeting_id, panic = %what, "Panic in actor: meeting ended, shard continues");
+                env.meeting_panicked();
+                if let Some(entry) = self.meetings.remove(meeting_id) {
+                    for conn in entry.members {
+                        refuse(
+                            env,
+                            conn,
+                            ErrorCode::InternalError,
+                            "the meeting failed and was ended",
+                            CloseCode::Draining,
+                        );
+                    }
+                    env.admission().release_meeting();
+                    env.meetings_changed(-1);
+                }
+                None
+            }
+        }
+    }
+
+    fn forget_member(&mut self, meeting_id: &str, conn: ConnKey) {
+        if let Some(e) = self.meetings.get_mut(meeting_id) {
+            e.members.remove(&conn);
+        }
+    }
+
+    /// Deliver the meeting's outbound work; remove it when empty.
+    fn flush(&mut self, env: &dyn MeetingEnv, meeting_id: &str, received_at: Option<Instant>) {
+        let Some(entry) = self.meetings.get_mut(meeting_id) else {
+            return;
+        };
+        let max = env.max_frame();
+        let mut last: Option<(Arc<ServerMessage>, Bytes, bool)> = None;
+        while let Some(out) = entry.meeting.poll_outbound() {
+            match out {
+                Outbound::Send { to, msg } => {
+                    let (frame, join_response) = match &last {
+                        Some((m, frame, jr)) if Arc::ptr_eq(m, &msg) => (frame.clone(), *jr),
+                        _ => {
+                            let jr = matches!(
+                                msg.message,
+                                Some(server_message::Message::JoinResponse(_))
+                            );
+                            match encode_to_bytes(&*msg, max) {
+                                Ok(frame) => {
+                                    last = Some((msg.clone(), frame.clone(), jr));
+                                    (frame, jr)
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "server message over the frame limit; not sent");
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    env.deliver(
+                        to,
+                        ConnCmd::Frame {
+                            frame,
+                            join_response,
+                        },
+                    );
+                }
+                Outbound::Close { to, code, reason } => {
+                    if code == CloseCode::Replaced {
+                        entry.members.remove(&to);
+                    }
+                    tracing::debug!(conn = ?to, code = code.code(), reason, "closing session");
+                    env.deliver(to, ConnCmd::Close(code));
+                }
+            }
+        }
+        if let Some(t) = received_at {
+            env.message_processed(t);
+        }
+        if entry.meeting.is_empty() {
+            self.meetings.remove(meeting_id);
+            env.admission().release_meeting();
+            env.meetings_changed(-1);
+            tracing::info!(meeting_id, "meeting ended (empty)");
+        }
+    }
+}
+
+/// Answer `conn` with an error and close it with `close`.
+fn refuse(env: &dyn MeetingEnv, conn: ConnKey, code: ErrorCode, text: &str, close: CloseCode) {
+    match encode_to_bytes(&ServerMessage::error(code, text), env.max_frame()) {
+        Ok(frame) => env.deliver(
+            conn,
+            ConnCmd::Frame {
+                frame,
+                join_response: false,
+            },
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot encode an error message"),
+    }
+    env.deliver(conn, ConnCmd::Close(close));
+}

@@ -1,0 +1,284 @@
+//! The meeting host alone, with a fake environment: admission, encode-once fan-out,
+//! meeting removal, and panic isolation.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use super::meetings::MeetingHost;
+use super::{meeting_shard, ConnCmd, MeetingCmd, MeetingEnv};
+use crate::admission::Admission;
+use crate::auth::BindingSecret;
+use crate::meeting::{CloseCode, ConnKey, JoinIdentity, MeetingConfig, Role};
+use crate::signaling::codec::FrameDecoder;
+use crate::signaling::proto::{client_message, pb, server_message, ClientMessage, ServerMessage};
+
+struct FakeEnv {
+    admission: Admission,
+    secret: BindingSecret,
+    delivered: RefCell<Vec<(ConnKey, ConnCmd)>>,
+    joins: RefCell<Vec<&'static str>>,
+    panics: RefCell<u32>,
+    meetings: RefCell<i64>,
+}
+
+impl FakeEnv {
+    fn new(capacity: u32) -> Self {
+        Self {
+            admission: Admission::new(capacity),
+            secret: BindingSecret::from_bytes(vec![9u8; 32]).unwrap(),
+            delivered: RefCell::new(Vec::new()),
+            joins: RefCell::new(Vec::new()),
+            panics: RefCell::new(0),
+            meetings: RefCell::new(0),
+        }
+    }
+
+    /// Messages delivered to `conn`, decoded, plus whether it was closed (and how).
+    fn inbox(&self, conn: ConnKey) -> (Vec<ServerMessage>, Option<CloseCode>) {
+        let mut msgs = Vec::new();
+        let mut closed = None;
+        for (to, cmd) in self.delivered.borrow().iter() {
+            if *to != conn {
+                continue;
+            }
+            match cmd {
+                ConnCmd::Frame { frame, .. } => {
+                    let mut d = FrameDecoder::new(1 << 16);
+                    d.push(frame);
+                    msgs.push(d.next_message::<ServerMessage>().unwrap().unwrap());
+                }
+                ConnCmd::Close(code) => closed = Some(*code),
+            }
+        }
+        (msgs, closed)
+    }
+}
+
+impl MeetingEnv for FakeEnv {
+    fn admission(&self) -> &Admission {
+        &self.admission
+    }
+    fn binding_secret(&self) -> &BindingSecret {
+        &self.secret
+    }
+    fn meeting_config(&self) -> MeetingConfig {
+        MeetingConfig::default()
+    }
+    fn max_frame(&self) -> usize {
+        1 << 16
+    }
+    fn deliver(&self, to: ConnKey, cmd: ConnCmd) {
+        self.delivered.borrow_mut().push((to, cmd));
+    }
+    fn join_outcome(&self, status: &'static str, _: Option<Instant>) {
+        self.joins.borrow_mut().push(status);
+    }
+    fn meeting_panicked(&self) {
+        *self.panics.borrow_mut() += 1;
+    }
+    fn meetings_changed(&self, delta: i64) {
+        *self.meetings.borrow_mut() += delta;
+    }
+    fn message_processed(&self, _: Instant) {}
+}
+
+fn conn(n: u64) -> ConnKey {
+    ConnKey { shard: 0, conn: n }
+}
+
+fn join(meeting: &str, c: ConnKey, sub: &str, now: Instant) -> MeetingCmd {
+    MeetingCmd::Join {
+        conn: c,
+        identity: JoinIdentity {
+            sub: sub.into(),
+            role: Role::Participant,
+            name: sub.into(),
+        },
+        request: Box::new(pb::JoinRequest {
+            meeting_id: meeting.into(),
+            participant_name: sub.into(),
+            ..Default::default()
+        }),
+        received_at: now,
+    }
+}
+
+fn mute(meeting: &str, c: ConnKey, now: Instant) -> MeetingCmd {
+    MeetingCmd::Message {
+        conn: c,
+        meeting_id: meeting.into(),
+        msg: ClientMessage::of(client_message::Message::MuteRequest(pb::MuteRequest {
+            audio_muted: true,
+            video_muted: false,
+        })),
+        received_at: now,
+    }
+}
+
+fn has(msgs: &[ServerMessage], f: impl Fn(&server_message::Message) -> bool) -> bool {
+    msgs.iter().any(|m| m.message.as_ref().is_some_and(&f))
+}
+
+#[test]
+fn joins_create_meetings_within_capacity_and_release_them_when_empty() {
+    let env = FakeEnv::new(1);
+    let mut host = MeetingHost::default();
+    let t = Instant::now();
+    host.handle(&env, t, join("m1", conn(1), "alice", t));
+    host.handle(&env, t, join("m2", conn(2), "bob", t));
+    assert_eq!(*env.joins.borrow(), vec!["success", "capacity"]);
+    let (msgs, closed) = env.inbox(conn(2));
+    assert!(has(
+        &msgs,
+        |m| matches!(m, server_message::Message::Error(e)
+        if e.code == pb::ErrorCode::CapacityExceeded as i32)
+    ));
+    assert_eq!(closed, Some(CloseCode::Capacity));
+
+    host.handle(
+        &env,
+        t,
+        MeetingCmd::Disconnect {
+            conn: conn(1),
+            meeting_id: "m1".into(),
+            clean: true,
+        },
+    );
+    assert!(host.is_empty());
+    assert_eq!(env.admission.meetings(), 0);
+    assert_eq!(*env.meetings.borrow(), 0);
+    host.handle(&env, t, join("m2", conn(3), "bob", t));
+    assert_eq!(env.joins.borrow().last(), Some(&"success"));
+}
+
+#[test]
+fn draining_refuses_new_meetings_but_not_existing_ones() {
+    let env = FakeEnv::new(10);
+    let mut host = MeetingHost::default();
+    let t = Instant::now();
+    host.handle(&env, t, join("live", conn(1), "alice", t));
+    env.admission.start_draining();
+    host.handle(&env, t, join("new", conn(2), "bob", t));
+    host.handle(&env, t, join("live", conn(3), "carol", t));
+    assert_eq!(*env.joins.borrow(), vec!["success", "draining", "success"]);
+    assert_eq!(env.inbox(conn(2)).1, Some(CloseCode::Draining));
+}
+
+#[test]
+fn a_fan_out_is_encoded_once_and_shared() {
+    let env = FakeEnv::new(10);
+    let mut host = MeetingHost::default();
+    let t = Instant::now();
+    for (i, who) in ["a", "b", "c"].iter().enumerate() {
+        host.handle(&env, t, join("m", conn(i as u64 + 1), who, t));
+    }
+    env.delivered.borrow_mut().clear();
+    host.handle(&env, t, mute("m", conn(1), t));
+    let frames: Vec<_> = env
+        .delivered
+        .borrow()
+        .iter()
+        .filter_map(|(_, c)| match c {
+            ConnCmd::Frame { frame, .. } => Some(frame.as_ptr()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 3, "one mute update to each participant");
+    assert!(
+        frames.windows(2).all(|w| w[0] == w[1]),
+        "same buffer for all"
+    );
+}
+
+#[test]
+fn a_panicking_meeting_ends_alone_and_its_participants_are_told() {
+    let env = FakeEnv::new(10);
+    let mut host = MeetingHost::default();
+    let t = Instant::now();
+    host.handle(&env, t, join("bad", conn(1), "a", t));
+    host.handle(&env, t, join("bad", conn(2), "b", t));
+    host.handle(&env, t, join("good", conn(3), "c", t));
+    host.handle(&env, t, join("good", conn(4), "d", t));
+    host.panic_in = Some("bad".into());
+    let silenced = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    host.handle(&env, t, mute("bad", conn(1), t));
+    std::panic::set_hook(silenced);
+
+    assert_eq!(*env.panics.borrow(), 1);
+    assert_eq!(host.len(), 1, "only the bad meeting is gone");
+    assert_eq!(env.admission.meetings(), 1);
+    for c in [conn(1), conn(2)] {
+        let (msgs, closed) = env.inbox(c);
+        assert!(has(
+            &msgs,
+            |m| matches!(m, server_message::Message::Error(e)
+            if e.code == pb::ErrorCode::InternalError as i32)
+        ));
+        assert!(closed.is_some());
+    }
+    // The good meeting still works.
+    env.delivered.borrow_mut().clear();
+    host.handle(&env, t, mute("good", conn(3), t));
+    let (msgs, _) = env.inbox(conn(4));
+    assert!(has(&msgs, |m| matches!(
+        m,
+        server_message::Message::ParticipantMuteUpdate(_)
+    )));
+}
+
+#[test]
+fn grace_expiry_runs_from_the_host_timer() {
+    let env = FakeEnv::new(10);
+    let mut host = MeetingHost::default();
+    let t = Instant::now();
+    host.handle(&env, t, join("m", conn(1), "a", t));
+    host.handle(&env, t, join("m", conn(2), "b", t));
+    host.handle(
+        &env,
+        t,
+        MeetingCmd::Disconnect {
+            conn: conn(2),
+            meeting_id: "m".into(),
+            clean: false,
+        },
+    );
+    let deadline = host.poll_timeout().expect("grace deadline");
+    assert_eq!(deadline, t + Duration::from_secs(30));
+    env.delivered.borrow_mut().clear();
+    host.handle_timeout(&env, deadline);
+    let (msgs, _) = env.inbox(conn(1));
+    assert!(has(
+        &msgs,
+        |m| matches!(m, server_message::Message::ParticipantLeft(l)
+        if l.reason == pb::LeaveReason::Timeout as i32)
+    ));
+}
+
+#[test]
+fn end_all_sends_meeting_ended_and_closes() {
+    let env = FakeEnv::new(10);
+    let mut host = MeetingHost::default();
+    let t = Instant::now();
+    host.handle(&env, t, join("m", conn(1), "a", t));
+    host.end_all(&env, t, None);
+    let (msgs, closed) = env.inbox(conn(1));
+    assert!(has(
+        &msgs,
+        |m| matches!(m, server_message::Message::ParticipantLeft(l)
+        if l.reason == pb::LeaveReason::MeetingEnded as i32)
+    ));
+    assert_eq!(closed, Some(CloseCode::Draining));
+    assert!(host.is_empty());
+}
+
+#[test]
+fn meeting_shards_are_stable_and_spread() {
+    assert_eq!(meeting_shard("abc", 1).0, 0);
+    assert_eq!(meeting_shard("abc", 4), meeting_shard("abc", 4));
+    let mut counts = [0u32; 4];
+    for i in 0..4000 {
+        counts[meeting_shard(&format!("meeting-{i}"), 4).index()] += 1;
+    }
+    assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+}

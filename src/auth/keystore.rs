@@ -1,0 +1,140 @@
+//! Trusted signing keys shared by every shard, refreshed off the hot path.
+//!
+//! One blocking thread owns the [`JwksRefresher`] (file re-reads, HTTP fetches) and
+//! publishes each new key set here with a generation number. A shard's
+//! [`ShardVerifier`] compares generations with one atomic load per join and copies the
+//! new `Arc<Jwks>` only when it changed (the mutex is touched on key changes, never on
+//! the message path). An unknown `kid` asks the thread for an early refresh; the
+//! refresher's own rate limit keeps a flood of bad tokens from hammering the source.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use super::jwks::{Jwks, JwksRefresher};
+use super::jwt::{JwtError, JwtVerifier, VerifiedClaims, VerifierConfig};
+
+/// The current key set and its generation.
+pub struct KeyStore {
+    current: Mutex<Arc<Jwks>>,
+    generation: AtomicU64,
+    wake: Sender<()>,
+    wake_rx: Receiver<()>,
+}
+
+impl KeyStore {
+    pub fn new(initial: Arc<Jwks>) -> Arc<Self> {
+        let (wake, wake_rx) = bounded(1);
+        Arc::new(Self {
+            current: Mutex::new(initial),
+            generation: AtomicU64::new(1),
+            wake,
+            wake_rx,
+        })
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn current(&self) -> Arc<Jwks> {
+        match self.current.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn publish(&self, keys: Arc<Jwks>) {
+        match self.current.lock() {
+            Ok(mut g) => *g = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Ask the refresher thread for an early reload (unknown `kid`). Never blocks.
+    pub fn request_refresh(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Start the refresher thread: load now (blocking the caller until the first
+    /// attempt finished, so startup knows whether keys exist), then re-check every
+    /// second or when asked.
+    pub fn spawn_refresher(
+        self: &Arc<Self>,
+        mut refresher: JwksRefresher,
+    ) -> std::io::Result<Result<usize, String>> {
+        let first = match refresher.refresh_blocking(Instant::now(), false) {
+            Ok(Some(keys)) => {
+                let n = keys.len();
+                self.publish(keys);
+                Ok(n)
+            }
+            Ok(None) => Ok(self.current().len()),
+            Err(e) => Err(e.to_string()),
+        };
+        let store = self.clone();
+        std::thread::Builder::new()
+            .name("jwks-refresh".into())
+            .spawn(move || loop {
+                let asked = store.wake_rx.recv_timeout(Duration::from_secs(1)).is_ok();
+                match refresher.refresh_blocking(Instant::now(), asked) {
+                    Ok(Some(keys)) => {
+                        tracing::info!(keys = keys.len(), "join-token signing keys reloaded");
+                        store.publish(keys);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot reload join-token signing keys"),
+                }
+            })?;
+        Ok(first)
+    }
+}
+
+/// A shard's verifier, kept in step with the [`KeyStore`]. `!Sync` by use, one per shard.
+pub struct ShardVerifier {
+    store: Arc<KeyStore>,
+    generation: u64,
+    verifier: JwtVerifier,
+}
+
+impl ShardVerifier {
+    pub fn new(store: Arc<KeyStore>, config: VerifierConfig) -> Self {
+        let generation = store.generation();
+        let verifier = JwtVerifier::new(config, store.current());
+        Self {
+            store,
+            generation,
+            verifier,
+        }
+    }
+
+    /// Pick up a newer key set if one was published.
+    pub fn refresh(&mut self) {
+        let g = self.store.generation();
+        if g != self.generation {
+            self.verifier.set_keys(self.store.current());
+            self.generation = g;
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn store(&self) -> &Arc<KeyStore> {
+        &self.store
+    }
+
+    pub fn verify(
+        &mut self,
+        token: &str,
+        meeting_id: &str,
+        now: SystemTime,
+    ) -> Result<VerifiedClaims, JwtError> {
+        self.refresh();
+        self.verifier.verify(token, meeting_id, now)
+    }
+}

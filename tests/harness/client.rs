@@ -1,0 +1,177 @@
+//! A real WebTransport signaling client (wtransport over quinn, tokio) for tests:
+//! length-prefixed protobuf frames on one bidi stream, as signaling.md describes.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use mc_service::signaling::codec::{encode_frame, FrameDecoder};
+use mc_service::signaling::proto::{
+    client_message, pb, server_message, ClientMessage, ServerMessage,
+};
+use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, VarInt};
+
+pub type M = server_message::Message;
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn endpoint() -> Endpoint<wtransport::endpoint::endpoint_side::Client> {
+    let config = ClientConfig::builder()
+        .with_bind_default()
+        .with_no_cert_validation()
+        .max_idle_timeout(Some(Duration::from_secs(30)))
+        .unwrap()
+        .build();
+    Endpoint::client(config).unwrap()
+}
+
+pub struct SigClient {
+    pub conn: Connection,
+    send: SendStream,
+    recv: RecvStream,
+    decoder: FrameDecoder,
+    /// Everything received so far, in order.
+    pub received: Vec<ServerMessage>,
+    pub closed: bool,
+}
+
+impl SigClient {
+    pub async fn connect(url: &str) -> SigClient {
+        let ep = endpoint();
+        let conn = tokio::time::timeout(Duration::from_secs(10), ep.connect(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (send, recv) = conn.open_bi().await.expect("open").await.expect("opened");
+        SigClient {
+            conn,
+            send,
+            recv,
+            decoder: FrameDecoder::new(1 << 16),
+            received: Vec::new(),
+            closed: false,
+        }
+    }
+
+    pub async fn send(&mut self, msg: client_message::Message) {
+        self.send_envelope(ClientMessage::of(msg)).await;
+    }
+
+    pub async fn send_envelope(&mut self, msg: ClientMessage) {
+        let mut buf = Vec::new();
+        encode_frame(&msg, &mut buf, 1 << 16).unwrap();
+        self.send.write_all(&buf).await.expect("write");
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.send.write_all(bytes).await.expect("write");
+    }
+
+    pub async fn join(&mut self, meeting: &str, token: &str, name: &str) -> ServerMessage {
+        self.join_with(pb::JoinRequest {
+            meeting_id: meeting.into(),
+            join_token: token.into(),
+            participant_name: name.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn join_with(&mut self, req: pb::JoinRequest) -> ServerMessage {
+        self.send(client_message::Message::JoinRequest(req)).await;
+        self.next(Duration::from_secs(10))
+            .await
+            .expect("join answer")
+    }
+
+    /// The next message, or None on timeout or stream end.
+    pub async fn next(&mut self, timeout: Duration) -> Option<ServerMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(m)) = self.decoder.next_message::<ServerMessage>() {
+                self.received.push(m.clone());
+                return Some(m);
+            }
+            let mut buf = [0u8; 8192];
+            match tokio::time::timeout_at(deadline, self.recv.read(&mut buf)).await {
+                Ok(Ok(Some(n))) => self.decoder.push(&buf[..n]),
+                Ok(Ok(None)) | Ok(Err(_)) => {
+                    self.closed = true;
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Read until a message matches `pred` (others are kept in `received`).
+    pub async fn expect(&mut self, what: &str, pred: impl Fn(&M) -> bool) -> M {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(ServerMessage {
+                    message: Some(m), ..
+                }) if pred(&m) => return m,
+                Some(_) => continue,
+                None => panic!("expected {what}; got {:#?}", self.received),
+            }
+        }
+    }
+
+    /// Nothing matching `pred` arrives within `window`.
+    pub async fn expect_none(&mut self, window: Duration, what: &str, pred: impl Fn(&M) -> bool) {
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            if let Some(ServerMessage {
+                message: Some(m), ..
+            }) = self.next(left).await
+            {
+                assert!(!pred(&m), "unexpected {what}: {m:#?}");
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Wait until the server ends the stream/session.
+    pub async fn expect_closed(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.closed {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "session not closed; got {:#?}",
+                self.received
+            );
+            self.next(left).await;
+        }
+    }
+
+    /// A clean leave: finish the signaling stream (signaling.md rule 6).
+    pub async fn leave(mut self) {
+        let _ = self.send.finish().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.conn.closed()).await;
+    }
+
+    /// A crash: close the connection with an error code (not a clean leave).
+    pub fn crash(self) {
+        self.conn.close(VarInt::from_u32(0x99), b"crash");
+    }
+}
+
+pub fn error_code(m: &M) -> Option<i32> {
+    match m {
+        M::Error(e) => Some(e.code),
+        _ => None,
+    }
+}

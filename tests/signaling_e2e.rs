@@ -1,0 +1,355 @@
+//! Signaling end to end: the real binary with 2 shards on loopback and real
+//! WebTransport clients (wtransport over quinn). Participants of one meeting are spread
+//! over both shards; the meeting lives on one of them.
+
+mod harness;
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use harness::client::{error_code, runtime, SigClient, M};
+use harness::Server;
+use mc_service::auth::jwt::Role;
+use mc_service::auth::DevKeys;
+use mc_service::signaling::proto::{client_message as C, pb};
+
+const UNAUTHORIZED: i32 = pb::ErrorCode::Unauthorized as i32;
+
+fn token(keys: &DevKeys, meeting: &str, user: &str, role: Role) -> String {
+    keys.mint_meeting_token(
+        meeting,
+        user,
+        role,
+        SystemTime::now(),
+        Duration::from_secs(600),
+    )
+}
+
+fn shard_connections(server: &Server) -> Vec<i64> {
+    let (_, _, body) = server.get("/metrics");
+    (0..2)
+        .map(|s| {
+            let prefix = format!("mc_connections_active{{shard=\"{s}\"}} ");
+            body.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// Sum of every series of `name` whose line contains all of `labels`.
+fn metric_with(server: &Server, name: &str, labels: &[&str]) -> f64 {
+    let (_, _, body) = server.get("/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|lb| l.contains(lb)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn metric(server: &Server, series: &str) -> f64 {
+    let (_, _, body) = server.get("/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn three_participants_across_two_shards() {
+    let server = Server::start_dev(&["--shards", "2", "--disconnect-grace-secs", "20"]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    let meeting = "e2e-meeting";
+    runtime().block_on(async {
+        // Alice (host) joins first: nobody else is there.
+        let mut alice = SigClient::connect(&url).await;
+        let r = alice.join(meeting, &token(&keys, meeting, "alice", Role::Host), "Alice").await;
+        let Some(M::JoinResponse(ar)) = r.message else { panic!("{r:?}") };
+        assert!(ar.existing_participants.is_empty());
+        assert!(!ar.binding_token.is_empty() && !ar.correlation_id.is_empty());
+
+        // Bob and Carol; keep opening connections until both shards hold some of ours.
+        let mut bob = SigClient::connect(&url).await;
+        let r = bob.join(meeting, &token(&keys, meeting, "bob", Role::Participant), "Bob").await;
+        let Some(M::JoinResponse(br)) = r.message else { panic!("{r:?}") };
+        assert_eq!(br.existing_participants.len(), 1);
+        assert_eq!(br.existing_participants[0].participant_id, ar.participant_id);
+        alice.expect("bob joined", |m| matches!(m, M::ParticipantJoined(j)
+            if j.participant.as_ref().unwrap().participant_id == br.participant_id)).await;
+
+        let mut carol = SigClient::connect(&url).await;
+        let r = carol.join(meeting, &token(&keys, meeting, "carol", Role::Participant), "Carol").await;
+        let Some(M::JoinResponse(cr)) = r.message else { panic!("{r:?}") };
+        assert_eq!(cr.existing_participants.len(), 2);
+        for c in [&mut alice, &mut bob] {
+            c.expect("carol joined", |m| matches!(m, M::ParticipantJoined(_))).await;
+        }
+        let mut extra = Vec::new();
+        for i in 0..12 {
+            let per_shard = shard_connections(&server);
+            if per_shard.iter().all(|&c| c > 0) {
+                break;
+            }
+            let mut c = SigClient::connect(&url).await;
+            let user = format!("extra{i}");
+            c.join(meeting, &token(&keys, meeting, &user, Role::Participant), &user).await;
+            extra.push(c);
+        }
+        let per_shard = shard_connections(&server);
+        assert!(per_shard.iter().all(|&c| c > 0), "participants on both shards: {per_shard:?}");
+        for c in [&mut alice, &mut bob, &mut carol] {
+            c.received.clear();
+        }
+
+        // Self mute: everyone (the subject included) gets the full flags.
+        bob.send(C::Message::MuteRequest(pb::MuteRequest { audio_muted: true, video_muted: false })).await;
+        for c in [&mut alice, &mut bob, &mut carol] {
+            c.expect("bob muted", |m| matches!(m, M::ParticipantMuteUpdate(u)
+                if u.participant_id == br.participant_id && u.audio_self_muted)).await;
+        }
+
+        // Host mute: only a host may; it is enforced and names the host.
+        bob.send(C::Message::HostMuteRequest(pb::HostMuteRequest {
+            participant_id: cr.participant_id.clone(), audio_muted: true, video_muted: false, reason: String::new(),
+        })).await;
+        bob.expect("forbidden", |m| error_code(m) == Some(pb::ErrorCode::Forbidden as i32)).await;
+        alice.send(C::Message::HostMuteRequest(pb::HostMuteRequest {
+            participant_id: cr.participant_id.clone(), audio_muted: true, video_muted: false, reason: "noise".into(),
+        })).await;
+        for c in [&mut alice, &mut bob, &mut carol] {
+            c.expect("carol host-muted", |m| matches!(m, M::ParticipantMuteUpdate(u)
+                if u.participant_id == cr.participant_id && u.audio_host_muted
+                    && u.host_muted_by == ar.participant_id)).await;
+        }
+        // Carol asks to be unmuted: forwarded to the host with her id filled in.
+        carol.send(C::Message::UnmuteRequest(pb::UnmuteRequest {
+            request_audio: true, request_video: false, participant_id: String::new(),
+        })).await;
+        alice.expect("unmute request", |m| matches!(m, M::UnmuteRequest(u)
+            if u.participant_id == cr.participant_id)).await;
+
+        // Publish a stream; everyone hears of it.
+        carol.send(C::Message::PublishStream(pb::PublishStream {
+            stream_id: "cam-1".into(),
+            stream_type: pb::StreamType::VideoCamera as i32,
+            metadata: Some(pb::StreamMetadata { codec: "vp8".into(), max_bitrate: 1_000_000, video: None }),
+        })).await;
+        for c in [&mut alice, &mut bob] {
+            c.expect("stream published", |m| matches!(m, M::StreamPublished(p)
+                if p.participant_id == cr.participant_id)).await;
+        }
+
+        // A layout subscription yields assignments including carol's camera.
+        alice.send(C::Message::SubscribeToLayout(pb::SubscribeToLayout {
+            layout_type: pb::LayoutType::Grid as i32,
+            config: Some(pb::LayoutConfig { rows: 2, columns: 2, ..Default::default() }),
+            stream_ids: vec![],
+        })).await;
+        alice.expect("assignments", |m| matches!(m, M::StreamAssignments(a)
+            if a.assignments.iter().any(|s| s.user_id == cr.user_id))).await;
+
+        // Carol's connection drops; nobody is told; she recovers with her binding token.
+        carol.crash();
+        alice.expect_none(Duration::from_millis(700), "a leave during grace", |m| matches!(m, M::ParticipantLeft(_))).await;
+        let mut carol2 = SigClient::connect(&url).await;
+        let r = carol2.join_with(pb::JoinRequest {
+            meeting_id: meeting.into(),
+            join_token: token(&keys, meeting, "carol", Role::Participant),
+            participant_name: "Carol".into(),
+            correlation_id: cr.correlation_id.clone(),
+            binding_token: cr.binding_token.clone(),
+            ..Default::default()
+        }).await;
+        let Some(M::JoinResponse(cr2)) = r.message else { panic!("{r:?}") };
+        assert_eq!(cr2.participant_id, cr.participant_id);
+        assert_eq!(cr2.user_id, cr.user_id);
+        assert_ne!(cr2.binding_token, cr.binding_token, "the nonce rotates");
+        alice.expect_none(Duration::from_millis(300), "join/leave for a recovery",
+            |m| matches!(m, M::ParticipantLeft(_) | M::ParticipantJoined(_))).await;
+
+        // The old binding token does not work twice.
+        let mut replay = SigClient::connect(&url).await;
+        let r = replay.join_with(pb::JoinRequest {
+            meeting_id: meeting.into(),
+            join_token: token(&keys, meeting, "carol", Role::Participant),
+            correlation_id: cr.correlation_id.clone(),
+            binding_token: cr.binding_token.clone(),
+            ..Default::default()
+        }).await;
+        assert_eq!(r.message.as_ref().and_then(error_code), Some(UNAUTHORIZED), "{r:?}");
+        replay.expect_closed().await;
+
+        // Bob leaves cleanly: the others get VOLUNTARY at once.
+        bob.leave().await;
+        for c in [&mut alice, &mut carol2] {
+            c.expect("bob left", |m| matches!(m, M::ParticipantLeft(l)
+                if l.participant_id == br.participant_id && l.reason == pb::LeaveReason::Voluntary as i32)).await;
+        }
+        for c in extra {
+            c.leave().await;
+        }
+        carol2.leave().await;
+        alice.leave().await;
+    });
+    // Everyone gone: the meeting is removed and connections return to zero.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let active = metric(&server, "mc_meetings_active");
+        let conns = metric(&server, "mc_connections_active");
+        if active == 0.0 && conns == 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "meetings {active} connections {conns}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(metric_with(&server, "mc_session_joins_total", &["status=\"success\""]) >= 3.0);
+    assert!(metric_with(&server, "mc_session_joins_total", &["status=\"recovered\""]) >= 1.0);
+    assert!(metric_with(&server, "mc_message_processing_duration_seconds_count", &[]) >= 5.0);
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+#[test]
+fn bad_tokens_are_refused_with_the_generic_error() {
+    let server = Server::start_dev(&["--shards", "2"]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let other_dir = std::env::temp_dir().join(format!("mc-otherkey-{}", std::process::id()));
+    let other = DevKeys::load_or_create(&other_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    let m = "tok-meeting";
+    let now = SystemTime::now();
+    let good = token(&keys, m, "u", Role::Participant);
+    let parts: Vec<&str> = good.split('.').collect();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    let mut tampered_claims = claims.clone();
+    tampered_claims["role"] = "host".into();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "expired",
+            keys.mint_meeting_token(
+                m,
+                "u",
+                Role::Participant,
+                now - Duration::from_secs(7200),
+                Duration::from_secs(60),
+            ),
+            "expired",
+        ),
+        (
+            "unknown kid",
+            other.mint_meeting_token(m, "u", Role::Participant, now, Duration::from_secs(60)),
+            "unknown_kid",
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(&serde_json::json!({"alg":"none","typ":"JWT","kid":keys.kid()})),
+                parts[1]
+            ),
+            "bad_alg",
+        ),
+        (
+            "wrong meeting",
+            token(&keys, "another-meeting", "u", Role::Participant),
+            "wrong_meeting",
+        ),
+        (
+            "tampered payload",
+            format!("{}.{}.{}", parts[0], b64(&tampered_claims), parts[2]),
+            "bad_signature",
+        ),
+        ("garbage", "not-a-token".into(), "malformed"),
+        ("oversize", "a".repeat(9000), "oversize"),
+    ];
+    runtime().block_on(async {
+        for (what, tok, _) in &cases {
+            let mut c = SigClient::connect(&url).await;
+            let r = c.join(m, tok, "x").await;
+            match &r.message {
+                Some(M::Error(e)) => {
+                    assert_eq!(e.code, UNAUTHORIZED, "{what}");
+                    assert_eq!(
+                        e.message, "invalid or expired token",
+                        "{what}: generic text only"
+                    );
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+            c.expect_closed().await;
+        }
+    });
+    let (_, _, body) = server.get("/metrics");
+    for (what, _, reason) in &cases {
+        assert!(
+            body.contains(&format!("failure_reason=\"{reason}\"")),
+            "{what}: no mc_jwt_validations_total reason {reason}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(other_dir);
+}
+
+#[test]
+fn capacity_reached_is_capacity_exceeded_and_a_non_join_first_is_invalid() {
+    let server = Server::start_dev(&["--shards", "2", "--capacity", "1"]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    runtime().block_on(async {
+        let mut a = SigClient::connect(&url).await;
+        let r = a
+            .join("first", &token(&keys, "first", "a", Role::Participant), "a")
+            .await;
+        assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
+        let mut b = SigClient::connect(&url).await;
+        let r = b
+            .join(
+                "second",
+                &token(&keys, "second", "b", Role::Participant),
+                "b",
+            )
+            .await;
+        assert_eq!(
+            r.message.as_ref().and_then(error_code),
+            Some(pb::ErrorCode::CapacityExceeded as i32)
+        );
+        b.expect_closed().await;
+        // Joining the existing meeting still works.
+        let mut c = SigClient::connect(&url).await;
+        let r = c
+            .join("first", &token(&keys, "first", "c", Role::Participant), "c")
+            .await;
+        assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
+
+        // First frame not a join.
+        let mut d = SigClient::connect(&url).await;
+        d.send(C::Message::MuteRequest(pb::MuteRequest {
+            audio_muted: true,
+            video_muted: true,
+        }))
+        .await;
+        let r = d.next(Duration::from_secs(5)).await.expect("answer");
+        assert_eq!(
+            r.message.as_ref().and_then(error_code),
+            Some(pb::ErrorCode::InvalidRequest as i32)
+        );
+        d.expect_closed().await;
+
+        // A zero-length frame is a protocol violation: the session closes.
+        let mut e = SigClient::connect(&url).await;
+        e.send_raw(&[0, 0, 0, 0]).await;
+        e.expect_closed().await;
+        a.leave().await;
+        c.leave().await;
+    });
+}
