@@ -100,8 +100,11 @@ pub enum Delivery {
     InOrder(Option<u64>),
     /// Arrived, but not the next one expected (a gap or a late one).
     OutOfOrder(Option<u64>),
-    /// Never sent (or the sender's own StreamPublished echo): not counted.
+    /// Never sent: counted, not failed.
     Unexpected,
+    /// The sender's own copy of its StreamPublished (the MC may send it to the publisher
+    /// too): ignored.
+    Own,
 }
 
 /// One receiver's view: the next sequence expected from every sender, per kind.
@@ -161,7 +164,10 @@ impl Receiver {
         seq: u64,
         now_us: u64,
     ) -> Delivery {
-        if sender == self.me || seq == 0 || seq > board.sent(sender, Kind::Publish) {
+        if sender == self.me {
+            return Delivery::Own;
+        }
+        if seq == 0 || seq > board.sent(sender, Kind::Publish) {
             return Delivery::Unexpected;
         }
         let Some(next) = self
@@ -251,7 +257,7 @@ mod tests {
         assert_eq!(r.handle_publish(&b, 0, 4, 450), Delivery::InOrder(Some(50)));
         assert_eq!(r.handle_publish(&b, 0, 9, 450), Delivery::Unexpected);
         let mut me = Receiver::new(0, 2);
-        assert_eq!(me.handle_publish(&b, 0, 1, 150), Delivery::Unexpected);
+        assert_eq!(me.handle_publish(&b, 0, 1, 150), Delivery::Own);
         assert_eq!(
             b.expected(&[true, true]),
             4,

@@ -183,6 +183,13 @@ pub async fn run_once(
         bail!("--rate must be positive");
     }
     let mix = parse_mix(&args.mix)?;
+    let per_participant = rate / total as f64;
+    if per_participant > 50.0 {
+        eprintln!(
+            "meeting: warning: {per_participant:.0} msg/s per participant is above mc-service's default \
+             MC_SESSION_MESSAGE_RATE (50); sessions will be closed with 0x105"
+        );
+    }
     let target = args.client.resolve()?;
     let minter = Arc::new(Minter::load(&args.token, args.client.dev_dir.as_deref())?);
     let pool = Arc::new(EndpointPool::new(&args.client, &target, total)?);
@@ -635,7 +642,7 @@ async fn read_loop(
                     }
                 }
                 Some(Delivery::Unexpected) => rec.add(Counter::Unexpected, 1),
-                None => {}
+                Some(Delivery::Own) | None => {}
             }
             rec.maybe_flush(&sh.stats, now);
         }

@@ -17,9 +17,11 @@ use super::{Ctx, Outcome};
 /// What grows from step to step.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {
-    /// The total signaling rate (msg/s); meetings stay as --sizes.
+    /// The total signaling rate (msg/s); meetings stay as --sizes. Past the MC's
+    /// per-session rate limit (MC_SESSION_MESSAGE_RATE) this finds the limit, not capacity.
     Rate,
-    /// The number of meetings of every size (and the rate with it, per participant).
+    /// The number of meetings of every size, the rate growing with it (constant per
+    /// participant): capacity in meetings and participants per pod.
     Meetings,
 }
 
@@ -29,7 +31,7 @@ pub struct RampArgs {
     #[command(flatten)]
     pub meeting: MeetingArgs,
     /// What to increase per step.
-    #[arg(long, env = "LOADGEN_RAMP_DIMENSION", value_enum, default_value_t = Dimension::Rate)]
+    #[arg(long, env = "LOADGEN_RAMP_DIMENSION", value_enum, default_value_t = Dimension::Meetings)]
     pub dimension: Dimension,
     /// Load multiplier from one step to the next.
     #[arg(long, env = "LOADGEN_RAMP_FACTOR", default_value_t = 2.0)]
