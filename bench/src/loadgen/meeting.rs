@@ -271,6 +271,10 @@ pub async fn run_once(
 
     // Traffic phase: every participant reads from the start; writers start together.
     let t_start = Instant::now();
+    let join_phase = t_start
+        .saturating_duration_since(base)
+        .as_secs_f64()
+        .max(1e-3);
     let mut tasks = Vec::new();
     let mut boards = Vec::new();
     for (p, members) in rosters {
@@ -323,7 +327,11 @@ pub async fn run_once(
     let mut f = RunFigures::collect(&stats, measured);
     f.rate("deliveries_per_s", Counter::Delivered, &stats);
     f.rate("messages_sent_per_s", Counter::Sent, &stats);
-    f.rate("joins_per_s", Counter::JoinsOk, &stats);
+    // Joins happen before the traffic phase: their rate is over the join phase.
+    f.throughput.insert(
+        "joins_per_s".into(),
+        stats.get(Counter::JoinsOk) as f64 / join_phase,
+    );
     let drop_rate = if expected > 0 {
         f.counter(Counter::Missing) as f64 / expected as f64
     } else {
