@@ -29,7 +29,13 @@ OUT=$ROOT/bench/results/$STAMP-$COMMIT
 mkdir -p "$OUT"
 
 SERVER_PID=
-cleanup() { [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; true; }
+# SIGTERM makes mc-service drain (up to MC_DRAIN_TIMEOUT_SECS); give it 5 s, then KILL.
+cleanup() {
+  [[ -z "$SERVER_PID" ]] && return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; true
+}
 trap cleanup EXIT
 
 if [[ -n "${TARGET_HOST:-}" ]]; then
