@@ -34,7 +34,10 @@ cleanup() {
   [[ -z "$SERVER_PID" ]] && return 0
   kill -TERM "$SERVER_PID" 2>/dev/null || return 0
   for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; true
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  [[ -z "${TARGET_HOST:-}" && "${DEV_DIR:-}" == /tmp/mc-suite-dev.* ]] && rm -rf "$DEV_DIR"
+  true
 }
 trap cleanup EXIT
 
@@ -46,7 +49,7 @@ else
     echo "run-suite: $MC has no --enable-echo (data plane not merged yet)" >&2
     exit 3
   fi
-  DEV_DIR=$OUT/dev
+  DEV_DIR=$(mktemp -d /tmp/mc-suite-dev.XXXXXX)   # holds private keys: never under results/
   HOSTPORT=127.0.0.1:${WT_PORT:-14433}
   "$MC" --dev --enable-echo --dev-dir "$DEV_DIR" --webtransport-bind-address "$HOSTPORT" \
     --http-bind-address 127.0.0.1:${HTTP_PORT:-18080} --capacity 100000 >"$OUT/mc-service.log" 2>&1 &
@@ -120,7 +123,7 @@ for n, fig, l in [("connect", "sessions_per_s", "connect"), ("connect-join", "jo
     r = load(n)
     if not r: continue
     f = r["figures"]
-    cmd = " ".join(a for a in r["command"][1:] if not a.startswith(out))
+    cmd = " ".join("<out>" + a[len(out):] if a.startswith(out) else ("<dev>" if a.startswith("/tmp/mc-suite-dev.") else a) for a in r["command"][1:])
     print(f'| {n} | `{cmd}` | {fig} {f["throughput"].get(fig, 0):.1f} | {lat(f, l)} | {sum(f["errors"].values())} | {"pass" if r["passed"] else "FAIL"} |')
 r = load("ramp")
 if r:
