@@ -142,23 +142,42 @@ async fn signaling_session(conn: wtransport::Connection, meetings: Meetings) {
             };
             match m.message {
                 Some(C::JoinRequest(j)) => {
+                    // Roster (signaling.md rule 8): existing participants to the joiner,
+                    // ParticipantJoined to the others; JoinResponse first.
                     let pid = format!("p-{}", rand::random::<u32>());
-                    meetings
-                        .lock()
-                        .unwrap()
-                        .entry(j.meeting_id.clone())
-                        .or_default()
-                        .push((pid.clone(), tx.clone()));
-                    me = Some((j.meeting_id, pid.clone()));
+                    let mut all = meetings.lock().unwrap();
+                    let members = all.entry(j.meeting_id.clone()).or_default();
+                    let existing = members
+                        .iter()
+                        .map(|(p, _)| proto::Participant {
+                            participant_id: p.clone(),
+                            name: String::new(),
+                        })
+                        .collect();
                     let r = proto::JoinResponse {
-                        participant_id: pid,
+                        participant_id: pid.clone(),
                         user_id: 1,
-                        existing_participants: vec![],
+                        existing_participants: existing,
                     };
                     let _ = tx.send(frame(&proto::ServerMessage {
                         message: Some(S::JoinResponse(r)),
                         trace_parent: String::new(),
                     }));
+                    let joined = frame(&proto::ServerMessage {
+                        message: Some(S::ParticipantJoined(proto::ParticipantJoined {
+                            participant: Some(proto::Participant {
+                                participant_id: pid.clone(),
+                                name: String::new(),
+                            }),
+                        })),
+                        trace_parent: String::new(),
+                    });
+                    for (_, t) in members.iter() {
+                        let _ = t.send(joined.clone());
+                    }
+                    members.push((pid.clone(), tx.clone()));
+                    drop(all);
+                    me = Some((j.meeting_id, pid));
                 }
                 Some(C::MuteRequest(r)) => {
                     let pid = me.clone().unwrap().1;

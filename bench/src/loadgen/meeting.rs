@@ -7,7 +7,7 @@
 //! (`--duration`) → drain (until every expected notification arrived or `--drain`) →
 //! leave (session close code 0 = VOLUNTARY, signaling.md rules 5–6).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,6 +142,9 @@ struct Joined {
     send: SendStream,
     recv: RecvStream,
     frames: FrameReader,
+    /// Participants this one knows of: JoinResponse.existing_participants, then
+    /// ParticipantJoined (signaling.md "Semantics the MC owns": Roster).
+    known: HashSet<String>,
 }
 
 pub async fn run(args: MeetingArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
@@ -354,6 +357,12 @@ pub async fn run_once(
     if f.counter(Counter::JoinsFailed) > 0 {
         failures.push(format!("{} joins failed", f.counter(Counter::JoinsFailed)));
     }
+    if f.counter(Counter::RosterMissing) > 0 {
+        failures.push(format!(
+            "{} roster entries missing (ParticipantJoined never arrived)",
+            f.counter(Counter::RosterMissing)
+        ));
+    }
     if f.error_total() > 0 {
         failures.push(format!("{} errors", f.error_total()));
     }
@@ -416,7 +425,12 @@ async fn join(
             while let Some(m) = frames.poll_frame()? {
                 match m.message {
                     Some(S::JoinResponse(r)) => {
-                        return Ok((send, recv, frames, r.participant_id, t_join))
+                        let known = r
+                            .existing_participants
+                            .into_iter()
+                            .map(|p| p.participant_id)
+                            .collect();
+                        return Ok((send, recv, frames, r.participant_id, t_join, known));
                     }
                     Some(S::Error(e)) => bail!("server:{}", proto::error_code_name(e.code)),
                     _ => {}
@@ -430,7 +444,7 @@ async fn join(
         }
     };
     match tokio::time::timeout(Duration::from_secs(10), r).await {
-        Ok(Ok((send, recv, frames, pid, t_join))) => {
+        Ok(Ok((send, recv, frames, pid, t_join, known))) => {
             let mut rec = Recorder::new(t0);
             rec.record(Lat::Connect, t1 - t0);
             rec.record(Lat::Join, t_join.elapsed());
@@ -444,6 +458,7 @@ async fn join(
                 send,
                 recv,
                 frames,
+                known,
             })
         }
         Ok(Err(e)) => {
@@ -467,11 +482,12 @@ async fn join(
 async fn participant(j: Joined, p: usize, board: Arc<Board>, roster: Arc<Roster>, sh: Arc<Shared>) {
     let Joined {
         idx,
-        pid: _,
+        pid,
         conn,
         send,
         recv,
         frames,
+        known,
     } = j;
     let (layout_tx, layout_rx) = mpsc::channel::<Instant>(64);
     let reader = tokio::spawn(read_loop(
@@ -483,6 +499,7 @@ async fn participant(j: Joined, p: usize, board: Arc<Board>, roster: Arc<Roster>
         roster,
         sh.clone(),
         layout_rx,
+        (pid, known),
     ));
     write_loop(idx, send, &board, &sh, layout_tx).await;
     let _ = reader.await;
@@ -588,6 +605,7 @@ async fn read_loop(
     roster: Arc<Roster>,
     sh: Arc<Shared>,
     mut layout_rx: mpsc::Receiver<Instant>,
+    (pid, mut known): (String, HashSet<String>),
 ) {
     let mut rx = Receiver::new(me, p);
     let mut rec = Recorder::new(Instant::now());
@@ -616,6 +634,12 @@ async fn read_loop(
                     roster
                         .get(&u.participant_id)
                         .map(|s| rx.handle_publish(&board, *s, seq, now_us))
+                }
+                Some(S::ParticipantJoined(j)) => {
+                    if let Some(p) = j.participant {
+                        known.insert(p.participant_id);
+                    }
+                    None
                 }
                 Some(S::StreamAssignments(_)) => {
                     if let Ok(t) = layout_rx.try_recv() {
@@ -673,6 +697,11 @@ async fn read_loop(
             }
         }
     }
+    let missing = roster
+        .keys()
+        .filter(|p| **p != pid && !known.contains(*p))
+        .count();
+    rec.add(Counter::RosterMissing, missing as u64);
     rec.flush(&sh.stats, Instant::now());
 }
 

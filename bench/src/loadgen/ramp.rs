@@ -69,6 +69,12 @@ pub fn violations(f: &RunFigures, slo_p95_ms: f64, slo_drop: f64) -> Vec<String>
     if f.counter(Counter::JoinsFailed) > 0 {
         v.push(format!("{} joins failed", f.counter(Counter::JoinsFailed)));
     }
+    if f.counter(Counter::RosterMissing) > 0 {
+        v.push(format!(
+            "{} roster entries missing",
+            f.counter(Counter::RosterMissing)
+        ));
+    }
     if f.counter(Counter::OutOfOrder) > 0 {
         v.push(format!("{} out of order", f.counter(Counter::OutOfOrder)));
     }

@@ -88,10 +88,13 @@ pub enum Counter {
     SessionsLost,
     /// Echo requests never answered before the drain timeout.
     Unanswered,
+    /// Other participants a participant never learned of (JoinResponse
+    /// existing_participants ∪ ParticipantJoined), checked at the end of the drain.
+    RosterMissing,
 }
 
 /// Every counter, in report order.
-pub const ALL_COUNTERS: [Counter; 17] = [
+pub const ALL_COUNTERS: [Counter; 18] = [
     Counter::Sent,
     Counter::Completed,
     Counter::Mismatch,
@@ -109,6 +112,7 @@ pub const ALL_COUNTERS: [Counter; 17] = [
     Counter::Backlogged,
     Counter::SessionsLost,
     Counter::Unanswered,
+    Counter::RosterMissing,
 ];
 
 impl Counter {
@@ -131,6 +135,7 @@ impl Counter {
             Counter::Backlogged => "open_loop_backlogged",
             Counter::SessionsLost => "sessions_lost",
             Counter::Unanswered => "echo_unanswered",
+            Counter::RosterMissing => "roster_missing",
         }
     }
 }
