@@ -17,6 +17,7 @@ pub mod connect;
 pub mod echo;
 pub mod fanout;
 pub mod meeting;
+pub mod participant;
 pub mod plot;
 pub mod proto;
 pub mod ramp;
