@@ -2,7 +2,7 @@
 //! `/echo` and a short `meeting` that fails if any notification is missing (issue 6
 //! acceptance). The server binary is `$MC_SERVICE_BIN` (set by scripts/test) or
 //! `target/{release,debug}/mc-service`; a binary without `--enable-echo` (the data plane
-//! not merged yet) skips the test unless `MC_LOADGEN_REQUIRE_SERVER=1`.
+//! not merged yet) skips the test unless `MC_LOADGEN_REQUIRE_SERVER=1` or `CI=true`.
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,9 @@ fn free_port() -> u16 {
 
 /// Starts the server; None (skip) when it has no --enable-echo.
 fn start() -> Option<(Server, PathBuf, u16)> {
-    let required = std::env::var("MC_LOADGEN_REQUIRE_SERVER").is_ok_and(|v| v == "1");
+    // In CI (CI=true, set by the CI runner) a missing server is a failure, not a skip.
+    let required = std::env::var("MC_LOADGEN_REQUIRE_SERVER").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| v == "true");
     let Some(bin) = server_bin() else {
         assert!(!required, "no mc-service binary");
         eprintln!("SKIPPED: no mc-service binary built");
