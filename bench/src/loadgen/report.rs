@@ -178,7 +178,7 @@ pub fn table(r: &Report) -> String {
     }
     if !r.steps.is_empty() {
         s += &format!(
-            "\n{:<5} {:<22} {:>12} {:>10} {:>10} {:>8}  result\n",
+            "\n{:<5} {:<44} {:>12} {:>10} {:>10} {:>8}  result\n",
             "step", "load", "deliv/s", "p95 ms", "p99 ms", "errors"
         );
         for st in &r.steps {
@@ -188,7 +188,7 @@ pub fn table(r: &Report) -> String {
                 .latency(Lat::Fanout)
                 .or(st.figures.latency(Lat::Rtt));
             s += &format!(
-                "{:<5} {:<22} {:>12.1} {:>10.2} {:>10.2} {:>8}  {}\n",
+                "{:<5} {:<44} {:>12.1} {:>10.2} {:>10.2} {:>8}  {}\n",
                 st.step,
                 load.join(","),
                 st.figures
