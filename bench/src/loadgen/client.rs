@@ -1,0 +1,247 @@
+//! The client engine: a multi-threaded tokio runtime driving `wtransport` (WebTransport
+//! over quinn) endpoints. Many sessions share one endpoint (one UDP socket); sessions are
+//! spread over several endpoints so that the server's SO_REUSEPORT hash sees many
+//! 4-tuples (design.md "Data flow").
+//!
+//! Safety rails (issue 6, "Bounded and safe"): the target defaults to loopback and any
+//! other address must be typed by the operator with `--target`; the server certificate is
+//! trusted by its SHA-256 hash (WebTransport `serverCertificateHashes`) unless the operator
+//! says `--insecure`.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wtransport::tls::Sha256Digest;
+use wtransport::{ClientConfig, Endpoint};
+
+/// A client-side wtransport endpoint.
+pub type ClientEndpoint = Endpoint<wtransport::endpoint::endpoint_side::Client>;
+
+/// Default target: the server's loopback WebTransport address (signaling.md "Transport").
+pub const DEFAULT_TARGET: &str = "https://127.0.0.1:4433/";
+
+/// Errors of the client engine.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("target URL {0:?} is not a valid https URL: {1}")]
+    BadUrl(String, String),
+    #[error("target {0} does not resolve to an address")]
+    Unresolved(String),
+    #[error("cannot read certificate hash from {0}: {1}")]
+    CertHashFile(PathBuf, std::io::Error),
+    #[error("certificate hash {0:?} is not 64 hex digits")]
+    BadCertHash(String),
+    #[error("no way to trust the server: give --cert-hash HEX, --dev-dir DIR (cert.sha256) or --insecure")]
+    NoTrust,
+    #[error("cannot create a client endpoint: {0}")]
+    Endpoint(std::io::Error),
+}
+
+impl ClientError {
+    /// Process exit code for configuration errors.
+    pub fn code(&self) -> u8 {
+        2
+    }
+}
+
+/// Flags shared by every scenario that reaches a server.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Server URL (https://host:port/path). Defaults to loopback; a non-loopback address
+    /// is only ever used when typed here explicitly.
+    #[arg(long, env = "LOADGEN_TARGET", default_value = DEFAULT_TARGET)]
+    pub target: String,
+    /// SHA-256 of the server's certificate (hex, colons allowed) to trust it like a
+    /// browser's serverCertificateHashes.
+    #[arg(long, env = "LOADGEN_CERT_HASH")]
+    pub cert_hash: Option<String>,
+    /// mc-service dev directory: cert.sha256 is trusted, signing-key.pem/jwks.json mint
+    /// join tokens.
+    #[arg(long, env = "LOADGEN_DEV_DIR")]
+    pub dev_dir: Option<PathBuf>,
+    /// Skip server certificate verification entirely (explicit opt-in only).
+    #[arg(long, env = "LOADGEN_INSECURE")]
+    pub insecure: bool,
+    /// Sessions per client endpoint (UDP socket); more endpoints spread load over the
+    /// server's SO_REUSEPORT sockets.
+    #[arg(long, env = "LOADGEN_SESSIONS_PER_ENDPOINT", default_value_t = 8)]
+    pub sessions_per_endpoint: usize,
+    /// QUIC idle timeout of client connections, in seconds.
+    #[arg(long, env = "LOADGEN_IDLE_TIMEOUT", default_value_t = 30)]
+    pub idle_timeout_secs: u64,
+}
+
+/// A validated target plus the trust decision.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub trust: Trust,
+}
+
+/// How the server certificate is trusted.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    Hash([u8; 32]),
+    Insecure,
+}
+
+/// Parses a hex SHA-256 (colons and whitespace ignored).
+pub fn parse_cert_hash(s: &str) -> Result<[u8; 32], ClientError> {
+    let clean: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    let bytes = hex::decode(&clean).map_err(|_| ClientError::BadCertHash(s.to_string()))?;
+    bytes
+        .try_into()
+        .map_err(|_| ClientError::BadCertHash(s.to_string()))
+}
+
+/// Whether an address is loopback (the only kind used without the operator typing it).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v| v.is_loopback()),
+    }
+}
+
+impl ClientArgs {
+    /// Validates the URL and decides how to trust the server.
+    pub fn resolve(&self) -> Result<Target, ClientError> {
+        let url = url::Url::parse(&self.target)
+            .map_err(|e| ClientError::BadUrl(self.target.clone(), e.to_string()))?;
+        if url.scheme() != "https" {
+            return Err(ClientError::BadUrl(
+                self.target.clone(),
+                "scheme must be https".into(),
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| ClientError::BadUrl(self.target.clone(), "no host".into()))?;
+        let port = url.port().unwrap_or(443);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|_| ClientError::Unresolved(self.target.clone()))?
+            .next()
+            .ok_or_else(|| ClientError::Unresolved(self.target.clone()))?;
+        let trust = if let Some(h) = &self.cert_hash {
+            Trust::Hash(parse_cert_hash(h)?)
+        } else if let Some(dir) = &self.dev_dir {
+            let p = dir.join("cert.sha256");
+            let s = std::fs::read_to_string(&p).map_err(|e| ClientError::CertHashFile(p, e))?;
+            Trust::Hash(parse_cert_hash(s.trim())?)
+        } else if self.insecure {
+            Trust::Insecure
+        } else {
+            return Err(ClientError::NoTrust);
+        };
+        Ok(Target {
+            url: self.target.clone(),
+            addr,
+            trust,
+        })
+    }
+
+    /// Builds one client endpoint (one UDP socket). Must run inside the tokio runtime.
+    pub fn endpoint(&self, target: &Target) -> Result<ClientEndpoint, ClientError> {
+        let b = ClientConfig::builder();
+        let b = if target.addr.is_ipv6() {
+            b.with_bind_address("[::]:0".parse().map_err(|_| ClientError::NoTrust)?)
+        } else {
+            b.with_bind_default()
+        };
+        let b = match target.trust {
+            Trust::Hash(h) => b.with_server_certificate_hashes([Sha256Digest::new(h)]),
+            Trust::Insecure => b.with_no_cert_validation(),
+        };
+        let cfg = b
+            .max_idle_timeout(Some(Duration::from_secs(self.idle_timeout_secs.max(1))))
+            .map_err(|_| ClientError::NoTrust)?
+            .keep_alive_interval(Some(Duration::from_secs(
+                (self.idle_timeout_secs / 3).max(1),
+            )))
+            .build();
+        Endpoint::client(cfg).map_err(ClientError::Endpoint)
+    }
+}
+
+/// Hands out endpoints so that at most `per_endpoint` sessions share a socket.
+pub struct EndpointPool {
+    endpoints: Vec<Arc<ClientEndpoint>>,
+    next: AtomicUsize,
+}
+
+impl EndpointPool {
+    /// Creates enough endpoints for `sessions` sessions.
+    pub fn new(args: &ClientArgs, target: &Target, sessions: usize) -> Result<Self, ClientError> {
+        let per = args.sessions_per_endpoint.max(1);
+        let n = sessions.div_ceil(per).clamp(1, 4096);
+        let endpoints = (0..n)
+            .map(|_| args.endpoint(target).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            endpoints,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The next endpoint, round robin.
+    pub fn get(&self) -> Arc<ClientEndpoint> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len().max(1);
+        self.endpoints[i].clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(target: &str) -> ClientArgs {
+        ClientArgs {
+            target: target.into(),
+            cert_hash: None,
+            dev_dir: None,
+            insecure: false,
+            sessions_per_endpoint: 8,
+            idle_timeout_secs: 30,
+        }
+    }
+
+    #[test]
+    fn cert_hash_parses_hex_with_colons() {
+        let h = "AB:".repeat(31) + "AB";
+        assert_eq!(parse_cert_hash(&h).unwrap(), [0xab; 32]);
+        assert!(parse_cert_hash("abcd").is_err());
+        assert!(parse_cert_hash(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn no_trust_is_refused_and_insecure_is_explicit() {
+        assert!(matches!(
+            args(DEFAULT_TARGET).resolve(),
+            Err(ClientError::NoTrust)
+        ));
+        let mut a = args(DEFAULT_TARGET);
+        a.insecure = true;
+        let t = a.resolve().unwrap();
+        assert!(matches!(t.trust, Trust::Insecure));
+        assert!(is_loopback(t.addr.ip()));
+    }
+
+    #[test]
+    fn default_target_is_loopback_and_scheme_checked() {
+        let mut a = args("http://127.0.0.1:4433/");
+        a.insecure = true;
+        assert!(matches!(a.resolve(), Err(ClientError::BadUrl(..))));
+        let mut a = args("https://[::1]:4433/echo");
+        a.cert_hash = Some("00".repeat(32));
+        let t = a.resolve().unwrap();
+        assert!(is_loopback(t.addr.ip()) && t.addr.port() == 4433);
+    }
+}

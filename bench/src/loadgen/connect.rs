@@ -1,0 +1,252 @@
+//! `connect`: session establishment rate. Each attempt is a QUIC handshake plus the
+//! WebTransport extended CONNECT (RFC 9220 §3) and, with `--join`, a JoinRequest answered
+//! by JoinResponse (signaling.md "Transport and framing"). `--concurrency` caps attempts in
+//! flight; `--hold` keeps established sessions open and idle until the end (for memory
+//! per idle session), otherwise each session closes with code 0 at once.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use super::client::{ClientArgs, EndpointPool};
+use super::echo::short;
+use super::proto::{
+    self, client_message::Message as C, server_message::Message as S, ClientMessage, FrameReader,
+};
+use super::report::RunFigures;
+use super::stats::{Counter, Lat, Recorder};
+use super::token::{Minter, TokenArgs};
+use super::{progress_ticker, Ctx, Outcome, Stop};
+
+/// Flags of the `connect` scenario.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Sessions to establish in total (bounded by --max-sessions and --duration).
+    #[arg(long, env = "LOADGEN_SESSIONS", default_value_t = 1000)]
+    pub sessions: usize,
+    /// Establishments in flight at once.
+    #[arg(long, env = "LOADGEN_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Also join a meeting on each session (needs a signing key: --dev-dir or --signing-key).
+    #[arg(long, env = "LOADGEN_JOIN")]
+    pub join: bool,
+    /// Participants per meeting when joining.
+    #[arg(long, env = "LOADGEN_PER_MEETING", default_value_t = 10)]
+    pub per_meeting: usize,
+    /// Keep sessions open and idle until --duration ends.
+    #[arg(long, env = "LOADGEN_HOLD")]
+    pub hold: bool,
+}
+
+pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
+    if args.sessions == 0 || args.sessions > ctx.run.max_sessions {
+        bail!(
+            "--sessions {} must be 1..=--max-sessions {}",
+            args.sessions,
+            ctx.run.max_sessions
+        );
+    }
+    let target = args.client.resolve()?;
+    let minter = if args.join {
+        Some(Arc::new(Minter::load(
+            &args.token,
+            args.client.dev_dir.as_deref(),
+        )?))
+    } else {
+        None
+    };
+    let pool = Arc::new(EndpointPool::new(&args.client, &target, args.sessions)?);
+    let stats = ctx.stats.clone();
+    let stop = Arc::new(Stop::default());
+    let prefix = format!("lg-{:08x}", rand::random::<u32>());
+    eprintln!(
+        "connect: {} sessions, {} at once → {}{}",
+        args.sessions,
+        args.concurrency,
+        target.url,
+        if args.join { " (+join)" } else { "" }
+    );
+    let ticker = tokio::spawn(progress_ticker(
+        stats.clone(),
+        ctx.run.progress,
+        Lat::Connect,
+        Counter::SessionsOk,
+        stop.clone(),
+    ));
+    let next = Arc::new(AtomicUsize::new(0));
+    let base = Instant::now();
+    let deadline = base + ctx.run.duration();
+    let args = Arc::new(args);
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency.clamp(1, 10_000) {
+        let (pool, next, stats, args, url, minter, prefix, irq) = (
+            pool.clone(),
+            next.clone(),
+            stats.clone(),
+            args.clone(),
+            target.url.clone(),
+            minter.clone(),
+            prefix.clone(),
+            ctx.interrupt.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut held = Vec::new();
+            let mut rec = Recorder::new(Instant::now());
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= args.sessions || Instant::now() >= deadline || irq.is_set() {
+                    break;
+                }
+                let attempt = async {
+                    tokio::time::timeout(
+                        Duration::from_secs(10),
+                        one(&pool, &url, minter.as_deref(), &prefix, i, &args, &mut rec),
+                    )
+                    .await
+                };
+                let r = tokio::select! { r = attempt => r, _ = irq.wait() => break };
+                match r {
+                    Ok(Ok(conn)) => {
+                        rec.add(Counter::SessionsOk, 1);
+                        if args.hold {
+                            stats.live_sessions.fetch_add(1, Ordering::Relaxed);
+                            held.push(conn);
+                        } else {
+                            conn.close(0u32.into(), b"");
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        rec.add(Counter::SessionsFailed, 1);
+                        stats.error(e);
+                    }
+                    Err(_) => {
+                        rec.add(Counter::SessionsFailed, 1);
+                        stats.error("connect:timeout");
+                    }
+                }
+                rec.maybe_flush(&stats, Instant::now());
+            }
+            rec.flush(&stats, Instant::now());
+            (held, Instant::now())
+        }));
+    }
+    let mut held = Vec::new();
+    let mut last = base;
+    for w in workers {
+        if let Ok((h, t)) = w.await {
+            held.extend(h);
+            last = last.max(t);
+        }
+    }
+    let measured = last.saturating_duration_since(base).as_secs_f64();
+    if args.hold && !held.is_empty() {
+        eprintln!(
+            "connect: holding {} idle sessions until the end of --duration",
+            held.len()
+        );
+        super::sleep_or_stop(deadline, &ctx.interrupt).await;
+        for c in &held {
+            c.close(0u32.into(), b"");
+        }
+        stats
+            .live_sessions
+            .fetch_sub(held.len() as u64, Ordering::Relaxed);
+    }
+    stop.trigger();
+    let _ = ticker.await;
+    let mut f = RunFigures::collect(&stats, measured);
+    f.rate("sessions_per_s", Counter::SessionsOk, &stats);
+    if args.join {
+        f.rate("joins_per_s", Counter::JoinsOk, &stats);
+    }
+    let mut failures = Vec::new();
+    if f.counter(Counter::SessionsFailed) > 0 {
+        failures.push(format!(
+            "{} sessions failed",
+            f.counter(Counter::SessionsFailed)
+        ));
+    }
+    if f.counter(Counter::SessionsOk) == 0 {
+        failures.push("no session established".into());
+    }
+    Ok(Outcome {
+        figures: f,
+        failures,
+        steps: vec![],
+        capacity: None,
+    })
+}
+
+async fn one(
+    pool: &EndpointPool,
+    url: &str,
+    minter: Option<&Minter>,
+    prefix: &str,
+    i: usize,
+    args: &ConnectArgs,
+    rec: &mut Recorder,
+) -> Result<wtransport::Connection, String> {
+    let t0 = Instant::now();
+    let conn = pool
+        .get()
+        .connect(url)
+        .await
+        .map_err(|e| format!("connect:{}", short(&e.to_string())))?;
+    rec.record(Lat::Connect, t0.elapsed());
+    let Some(minter) = minter else {
+        return Ok(conn);
+    };
+    let mid = format!("{prefix}-{}", i / args.per_meeting.max(1));
+    let token = minter
+        .mint(&format!("{mid}-u{i}"), &mid, "participant")
+        .map_err(|e| format!("token:{e}"))?;
+    let t1 = Instant::now();
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| format!("open:{}", short(&e.to_string())))?
+        .await
+        .map_err(|e| format!("open:{}", short(&e.to_string())))?;
+    let req = ClientMessage {
+        message: Some(C::JoinRequest(proto::JoinRequest {
+            meeting_id: mid.clone(),
+            join_token: token,
+            participant_name: format!("loadgen {i}"),
+            ..Default::default()
+        })),
+        trace_parent: String::new(),
+    };
+    send.write_all(&proto::encode(&req))
+        .await
+        .map_err(|e| format!("write:{}", short(&e.to_string())))?;
+    let mut frames = FrameReader::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        while let Some(m) = frames.poll_frame().map_err(|e| format!("frame:{e}"))? {
+            match m.message {
+                Some(S::JoinResponse(_)) => {
+                    rec.record(Lat::Join, t1.elapsed());
+                    rec.add(Counter::JoinsOk, 1);
+                    return Ok(conn);
+                }
+                Some(S::Error(e)) => {
+                    rec.add(Counter::JoinsFailed, 1);
+                    return Err(format!("server:{}", proto::error_code_name(e.code)));
+                }
+                _ => {}
+            }
+        }
+        let n = recv
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("read:{}", short(&e.to_string())))?
+            .ok_or_else(|| "join:stream finished".to_string())?;
+        frames.handle_bytes(buf.get(..n).unwrap_or_default());
+    }
+}

@@ -1,0 +1,362 @@
+//! `meeting`: M meetings × P participants join with minted tokens, then send signaling at
+//! `--rate` msg/s with a `--mix` of mute toggles, quality updates, layout updates and
+//! publishes; join latency, fan-out latency (sender → every receiver) and per-sender order
+//! are measured ([`super::fanout`]); errors are counted by code (signaling.md "Enums").
+//!
+//! Phases: join (bounded by `--join-timeout`, `--join-concurrency` at once) → traffic
+//! (`--duration`) → drain (until every expected notification arrived or `--drain`) →
+//! leave (session close code 0 = VOLUNTARY, signaling.md rules 5–6).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use tokio::sync::Semaphore;
+
+use super::client::{ClientArgs, EndpointPool};
+use super::fanout::Board;
+use super::participant::{join, participant, Roster, Shared};
+use super::report::RunFigures;
+use super::stats::{Counter, Lat, Stats};
+use super::token::{Minter, TokenArgs};
+use super::{progress_ticker, sleep_or_stop, Ctx, Outcome, Stop};
+
+/// Flags of the `meeting` scenario (also used by `ramp`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct MeetingArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Meeting sizes as COUNTxPARTICIPANTS, comma separated (e.g. 50x4,2x50).
+    #[arg(long, env = "LOADGEN_SIZES", default_value = "10x5")]
+    pub sizes: String,
+    /// Total signaling messages per second over all participants.
+    #[arg(long, env = "LOADGEN_RATE", default_value_t = 100.0)]
+    pub rate: f64,
+    /// Message mix as kind=weight (kinds: mute, quality, layout, publish).
+    #[arg(
+        long,
+        env = "LOADGEN_MIX",
+        default_value = "mute=40,quality=30,layout=20,publish=10"
+    )]
+    pub mix: String,
+    /// Joins in progress at once.
+    #[arg(long, env = "LOADGEN_JOIN_CONCURRENCY", default_value_t = 64)]
+    pub join_concurrency: usize,
+    /// Bound of the join phase, seconds.
+    #[arg(long, env = "LOADGEN_JOIN_TIMEOUT", default_value_t = 30.0)]
+    pub join_timeout: f64,
+    /// Bound of the drain phase (waiting for outstanding notifications), seconds.
+    #[arg(long, env = "LOADGEN_DRAIN", default_value_t = 5.0)]
+    pub drain: f64,
+    /// Prefix of meeting ids (default: lg-<random>, fresh meetings per run).
+    #[arg(long, env = "LOADGEN_MEETING_PREFIX")]
+    pub meeting_prefix: Option<String>,
+}
+
+/// Parses `COUNTxSIZE,...` into (count, participants) pairs.
+pub fn parse_sizes(s: &str) -> anyhow::Result<Vec<(usize, usize)>> {
+    s.split(',')
+        .map(|part| {
+            let (c, p) = part
+                .trim()
+                .split_once(['x', 'X'])
+                .context("size must be COUNTxPARTICIPANTS")?;
+            let (c, p): (usize, usize) = (c.trim().parse()?, p.trim().parse()?);
+            if c == 0 || p == 0 {
+                bail!("meeting count and size must be positive in {part:?}");
+            }
+            Ok((c, p))
+        })
+        .collect()
+}
+
+/// Message kinds the writer chooses from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Mute,
+    Quality,
+    Layout,
+    Publish,
+}
+
+/// Parses `kind=weight,...` into cumulative weights.
+pub fn parse_mix(s: &str) -> anyhow::Result<Vec<(Op, u32)>> {
+    let mut out = Vec::new();
+    let mut total = 0u32;
+    for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, w) = part
+            .trim()
+            .split_once('=')
+            .context("mix entry must be kind=weight")?;
+        let op = match k.trim() {
+            "mute" => Op::Mute,
+            "quality" => Op::Quality,
+            "layout" => Op::Layout,
+            "publish" => Op::Publish,
+            other => bail!("unknown mix kind {other:?} (mute, quality, layout, publish)"),
+        };
+        let w: u32 = w.trim().parse()?;
+        if w > 0 {
+            total = total.saturating_add(w);
+            out.push((op, total));
+        }
+    }
+    if out.is_empty() {
+        bail!("--mix needs at least one positive weight");
+    }
+    Ok(out)
+}
+
+pub(crate) fn pick(mix: &[(Op, u32)], r: u32) -> Op {
+    let total = mix.last().map_or(1, |m| m.1).max(1);
+    let x = r % total;
+    mix.iter().find(|(_, c)| x < *c).map_or(Op::Mute, |m| m.0)
+}
+
+/// The roster of one meeting once every join finished: participant_id → index.
+pub async fn run(args: MeetingArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
+    let sizes = parse_sizes(&args.sizes)?;
+    let (figures, failures) = run_once(
+        &args,
+        &ctx,
+        ctx.stats.clone(),
+        &sizes,
+        args.rate,
+        ctx.run.duration(),
+    )
+    .await?;
+    Ok(Outcome {
+        figures,
+        failures,
+        steps: vec![],
+        capacity: None,
+    })
+}
+
+/// One complete meeting run (also one ramp step). Returns figures and correctness failures.
+pub async fn run_once(
+    args: &MeetingArgs,
+    ctx: &Ctx,
+    stats: Arc<Stats>,
+    sizes: &[(usize, usize)],
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<(RunFigures, Vec<String>)> {
+    let total: usize = sizes.iter().map(|(c, p)| c * p).sum();
+    if total == 0 || total > ctx.run.max_sessions {
+        bail!(
+            "{total} participants exceed --max-sessions {}",
+            ctx.run.max_sessions
+        );
+    }
+    if rate <= 0.0 {
+        bail!("--rate must be positive");
+    }
+    let mix = parse_mix(&args.mix)?;
+    let per_participant = rate / total as f64;
+    if per_participant > 50.0 {
+        eprintln!(
+            "meeting: warning: {per_participant:.0} msg/s per participant is above mc-service's default \
+             MC_SESSION_MESSAGE_RATE (50); sessions will be closed with 0x105"
+        );
+    }
+    let target = args.client.resolve()?;
+    let minter = Arc::new(Minter::load(&args.token, args.client.dev_dir.as_deref())?);
+    let pool = Arc::new(EndpointPool::new(&args.client, &target, total)?);
+    let prefix = args
+        .meeting_prefix
+        .clone()
+        .unwrap_or_else(|| format!("lg-{:08x}", rand::random::<u32>()));
+    let stop = Arc::new(Stop::default());
+    let base = Instant::now();
+    let shared = Arc::new(Shared {
+        stats: stats.clone(),
+        stop: stop.clone(),
+        end: Arc::new(Stop::default()),
+        base,
+        mix,
+        period: Duration::from_secs_f64(total as f64 / rate),
+    });
+    eprintln!(
+        "meeting: {total} participants in {} meetings → {} at {rate} msg/s",
+        sizes.iter().map(|s| s.0).sum::<usize>(),
+        target.url
+    );
+    let ticker_stop = Arc::new(Stop::default());
+    let ticker = tokio::spawn(progress_ticker(
+        stats.clone(),
+        ctx.run.progress,
+        Lat::Fanout,
+        Counter::Delivered,
+        ticker_stop.clone(),
+    ));
+
+    // Join phase.
+    let sem = Arc::new(Semaphore::new(args.join_concurrency.max(1)));
+    let mut meetings = Vec::new();
+    for (mi, p) in sizes
+        .iter()
+        .flat_map(|(c, p)| std::iter::repeat_n(*p, *c))
+        .enumerate()
+    {
+        let mid = format!("{prefix}-{mi}");
+        let mut joins = Vec::with_capacity(p);
+        for j in 0..p {
+            let (sem, pool, minter, stats, url, mid) = (
+                sem.clone(),
+                pool.clone(),
+                minter.clone(),
+                stats.clone(),
+                target.url.clone(),
+                mid.clone(),
+            );
+            joins.push(tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await.ok()?;
+                join(&pool, &url, &minter, &mid, j, &stats).await
+            }));
+        }
+        meetings.push((p, joins));
+    }
+    let join_deadline = base + Duration::from_secs_f64(args.join_timeout.clamp(1.0, 600.0));
+    let mut rosters = Vec::new();
+    for (p, joins) in meetings {
+        let mut members = Vec::new();
+        for h in joins {
+            let left = join_deadline.saturating_duration_since(Instant::now());
+            let r = tokio::select! {
+                r = tokio::time::timeout(left, h) => r,
+                _ = ctx.interrupt.wait() => Ok(Ok(None)),
+            };
+            match r {
+                Ok(Ok(Some(j))) => members.push(j),
+                Ok(_) => {}
+                Err(_) => {
+                    stats.add(Counter::JoinsFailed, 1);
+                    stats.error("join:timeout");
+                }
+            }
+        }
+        rosters.push((p, members));
+    }
+
+    // Traffic phase: every participant reads from the start; writers start together.
+    let t_start = Instant::now();
+    let join_phase = t_start
+        .saturating_duration_since(base)
+        .as_secs_f64()
+        .max(1e-3);
+    let mut tasks = Vec::new();
+    let mut boards = Vec::new();
+    for (p, members) in rosters {
+        let board = Arc::new(Board::new(p));
+        let mut joined = vec![false; p];
+        let roster: Arc<Roster> =
+            Arc::new(members.iter().map(|m| (m.pid.clone(), m.idx)).collect());
+        for m in members {
+            if let Some(j) = joined.get_mut(m.idx) {
+                *j = true;
+            }
+            tasks.push(tokio::spawn(participant(
+                m,
+                p,
+                board.clone(),
+                roster.clone(),
+                shared.clone(),
+            )));
+        }
+        boards.push((board, joined));
+    }
+    if !ctx.interrupt.is_set() {
+        sleep_or_stop(t_start + duration, &ctx.interrupt).await;
+    }
+    let measured = t_start.elapsed().as_secs_f64();
+    stop.trigger(); // writers stop; readers keep reading during the drain.
+    let expected: u64 = boards.iter().map(|(b, j)| b.expected(j)).sum();
+    let drain_until = Instant::now() + Duration::from_secs_f64(args.drain.clamp(0.0, 120.0));
+    while Instant::now() < drain_until && !ctx.interrupt.is_set() {
+        let got: u64 = boards
+            .iter()
+            .map(|(b, _)| b.delivered.load(Ordering::Relaxed))
+            .sum();
+        if got >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Leave: readers stop and every session closes with code 0 (VOLUNTARY).
+    shared.end.trigger();
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
+    }
+    ticker_stop.trigger();
+    let _ = ticker.await;
+
+    stats.add(Counter::Expected, expected);
+    let delivered = stats.get(Counter::Delivered) + stats.get(Counter::OutOfOrder);
+    stats.add(Counter::Missing, expected.saturating_sub(delivered));
+    let mut f = RunFigures::collect(&stats, measured);
+    f.rate("deliveries_per_s", Counter::Delivered, &stats);
+    f.rate("messages_sent_per_s", Counter::Sent, &stats);
+    // Joins happen before the traffic phase: their rate is over the join phase.
+    f.throughput.insert(
+        "joins_per_s".into(),
+        stats.get(Counter::JoinsOk) as f64 / join_phase,
+    );
+    let drop_rate = if expected > 0 {
+        f.counter(Counter::Missing) as f64 / expected as f64
+    } else {
+        0.0
+    };
+    f.throughput.insert("drop_rate".into(), drop_rate);
+    let mut failures = Vec::new();
+    if f.counter(Counter::Missing) > 0 {
+        failures.push(format!(
+            "{} of {expected} notifications missing",
+            f.counter(Counter::Missing)
+        ));
+    }
+    if f.counter(Counter::OutOfOrder) > 0 {
+        failures.push(format!(
+            "{} notifications out of order",
+            f.counter(Counter::OutOfOrder)
+        ));
+    }
+    if f.counter(Counter::JoinsFailed) > 0 {
+        failures.push(format!("{} joins failed", f.counter(Counter::JoinsFailed)));
+    }
+    if f.counter(Counter::RosterMissing) > 0 {
+        failures.push(format!(
+            "{} roster entries missing (ParticipantJoined never arrived)",
+            f.counter(Counter::RosterMissing)
+        ));
+    }
+    if f.error_total() > 0 {
+        failures.push(format!("{} errors", f.error_total()));
+    }
+    if f.counter(Counter::JoinsOk) == 0 {
+        failures.push("no participant joined".into());
+    }
+    Ok((f, failures))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_mix_parse() {
+        assert_eq!(parse_sizes("50x4, 2X50").unwrap(), vec![(50, 4), (2, 50)]);
+        assert!(parse_sizes("0x4").is_err());
+        assert!(parse_sizes("4").is_err());
+        let m = parse_mix("mute=1,quality=0,publish=3").unwrap();
+        assert_eq!(m, vec![(Op::Mute, 1), (Op::Publish, 4)]);
+        assert_eq!(pick(&m, 0), Op::Mute);
+        assert_eq!(pick(&m, 1), Op::Publish);
+        assert_eq!(pick(&m, 7), Op::Publish);
+        assert!(parse_mix("dance=1").is_err());
+        assert!(parse_mix("mute=0").is_err());
+    }
+}
