@@ -56,19 +56,34 @@ pub struct ControlSeed {
 #[derive(Debug)]
 pub struct ShardHealth {
     last: Vec<Option<(Instant, ShardLoad)>>,
+    seq: Vec<u64>,
 }
 
 impl ShardHealth {
     pub fn new(shards: usize) -> Self {
         Self {
             last: vec![None; shards],
+            seq: vec![0; shards],
         }
     }
 
     pub fn record(&mut self, shard: ShardId, now: Instant, load: ShardLoad) {
+        self.record_seq(shard, 0, now, load);
+    }
+
+    /// Record a pong answering ping `seq`.
+    pub fn record_seq(&mut self, shard: ShardId, seq: u64, now: Instant, load: ShardLoad) {
         if let Some(slot) = self.last.get_mut(shard.index()) {
             *slot = Some((now, load));
         }
+        if let Some(s) = self.seq.get_mut(shard.index()) {
+            *s = (*s).max(seq);
+        }
+    }
+
+    /// Every shard has answered ping `seq` or a later one: the load is at least that fresh.
+    pub fn answered(&self, seq: u64) -> bool {
+        self.seq.iter().all(|&s| s >= seq)
     }
 
     /// Every shard answered within [`PONG_STALE_AFTER`].
@@ -102,6 +117,8 @@ pub struct Control {
     pub admission: Arc<Admission>,
     /// The GC client's view, when a GC is configured.
     gc_status: Option<Rc<GcStatus>>,
+    /// Sequence number of the last ping sent to the shards.
+    ping_seq: Cell<u64>,
 }
 
 impl Control {
@@ -201,6 +218,13 @@ impl Control {
 const DEMO_HTML: &str = include_str!("admin/demo.html");
 
 impl AdminState for Control {
+    fn refused(&self) {
+        self.metrics
+            .refusals_total
+            .with_label_values(&["admin_connections"])
+            .inc();
+    }
+
     fn extra(&self, req: &admin::http::Request) -> Option<admin::http::Response> {
         self.demo(req)
     }
@@ -281,6 +305,7 @@ pub async fn run(seed: ControlSeed) {
             shutdown: seed.shutdown,
             admission: seed.admission,
             gc_status,
+            ping_seq: Cell::new(0),
         }
     });
 
@@ -305,16 +330,10 @@ pub async fn run(seed: ControlSeed) {
     // Pinger: one ping per shard per interval, on the control lane.
     let pinger = {
         let mesh = mesh.clone();
-        let shards = seed.shards;
+        let control = control.clone();
         glommio::spawn_local(async move {
-            let mut seq = 0u64;
             loop {
-                seq += 1;
-                for s in 0..shards {
-                    // A full control lane: that shard is not keeping up; its health
-                    // goes stale and readiness reports it.
-                    let _ = mesh.try_send(ShardId(s as u16), LANE_CONTROL, ShardMsg::Ping { seq });
-                }
+                ping_all(&mesh, &control);
                 glommio::timer::sleep(PING_INTERVAL).await;
             }
         })
@@ -376,14 +395,39 @@ fn clone_listener(l: &std::net::TcpListener) -> std::net::TcpListener {
     l.try_clone().expect("dup of a live listening socket")
 }
 
+/// Ping every shard; returns the ping's sequence number.
+fn ping_all(mesh: &MeshHandle<ShardMsg>, control: &Control) -> u64 {
+    let seq = control.ping_seq.get() + 1;
+    control.ping_seq.set(seq);
+    for s in 0..control.shard_metrics.len() {
+        // A full control lane: that shard is not keeping up; its health goes stale and
+        // readiness reports it.
+        let _ = mesh.try_send(ShardId(s as u16), LANE_CONTROL, ShardMsg::Ping { seq });
+    }
+    seq
+}
+
 fn drain_inbox(mesh: &MeshHandle<ShardMsg>, control: &Control) {
     while let Some((from, _lane, msg)) = mesh.try_recv() {
-        if let ShardMsg::Pong { load, .. } = msg {
+        if let ShardMsg::Pong { seq, load } = msg {
             control
                 .health
                 .borrow_mut()
-                .record(from, Instant::now(), load);
+                .record_seq(from, seq, Instant::now(), load);
         }
+    }
+}
+
+/// The load of every shard, fresher than this call (a ping round trip, bounded).
+async fn fresh_load(mesh: &MeshHandle<ShardMsg>, control: &Control) -> ShardLoad {
+    let seq = ping_all(mesh, control);
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        drain_inbox(mesh, control);
+        if control.health.borrow().answered(seq) || Instant::now() >= deadline {
+            return control.health.borrow().total_load();
+        }
+        glommio::timer::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -408,8 +452,7 @@ async fn drain(mesh: &Rc<MeshHandle<ShardMsg>>, control: &Rc<Control>, gc: Optio
     let deadline = Instant::now() + timeout;
     let last_log = Cell::new(Instant::now());
     loop {
-        drain_inbox(mesh, control);
-        let load = control.health.borrow().total_load();
+        let load = fresh_load(mesh, control).await;
         if load.meetings == 0 && load.connections == 0 {
             tracing::info!("Drain: no live meetings left");
             break;
@@ -439,8 +482,7 @@ async fn drain(mesh: &Rc<MeshHandle<ShardMsg>>, control: &Rc<Control>, gc: Optio
     }
     let flush_deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < flush_deadline {
-        drain_inbox(mesh, control);
-        if control.health.borrow().total_load().connections == 0 {
+        if fresh_load(mesh, control).await.connections == 0 {
             break;
         }
         glommio::timer::sleep(Duration::from_millis(50)).await;

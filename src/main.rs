@@ -161,11 +161,13 @@ fn run(
         redirect_endpoint: settings.redirect_endpoint.clone(),
         mailbox: settings.actor_mailbox_size,
         join_timeout: Duration::from_secs(10),
+        max_sessions_per_ip: settings.max_sessions_per_ip,
     };
     let quic = quic_shared(&settings, tls_args, quic_args)?;
     let n = settings.shards;
     let metrics = Metrics::new();
     metrics.shards.set(n as i64);
+    metrics.capacity.set(i64::from(settings.capacity));
     let shutdown = Arc::new(Shutdown::default());
 
     // The mesh: shards 0..n, then the control plane as peer n.

@@ -41,6 +41,8 @@ pub struct Metrics {
     // Data plane.
     pub webtransport_connections_total: IntCounterVec,
     pub datagrams_forwarded_total: IntCounterVec,
+    pub datagrams_forward_dropped_total: IntCounterVec,
+    pub udp_send_errors_total: IntCounterVec,
     pub quic_retries_total: IntCounterVec,
     pub handshake_duration_seconds: HistogramVec,
     // Signaling and sessions.
@@ -53,6 +55,7 @@ pub struct Metrics {
     pub refusals_total: IntCounterVec,
     // Process.
     pub shards: IntGauge,
+    pub capacity: IntGauge,
     pub draining: IntGauge,
     pub build_info: IntGaugeVec,
 }
@@ -129,6 +132,18 @@ impl Metrics {
                 "UDP datagrams received on one shard and forwarded to the shard owning their connection",
                 &["shard"],
             ),
+            datagrams_forward_dropped_total: counter_vec(
+                r,
+                "mc_datagrams_forward_dropped_total",
+                "Misrouted UDP datagrams dropped because the owner shard's queue was full",
+                &["shard"],
+            ),
+            udp_send_errors_total: counter_vec(
+                r,
+                "mc_udp_send_errors_total",
+                "UDP sends that failed (e.g. socket buffer full); QUIC retransmits",
+                &["shard"],
+            ),
             quic_retries_total: counter_vec(
                 r,
                 "mc_quic_retries_total",
@@ -180,6 +195,7 @@ impl Metrics {
                 &["reason"],
             ),
             shards: gauge(r, "mc_shards", "Number of shards (pinned executors) serving traffic"),
+            capacity: gauge(r, "mc_capacity", "Configured maximum concurrent meetings (MC_CAPACITY)"),
             draining: gauge(r, "mc_draining", "1 while the MC is draining (no new meetings admitted)"),
             build_info: gauge_vec(r, "mc_build_info", "Build information; the value is always 1", &["version"]),
             registry,
@@ -189,6 +205,9 @@ impl Metrics {
             m.gc_heartbeat_total.with_label_values(&[status]);
             m.gc_registrations_total.with_label_values(&[status]);
         }
+        m.jwt_validations_total
+            .with_label_values(&["success", "none"]);
+        m.refusals_total.with_label_values(&["admin_connections"]);
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -232,6 +251,10 @@ pub struct ShardMetrics {
     pub wt_rejected: IntCounter,
     pub wt_error: IntCounter,
     pub datagrams_forwarded: IntCounter,
+    pub datagrams_forward_dropped: IntCounter,
+    pub udp_send_errors: IntCounter,
+    pub refused_sessions: IntCounter,
+    pub refused_handshakes: IntCounter,
     pub quic_retries: IntCounter,
     pub handshake_duration: Histogram,
     pub join_duration: Histogram,
@@ -265,9 +288,20 @@ impl ShardMetrics {
                 .webtransport_connections_total
                 .with_label_values(&["error", s]),
             datagrams_forwarded: m.datagrams_forwarded_total.with_label_values(&[s]),
+            datagrams_forward_dropped: m.datagrams_forward_dropped_total.with_label_values(&[s]),
+            udp_send_errors: m.udp_send_errors_total.with_label_values(&[s]),
+            refused_sessions: m
+                .refusals_total
+                .with_label_values(&["max_sessions_per_shard"]),
+            refused_handshakes: m
+                .refusals_total
+                .with_label_values(&["max_handshakes_per_shard"]),
             quic_retries: m.quic_retries_total.with_label_values(&[s]),
             handshake_duration: m.handshake_duration_seconds.with_label_values(&[s]),
-            join_duration: m.session_join_duration_seconds.with_label_values(&[s]),
+            join_duration: {
+                m.sessions_closed_total.with_label_values(&["normal", s]);
+                m.session_join_duration_seconds.with_label_values(&[s])
+            },
         }
     }
 }

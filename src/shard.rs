@@ -19,7 +19,7 @@ use crate::auth::jwt::VerifierConfig;
 use crate::auth::keystore::{KeyStore, ShardVerifier};
 use crate::meeting::CloseCode;
 use crate::metrics::{Metrics, ShardMetrics};
-use crate::quic::{Forwarded, QuicShared};
+use crate::quic::{Forwarded, QuicShared, ShardStats};
 use crate::webtransport::DataPlane;
 
 /// Control traffic: pings, pongs, stats requests.
@@ -51,9 +51,9 @@ pub enum ShardMsg {
     EndMeetings,
     /// Connection actor → the meeting's shard.
     ToMeeting(crate::actors::MeetingCmd),
-    /// Meeting actor → the connection's shard.
-    ToConnection {
-        conn: u64,
+    /// Meeting actor → connections on the receiving shard (one fan-out, one message).
+    ToConnections {
+        conns: Vec<u64>,
         cmd: crate::actors::ConnCmd,
     },
     /// A UDP datagram that landed on another shard's socket but belongs to a
@@ -94,6 +94,8 @@ pub struct Shard {
     pub actors: Rc<Actors>,
     pub plane: DataPlane,
     control: ShardId,
+    /// The data plane's counters as last published, to publish only the change.
+    published: std::cell::Cell<ShardStats>,
 }
 
 impl Shard {
@@ -106,10 +108,31 @@ impl Shard {
         }
     }
 
+    /// Stats in the core, metrics at the edge: copy the data plane's plain counters to
+    /// Prometheus once per control ping rather than per datagram.
+    fn publish_stats(&self) {
+        let now = self.plane.quic.stats();
+        let was = self.published.replace(now.clone());
+        let m = self.actors.metrics();
+        let delta = |a: u64, b: u64| a.saturating_sub(b);
+        m.datagrams_forward_dropped
+            .inc_by(delta(now.forward_dropped, was.forward_dropped));
+        m.udp_send_errors
+            .inc_by(delta(now.send_errors, was.send_errors));
+        m.refused_sessions
+            .inc_by(delta(now.refused_sessions, was.refused_sessions));
+        m.refused_handshakes
+            .inc_by(delta(now.refused_handshakes, was.refused_handshakes));
+    }
+
     fn handle(&self, from: ShardId, msg: ShardMsg) {
         match msg {
             ShardMsg::Forwarded(f) => self.plane.quic.handle_forwarded(f),
-            ShardMsg::ToConnection { conn, cmd } => self.actors.deliver_local(conn, cmd),
+            ShardMsg::ToConnections { conns, cmd } => {
+                for conn in conns {
+                    self.actors.deliver_local(conn, cmd.clone());
+                }
+            }
             ShardMsg::ToMeeting(cmd) => {
                 self.actors
                     .meetings
@@ -117,6 +140,7 @@ impl Shard {
                     .handle(&*self.actors, Instant::now(), cmd);
             }
             ShardMsg::Ping { seq } => {
+                self.publish_stats();
                 let pong = ShardMsg::Pong {
                     seq,
                     load: self.load(),
@@ -190,6 +214,7 @@ pub async fn run(seed: ShardSeed) {
         actors: actors.clone(),
         plane,
         control: seed.control,
+        published: std::cell::Cell::new(ShardStats::default()),
     });
     let timers = glommio::spawn_local(actors.clone().run_timers());
     tracing::debug!(shard = %id, %bound, "shard started");
@@ -205,10 +230,19 @@ pub async fn run(seed: ShardSeed) {
                 handled = 0;
             }
         }
+        shard.actors.flush_overflow();
         if shard.mesh.is_stopping() {
             break;
         }
-        shard.mesh.wait().await;
+        if shard.actors.overflowing() {
+            // Parked messages wait for a peer to drain its queue: look again soon.
+            let _ = futures_lite::future::or(shard.mesh.wait(), async {
+                glommio::timer::sleep(Duration::from_micros(200)).await;
+            })
+            .await;
+        } else {
+            shard.mesh.wait().await;
+        }
     }
     drop(timers);
     // Close what is left (sessions not in a meeting, e.g. echo), let the close frames

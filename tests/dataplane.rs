@@ -226,3 +226,100 @@ fn a_thousand_concurrent_sessions_echo() {
     );
     server.stop();
 }
+
+#[test]
+fn forced_retry_still_echoes_and_is_counted() {
+    let args = mc_service::quic::QuicArgs {
+        retry: mc_service::quic::RetryMode::Always,
+        ..echo_args()
+    };
+    let server = TestServer::start(2, args);
+    let url = format!("https://127.0.0.1:{}/echo", server.addr.port());
+    runtime().block_on(async {
+        let client = wt_client();
+        echo_once(&client, &url, b"after a retry").await;
+        client.wait_idle().await;
+    });
+    assert!(server.retries() >= 1, "no Retry was sent");
+    server.stop();
+}
+
+#[test]
+fn ipv6_loopback_echoes() {
+    let server = TestServer::start_at(
+        "[::1]:0".parse().unwrap(),
+        2,
+        echo_args(),
+        Arc::new(|| {
+            std::rc::Rc::new(mc_service::webtransport::HoldApp)
+                as std::rc::Rc<dyn mc_service::webtransport::SessionApp>
+        }),
+    );
+    let url = format!("https://[::1]:{}/echo", server.addr.port());
+    runtime().block_on(async {
+        let config = ClientConfig::builder()
+            .with_bind_address("[::]:0".parse().unwrap())
+            .with_no_cert_validation()
+            .build();
+        let client = Endpoint::client(config).unwrap();
+        echo_once(&client, &url, b"over ipv6").await;
+        client.wait_idle().await;
+    });
+    server.stop();
+}
+
+#[test]
+fn sessions_over_the_shard_limit_are_refused() {
+    let args = mc_service::quic::QuicArgs {
+        max_sessions_per_shard: 1,
+        ..echo_args()
+    };
+    let server = TestServer::start(1, args);
+    let url = format!("https://127.0.0.1:{}/echo", server.addr.port());
+    runtime().block_on(async {
+        let client = wt_client();
+        let first = client.connect(&url).await.expect("first session");
+        let second = tokio::time::timeout(Duration::from_secs(10), client.connect(&url))
+            .await
+            .expect("refusal timed out");
+        assert!(second.is_err(), "second session admitted over the limit");
+        first.close(VarInt::from_u32(0), b"");
+        client.wait_idle().await;
+    });
+    server.stop();
+}
+
+#[test]
+fn silent_client_is_dropped_by_the_idle_timer() {
+    let args = mc_service::quic::QuicArgs {
+        idle_timeout_secs: 1,
+        keep_alive_secs: 0,
+        ..echo_args()
+    };
+    let server = TestServer::start(2, args);
+    let port = server.addr.port();
+    runtime().block_on(async {
+        let endpoint = quinn_client(&server);
+        let conn = endpoint
+            .connect(SocketAddr::from(([127, 0, 0, 1], port)), "localhost")
+            .unwrap()
+            .await
+            .expect("handshake");
+        assert_eq!(server.connections_active(), 1);
+        // Idle timeouts close silently (RFC 9000 §10.1): only the server's own timer
+        // can notice.
+        let reason = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+            .await
+            .expect("client never timed out");
+        assert!(
+            matches!(reason, quinn::ConnectionError::TimedOut),
+            "{reason:?}"
+        );
+    });
+    assert!(
+        server.wait_idle(Duration::from_secs(5)),
+        "server kept {} connections",
+        server.connections_active()
+    );
+    server.stop();
+}

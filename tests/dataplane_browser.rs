@@ -8,6 +8,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use support::{echo_args, TestServer};
 
@@ -47,7 +48,15 @@ fn chromium_echoes_over_webtransport() {
         .status()
         .expect("node");
     let accepted = server.wt_counter("accepted");
+    // Chromium ends sessions with a CLOSE_WEBTRANSPORT_SESSION capsule; the server must
+    // close those connections itself, well before the 30 s idle timeout.
+    let idle = server.wait_idle(Duration::from_secs(10));
+    let left = server.connections_active();
     server.stop();
+    assert!(
+        idle || !status.success(),
+        "{left} connections still open after the browser closed its sessions"
+    );
     assert!(
         status.success(),
         "browser echo failed ({accepted} sessions accepted)"

@@ -55,3 +55,29 @@ fn demo_is_dev_only_and_tokens_are_json() {
     let (status, _, _) = server.get("/demo/token?meeting_id=&user_id=x");
     assert_eq!(status, 400);
 }
+
+#[test]
+fn chromium_echoes_against_the_real_binary() {
+    if std::env::var("MC_BROWSER_TEST").as_deref() != Ok("1") {
+        eprintln!("skipped: set MC_BROWSER_TEST=1 to run the headless Chromium test");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let server = Server::start_dev(&["--shards", "2", "--enable-echo"]);
+    let out = Command::new("node")
+        .arg(dir.join("echo.mjs"))
+        .arg("--url")
+        .arg(format!("https://{}/echo", server.webtransport))
+        .arg("--cert-hash-file")
+        .arg(server.dev_dir.join("cert.sha256"))
+        .args(["--sessions", "16"])
+        .output()
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "echo.mjs failed\nstdout:\n{}\nstderr:\n{}\nserver:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+}

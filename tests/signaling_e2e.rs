@@ -353,3 +353,44 @@ fn capacity_reached_is_capacity_exceeded_and_a_non_join_first_is_invalid() {
         c.leave().await;
     });
 }
+
+#[test]
+fn closing_the_session_with_code_zero_is_a_voluntary_leave_and_an_error_code_is_not() {
+    let server = Server::start_dev(&["--shards", "2", "--disconnect-grace-secs", "2"]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    let m = "close-codes";
+    runtime().block_on(async {
+        let mut stay = SigClient::connect(&url).await;
+        stay.join(m, &token(&keys, m, "stay", Role::Participant), "stay")
+            .await;
+        // Code 0: VOLUNTARY at once.
+        let mut polite = SigClient::connect(&url).await;
+        polite
+            .join(m, &token(&keys, m, "polite", Role::Participant), "polite")
+            .await;
+        polite.conn.close(wtransport::VarInt::from_u32(0), b"bye");
+        stay.expect("voluntary", |msg| {
+            matches!(msg, M::ParticipantLeft(l)
+            if l.reason == pb::LeaveReason::Voluntary as i32)
+        })
+        .await;
+        // An error code: nothing during grace, then TIMEOUT.
+        let mut rude = SigClient::connect(&url).await;
+        rude.join(m, &token(&keys, m, "rude", Role::Participant), "rude")
+            .await;
+        stay.expect("rude joined", |msg| matches!(msg, M::ParticipantJoined(_)))
+            .await;
+        rude.crash();
+        stay.expect_none(Duration::from_millis(1200), "leave during grace", |msg| {
+            matches!(msg, M::ParticipantLeft(_))
+        })
+        .await;
+        stay.expect("timeout leave", |msg| {
+            matches!(msg, M::ParticipantLeft(l)
+            if l.reason == pb::LeaveReason::Timeout as i32)
+        })
+        .await;
+        stay.leave().await;
+    });
+}

@@ -25,6 +25,8 @@ use crate::webtransport::{ConnectInfo, Refusal, SessionApp, SessionEnd, WtSessio
 /// How long a write may wait for the client's flow control before the client is
 /// treated as a slow consumer.
 const WRITE_STALL_LIMIT: Duration = Duration::from_secs(5);
+/// Most mailbox commands taken in one pass before writing.
+const MAX_COMMANDS_PER_PASS: usize = 512;
 /// After the server finishes the signaling stream, how long the client has to read it
 /// and close before the server closes the session itself.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
@@ -37,18 +39,36 @@ pub struct SignalingApp {
 }
 
 impl SessionApp for SignalingApp {
-    fn admit(&self, _req: &ConnectInfo) -> Result<(), Refusal> {
+    fn admit(&self, req: &ConnectInfo) -> Result<(), Refusal> {
         // After SIGTERM no new sessions (runbook: drain); the GC's draining only stops
         // new meetings, which admission refuses at join time.
         if self.actors.draining.get() {
             return Err(Refusal::unavailable());
+        }
+        let ip = req.peer.ip();
+        let per_ip = self.actors.per_ip_count(ip);
+        if per_ip >= self.actors.settings.max_sessions_per_ip {
+            self.actors.count_refusal("max_sessions_per_ip");
+            return Err(Refusal::new(http::StatusCode::TOO_MANY_REQUESTS));
         }
         Ok(())
     }
 
     fn on_session(&self, session: WtSession) {
         let actors = self.actors.clone();
-        glommio::spawn_local(run(actors, session)).detach();
+        let ip = session.peer().ip();
+        if !actors.acquire_ip(ip) {
+            session.close(
+                CloseCode::RateLimited.code(),
+                b"too many sessions from this address",
+            );
+            return;
+        }
+        glommio::spawn_local(async move {
+            run(actors.clone(), session).await;
+            actors.release_ip(ip);
+        })
+        .detach();
     }
 }
 
@@ -161,10 +181,14 @@ async fn serve(
                 return ending;
             }
             Next::Read(Err(_)) => {
-                ending.clean = matches!(
-                    session.ended(),
-                    Some(SessionEnd::PeerClosed { clean: true, .. })
-                );
+                // The stream failed because the session is ending: learn how (a close
+                // with code 0 is a clean leave, rule 6), waiting briefly for the verdict.
+                let end = or(async { Some(session.closed().await) }, async {
+                    glommio::timer::sleep(Duration::from_secs(1)).await;
+                    None
+                })
+                .await;
+                ending.clean = matches!(end, Some(SessionEnd::PeerClosed { clean: true, .. }));
                 ending.reason = if ending.clean {
                     "client_closed"
                 } else {
@@ -172,25 +196,46 @@ async fn serve(
                 };
                 return ending;
             }
-            Next::Cmd(Some(ConnCmd::Frame {
-                frame,
-                join_response,
-            })) => {
-                if join_response {
-                    actors
-                        .metrics()
-                        .join_duration
-                        .observe(accepted_at.elapsed().as_secs_f64());
+            Next::Cmd(first) => {
+                // Take everything already waiting (bounded), then flush it in one go:
+                // a burst of fan-out costs one pass, not one per frame.
+                let mut next = first;
+                for _ in 0..MAX_COMMANDS_PER_PASS {
+                    match next {
+                        Some(cmd) => on_command(actors, &mut sig, cmd, accepted_at),
+                        None => {
+                            // The meeting found our mailbox full and let go of it.
+                            sig.close(CloseCode::SlowConsumer);
+                            break;
+                        }
+                    }
+                    match futures_lite::future::poll_once(mailbox.recv()).await {
+                        Some(cmd) => next = cmd,
+                        None => break,
+                    }
                 }
-                // A full outbound queue makes poll_close report SlowConsumer at once.
-                let _ = sig.send_frame(frame);
-            }
-            Next::Cmd(Some(ConnCmd::Close(code))) => sig.close(code),
-            Next::Cmd(None) => {
-                // The meeting found our mailbox full and let go of it.
-                sig.close(CloseCode::SlowConsumer);
             }
         }
+    }
+}
+
+/// A command from the meeting: queue a frame on the session, or close it.
+fn on_command(actors: &Actors, sig: &mut Session, cmd: ConnCmd, accepted_at: Instant) {
+    match cmd {
+        ConnCmd::Frame {
+            frame,
+            join_response,
+        } => {
+            if join_response {
+                actors
+                    .metrics()
+                    .join_duration
+                    .observe(accepted_at.elapsed().as_secs_f64());
+            }
+            // A full outbound queue makes poll_close report SlowConsumer at once.
+            let _ = sig.send_frame(frame);
+        }
+        ConnCmd::Close(code) => sig.close(code),
     }
 }
 

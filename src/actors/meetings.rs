@@ -247,38 +247,44 @@ impl MeetingHost {
             return;
         };
         let max = env.max_frame();
-        let mut last: Option<(Arc<ServerMessage>, Bytes, bool)> = None;
+        // A fan-out is a run of Sends sharing one Arc: encode it once and deliver it as
+        // one command per destination shard. Runs are emitted in order, so every
+        // recipient still sees messages in processing order (signaling.md rule 14).
+        let mut run: Option<FanOut> = None;
         while let Some(out) = entry.meeting.poll_outbound() {
             match out {
                 Outbound::Send { to, msg } => {
-                    let (frame, join_response) = match &last {
-                        Some((m, frame, jr)) if Arc::ptr_eq(m, &msg) => (frame.clone(), *jr),
-                        _ => {
-                            let jr = matches!(
-                                msg.message,
-                                Some(server_message::Message::JoinResponse(_))
-                            );
-                            match encode_to_bytes(&*msg, max) {
-                                Ok(frame) => {
-                                    last = Some((msg.clone(), frame.clone(), jr));
-                                    (frame, jr)
-                                }
-                                Err(e) => {
-                                    tracing::error!(error = %e, "server message over the frame limit; not sent");
-                                    continue;
-                                }
+                    if run.as_ref().is_some_and(|r| !Arc::ptr_eq(&r.msg, &msg)) {
+                        if let Some(r) = run.take() {
+                            r.emit(env);
+                        }
+                    }
+                    if run.is_none() {
+                        let join_response =
+                            matches!(msg.message, Some(server_message::Message::JoinResponse(_)));
+                        match encode_to_bytes(&*msg, max) {
+                            Ok(frame) => {
+                                run = Some(FanOut {
+                                    msg: msg.clone(),
+                                    frame,
+                                    join_response,
+                                    to: Vec::new(),
+                                })
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "server message over the frame limit; not sent");
+                                continue;
                             }
                         }
-                    };
-                    env.deliver(
-                        to,
-                        ConnCmd::Frame {
-                            frame,
-                            join_response,
-                        },
-                    );
+                    }
+                    if let Some(r) = run.as_mut() {
+                        r.add(to);
+                    }
                 }
                 Outbound::Close { to, code, reason } => {
+                    if let Some(r) = run.take() {
+                        r.emit(env);
+                    }
                     if code == CloseCode::Replaced {
                         entry.members.remove(&to);
                     }
@@ -286,6 +292,9 @@ impl MeetingHost {
                     env.deliver(to, ConnCmd::Close(code));
                 }
             }
+        }
+        if let Some(r) = run.take() {
+            r.emit(env);
         }
         if let Some(t) = received_at {
             env.message_processed(t);
@@ -295,6 +304,36 @@ impl MeetingHost {
             env.admission().release_meeting();
             env.meetings_changed(-1);
             tracing::info!(meeting_id, "meeting ended (empty)");
+        }
+    }
+}
+
+/// One encoded message and its recipients, grouped by shard in first-seen order.
+struct FanOut {
+    msg: Arc<ServerMessage>,
+    frame: Bytes,
+    join_response: bool,
+    to: Vec<(u16, Vec<u64>)>,
+}
+
+impl FanOut {
+    fn add(&mut self, to: ConnKey) {
+        match self.to.iter_mut().find(|(shard, _)| *shard == to.shard) {
+            Some((_, conns)) => conns.push(to.conn),
+            None => self.to.push((to.shard, vec![to.conn])),
+        }
+    }
+
+    fn emit(self, env: &dyn MeetingEnv) {
+        for (shard, conns) in self.to {
+            env.deliver_many(
+                shard,
+                conns,
+                ConnCmd::Frame {
+                    frame: self.frame.clone(),
+                    join_response: self.join_response,
+                },
+            );
         }
     }
 }

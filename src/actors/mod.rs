@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use prometheus::IntCounter;
-use shards::{MeshHandle, ShardId};
+use shards::{Lane, MeshHandle, ShardId};
 
 use crate::admission::Admission;
 use crate::auth::keystore::ShardVerifier;
@@ -70,14 +70,17 @@ impl MeetingCmd {
     }
 }
 
-/// Work for a connection actor.
-#[derive(Debug)]
+/// Work for a connection actor. Cheap to clone: a frame is a shared `Bytes`.
+#[derive(Debug, Clone)]
 pub enum ConnCmd {
     /// An encoded signaling frame to queue on the session.
     Frame { frame: Bytes, join_response: bool },
     /// Close the session with this code once what was queued before is sent.
     Close(CloseCode),
 }
+
+/// Messages parked per destination shard while its mesh queue is full.
+pub const OVERFLOW_MAX: usize = 65_536;
 
 /// The shard of a meeting: FNV-1a (64-bit) of its id, modulo the shard count. Stable
 /// across processes and releases, so a meeting id always lands on the same shard.
@@ -97,6 +100,9 @@ pub trait MeetingEnv {
     fn meeting_config(&self) -> MeetingConfig;
     fn max_frame(&self) -> usize;
     fn deliver(&self, to: ConnKey, cmd: ConnCmd);
+    /// The same command for several connections of one shard (a fan-out): one mesh
+    /// message per destination shard instead of one per recipient.
+    fn deliver_many(&self, shard: u16, conns: Vec<u64>, cmd: ConnCmd);
     /// A join finished with `status` (the `mc_session_joins_total` label).
     fn join_outcome(&self, status: &'static str, received_at: Option<Instant>);
     fn meeting_panicked(&self);
@@ -116,6 +122,8 @@ pub struct ActorSettings {
     /// Time a client has, after its session is accepted, to open the signaling stream
     /// and send its join.
     pub join_timeout: Duration,
+    /// Signaling sessions one client IP may hold on one shard.
+    pub max_sessions_per_ip: u32,
 }
 
 /// Counters looked up once per shard.
@@ -139,6 +147,12 @@ pub struct Actors {
     pub meetings: RefCell<MeetingHost>,
     conns: RefCell<HashMap<u64, LocalSender<ConnCmd>>>,
     next_conn: Cell<u64>,
+    /// Live signaling sessions per client IP on this shard.
+    per_ip: RefCell<HashMap<std::net::IpAddr, u32>>,
+    /// Messages for other shards that found their mesh queue full, per destination, in
+    /// order: retried every pass, so a burst is delayed rather than lost. Bounded by
+    /// [`OVERFLOW_MAX`] per destination; beyond that a message is a counted drop.
+    overflow: RefCell<Vec<std::collections::VecDeque<(Lane, ShardMsg)>>>,
     pub verifier: RefCell<ShardVerifier>,
     /// Draining: new sessions are refused by the data plane; joins to new meetings are
     /// refused by admission.
@@ -202,6 +216,8 @@ impl Actors {
             meetings: RefCell::new(MeetingHost::default()),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(1),
+            per_ip: RefCell::new(HashMap::new()),
+            overflow: RefCell::new((0..shards).map(|_| Default::default()).collect()),
             verifier: RefCell::new(verifier),
             draining: Cell::new(false),
         })
@@ -268,6 +284,41 @@ impl Actors {
         self.conns.borrow_mut().remove(&key.conn);
     }
 
+    /// Admit one more session from `ip`, or refuse (counted) at the per-IP limit.
+    pub fn acquire_ip(&self, ip: std::net::IpAddr) -> bool {
+        let mut per_ip = self.per_ip.borrow_mut();
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= self.settings.max_sessions_per_ip {
+            self.count_refusal("max_sessions_per_ip");
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// `mc_refusals_total{reason}` (refusals are rare; the label lookup is fine here).
+    pub fn count_refusal(&self, reason: &str) {
+        self.metrics
+            .all
+            .refusals_total
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    pub fn per_ip_count(&self, ip: std::net::IpAddr) -> u32 {
+        self.per_ip.borrow().get(&ip).copied().unwrap_or(0)
+    }
+
+    pub fn release_ip(&self, ip: std::net::IpAddr) {
+        let mut per_ip = self.per_ip.borrow_mut();
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
     pub fn connections(&self) -> usize {
         self.conns.borrow().len()
     }
@@ -281,19 +332,56 @@ impl Actors {
             self.meetings.borrow_mut().handle(self, Instant::now(), cmd);
             return Ok(());
         }
-        match self
-            .mesh
-            .try_send(target, LANE_MEETING, ShardMsg::ToMeeting(cmd))
-        {
+        match self.send_remote(target, LANE_MEETING, ShardMsg::ToMeeting(cmd)) {
             Ok(()) => Ok(()),
-            Err(full) => {
+            Err(ShardMsg::ToMeeting(cmd)) => {
                 self.metrics.shard.dropped_meeting.inc();
-                match full.msg {
-                    ShardMsg::ToMeeting(cmd) => Err(cmd),
-                    _ => unreachable!("we sent a ToMeeting"),
+                Err(cmd)
+            }
+            Err(_) => unreachable!("we sent a ToMeeting"),
+        }
+    }
+
+    /// Send to another shard, in order with anything already waiting for it. A full
+    /// queue parks the message in the overflow; only a full overflow hands it back.
+    #[allow(clippy::result_large_err)]
+    fn send_remote(&self, to: ShardId, lane: Lane, msg: ShardMsg) -> Result<(), ShardMsg> {
+        let mut overflow = self.overflow.borrow_mut();
+        let Some(queue) = overflow.get_mut(to.index()) else {
+            return Err(msg);
+        };
+        if queue.is_empty() {
+            match self.mesh.try_send(to, lane, msg) {
+                Ok(()) => return Ok(()),
+                Err(full) => {
+                    queue.push_back((lane, full.msg));
+                    return Ok(());
                 }
             }
         }
+        if queue.len() >= OVERFLOW_MAX {
+            return Err(msg);
+        }
+        queue.push_back((lane, msg));
+        Ok(())
+    }
+
+    /// Retry parked messages, in order, until a queue is full again.
+    pub fn flush_overflow(&self) {
+        let mut overflow = self.overflow.borrow_mut();
+        for (to, queue) in overflow.iter_mut().enumerate() {
+            while let Some((lane, msg)) = queue.pop_front() {
+                if let Err(full) = self.mesh.try_send(ShardId(to as u16), lane, msg) {
+                    queue.push_front((lane, full.msg));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Messages parked for full queues.
+    pub fn overflowing(&self) -> bool {
+        self.overflow.borrow().iter().any(|q| !q.is_empty())
     }
 
     /// A command for a connection actor on this shard (from the mesh or a local meeting).
@@ -353,17 +441,24 @@ impl MeetingEnv for Actors {
     }
 
     fn deliver(&self, to: ConnKey, cmd: ConnCmd) {
-        if to.shard == self.shard.0 {
-            self.deliver_local(to.conn, cmd);
+        self.deliver_many(to.shard, vec![to.conn], cmd);
+    }
+
+    fn deliver_many(&self, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
+        if shard == self.shard.0 {
+            for conn in conns {
+                self.deliver_local(conn, cmd.clone());
+            }
             return;
         }
-        let msg = ShardMsg::ToConnection { conn: to.conn, cmd };
-        if self
-            .mesh
-            .try_send(ShardId(to.shard), LANE_CONNECTION, msg)
-            .is_err()
+        let msg = ShardMsg::ToConnections { conns, cmd };
+        if let Err(ShardMsg::ToConnections { conns, .. }) =
+            self.send_remote(ShardId(shard), LANE_CONNECTION, msg)
         {
-            self.metrics.shard.dropped_connection.inc();
+            self.metrics
+                .shard
+                .dropped_connection
+                .inc_by(conns.len() as u64);
         }
     }
 

@@ -70,6 +70,11 @@ impl MeetingEnv for FakeEnv {
     fn deliver(&self, to: ConnKey, cmd: ConnCmd) {
         self.delivered.borrow_mut().push((to, cmd));
     }
+    fn deliver_many(&self, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
+        for conn in conns {
+            self.deliver(ConnKey { shard, conn }, cmd.clone());
+        }
+    }
     fn join_outcome(&self, status: &'static str, _: Option<Instant>) {
         self.joins.borrow_mut().push(status);
     }

@@ -49,6 +49,8 @@ pub trait AdminState {
     fn readiness(&self) -> Readiness;
     /// Prometheus text exposition of every metric.
     fn metrics(&self) -> Vec<u8>;
+    /// A connection was refused by the admin connection limit.
+    fn refused(&self) {}
     /// Routes beyond the three probes (the dev-mode demo); `None` means 404.
     fn extra(&self, _req: &Request) -> Option<Response> {
         None
@@ -118,6 +120,7 @@ pub async fn serve(
         open.set(open.get() + 1);
         glommio::spawn_local(async move {
             if over {
+                state.refused();
                 refuse(stream).await;
             } else if let Err(e) = connection(stream, &*state, &limits).await {
                 tracing::debug!(error = %e, "admin connection ended");

@@ -8,7 +8,8 @@
 //! transmit. Then park until the socket is readable, the next timer, or a task rings.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -17,19 +18,13 @@ use std::task::Poll;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use hmac::{Hmac, Mac};
-use quinn_proto::crypto::{CryptoError, HmacKey};
-use quinn_proto::{
-    ConnectionHandle, DatagramEvent, EcnCodepoint, Endpoint, EndpointConfig, Event, ServerConfig,
-    TransportConfig, VarInt,
-};
-use sha2::Sha256;
+use quinn_proto::{ConnectionHandle, DatagramEvent, EcnCodepoint, Endpoint, EndpointConfig, Event};
 use shards::ShardId;
 
 use super::cid::{owner_shard, ShardCidGenerator, CID_LEN};
 use super::conn::{ConnRef, DriverSignal};
 use super::udp::{UdpIo, RECV_BUF};
-use super::{QuicArgs, QuicError, RetryMode};
+use super::{QuicError, QuicShared, RetryMode};
 use crate::metrics::ShardMetrics;
 
 /// Most receive syscalls per pass before transmitting and yielding.
@@ -46,67 +41,6 @@ pub struct Forwarded {
     pub local_ip: Option<IpAddr>,
     pub ecn: Option<u8>,
     pub data: BytesMut,
-}
-
-/// Built once, cloned into every shard: one reset key and one `ServerConfig` so
-/// resets and Retry tokens validate on any shard (RFC 9000 §10.3, §8.1.3).
-#[derive(Clone)]
-pub struct QuicShared {
-    pub server: Arc<ServerConfig>,
-    pub reset_key: Arc<dyn HmacKey>,
-    pub args: QuicArgs,
-}
-
-impl QuicShared {
-    pub fn new(
-        crypto: Arc<quinn_proto::crypto::rustls::QuicServerConfig>,
-        args: QuicArgs,
-    ) -> Result<Self, QuicError> {
-        let mut transport = TransportConfig::default();
-        let idle = VarInt::try_from(args.idle_timeout().as_millis() as u64)
-            .map_err(|_| QuicError::Config("--idle-timeout-secs is too large".into()))?;
-        transport
-            .max_idle_timeout(Some(idle.into()))
-            .keep_alive_interval(args.keep_alive())
-            // RFC 9297 datagrams for WebTransport.
-            .datagram_receive_buffer_size(Some(1024 * 1024))
-            .max_concurrent_bidi_streams(VarInt::from_u32(256))
-            .max_concurrent_uni_streams(VarInt::from_u32(16));
-        let mut server = ServerConfig::with_crypto(crypto);
-        server.transport_config(Arc::new(transport));
-        let mut secret = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
-        Ok(Self {
-            server: Arc::new(server),
-            reset_key: Arc::new(ResetKey(secret)),
-            args,
-        })
-    }
-}
-
-/// HMAC-SHA256 stateless-reset key (RFC 9000 §10.3.2), shared by all shards.
-struct ResetKey([u8; 32]);
-
-impl HmacKey for ResetKey {
-    fn sign(&self, data: &[u8], out: &mut [u8]) {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
-            return;
-        };
-        mac.update(data);
-        let tag = mac.finalize().into_bytes();
-        let n = out.len().min(tag.len());
-        out[..n].copy_from_slice(&tag[..n]);
-    }
-
-    fn signature_len(&self) -> usize {
-        32
-    }
-
-    fn verify(&self, data: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).map_err(|_| CryptoError)?;
-        mac.update(data);
-        mac.verify_slice(signature).map_err(|_| CryptoError)
-    }
 }
 
 /// Plain per-shard counters (published by the metrics where a metric exists).
@@ -137,6 +71,9 @@ pub struct QuicShard {
     on_connection: OnConnection,
     forwarded: RefCell<VecDeque<Forwarded>>,
     handshaking: Cell<usize>,
+    /// Connection deadlines, earliest first; at most about one entry per connection
+    /// (entries are pushed only when they move a connection's deadline earlier).
+    timers: RefCell<BinaryHeap<Reverse<(Instant, ConnectionHandle)>>>,
     stopping: Cell<bool>,
     stats: RefCell<ShardStats>,
     metrics: ShardMetrics,
@@ -147,6 +84,8 @@ struct Conn {
     started: Instant,
     handshaking: bool,
     timeout: Option<Instant>,
+    /// The earliest entry this connection has in the timer heap.
+    armed: Option<Instant>,
 }
 
 impl QuicShard {
@@ -185,6 +124,7 @@ impl QuicShard {
             on_connection,
             forwarded: RefCell::new(VecDeque::new()),
             handshaking: Cell::new(0),
+            timers: RefCell::new(BinaryHeap::new()),
             stopping: Cell::new(false),
             stats: RefCell::new(ShardStats::default()),
             metrics,
@@ -261,7 +201,8 @@ impl QuicShard {
     }
 
     async fn park(&self, now: Instant) {
-        let deadline = self.conns.borrow().values().filter_map(|c| c.timeout).min();
+        // May be stale (a deadline that moved later): waking early is harmless.
+        let deadline = self.timers.borrow().peek().map(|Reverse((t, _))| *t);
         let readable = self.udp.readable();
         futures_lite::pin!(readable);
         let mut timer =
@@ -308,7 +249,13 @@ impl QuicShard {
             while !batch.is_empty() {
                 let n = got.stride.min(batch.len()).max(1);
                 let datagram = batch.split_to(n);
-                self.on_datagram(now, got.from, None, datagram, true, tbuf);
+                let dg = Forwarded {
+                    from: got.from,
+                    local_ip: None,
+                    ecn: None,
+                    data: datagram,
+                };
+                self.on_datagram(now, dg, true, tbuf);
             }
         }
         any
@@ -320,32 +267,31 @@ impl QuicShard {
                 break;
             };
             self.stats.borrow_mut().forwarded_in += 1;
-            let ecn = fwd.ecn.and_then(EcnCodepoint::from_bits);
-            let _ = ecn;
-            self.on_datagram(now, fwd.from, fwd.local_ip, fwd.data, false, tbuf);
+            self.on_datagram(now, fwd, false, tbuf);
         }
     }
 
-    /// One datagram: route by CID, else feed the endpoint.
-    fn on_datagram(
-        &self,
-        now: Instant,
-        from: SocketAddr,
-        local_ip: Option<IpAddr>,
-        data: BytesMut,
-        may_forward: bool,
-        tbuf: &mut Vec<u8>,
-    ) {
+    /// One datagram (received here, or forwarded when `!may_forward`): route it by
+    /// its CID, else feed the endpoint.
+    fn on_datagram(&self, now: Instant, dg: Forwarded, may_forward: bool, tbuf: &mut Vec<u8>) {
+        let Forwarded {
+            from,
+            local_ip,
+            ecn,
+            data,
+        } = dg;
         tracing::trace!(shard = %self.id, %from, len = data.len(), "datagram");
         self.stats.borrow_mut().datagrams_in += 1;
         if may_forward {
             if let Some(owner) = owner_shard(&data, CID_LEN) {
                 if owner != self.id {
+                    // Copy out: `data` is a view of the 64 KiB receive buffer, which must
+                    // not be pinned by a datagram waiting in another shard's queue.
                     let fwd = Forwarded {
                         from,
                         local_ip,
-                        ecn: None,
-                        data,
+                        ecn,
+                        data: BytesMut::from(&data[..]),
                     };
                     match (self.forward)(owner, fwd) {
                         Ok(()) => {
@@ -359,10 +305,14 @@ impl QuicShard {
             }
         }
         tbuf.clear();
-        let event = self
-            .endpoint
-            .borrow_mut()
-            .handle(now, from, local_ip, None, data, tbuf);
+        let event = self.endpoint.borrow_mut().handle(
+            now,
+            from,
+            local_ip,
+            ecn.and_then(EcnCodepoint::from_bits),
+            data,
+            tbuf,
+        );
         match event {
             Some(DatagramEvent::ConnectionEvent(handle, ev)) => {
                 if let Some(c) = self.conns.borrow().get(&handle) {
@@ -423,6 +373,7 @@ impl QuicShard {
                         started: now,
                         handshaking: true,
                         timeout: None,
+                        armed: None,
                     },
                 );
                 self.handshaking.set(self.handshaking.get() + 1);
@@ -442,11 +393,31 @@ impl QuicShard {
     }
 
     fn fire_timers(&self, now: Instant, dirty: &mut Vec<ConnectionHandle>) {
-        for (handle, c) in self.conns.borrow_mut().iter_mut() {
-            if c.timeout.is_some_and(|t| t <= now) {
-                c.timeout = None;
-                c.conn.read(|st| st.conn.handle_timeout(now));
-                dirty.push(*handle);
+        let mut timers = self.timers.borrow_mut();
+        let mut conns = self.conns.borrow_mut();
+        while let Some(&Reverse((at, handle))) = timers.peek() {
+            if at > now {
+                break;
+            }
+            timers.pop();
+            let Some(c) = conns.get_mut(&handle) else {
+                continue;
+            };
+            if c.armed == Some(at) {
+                c.armed = None;
+            }
+            match c.timeout {
+                Some(t) if t <= now => {
+                    c.timeout = None;
+                    c.conn.read(|st| st.conn.handle_timeout(now));
+                    dirty.push(handle);
+                }
+                // The deadline moved later: re-arm it.
+                Some(t) if c.armed.is_none() => {
+                    c.armed = Some(t);
+                    timers.push(Reverse((t, handle)));
+                }
+                _ => {}
             }
         }
     }
@@ -513,6 +484,12 @@ impl QuicShard {
             }
             if let Some(c) = conns.get_mut(&handle) {
                 c.timeout = timeout;
+                if let Some(t) = timeout {
+                    if c.armed.is_none_or(|a| t < a) {
+                        c.armed = Some(t);
+                        self.timers.borrow_mut().push(Reverse((t, handle)));
+                    }
+                }
                 if connected && c.handshaking {
                     c.handshaking = false;
                     self.handshaking

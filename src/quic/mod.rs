@@ -8,13 +8,15 @@
 pub mod cid;
 pub mod conn;
 pub mod driver;
+pub mod shared;
 pub mod udp;
 
 use std::time::Duration;
 
 pub use cid::{owner_shard, ShardCidGenerator, CID_LEN};
 pub use conn::{ConnRef, ConnState, DriverSignal};
-pub use driver::{Forwarded, QuicShard, QuicShared, ShardStats};
+pub use driver::{Forwarded, QuicShard, ShardStats};
+pub use shared::QuicShared;
 
 /// When to answer an Initial with a stateless Retry (RFC 9000 §8.1.2).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -2,7 +2,7 @@
 //! handler) uses it — accept bidi streams, read/write/finish them, datagrams, close
 //! with an application code, and learn how the session ended.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -28,8 +28,9 @@ const CLOSE_WEBTRANSPORT_SESSION: u64 = 0x2843;
 pub enum SessionEnd {
     /// This side closed it with [`WtSession::close`] and this code.
     Local { code: u32 },
-    /// The peer closed the connection with an HTTP/3 application code;
-    /// `clean` when that code is H3_NO_ERROR (0x100) or 0.
+    /// The peer ended the session: its CLOSE_WEBTRANSPORT_SESSION code (a FIN on the
+    /// CONNECT stream counts as code 0), or else the HTTP/3 application code it closed
+    /// the connection with. `clean` for 0 and H3_NO_ERROR (0x100).
     PeerClosed { code: u64, clean: bool },
     /// No packets from the peer for the idle timeout (RFC 9000 §10.1).
     IdleTimeout,
@@ -40,9 +41,15 @@ pub enum SessionEnd {
 }
 
 impl SessionEnd {
-    fn from_conn(e: &ConnectionError, local: Option<u32>) -> Self {
+    fn from_conn(e: &ConnectionError, local: Option<u32>, peer: Option<u32>) -> Self {
         if let Some(code) = local {
             return Self::Local { code };
+        }
+        if let Some(code) = peer {
+            return Self::PeerClosed {
+                code: code.into(),
+                clean: code == 0,
+            };
         }
         match e {
             ConnectionError::ApplicationClosed(c) => {
@@ -69,6 +76,8 @@ pub(crate) struct SessionInner {
     datagrams_out: RefCell<DatagramSender<H3Datagrams, Bytes>>,
     datagrams_in: RefCell<Option<DatagramReader<H3Datagrams>>>,
     closed_with: RefCell<Option<u32>>,
+    /// The peer's CLOSE_WEBTRANSPORT_SESSION code (0 for a bare FIN).
+    peer_closed: Rc<Cell<Option<u32>>>,
 }
 
 /// One WebTransport session. Clone it to use it from several tasks of the shard.
@@ -84,6 +93,13 @@ impl WtSession {
         let connect_stream = h3::quic::StreamId::from(wt.session_id()).into_inner();
         let datagrams_out = RefCell::new(wt.datagram_sender());
         let datagrams_in = RefCell::new(Some(wt.datagram_reader()));
+        let peer_closed = Rc::new(Cell::new(None));
+        glommio::spawn_local(watch_connect_stream(
+            conn.clone(),
+            connect_stream,
+            peer_closed.clone(),
+        ))
+        .detach();
         Self(Rc::new(SessionInner {
             wt,
             conn,
@@ -92,6 +108,7 @@ impl WtSession {
             datagrams_out,
             datagrams_in,
             closed_with: RefCell::new(None),
+            peer_closed,
         }))
     }
 
@@ -206,17 +223,21 @@ impl WtSession {
     /// How the session ended, once it has.
     pub fn ended(&self) -> Option<SessionEnd> {
         let local = *self.0.closed_with.borrow();
-        self.0
-            .conn
-            .read(|st| st.lost.as_ref().map(|e| SessionEnd::from_conn(e, local)))
+        let peer = self.0.peer_closed.get();
+        self.0.conn.read(|st| {
+            st.lost
+                .as_ref()
+                .map(|e| SessionEnd::from_conn(e, local, peer))
+        })
     }
 
     /// Wait until the session has ended.
     pub async fn closed(&self) -> SessionEnd {
         poll_fn(|cx| {
             let local = *self.0.closed_with.borrow();
+            let peer = self.0.peer_closed.get();
             self.0.conn.read(|st| match &st.lost {
-                Some(e) => std::task::Poll::Ready(SessionEnd::from_conn(e, local)),
+                Some(e) => std::task::Poll::Ready(SessionEnd::from_conn(e, local, peer)),
                 None => {
                     st.park(cx);
                     std::task::Poll::Pending
@@ -225,6 +246,116 @@ impl WtSession {
         })
         .await
     }
+}
+
+/// Read the CONNECT stream (nothing else does once the session is accepted) for the
+/// peer's CLOSE_WEBTRANSPORT_SESSION capsule or FIN (draft-ietf-webtrans-http3 §5).
+/// Either ends the session; with one session per connection, the connection is then
+/// closed with H3_NO_ERROR.
+async fn watch_connect_stream(conn: ConnRef, stream: u64, peer_closed: Rc<Cell<Option<u32>>>) {
+    let id =
+        quinn_proto::StreamId::new(quinn_proto::Side::Client, quinn_proto::Dir::Bi, stream >> 2);
+    let mut buf = BytesMut::new();
+    let code = poll_fn(|cx| {
+        let (fin, transmit) = conn.read(|st| {
+            if st.lost.is_some() {
+                return (None, false);
+            }
+            let mut recv = st.conn.recv_stream(id);
+            let mut chunks = match recv.read(true) {
+                Ok(c) => c,
+                Err(_) => return (Some(true), false),
+            };
+            let mut fin = false;
+            loop {
+                match chunks.next(usize::MAX) {
+                    Ok(Some(c)) => {
+                        // A capsule is small; a peer streaming junk here is cut off.
+                        if buf.len() + c.bytes.len() > MAX_CONNECT_STREAM_BYTES {
+                            fin = true;
+                            break;
+                        }
+                        buf.extend_from_slice(&c.bytes);
+                    }
+                    Ok(None) | Err(quinn_proto::ReadError::Reset(_)) => {
+                        fin = true;
+                        break;
+                    }
+                    Err(quinn_proto::ReadError::Blocked) => break,
+                }
+            }
+            let transmit = chunks.finalize().should_transmit();
+            if !fin {
+                st.park(cx);
+            }
+            (Some(fin), transmit)
+        });
+        if transmit {
+            conn.write(|_| ());
+        }
+        match fin {
+            None => std::task::Poll::Ready(None),
+            Some(fin) => match parse_close(&buf) {
+                Some(code) => std::task::Poll::Ready(Some(code)),
+                None if fin => std::task::Poll::Ready(Some(0)),
+                None => std::task::Poll::Pending,
+            },
+        }
+    })
+    .await;
+    let Some(code) = code else {
+        return;
+    };
+    peer_closed.set(Some(code));
+    let now = conn.now();
+    conn.write(|st| {
+        st.conn.close(
+            now,
+            VarInt::from_u64(H3_NO_ERROR).unwrap_or(VarInt::MAX),
+            Bytes::new(),
+        )
+    });
+}
+
+/// Most bytes kept from the CONNECT stream while looking for the close capsule.
+const MAX_CONNECT_STREAM_BYTES: usize = 4096;
+
+/// The code of a CLOSE_WEBTRANSPORT_SESSION capsule in `data` (HTTP/3 frames whose
+/// DATA payloads carry capsules, RFC 9297 §3.2), once complete.
+fn parse_close(mut data: &[u8]) -> Option<u32> {
+    while !data.is_empty() {
+        let frame_type = get_varint(&mut data)?;
+        let len = usize::try_from(get_varint(&mut data)?).ok()?;
+        let mut payload = data.get(..len)?;
+        data = data.get(len..)?;
+        if frame_type != 0x00 {
+            continue;
+        }
+        while !payload.is_empty() {
+            let capsule_type = get_varint(&mut payload)?;
+            let clen = usize::try_from(get_varint(&mut payload)?).ok()?;
+            let value = payload.get(..clen)?;
+            payload = payload.get(clen..)?;
+            if capsule_type == CLOSE_WEBTRANSPORT_SESSION {
+                let code = value.get(..4)?;
+                return Some(u32::from_be_bytes(code.try_into().ok()?));
+            }
+        }
+    }
+    None
+}
+
+/// RFC 9000 §16 variable-length integer from the front of `data`.
+fn get_varint(data: &mut &[u8]) -> Option<u64> {
+    let first = *data.first()?;
+    let len = 1usize << (first >> 6);
+    let bytes = data.get(..len)?;
+    let v = bytes
+        .iter()
+        .skip(1)
+        .fold(u64::from(first & 0x3f), |v, b| (v << 8) | u64::from(*b));
+    *data = data.get(len..)?;
+    Some(v)
 }
 
 /// The capsule in an HTTP/3 DATA frame (RFC 9297 §3.2, RFC 9114 §7.2.1).
@@ -339,5 +470,16 @@ mod tests {
             &f[..],
             &[0x00, 10, 0x68, 0x43, 7, 0, 0, 0, 7, b'b', b'y', b'e']
         );
+        assert_eq!(parse_close(&f), Some(7));
+        // Incomplete, other frames before it, garbage.
+        assert_eq!(parse_close(&f[..6]), None);
+        let mut two = vec![0x21, 2, 0xaa, 0xbb];
+        two.extend_from_slice(&f);
+        assert_eq!(parse_close(&two), Some(7));
+        assert_eq!(parse_close(&[0xff]), None);
+        let mut big = BytesMut::new();
+        put_varint(&mut big, 1 << 40);
+        let mut s = &big[..];
+        assert_eq!(get_varint(&mut s), Some(1 << 40));
     }
 }

@@ -53,6 +53,32 @@ impl Server {
         let webtransport: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
         let dev_dir =
             std::env::temp_dir().join(format!("mc-test-{}-{}", std::process::id(), http.port()));
+        Self::spawn(extra, env, http, webtransport, dev_dir)
+    }
+
+    /// Start on given addresses and dev dir (a restart of an earlier server).
+    pub fn start_dev_at(
+        extra: &[&str],
+        http: &str,
+        webtransport: &str,
+        dev_dir: &std::path::Path,
+    ) -> Server {
+        Self::spawn(
+            extra,
+            &[],
+            http.parse().unwrap(),
+            webtransport.parse().unwrap(),
+            dev_dir.to_path_buf(),
+        )
+    }
+
+    fn spawn(
+        extra: &[&str],
+        env: &[(&str, &str)],
+        http: SocketAddr,
+        webtransport: SocketAddr,
+        dev_dir: PathBuf,
+    ) -> Server {
         let mut cmd = Command::new(binary());
         cmd.arg("--dev")
             .arg("--http-bind-address")

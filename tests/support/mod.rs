@@ -6,14 +6,17 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
 use mc_service::metrics::{Metrics, ShardMetrics};
 use mc_service::quic::{Forwarded, QuicArgs, QuicShared};
 use mc_service::tls::{server_config, DevCert};
-use mc_service::webtransport::{DataPlane, HoldApp};
+use mc_service::webtransport::{DataPlane, HoldApp, SessionApp};
 use shards::{ExecutorSpec, Lane, Mesh, MeshMonitor};
+
+/// Builds the `/` application on each shard (it is `!Send`, so built where it runs).
+pub type AppFactory = Arc<dyn Fn() -> Rc<dyn SessionApp> + Send + Sync>;
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -28,6 +31,20 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(shards: usize, args: QuicArgs) -> Self {
+        Self::start_with(
+            shards,
+            args,
+            Arc::new(|| Rc::new(HoldApp) as Rc<dyn SessionApp>),
+        )
+    }
+
+    /// Like `start`, with the `/` application built on each shard by `app`.
+    pub fn start_with(shards: usize, args: QuicArgs, app: AppFactory) -> Self {
+        Self::start_at("127.0.0.1:0".parse().unwrap(), shards, args, app)
+    }
+
+    /// Bind `bind` (port 0: the first shard picks, the others join it).
+    pub fn start_at(bind: SocketAddr, shards: usize, args: QuicArgs, app: AppFactory) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "mc-dp-test-{}-{}",
             std::process::id(),
@@ -42,12 +59,13 @@ impl TestServer {
         let metrics = Metrics::new();
         let (seeds, monitor) = Mesh::build::<Forwarded>(shards, &[4096]).expect("mesh");
         let mut joins = Vec::new();
-        let mut addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut addr = bind;
         for seed in seeds {
             let (tx, rx) = mpsc::sync_channel::<Result<SocketAddr, String>>(1);
             let shared = shared.clone();
             let metrics = metrics.clone();
             let bind = addr;
+            let app = app.clone();
             let spec = ExecutorSpec {
                 name: format!("test-shard-{}", seed.id()),
                 cpu: None,
@@ -62,14 +80,13 @@ impl TestServer {
                     let forward = Box::new(move |to, f: Forwarded| {
                         fwd_mesh.try_send(to, Lane(0), f).map_err(|full| full.msg)
                     });
-                    let plane =
-                        match DataPlane::bind(id, bind, shared, sm, Rc::new(HoldApp), forward) {
-                            Ok(p) => p,
-                            Err(e) => {
-                                let _ = tx.send(Err(e.to_string()));
-                                return;
-                            }
-                        };
+                    let plane = match DataPlane::bind(id, bind, shared, sm, app(), forward) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
                     let driver = plane.spawn();
                     let _ = tx.send(Ok(plane.local_addr()));
                     loop {
@@ -109,6 +126,17 @@ impl TestServer {
             .map(|s| {
                 self.metrics
                     .connections_active
+                    .with_label_values(&[&s.to_string()])
+                    .get()
+            })
+            .sum()
+    }
+
+    pub fn retries(&self) -> u64 {
+        (0..self.shards)
+            .map(|s| {
+                self.metrics
+                    .quic_retries_total
                     .with_label_values(&[&s.to_string()])
                     .get()
             })

@@ -1,0 +1,266 @@
+//! Faults a real deployment meets (issue 8 part 4), on loopback with the real binary:
+//! a client that stops reading is disconnected without hurting the others; abrupt
+//! client disconnects at each stage of the join leave nothing behind; SIGKILL and a
+//! restart serve new joins again.
+
+mod harness;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use harness::client::{runtime, SigClient, M};
+use harness::Server;
+use mc_service::auth::jwt::Role;
+use mc_service::auth::DevKeys;
+use mc_service::signaling::codec::encode_frame;
+use mc_service::signaling::proto::{client_message as C, pb, ClientMessage};
+
+fn token(keys: &DevKeys, meeting: &str, user: &str) -> String {
+    keys.mint_meeting_token(
+        meeting,
+        user,
+        Role::Participant,
+        SystemTime::now(),
+        Duration::from_secs(600),
+    )
+}
+
+fn metric(server: &Server, name: &str, label: &str) -> f64 {
+    let (_, _, body) = server.get("/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_slow_consumer_is_disconnected_and_the_others_lose_nothing() {
+    // 40,000 updates at 4,000/s (paced, within the rate limit set here): about 2 MB for
+    // the client that never reads, more than its QUIC stream window plus the server's
+    // outbound queue, so the server's writes stall and it is closed as a slow consumer.
+    const UPDATES: usize = 40_000;
+    const BATCH: usize = 400;
+    let server = Server::start_dev(&[
+        "--shards",
+        "2",
+        "--session-message-rate",
+        "5000",
+        "--session-message-burst",
+        "5000",
+        "--session-outbound-max-bytes",
+        "131072",
+    ]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    let m = "slow-consumer";
+    runtime().block_on(async {
+        let mut reader = SigClient::connect(&url).await;
+        reader.join(m, &token(&keys, m, "reader"), "reader").await;
+        let mut sender = SigClient::connect(&url).await;
+        let r = sender.join(m, &token(&keys, m, "sender"), "sender").await;
+        let Some(M::JoinResponse(sr)) = r.message else {
+            panic!("{r:?}")
+        };
+        let mut slow = SigClient::connect(&url).await;
+        slow.join(m, &token(&keys, m, "slow"), "slow").await;
+        // From here on `slow` never reads again.
+
+        // The sender sends mute toggles in paced batches; its own copies are read in the
+        // same task so it is not a slow consumer itself.
+        let sender_id = sr.participant_id.clone();
+        let drain_sender = tokio::spawn(async move {
+            let mut sent = 0;
+            let mut mine = 0;
+            while sent < UPDATES {
+                let mut batch = Vec::new();
+                for i in sent..sent + BATCH {
+                    let msg = ClientMessage::of(C::Message::MuteRequest(pb::MuteRequest {
+                        audio_muted: i % 2 == 0,
+                        video_muted: false,
+                    }));
+                    encode_frame(&msg, &mut batch, 1 << 16).unwrap();
+                }
+                sender.send_raw(&batch).await;
+                sent += BATCH;
+                let pace = tokio::time::Instant::now() + Duration::from_millis(100);
+                while let Some(msg) = sender.next(pace - tokio::time::Instant::now()).await {
+                    if matches!(msg.message, Some(M::ParticipantMuteUpdate(_))) {
+                        mine += 1;
+                    }
+                }
+            }
+            while mine < UPDATES {
+                match sender.next(Duration::from_secs(20)).await {
+                    Some(msg) => {
+                        if matches!(msg.message, Some(M::ParticipantMuteUpdate(_))) {
+                            mine += 1;
+                        }
+                    }
+                    None => panic!("sender stopped after {mine} updates"),
+                }
+            }
+            sender
+        });
+
+        // The healthy reader gets every update, in order.
+        let mut got = 0;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while got < UPDATES {
+            assert!(Instant::now() < deadline, "reader got {got}/{UPDATES}");
+            let msg = reader
+                .next(Duration::from_secs(20))
+                .await
+                .expect("reader alive");
+            if let Some(M::ParticipantMuteUpdate(u)) = msg.message {
+                if u.participant_id == sender_id {
+                    assert_eq!(
+                        u.audio_self_muted,
+                        got % 2 == 0,
+                        "update {got} out of order"
+                    );
+                    got += 1;
+                }
+            }
+        }
+        let sender = drain_sender.await.unwrap();
+        // The slow client was closed as a slow consumer.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while metric(
+            &server,
+            "mc_sessions_closed_total",
+            "reason=\"slow_consumer\"",
+        ) < 1.0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "slow consumer not disconnected\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(slow);
+        reader.leave().await;
+        sender.leave().await;
+    });
+}
+
+#[test]
+fn abrupt_disconnects_at_every_stage_of_the_join_leave_nothing_behind() {
+    // A lost close packet leaves a connection to the idle timeout: keep it short here.
+    let server = Server::start_dev(&[
+        "--shards",
+        "2",
+        "--disconnect-grace-secs",
+        "1",
+        "--idle-timeout-secs",
+        "3",
+        "--keep-alive-secs",
+        "1",
+    ]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    let m = "abrupt";
+    runtime().block_on(async {
+        for round in 0..5 {
+            // 1. Connect, then vanish before opening the signaling stream.
+            let ep = harness::client::endpoint();
+            let conn = ep.connect(url.as_str()).await.expect("connect");
+            conn.close(wtransport::VarInt::from_u32(7), b"gone");
+            // 2. Open the stream, send half a frame, vanish.
+            let mut c = SigClient::connect(&url).await;
+            c.send_raw(&[0, 0, 1, 0, 1, 2, 3]).await;
+            c.crash();
+            // 3. Send the join, vanish before the answer.
+            let mut c = SigClient::connect(&url).await;
+            c.send(C::Message::JoinRequest(pb::JoinRequest {
+                meeting_id: m.into(),
+                join_token: token(&keys, m, &format!("u{round}")),
+                ..Default::default()
+            }))
+            .await;
+            c.crash();
+            // 4. Join fully, vanish.
+            let mut c = SigClient::connect(&url).await;
+            c.join(m, &token(&keys, m, &format!("v{round}")), "v").await;
+            c.crash();
+        }
+    });
+    // After the grace period everything is gone: no meetings, no connections.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let meetings = metric(&server, "mc_meetings_active", "");
+        let conns = metric(&server, "mc_connections_active", "");
+        if meetings == 0.0 && conns == 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: meetings {meetings} connections {conns}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(server.get("/ready").0, 200);
+    assert_eq!(metric(&server, "mc_actor_panics_total", ""), 0.0);
+}
+
+#[test]
+fn after_sigkill_a_restarted_mc_serves_joins_again() {
+    let mut server = Server::start_dev(&["--shards", "2"]);
+    let dev_dir = server.dev_dir.clone();
+    let keys = DevKeys::load_or_create(&dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    runtime().block_on(async {
+        let mut c = SigClient::connect(&url).await;
+        c.join("k", &token(&keys, "k", "a"), "a").await;
+        server.signal(libc::SIGKILL);
+        assert!(server.wait_exit(Duration::from_secs(5)).is_some());
+        drop(c);
+    });
+    // Same ports and dev dir: the restarted MC reuses the certificate and keys.
+    let http = server.http.to_string();
+    let wt = server.webtransport.to_string();
+    std::mem::forget(server); // the process is gone; keep its dev dir for the restart
+    let restarted = Server::start_dev_at(&["--shards", "2"], &http, &wt, &dev_dir);
+    assert_eq!(restarted.get("/ready").0, 200);
+    runtime().block_on(async {
+        let mut c = SigClient::connect(&url).await;
+        let r = c.join("k", &token(&keys, "k", "b"), "b").await;
+        assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
+        c.leave().await;
+    });
+}
+
+#[test]
+fn sessions_per_client_address_are_limited_and_counted() {
+    let server = Server::start_dev(&["--shards", "1", "--max-sessions-per-ip", "2"]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    runtime().block_on(async {
+        let mut a = SigClient::connect(&url).await;
+        a.join("ip", &token(&keys, "ip", "a"), "a").await;
+        let mut b = SigClient::connect(&url).await;
+        b.join("ip", &token(&keys, "ip", "b"), "b").await;
+        let ep = harness::client::endpoint();
+        let third = tokio::time::timeout(Duration::from_secs(5), ep.connect(url.as_str())).await;
+        assert!(
+            matches!(third, Ok(Err(_))),
+            "a third session from 127.0.0.1 is refused"
+        );
+        a.leave().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut c = SigClient::connect(&url).await;
+        let r = c.join("ip", &token(&keys, "ip", "c"), "c").await;
+        assert!(
+            matches!(r.message, Some(M::JoinResponse(_))),
+            "a slot came back: {r:?}"
+        );
+        b.leave().await;
+        c.leave().await;
+    });
+    assert!(
+        metric(
+            &server,
+            "mc_refusals_total",
+            "reason=\"max_sessions_per_ip\""
+        ) >= 1.0
+    );
+}
