@@ -51,8 +51,13 @@ else
   fi
   DEV_DIR=$(mktemp -d /tmp/mc-suite-dev.XXXXXX)   # holds private keys: never under results/
   HOSTPORT=127.0.0.1:${WT_PORT:-14433}
+  # Every session comes from 127.0.0.1: lift the per-IP session limit (MC_MAX_SESSIONS_PER_IP)
+  # and the meeting capacity, or the suite measures those limits instead of the server.
+  EXTRA=()
+  "$MC" --help | grep -q -- --max-sessions-per-ip && EXTRA+=(--max-sessions-per-ip 1000000)
   "$MC" --dev --enable-echo --dev-dir "$DEV_DIR" --webtransport-bind-address "$HOSTPORT" \
-    --http-bind-address 127.0.0.1:${HTTP_PORT:-18080} --capacity 100000 >"$OUT/mc-service.log" 2>&1 &
+    --http-bind-address 127.0.0.1:${HTTP_PORT:-18080} --capacity 100000 "${EXTRA[@]}" \
+    >"$OUT/mc-service.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do [[ -s "$DEV_DIR/cert.sha256" ]] && break; sleep 0.1; done
   sleep 1
