@@ -1,0 +1,176 @@
+//! Micro-benchmarks of the per-message work: signaling codec encode/decode, one meeting
+//! fan-out step, JWT verification and the session binding-token HMAC.
+//! (The cross-shard hop is `benches/mesh_hop.rs`.)
+//!
+//! Run: `cargo bench -p mc-bench --bench micro` (`-- --quick` for a short run).
+//! Each figure is the median of RUNS runs with the spread (min–max) across runs.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mc_service::auth::binding::{BindingSecret, MeetingBindingKey};
+use mc_service::auth::jwt::{Role, VerifierConfig};
+use mc_service::auth::{DevKeys, JwtVerifier};
+use mc_service::meeting::{ConnKey, JoinIdentity, Meeting, MeetingConfig, Role as MRole};
+use mc_service::signaling::codec::{encode_frame, FrameDecoder};
+use mc_service::signaling::proto::{client_message, pb, ClientMessage, ServerMessage};
+
+/// Time `iters` calls of `f`, `runs` times; returns (median, min, max) ns per call.
+fn measure(runs: usize, iters: u64, mut f: impl FnMut()) -> (f64, f64, f64) {
+    let mut per_call: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+        .collect();
+    per_call.sort_by(|a, b| a.total_cmp(b));
+    (per_call[runs / 2], per_call[0], per_call[runs - 1])
+}
+
+fn report(name: &str, (median, lo, hi): (f64, f64, f64)) {
+    let fmt = |ns: f64| {
+        if ns >= 1000.0 {
+            format!("{:.2} µs", ns / 1000.0)
+        } else {
+            format!("{ns:.0} ns")
+        }
+    };
+    println!(
+        "{name:<44} median {:>10}   spread {} – {}",
+        fmt(median),
+        fmt(lo),
+        fmt(hi)
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runs = if quick { 3 } else { 9 };
+    let scale = if quick { 1 } else { 10 };
+    println!("micro: {runs} runs each (median and spread of ns per operation)");
+
+    // Codec: a typical client message (a mute toggle) and a roster-sized server message.
+    let mute = ClientMessage::of(client_message::Message::MuteRequest(pb::MuteRequest {
+        audio_muted: true,
+        video_muted: false,
+    }));
+    let mut buf = Vec::with_capacity(256);
+    report(
+        "codec: encode MuteRequest frame",
+        measure(runs, 200_000 * scale, || {
+            buf.clear();
+            encode_frame(black_box(&mute), &mut buf, 1 << 16).unwrap();
+        }),
+    );
+    let mut frames = Vec::new();
+    for _ in 0..64 {
+        encode_frame(&mute, &mut frames, 1 << 16).unwrap();
+    }
+    let mut dec = FrameDecoder::new(1 << 16);
+    report("codec: decode MuteRequest frame (64 per push)", {
+        let (m, lo, hi) = measure(runs, 5_000 * scale, || {
+            dec.push(black_box(&frames));
+            while let Ok(Some(m)) = dec.next_message::<ClientMessage>() {
+                black_box(m);
+            }
+        });
+        (m / 64.0, lo / 64.0, hi / 64.0)
+    });
+
+    // One fan-out step: a self-mute in a 100-participant meeting, through the state
+    // machine and out of poll_outbound (100 recipients), plus encoding it once.
+    let secret = BindingSecret::from_bytes(vec![7u8; 32]).unwrap();
+    let now = Instant::now();
+    let mut meeting = Meeting::new(
+        "bench",
+        MeetingConfig::default(),
+        MeetingBindingKey::derive(&secret, "bench"),
+        now,
+    );
+    for i in 0..100u64 {
+        let _ = meeting.handle_join(
+            now,
+            ConnKey { shard: 0, conn: i },
+            JoinIdentity {
+                sub: format!("user-{i}"),
+                role: MRole::Participant,
+                name: format!("User {i}"),
+            },
+            pb::JoinRequest {
+                meeting_id: "bench".into(),
+                ..Default::default()
+            },
+        );
+    }
+    while meeting.poll_outbound().is_some() {}
+    let mut toggle = false;
+    report(
+        "meeting: mute fan-out to 100 (handle + drain)",
+        measure(runs, 5_000 * scale, || {
+            toggle = !toggle;
+            let msg = ClientMessage::of(client_message::Message::MuteRequest(pb::MuteRequest {
+                audio_muted: toggle,
+                video_muted: false,
+            }));
+            meeting
+                .handle_message(now, ConnKey { shard: 0, conn: 0 }, msg)
+                .unwrap();
+            let mut first: Option<Arc<ServerMessage>> = None;
+            while let Some(out) = meeting.poll_outbound() {
+                if let mc_service::meeting::Outbound::Send { msg, .. } = out {
+                    if first.is_none() {
+                        buf.clear();
+                        encode_frame(&*msg, &mut buf, 1 << 16).unwrap();
+                        first = Some(msg);
+                    }
+                }
+            }
+            black_box(first);
+        }),
+    );
+
+    // JWT verification (EdDSA) with the dev key set.
+    let dir = std::env::temp_dir().join(format!("mc-micro-{}", std::process::id()));
+    let keys = DevKeys::load_or_create(&dir).unwrap();
+    let token = keys.mint_meeting_token(
+        "bench",
+        "alice",
+        Role::Participant,
+        SystemTime::now(),
+        Duration::from_secs(3600),
+    );
+    let verifier = JwtVerifier::new(VerifierConfig::default(), Arc::new(keys.jwks()));
+    report(
+        "jwt: verify an EdDSA join token",
+        measure(runs, 2_000 * scale, || {
+            black_box(
+                verifier
+                    .verify(black_box(&token), "bench", SystemTime::now())
+                    .unwrap(),
+            );
+        }),
+    );
+    let _ = std::fs::remove_dir_all(dir);
+
+    // Binding tokens: derive the meeting key (once per meeting) and issue/verify one.
+    report(
+        "binding: derive meeting key (HKDF)",
+        measure(runs, 20_000 * scale, || {
+            black_box(MeetingBindingKey::derive(&secret, black_box("meeting-1")));
+        }),
+    );
+    let key = MeetingBindingKey::derive(&secret, "meeting-1");
+    let issued = key.issue("0190-corr", "participant-1", b"nonce-0001");
+    report(
+        "binding: issue + verify a token (HMAC)",
+        measure(runs, 20_000 * scale, || {
+            let t = key.issue("0190-corr", "participant-1", b"nonce-0001");
+            black_box(key.verify("0190-corr", "participant-1", b"nonce-0001", black_box(&t)));
+        }),
+    );
+    black_box(issued);
+}
