@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Handshake flood while a meeting runs (issue 8 part 4): the meeting must lose nothing and
+# keep its fan-out p99 under FLOOD_P99_MS (50 ms) while new QUIC+WebTransport sessions
+# are opened as fast as FLOOD_CONCURRENCY allows (far above 10x a normal join rate).
+#
+#   bench/flood.sh                        # 20 s, writes bench/results/flood-<stamp>/
+#   FLOOD_SECS=60 FLOOD_CONCURRENCY=128 bench/flood.sh
+# Loopback only. Exits non-zero when the meeting loses a message or breaks the p99.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SECS=${FLOOD_SECS:-20}
+CONC=${FLOOD_CONCURRENCY:-64}
+P99=${FLOOD_P99_MS:-50}
+MC=${MC_SERVICE_BIN:-$ROOT/target/release/mc-service}
+LG=${MC_LOADGEN_BIN:-$ROOT/target/release/mc-loadgen}
+if [[ ! -x "$MC" || ! -x "$LG" ]]; then
+  cargo build --release -p mc-service -p mc-bench --bins
+fi
+OUT=${FLOOD_OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+DEV=$(mktemp -d)
+HTTP=127.0.0.1:${FLOOD_HTTP_PORT:-18182}
+WT=127.0.0.1:${FLOOD_WT_PORT:-14482}
+"$MC" --dev --dev-dir "$DEV" --http-bind-address "$HTTP" --webtransport-bind-address "$WT" \
+  --capacity 100000 --max-sessions-per-ip 1000000 --drain-timeout-secs 1 >"$OUT/mc-service.log" 2>&1 &
+MC_PID=$!
+cleanup() { kill -TERM "$MC_PID" 2>/dev/null || true; sleep 2; kill -KILL "$MC_PID" 2>/dev/null || true; rm -rf "$DEV"; }
+trap cleanup EXIT
+for _ in $(seq 100); do curl -fs "http://$HTTP/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fs "http://$HTTP/ready" >/dev/null
+
+# The meeting under test: 4 meetings of 5, 100 messages/s in total.
+"$LG" meeting --target "https://$WT/" --dev-dir "$DEV" --sizes 4x5 --rate 100 \
+  --duration "$SECS" --progress 0 --json "$OUT/meeting.json" >"$OUT/meeting.txt" 2>&1 &
+MEET=$!
+sleep 3
+# The flood: sessions opened and closed as fast as CONC in flight allows, for the rest of
+# the meeting's run (bounded by count and by time).
+"$LG" connect --target "https://$WT/" --dev-dir "$DEV" --sessions 20000 --concurrency "$CONC" \
+  --duration "$((SECS - 5))" --progress 0 --json "$OUT/flood.json" >"$OUT/flood.txt" 2>&1 || true
+set +e
+wait "$MEET"
+MEET_STATUS=$?
+set -e
+python3 - "$OUT" "$P99" "$MEET_STATUS" <<'PY'
+import json, sys
+out, limit, status = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+m = json.load(open(f"{out}/meeting.json"))["figures"]
+f = json.load(open(f"{out}/flood.json"))["figures"]
+p99 = m["latencies"]["fanout"]["p99_ms"]
+rate = f["throughput"].get("sessions_per_s") or f["throughput"]
+print(f"flood: {rate} new sessions/s; meeting fan-out p99 {p99:.2f} ms (limit {limit} ms); "
+      f"delivered {m['counters'].get('notifications_delivered')} of {m['counters'].get('notifications_expected')}; "
+      f"meeting loadgen exit {status}")
+ok = status == 0 and p99 < limit
+print("flood: PASS" if ok else "flood: FAIL")
+sys.exit(0 if ok else 1)
+PY
