@@ -1,0 +1,283 @@
+//! The meeting state machine driven by a script of client operations over a few
+//! connections (signaling.md rules 4, 6, 9, 10; session recovery with binding tokens).
+//!
+//! Each step is decoded with `arbitrary`: joins (fresh, with a binding token seen in an
+//! earlier JoinResponse, or with a forged one), client messages decoded by prost from
+//! fuzzer bytes or built with participant ids the meeting handed out, disconnects, clock
+//! steps, timeouts and meeting end. After every step all outbound work is drained and
+//! checked: nothing goes to a connection that never joined.
+#![no_main]
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use mc_service::auth::binding::{BindingSecret, MeetingBindingKey};
+use mc_service::meeting::{
+    ConnKey, EndReason, JoinIdentity, Meeting, MeetingConfig, Outbound, Role,
+};
+use mc_service::signaling::proto::{client_message as C, pb, server_message as S};
+use mc_service::signaling::proto::ClientMessage;
+use prost::Message as _;
+
+const MEETING: &str = "meeting-1";
+const CONNS: u64 = 6;
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Join {
+        conn: u8,
+        sub: u8,
+        host: bool,
+        name: String,
+        correlation: u8,
+        binding: Binding,
+        other_meeting: bool,
+    },
+    /// A ClientMessage as prost decodes it from the wire.
+    Raw { conn: u8, bytes: Vec<u8> },
+    HostMute { conn: u8, target: u8, audio: bool, video: bool, reason: String },
+    Mute { conn: u8, audio: bool, video: bool },
+    UnmuteRequest { conn: u8, audio: bool, video: bool, target: u8 },
+    UnmuteResponse { conn: u8, target: u8, audio: bool, video: bool },
+    Publish { conn: u8, stream_id: String, kind: i32, layers: u8 },
+    Layout { conn: u8, update: bool, kind: i32, rows: u32, columns: u32, max_streams: u32, pinned: Vec<u8>, excluded: Vec<u8>, include_self: bool },
+    Disconnect { conn: u8, clean: bool },
+    Advance { ms: u16 },
+    Timeout,
+    End { redirect: bool },
+}
+
+#[derive(Arbitrary, Debug)]
+enum Binding {
+    None,
+    /// A binding token (with its correlation id) from an earlier JoinResponse.
+    Seen(u8),
+    Forged(String),
+}
+
+#[derive(Default)]
+struct Seen {
+    /// (correlation_id, binding_token) pairs from JoinResponses.
+    bindings: Vec<(String, String)>,
+    participant_ids: Vec<String>,
+    user_ids: Vec<u64>,
+}
+
+impl Seen {
+    fn pid(&self, i: u8) -> String {
+        if self.participant_ids.is_empty() {
+            return format!("p-{i}");
+        }
+        self.participant_ids[usize::from(i) % self.participant_ids.len()].clone()
+    }
+    fn uid(&self, i: u8) -> u64 {
+        if self.user_ids.is_empty() {
+            return u64::from(i);
+        }
+        self.user_ids[usize::from(i) % self.user_ids.len()]
+    }
+}
+
+fn conn(n: u8) -> ConnKey {
+    let n = u64::from(n) % CONNS;
+    ConnKey { shard: (n % 2) as u16, conn: n }
+}
+
+fn send(m: &mut Meeting, now: Instant, c: ConnKey, msg: C::Message) {
+    let _ = m.handle_message(now, c, ClientMessage { message: Some(msg), ..Default::default() });
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = arbitrary::Unstructured::new(data);
+    let secret = BindingSecret::from_bytes(vec![7; 32]).expect("32-byte secret");
+    let t0 = Instant::now();
+    let mut now = t0;
+    let cfg = MeetingConfig {
+        max_participants: 4,
+        media_servers: vec!["https://mh.example/".into()],
+        ..MeetingConfig::default()
+    };
+    let mut m = Meeting::new(MEETING, cfg, MeetingBindingKey::derive(&secret, MEETING), now);
+    let mut seen = Seen::default();
+    // Connections the meeting accepted at least once (it may still write to them while
+    // they close).
+    let mut joined: HashSet<ConnKey> = HashSet::new();
+    let mut attempted: HashSet<ConnKey> = HashSet::new();
+    let mut last_corr = String::new();
+
+    for _ in 0..64 {
+        let Ok(op) = Op::arbitrary(&mut u) else { break };
+        match op {
+            Op::Join { conn: c, sub, host, name, correlation, binding, other_meeting } => {
+                let c = conn(c);
+                let (correlation_id, binding_token) = match binding {
+                    Binding::None => (format!("corr-{correlation}"), String::new()),
+                    Binding::Seen(i) if !seen.bindings.is_empty() => {
+                        seen.bindings[usize::from(i) % seen.bindings.len()].clone()
+                    }
+                    Binding::Seen(_) => (String::new(), String::new()),
+                    Binding::Forged(t) => (format!("corr-{correlation}"), t),
+                };
+                let identity = JoinIdentity {
+                    sub: format!("user-{}", sub % 5),
+                    role: if host { Role::Host } else { Role::Participant },
+                    name: name.clone(),
+                };
+                let req = pb::JoinRequest {
+                    meeting_id: if other_meeting { "meeting-2".into() } else { MEETING.into() },
+                    participant_name: name,
+                    correlation_id,
+                    binding_token,
+                    ..Default::default()
+                };
+                attempted.insert(c);
+                last_corr = req.correlation_id.clone();
+                if m.handle_join(now, c, identity, req).is_ok() {
+                    joined.insert(c);
+                }
+            }
+            Op::Raw { conn: c, bytes } => {
+                if let Ok(msg) = ClientMessage::decode(bytes.as_slice()) {
+                    let _ = m.handle_message(now, conn(c), msg);
+                }
+            }
+            Op::HostMute { conn: c, target, audio, video, reason } => send(
+                &mut m,
+                now,
+                conn(c),
+                C::Message::HostMuteRequest(pb::HostMuteRequest {
+                    participant_id: seen.pid(target),
+                    audio_muted: audio,
+                    video_muted: video,
+                    reason,
+                }),
+            ),
+            Op::Mute { conn: c, audio, video } => send(
+                &mut m,
+                now,
+                conn(c),
+                C::Message::MuteRequest(pb::MuteRequest { audio_muted: audio, video_muted: video }),
+            ),
+            Op::UnmuteRequest { conn: c, audio, video, target } => send(
+                &mut m,
+                now,
+                conn(c),
+                C::Message::UnmuteRequest(pb::UnmuteRequest {
+                    request_audio: audio,
+                    request_video: video,
+                    participant_id: seen.pid(target),
+                }),
+            ),
+            Op::UnmuteResponse { conn: c, target, audio, video } => send(
+                &mut m,
+                now,
+                conn(c),
+                C::Message::UnmuteResponse(pb::UnmuteResponse {
+                    participant_id: seen.pid(target),
+                    audio_approved: audio,
+                    video_approved: video,
+                }),
+            ),
+            Op::Publish { conn: c, stream_id, kind, layers } => {
+                let simulcast_layers = (0..layers % 8)
+                    .map(|i| pb::SimulcastLayer {
+                        layer_id: format!("l{i}"),
+                        width: 320 << (i % 4),
+                        height: 180 << (i % 4),
+                        max_bitrate: 100_000,
+                    })
+                    .collect();
+                send(
+                    &mut m,
+                    now,
+                    conn(c),
+                    C::Message::PublishStream(pb::PublishStream {
+                        stream_id,
+                        stream_type: kind,
+                        metadata: Some(pb::StreamMetadata {
+                            codec: "vp8".into(),
+                            max_bitrate: 1_000_000,
+                            video: Some(pb::VideoMetadata {
+                                width: 1280,
+                                height: 720,
+                                framerate: 30,
+                                simulcast_layers,
+                            }),
+                        }),
+                    }),
+                )
+            }
+            Op::Layout { conn: c, update, kind, rows, columns, max_streams, pinned, excluded, include_self } => {
+                let config = pb::LayoutConfig {
+                    rows,
+                    columns,
+                    max_streams,
+                    pinned_users: pinned.iter().map(|i| seen.uid(*i)).collect(),
+                    excluded_users: excluded.iter().map(|i| seen.uid(*i)).collect(),
+                    prefer_video_over_audio: rows % 2 == 0,
+                    include_self,
+                };
+                let msg = if update {
+                    C::Message::UpdateLayout(pb::UpdateLayout { new_config: Some(config) })
+                } else {
+                    C::Message::SubscribeToLayout(pb::SubscribeToLayout {
+                        layout_type: kind,
+                        config: Some(config),
+                        stream_ids: Vec::new(),
+                    })
+                };
+                send(&mut m, now, conn(c), msg)
+            }
+            Op::Disconnect { conn: c, clean } => {
+                let _ = m.handle_disconnect(now, conn(c), clean);
+            }
+            Op::Advance { ms } => now += Duration::from_millis(u64::from(ms) * 10),
+            Op::Timeout => m.handle_timeout(now),
+            Op::End { redirect } => {
+                let reason = if redirect {
+                    EndReason::Redirect { endpoint: "https://mc-2.example:4433".into() }
+                } else {
+                    EndReason::Drained
+                };
+                m.end(now, reason);
+            }
+        }
+        if let Some(t) = m.poll_timeout() {
+            if t <= now {
+                m.handle_timeout(now);
+            }
+        }
+        let mut budget = 10_000usize;
+        while let Some(out) = m.poll_outbound() {
+            budget = budget.checked_sub(1).expect("a step queued unbounded output");
+            match out {
+                Outbound::Send { to, msg } => {
+                    assert!(attempted.contains(&to), "message to a connection that never joined");
+                    match &msg.message {
+                        Some(S::Message::JoinResponse(r)) => {
+                            seen.participant_ids.push(r.participant_id.clone());
+                            seen.user_ids.push(r.user_id);
+                            seen.bindings.push((last_corr.clone(), r.binding_token.clone()));
+                        }
+                        Some(S::Message::ParticipantJoined(j)) => {
+                            if let Some(p) = &j.participant {
+                                seen.participant_ids.push(p.participant_id.clone());
+                            }
+                        }
+                        _ => {}
+                    }
+                    assert!(msg.encoded_len() <= 65_536 + 1024, "an outbound message that cannot be framed");
+                }
+                Outbound::Close { to, .. } => {
+                    assert!(attempted.contains(&to), "close of a connection that never joined");
+                }
+            }
+        }
+        assert!(m.participant_count() <= 4, "roster over its limit");
+        assert!(m.connected_count() <= m.participant_count());
+        let _ = joined.len();
+        let _ = m.stats();
+    }
+});
