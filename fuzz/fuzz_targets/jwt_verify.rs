@@ -40,11 +40,7 @@ fn fixture() -> &'static Fixture {
         let a = to_jwks_json(KID, &key.verifying_key());
         let b = to_jwks_json("other", &other.verifying_key());
         // Merge the two one-key documents into one key set.
-        let doc = format!(
-            "{{\"keys\":[{},{}]}}",
-            inner_key(&a),
-            inner_key(&b)
-        );
+        let doc = format!("{{\"keys\":[{},{}]}}", inner_key(&a), inner_key(&b));
         let jwks = Arc::new(Jwks::parse(doc.as_bytes()).expect("fixture JWKS parses"));
         let plain = JwtVerifier::new(VerifierConfig::default(), Arc::clone(&jwks));
         let strict = JwtVerifier::new(
@@ -82,13 +78,20 @@ fn check(f: &Fixture, token: &str) {
     let now = UNIX_EPOCH + Duration::from_secs(NOW_SECS);
     for v in [&f.plain, &f.strict] {
         if let Ok(claims) = v.verify(token, MEETING, now) {
-            assert_eq!(claims.meeting_id, MEETING, "accepted another meeting's token");
+            assert_eq!(
+                claims.meeting_id, MEETING,
+                "accepted another meeting's token"
+            );
             assert_eq!(claims.kid, KID, "accepted a token from a key never used");
             assert!(!claims.sub.is_empty());
         }
         // Far clocks must not overflow anything.
         let _ = v.verify(token, MEETING, UNIX_EPOCH);
-        let _ = v.verify(token, MEETING, SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX as u64 * 4));
+        let _ = v.verify(
+            token,
+            MEETING,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX as u64 * 4),
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! The meeting state machine driven by a script of client operations over a few
 //! connections (signaling.md rules 4, 6, 9, 10; session recovery with binding tokens).
 //!
-//! Each step is decoded with `arbitrary`: joins (fresh, with a binding token seen in an
+//! Each step is read from the input (see `Reader`): joins (fresh, with a binding token seen in an
 //! earlier JoinResponse, or with a forged one), client messages decoded by prost from
 //! fuzzer bytes or built with participant ids the meeting handed out, disconnects, clock
 //! steps, timeouts and meeting end. After every step all outbound work is drained and
@@ -11,50 +11,259 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use mc_service::auth::binding::{BindingSecret, MeetingBindingKey};
 use mc_service::meeting::{
     ConnKey, EndReason, JoinIdentity, Meeting, MeetingConfig, Outbound, Role,
 };
-use mc_service::signaling::proto::{client_message as C, pb, server_message as S};
 use mc_service::signaling::proto::ClientMessage;
+use mc_service::signaling::proto::{client_message as C, pb, server_message as S};
 use prost::Message as _;
 
 const MEETING: &str = "meeting-1";
 const CONNS: u64 = 6;
 
-#[derive(Arbitrary, Debug)]
+/// One scripted step. The byte format is documented in `fuzz/README.md` and produced
+/// by `fuzz/make_seeds.py`: an opcode byte (mod 12), then the fields in order; `u16`/
+/// `u32` little-endian; a string is a length byte and that many bytes (lossy UTF-8).
+#[derive(Debug)]
 enum Op {
     Join {
         conn: u8,
         sub: u8,
         host: bool,
-        name: String,
-        correlation: u8,
-        binding: Binding,
         other_meeting: bool,
+        binding: Binding,
+        correlation: u8,
+        name: String,
     },
     /// A ClientMessage as prost decodes it from the wire.
-    Raw { conn: u8, bytes: Vec<u8> },
-    HostMute { conn: u8, target: u8, audio: bool, video: bool, reason: String },
-    Mute { conn: u8, audio: bool, video: bool },
-    UnmuteRequest { conn: u8, audio: bool, video: bool, target: u8 },
-    UnmuteResponse { conn: u8, target: u8, audio: bool, video: bool },
-    Publish { conn: u8, stream_id: String, kind: i32, layers: u8 },
-    Layout { conn: u8, update: bool, kind: i32, rows: u32, columns: u32, max_streams: u32, pinned: Vec<u8>, excluded: Vec<u8>, include_self: bool },
-    Disconnect { conn: u8, clean: bool },
-    Advance { ms: u16 },
+    Raw {
+        conn: u8,
+        bytes: Vec<u8>,
+    },
+    HostMute {
+        conn: u8,
+        target: u8,
+        audio: bool,
+        video: bool,
+        reason: String,
+    },
+    Mute {
+        conn: u8,
+        audio: bool,
+        video: bool,
+    },
+    UnmuteRequest {
+        conn: u8,
+        audio: bool,
+        video: bool,
+        target: u8,
+    },
+    UnmuteResponse {
+        conn: u8,
+        target: u8,
+        audio: bool,
+        video: bool,
+    },
+    Publish {
+        conn: u8,
+        kind: i32,
+        layers: u8,
+        stream_id: String,
+    },
+    Layout {
+        conn: u8,
+        update: bool,
+        include_self: bool,
+        kind: i32,
+        rows: u32,
+        columns: u32,
+        max_streams: u32,
+        pinned: Vec<u8>,
+        excluded: Vec<u8>,
+    },
+    Disconnect {
+        conn: u8,
+        clean: bool,
+    },
+    Advance {
+        ms: u16,
+    },
     Timeout,
-    End { redirect: bool },
+    End {
+        redirect: bool,
+    },
 }
 
-#[derive(Arbitrary, Debug)]
+#[derive(Debug)]
 enum Binding {
     None,
     /// A binding token (with its correlation id) from an earlier JoinResponse.
     Seen(u8),
     Forged(String),
+}
+
+/// Reads the script; `None` at the end of the input.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn u8(&mut self) -> Option<u8> {
+        let (b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*b)
+    }
+    fn bytes(&mut self, n: usize) -> Option<Vec<u8>> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(a.to_vec())
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes([self.u8()?, self.u8()?]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes([
+            self.u8()?,
+            self.u8()?,
+            self.u8()?,
+            self.u8()?,
+        ]))
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = usize::from(self.u8()?);
+        Some(String::from_utf8_lossy(&self.bytes(n)?).into_owned())
+    }
+    fn list(&mut self) -> Option<Vec<u8>> {
+        let n = usize::from(self.u8()?);
+        self.bytes(n)
+    }
+
+    fn op(&mut self) -> Option<Op> {
+        Some(match self.u8()? % 12 {
+            0 => {
+                let conn = self.u8()?;
+                let sub = self.u8()?;
+                let flags = self.u8()?;
+                let correlation = self.u8()?;
+                let index = self.u8()?;
+                let name = self.string()?;
+                let binding = match (flags >> 2) % 3 {
+                    0 => Binding::None,
+                    1 => Binding::Seen(index),
+                    _ => Binding::Forged(self.string()?),
+                };
+                Op::Join {
+                    conn,
+                    sub,
+                    host: flags & 1 != 0,
+                    other_meeting: flags & 2 != 0,
+                    binding,
+                    correlation,
+                    name,
+                }
+            }
+            1 => {
+                let conn = self.u8()?;
+                let n = usize::from(self.u16()?);
+                Op::Raw {
+                    conn,
+                    bytes: self.bytes(n)?,
+                }
+            }
+            2 => {
+                let conn = self.u8()?;
+                let target = self.u8()?;
+                let f = self.u8()?;
+                let reason = self.string()?;
+                Op::HostMute {
+                    conn,
+                    target,
+                    audio: f & 1 != 0,
+                    video: f & 2 != 0,
+                    reason,
+                }
+            }
+            3 => {
+                let conn = self.u8()?;
+                let f = self.u8()?;
+                Op::Mute {
+                    conn,
+                    audio: f & 1 != 0,
+                    video: f & 2 != 0,
+                }
+            }
+            4 => {
+                let conn = self.u8()?;
+                let f = self.u8()?;
+                let target = self.u8()?;
+                Op::UnmuteRequest {
+                    conn,
+                    audio: f & 1 != 0,
+                    video: f & 2 != 0,
+                    target,
+                }
+            }
+            5 => {
+                let conn = self.u8()?;
+                let target = self.u8()?;
+                let f = self.u8()?;
+                Op::UnmuteResponse {
+                    conn,
+                    target,
+                    audio: f & 1 != 0,
+                    video: f & 2 != 0,
+                }
+            }
+            6 => {
+                let conn = self.u8()?;
+                let kind = i32::from(self.u8()? as i8);
+                let layers = self.u8()?;
+                let stream_id = self.string()?;
+                Op::Publish {
+                    conn,
+                    kind,
+                    layers,
+                    stream_id,
+                }
+            }
+            7 => {
+                let conn = self.u8()?;
+                let f = self.u8()?;
+                let kind = i32::from(self.u8()? as i8);
+                let rows = self.u32()?;
+                let columns = self.u32()?;
+                let max_streams = self.u32()?;
+                let pinned = self.list()?;
+                let excluded = self.list()?;
+                Op::Layout {
+                    conn,
+                    update: f & 1 != 0,
+                    include_self: f & 2 != 0,
+                    kind,
+                    rows,
+                    columns,
+                    max_streams,
+                    pinned,
+                    excluded,
+                }
+            }
+            8 => {
+                let conn = self.u8()?;
+                Op::Disconnect {
+                    conn,
+                    clean: self.u8()? & 1 != 0,
+                }
+            }
+            9 => Op::Advance { ms: self.u16()? },
+            10 => Op::Timeout,
+            _ => Op::End {
+                redirect: self.u8()? & 1 != 0,
+            },
+        })
+    }
 }
 
 #[derive(Default)]
@@ -82,15 +291,25 @@ impl Seen {
 
 fn conn(n: u8) -> ConnKey {
     let n = u64::from(n) % CONNS;
-    ConnKey { shard: (n % 2) as u16, conn: n }
+    ConnKey {
+        shard: (n % 2) as u16,
+        conn: n,
+    }
 }
 
 fn send(m: &mut Meeting, now: Instant, c: ConnKey, msg: C::Message) {
-    let _ = m.handle_message(now, c, ClientMessage { message: Some(msg), ..Default::default() });
+    let _ = m.handle_message(
+        now,
+        c,
+        ClientMessage {
+            message: Some(msg),
+            ..Default::default()
+        },
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut u = arbitrary::Unstructured::new(data);
+    let mut r = Reader(data);
     let secret = BindingSecret::from_bytes(vec![7; 32]).expect("32-byte secret");
     let t0 = Instant::now();
     let mut now = t0;
@@ -99,7 +318,12 @@ fuzz_target!(|data: &[u8]| {
         media_servers: vec!["https://mh.example/".into()],
         ..MeetingConfig::default()
     };
-    let mut m = Meeting::new(MEETING, cfg, MeetingBindingKey::derive(&secret, MEETING), now);
+    let mut m = Meeting::new(
+        MEETING,
+        cfg,
+        MeetingBindingKey::derive(&secret, MEETING),
+        now,
+    );
     let mut seen = Seen::default();
     // Connections the meeting accepted at least once (it may still write to them while
     // they close).
@@ -108,9 +332,17 @@ fuzz_target!(|data: &[u8]| {
     let mut last_corr = String::new();
 
     for _ in 0..64 {
-        let Ok(op) = Op::arbitrary(&mut u) else { break };
+        let Some(op) = r.op() else { break };
         match op {
-            Op::Join { conn: c, sub, host, name, correlation, binding, other_meeting } => {
+            Op::Join {
+                conn: c,
+                sub,
+                host,
+                other_meeting,
+                binding,
+                correlation,
+                name,
+            } => {
                 let c = conn(c);
                 let (correlation_id, binding_token) = match binding {
                     Binding::None => (format!("corr-{correlation}"), String::new()),
@@ -126,7 +358,11 @@ fuzz_target!(|data: &[u8]| {
                     name: name.clone(),
                 };
                 let req = pb::JoinRequest {
-                    meeting_id: if other_meeting { "meeting-2".into() } else { MEETING.into() },
+                    meeting_id: if other_meeting {
+                        "meeting-2".into()
+                    } else {
+                        MEETING.into()
+                    },
                     participant_name: name,
                     correlation_id,
                     binding_token,
@@ -143,7 +379,13 @@ fuzz_target!(|data: &[u8]| {
                     let _ = m.handle_message(now, conn(c), msg);
                 }
             }
-            Op::HostMute { conn: c, target, audio, video, reason } => send(
+            Op::HostMute {
+                conn: c,
+                target,
+                audio,
+                video,
+                reason,
+            } => send(
                 &mut m,
                 now,
                 conn(c),
@@ -154,13 +396,25 @@ fuzz_target!(|data: &[u8]| {
                     reason,
                 }),
             ),
-            Op::Mute { conn: c, audio, video } => send(
+            Op::Mute {
+                conn: c,
+                audio,
+                video,
+            } => send(
                 &mut m,
                 now,
                 conn(c),
-                C::Message::MuteRequest(pb::MuteRequest { audio_muted: audio, video_muted: video }),
+                C::Message::MuteRequest(pb::MuteRequest {
+                    audio_muted: audio,
+                    video_muted: video,
+                }),
             ),
-            Op::UnmuteRequest { conn: c, audio, video, target } => send(
+            Op::UnmuteRequest {
+                conn: c,
+                audio,
+                video,
+                target,
+            } => send(
                 &mut m,
                 now,
                 conn(c),
@@ -170,7 +424,12 @@ fuzz_target!(|data: &[u8]| {
                     participant_id: seen.pid(target),
                 }),
             ),
-            Op::UnmuteResponse { conn: c, target, audio, video } => send(
+            Op::UnmuteResponse {
+                conn: c,
+                target,
+                audio,
+                video,
+            } => send(
                 &mut m,
                 now,
                 conn(c),
@@ -180,7 +439,12 @@ fuzz_target!(|data: &[u8]| {
                     video_approved: video,
                 }),
             ),
-            Op::Publish { conn: c, stream_id, kind, layers } => {
+            Op::Publish {
+                conn: c,
+                kind,
+                layers,
+                stream_id,
+            } => {
                 let simulcast_layers = (0..layers % 8)
                     .map(|i| pb::SimulcastLayer {
                         layer_id: format!("l{i}"),
@@ -209,7 +473,17 @@ fuzz_target!(|data: &[u8]| {
                     }),
                 )
             }
-            Op::Layout { conn: c, update, kind, rows, columns, max_streams, pinned, excluded, include_self } => {
+            Op::Layout {
+                conn: c,
+                update,
+                include_self,
+                kind,
+                rows,
+                columns,
+                max_streams,
+                pinned,
+                excluded,
+            } => {
                 let config = pb::LayoutConfig {
                     rows,
                     columns,
@@ -220,7 +494,9 @@ fuzz_target!(|data: &[u8]| {
                     include_self,
                 };
                 let msg = if update {
-                    C::Message::UpdateLayout(pb::UpdateLayout { new_config: Some(config) })
+                    C::Message::UpdateLayout(pb::UpdateLayout {
+                        new_config: Some(config),
+                    })
                 } else {
                     C::Message::SubscribeToLayout(pb::SubscribeToLayout {
                         layout_type: kind,
@@ -237,7 +513,9 @@ fuzz_target!(|data: &[u8]| {
             Op::Timeout => m.handle_timeout(now),
             Op::End { redirect } => {
                 let reason = if redirect {
-                    EndReason::Redirect { endpoint: "https://mc-2.example:4433".into() }
+                    EndReason::Redirect {
+                        endpoint: "https://mc-2.example:4433".into(),
+                    }
                 } else {
                     EndReason::Drained
                 };
@@ -251,15 +529,21 @@ fuzz_target!(|data: &[u8]| {
         }
         let mut budget = 10_000usize;
         while let Some(out) = m.poll_outbound() {
-            budget = budget.checked_sub(1).expect("a step queued unbounded output");
+            budget = budget
+                .checked_sub(1)
+                .expect("a step queued unbounded output");
             match out {
                 Outbound::Send { to, msg } => {
-                    assert!(attempted.contains(&to), "message to a connection that never joined");
+                    assert!(
+                        attempted.contains(&to),
+                        "message to a connection that never joined"
+                    );
                     match &msg.message {
                         Some(S::Message::JoinResponse(r)) => {
                             seen.participant_ids.push(r.participant_id.clone());
                             seen.user_ids.push(r.user_id);
-                            seen.bindings.push((last_corr.clone(), r.binding_token.clone()));
+                            seen.bindings
+                                .push((last_corr.clone(), r.binding_token.clone()));
                         }
                         Some(S::Message::ParticipantJoined(j)) => {
                             if let Some(p) = &j.participant {
@@ -268,10 +552,16 @@ fuzz_target!(|data: &[u8]| {
                         }
                         _ => {}
                     }
-                    assert!(msg.encoded_len() <= 65_536 + 1024, "an outbound message that cannot be framed");
+                    assert!(
+                        msg.encoded_len() <= 65_536 + 1024,
+                        "an outbound message that cannot be framed"
+                    );
                 }
                 Outbound::Close { to, .. } => {
-                    assert!(attempted.contains(&to), "close of a connection that never joined");
+                    assert!(
+                        attempted.contains(&to),
+                        "close of a connection that never joined"
+                    );
                 }
             }
         }

@@ -67,6 +67,9 @@ fuzz_target!(|data: &[u8]| {
                 Err(_) => break 'outer,
             }
         }
-        assert!(dec.buffered() <= max + HEADER_LEN, "decoder holds more than one frame");
+        assert!(
+            dec.buffered() <= max + HEADER_LEN,
+            "decoder holds more than one frame"
+        );
     }
 });
