@@ -56,7 +56,7 @@ MESSAGES = {
     "publish": client(2, f_bytes(1, "cam-1") + f_varint(2, 1) + f_bytes(3, f_bytes(1, "vp8")
                + f_varint(2, 1_500_000) + f_bytes(3, f_varint(1, 1280) + f_varint(2, 720) + f_varint(3, 30)
                + f_bytes(4, f_bytes(1, "h") + f_varint(2, 1280) + f_varint(3, 720) + f_varint(4, 1_200_000))))),
-    "subscribe": client(3, f_varint(1, 1) + f_bytes(2, LAYOUT_CFG) + f_bytes(3, varint(1) + varint(2))),
+    "subscribe": client(3, f_varint(1, 0) + f_bytes(2, LAYOUT_CFG) + f_bytes(3, varint(1) + varint(2))),
     "update_layout": client(4, f_bytes(1, LAYOUT_CFG)),
     "unsubscribe": client(5, b""),
     "quality": client(6, f_bytes(1, "cam-1") + f_varint(2, 800_000) + f_float(3, 0.02) + f_varint(4, 45)),
@@ -107,8 +107,10 @@ def meeting():
     write(t, "publish_and_layout", host + alice
           + bytes([6, 1, 1, 3]) + s("cam-1")
           + bytes([6, 1, 2, 0]) + s("screen-1")
-          + bytes([7, 0, 2, 1]) + struct.pack("<III", 3, 3, 9) + bytes([2, 0, 1]) + bytes([1, 2])
-          + bytes([7, 0, 1, 1]) + struct.pack("<III", 1, 1, 1) + bytes([0]) + bytes([0]))
+          + bytes([7, 0, 2, 0]) + struct.pack("<III", 3, 3, 9) + bytes([2, 0, 1]) + bytes([1, 2])
+          + bytes([7, 0, 1, 0]) + struct.pack("<III", 1, 1, 1) + bytes([0]) + bytes([0]))
+    write(t, "huge_layout", host + alice + bytes([6, 1, 1, 0]) + s("cam-1")
+          + bytes([7, 1, 2, 0]) + struct.pack("<III", 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF) + bytes([0]) + bytes([0]))
     write(t, "drop_and_recover", host + alice
           + bytes([8, 1, 0])                             # unclean drop: grace
           + bytes([9]) + struct.pack("<H", 500)          # 5 s later

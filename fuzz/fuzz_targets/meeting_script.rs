@@ -289,6 +289,12 @@ impl Seen {
     }
 }
 
+/// `MC_FUZZ_DEBUG=1` prints each step and its output (to read a seed or a crash).
+fn debug() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("MC_FUZZ_DEBUG").is_some())
+}
+
 fn conn(n: u8) -> ConnKey {
     let n = u64::from(n) % CONNS;
     ConnKey {
@@ -329,10 +335,12 @@ fuzz_target!(|data: &[u8]| {
     // they close).
     let mut joined: HashSet<ConnKey> = HashSet::new();
     let mut attempted: HashSet<ConnKey> = HashSet::new();
-    let mut last_corr = String::new();
 
     for _ in 0..64 {
         let Some(op) = r.op() else { break };
+        if debug() {
+            eprintln!("step: {op:?}");
+        }
         match op {
             Op::Join {
                 conn: c,
@@ -344,13 +352,18 @@ fuzz_target!(|data: &[u8]| {
                 name,
             } => {
                 let c = conn(c);
+                // A fresh join carries neither; a recovery carries the pair from an
+                // earlier JoinResponse (signaling.md "Session recovery", rule 7).
                 let (correlation_id, binding_token) = match binding {
-                    Binding::None => (format!("corr-{correlation}"), String::new()),
+                    Binding::None => (String::new(), String::new()),
                     Binding::Seen(i) if !seen.bindings.is_empty() => {
                         seen.bindings[usize::from(i) % seen.bindings.len()].clone()
                     }
-                    Binding::Seen(_) => (String::new(), String::new()),
-                    Binding::Forged(t) => (format!("corr-{correlation}"), t),
+                    Binding::Seen(_) => (format!("corr-{correlation}"), String::new()),
+                    Binding::Forged(t) => match seen.bindings.first() {
+                        Some((c, _)) if correlation % 2 == 0 => (c.clone(), t),
+                        _ => (format!("corr-{correlation}"), t),
+                    },
                 };
                 let identity = JoinIdentity {
                     sub: format!("user-{}", sub % 5),
@@ -369,7 +382,6 @@ fuzz_target!(|data: &[u8]| {
                     ..Default::default()
                 };
                 attempted.insert(c);
-                last_corr = req.correlation_id.clone();
                 if m.handle_join(now, c, identity, req).is_ok() {
                     joined.insert(c);
                 }
@@ -529,6 +541,9 @@ fuzz_target!(|data: &[u8]| {
         }
         let mut budget = 10_000usize;
         while let Some(out) = m.poll_outbound() {
+            if debug() {
+                eprintln!("  out: {out:?}");
+            }
             budget = budget
                 .checked_sub(1)
                 .expect("a step queued unbounded output");
@@ -543,7 +558,7 @@ fuzz_target!(|data: &[u8]| {
                             seen.participant_ids.push(r.participant_id.clone());
                             seen.user_ids.push(r.user_id);
                             seen.bindings
-                                .push((last_corr.clone(), r.binding_token.clone()));
+                                .push((r.correlation_id.clone(), r.binding_token.clone()));
                         }
                         Some(S::Message::ParticipantJoined(j)) => {
                             if let Some(p) = &j.participant {
