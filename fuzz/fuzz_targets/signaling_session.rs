@@ -1,7 +1,8 @@
 //! Signaling framing and the per-connection session machine (signaling.md "Transport
 //! and framing", rules 4, 5, 12) fed arbitrary client bytes.
 //!
-//! Input layout: byte 0 picks the chunking, byte 1 the clock step, the rest is the
+//! Input layout: byte 0 picks the chunking (bit 7: tight limits), byte 1 the clock step
+//! (bit 0: the client never reads), the rest is the
 //! client's byte stream. The same stream also goes through a bare `FrameDecoder` with a
 //! small limit, and every decoded message is re-encoded and decoded again.
 #![no_main]
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use mc_service::signaling::codec::{encode_frame, FrameDecoder, HEADER_LEN};
-use mc_service::signaling::proto::ClientMessage;
+use mc_service::signaling::proto::{ClientMessage, ErrorCode, ServerMessage};
 use mc_service::signaling::session::{Session, SessionConfig, SessionEvent};
 use prost::Message as _;
 
@@ -23,7 +24,22 @@ fuzz_target!(|data: &[u8]| {
     // 1. The session machine, fed in chunks with the clock advancing between them.
     let t0 = Instant::now();
     let mut now = t0;
-    let mut session = Session::new(SessionConfig::default(), t0);
+    // Byte 0 bit 7: tight limits (small frames, a two-frame outbound queue, one message
+    // a second), so rate limiting and the slow-consumer close are reached too.
+    let cfg = if data[0] & 0x80 != 0 {
+        SessionConfig {
+            max_frame: 256,
+            outbound_max_bytes: 256 + HEADER_LEN,
+            outbound_max_frames: 2,
+            rate_per_sec: 1,
+            rate_burst: 3,
+        }
+    } else {
+        SessionConfig::default()
+    };
+    // Byte 1 bit 0: a client that never reads (nothing is drained).
+    let reads = data[1] & 1 == 0;
+    let mut session = Session::new(cfg, t0);
     for piece in stream.chunks(chunk) {
         session.handle_bytes(now, piece);
         now += Duration::from_millis(step_ms);
@@ -33,12 +49,17 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // Drain what the session wants to write, a few bytes at a time.
-        while let Some(bytes) = session.poll_transmit() {
+        while let Some(bytes) = session.poll_transmit().filter(|_| reads) {
             let n = bytes.len().min(chunk * 7);
             assert!(n > 0, "poll_transmit returned an empty slice");
             session.advance_transmit(n);
         }
-        assert_eq!(session.queued_bytes(), 0);
+        if reads {
+            assert_eq!(session.queued_bytes(), 0);
+        }
+        // The meeting answers every message; the outbound queue must stay bounded.
+        let _ = session.send(&ServerMessage::error(ErrorCode::InvalidRequest, "x"));
+        assert!(session.queued_bytes() <= 1 << 20);
         if session.poll_close().is_some() {
             break;
         }
