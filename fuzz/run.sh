@@ -3,6 +3,7 @@
 # 60) on a copy of its committed seed corpus (fuzz/corpus/<target>/). Prints the
 # executions of each target; exits non-zero if any target crashed (the input is kept
 # in fuzz/artifacts/<target>/). Usage: fuzz/run.sh [SECONDS] [TARGET...]
+# Extra libFuzzer flags may be given in FUZZ_ARGS (e.g. FUZZ_ARGS="-max_len=65536").
 #
 # Stable Rust: cargo-fuzz asks for nightly-only flags, so RUSTC_BOOTSTRAP=1 lets the
 # stable compiler accept them; --sanitizer none because stable has no sanitizer runtime
@@ -34,7 +35,7 @@ for t in "${targets[@]}"; do
     # inputs; the committed seeds stay as they are.
     "$bin_dir/$t" "$work" "corpus/$t" \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="artifacts/$t/" >"$log" 2>&1
+        -artifact_prefix="artifacts/$t/" ${FUZZ_ARGS:-} >"$log" 2>&1
     rc=$?
     set -e
     runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -1)
