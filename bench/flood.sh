@@ -11,23 +11,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${FLOOD_SECS:-20}
 CONC=${FLOOD_CONCURRENCY:-64}
 P99=${FLOOD_P99_MS:-50}
-MC=${MC_SERVICE_BIN:-$ROOT/target/release/mc-service}
-LG=${MC_LOADGEN_BIN:-$ROOT/target/release/mc-loadgen}
-if [[ ! -x "$MC" || ! -x "$LG" ]]; then
-  cargo build --release -p mc-service -p mc-bench --bins
-fi
 OUT=${FLOOD_OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
-DEV=$(mktemp -d)
 HTTP=127.0.0.1:${FLOOD_HTTP_PORT:-18182}
 WT=127.0.0.1:${FLOOD_WT_PORT:-14482}
-"$MC" --dev --dev-dir "$DEV" --http-bind-address "$HTTP" --webtransport-bind-address "$WT" \
-  --capacity 100000 --max-sessions-per-ip 1000000 --drain-timeout-secs 1 >"$OUT/mc-service.log" 2>&1 &
-MC_PID=$!
-cleanup() { kill -TERM "$MC_PID" 2>/dev/null || true; sleep 2; kill -KILL "$MC_PID" 2>/dev/null || true; rm -rf "$DEV"; }
-trap cleanup EXIT
-for _ in $(seq 100); do curl -fs "http://$HTTP/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "http://$HTTP/ready" >/dev/null
+# shellcheck source=scripts/local-mc.sh
+source "$ROOT/bench/scripts/local-mc.sh"
 
 # The meeting under test: 4 meetings of 5, 100 messages/s in total.
 "$LG" meeting --target "https://$WT/" --dev-dir "$DEV" --sizes 4x5 --rate 100 \

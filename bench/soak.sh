@@ -22,24 +22,12 @@ GROWTH=${SOAK_RSS_GROWTH_PCT:-5}
 # RSS settles in the first minutes (allocator arenas, histograms, per-connection buffers
 # reaching their working size); the baseline is taken after a third of the run.
 WARMUP=${SOAK_WARMUP_SECS:-$(( SECS / 3 > 20 ? SECS / 3 : 20 ))}
-MC=${MC_SERVICE_BIN:-$ROOT/target/release/mc-service}
-LG=${MC_LOADGEN_BIN:-$ROOT/target/release/mc-loadgen}
-if [[ ! -x "$MC" || ! -x "$LG" ]]; then
-  cargo build --release -p mc-service -p mc-bench --bins
-fi
 OUT="$ROOT/bench/results/soak-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
-DEV=$(mktemp -d)
 HTTP=127.0.0.1:${SOAK_HTTP_PORT:-18181}
 WT=127.0.0.1:${SOAK_WT_PORT:-14481}
-
-"$MC" --dev --dev-dir "$DEV" --http-bind-address "$HTTP" --webtransport-bind-address "$WT" \
-  --capacity 100000 --max-sessions-per-ip 1000000 --drain-timeout-secs 1 >"$OUT/mc-service.log" 2>&1 &
-MC_PID=$!
-cleanup() { kill -TERM "$MC_PID" 2>/dev/null || true; sleep 2; kill -KILL "$MC_PID" 2>/dev/null || true; rm -rf "$DEV"; }
-trap cleanup EXIT
-for _ in $(seq 100); do curl -fs "http://$HTTP/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "http://$HTTP/ready" >/dev/null
+# shellcheck source=scripts/local-mc.sh
+source "$ROOT/bench/scripts/local-mc.sh"
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$MC_PID/status"; }
 

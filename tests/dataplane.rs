@@ -173,59 +173,7 @@ fn rebinding_client_keeps_its_connection_through_forwarding() {
     server.stop();
 }
 
-#[test]
-fn a_thousand_concurrent_sessions_echo() {
-    const SESSIONS: usize = 1000;
-    const CLIENT_SOCKETS: usize = 16;
-    let server = TestServer::start(2, echo_args());
-    let url = format!("https://127.0.0.1:{}/echo", server.addr.port());
-    runtime().block_on(async {
-        let clients: Vec<_> = (0..CLIENT_SOCKETS).map(|_| Arc::new(wt_client())).collect();
-        let mut tasks = Vec::new();
-        for i in 0..SESSIONS {
-            let client = clients[i % CLIENT_SOCKETS].clone();
-            let url = url.clone();
-            tasks.push(tokio::spawn(async move {
-                let conn = client.connect(&url).await.expect("connect");
-                let payload = format!("session {i} says hello").into_bytes();
-                let (mut send, mut recv) = conn.open_bi().await.unwrap().await.unwrap();
-                send.write_all(&payload).await.unwrap();
-                send.finish().await.unwrap();
-                let mut got = Vec::new();
-                let mut buf = [0u8; 256];
-                while let Some(n) = recv.read(&mut buf).await.unwrap() {
-                    got.extend_from_slice(&buf[..n]);
-                }
-                assert_eq!(got, payload);
-                conn
-            }));
-        }
-        let mut conns = Vec::new();
-        for t in tasks {
-            conns.push(
-                tokio::time::timeout(Duration::from_secs(120), t)
-                    .await
-                    .expect("session timed out")
-                    .expect("session failed"),
-            );
-        }
-        assert_eq!(conns.len(), SESSIONS);
-        for c in &conns {
-            c.close(VarInt::from_u32(0), b"");
-        }
-        drop(conns);
-        for c in &clients {
-            c.wait_idle().await;
-        }
-    });
-    assert!(server.wt_counter("accepted") >= SESSIONS as u64);
-    assert!(
-        server.wait_idle(Duration::from_secs(20)),
-        "connections left: {}",
-        server.connections_active()
-    );
-    server.stop();
-}
+// 1,000 concurrent sessions are tested against the real binary: tests/binary_echo.rs.
 
 #[test]
 fn forced_retry_still_echoes_and_is_counted() {
