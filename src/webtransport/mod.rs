@@ -92,7 +92,8 @@ pub enum WtError {
     Http(String),
 }
 
-/// Until signaling lands: accept every session on `/` and wait for its bidi stream.
+/// For data-plane tests without signaling: accept every session on `/` and hold its bidi
+/// streams open (the service itself uses `actors::connection::SignalingApp`).
 pub struct HoldApp;
 
 impl SessionApp for HoldApp {
