@@ -1,0 +1,1335 @@
+//! Hostile clients against the real `mc-service` binary on loopback, below the signaling:
+//! memory held for unread data, stream credit after resets, session ids, session close
+//! codes on the wire, streams and datagrams of other sessions, broken stream headers,
+//! the CONNECT-stream capsule parser, deadlines before a session exists, and RFC 9114
+//! MUSTs. The client is tests/support/h3raw.rs (quinn, every byte chosen by the test).
+//!
+//! The servers run as `mc-service --dev --shards 2 --enable-echo` (plus the flags a test
+//! names) with a fresh dev dir and free loopback ports. Every wait is bounded, and each
+//! failure says what the server did instead.
+
+#[path = "support/h3raw.rs"]
+mod h3raw;
+mod harness;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use h3raw::{app_code, describe, dev_cert_hash, stuff, wire, Client, End, Options, Session};
+use harness::client::runtime;
+use harness::Server;
+use mc_service::auth::jwt::Role;
+use mc_service::auth::DevKeys;
+use mc_service::signaling::proto::{client_message as C, pb, server_message as S};
+use mc_service::signaling::proto::{ClientMessage, ServerMessage};
+use prost::Message as _;
+use quinn::VarInt;
+
+// ---------------------------------------------------------------------------------------
+// Servers, clients, measurements
+// ---------------------------------------------------------------------------------------
+
+/// `mc-service --dev --shards <shards> --enable-echo <extra>` with `env`.
+fn start_with(shards: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut args = vec!["--shards", shards, "--enable-echo"];
+    args.extend_from_slice(extra);
+    Server::start_dev_env(&args, env)
+}
+
+fn start(extra: &[&str]) -> Server {
+    start_with("2", extra, &[])
+}
+
+async fn connect_with(server: &Server, opts: Options) -> Client {
+    Client::connect(server.webtransport, dev_cert_hash(&server.dev_dir), opts)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the server: {e}"))
+}
+
+async fn connect(server: &Server) -> Client {
+    connect_with(server, Options::default()).await
+}
+
+/// The server's resident set (VmRSS), KiB.
+fn rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .expect("server /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// RSS after a short settle.
+async fn settled_rss(server: &Server) -> u64 {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    rss_kib(server)
+}
+
+/// Most RSS growth one attacked connection may cost.
+const MAX_GROWTH_PER_CONN_KIB: u64 = 512;
+
+/// `before`: RSS with no attack connection; `opened`: with the connections open, before
+/// the attack; `after`: after the attack. The limit covers the connections themselves.
+fn check_growth(
+    what: &str,
+    before: u64,
+    opened: u64,
+    after: u64,
+    conns: u64,
+) -> Result<(), String> {
+    let growth = after.saturating_sub(before);
+    let idle = opened.saturating_sub(before);
+    eprintln!(
+        "{what}: RSS {before} KiB, {opened} KiB with the connections open, {after} KiB after \
+         the attack: +{growth} KiB for {conns} connections ({} KiB each, of which {} KiB \
+         before any attack byte)",
+        growth / conns,
+        idle / conns
+    );
+    if growth > MAX_GROWTH_PER_CONN_KIB * conns {
+        return Err(format!(
+            "{what}: server RSS grew by {growth} KiB for {conns} attacked connections ({} KiB \
+             each, limit {MAX_GROWTH_PER_CONN_KIB} KiB; {} KiB each before the attack): \
+             unread data is pinning memory",
+            growth / conns,
+            idle / conns
+        ));
+    }
+    Ok(())
+}
+
+/// Sum of every series of `name` whose line contains all of `labels`.
+fn metric(server: &Server, name: &str, labels: &[&str]) -> f64 {
+    let (_, _, body) = server.get("/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|lb| l.contains(lb)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Open and use a few ordinary sessions so first-use allocations are not counted as
+/// growth later.
+async fn warm_up(server: &Server, conns: usize) {
+    let mut clients = Vec::new();
+    for _ in 0..conns {
+        let c = connect(server).await;
+        let s = c.session("/echo").await;
+        c.echo_stream(s.id, b"warm-up")
+            .await
+            .unwrap_or_else(|e| panic!("warm-up echo: {e}"));
+        clients.push(c);
+        let c = connect(server).await;
+        c.session("/").await;
+        clients.push(c);
+    }
+    for c in clients {
+        c.close().await;
+    }
+}
+
+/// A normal `/echo` session on a fresh connection: stream and datagram echo.
+async fn normal_echo(server: &Server) -> Result<(), String> {
+    let c = connect(server).await;
+    let s = c
+        .webtransport("/echo", &[])
+        .await
+        .map_err(|e| format!("a normal session after the attack: {e}"))?;
+    if s.status != 200 {
+        return Err(format!(
+            "a normal /echo CONNECT after the attack got {}",
+            s.status
+        ));
+    }
+    let got = c
+        .echo_stream(s.id, b"still serving")
+        .await
+        .map_err(|e| format!("a normal echo stream after the attack: {e}"))?;
+    if got != b"still serving" {
+        return Err(format!("echo after the attack returned {got:?}"));
+    }
+    c.echo_datagram(s.id, b"still serving", Duration::from_secs(3))
+        .await
+        .map_err(|e| format!("after the attack: {e}"))?;
+    c.close().await;
+    Ok(())
+}
+
+/// Collect failures of independent checks and report them all.
+#[derive(Default)]
+struct Failures(Vec<String>);
+
+impl Failures {
+    fn check(&mut self, what: &str, r: Result<(), String>) {
+        match r {
+            Ok(()) => eprintln!("ok: {what}"),
+            Err(e) => {
+                eprintln!("FAILED: {what}: {e}");
+                self.0.push(format!("{what}: {e}"));
+            }
+        }
+    }
+
+    fn assert_none(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} check(s) failed:\n  {}",
+            self.0.len(),
+            self.0.join("\n  ")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Signaling over the raw client
+// ---------------------------------------------------------------------------------------
+
+fn token(keys: &DevKeys, meeting: &str, user: &str) -> String {
+    keys.mint_meeting_token(
+        meeting,
+        user,
+        Role::Participant,
+        SystemTime::now(),
+        Duration::from_secs(600),
+    )
+}
+
+fn client_frame(msg: C::Message) -> Vec<u8> {
+    wire::signaling_frame(&ClientMessage::of(msg))
+}
+
+fn join_frame(meeting: &str, join_token: &str, name: &str) -> Vec<u8> {
+    client_frame(C::Message::JoinRequest(pb::JoinRequest {
+        meeting_id: meeting.into(),
+        join_token: join_token.into(),
+        participant_name: name.into(),
+        ..Default::default()
+    }))
+}
+
+/// A `/` session with its signaling stream opened by `first` (a frame, or part of one).
+struct Signaling {
+    client: Client,
+    session: Session,
+    send: quinn::SendStream,
+    reader: h3raw::StreamReader,
+}
+
+impl Signaling {
+    async fn open(server: &Server, first: &[u8]) -> Signaling {
+        let client = connect(server).await;
+        let session = client.session("/").await;
+        let (send, recv) = client
+            .wt_bidi(session.id, first)
+            .await
+            .unwrap_or_else(|e| panic!("signaling stream: {e}"));
+        Signaling {
+            client,
+            session,
+            send,
+            reader: h3raw::StreamReader::new(recv),
+        }
+    }
+
+    /// The next server message within `wait`.
+    async fn next(&mut self, wait: Duration) -> Result<ServerMessage, End> {
+        let head = self.reader.read_raw(4, wait).await?;
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let body = self.reader.read_raw(len, wait).await?;
+        ServerMessage::decode(&body[..])
+            .map_err(|e| End::Lost(format!("undecodable ServerMessage: {e}"), None))
+    }
+
+    /// Join (valid token) and expect a JoinResponse.
+    async fn joined(server: &Server, keys: &DevKeys, meeting: &str, user: &str) -> Signaling {
+        let frame = join_frame(meeting, &token(keys, meeting, user), user);
+        let mut s = Signaling::open(server, &frame).await;
+        match s.next(Duration::from_secs(10)).await {
+            Ok(ServerMessage {
+                message: Some(S::Message::JoinResponse(_)),
+                ..
+            }) => s,
+            other => panic!("{user} did not join {meeting}: {other:?}"),
+        }
+    }
+}
+
+/// The server-initiated session close the client must see (signaling rule 5,
+/// draft-ietf-webtrans-http3 §5): CLOSE_WEBTRANSPORT_SESSION with `code` on the CONNECT
+/// stream, FIN on it, then the QUIC close with H3_NO_ERROR.
+async fn expect_session_close(
+    client: &Client,
+    session: &mut Session,
+    code: u32,
+    wait: Duration,
+) -> Result<(), String> {
+    match session.reader.close_capsule(wait).await {
+        Ok((got, reason)) if got == code => {
+            eprintln!(
+                "capsule 0x{got:x} {:?}",
+                String::from_utf8_lossy(&reason).to_string()
+            );
+        }
+        Ok((got, reason)) => {
+            return Err(format!(
+                "CLOSE_WEBTRANSPORT_SESSION carried 0x{got:x} ({:?}), expected 0x{code:x}",
+                String::from_utf8_lossy(&reason)
+            ))
+        }
+        Err(End::Lost(how, _)) => {
+            return Err(format!(
+                "no CLOSE_WEBTRANSPORT_SESSION capsule (expected 0x{code:x}): the connection \
+                 ended first ({how})"
+            ))
+        }
+        Err(End::Fin) => {
+            return Err(format!(
+                "the CONNECT stream was finished without a CLOSE_WEBTRANSPORT_SESSION capsule \
+                 (expected 0x{code:x})"
+            ))
+        }
+        Err(End::Reset(c)) => {
+            return Err(format!(
+                "the CONNECT stream was reset (0x{c:x}) instead of carrying a \
+                 CLOSE_WEBTRANSPORT_SESSION capsule (expected 0x{code:x})"
+            ))
+        }
+        Err(End::Timeout) => {
+            return Err(format!(
+                "no CLOSE_WEBTRANSPORT_SESSION capsule within {wait:?} (expected 0x{code:x})"
+            ))
+        }
+    }
+    match session.reader.end(Duration::from_secs(3)).await {
+        End::Fin => {}
+        other => {
+            return Err(format!(
+                "after the capsule the CONNECT stream was not finished: {other:?}"
+            ))
+        }
+    }
+    match client.closed_within(Duration::from_secs(5)).await {
+        Some(e) if app_code(&e) == Some(wire::H3_NO_ERROR) => Ok(()),
+        Some(e) => Err(format!(
+            "after the capsule the connection closed with {}, expected H3_NO_ERROR",
+            describe(&e)
+        )),
+        None => Err("the server did not close the connection within 5 s of the capsule".into()),
+    }
+}
+
+/// The session must end within `wait`: the connection closed with H3_NO_ERROR (one
+/// session per connection) or the CONNECT stream finished.
+async fn expect_session_ended(
+    client: &Client,
+    session: &mut Session,
+    wait: Duration,
+) -> Result<(), String> {
+    let end = tokio::select! {
+        e = session.reader.end(wait) => e,
+        c = client.conn.closed() => End::Lost(describe(&c), app_code(&c)),
+    };
+    match end {
+        End::Fin => Ok(()),
+        End::Lost(_, Some(wire::H3_NO_ERROR)) => Ok(()),
+        End::Lost(how, _) => Err(format!(
+            "the connection closed with {how}, expected H3_NO_ERROR"
+        )),
+        End::Reset(code) => Err(format!("the CONNECT stream was reset with 0x{code:x}")),
+        End::Timeout => Err(format!(
+            "the session was still open {wait:?} later (no FIN on the CONNECT stream, \
+             connection open)"
+        )),
+    }
+}
+
+/// The connection must be closed with one of `codes` within `wait`.
+async fn expect_conn_error(client: &Client, codes: &[u64], wait: Duration) -> Result<(), String> {
+    let names: Vec<String> = codes.iter().map(|c| format!("0x{c:x}")).collect();
+    match client.closed_within(wait).await {
+        Some(e) if app_code(&e).is_some_and(|c| codes.contains(&c)) => Ok(()),
+        Some(e) => Err(format!(
+            "the connection closed with {}, expected {}",
+            describe(&e),
+            names.join(" or ")
+        )),
+        None => Err(format!(
+            "the connection was still open {wait:?} later, expected a close with {}",
+            names.join(" or ")
+        )),
+    }
+}
+
+fn still_open(client: &Client) -> Result<(), String> {
+    match client.conn.close_reason() {
+        None => Ok(()),
+        Some(e) => Err(format!("the connection was closed: {}", describe(&e))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Unread data does not pin memory
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn unread_datagrams_do_not_pin_receive_buffers() {
+    const CONNS: usize = 8;
+    const DATAGRAMS: usize = 200;
+    let server = start(&[]);
+    runtime().block_on(async {
+        warm_up(&server, CONNS).await;
+        let before = settled_rss(&server).await;
+        let mut clients = Vec::new();
+        for _ in 0..CONNS {
+            let c = connect(&server).await;
+            let s = c.session("/").await;
+            clients.push((c, s));
+        }
+        let opened = settled_rss(&server).await;
+        // One datagram per packet (spaced), on every connection at once: each may land
+        // in its own receive buffer.
+        let mut sends = Vec::new();
+        for (c, s) in &clients {
+            let conn = c.conn.clone();
+            let quarter = s.id / 4;
+            sends.push(tokio::spawn(async move {
+                for i in 0..DATAGRAMS {
+                    let mut d = wire::varint(quarter);
+                    d.push(i as u8);
+                    let _ = conn.send_datagram(d.into());
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }));
+        }
+        for t in sends {
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .expect("datagram sends timed out")
+                .expect("datagram task");
+        }
+        let after = settled_rss(&server).await;
+        let mut failures = Failures::default();
+        failures.check(
+            "RSS growth",
+            check_growth(
+                &format!("{DATAGRAMS} unread one-byte datagrams on each of {CONNS} `/` sessions"),
+                before,
+                opened,
+                after,
+                CONNS as u64,
+            ),
+        );
+        failures.check("normal echo afterwards", normal_echo(&server).await);
+        for (c, _) in clients {
+            c.close().await;
+        }
+        failures.assert_none();
+    });
+}
+
+#[test]
+fn unread_stream_data_is_bounded() {
+    const CONNS: usize = 4;
+    const EXTRA_STREAMS: usize = 3;
+    let server = start(&[]);
+    runtime().block_on(async {
+        warm_up(&server, CONNS).await;
+        let before = settled_rss(&server).await;
+        let mut held = Vec::new();
+        let mut extra = Vec::new();
+        for _ in 0..CONNS {
+            // An incomplete first signaling frame: 64 KiB declared, one byte short.
+            let mut first = 65_536u32.to_be_bytes().to_vec();
+            first.extend(vec![0x0a; 65_535]);
+            let sig = Signaling::open(&server, &first).await;
+            // Streams of the session the signaling never reads.
+            for _ in 0..EXTRA_STREAMS {
+                let (send, recv) = sig
+                    .client
+                    .wt_bidi(sig.session.id, b"unread")
+                    .await
+                    .unwrap_or_else(|e| panic!("extra stream: {e}"));
+                extra.push((send, recv));
+            }
+            held.push(sig);
+        }
+        let opened = settled_rss(&server).await;
+        let mut total_written = 0usize;
+        let tasks: Vec<_> = extra
+            .into_iter()
+            .map(|(mut send, recv)| {
+                tokio::spawn(async move {
+                    let n = stuff(&mut send, 8 << 20, Duration::from_secs(3)).await;
+                    (n, send, recv)
+                })
+            })
+            .collect();
+        let mut streams = Vec::new();
+        for t in tasks {
+            let (n, send, recv) = tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .expect("stuffing timed out")
+                .expect("stuffing task");
+            total_written += n;
+            streams.push((send, recv));
+        }
+        eprintln!(
+            "the server's flow control took {} KiB on {} unread streams",
+            total_written / 1024,
+            CONNS * EXTRA_STREAMS
+        );
+        let after = settled_rss(&server).await;
+        let mut failures = Failures::default();
+        failures.check(
+            "RSS growth",
+            check_growth(
+                &format!(
+                    "a partial 64 KiB signaling frame and {EXTRA_STREAMS} unread streams \
+                     ({} KiB accepted in all) on each of {CONNS} `/` sessions",
+                    total_written / 1024
+                ),
+                before,
+                opened,
+                after,
+                CONNS as u64,
+            ),
+        );
+        failures.check("normal echo afterwards", normal_echo(&server).await);
+        drop(streams);
+        for s in held {
+            s.client.close().await;
+        }
+        failures.assert_none();
+    });
+}
+
+#[test]
+fn unknown_frame_of_huge_length_on_the_control_stream_is_skipped_not_buffered() {
+    const CONNS: usize = 4;
+    let server = start(&[]);
+    runtime().block_on(async {
+        warm_up(&server, CONNS).await;
+        let before = settled_rss(&server).await;
+        let mut clients = Vec::new();
+        for _ in 0..CONNS {
+            clients.push(connect(&server).await);
+        }
+        let opened = settled_rss(&server).await;
+        let mut total = 0;
+        for c in &mut clients {
+            let mut control = c.control.take().expect("control stream");
+            // A reserved frame type (RFC 9114 §7.2.8: 0x1f * N + 0x21) declaring 2^62-1
+            // bytes, then about 1 MiB of its body.
+            control
+                .write_all(&wire::frame_header(0x21, wire::VARINT_MAX))
+                .await
+                .expect("frame header");
+            total += stuff(&mut control, 1 << 20, Duration::from_secs(3)).await;
+            c.control = Some(control);
+        }
+        eprintln!("the server took {} KiB of frame body", total / 1024);
+        let after = settled_rss(&server).await;
+        let mut failures = Failures::default();
+        failures.check(
+            "RSS growth",
+            check_growth(
+                &format!(
+                    "1 MiB of a 2^62-1-byte unknown frame on the control stream of {CONNS} \
+                     connections"
+                ),
+                before,
+                opened,
+                after,
+                CONNS as u64,
+            ),
+        );
+        for (i, c) in clients.iter().enumerate() {
+            failures.check(
+                &format!("connection {i} stays up (unknown frames are skipped)"),
+                still_open(c),
+            );
+        }
+        // The connection still serves a session after the skipped frame.
+        let first = &clients[0];
+        let r = async {
+            still_open(first)?;
+            let s = first.webtransport("/echo", &[]).await?;
+            if s.status != 200 {
+                return Err(format!("CONNECT /echo got {}", s.status));
+            }
+            let got = first.echo_stream(s.id, b"after junk").await?;
+            if got != b"after junk" {
+                return Err(format!("echo returned {got:?}"));
+            }
+            Ok(())
+        }
+        .await;
+        failures.check("a session on an attacked connection", r);
+        failures.check("normal echo afterwards", normal_echo(&server).await);
+        for c in clients {
+            c.close().await;
+        }
+        failures.assert_none();
+    });
+}
+
+#[test]
+fn headers_frame_of_huge_length_is_refused_not_buffered() {
+    const CONNS: usize = 4;
+    let server = start(&[]);
+    runtime().block_on(async {
+        warm_up(&server, CONNS).await;
+        let before = settled_rss(&server).await;
+        let mut conns = Vec::new();
+        for _ in 0..CONNS {
+            conns.push(connect(&server).await);
+        }
+        let opened = settled_rss(&server).await;
+        let mut clients = Vec::new();
+        let mut total = 0;
+        for c in conns {
+            let (mut send, recv) = c
+                .open_bi_with(&wire::frame_header(wire::HEADERS, wire::VARINT_MAX))
+                .await
+                .expect("request stream");
+            total += stuff(&mut send, 1 << 20, Duration::from_secs(3)).await;
+            clients.push((c, send, h3raw::StreamReader::new(recv)));
+        }
+        eprintln!("the server took {} KiB of HEADERS body", total / 1024);
+        let after = settled_rss(&server).await;
+        let mut failures = Failures::default();
+        failures.check(
+            "RSS growth",
+            check_growth(
+                &format!("1 MiB of a 2^62-1-byte HEADERS frame on {CONNS} connections"),
+                before,
+                opened,
+                after,
+                CONNS as u64,
+            ),
+        );
+        for (i, (c, send, reader)) in clients.iter_mut().enumerate() {
+            // Connection closed with H3_EXCESSIVE_LOAD / H3_FRAME_ERROR, or the request
+            // stream reset/stopped: anything but buffering on.
+            let r = async {
+                if let Some(e) = c.conn.close_reason() {
+                    return match app_code(&e) {
+                        Some(wire::H3_EXCESSIVE_LOAD) | Some(wire::H3_FRAME_ERROR) => Ok(()),
+                        _ => Err(format!("the connection closed with {}", describe(&e))),
+                    };
+                }
+                let stopped = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
+                if let Ok(Ok(Some(code))) = stopped {
+                    eprintln!("request stream {i} stopped with 0x{:x}", code.into_inner());
+                    return Ok(());
+                }
+                match reader.end(Duration::from_millis(500)).await {
+                    End::Reset(code) => {
+                        eprintln!("request stream {i} reset with 0x{code:x}");
+                        Ok(())
+                    }
+                    End::Lost(_, Some(wire::H3_EXCESSIVE_LOAD | wire::H3_FRAME_ERROR)) => Ok(()),
+                    other => Err(format!(
+                        "neither the connection closed (H3_EXCESSIVE_LOAD/H3_FRAME_ERROR) nor \
+                         the request stream was reset or stopped: {other:?}"
+                    )),
+                }
+            }
+            .await;
+            failures.check(&format!("connection {i}: the huge HEADERS is refused"), r);
+        }
+        failures.check("normal echo afterwards", normal_echo(&server).await);
+        for (c, _, _) in clients {
+            c.close().await;
+        }
+        failures.assert_none();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Reset streams give back stream credit
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn streams_reset_one_after_another_give_back_credit() {
+    const STREAMS: usize = 600;
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let s = c.session("/echo").await;
+        for i in 0..STREAMS {
+            let (mut send, recv) = c.wt_bidi(s.id, &[i as u8]).await.unwrap_or_else(|e| {
+                panic!("stream {i} of {STREAMS} could not be opened: {e} (credit stopped after {i} streams)")
+            });
+            let mut reader = h3raw::StreamReader::new(recv);
+            match reader.read_raw(1, Duration::from_secs(3)).await {
+                Ok(b) if b == [i as u8] => {}
+                other => panic!("stream {i}: echo of one byte: {other:?}"),
+            }
+            let _ = send.reset(VarInt::from_u32(0x10c));
+            let _ = reader.recv.stop(VarInt::from_u32(0x10c));
+        }
+        let got = c
+            .echo_stream(s.id, b"after 600 resets")
+            .await
+            .unwrap_or_else(|e| panic!("normal echo after {STREAMS} reset streams: {e}"));
+        assert_eq!(got, b"after 600 resets");
+        c.close().await;
+    });
+}
+
+#[test]
+fn streams_reset_all_at_once_give_back_credit() {
+    const STREAMS: usize = 1000;
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let s = c.session("/echo").await;
+        for i in 0..STREAMS {
+            let (mut send, mut recv) = c.wt_bidi(s.id, &[i as u8]).await.unwrap_or_else(|e| {
+                panic!("stream {i} of {STREAMS} could not be opened: {e} (credit stopped after {i} streams)")
+            });
+            let _ = send.reset(VarInt::from_u32(0x10c));
+            let _ = recv.stop(VarInt::from_u32(0x10c));
+        }
+        let got = c
+            .echo_stream(s.id, b"after 1000 resets")
+            .await
+            .unwrap_or_else(|e| panic!("normal echo after {STREAMS} reset streams: {e}"));
+        assert_eq!(got, b"after 1000 resets");
+        c.close().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// The session id is the CONNECT stream's id
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn session_on_stream_four_after_a_refused_request() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let mut refused = c.webtransport("/nope", &[]).await.expect("CONNECT /nope");
+        assert_eq!(refused.id, 0, "the first request is on stream 0");
+        assert_eq!(refused.status, 404, "CONNECT /nope");
+        let end = refused.reader.end(Duration::from_secs(3)).await;
+        assert_eq!(end, End::Fin, "the refused request stream was not finished");
+
+        let mut s = c.session("/echo").await;
+        assert_eq!(s.id, 4, "the second request is on stream 4");
+        let got = c
+            .echo_stream(4, b"session four")
+            .await
+            .unwrap_or_else(|e| panic!("bidi stream naming session 4: {e}"));
+        assert_eq!(got, b"session four");
+        c.echo_datagram(4, b"datagram four", Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|e| panic!("datagrams of session 4: {e}"));
+        s.send
+            .write_all(&wire::close_session(0, b"bye"))
+            .await
+            .expect("close capsule");
+        expect_session_ended(&c, &mut s, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| panic!("CLOSE_WEBTRANSPORT_SESSION on stream 4: {e}"));
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Session close codes reach the client (Chromium's view: hostile_browser.rs)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn failed_joins_close_the_session_with_their_code() {
+    let server = start(&["--max-participants-per-meeting", "1"]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).expect("dev keys");
+    runtime().block_on(async {
+        let mut failures = Failures::default();
+
+        let mut bad = Signaling::open(&server, &join_frame("m-bad", "garbage.token.x", "x")).await;
+        failures.check(
+            "join with a garbage token -> 0x101",
+            expect_session_close(&bad.client, &mut bad.session, 0x101, Duration::from_secs(5))
+                .await,
+        );
+
+        let first = Signaling::joined(&server, &keys, "m-cap", "alice").await;
+        let frame = join_frame("m-cap", &token(&keys, "m-cap", "bob"), "bob");
+        let mut over = Signaling::open(&server, &frame).await;
+        failures.check(
+            "second join over --max-participants-per-meeting 1 -> 0x102",
+            expect_session_close(
+                &over.client,
+                &mut over.session,
+                0x102,
+                Duration::from_secs(5),
+            )
+            .await,
+        );
+
+        let mute = client_frame(C::Message::MuteRequest(pb::MuteRequest {
+            audio_muted: true,
+            video_muted: false,
+        }));
+        let mut nojoin = Signaling::open(&server, &mute).await;
+        failures.check(
+            "a first frame that is not a join -> 0x100",
+            expect_session_close(
+                &nojoin.client,
+                &mut nojoin.session,
+                0x100,
+                Duration::from_secs(5),
+            )
+            .await,
+        );
+        first.client.close().await;
+        failures.assert_none();
+    });
+}
+
+#[test]
+fn drain_closes_sessions_with_0x103() {
+    let server = start(&["--drain-timeout-secs", "1"]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).expect("dev keys");
+    runtime().block_on(async {
+        let mut p = Signaling::joined(&server, &keys, "m-drain", "dana").await;
+        server.signal(libc::SIGTERM);
+        expect_session_close(&p.client, &mut p.session, 0x103, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("drain (SIGTERM, --drain-timeout-secs 1): {e}"));
+        let _ = p.send.finish();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Streams and datagrams of other sessions are refused
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn stream_naming_an_unknown_session_is_rejected_and_the_connection_stays() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let s = c.session("/echo").await;
+        // Not finished: a STOP_SENDING is then the only way `stopped` resolves.
+        let (send, recv) = c.wt_bidi(4000, b"foreign").await.expect("open");
+        let mut reader = h3raw::StreamReader::new(recv);
+        let end = tokio::select! {
+            e = reader.end(Duration::from_secs(3)) => e,
+            st = send.stopped() => match st {
+                Ok(Some(code)) => End::Reset(code.into_inner()),
+                Ok(None) => End::Fin,
+                Err(e) => End::Lost(e.to_string(), None),
+            },
+        };
+        let echoed = reader.discarded + reader.buffered().len();
+        assert!(
+            echoed == 0,
+            "a stream naming session 4000 (no such session) was echoed ({echoed} bytes back, \
+             then {end:?})"
+        );
+        match end {
+            End::Reset(code)
+                if code == wire::WEBTRANSPORT_BUFFERED_STREAM_REJECTED
+                    || code == wire::H3_ID_ERROR => {}
+            other => panic!(
+                "a stream naming session 4000 (no such session) was not rejected with \
+                 WEBTRANSPORT_BUFFERED_STREAM_REJECTED or H3_ID_ERROR: {other:?}"
+            ),
+        }
+        still_open(&c).unwrap_or_else(|e| panic!("after the foreign stream: {e}"));
+        let got = c
+            .echo_stream(s.id, b"own session")
+            .await
+            .unwrap_or_else(|e| panic!("a normal stream after the foreign one: {e}"));
+        assert_eq!(got, b"own session");
+        c.close().await;
+    });
+}
+
+#[test]
+fn stream_naming_a_non_request_stream_as_session_is_an_id_error() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let mut failures = Failures::default();
+        for session in [3, wire::VARINT_MAX] {
+            let c = connect(&server).await;
+            let _s = c.session("/echo").await;
+            let r = async {
+                let (_send, _recv) = c.wt_bidi(session, b"x").await?;
+                expect_conn_error(&c, &[wire::H3_ID_ERROR], Duration::from_secs(3)).await
+            }
+            .await;
+            failures.check(&format!("a bidi stream naming session {session}"), r);
+            c.close().await;
+        }
+        failures.assert_none();
+    });
+}
+
+#[test]
+fn datagram_of_an_unknown_session_is_not_echoed() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let s = c.session("/echo").await;
+        for _ in 0..5 {
+            c.datagram(4000, b"foreign datagram").expect("datagram");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut echoed = false;
+        while Instant::now() < deadline && !echoed {
+            c.datagram(s.id, b"own datagram").expect("datagram");
+            let until = Instant::now() + Duration::from_millis(200);
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                match c.recv_datagram(left).await {
+                    Some((sid, p)) => {
+                        echoed |= sid == s.id && p == b"own datagram";
+                        got.push((sid, String::from_utf8_lossy(&p).to_string()));
+                    }
+                    None => break,
+                }
+            }
+        }
+        // Late echoes of the foreign datagrams.
+        while let Some((sid, p)) = c.recv_datagram(Duration::from_millis(300)).await {
+            got.push((sid, String::from_utf8_lossy(&p).to_string()));
+        }
+        let foreign: Vec<_> = got
+            .iter()
+            .filter(|(_, p)| p == "foreign datagram")
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "datagrams of session 4000 were echoed: {foreign:?}"
+        );
+        assert!(
+            echoed,
+            "no echo of a datagram of the session itself; got {got:?}"
+        );
+        c.close().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// A bad stream never freezes a session
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn broken_stream_headers_do_not_stop_the_session_accepting() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let s = c.session("/echo").await;
+        // Reset before the 0x41 signal is complete (first byte of its 2-byte varint).
+        let (mut a, _ra) = c.open_bi_with(&[0x40]).await.expect("open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = a.reset(VarInt::from_u32(0x10c));
+        // Finished after a truncated session id (first byte of a 4-byte varint).
+        let mut head = wire::varint(wire::WT_BIDI_SIGNAL);
+        head.push(0x80);
+        let (mut b, _rb) = c.open_bi_with(&head).await.expect("open");
+        let _ = b.finish();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        still_open(&c).unwrap_or_else(|e| panic!("after two broken stream headers: {e}"));
+        let got = c
+            .echo_stream(s.id, b"after broken headers")
+            .await
+            .unwrap_or_else(|e| {
+                panic!("the session stopped accepting after two broken stream headers: {e}")
+            });
+        assert_eq!(got, b"after broken headers");
+        c.close().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// The CONNECT-stream capsule parser
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn close_capsule_in_the_first_flight_ends_the_session() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let mut s = c
+            .webtransport("/echo", &wire::close_session(0, b"at once"))
+            .await
+            .unwrap_or_else(|e| panic!("CONNECT + CLOSE in one write: {e}"));
+        assert_eq!(s.status, 200, "CONNECT /echo");
+        expect_session_ended(&c, &mut s, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| panic!("CLOSE capsule sent with the CONNECT HEADERS: {e}"));
+    });
+}
+
+#[test]
+fn close_after_an_unknown_capsule_is_honoured() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let mut s = c.session("/echo").await;
+        let unknown = wire::frame(wire::DATA, &wire::capsule(0x29, &[0xab; 100]));
+        s.send.write_all(&unknown).await.expect("unknown capsule");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.send
+            .write_all(&wire::close_session(0, b""))
+            .await
+            .expect("close capsule");
+        expect_session_ended(&c, &mut s, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| panic!("CLOSE after an unknown capsule (type 0x29): {e}"));
+    });
+}
+
+#[test]
+fn capsules_spanning_data_frames_are_reassembled() {
+    // RFC 9297 §3.1: the capsules are the concatenated DATA payloads; frame boundaries
+    // need not match capsule boundaries.
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let mut s = c.session("/echo").await;
+        let mut stream = wire::capsule(0x29, &[0xcd; 100]);
+        stream.extend(wire::capsule(
+            wire::CLOSE_WEBTRANSPORT_SESSION,
+            &wire::close_value(0, b"split"),
+        ));
+        // Split inside the unknown capsule and inside the CLOSE capsule.
+        let cuts = [0, 50, 104, stream.len()];
+        for w in cuts.windows(2) {
+            let frame = wire::frame(wire::DATA, &stream[w[0]..w[1]]);
+            s.send.write_all(&frame).await.expect("DATA frame");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        expect_session_ended(&c, &mut s, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| panic!("CLOSE capsule split over DATA frames: {e}"));
+    });
+}
+
+#[test]
+fn close_capsule_at_the_start_of_a_partial_data_frame_is_acted_on() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let mut s = c.session("/echo").await;
+        let capsule = wire::capsule(
+            wire::CLOSE_WEBTRANSPORT_SESSION,
+            &wire::close_value(0, b"partial frame"),
+        );
+        let mut bytes = wire::frame_header(wire::DATA, 10 * 1024);
+        bytes.extend(capsule);
+        s.send.write_all(&bytes).await.expect("partial DATA frame");
+        expect_session_ended(&c, &mut s, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("CLOSE capsule at the start of a 10 KiB DATA frame never completed: {e}")
+            });
+    });
+}
+
+#[test]
+fn malformed_close_capsule_ends_the_session() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let mut s = c.session("/echo").await;
+        let bytes = wire::frame(
+            wire::DATA,
+            &wire::capsule(wire::CLOSE_WEBTRANSPORT_SESSION, &[0, 0]),
+        );
+        s.send.write_all(&bytes).await.expect("short CLOSE capsule");
+        // Malformed (RFC 9297 §3.3): the connection closed with any HTTP/3 error, or the
+        // CONNECT stream reset or finished.
+        let end = tokio::select! {
+            e = s.reader.end(Duration::from_secs(2)) => e,
+            e = c.conn.closed() => End::Lost(describe(&e), app_code(&e)),
+        };
+        match end {
+            End::Lost(_, Some(_)) | End::Reset(_) | End::Fin => {}
+            other => panic!(
+                "a CLOSE_WEBTRANSPORT_SESSION capsule with a 2-byte value was ignored: {other:?}"
+            ),
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Deadlines before a session exists
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn deadline_flags_are_documented() {
+    let out = std::process::Command::new(harness::binary())
+        .arg("--help")
+        .output()
+        .expect("mc-service --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--connect-timeout-ms",
+        "MC_CONNECT_TIMEOUT_MS",
+        "--join-timeout-ms",
+        "MC_JOIN_TIMEOUT_MS",
+    ] {
+        assert!(help.contains(needle), "`mc-service --help` lacks {needle}");
+    }
+}
+
+#[test]
+fn connection_without_connect_is_closed_at_the_connect_deadline() {
+    let server = start_with(
+        "2",
+        &[],
+        &[
+            ("MC_CONNECT_TIMEOUT_MS", "1000"),
+            ("MC_JOIN_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let before = metric(
+        &server,
+        "mc_refusals_total",
+        &["reason=\"connect_timeout\""],
+    );
+    runtime().block_on(async {
+        let c = connect_with(
+            &server,
+            Options {
+                keep_alive: Some(Duration::from_millis(200)),
+                ..Options::default()
+            },
+        )
+        .await;
+        let t0 = Instant::now();
+        match c.closed_within(Duration::from_secs(3)).await {
+            Some(e) => eprintln!("closed after {:?}: {}", t0.elapsed(), describe(&e)),
+            None => panic!(
+                "a connection that never sent a CONNECT (keep-alive PINGs only) was still \
+                 open 3 s after the handshake (MC_CONNECT_TIMEOUT_MS=1000)"
+            ),
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let after = metric(
+        &server,
+        "mc_refusals_total",
+        &["reason=\"connect_timeout\""],
+    );
+    assert!(
+        after > before,
+        "mc_refusals_total{{reason=\"connect_timeout\"}} did not rise ({before} -> {after})"
+    );
+}
+
+#[test]
+fn partial_first_signaling_frame_is_closed_at_the_join_deadline() {
+    let server = start_with(
+        "2",
+        &[],
+        &[
+            ("MC_CONNECT_TIMEOUT_MS", "1000"),
+            ("MC_JOIN_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let before = metric(&server, "mc_refusals_total", &["reason=\"join_timeout\""]);
+    runtime().block_on(async {
+        let mut partial = 100u32.to_be_bytes().to_vec();
+        partial.extend([0x0a; 10]);
+        let mut p = Signaling::open(&server, &partial).await;
+        expect_session_close(&p.client, &mut p.session, 0x100, Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("a partial first signaling frame with MC_JOIN_TIMEOUT_MS=1000: {e}")
+            });
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let after = metric(&server, "mc_refusals_total", &["reason=\"join_timeout\""]);
+    assert!(
+        after > before,
+        "mc_refusals_total{{reason=\"join_timeout\"}} did not rise ({before} -> {after})"
+    );
+}
+
+#[test]
+fn connections_without_connect_count_toward_the_per_ip_limit() {
+    let server = start_with("1", &["--max-sessions-per-ip", "2"], &[]);
+    runtime().block_on(async {
+        let a = connect(&server).await;
+        let b = connect(&server).await;
+        let cert = dev_cert_hash(&server.dev_dir);
+        match Client::connect(server.webtransport, cert, Options::default()).await {
+            Err(e) => eprintln!("third handshake refused: {e}"),
+            Ok(third) => match third.webtransport("/", &[]).await {
+                Ok(s) if s.status == 429 => {}
+                Ok(s) => panic!(
+                    "with two CONNECT-less connections open from 127.0.0.1 and \
+                     --max-sessions-per-ip 2, a third connection's CONNECT got {}",
+                    s.status
+                ),
+                Err(e) => eprintln!("third connection refused: {e}"),
+            },
+        }
+        a.close().await;
+        b.close().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// RFC 9114 MUSTs
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn empty_goaway_is_a_frame_error() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let mut c = connect(&server).await;
+        let control = c.control.as_mut().expect("control stream");
+        control
+            .write_all(&wire::frame(wire::GOAWAY, &[]))
+            .await
+            .expect("GOAWAY");
+        expect_conn_error(&c, &[wire::H3_FRAME_ERROR], Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|e| panic!("an empty GOAWAY (RFC 9114 §7.2.6, §7.1): {e}"));
+    });
+}
+
+#[test]
+fn client_push_stream_is_a_stream_creation_error() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let mut push = c.open_uni(wire::PUSH_STREAM).await.expect("push stream");
+        let _ = push.write_all(&wire::varint(0)).await;
+        expect_conn_error(
+            &c,
+            &[wire::H3_STREAM_CREATION_ERROR],
+            Duration::from_secs(3),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("a client-initiated push stream (RFC 9114 §6.2.2): {e}"));
+    });
+}
+
+#[test]
+fn uni_stream_with_truncated_session_id_is_dropped_alone() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let s = c.session("/echo").await;
+        let mut uni = c.open_uni(wire::WT_UNI_STREAM).await.expect("uni stream");
+        uni.write_all(&[0x80]).await.expect("truncated session id");
+        let _ = uni.finish();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        still_open(&c).unwrap_or_else(|e| panic!("after a truncated uni stream header: {e}"));
+        let got = c
+            .echo_stream(s.id, b"after truncated uni")
+            .await
+            .unwrap_or_else(|e| panic!("the session after a truncated uni stream header: {e}"));
+        assert_eq!(got, b"after truncated uni");
+        c.echo_datagram(s.id, b"dg", Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|e| panic!("after a truncated uni stream header: {e}"));
+        c.close().await;
+    });
+}
+
+#[test]
+fn second_connect_on_a_signaling_connection_gets_429() {
+    let server = start(&[]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).expect("dev keys");
+    runtime().block_on(async {
+        let mut p = Signaling::joined(&server, &keys, "m-twice", "tess").await;
+        match p.client.webtransport("/", &[]).await {
+            Ok(s) if s.status == 429 => {}
+            Ok(s) => panic!("a second CONNECT on the connection got {}", s.status),
+            Err(e) => panic!("a second CONNECT on a connection with a session: {e}"),
+        }
+        let mute = client_frame(C::Message::MuteRequest(pb::MuteRequest {
+            audio_muted: true,
+            video_muted: false,
+        }));
+        p.send.write_all(&mute).await.expect("mute");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match p.next(left).await {
+                Ok(ServerMessage {
+                    message: Some(S::Message::ParticipantMuteUpdate(u)),
+                    ..
+                }) if u.audio_self_muted => break,
+                Ok(_) => continue,
+                Err(e) => panic!("the first session stopped working after a second CONNECT: {e:?}"),
+            }
+        }
+        p.client.close().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// The raw client itself
+// ---------------------------------------------------------------------------------------
+
+/// The client's capsule reader against a scripted quinn server: a 200 response, then
+/// capsules split across DATA frames with an unknown frame between them, then FIN. The
+/// close-code tests above rely on this reader.
+#[test]
+fn raw_client_reads_capsules_split_over_frames() {
+    let dir = std::env::temp_dir().join(format!("mc-h3raw-selftest-{}", std::process::id()));
+    let dev = mc_service::tls::DevCert::load_or_create(&dir, SystemTime::now()).expect("cert");
+    let crypto = mc_service::tls::server_config(&dev.material).expect("server config");
+    let hash: [u8; 32] = hex::decode(&dev.sha256_hex)
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    runtime().block_on(async {
+        let server_config = quinn::ServerConfig::with_crypto(crypto);
+        let endpoint = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap())
+            .expect("server endpoint");
+        let addr = endpoint.local_addr().expect("addr");
+        let script = tokio::spawn(async move {
+            let conn = endpoint
+                .accept()
+                .await
+                .expect("incoming")
+                .await
+                .expect("conn");
+            let (mut send, mut recv) = conn.accept_bi().await.expect("request stream");
+            let mut buf = [0u8; 1024];
+            let _ = recv.read(&mut buf).await;
+            let mut capsules = wire::capsule(0x29, &[7; 40]);
+            capsules.extend(wire::capsule(
+                wire::CLOSE_WEBTRANSPORT_SESSION,
+                &wire::close_value(0x101, b"bye"),
+            ));
+            let mut out = wire::headers(&[(":status", "200")]);
+            out.extend(wire::frame(wire::DATA, &capsules[..20]));
+            out.extend(wire::frame(0x21, b"reserved"));
+            out.extend(wire::frame(wire::DATA, &capsules[20..45]));
+            send.write_all(&out).await.expect("write");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            send.write_all(&wire::frame(wire::DATA, &capsules[45..]))
+                .await
+                .expect("write");
+            send.finish().expect("finish");
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+        });
+        let c = Client::connect(addr, hash, Options::default())
+            .await
+            .expect("connect");
+        let mut s = c.session("/x").await;
+        let (code, reason) = s
+            .reader
+            .close_capsule(Duration::from_secs(2))
+            .await
+            .expect("close capsule");
+        assert_eq!((code, &reason[..]), (0x101, &b"bye"[..]));
+        assert_eq!(s.reader.end(Duration::from_secs(2)).await, End::Fin);
+        c.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), script).await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
