@@ -718,21 +718,27 @@ fn session_on_stream_four_after_a_refused_request() {
 
         let mut s = c.session("/echo").await;
         assert_eq!(s.id, 4, "the second request is on stream 4");
-        let got = c
-            .echo_stream(4, b"session four")
-            .await
-            .unwrap_or_else(|e| panic!("bidi stream naming session 4: {e}"));
-        assert_eq!(got, b"session four");
-        c.echo_datagram(4, b"datagram four", Duration::from_secs(3))
-            .await
-            .unwrap_or_else(|e| panic!("datagrams of session 4: {e}"));
+        let mut failures = Failures::default();
+        let echo = c.echo_stream(4, b"session four").await.and_then(|got| {
+            (got == b"session four")
+                .then_some(())
+                .ok_or(format!("echoed {got:?}"))
+        });
+        failures.check("a bidi stream naming session 4 is echoed", echo);
+        failures.check(
+            "a datagram of session 4 is echoed on session 4",
+            c.echo_datagram(4, b"datagram four", Duration::from_secs(3))
+                .await,
+        );
         s.send
             .write_all(&wire::close_session(0, b"bye"))
             .await
             .expect("close capsule");
-        expect_session_ended(&c, &mut s, Duration::from_secs(2))
-            .await
-            .unwrap_or_else(|e| panic!("CLOSE_WEBTRANSPORT_SESSION on stream 4: {e}"));
+        failures.check(
+            "CLOSE_WEBTRANSPORT_SESSION on stream 4 ends the session",
+            expect_session_ended(&c, &mut s, Duration::from_secs(2)).await,
+        );
+        failures.assert_none();
     });
 }
 
