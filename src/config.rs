@@ -100,6 +100,12 @@ pub struct ServiceArgs {
     #[arg(long, env = "ACTOR_MAILBOX_SIZE", default_value = "1000", value_parser = nonzero_usize)]
     pub actor_mailbox_size: NonZeroUsize,
 
+    /// Messages a shard may hold, per destination shard, when that shard's queue is
+    /// full (delayed in order rather than dropped; beyond this they are dropped and
+    /// counted in mc_messages_dropped_total).
+    #[arg(long, env = "MC_MESH_OVERFLOW_MAX", default_value = "65536", value_parser = nonzero_usize)]
+    pub mesh_overflow_max: NonZeroUsize,
+
     /// Heartbeat interval to the GC, in seconds (the GC's own interval wins when given).
     #[arg(long, env = "GC_HEARTBEAT_INTERVAL_SECS", default_value = "10", value_parser = nonzero_u64)]
     pub gc_heartbeat_interval_secs: NonZeroU64,
@@ -175,6 +181,7 @@ pub struct Settings {
     pub webtransport_bind_address: SocketAddr,
     pub http_bind_address: SocketAddr,
     pub actor_mailbox_size: usize,
+    pub mesh_overflow_max: usize,
     #[serde(serialize_with = "secs")]
     pub gc_heartbeat_interval: Duration,
     pub shards: usize,
@@ -312,6 +319,7 @@ impl Config {
             webtransport_bind_address,
             http_bind_address,
             actor_mailbox_size: s.actor_mailbox_size.get(),
+            mesh_overflow_max: s.mesh_overflow_max.get(),
             gc_heartbeat_interval: Duration::from_secs(s.gc_heartbeat_interval_secs.get()),
             shards,
             drain_timeout: Duration::from_secs(s.drain_timeout_secs),

@@ -26,7 +26,7 @@ use crate::admission::Admission;
 use crate::config::Settings;
 use crate::gc::{self, GcClient, GcClientConfig, GcControl, GcHooks, GcStatus, Load};
 use crate::metrics::{Metrics, ShardMetrics};
-use crate::shard::{ShardLoad, ShardMsg, LANE_CONNECTION, LANE_CONTROL, LANE_MEETING};
+use crate::router::{ShardLoad, ShardMsg, LANE_CONNECTION, LANE_CONTROL, LANE_MEETING};
 use crate::shutdown::Shutdown;
 
 /// How often every shard is pinged.
@@ -88,9 +88,10 @@ impl ShardHealth {
 
     /// Every shard answered within [`PONG_STALE_AFTER`].
     pub fn all_healthy(&self, now: Instant) -> bool {
-        self.last
-            .iter()
-            .all(|s| s.is_some_and(|(at, _)| now.saturating_duration_since(at) < PONG_STALE_AFTER))
+        self.last.iter().all(|s| {
+            s.as_ref()
+                .is_some_and(|(at, _)| now.saturating_duration_since(*at) < PONG_STALE_AFTER)
+        })
     }
 
     /// Sum of the load last reported by every shard.
@@ -102,7 +103,18 @@ impl ShardHealth {
                 meetings: acc.meetings + l.meetings,
                 connections: acc.connections + l.connections,
                 participants: acc.participants + l.participants,
+                parked: Vec::new(),
             })
+    }
+
+    /// Messages every shard holds parked for `to`'s `lane` (its overflow).
+    pub fn parked_for(&self, to: ShardId, lane: shards::Lane) -> u64 {
+        self.last
+            .iter()
+            .flatten()
+            .filter_map(|(_, l)| l.parked.get(to.index()))
+            .map(|p| u64::from(p.get(usize::from(lane.0)).copied().unwrap_or(0)))
+            .sum()
     }
 }
 
@@ -248,13 +260,18 @@ impl AdminState for Control {
 
     fn metrics(&self) -> Vec<u8> {
         // Queue depths are read at scrape time from the queues themselves.
+        // A queue's depth counts what waits in it and what senders hold parked for it.
+        let health = self.health.borrow();
         for (i, m) in self.shard_metrics.iter().enumerate() {
             let shard = ShardId(i as u16);
-            m.mailbox_depth_meeting
-                .set(self.monitor.inbox_depth(shard, LANE_MEETING) as i64);
+            let depth = |lane| {
+                self.monitor.inbox_depth(shard, lane) as u64 + health.parked_for(shard, lane)
+            };
+            m.mailbox_depth_meeting.set(depth(LANE_MEETING) as i64);
             m.mailbox_depth_connection
-                .set(self.monitor.inbox_depth(shard, LANE_CONNECTION) as i64);
+                .set(depth(LANE_CONNECTION) as i64);
         }
+        drop(health);
         self.metrics
             .draining
             .set(i64::from(self.shutdown.requested()));
@@ -443,9 +460,6 @@ async fn drain(mesh: &Rc<MeshHandle<ShardMsg>>, control: &Rc<Control>, gc: Optio
     if let Some(gc) = gc {
         gc.start_draining();
     }
-    for s in 0..control.shard_metrics.len() {
-        send_control(mesh, ShardId(s as u16), ShardMsg::StopAdmitting).await;
-    }
 
     // Live meetings continue until they end or the drain timeout passes. The pinger
     // keeps the load fresh.
@@ -520,6 +534,7 @@ mod tests {
                 meetings: 2,
                 connections: 5,
                 participants: 5,
+                ..Default::default()
             },
         );
         assert!(h.all_healthy(t0 + Duration::from_secs(1)));

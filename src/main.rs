@@ -17,7 +17,8 @@ use mc_service::gc::{GcArgs, GcClientConfig, GcIdentity};
 use mc_service::meeting::MeetingConfig;
 use mc_service::metrics::Metrics;
 use mc_service::quic::{QuicArgs, QuicShared};
-use mc_service::shard::{self, ShardMsg, ShardSeed, LANES};
+use mc_service::router::{ShardMsg, LANES};
+use mc_service::shard::{self, ShardSeed};
 use mc_service::shutdown::{self, Shutdown};
 use mc_service::signaling::session::SessionConfig;
 use mc_service::tls::{self, DevCert, TlsArgs, TlsMaterial};
@@ -94,6 +95,10 @@ fn main() -> ExitCode {
         }
     };
     let meeting = cli.config.meeting.meeting_config(session.max_frame);
+    if let Err(e) = cli.config.quic.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
     let transport = (cli.config.tls, cli.config.quic);
     match run(settings, auth, gc, (session, meeting), transport) {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,14 +165,19 @@ fn run(
         binding_secret: auth.binding_secret.clone(),
         redirect_endpoint: settings.redirect_endpoint.clone(),
         mailbox: settings.actor_mailbox_size,
-        join_timeout: Duration::from_secs(10),
+        join_timeout: quic_args.join_timeout(),
         max_sessions_per_ip: settings.max_sessions_per_ip,
     };
+    let limits = quic_args.h3_limits();
+    let budget = quic_args.receive_budget_bytes();
     let quic = quic_shared(&settings, tls_args, quic_args)?;
     let n = settings.shards;
     let metrics = Metrics::new();
     metrics.shards.set(n as i64);
     metrics.capacity.set(i64::from(settings.capacity));
+    metrics
+        .connection_receive_budget_bytes
+        .set(i64::try_from(budget).unwrap_or(i64::MAX));
     let shutdown = Arc::new(Shutdown::default());
 
     // The mesh: shards 0..n, then the control plane as peer n.
@@ -248,6 +258,8 @@ fn run(
             keys: keys.clone(),
             verifier: auth.verifier.clone(),
             quic: quic.clone(),
+            limits: limits.clone(),
+            mesh_overflow_max: settings.mesh_overflow_max,
             bind,
             started: started_tx,
         };

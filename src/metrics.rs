@@ -16,6 +16,12 @@ pub const PROCESSING_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// Buckets for a fan-out's time on the server: 50 µs to 1 s.
+pub const FANOUT_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5,
+    1.0,
+];
+
 /// Buckets for handshakes, joins and GC round trips: 100 µs to 10 s.
 pub const NETWORK_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -53,6 +59,14 @@ pub struct Metrics {
     pub sessions_closed_total: IntCounterVec,
     // Limits and refusals.
     pub refusals_total: IntCounterVec,
+    pub connection_receive_budget_bytes: IntGauge,
+    // The shard's data path.
+    pub fanout_duration_seconds: HistogramVec,
+    pub udp_datagrams_total: IntCounterVec,
+    pub udp_syscalls_total: IntCounterVec,
+    pub h3_datagrams_dropped_total: IntCounterVec,
+    pub h3_streams_refused_total: IntCounterVec,
+    pub h3_protocol_errors_total: IntCounterVec,
     // Process.
     pub shards: IntGauge,
     pub capacity: IntGauge,
@@ -194,6 +208,48 @@ impl Metrics {
                 "Requests refused by a limit, by reason",
                 &["reason"],
             ),
+            connection_receive_budget_bytes: gauge(
+                r,
+                "mc_connection_receive_budget_bytes",
+                "Most bytes of received data one client connection can make the server hold (stream and connection windows, datagram queue, header and capsule buffers)",
+            ),
+            fanout_duration_seconds: histogram_vec(
+                r,
+                "mc_fanout_duration_seconds",
+                "Time from a meeting handling a message to the last of this shard's recipients' packets being handed to the kernel",
+                &["shard"],
+                FANOUT_BUCKETS,
+            ),
+            udp_datagrams_total: counter_vec(
+                r,
+                "mc_udp_datagrams_total",
+                "UDP datagrams received and sent by the shard's socket",
+                &["direction", "shard"],
+            ),
+            udp_syscalls_total: counter_vec(
+                r,
+                "mc_udp_syscalls_total",
+                "Batched socket calls (recvmmsg, sendmmsg) made by the shard",
+                &["op", "shard"],
+            ),
+            h3_datagrams_dropped_total: counter_vec(
+                r,
+                "mc_h3_datagrams_dropped_total",
+                "HTTP datagrams dropped because they named no session of their connection",
+                &["shard"],
+            ),
+            h3_streams_refused_total: counter_vec(
+                r,
+                "mc_h3_streams_refused_total",
+                "WebTransport streams refused because they named no live session",
+                &["shard"],
+            ),
+            h3_protocol_errors_total: counter_vec(
+                r,
+                "mc_h3_protocol_errors_total",
+                "Connections closed because the client broke the HTTP/3 or WebTransport rules",
+                &["shard"],
+            ),
             shards: gauge(r, "mc_shards", "Number of shards (pinned executors) serving traffic"),
             capacity: gauge(r, "mc_capacity", "Configured maximum concurrent meetings (MC_CAPACITY)"),
             draining: gauge(r, "mc_draining", "1 while the MC is draining (no new meetings admitted)"),
@@ -207,7 +263,16 @@ impl Metrics {
         }
         m.jwt_validations_total
             .with_label_values(&["success", "none"]);
-        m.refusals_total.with_label_values(&["admin_connections"]);
+        for reason in [
+            "admin_connections",
+            "max_sessions_per_ip",
+            "max_sessions_per_shard",
+            "max_handshakes_per_shard",
+            "connect_timeout",
+            "join_timeout",
+        ] {
+            m.refusals_total.with_label_values(&[reason]);
+        }
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -235,7 +300,8 @@ impl Default for Metrics {
     }
 }
 
-/// One shard's children, looked up once when the shard starts.
+/// One shard's children, looked up once when the shard starts; the shard never looks
+/// a label up on the message path.
 #[derive(Clone)]
 pub struct ShardMetrics {
     pub meetings_active: IntGauge,
@@ -247,23 +313,75 @@ pub struct ShardMetrics {
     pub panics_meeting: IntCounter,
     pub panics_connection: IntCounter,
     pub message_processing: Histogram,
+    pub fanout_duration: Histogram,
     pub wt_accepted: IntCounter,
     pub wt_rejected: IntCounter,
     pub wt_error: IntCounter,
     pub datagrams_forwarded: IntCounter,
     pub datagrams_forward_dropped: IntCounter,
     pub udp_send_errors: IntCounter,
-    pub refused_sessions: IntCounter,
-    pub refused_handshakes: IntCounter,
+    pub udp_datagrams_in: IntCounter,
+    pub udp_datagrams_out: IntCounter,
+    pub udp_recv_calls: IntCounter,
+    pub udp_send_calls: IntCounter,
+    pub h3_datagrams_dropped: IntCounter,
+    pub h3_streams_refused: IntCounter,
+    pub h3_protocol_errors: IntCounter,
     pub quic_retries: IntCounter,
     pub handshake_duration: Histogram,
     pub join_duration: Histogram,
+    joins: Vec<(&'static str, IntCounter)>,
+    client_kinds: Vec<(&'static str, IntCounter)>,
+    closed: Vec<(&'static str, IntCounter)>,
+    refusals: Vec<(&'static str, IntCounter)>,
+    shard: String,
+    all: Metrics,
 }
+
+/// `mc_session_joins_total` statuses.
+const JOIN_STATUSES: &[&str] = &[
+    "success",
+    "recovered",
+    "unauthorized",
+    "capacity",
+    "draining",
+    "invalid",
+    "error",
+];
+/// `mc_client_messages_total` kinds.
+const CLIENT_KINDS: &[&str] = &[
+    "join_request",
+    "publish_stream",
+    "subscribe_to_layout",
+    "update_layout",
+    "unsubscribe_layout",
+    "stream_quality_update",
+    "mute_request",
+    "host_mute_request",
+    "unmute_request",
+    "unmute_response",
+    "media_connection_update",
+    "unknown",
+];
+/// `mc_refusals_total` reasons a shard counts.
+const SHARD_REFUSALS: &[&str] = &[
+    "max_sessions_per_ip",
+    "max_sessions_per_shard",
+    "max_handshakes_per_shard",
+    "connect_timeout",
+    "join_timeout",
+];
 
 impl ShardMetrics {
     pub fn new(m: &Metrics, shard: u16) -> Self {
         let s = shard.to_string();
         let s = s.as_str();
+        let children = |family: &IntCounterVec, labels: &[&'static str]| {
+            labels
+                .iter()
+                .map(|l| (*l, family.with_label_values(&[l, s])))
+                .collect::<Vec<_>>()
+        };
         Self {
             meetings_active: m.meetings_active.with_label_values(&[s]),
             connections_active: m.connections_active.with_label_values(&[s]),
@@ -278,6 +396,7 @@ impl ShardMetrics {
             message_processing: m
                 .message_processing_duration_seconds
                 .with_label_values(&[s]),
+            fanout_duration: m.fanout_duration_seconds.with_label_values(&[s]),
             wt_accepted: m
                 .webtransport_connections_total
                 .with_label_values(&["accepted", s]),
@@ -290,19 +409,70 @@ impl ShardMetrics {
             datagrams_forwarded: m.datagrams_forwarded_total.with_label_values(&[s]),
             datagrams_forward_dropped: m.datagrams_forward_dropped_total.with_label_values(&[s]),
             udp_send_errors: m.udp_send_errors_total.with_label_values(&[s]),
-            refused_sessions: m
-                .refusals_total
-                .with_label_values(&["max_sessions_per_shard"]),
-            refused_handshakes: m
-                .refusals_total
-                .with_label_values(&["max_handshakes_per_shard"]),
+            udp_datagrams_in: m.udp_datagrams_total.with_label_values(&["in", s]),
+            udp_datagrams_out: m.udp_datagrams_total.with_label_values(&["out", s]),
+            udp_recv_calls: m.udp_syscalls_total.with_label_values(&["recvmmsg", s]),
+            udp_send_calls: m.udp_syscalls_total.with_label_values(&["sendmmsg", s]),
+            h3_datagrams_dropped: m.h3_datagrams_dropped_total.with_label_values(&[s]),
+            h3_streams_refused: m.h3_streams_refused_total.with_label_values(&[s]),
+            h3_protocol_errors: m.h3_protocol_errors_total.with_label_values(&[s]),
             quic_retries: m.quic_retries_total.with_label_values(&[s]),
             handshake_duration: m.handshake_duration_seconds.with_label_values(&[s]),
-            join_duration: {
-                m.sessions_closed_total.with_label_values(&["normal", s]);
-                m.session_join_duration_seconds.with_label_values(&[s])
-            },
+            join_duration: m.session_join_duration_seconds.with_label_values(&[s]),
+            joins: children(&m.session_joins_total, JOIN_STATUSES),
+            client_kinds: children(&m.client_messages_total, CLIENT_KINDS),
+            closed: children(&m.sessions_closed_total, &["normal"]),
+            refusals: SHARD_REFUSALS
+                .iter()
+                .map(|r| (*r, m.refusals_total.with_label_values(&[r])))
+                .collect(),
+            shard: s.to_string(),
+            all: m.clone(),
         }
+    }
+
+    /// `mc_session_joins_total{status}`.
+    pub fn join(&self, status: &'static str) {
+        if let Some((_, c)) = self.joins.iter().find(|(l, _)| *l == status) {
+            c.inc();
+        }
+    }
+
+    /// `mc_client_messages_total{kind}`.
+    pub fn client_message(&self, kind: &'static str) {
+        if let Some((_, c)) = self.client_kinds.iter().find(|(l, _)| *l == kind) {
+            c.inc();
+        }
+    }
+
+    /// `mc_refusals_total{reason}` for the limits a shard enforces.
+    pub fn refusal(&self, reason: &'static str) {
+        match self.refusals.iter().find(|(l, _)| *l == reason) {
+            Some((_, c)) => c.inc(),
+            None => self.all.refusals_total.with_label_values(&[reason]).inc(),
+        }
+    }
+
+    /// `mc_sessions_closed_total{reason}` (once per session; new reasons are looked up
+    /// the first time they occur).
+    pub fn session_closed(&mut self, reason: &'static str) {
+        if let Some((_, c)) = self.closed.iter().find(|(l, _)| *l == reason) {
+            return c.inc();
+        }
+        let c = self
+            .all
+            .sessions_closed_total
+            .with_label_values(&[reason, &self.shard]);
+        c.inc();
+        self.closed.push((reason, c));
+    }
+
+    /// `mc_jwt_validations_total{result, failure_reason}` (once per join).
+    pub fn jwt(&self, result: &str, reason: &str) {
+        self.all
+            .jwt_validations_total
+            .with_label_values(&[result, reason])
+            .inc();
     }
 }
 

@@ -1,73 +1,59 @@
-//! One shard: the body of each pinned executor.
+//! One shard: the body of each pinned executor, one loop for everything it owns.
 //!
-//! The shard drains its mesh inbox (control pings now; forwarded datagrams, meeting and
-//! connection messages as those layers land), answers the control plane, and parks on
-//! its doorbell when there is nothing to do. Work per pass is bounded, then it yields.
+//! Each pass reads the clock once, then:
+//! 1. receives datagrams in batches and feeds them to QUIC (`quic::endpoint`), forwarding
+//!    those whose connection lives on another shard;
+//! 2. takes messages from the mesh (bounded): forwarded datagrams, commands for its
+//!    meetings, frames for its connections, control;
+//! 3. fires due timers (QUIC, HTTP/3 and session deadlines, meeting grace periods);
+//! 4. drives every connection that changed: QUIC events → HTTP/3 → the application
+//!    (`conn`), which queues commands for meetings;
+//! 5. runs those commands: meetings on this shard are called directly and deliver their
+//!    frames straight into the recipients' streams; others go over the mesh (`router`);
+//! 6. transmits for every connection that has something to send, in `sendmmsg` batches.
+//!
+//! It parks only when a pass found nothing to do: on the socket, the mesh doorbell and
+//! the next timer at once.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use shards::{Lane, MeshHandle, MeshSeed, ShardId};
+use shards::{MeshSeed, ShardId};
 
-use crate::actors::connection::SignalingApp;
-use crate::actors::{ActorSettings, Actors};
+use crate::actors::{ActorSettings, ConnCmd, MeetingCmd, MeetingEnv, MeetingHost};
 use crate::admission::Admission;
 use crate::auth::jwt::VerifierConfig;
 use crate::auth::keystore::{KeyStore, ShardVerifier};
-use crate::meeting::CloseCode;
+use crate::auth::BindingSecret;
+use crate::conn::ConnCtx;
+use crate::h3::{H3Limits, H3Stats};
+use crate::meeting::{CloseCode, ConnKey, MeetingConfig};
 use crate::metrics::{Metrics, ShardMetrics};
-use crate::quic::{Forwarded, QuicShared, ShardStats};
-use crate::webtransport::DataPlane;
+use crate::quic::endpoint::{mark, Conns, QuicEndpoint, ShardStats};
+use crate::quic::QuicShared;
+use crate::router::{
+    Dest, Router, ShardLoad, ShardMsg, LANE_CONNECTION, LANE_CONTROL, LANE_MEETING,
+};
+use crate::signaling::codec::encode_to_bytes;
+use crate::signaling::proto::{ErrorCode, ServerMessage};
 
-/// Control traffic: pings, pongs, stats requests.
-pub const LANE_CONTROL: Lane = Lane(0);
-/// Messages for meeting actors on the destination shard.
-pub const LANE_MEETING: Lane = Lane(1);
-/// Messages for connection actors (and forwarded datagrams) on the destination shard.
-pub const LANE_CONNECTION: Lane = Lane(2);
-/// Number of lanes; the mesh is built with one capacity per lane.
-pub const LANES: usize = 3;
-
-/// Most messages handled in one pass before the shard yields to its other tasks.
+/// Most mesh messages handled in one pass.
 const MAX_MESSAGES_PER_PASS: usize = 256;
-
-/// Everything that crosses between executors.
-///
-/// Messages move by value through bounded queues of fixed slots; boxing the large
-/// variants would cost an allocation per signaling message to save slot space.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum ShardMsg {
-    /// Control → shard: are you alive? The shard answers [`ShardMsg::Pong`].
-    Ping { seq: u64 },
-    /// Shard → control: alive, with its current load.
-    Pong { seq: u64, load: ShardLoad },
-    /// Control → shard: draining; refuse new sessions.
-    StopAdmitting,
-    /// Control → shard: drain end; end every meeting and close its sessions.
-    EndMeetings,
-    /// Connection actor → the meeting's shard.
-    ToMeeting(crate::actors::MeetingCmd),
-    /// Meeting actor → connections on the receiving shard (one fan-out, one message).
-    ToConnections {
-        conns: Vec<u64>,
-        cmd: crate::actors::ConnCmd,
-    },
-    /// A UDP datagram that landed on another shard's socket but belongs to a
-    /// connection of the receiving shard (its connection ID says so).
-    Forwarded(Forwarded),
-}
-
-/// One shard's load, reported with every pong (GC heartbeats, readiness).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct ShardLoad {
-    pub meetings: u64,
-    pub connections: u64,
-    pub participants: u64,
-}
+/// Rounds of meeting commands per pass (a delivery can produce a follow-up command).
+const MEETING_ROUNDS: usize = 4;
+/// Distinct fan-out start times remembered per pass for `mc_fanout_duration_seconds`.
+const FANOUTS_PER_PASS: usize = 1024;
+/// Most time between two copies of the shard's counters to Prometheus.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How long a stopping shard keeps running so that closes reach the clients.
+const STOP_FLUSH: Duration = Duration::from_millis(300);
 
 /// What a shard executor is started with. `Send`: built on the main thread.
 pub struct ShardSeed {
@@ -82,86 +68,578 @@ pub struct ShardSeed {
     pub verifier: VerifierConfig,
     /// QUIC/TLS settings shared by every shard, and the address to bind.
     pub quic: QuicShared,
+    pub limits: H3Limits,
+    pub mesh_overflow_max: usize,
     pub bind: SocketAddr,
     /// Told once the shard is up with its bound address (or why it could not start).
     pub started: SyncSender<Result<SocketAddr, String>>,
 }
 
-/// Shard-local state, shared by the shard's tasks. `!Send`.
-pub struct Shard {
-    pub id: ShardId,
-    pub mesh: Rc<MeshHandle<ShardMsg>>,
-    pub actors: Rc<Actors>,
-    pub plane: DataPlane,
+/// What connections and meetings need from their shard besides each other.
+struct Env {
+    id: ShardId,
+    settings: ActorSettings,
+    limits: H3Limits,
+    enable_echo: bool,
+    admission: Arc<Admission>,
+    verifier: ShardVerifier,
+    metrics: ShardMetrics,
+}
+
+impl Env {
+    fn ctx<'a>(&'a mut self, now: Instant, cmds: &'a mut Vec<MeetingCmd>) -> ConnCtx<'a> {
+        ConnCtx {
+            now,
+            shard: self.id,
+            limits: &self.limits,
+            settings: &self.settings,
+            enable_echo: self.enable_echo,
+            admitting: !self.admission.is_draining(),
+            verifier: &mut self.verifier,
+            meeting_cmds: cmds,
+            metrics: &mut self.metrics,
+        }
+    }
+}
+
+/// The timer heap key of the meetings' grace deadlines (other keys are connection
+/// handles).
+const MEETING_TIMER: usize = usize::MAX;
+
+/// The meetings' view of the shard, built from the fields it needs so the meeting host
+/// can be borrowed beside it.
+macro_rules! delivery {
+    ($s:ident, $now:expr) => {
+        Delivery {
+            now: $now,
+            conns: &mut $s.conns,
+            dirty: &mut $s.dirty,
+            router: &mut $s.router,
+            env: &mut $s.env,
+            cmds: &mut $s.spare_cmds,
+            fanouts: &mut $s.fanouts,
+        }
+    };
+}
+
+/// Shard-local state. `!Send`.
+struct Shard {
+    quic: QuicEndpoint,
+    conns: Conns,
+    /// Connections to drive and transmit for in this pass.
+    dirty: Vec<usize>,
+    router: Router,
+    meetings: MeetingHost,
+    meeting_cmds: Vec<MeetingCmd>,
+    spare_cmds: Vec<MeetingCmd>,
+    env: Env,
     control: ShardId,
-    /// The data plane's counters as last published, to publish only the change.
-    published: std::cell::Cell<ShardStats>,
+    /// Deadlines, earliest first: connection handles, or [`MEETING_TIMER`]. An entry may
+    /// be stale (its deadline moved later); firing checks.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    meetings_armed: Option<Instant>,
+    /// Start times of the fan-outs whose frames this pass wrote.
+    fanouts: Vec<Instant>,
+    /// HTTP/3 counters of connections already gone.
+    h3_gone: H3Stats,
+    published: Published,
+    next_publish: Instant,
+}
+
+/// Counters as last copied to Prometheus (stats in the core, metrics at the edge).
+#[derive(Default)]
+struct Published {
+    quic: ShardStats,
+    h3: H3Stats,
 }
 
 impl Shard {
-    fn load(&self) -> ShardLoad {
-        let meetings = self.actors.meetings.borrow();
-        ShardLoad {
-            meetings: meetings.len() as u64,
-            connections: self.actors.connections() as u64,
-            participants: meetings.participants() as u64,
+    /// One pass of the loop (module docs). Returns whether anything happened.
+    fn pass(&mut self) -> bool {
+        let now = Instant::now();
+        let mesh = self.router.mesh();
+        let mut forward = |to: ShardId, f| {
+            mesh.try_send(to, LANE_CONNECTION, ShardMsg::Forwarded(f))
+                .map_err(|full| match full.msg {
+                    ShardMsg::Forwarded(f) => f,
+                    _ => unreachable!("a Forwarded was sent"),
+                })
+        };
+        let mut worked = self
+            .quic
+            .receive(now, &mut self.conns, &mut self.dirty, &mut forward);
+        worked |= self.take_messages(now);
+        worked |= self
+            .quic
+            .receive_forwarded(now, &mut self.conns, &mut self.dirty);
+        self.fire_timers(now);
+        worked |= !self.dirty.is_empty() || !self.meeting_cmds.is_empty();
+        self.drive(now);
+        for _ in 0..MEETING_ROUNDS {
+            self.run_meetings(now);
+            self.transmit(now);
+            // A connection that went away leaves a disconnect for its meeting.
+            if self.meeting_cmds.is_empty() {
+                break;
+            }
         }
+        self.router.flush_overflow();
+        if now >= self.next_publish {
+            self.publish_stats();
+        }
+        worked
     }
 
-    /// Stats in the core, metrics at the edge: copy the data plane's plain counters to
-    /// Prometheus once per control ping rather than per datagram.
-    fn publish_stats(&self) {
-        let now = self.plane.quic.stats();
-        let was = self.published.replace(now.clone());
-        let m = self.actors.metrics();
-        let delta = |a: u64, b: u64| a.saturating_sub(b);
-        m.datagrams_forward_dropped
-            .inc_by(delta(now.forward_dropped, was.forward_dropped));
-        m.udp_send_errors
-            .inc_by(delta(now.send_errors, was.send_errors));
-        m.refused_sessions
-            .inc_by(delta(now.refused_sessions, was.refused_sessions));
-        m.refused_handshakes
-            .inc_by(delta(now.refused_handshakes, was.refused_handshakes));
-    }
-
-    fn handle(&self, from: ShardId, msg: ShardMsg) {
-        match msg {
-            ShardMsg::Forwarded(f) => self.plane.quic.handle_forwarded(f),
-            ShardMsg::ToConnections { conns, cmd } => {
-                for conn in conns {
-                    self.actors.deliver_local(conn, cmd.clone());
+    fn take_messages(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        for _ in 0..MAX_MESSAGES_PER_PASS {
+            let Some((from, _lane, msg)) = self.router.try_recv() else {
+                break;
+            };
+            any = true;
+            match msg {
+                ShardMsg::Forwarded(f) => self.quic.push_forwarded(f),
+                ShardMsg::ToMeeting(cmd) => self.meeting_cmds.push(cmd),
+                ShardMsg::ToConnections { conns, cmd } => {
+                    for conn in conns {
+                        let key = ConnKey {
+                            shard: self.env.id.0,
+                            conn,
+                        };
+                        deliver_local(
+                            now,
+                            &mut self.conns,
+                            &mut self.dirty,
+                            &mut self.env,
+                            &mut self.spare_cmds,
+                            &mut self.fanouts,
+                            key,
+                            cmd.clone(),
+                        );
+                    }
+                }
+                ShardMsg::Ping { seq } => {
+                    self.publish_stats();
+                    let pong = ShardMsg::Pong {
+                        seq,
+                        load: self.load(),
+                    };
+                    // A full control lane means the control plane is behind; it pings
+                    // again, so dropping this pong loses nothing.
+                    let _ = self
+                        .router
+                        .mesh()
+                        .try_send(self.control, LANE_CONTROL, pong);
+                }
+                ShardMsg::EndMeetings => {
+                    tracing::debug!(shard = %self.env.id, "drain end: ending meetings");
+                    let redirect = self.env.settings.redirect_endpoint.clone();
+                    let mut d = delivery!(self, now);
+                    self.meetings.end_all(&mut d, now, redirect.as_deref());
+                }
+                ShardMsg::Pong { .. } => {
+                    tracing::warn!(shard = %self.env.id, %from, "unexpected pong on a shard");
                 }
             }
-            ShardMsg::ToMeeting(cmd) => {
-                self.actors
-                    .meetings
-                    .borrow_mut()
-                    .handle(&*self.actors, Instant::now(), cmd);
+        }
+        self.meeting_cmds.append(&mut self.spare_cmds);
+        any
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now {
+                break;
             }
-            ShardMsg::Ping { seq } => {
-                self.publish_stats();
-                let pong = ShardMsg::Pong {
-                    seq,
-                    load: self.load(),
-                };
-                // A full control lane means the control plane is behind; it will ping
-                // again, so dropping this pong loses nothing.
-                let _ = self.mesh.try_send(self.control, LANE_CONTROL, pong);
+            self.timers.pop();
+            if key == MEETING_TIMER {
+                if self.meetings_armed == Some(at) {
+                    self.meetings_armed = None;
+                }
+                if self.meetings.poll_timeout().is_some_and(|t| t <= now) {
+                    let mut d = delivery!(self, now);
+                    self.meetings.handle_timeout(&mut d, now);
+                }
+                self.arm_meetings();
+                continue;
             }
-            ShardMsg::StopAdmitting => {
-                tracing::debug!(shard = %self.id, "drain: refusing new sessions");
-                self.actors.draining.set(true);
-                self.plane.wt.set_draining(true);
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.armed == Some(at) {
+                conn.armed = None;
             }
-            ShardMsg::EndMeetings => {
-                tracing::debug!(shard = %self.id, "drain end: ending meetings");
-                self.actors.end_meetings();
+            if conn.poll_timeout().is_some_and(|t| t <= now) {
+                let timeouts = conn.h3.stats().connect_timeouts;
+                let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
+                conn.handle_timeout(&mut ctx);
+                if conn.h3.stats().connect_timeouts > timeouts {
+                    self.env.metrics.refusal("connect_timeout");
+                }
             }
-            ShardMsg::Pong { .. } => {
-                tracing::warn!(shard = %self.id, %from, "unexpected pong on a shard");
+            mark(conn, key, &mut self.dirty);
+        }
+    }
+
+    /// Drive every connection that received something or has a timer due.
+    fn drive(&mut self, now: Instant) {
+        for i in 0..self.dirty.len() {
+            let handle = self.dirty[i];
+            let Some(conn) = self.conns.get_mut(handle) else {
+                continue;
+            };
+            let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
+            if conn.drive(&mut ctx) {
+                self.quic.handshake_done();
+                self.env
+                    .metrics
+                    .handshake_duration
+                    .observe(now.saturating_duration_since(conn.started).as_secs_f64());
             }
         }
+    }
+
+    /// Meeting commands: local ones run here, the rest go to their meeting's shard.
+    fn run_meetings(&mut self, now: Instant) {
+        self.meeting_cmds.append(&mut self.spare_cmds);
+        for _ in 0..MEETING_ROUNDS {
+            if self.meeting_cmds.is_empty() {
+                break;
+            }
+            let mut cmds = std::mem::take(&mut self.meeting_cmds);
+            for cmd in cmds.drain(..) {
+                match self.router.meeting(cmd.meeting_id()) {
+                    Dest::Local => {
+                        let mut d = delivery!(self, now);
+                        self.meetings.handle(&mut d, now, cmd);
+                    }
+                    Dest::Remote(to) => {
+                        if let Err(msg) =
+                            self.router.send(to, LANE_MEETING, ShardMsg::ToMeeting(cmd))
+                        {
+                            self.env.metrics.dropped_meeting.inc();
+                            if let ShardMsg::ToMeeting(cmd) = msg {
+                                self.refuse_dropped(now, cmd);
+                            }
+                        }
+                    }
+                }
+            }
+            // Keep the allocation; follow-ups from deliveries run in the next round.
+            self.meeting_cmds = cmds;
+            self.meeting_cmds.append(&mut self.spare_cmds);
+        }
+        self.arm_meetings();
+    }
+
+    /// A command the meeting's full queue could not take: the client is told.
+    fn refuse_dropped(&mut self, now: Instant, cmd: MeetingCmd) {
+        let (conn, error, close) = match cmd {
+            MeetingCmd::Join { conn, .. } => (
+                conn,
+                ServerMessage::error(
+                    ErrorCode::CapacityExceeded,
+                    "the meeting's shard is overloaded; retry",
+                ),
+                Some(CloseCode::Capacity),
+            ),
+            MeetingCmd::Message { conn, .. } => (
+                conn,
+                ServerMessage::error(
+                    ErrorCode::InternalError,
+                    "server busy: message dropped, please retry",
+                ),
+                None,
+            ),
+            MeetingCmd::Disconnect { .. } => return,
+        };
+        let mut d = delivery!(self, now);
+        if let Ok(frame) = encode_to_bytes(&error, d.env.settings.session.max_frame) {
+            d.deliver(
+                conn,
+                ConnCmd::Frame {
+                    frame,
+                    join_response: false,
+                    at: now,
+                },
+            );
+        }
+        if let Some(code) = close {
+            d.deliver(conn, ConnCmd::Close(code));
+        }
+    }
+
+    /// Transmit for every queued connection, then forget the drained ones and re-arm
+    /// timers.
+    fn transmit(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let handle = self.dirty[i];
+            i += 1;
+            let Some(conn) = self.conns.get_mut(handle) else {
+                continue;
+            };
+            conn.queued = false;
+            let mut drained = self.quic.exchange_events(handle, conn);
+            if !drained {
+                self.quic.transmit(now, conn);
+                drained = self.quic.exchange_events(handle, conn);
+            }
+            if drained {
+                self.drop_conn(now, handle);
+                continue;
+            }
+            if let Some(t) = conn.poll_timeout() {
+                if conn.armed.is_none_or(|a| t < a) {
+                    conn.armed = Some(t);
+                    self.timers.push(Reverse((t, handle)));
+                }
+            }
+        }
+        self.dirty.clear();
+        self.quic.flush();
+        if !self.fanouts.is_empty() {
+            let done = Instant::now();
+            for at in self.fanouts.drain(..) {
+                self.env
+                    .metrics
+                    .fanout_duration
+                    .observe(done.saturating_duration_since(at).as_secs_f64());
+            }
+        }
+        self.quic.reclaim();
+    }
+
+    fn drop_conn(&mut self, now: Instant, handle: usize) {
+        let Some(mut conn) = self.conns.remove(handle) else {
+            return;
+        };
+        let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
+        conn.on_drained(&mut ctx);
+        self.quic.forget(&conn);
+        add_h3(&mut self.h3_gone, conn.h3.stats());
+        tracing::debug!(shard = %self.env.id, conn = handle, "connection drained");
+    }
+
+    fn arm_meetings(&mut self) {
+        if let Some(t) = self.meetings.poll_timeout() {
+            if self.meetings_armed.is_none_or(|a| t < a) {
+                self.meetings_armed = Some(t);
+                self.timers.push(Reverse((t, MEETING_TIMER)));
+            }
+        }
+    }
+
+    fn load(&self) -> ShardLoad {
+        ShardLoad {
+            meetings: self.meetings.len() as u64,
+            connections: self.conns.len() as u64,
+            participants: self.meetings.participants() as u64,
+            parked: self.router.parked(),
+        }
+    }
+
+    /// Copy the plain counters to Prometheus (once per control ping, not per datagram).
+    fn publish_stats(&mut self) {
+        self.next_publish = Instant::now() + PUBLISH_EVERY;
+        let m = &self.env.metrics;
+        let now = self.quic.stats();
+        let was = std::mem::replace(&mut self.published.quic, now);
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        m.datagrams_forwarded
+            .inc_by(d(now.forwarded_out, was.forwarded_out));
+        m.datagrams_forward_dropped
+            .inc_by(d(now.forward_dropped, was.forward_dropped));
+        m.udp_send_errors
+            .inc_by(d(now.send_errors, was.send_errors));
+        m.udp_datagrams_in
+            .inc_by(d(now.datagrams_in, was.datagrams_in));
+        m.udp_datagrams_out
+            .inc_by(d(now.datagrams_out, was.datagrams_out));
+        m.udp_recv_calls.inc_by(d(now.recv_calls, was.recv_calls));
+        m.udp_send_calls.inc_by(d(now.send_calls, was.send_calls));
+        let mut h3 = self.h3_gone;
+        for handle in self.conns.handles().collect::<Vec<_>>() {
+            if let Some(c) = self.conns.get_mut(handle) {
+                add_h3(&mut h3, c.h3.stats());
+            }
+        }
+        let was = std::mem::replace(&mut self.published.h3, h3);
+        let m = &self.env.metrics;
+        m.h3_datagrams_dropped.inc_by(d(
+            h3.datagrams_unknown_session,
+            was.datagrams_unknown_session,
+        ));
+        m.h3_streams_refused
+            .inc_by(d(h3.streams_rejected, was.streams_rejected));
+        m.h3_protocol_errors
+            .inc_by(d(h3.protocol_errors, was.protocol_errors));
+    }
+
+    /// Wait for a datagram, a mesh message or the next timer.
+    async fn park(&self) {
+        // At least once per PUBLISH_EVERY, so counters from the last busy pass reach
+        // /metrics while idle.
+        let deadline = self
+            .timers
+            .peek()
+            .map_or(self.next_publish, |Reverse((t, _))| {
+                (*t).min(self.next_publish)
+            });
+        let readable = self.quic.readable();
+        let mesh = self.router.mesh().wait();
+        futures_lite::pin!(readable);
+        futures_lite::pin!(mesh);
+        let mut timer = Some(glommio::timer::Timer::new(
+            deadline.saturating_duration_since(Instant::now()),
+        ));
+        futures_lite::future::poll_fn(|cx| {
+            if readable.as_mut().poll(cx).is_ready() || mesh.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            if let Some(t) = timer.as_mut() {
+                if std::pin::Pin::new(t).poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+    }
+
+    /// The mesh is stopping: close every session, let the closes go out, then stop.
+    async fn stop(&mut self) {
+        let now = Instant::now();
+        let handles: Vec<usize> = self.conns.handles().collect();
+        for handle in handles {
+            if let Some(conn) = self.conns.get_mut(handle) {
+                let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
+                conn.shutdown(&mut ctx, CloseCode::Draining);
+                mark(conn, handle, &mut self.dirty);
+            }
+        }
+        let until = now + STOP_FLUSH;
+        while Instant::now() < until && !self.conns.is_empty() {
+            self.pass();
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn add_h3(total: &mut H3Stats, s: H3Stats) {
+    total.datagrams_unknown_session += s.datagrams_unknown_session;
+    total.streams_rejected += s.streams_rejected;
+    total.connect_timeouts += s.connect_timeouts;
+    total.protocol_errors += s.protocol_errors;
+}
+
+/// A command for a connection of this shard: straight into its session.
+#[allow(clippy::too_many_arguments)]
+fn deliver_local(
+    now: Instant,
+    conns: &mut Conns,
+    dirty: &mut Vec<usize>,
+    env: &mut Env,
+    cmds: &mut Vec<MeetingCmd>,
+    fanouts: &mut Vec<Instant>,
+    key: ConnKey,
+    cmd: ConnCmd,
+) {
+    let Some((handle, conn)) = conns.by_key(key) else {
+        // Gone since: nothing to deliver to.
+        return;
+    };
+    if let ConnCmd::Frame { at, .. } = &cmd {
+        if fanouts.last() != Some(at) && fanouts.len() < FANOUTS_PER_PASS {
+            fanouts.push(*at);
+        }
+    }
+    let mut ctx = env.ctx(now, cmds);
+    conn.deliver(cmd, &mut ctx);
+    mark(conn, handle, dirty);
+}
+
+/// The meetings' view of the shard while they handle a command.
+struct Delivery<'a> {
+    now: Instant,
+    conns: &'a mut Conns,
+    dirty: &'a mut Vec<usize>,
+    router: &'a mut Router,
+    env: &'a mut Env,
+    /// Commands caused by deliveries (a slow consumer's disconnect), run next.
+    cmds: &'a mut Vec<MeetingCmd>,
+    fanouts: &'a mut Vec<Instant>,
+}
+
+impl MeetingEnv for Delivery<'_> {
+    fn admission(&self) -> &Admission {
+        &self.env.admission
+    }
+
+    fn binding_secret(&self) -> &BindingSecret {
+        &self.env.settings.binding_secret
+    }
+
+    fn meeting_config(&self) -> MeetingConfig {
+        self.env.settings.meeting.clone()
+    }
+
+    fn max_frame(&self) -> usize {
+        self.env.settings.session.max_frame
+    }
+
+    fn deliver(&mut self, to: ConnKey, cmd: ConnCmd) {
+        self.deliver_many(to.shard, vec![to.conn], cmd);
+    }
+
+    fn deliver_many(&mut self, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
+        match self.router.dest(ShardId(shard)) {
+            Dest::Local => {
+                for conn in conns {
+                    deliver_local(
+                        self.now,
+                        self.conns,
+                        self.dirty,
+                        self.env,
+                        self.cmds,
+                        self.fanouts,
+                        ConnKey { shard, conn },
+                        cmd.clone(),
+                    );
+                }
+            }
+            Dest::Remote(to) => {
+                let msg = ShardMsg::ToConnections { conns, cmd };
+                if let Err(ShardMsg::ToConnections { conns, .. }) =
+                    self.router.send(to, LANE_CONNECTION, msg)
+                {
+                    self.env
+                        .metrics
+                        .dropped_connection
+                        .inc_by(conns.len() as u64);
+                }
+            }
+        }
+    }
+
+    fn join_outcome(&mut self, status: &'static str, _received_at: Option<Instant>) {
+        self.env.metrics.join(status);
+    }
+
+    fn meeting_panicked(&mut self) {
+        self.env.metrics.panics_meeting.inc();
+    }
+
+    fn meetings_changed(&mut self, delta: i64) {
+        self.env.metrics.meetings_active.add(delta);
+    }
+
+    fn message_processed(&mut self, received_at: Instant) {
+        self.env.metrics.message_processing.observe(
+            self.now
+                .saturating_duration_since(received_at)
+                .as_secs_f64(),
+        );
     }
 }
 
@@ -169,94 +647,70 @@ impl Shard {
 pub async fn run(seed: ShardSeed) {
     let mesh = Rc::new(seed.mesh.into_handle());
     let id = mesh.id();
-    let actors = Actors::new(
-        id,
-        seed.shards,
-        mesh.clone(),
-        &seed.metrics,
-        seed.admission,
-        seed.actors,
-        ShardVerifier::new(seed.keys, seed.verifier),
-    );
-    // The data plane: this shard's UDP socket (SO_REUSEPORT) and QUIC endpoint.
-    // Misrouted datagrams go to their owner shard over the connection lane.
-    let forward_mesh = mesh.clone();
-    let forward = Box::new(move |to: ShardId, f: Forwarded| {
-        forward_mesh
-            .try_send(to, LANE_CONNECTION, ShardMsg::Forwarded(f))
-            .map_err(|full| match full.msg {
-                ShardMsg::Forwarded(f) => f,
-                _ => unreachable!("we sent a Forwarded"),
-            })
-    });
-    let app = Rc::new(SignalingApp {
-        actors: actors.clone(),
-    });
-    let plane = match DataPlane::bind(
+    let metrics = ShardMetrics::new(&seed.metrics, id.0);
+    let enable_echo = seed.quic.args.enable_echo;
+    let quic = match QuicEndpoint::bind(
         id,
         seed.bind,
         seed.quic,
-        ShardMetrics::new(&seed.metrics, id.0),
-        app,
-        forward,
+        seed.actors.max_sessions_per_ip,
+        metrics.clone(),
     ) {
-        Ok(p) => p,
+        Ok(q) => q,
         Err(e) => {
             let _ = seed.started.send(Err(e.to_string()));
             return;
         }
     };
-    let driver = plane.spawn();
-    let bound = plane.local_addr();
-    let shard = Rc::new(Shard {
-        id,
-        mesh,
-        actors: actors.clone(),
-        plane,
+    let bound = quic.local_addr();
+    let mut shard = Shard {
+        quic,
+        conns: Conns::default(),
+        dirty: Vec::new(),
+        router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
+        meetings: MeetingHost::default(),
+        meeting_cmds: Vec::new(),
+        spare_cmds: Vec::new(),
+        env: Env {
+            id,
+            settings: seed.actors,
+            limits: seed.limits,
+            enable_echo,
+            admission: seed.admission,
+            verifier: ShardVerifier::new(seed.keys, seed.verifier),
+            metrics,
+        },
         control: seed.control,
-        published: std::cell::Cell::new(ShardStats::default()),
-    });
-    let timers = glommio::spawn_local(actors.clone().run_timers());
+        timers: BinaryHeap::new(),
+        meetings_armed: None,
+        fanouts: Vec::new(),
+        h3_gone: H3Stats::default(),
+        published: Published::default(),
+        next_publish: Instant::now() + PUBLISH_EVERY,
+    };
     tracing::debug!(shard = %id, %bound, "shard started");
     let _ = seed.started.send(Ok(bound));
 
+    let mut connections = 0i64;
     loop {
-        let mut handled = 0;
-        while let Some((from, _lane, msg)) = shard.mesh.try_recv() {
-            shard.handle(from, msg);
-            handled += 1;
-            if handled == MAX_MESSAGES_PER_PASS {
-                glommio::yield_if_needed().await;
-                handled = 0;
-            }
-        }
-        shard.actors.flush_overflow();
-        if shard.mesh.is_stopping() {
+        let worked = shard.pass();
+        let live = shard.conns.len() as i64;
+        shard.env.metrics.connections_active.add(live - connections);
+        connections = live;
+        if shard.router.mesh().is_stopping() {
             break;
         }
-        if shard.actors.overflowing() {
-            // Parked messages wait for a peer to drain its queue: look again soon.
-            let _ = futures_lite::future::or(shard.mesh.wait(), async {
+        if worked || shard.router.overflowing() {
+            glommio::yield_if_needed().await;
+            if shard.router.overflowing() && !worked {
+                // Parked messages wait for a peer to drain its queue: look again soon.
                 glommio::timer::sleep(Duration::from_micros(200)).await;
-            })
-            .await;
+            }
         } else {
-            shard.mesh.wait().await;
+            shard.park().await;
         }
     }
-    drop(timers);
-    // Close what is left (sessions not in a meeting, e.g. echo), let the close frames
-    // go out, then stop the endpoint.
-    shard
-        .plane
-        .wt
-        .close_all(CloseCode::Draining.code(), b"server shutting down");
-    glommio::timer::sleep(Duration::from_millis(200)).await;
-    shard.plane.quic.stop();
-    let _ = futures_lite::future::or(async { Some(driver.await) }, async {
-        glommio::timer::sleep(Duration::from_secs(1)).await;
-        None
-    })
-    .await;
+    shard.stop().await;
+    shard.env.metrics.connections_active.sub(connections);
     tracing::debug!(shard = %id, "shard stopped");
 }

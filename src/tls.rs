@@ -170,8 +170,16 @@ impl TlsMaterial {
 
 /// The QUIC server crypto config shared by every shard: TLS 1.3, ALPN `h3`.
 pub fn server_config(material: &TlsMaterial) -> Result<Arc<QuicServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+    let mut provider = rustls::crypto::ring::default_provider();
+    // AES-128-GCM/SHA-256 first, and our order over the client's: it is what browsers
+    // prefer, and cheaper than AES-256-GCM/SHA-384 (whose SHA-384 transcript hash and
+    // key schedule cost more per handshake). The other suites stay available.
+    provider.cipher_suites.sort_by_key(|s| match s.suite() {
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 1,
+        _ => 2,
+    });
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
@@ -181,6 +189,7 @@ pub fn server_config(material: &TlsMaterial) -> Result<Arc<QuicServerConfig>, Tl
     tls.alpn_protocols = vec![b"h3".to_vec()];
     // RFC 9001 §4.6.1: no 0-RTT for a signaling server (replay safety).
     tls.max_early_data_size = 0;
+    tls.ignore_client_order = true;
     let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Config(e.to_string()))?;
     Ok(Arc::new(quic))
 }
@@ -242,6 +251,17 @@ impl DevCert {
             generated: false,
         })
     }
+}
+
+/// A fresh self-signed development certificate in memory (tests, in-memory pairs).
+pub fn generate_material(now: SystemTime) -> Result<TlsMaterial, TlsError> {
+    let (cert, key) = generate(now)?;
+    TlsMaterial::from_pem(
+        cert.as_bytes(),
+        "generated certificate",
+        key.as_bytes(),
+        "generated key",
+    )
 }
 
 fn generate(now: SystemTime) -> Result<(String, String), TlsError> {

@@ -99,6 +99,19 @@ fn check_growth(
     Ok(())
 }
 
+/// Wait (up to 3 s: shards copy their counters to /metrics about once a second) for
+/// the series of `name` with `labels` to rise above `before`; returns the last value.
+fn metric_rises(server: &Server, name: &str, labels: &[&str], before: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let now = metric(server, name, labels);
+        if now > before || Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Sum of every series of `name` whose line contains all of `labels`.
 fn metric(server: &Server, name: &str, labels: &[&str]) -> f64 {
     let (_, _, body) = server.get("/metrics");
@@ -1118,11 +1131,11 @@ fn connection_without_connect_is_closed_at_the_connect_deadline() {
             ),
         }
     });
-    std::thread::sleep(Duration::from_millis(200));
-    let after = metric(
+    let after = metric_rises(
         &server,
         "mc_refusals_total",
         &["reason=\"connect_timeout\""],
+        before,
     );
     assert!(
         after > before,
@@ -1151,8 +1164,12 @@ fn partial_first_signaling_frame_is_closed_at_the_join_deadline() {
                 panic!("a partial first signaling frame with MC_JOIN_TIMEOUT_MS=1000: {e}")
             });
     });
-    std::thread::sleep(Duration::from_millis(200));
-    let after = metric(&server, "mc_refusals_total", &["reason=\"join_timeout\""]);
+    let after = metric_rises(
+        &server,
+        "mc_refusals_total",
+        &["reason=\"join_timeout\""],
+        before,
+    );
     assert!(
         after > before,
         "mc_refusals_total{{reason=\"join_timeout\"}} did not rise ({before} -> {after})"

@@ -66,7 +66,7 @@ impl MeetingHost {
     }
 
     /// Handle one command; deliveries go through `env`.
-    pub fn handle(&mut self, env: &dyn MeetingEnv, now: Instant, cmd: MeetingCmd) {
+    pub fn handle(&mut self, env: &mut dyn MeetingEnv, now: Instant, cmd: MeetingCmd) {
         match cmd {
             MeetingCmd::Join {
                 conn,
@@ -86,7 +86,7 @@ impl MeetingHost {
                             }
                         };
                         env.join_outcome(label, None);
-                        refuse(env, conn, ErrorCode::CapacityExceeded, code, close);
+                        refuse(env, now, conn, ErrorCode::CapacityExceeded, code, close);
                         return;
                     }
                     let key = MeetingBindingKey::derive(env.binding_secret(), &meeting_id);
@@ -101,7 +101,7 @@ impl MeetingHost {
                     env.meetings_changed(1);
                     tracing::info!(meeting_id = %meeting_id, "meeting created");
                 }
-                let result = self.with_meeting(env, &meeting_id, |e| {
+                let result = self.with_meeting(env, now, &meeting_id, |e| {
                     e.members.insert(conn);
                     e.meeting.handle_join(now, conn, identity, *request)
                 });
@@ -117,6 +117,7 @@ impl MeetingHost {
                         env.join_outcome("error", None);
                         refuse(
                             env,
+                            now,
                             conn,
                             ErrorCode::InvalidRequest,
                             "join refused",
@@ -125,7 +126,7 @@ impl MeetingHost {
                     }
                     None => env.join_outcome("error", None),
                 }
-                self.flush(env, &meeting_id, Some(received_at));
+                self.flush(env, now, &meeting_id, Some(received_at));
             }
             MeetingCmd::Message {
                 conn,
@@ -135,7 +136,7 @@ impl MeetingHost {
             } => {
                 #[cfg(test)]
                 let poison = self.panic_in.as_deref() == Some(meeting_id.as_str());
-                let result = self.with_meeting(env, &meeting_id, |e| {
+                let result = self.with_meeting(env, now, &meeting_id, |e| {
                     #[cfg(test)]
                     if poison {
                         panic!("test: injected panic in meeting handler");
@@ -145,7 +146,7 @@ impl MeetingHost {
                 if let Some(Err(e)) = result {
                     tracing::debug!(error = %e, "message for a connection not in the meeting");
                 }
-                self.flush(env, &meeting_id, Some(received_at));
+                self.flush(env, now, &meeting_id, Some(received_at));
             }
             MeetingCmd::Disconnect {
                 conn,
@@ -154,17 +155,17 @@ impl MeetingHost {
             } => {
                 // After a recovery replaced this connection, the meeting no longer knows
                 // it: UnknownConnection is expected then.
-                let _ = self.with_meeting(env, &meeting_id, |e| {
+                let _ = self.with_meeting(env, now, &meeting_id, |e| {
                     e.members.remove(&conn);
                     e.meeting.handle_disconnect(now, conn, clean)
                 });
-                self.flush(env, &meeting_id, None);
+                self.flush(env, now, &meeting_id, None);
             }
         }
     }
 
     /// Grace expiries due at `now`.
-    pub fn handle_timeout(&mut self, env: &dyn MeetingEnv, now: Instant) {
+    pub fn handle_timeout(&mut self, env: &mut dyn MeetingEnv, now: Instant) {
         let due: Vec<String> = self
             .meetings
             .iter()
@@ -172,16 +173,16 @@ impl MeetingHost {
             .map(|(id, _)| id.clone())
             .collect();
         for id in due {
-            let _ = self.with_meeting(env, &id, |e| {
+            let _ = self.with_meeting(env, now, &id, |e| {
                 e.meeting.handle_timeout(now);
                 Ok::<(), ()>(())
             });
-            self.flush(env, &id, None);
+            self.flush(env, now, &id, None);
         }
     }
 
     /// Drain end: end every meeting (`MEETING_ENDED`, or a redirect) and close sessions.
-    pub fn end_all(&mut self, env: &dyn MeetingEnv, now: Instant, redirect: Option<&str>) {
+    pub fn end_all(&mut self, env: &mut dyn MeetingEnv, now: Instant, redirect: Option<&str>) {
         let ids: Vec<String> = self.meetings.keys().cloned().collect();
         for id in ids {
             let reason = match redirect {
@@ -190,11 +191,11 @@ impl MeetingHost {
                 },
                 None => EndReason::Drained,
             };
-            let _ = self.with_meeting(env, &id, |e| {
+            let _ = self.with_meeting(env, now, &id, |e| {
                 e.meeting.end(now, reason);
                 Ok::<(), ()>(())
             });
-            self.flush(env, &id, None);
+            self.flush(env, now, &id, None);
         }
     }
 
@@ -202,7 +203,8 @@ impl MeetingHost {
     /// (and has been ended).
     fn with_meeting<T, E>(
         &mut self,
-        env: &dyn MeetingEnv,
+        env: &mut dyn MeetingEnv,
+        now: Instant,
         meeting_id: &str,
         f: impl FnOnce(&mut Entry) -> Result<T, E>,
     ) -> Option<Result<T, E>> {
@@ -221,6 +223,7 @@ impl MeetingHost {
                     for conn in entry.members {
                         refuse(
                             env,
+                            now,
                             conn,
                             ErrorCode::InternalError,
                             "the meeting failed and was ended",
@@ -242,7 +245,13 @@ impl MeetingHost {
     }
 
     /// Deliver the meeting's outbound work; remove it when empty.
-    fn flush(&mut self, env: &dyn MeetingEnv, meeting_id: &str, received_at: Option<Instant>) {
+    fn flush(
+        &mut self,
+        env: &mut dyn MeetingEnv,
+        now: Instant,
+        meeting_id: &str,
+        received_at: Option<Instant>,
+    ) {
         let Some(entry) = self.meetings.get_mut(meeting_id) else {
             return;
         };
@@ -268,6 +277,7 @@ impl MeetingHost {
                                     msg: msg.clone(),
                                     frame,
                                     join_response,
+                                    at: now,
                                     to: Vec::new(),
                                 })
                             }
@@ -313,6 +323,7 @@ struct FanOut {
     msg: Arc<ServerMessage>,
     frame: Bytes,
     join_response: bool,
+    at: Instant,
     to: Vec<(u16, Vec<u64>)>,
 }
 
@@ -324,7 +335,7 @@ impl FanOut {
         }
     }
 
-    fn emit(self, env: &dyn MeetingEnv) {
+    fn emit(self, env: &mut dyn MeetingEnv) {
         for (shard, conns) in self.to {
             env.deliver_many(
                 shard,
@@ -332,6 +343,7 @@ impl FanOut {
                 ConnCmd::Frame {
                     frame: self.frame.clone(),
                     join_response: self.join_response,
+                    at: self.at,
                 },
             );
         }
@@ -339,13 +351,21 @@ impl FanOut {
 }
 
 /// Answer `conn` with an error and close it with `close`.
-fn refuse(env: &dyn MeetingEnv, conn: ConnKey, code: ErrorCode, text: &str, close: CloseCode) {
+fn refuse(
+    env: &mut dyn MeetingEnv,
+    now: Instant,
+    conn: ConnKey,
+    code: ErrorCode,
+    text: &str,
+    close: CloseCode,
+) {
     match encode_to_bytes(&ServerMessage::error(code, text), env.max_frame()) {
         Ok(frame) => env.deliver(
             conn,
             ConnCmd::Frame {
                 frame,
                 join_response: false,
+                at: now,
             },
         ),
         Err(e) => tracing::error!(error = %e, "cannot encode an error message"),

@@ -5,10 +5,11 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use super::meetings::MeetingHost;
-use super::{meeting_shard, ConnCmd, MeetingCmd, MeetingEnv};
+use super::{ConnCmd, MeetingCmd, MeetingEnv};
 use crate::admission::Admission;
 use crate::auth::BindingSecret;
 use crate::meeting::{CloseCode, ConnKey, JoinIdentity, MeetingConfig, Role};
+use crate::router::meeting_shard;
 use crate::signaling::codec::FrameDecoder;
 use crate::signaling::proto::{client_message, pb, server_message, ClientMessage, ServerMessage};
 
@@ -67,24 +68,24 @@ impl MeetingEnv for FakeEnv {
     fn max_frame(&self) -> usize {
         1 << 16
     }
-    fn deliver(&self, to: ConnKey, cmd: ConnCmd) {
+    fn deliver(&mut self, to: ConnKey, cmd: ConnCmd) {
         self.delivered.borrow_mut().push((to, cmd));
     }
-    fn deliver_many(&self, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
+    fn deliver_many(&mut self, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
         for conn in conns {
             self.deliver(ConnKey { shard, conn }, cmd.clone());
         }
     }
-    fn join_outcome(&self, status: &'static str, _: Option<Instant>) {
+    fn join_outcome(&mut self, status: &'static str, _: Option<Instant>) {
         self.joins.borrow_mut().push(status);
     }
-    fn meeting_panicked(&self) {
+    fn meeting_panicked(&mut self) {
         *self.panics.borrow_mut() += 1;
     }
-    fn meetings_changed(&self, delta: i64) {
+    fn meetings_changed(&mut self, delta: i64) {
         *self.meetings.borrow_mut() += delta;
     }
-    fn message_processed(&self, _: Instant) {}
+    fn message_processed(&mut self, _: Instant) {}
 }
 
 fn conn(n: u64) -> ConnKey {
@@ -126,11 +127,11 @@ fn has(msgs: &[ServerMessage], f: impl Fn(&server_message::Message) -> bool) -> 
 
 #[test]
 fn joins_create_meetings_within_capacity_and_release_them_when_empty() {
-    let env = FakeEnv::new(1);
+    let mut env = FakeEnv::new(1);
     let mut host = MeetingHost::default();
     let t = Instant::now();
-    host.handle(&env, t, join("m1", conn(1), "alice", t));
-    host.handle(&env, t, join("m2", conn(2), "bob", t));
+    host.handle(&mut env, t, join("m1", conn(1), "alice", t));
+    host.handle(&mut env, t, join("m2", conn(2), "bob", t));
     assert_eq!(*env.joins.borrow(), vec!["success", "capacity"]);
     let (msgs, closed) = env.inbox(conn(2));
     assert!(has(
@@ -141,7 +142,7 @@ fn joins_create_meetings_within_capacity_and_release_them_when_empty() {
     assert_eq!(closed, Some(CloseCode::Capacity));
 
     host.handle(
-        &env,
+        &mut env,
         t,
         MeetingCmd::Disconnect {
             conn: conn(1),
@@ -152,33 +153,33 @@ fn joins_create_meetings_within_capacity_and_release_them_when_empty() {
     assert!(host.is_empty());
     assert_eq!(env.admission.meetings(), 0);
     assert_eq!(*env.meetings.borrow(), 0);
-    host.handle(&env, t, join("m2", conn(3), "bob", t));
+    host.handle(&mut env, t, join("m2", conn(3), "bob", t));
     assert_eq!(env.joins.borrow().last(), Some(&"success"));
 }
 
 #[test]
 fn draining_refuses_new_meetings_but_not_existing_ones() {
-    let env = FakeEnv::new(10);
+    let mut env = FakeEnv::new(10);
     let mut host = MeetingHost::default();
     let t = Instant::now();
-    host.handle(&env, t, join("live", conn(1), "alice", t));
+    host.handle(&mut env, t, join("live", conn(1), "alice", t));
     env.admission.start_draining();
-    host.handle(&env, t, join("new", conn(2), "bob", t));
-    host.handle(&env, t, join("live", conn(3), "carol", t));
+    host.handle(&mut env, t, join("new", conn(2), "bob", t));
+    host.handle(&mut env, t, join("live", conn(3), "carol", t));
     assert_eq!(*env.joins.borrow(), vec!["success", "draining", "success"]);
     assert_eq!(env.inbox(conn(2)).1, Some(CloseCode::Draining));
 }
 
 #[test]
 fn a_fan_out_is_encoded_once_and_shared() {
-    let env = FakeEnv::new(10);
+    let mut env = FakeEnv::new(10);
     let mut host = MeetingHost::default();
     let t = Instant::now();
     for (i, who) in ["a", "b", "c"].iter().enumerate() {
-        host.handle(&env, t, join("m", conn(i as u64 + 1), who, t));
+        host.handle(&mut env, t, join("m", conn(i as u64 + 1), who, t));
     }
     env.delivered.borrow_mut().clear();
-    host.handle(&env, t, mute("m", conn(1), t));
+    host.handle(&mut env, t, mute("m", conn(1), t));
     let frames: Vec<_> = env
         .delivered
         .borrow()
@@ -197,17 +198,17 @@ fn a_fan_out_is_encoded_once_and_shared() {
 
 #[test]
 fn a_panicking_meeting_ends_alone_and_its_participants_are_told() {
-    let env = FakeEnv::new(10);
+    let mut env = FakeEnv::new(10);
     let mut host = MeetingHost::default();
     let t = Instant::now();
-    host.handle(&env, t, join("bad", conn(1), "a", t));
-    host.handle(&env, t, join("bad", conn(2), "b", t));
-    host.handle(&env, t, join("good", conn(3), "c", t));
-    host.handle(&env, t, join("good", conn(4), "d", t));
+    host.handle(&mut env, t, join("bad", conn(1), "a", t));
+    host.handle(&mut env, t, join("bad", conn(2), "b", t));
+    host.handle(&mut env, t, join("good", conn(3), "c", t));
+    host.handle(&mut env, t, join("good", conn(4), "d", t));
     host.panic_in = Some("bad".into());
     let silenced = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    host.handle(&env, t, mute("bad", conn(1), t));
+    host.handle(&mut env, t, mute("bad", conn(1), t));
     std::panic::set_hook(silenced);
 
     assert_eq!(*env.panics.borrow(), 1);
@@ -224,7 +225,7 @@ fn a_panicking_meeting_ends_alone_and_its_participants_are_told() {
     }
     // The good meeting still works.
     env.delivered.borrow_mut().clear();
-    host.handle(&env, t, mute("good", conn(3), t));
+    host.handle(&mut env, t, mute("good", conn(3), t));
     let (msgs, _) = env.inbox(conn(4));
     assert!(has(&msgs, |m| matches!(
         m,
@@ -234,13 +235,13 @@ fn a_panicking_meeting_ends_alone_and_its_participants_are_told() {
 
 #[test]
 fn grace_expiry_runs_from_the_host_timer() {
-    let env = FakeEnv::new(10);
+    let mut env = FakeEnv::new(10);
     let mut host = MeetingHost::default();
     let t = Instant::now();
-    host.handle(&env, t, join("m", conn(1), "a", t));
-    host.handle(&env, t, join("m", conn(2), "b", t));
+    host.handle(&mut env, t, join("m", conn(1), "a", t));
+    host.handle(&mut env, t, join("m", conn(2), "b", t));
     host.handle(
-        &env,
+        &mut env,
         t,
         MeetingCmd::Disconnect {
             conn: conn(2),
@@ -251,7 +252,7 @@ fn grace_expiry_runs_from_the_host_timer() {
     let deadline = host.poll_timeout().expect("grace deadline");
     assert_eq!(deadline, t + Duration::from_secs(30));
     env.delivered.borrow_mut().clear();
-    host.handle_timeout(&env, deadline);
+    host.handle_timeout(&mut env, deadline);
     let (msgs, _) = env.inbox(conn(1));
     assert!(has(
         &msgs,
@@ -262,11 +263,11 @@ fn grace_expiry_runs_from_the_host_timer() {
 
 #[test]
 fn end_all_sends_meeting_ended_and_closes() {
-    let env = FakeEnv::new(10);
+    let mut env = FakeEnv::new(10);
     let mut host = MeetingHost::default();
     let t = Instant::now();
-    host.handle(&env, t, join("m", conn(1), "a", t));
-    host.end_all(&env, t, None);
+    host.handle(&mut env, t, join("m", conn(1), "a", t));
+    host.end_all(&mut env, t, None);
     let (msgs, closed) = env.inbox(conn(1));
     assert!(has(
         &msgs,

@@ -1,22 +1,32 @@
 //! QUIC on a shard: quinn-proto endpoint, connection IDs that name their shard, UDP I/O.
 //!
 //! - [`cid`]: CIDs carrying the owner shard, and `owner_shard` to route before decode.
-//! - [`udp`]: the SO_REUSEPORT socket with GSO/GRO, driven non-blocking on glommio.
-//! - [`conn`]: a connection shared by the driver and the tasks using it ([`ConnRef`]).
-//! - [`driver`]: the per-shard loop: datagrams in, timers, transmits out, forwarding.
+//! - [`udp`]: the SO_REUSEPORT socket with GSO/GRO and batched `recvmmsg`/`sendmmsg`.
+//! - [`rx`]: right-sized, reused buffers for received datagrams.
+//! - [`endpoint`]: the endpoint, the connection table, accept limits, transmit batches.
+//! - [`shared`]: the server and transport configuration every shard shares.
+//!
+//! The transport is sized for signaling rather than bulk transfer: the connection and
+//! stream receive windows, the datagram receive queue and the concurrent stream limits
+//! bound what one client can make the server hold (`--conn-receive-window-bytes` and
+//! the flags beside it; `tuning.md`).
 
 pub mod cid;
-pub mod conn;
-pub mod driver;
+pub mod endpoint;
+pub mod rx;
 pub mod shared;
 pub mod udp;
 
 use std::time::Duration;
 
 pub use cid::{owner_shard, ShardCidGenerator, CID_LEN};
-pub use conn::{ConnRef, ConnState, DriverSignal};
-pub use driver::{Forwarded, QuicShard, ShardStats};
+pub use endpoint::{Forwarded, QuicEndpoint, ShardStats};
 pub use shared::QuicShared;
+
+/// The largest UDP payload we accept (RFC 9000 §18.2 `max_udp_payload_size`): a
+/// 1500-byte Ethernet MTU minus IPv4 and UDP headers. Every datagram then fits a pooled
+/// receive buffer ([`rx::DATAGRAM_BUF`]).
+pub const MAX_UDP_PAYLOAD: u16 = 1472;
 
 /// When to answer an Initial with a stateless Retry (RFC 9000 §8.1.2).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -60,6 +70,40 @@ pub struct QuicArgs {
     /// Serve the /echo WebTransport endpoint (transport tests and benchmarks only).
     #[arg(long, env = "MC_ENABLE_ECHO", default_value_t = false)]
     pub enable_echo: bool,
+    /// Connection-level receive window: stream bytes one client may have in flight to
+    /// the server across all its streams before it must wait (RFC 9000 §4.1).
+    #[arg(long, env = "MC_CONN_RECEIVE_WINDOW_BYTES", default_value_t = 128 * 1024)]
+    pub conn_receive_window_bytes: u32,
+    /// Receive window of each stream.
+    #[arg(long, env = "MC_STREAM_RECEIVE_WINDOW_BYTES", default_value_t = 64 * 1024)]
+    pub stream_receive_window_bytes: u32,
+    /// Bytes of received datagrams a connection may queue before older ones are dropped.
+    #[arg(long, env = "MC_DATAGRAM_RECEIVE_BUFFER_BYTES", default_value_t = 16 * 1024)]
+    pub datagram_receive_buffer_bytes: u32,
+    /// Bytes one connection may have sent but not yet acknowledged, across its streams.
+    #[arg(long, env = "MC_SEND_WINDOW_BYTES", default_value_t = 256 * 1024)]
+    pub send_window_bytes: u32,
+    /// Bidirectional streams a client may have open at once (the CONNECT stream and the
+    /// signaling stream are two).
+    #[arg(long, env = "MC_MAX_BIDI_STREAMS", default_value_t = 16)]
+    pub max_bidi_streams: u32,
+    /// Unidirectional streams a client may have open at once (HTTP/3 control and QPACK
+    /// streams are three).
+    #[arg(long, env = "MC_MAX_UNI_STREAMS", default_value_t = 8)]
+    pub max_uni_streams: u32,
+    /// Largest HTTP/3 request header section accepted, in bytes (advertised as
+    /// SETTINGS_MAX_FIELD_SECTION_SIZE; larger ones are refused with H3_EXCESSIVE_LOAD).
+    #[arg(long, env = "MC_MAX_FIELD_SECTION_BYTES", default_value_t = 8 * 1024)]
+    pub max_field_section_bytes: u32,
+    /// Time a client has after its QUIC handshake to request a WebTransport session;
+    /// then the connection is closed (counted as `connect_timeout`), in milliseconds.
+    #[arg(long, env = "MC_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub connect_timeout_ms: u64,
+    /// Time a client has after its session is accepted to open the signaling stream and
+    /// complete its first frame (the join); then the session is closed with 0x100
+    /// (counted as `join_timeout`), in milliseconds.
+    #[arg(long, env = "MC_JOIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub join_timeout_ms: u64,
 }
 
 impl Default for QuicArgs {
@@ -74,6 +118,15 @@ impl Default for QuicArgs {
             max_sessions_per_shard: 10_000,
             max_handshakes_per_shard: 1_024,
             enable_echo: false,
+            conn_receive_window_bytes: 128 * 1024,
+            stream_receive_window_bytes: 64 * 1024,
+            datagram_receive_buffer_bytes: 16 * 1024,
+            send_window_bytes: 256 * 1024,
+            max_bidi_streams: 16,
+            max_uni_streams: 8,
+            max_field_section_bytes: 8 * 1024,
+            connect_timeout_ms: 5_000,
+            join_timeout_ms: 10_000,
         }
     }
 }
@@ -85,6 +138,59 @@ impl QuicArgs {
 
     pub fn keep_alive(&self) -> Option<Duration> {
         (self.keep_alive_secs > 0).then(|| Duration::from_secs(self.keep_alive_secs))
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn join_timeout(&self) -> Duration {
+        Duration::from_millis(self.join_timeout_ms)
+    }
+
+    /// The HTTP/3 layer's limits.
+    pub fn h3_limits(&self) -> crate::h3::H3Limits {
+        crate::h3::H3Limits::new(
+            self.max_field_section_bytes as usize,
+            self.connect_timeout(),
+        )
+    }
+
+    /// Most bytes of received data one connection can make the server hold: unread
+    /// stream data (the connection window), queued datagrams, a header section being
+    /// assembled, and the few small buffers of the HTTP/3 layer (a control frame, a
+    /// close capsule).
+    pub fn receive_budget_bytes(&self) -> u64 {
+        u64::from(self.conn_receive_window_bytes)
+            + u64::from(self.datagram_receive_buffer_bytes)
+            + u64::from(self.max_field_section_bytes)
+            + crate::h3::settings::MAX_PEER_SETTINGS_BYTES as u64
+            + (4 + crate::h3::capsule::MAX_REASON) as u64
+    }
+
+    /// Check the flags that cannot be used as given.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.stream_receive_window_bytes < 1024
+            || self.conn_receive_window_bytes < self.stream_receive_window_bytes
+        {
+            return Err("--stream-receive-window-bytes (MC_STREAM_RECEIVE_WINDOW_BYTES) must be at least 1024 and at most --conn-receive-window-bytes (MC_CONN_RECEIVE_WINDOW_BYTES)".into());
+        }
+        if self.max_bidi_streams < 2 || self.max_uni_streams < 3 {
+            return Err("--max-bidi-streams (MC_MAX_BIDI_STREAMS) must be at least 2 and --max-uni-streams (MC_MAX_UNI_STREAMS) at least 3: a WebTransport client needs them".into());
+        }
+        if self.max_field_section_bytes < 256 {
+            return Err(
+                "--max-field-section-bytes (MC_MAX_FIELD_SECTION_BYTES) must be at least 256"
+                    .into(),
+            );
+        }
+        if self.send_window_bytes < 16 * 1024 {
+            return Err("--send-window-bytes (MC_SEND_WINDOW_BYTES) must be at least 16384".into());
+        }
+        if self.connect_timeout_ms == 0 || self.join_timeout_ms == 0 {
+            return Err("--connect-timeout-ms (MC_CONNECT_TIMEOUT_MS) and --join-timeout-ms (MC_JOIN_TIMEOUT_MS) must be positive".into());
+        }
+        Ok(())
     }
 }
 

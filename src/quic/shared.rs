@@ -26,13 +26,19 @@ impl QuicShared {
         let mut transport = TransportConfig::default();
         let idle = VarInt::try_from(args.idle_timeout().as_millis() as u64)
             .map_err(|_| QuicError::Config("--idle-timeout-secs is too large".into()))?;
+        // Sized for signaling (module docs of `quic`): every buffer a client can fill is
+        // bounded here or in the HTTP/3 layer.
         transport
             .max_idle_timeout(Some(idle.into()))
             .keep_alive_interval(args.keep_alive())
+            .receive_window(VarInt::from_u32(args.conn_receive_window_bytes))
+            .stream_receive_window(VarInt::from_u32(args.stream_receive_window_bytes))
+            .send_window(u64::from(args.send_window_bytes))
             // RFC 9297 datagrams for WebTransport.
-            .datagram_receive_buffer_size(Some(1024 * 1024))
-            .max_concurrent_bidi_streams(VarInt::from_u32(256))
-            .max_concurrent_uni_streams(VarInt::from_u32(16));
+            .datagram_receive_buffer_size(Some(args.datagram_receive_buffer_bytes as usize))
+            .datagram_send_buffer_size(64 * 1024)
+            .max_concurrent_bidi_streams(VarInt::from_u32(args.max_bidi_streams))
+            .max_concurrent_uni_streams(VarInt::from_u32(args.max_uni_streams));
         let mut server = ServerConfig::with_crypto(crypto);
         server.transport_config(Arc::new(transport));
         let mut secret = [0u8; 32];

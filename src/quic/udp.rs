@@ -1,23 +1,25 @@
-//! The shard's UDP socket: SO_REUSEPORT, large buffers, GSO/GRO, non-blocking
-//! `recvmsg`/`sendmsg` on the raw fd with glommio for readiness.
+//! The shard's UDP socket: SO_REUSEPORT, large buffers, GRO and GSO, and batched
+//! system calls: one `recvmmsg` takes up to [`RX_SLOTS`] datagram batches, one
+//! `sendmmsg` hands the kernel up to [`TX_MAX`] transmits of any connections.
 //!
 //! glommio's `UdpSocket` has no cmsg support, so it is used only to wait: `readable()`
-//! awaits a `peek_from` (a 1-byte MSG_PEEK), then the driver drains with `recv` until
-//! `WouldBlock`. Sends are `sendmsg` with a `UDP_SEGMENT` cmsg when the transmit holds
-//! several segments (Linux GSO); without GSO each segment is its own syscall. Receives
-//! enable `UDP_GRO`, so one `recvmsg` may return several datagrams of `stride` bytes.
+//! awaits a `peek_from` (a 1-byte MSG_PEEK through io_uring), then the shard's loop
+//! drains the socket non-blocking. With UDP_GRO one receive slot may hold several
+//! datagrams of one sender (`stride` bytes each); with UDP_SEGMENT one transmit carries
+//! several datagrams to one destination.
+//!
+//! Receive slots are allocated once and reused: the kernel writes into them, nothing
+//! zero-fills them again. Datagrams are then copied into right-sized buffers
+//! ([`super::rx::DatagramPool`]) before QUIC sees them, so no receive slot is ever pinned
+//! by data a connection keeps.
 
+use std::cell::Cell;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-
-/// Most bytes one GRO receive can return (the kernel caps coalescing at 64 KiB).
-pub const RECV_BUF: usize = 64 * 1024;
-/// UDP_MAX_SEGMENTS in the kernel.
-const GSO_MAX_SEGMENTS: usize = 64;
 
 /// What the kernel granted for the socket buffers.
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +56,17 @@ impl BufferSizes {
     }
 }
 
-/// One received batch: `len` bytes in the receive buffer from `from`, datagrams of
-/// `stride` bytes each (the last may be shorter).
+/// Bytes of one receive slot: the most one GRO receive can return (64 KiB).
+pub const RX_SLOT: usize = 64 * 1024;
+/// Receive slots filled by one `recvmmsg`.
+pub const RX_SLOTS: usize = 16;
+/// Transmits handed to the kernel by one `sendmmsg`.
+pub const TX_MAX: usize = 64;
+/// UDP_MAX_SEGMENTS in the kernel.
+pub const GSO_MAX_SEGMENTS: usize = 64;
+
+/// One received slot: `len` bytes from `from`, datagrams of `stride` bytes each (the
+/// last may be shorter).
 #[derive(Debug, Clone, Copy)]
 pub struct Received {
     pub from: SocketAddr,
@@ -63,11 +74,143 @@ pub struct Received {
     pub stride: usize,
 }
 
+/// The receive side's reusable memory: slots, and the kernel's per-message headers.
+pub struct RxBatch {
+    slots: Vec<u8>,
+    names: Vec<libc::sockaddr_storage>,
+    controls: Vec<[u64; 8]>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    got: Vec<Received>,
+}
+
+/// An empty batch with no slots (a placeholder; allocates nothing).
+impl Default for RxBatch {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            names: Vec::new(),
+            controls: Vec::new(),
+            iovecs: Vec::new(),
+            headers: Vec::new(),
+            got: Vec::new(),
+        }
+    }
+}
+
+impl RxBatch {
+    pub fn new() -> Self {
+        // SAFETY: these are plain C structs for which all-zero is a valid value.
+        let zero_name: libc::sockaddr_storage = unsafe { zeroed() };
+        let zero_header: libc::mmsghdr = unsafe { zeroed() };
+        Self {
+            // Zeroed once here; the kernel overwrites what it fills and the pages are
+            // only touched as traffic uses them.
+            slots: vec![0u8; RX_SLOT * RX_SLOTS],
+            names: vec![zero_name; RX_SLOTS],
+            controls: vec![[0u64; 8]; RX_SLOTS],
+            iovecs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                RX_SLOTS
+            ],
+            headers: vec![zero_header; RX_SLOTS],
+            got: Vec::with_capacity(RX_SLOTS),
+        }
+    }
+
+    /// What the last receive filled, in order.
+    pub fn received(&self) -> impl Iterator<Item = (Received, &[u8])> {
+        self.got
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (*r, &self.slots[i * RX_SLOT..i * RX_SLOT + r.len]))
+    }
+}
+
+/// One transmit waiting in a [`TxBatch`].
+#[derive(Debug, Clone, Copy)]
+struct TxItem {
+    to: SocketAddr,
+    len: usize,
+    segment: Option<usize>,
+}
+
+/// Transmits of any connections, collected during a pass and sent with as few
+/// `sendmmsg` calls as possible. Its buffers are reused from pass to pass.
+pub struct TxBatch {
+    bufs: Vec<Vec<u8>>,
+    items: Vec<TxItem>,
+    addrs: Vec<SockAddr>,
+    controls: Vec<[u64; 4]>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+impl Default for TxBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TxBatch {
+    pub fn new() -> Self {
+        Self {
+            bufs: Vec::new(),
+            items: Vec::with_capacity(TX_MAX),
+            addrs: Vec::with_capacity(TX_MAX),
+            controls: vec![[0u64; 4]; TX_MAX],
+            iovecs: Vec::with_capacity(TX_MAX),
+            headers: Vec::with_capacity(TX_MAX),
+        }
+    }
+
+    /// The buffer for the next transmit, empty. Call [`TxBatch::push`] if something was
+    /// written into it.
+    pub fn next_buf(&mut self) -> &mut Vec<u8> {
+        let i = self.items.len();
+        if self.bufs.len() <= i {
+            self.bufs.push(Vec::new());
+        }
+        let buf = &mut self.bufs[i];
+        buf.clear();
+        buf
+    }
+
+    /// Keep what was written into [`TxBatch::next_buf`] as a transmit to `to`.
+    pub fn push(&mut self, to: SocketAddr, len: usize, segment: Option<usize>) {
+        self.items.push(TxItem { to, len, segment });
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.items.len() >= TX_MAX
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+/// What one flush did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub transmits: usize,
+    pub datagrams: usize,
+    pub syscalls: usize,
+    /// Transmits the kernel did not take (a full socket buffer); QUIC retransmits.
+    pub dropped: usize,
+}
 /// The shard's socket. `!Send` (the glommio socket stays on its executor).
 pub struct UdpIo {
     socket: glommio::net::UdpSocket,
     local: SocketAddr,
-    gso: std::cell::Cell<bool>,
+    gso: Cell<bool>,
     gro: bool,
     buffers: BufferSizes,
 }
@@ -110,7 +253,7 @@ impl UdpIo {
         Ok(Self {
             socket,
             local,
-            gso: std::cell::Cell::new(gso),
+            gso: Cell::new(gso),
             gro,
             buffers,
         })
@@ -148,117 +291,208 @@ impl UdpIo {
             .map_err(io::Error::from)
     }
 
-    /// One non-blocking `recvmsg` into `buf` (at least [`RECV_BUF`] long).
-    /// `Ok(None)` when nothing is waiting.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        // SAFETY: plain-data structs, zeroed; pointers reference live locals/`buf`.
-        unsafe {
-            let mut name: libc::sockaddr_storage = zeroed();
-            let mut iov = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
+    /// One non-blocking `recvmmsg` into `rx`'s slots. Returns how many slots were filled
+    /// (0 when nothing is waiting).
+    pub fn recv_batch(&self, rx: &mut RxBatch) -> io::Result<usize> {
+        rx.got.clear();
+        let base = rx.slots.as_mut_ptr();
+        for i in 0..RX_SLOTS {
+            rx.iovecs[i] = libc::iovec {
+                // SAFETY: `i * RX_SLOT` is within the slots allocation.
+                iov_base: unsafe { base.add(i * RX_SLOT) }.cast(),
+                iov_len: RX_SLOT,
             };
-            let mut control = [0u64; 8];
-            let mut msg: libc::msghdr = zeroed();
-            msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-            msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = size_of::<[u64; 8]>();
-            let n = libc::recvmsg(self.socket.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT);
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                return match err.kind() {
-                    io::ErrorKind::WouldBlock => Ok(None),
-                    io::ErrorKind::Interrupted => Ok(None),
-                    _ => Err(err),
-                };
-            }
-            let len = n as usize;
+            let h = &mut rx.headers[i].msg_hdr;
+            h.msg_name = (&mut rx.names[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &mut rx.iovecs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = rx.controls[i].as_mut_ptr().cast();
+            h.msg_controllen = size_of::<[u64; 8]>();
+            h.msg_flags = 0;
+            rx.headers[i].msg_len = 0;
+        }
+        // SAFETY: every header points at live buffers owned by `rx`, sized as declared.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.socket.as_raw_fd(),
+                rx.headers.as_mut_ptr(),
+                RX_SLOTS as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return match err.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(err),
+            };
+        }
+        for i in 0..n as usize {
+            let h = &rx.headers[i];
+            let len = h.msg_len as usize;
             let mut stride = len;
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                let c = &*cmsg;
-                if c.cmsg_level == libc::SOL_UDP && c.cmsg_type == libc::UDP_GRO {
-                    let seg = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
-                    if seg > 0 {
-                        stride = seg as usize;
-                    }
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-            }
-            let Some(from) = sockaddr_to_std(&name) else {
-                return Ok(None);
-            };
-            Ok(Some(Received { from, len, stride }))
-        }
-    }
-
-    /// Send `data` to `to`: one datagram, or `segment` sized datagrams with GSO.
-    /// A full socket buffer drops the datagram (QUIC retransmits); that is reported as
-    /// `WouldBlock` for the caller to count.
-    pub fn send(&self, to: SocketAddr, data: &[u8], segment: Option<usize>) -> io::Result<()> {
-        match segment {
-            Some(seg) if seg < data.len() => {
-                if self.gso.get() {
-                    match self.sendmsg(to, data, Some(seg)) {
-                        Ok(()) => return Ok(()),
-                        // EIO/EINVAL: the device or path refuses GSO; fall back for good.
-                        Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) => {
-                            tracing::warn!(error = %e, "UDP GSO refused; sending one datagram per syscall");
-                            self.gso.set(false);
+            // SAFETY: the kernel filled the control buffer of this header.
+            unsafe {
+                let mut cmsg = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                while !cmsg.is_null() {
+                    let c = &*cmsg;
+                    if c.cmsg_level == libc::SOL_UDP && c.cmsg_type == libc::UDP_GRO {
+                        let seg =
+                            std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
+                        if seg > 0 {
+                            stride = seg as usize;
                         }
-                        Err(e) => return Err(e),
                     }
+                    cmsg = libc::CMSG_NXTHDR(&h.msg_hdr, cmsg);
                 }
-                for chunk in data.chunks(seg.max(1)) {
-                    self.sendmsg(to, chunk, None)?;
-                }
-                Ok(())
             }
-            _ => self.sendmsg(to, data, None),
+            let from = sockaddr_to_std(&rx.names[i]);
+            // A truncated slot (MSG_TRUNC) or an address family we do not speak: skip
+            // it but keep the slot numbering.
+            let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            match from {
+                Some(from) if !truncated => rx.got.push(Received {
+                    from,
+                    len,
+                    stride: stride.max(1),
+                }),
+                _ => rx.got.push(Received {
+                    from: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    len: 0,
+                    stride: 1,
+                }),
+            }
         }
+        Ok(n as usize)
     }
 
-    fn sendmsg(&self, to: SocketAddr, data: &[u8], segment: Option<usize>) -> io::Result<()> {
-        let addr = SockAddr::from(to);
-        // SAFETY: pointers reference live locals and `data`; the cmsg buffer is aligned
-        // (u64) and large enough for one c_int.
-        unsafe {
-            let mut iov = libc::iovec {
-                iov_base: data.as_ptr() as *mut libc::c_void,
-                iov_len: data.len(),
-            };
-            let mut control = [0u64; 4];
-            let mut msg: libc::msghdr = zeroed();
-            msg.msg_name = addr.as_ptr() as *mut libc::c_void;
-            msg.msg_namelen = addr.len();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            if let Some(seg) = segment {
-                msg.msg_control = control.as_mut_ptr().cast();
-                msg.msg_controllen = libc::CMSG_SPACE(size_of::<u16>() as u32) as usize;
-                let cmsg = libc::CMSG_FIRSTHDR(&msg);
-                if cmsg.is_null() {
-                    return Err(io::Error::other("no room for the UDP_SEGMENT cmsg"));
+    /// Hand every transmit of `tx` to the kernel with `sendmmsg` (GSO where a transmit
+    /// holds several datagrams), and empty it. A full socket buffer drops the rest of
+    /// the batch (counted; QUIC retransmits).
+    pub fn send_batch(&self, tx: &mut TxBatch) -> Sent {
+        let mut sent = Sent::default();
+        let mut start = 0;
+        while start < tx.items.len() {
+            let n = self.sendmmsg(tx, start);
+            sent.syscalls += 1;
+            match n {
+                Ok(k) => {
+                    for item in &tx.items[start..start + k] {
+                        sent.transmits += 1;
+                        sent.datagrams += item.segment.map_or(1, |s| item.len.div_ceil(s.max(1)));
+                    }
+                    start += k;
                 }
-                (*cmsg).cmsg_level = libc::SOL_UDP;
-                (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
-                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, seg as u16);
-            }
-            loop {
-                let n = libc::sendmsg(self.socket.as_raw_fd(), &msg, libc::MSG_DONTWAIT);
-                if n >= 0 {
-                    return Ok(());
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EIO/EINVAL on a GSO transmit: the device or path refuses GSO. Send
+                // that transmit as single datagrams and stop asking for GSO.
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL))
+                        && tx.items[start].segment.is_some() =>
+                {
+                    tracing::warn!(error = %e, "UDP GSO refused; sending one datagram per message");
+                    self.gso.set(false);
+                    let item = tx.items[start];
+                    let seg = item.segment.unwrap_or(item.len).max(1);
+                    for chunk in tx.bufs[start][..item.len].chunks(seg) {
+                        sent.syscalls += 1;
+                        if self.send_one(item.to, chunk).is_ok() {
+                            sent.datagrams += 1;
+                        }
+                    }
+                    sent.transmits += 1;
+                    start += 1;
                 }
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        tracing::debug!(error = %e, "UDP send failed");
+                    }
+                    sent.dropped += tx.items.len() - start;
+                    break;
                 }
             }
         }
+        tx.items.clear();
+        sent
+    }
+
+    fn sendmmsg(&self, tx: &mut TxBatch, start: usize) -> io::Result<usize> {
+        let count = tx.items.len() - start;
+        tx.addrs.clear();
+        tx.iovecs.clear();
+        tx.headers.clear();
+        for item in &tx.items[start..] {
+            tx.addrs.push(SockAddr::from(item.to));
+        }
+        for (i, item) in tx.items[start..].iter().enumerate() {
+            tx.iovecs.push(libc::iovec {
+                iov_base: tx.bufs[start + i].as_ptr() as *mut libc::c_void,
+                iov_len: item.len,
+            });
+        }
+        for (i, item) in tx.items[start..].iter().enumerate() {
+            // SAFETY: all-zero is a valid mmsghdr.
+            let mut h: libc::mmsghdr = unsafe { zeroed() };
+            h.msg_hdr.msg_name = tx.addrs[i].as_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = tx.addrs[i].len();
+            h.msg_hdr.msg_iov = &mut tx.iovecs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            match item.segment {
+                Some(seg) if seg < item.len && self.gso.get() => {
+                    let control = &mut tx.controls[i];
+                    h.msg_hdr.msg_control = control.as_mut_ptr().cast();
+                    h.msg_hdr.msg_controllen =
+                        // SAFETY: CMSG_SPACE is a pure size computation.
+                        unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+                    // SAFETY: the control buffer is aligned (u64) and holds one u16 cmsg.
+                    unsafe {
+                        let cmsg = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                        (*cmsg).cmsg_level = libc::SOL_UDP;
+                        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+                        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+                        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, seg as u16);
+                    }
+                }
+                _ => {}
+            }
+            tx.headers.push(h);
+        }
+        // SAFETY: headers point at addresses, iovecs and buffers that live in `tx` and
+        // are not moved until the call returns.
+        let n = unsafe {
+            libc::sendmmsg(
+                self.socket.as_raw_fd(),
+                tx.headers.as_mut_ptr(),
+                count as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// One datagram with plain `sendto` (the GSO fallback).
+    fn send_one(&self, to: SocketAddr, data: &[u8]) -> io::Result<()> {
+        let addr = SockAddr::from(to);
+        // SAFETY: `data` and `addr` are live for the call.
+        let n = unsafe {
+            libc::sendto(
+                self.socket.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_DONTWAIT,
+                addr.as_ptr().cast(),
+                addr.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 }
 

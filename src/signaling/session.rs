@@ -391,6 +391,19 @@ impl Session {
         self.out.front().and_then(|f| f.get(self.head_off..))
     }
 
+    /// The unwritten part of the head frame as a shared `Bytes` (no copy): the
+    /// transport may keep it until the client acknowledges it.
+    pub fn poll_transmit_chunk(&self) -> Option<Bytes> {
+        self.out.front().map(|f| f.slice(self.head_off..))
+    }
+
+    /// Drop everything queued (the client will never read it).
+    pub fn discard_outbound(&mut self) {
+        self.out.clear();
+        self.out_bytes = 0;
+        self.head_off = 0;
+    }
+
     /// Records that `n` bytes from [`Session::poll_transmit`] were written.
     pub fn advance_transmit(&mut self, mut n: usize) {
         while n > 0 {

@@ -1,22 +1,29 @@
-//! Shared helpers for data-plane tests: an in-process server of N shard executors
-//! (shards crate: ExecutorSpec + Mesh) running the data plane on one SO_REUSEPORT
-//! port of 127.0.0.1, with misrouted datagrams forwarded over the mesh.
+//! Shared helpers for data-plane tests: the real shards (`mc_service::shard::run`)
+//! started in-process on one SO_REUSEPORT port of 127.0.0.1 (or ::1), with misrouted
+//! datagrams forwarded over the mesh, and no control plane: metrics are read directly.
+//! `/` is the signaling endpoint (joins fail without keys, which these tests do not
+//! need); `/echo` is served when the QUIC args enable it.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
-use mc_service::metrics::{Metrics, ShardMetrics};
-use mc_service::quic::{Forwarded, QuicArgs, QuicShared};
+use mc_service::actors::ActorSettings;
+use mc_service::admission::Admission;
+use mc_service::auth::jwks::Jwks;
+use mc_service::auth::jwt::VerifierConfig;
+use mc_service::auth::keystore::KeyStore;
+use mc_service::auth::BindingSecret;
+use mc_service::meeting::MeetingConfig;
+use mc_service::metrics::Metrics;
+use mc_service::quic::{QuicArgs, QuicShared};
+use mc_service::router::{ShardMsg, LANES};
+use mc_service::shard::{self, ShardSeed};
+use mc_service::signaling::session::SessionConfig;
 use mc_service::tls::{server_config, DevCert};
-use mc_service::webtransport::{DataPlane, HoldApp, SessionApp};
-use shards::{ExecutorSpec, Lane, Mesh, MeshMonitor};
-
-/// Builds the `/` application on each shard (it is `!Send`, so built where it runs).
-pub type AppFactory = Arc<dyn Fn() -> Rc<dyn SessionApp> + Send + Sync>;
+use shards::{ExecutorSpec, Mesh, MeshMonitor, ShardId};
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -24,27 +31,18 @@ pub struct TestServer {
     pub cert_sha256: String,
     pub cert_der: Vec<u8>,
     pub shards: usize,
-    monitor: MeshMonitor<Forwarded>,
+    monitor: MeshMonitor<ShardMsg>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
     dir: PathBuf,
 }
 
 impl TestServer {
     pub fn start(shards: usize, args: QuicArgs) -> Self {
-        Self::start_with(
-            shards,
-            args,
-            Arc::new(|| Rc::new(HoldApp) as Rc<dyn SessionApp>),
-        )
-    }
-
-    /// Like `start`, with the `/` application built on each shard by `app`.
-    pub fn start_with(shards: usize, args: QuicArgs, app: AppFactory) -> Self {
-        Self::start_at("127.0.0.1:0".parse().unwrap(), shards, args, app)
+        Self::start_at("127.0.0.1:0".parse().unwrap(), shards, args)
     }
 
     /// Bind `bind` (port 0: the first shard picks, the others join it).
-    pub fn start_at(bind: SocketAddr, shards: usize, args: QuicArgs, app: AppFactory) -> Self {
+    pub fn start_at(bind: SocketAddr, shards: usize, args: QuicArgs) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "mc-dp-test-{}-{}",
             std::process::id(),
@@ -55,53 +53,49 @@ impl TestServer {
         ));
         let dev = DevCert::load_or_create(&dir, SystemTime::now()).expect("dev cert");
         let crypto = server_config(&dev.material).expect("server config");
+        let limits = args.h3_limits();
+        let actors = ActorSettings {
+            meeting: MeetingConfig::default(),
+            session: SessionConfig::default(),
+            binding_secret: BindingSecret::from_bytes(vec![7u8; 32]).unwrap(),
+            redirect_endpoint: None,
+            mailbox: 1024,
+            join_timeout: args.join_timeout(),
+            max_sessions_per_ip: 100_000,
+        };
         let shared = QuicShared::new(crypto, args).expect("quic shared");
         let metrics = Metrics::new();
-        let (seeds, monitor) = Mesh::build::<Forwarded>(shards, &[4096]).expect("mesh");
+        let keys = KeyStore::new(Arc::new(Jwks::empty()));
+        let admission = Arc::new(Admission::new(1000));
+        // One more mesh member stands for the control plane (it never answers).
+        let (mut seeds, monitor) =
+            Mesh::build::<ShardMsg>(shards + 1, &[4096; LANES]).expect("mesh");
+        seeds.pop();
         let mut joins = Vec::new();
         let mut addr = bind;
         for seed in seeds {
             let (tx, rx) = mpsc::sync_channel::<Result<SocketAddr, String>>(1);
-            let shared = shared.clone();
-            let metrics = metrics.clone();
-            let bind = addr;
-            let app = app.clone();
             let spec = ExecutorSpec {
                 name: format!("test-shard-{}", seed.id()),
                 cpu: None,
                 io_memory: 256 * 1024,
             };
-            let join = spec
-                .spawn(move || async move {
-                    let mesh = Rc::new(seed.into_handle());
-                    let id = mesh.id();
-                    let sm = ShardMetrics::new(&metrics, id.0);
-                    let fwd_mesh = mesh.clone();
-                    let forward = Box::new(move |to, f: Forwarded| {
-                        fwd_mesh.try_send(to, Lane(0), f).map_err(|full| full.msg)
-                    });
-                    let plane = match DataPlane::bind(id, bind, shared, sm, app(), forward) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    };
-                    let driver = plane.spawn();
-                    let _ = tx.send(Ok(plane.local_addr()));
-                    loop {
-                        while let Some((_, _, f)) = mesh.try_recv() {
-                            plane.quic.handle_forwarded(f);
-                        }
-                        if mesh.is_stopping() {
-                            break;
-                        }
-                        mesh.wait().await;
-                    }
-                    plane.quic.stop();
-                    driver.await;
-                })
-                .expect("spawn shard");
+            let seed = ShardSeed {
+                mesh: seed,
+                metrics: metrics.clone(),
+                control: ShardId(shards as u16),
+                shards,
+                admission: admission.clone(),
+                actors: actors.clone(),
+                keys: keys.clone(),
+                verifier: VerifierConfig::default(),
+                quic: shared.clone(),
+                limits: limits.clone(),
+                mesh_overflow_max: 65_536,
+                bind: addr,
+                started: tx,
+            };
+            let join = spec.spawn(move || shard::run(seed)).expect("spawn shard");
             joins.push(join);
             let bound = rx
                 .recv_timeout(Duration::from_secs(10))
@@ -163,6 +157,19 @@ impl TestServer {
                     .get()
             })
             .sum()
+    }
+
+    /// Wait (bounded) until `cond` holds: shards copy their counters to the metrics
+    /// about once a second.
+    pub fn eventually(&self, within: Duration, cond: impl Fn(&Self) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if cond(self) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        cond(self)
     }
 
     /// Wait (bounded) until no connection is left on any shard.

@@ -1,0 +1,221 @@
+//! One client connection on its shard: QUIC (`quinn_proto::Connection`), HTTP/3 and
+//! WebTransport ([`crate::h3`]), and the application its session serves — signaling on
+//! `/` ([`signaling`]), the echo endpoint on `/echo` ([`echo`]).
+//!
+//! The shard's loop owns every [`Conn`] and calls, in this order per pass: the QUIC
+//! inputs (datagrams, timeouts) on `conn.quic`, then [`Conn::drive`] — QUIC events go to
+//! the HTTP/3 layer, whose events go to the application — then deliveries from meetings
+//! ([`Conn::deliver`]), then `poll_transmit`. Nothing here touches a socket or reads the
+//! clock: time comes in [`ConnCtx::now`].
+//!
+//! Routing a session request (RFC 9220 extended CONNECT): `/` → signaling, `/echo` →
+//! echo when enabled; other paths 404, other methods 405, and 503 while the MC is not
+//! admitting sessions (draining).
+
+pub mod echo;
+pub mod signaling;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use quinn_proto::{Connection, Event, StreamId};
+use shards::ShardId;
+
+use crate::actors::{ActorSettings, ConnCmd, MeetingCmd};
+use crate::auth::keystore::ShardVerifier;
+use crate::h3::{H3Conn, H3Event, H3Limits, RequestHead};
+use crate::meeting::{CloseCode, ConnKey};
+use crate::metrics::ShardMetrics;
+
+pub use echo::Echo;
+pub use signaling::Signaling;
+
+/// What one pass gives a connection to work with.
+pub struct ConnCtx<'a> {
+    /// The clock, read once per pass by the shard.
+    pub now: Instant,
+    pub shard: ShardId,
+    pub limits: &'a H3Limits,
+    pub settings: &'a ActorSettings,
+    pub enable_echo: bool,
+    /// False while draining: new sessions are answered 503.
+    pub admitting: bool,
+    pub verifier: &'a mut ShardVerifier,
+    /// Commands for meetings, routed by the shard after the connection phase.
+    pub meeting_cmds: &'a mut Vec<MeetingCmd>,
+    pub metrics: &'a mut ShardMetrics,
+}
+
+/// The application a connection's session serves.
+#[derive(Debug)]
+pub enum App {
+    /// No session accepted (yet).
+    None,
+    Signaling(Box<Signaling>),
+    Echo(Echo),
+}
+
+/// One client connection. See the module docs.
+pub struct Conn {
+    pub quic: Connection,
+    pub h3: H3Conn,
+    pub app: App,
+    /// Names this connection to meetings (shard, handle and a serial, so a reused
+    /// handle never receives an older connection's frames).
+    pub key: ConnKey,
+    pub remote: SocketAddr,
+    pub started: Instant,
+    /// The handshake has not completed yet.
+    pub handshaking: bool,
+    /// The earliest entry this connection has in the shard's timer heap.
+    pub armed: Option<Instant>,
+    /// Queued in the shard's list of connections to drive and transmit this pass.
+    pub queued: bool,
+}
+
+impl Conn {
+    pub fn new(quic: Connection, key: ConnKey, now: Instant) -> Self {
+        let remote = quic.remote_address();
+        Self {
+            quic,
+            h3: H3Conn::new(),
+            app: App::None,
+            key,
+            remote,
+            started: now,
+            handshaking: true,
+            armed: None,
+            queued: false,
+        }
+    }
+
+    /// The next time something is due: QUIC's timers, the HTTP/3 deadlines or the
+    /// application's.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let app = match &self.app {
+            App::Signaling(s) => s.poll_timeout(),
+            _ => None,
+        };
+        [self.quic.poll_timeout(), self.h3.poll_timeout(), app]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Fire whatever is due at `ctx.now`.
+    pub fn handle_timeout(&mut self, ctx: &mut ConnCtx<'_>) {
+        let now = ctx.now;
+        if self.quic.poll_timeout().is_some_and(|t| t <= now) {
+            self.quic.handle_timeout(now);
+        }
+        if self.h3.poll_timeout().is_some_and(|t| t <= now) {
+            self.h3.handle_timeout(&mut self.quic, now);
+        }
+        if let App::Signaling(s) = &mut self.app {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(&mut self.quic, &mut self.h3, ctx);
+            }
+        }
+    }
+
+    /// Process every QUIC event: HTTP/3 first, then the application. Returns whether the
+    /// handshake completed in this call.
+    pub fn drive(&mut self, ctx: &mut ConnCtx<'_>) -> bool {
+        let mut connected = false;
+        while let Some(ev) = self.quic.poll() {
+            if matches!(ev, Event::Connected) {
+                connected = true;
+                self.handshaking = false;
+            }
+            if let Event::ConnectionLost { reason } = &ev {
+                tracing::debug!(conn = self.key.conn, %reason, "connection lost");
+            }
+            self.h3
+                .handle_event(&mut self.quic, ctx.now, ctx.limits, ev);
+            self.dispatch(ctx);
+        }
+        self.dispatch(ctx);
+        connected
+    }
+
+    /// A command from a meeting for this connection's signaling session.
+    pub fn deliver(&mut self, cmd: ConnCmd, ctx: &mut ConnCtx<'_>) {
+        if let App::Signaling(s) = &mut self.app {
+            s.deliver(&mut self.quic, &mut self.h3, cmd, ctx);
+        }
+    }
+
+    /// The QUIC connection is gone for good.
+    pub fn on_drained(&mut self, ctx: &mut ConnCtx<'_>) {
+        self.dispatch(ctx);
+        if let App::Signaling(s) = &mut self.app {
+            s.on_drained(ctx);
+        }
+    }
+
+    /// Close the session (or the bare connection) with `code`: the shard is stopping.
+    pub fn shutdown(&mut self, ctx: &mut ConnCtx<'_>, code: CloseCode) {
+        match &mut self.app {
+            App::Signaling(s) => s.shutdown(&mut self.quic, &mut self.h3, ctx, code),
+            _ => self.h3.close_session(
+                &mut self.quic,
+                ctx.now,
+                ctx.limits,
+                code.code(),
+                code.label().as_bytes(),
+            ),
+        }
+    }
+
+    fn dispatch(&mut self, ctx: &mut ConnCtx<'_>) {
+        while let Some(ev) = self.h3.poll_event() {
+            match ev {
+                H3Event::Request { stream, head } => self.on_request(stream, &head, ctx),
+                ev => match &mut self.app {
+                    App::Signaling(s) => s.on_event(&mut self.quic, &mut self.h3, ev, ctx),
+                    App::Echo(e) => e.on_event(&mut self.quic, &mut self.h3, ev),
+                    App::None => {
+                        if let H3Event::StreamOpened { stream, .. } = ev {
+                            self.h3.abort(&mut self.quic, stream, 0);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn on_request(&mut self, stream: StreamId, head: &RequestHead, ctx: &mut ConnCtx<'_>) {
+        enum Route {
+            Signaling,
+            Echo,
+        }
+        let route = match head.path_only() {
+            "/" => Some(Route::Signaling),
+            "/echo" if ctx.enable_echo => Some(Route::Echo),
+            _ => None,
+        };
+        let status = match route {
+            None => Some(404),
+            Some(_) if !head.is_webtransport() => Some(405),
+            Some(_) if !ctx.admitting => Some(503),
+            Some(_) => None,
+        };
+        if let Some(status) = status {
+            ctx.metrics.wt_rejected.inc();
+            tracing::debug!(path = %head.path_only(), status, "request refused");
+            return self.h3.respond(&mut self.quic, stream, status);
+        }
+        if !self.h3.accept_session(&mut self.quic, ctx.now, stream) {
+            return;
+        }
+        ctx.metrics.wt_accepted.inc();
+        tracing::debug!(conn = self.key.conn, path = %head.path_only(), "WebTransport session accepted");
+        self.app = match route {
+            Some(Route::Echo) => App::Echo(Echo::default()),
+            _ => App::Signaling(Box::new(Signaling::new(self.key, ctx))),
+        };
+        // Streams that named the session before it was accepted, or a close that came
+        // with the CONNECT, are already queued as events.
+        self.dispatch(ctx);
+    }
+}

@@ -1,0 +1,502 @@
+//! The signaling application of one WebTransport session on `/` (docs/protocol.md
+//! "Transport and framing", rules 4–7): a sans-IO state machine driven by the
+//! connection's HTTP/3 events and by the meeting's deliveries.
+//!
+//! Client bytes from the one signaling stream go into the [`Session`] (framing,
+//! first-frame-is-join, rate limit); the join token is verified here, on the
+//! connection's shard; the join and every later message leave as [`MeetingCmd`]s for
+//! the meeting's shard. What the meeting sends back arrives through [`Signaling::deliver`]
+//! as encoded frames shared by every recipient, is queued on the session (bounded: a
+//! client that stops reading is closed as a slow consumer, 0x104) and written to the
+//! stream without copying. When the session ends, the meeting is told whether it was a
+//! clean leave (VOLUNTARY) or a drop (grace period, rule 6).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use quinn_proto::{Connection, StreamId};
+
+use super::ConnCtx;
+use crate::actors::{ConnCmd, MeetingCmd};
+use crate::auth::jwt::{self, Role as TokenRole, CLIENT_ERROR_MESSAGE};
+use crate::h3::{H3Conn, H3Event, ReadEnd};
+use crate::meeting::{CloseCode, ConnKey, JoinIdentity, Role};
+use crate::signaling::proto::{pb, ErrorCode};
+use crate::signaling::session::{Session, SessionEvent};
+
+/// How long a stream may stay blocked by the client's flow control with frames queued
+/// before the client is treated as a slow consumer.
+const WRITE_STALL_LIMIT: Duration = Duration::from_secs(5);
+/// After the server finishes the signaling stream, how long the client has to take
+/// what was sent before the session is closed anyway.
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
+/// How long a join waits for a key reload after an unknown `kid`, and how often it
+/// looks.
+const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(2);
+const UNKNOWN_KID_POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Accepted; waiting for the client's bidi stream and its join.
+    Open,
+    /// Our stream is finished; the session closes with `code` once the client has
+    /// our last bytes, or at `deadline`.
+    Closing { code: CloseCode, deadline: Instant },
+    /// The session has ended (either side).
+    Ended,
+}
+
+/// A join waiting for the signing keys to be reloaded (its token names an unknown kid).
+#[derive(Debug)]
+struct KeyWait {
+    request: pb::JoinRequest,
+    received_at: Instant,
+    generation: u64,
+    give_up: Instant,
+    next_look: Instant,
+}
+
+/// The signaling state of one session.
+#[derive(Debug)]
+pub struct Signaling {
+    key: ConnKey,
+    stream: Option<StreamId>,
+    sig: Session,
+    phase: Phase,
+    meeting_id: Option<String>,
+    accepted_at: Instant,
+    /// The first frame must be complete by then (the join timeout).
+    join_deadline: Option<Instant>,
+    /// Since when the stream has been blocked by flow control with frames queued.
+    stalled_since: Option<Instant>,
+    key_wait: Option<KeyWait>,
+    /// The client finished its stream or closed the session cleanly (rule 6).
+    clean: bool,
+    reason: &'static str,
+    /// The meeting has been told this session is gone.
+    reported: bool,
+}
+
+impl Signaling {
+    pub fn new(key: ConnKey, ctx: &ConnCtx<'_>) -> Self {
+        Self {
+            key,
+            stream: None,
+            sig: Session::new(ctx.settings.session.clone(), ctx.now),
+            phase: Phase::Open,
+            meeting_id: None,
+            accepted_at: ctx.now,
+            join_deadline: Some(ctx.now + ctx.settings.join_timeout),
+            stalled_since: None,
+            key_wait: None,
+            clean: false,
+            reason: "error",
+            reported: false,
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let closing = match self.phase {
+            Phase::Closing { deadline, .. } => Some(deadline),
+            _ => None,
+        };
+        [
+            self.join_deadline,
+            self.stalled_since.map(|t| t + WRITE_STALL_LIMIT),
+            self.key_wait.as_ref().map(|w| w.next_look),
+            closing,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub fn handle_timeout(
+        &mut self,
+        quic: &mut Connection,
+        h3: &mut H3Conn,
+        ctx: &mut ConnCtx<'_>,
+    ) {
+        let now = ctx.now;
+        if self.phase == Phase::Ended {
+            return;
+        }
+        if self.join_deadline.is_some_and(|t| t <= now) {
+            self.join_deadline = None;
+            ctx.metrics.refusal("join_timeout");
+            self.reason = "join_timeout";
+            self.sig.fail(
+                ErrorCode::InvalidRequest,
+                "no join request in time",
+                CloseCode::ProtocolViolation,
+            );
+        }
+        if self
+            .stalled_since
+            .is_some_and(|t| t + WRITE_STALL_LIMIT <= now)
+        {
+            self.stalled_since = None;
+            self.reason = "slow_consumer";
+            // The queued frames cannot be delivered: drop them and close.
+            self.sig.close(CloseCode::SlowConsumer);
+            self.sig.discard_outbound();
+        }
+        if self.key_wait.as_ref().is_some_and(|w| w.next_look <= now) {
+            self.retry_key_wait(ctx);
+        }
+        if let Phase::Closing { code, deadline } = self.phase {
+            if deadline <= now {
+                self.close_session(quic, h3, ctx, code);
+                return;
+            }
+        }
+        self.flush(quic, h3, ctx);
+    }
+
+    /// An HTTP/3 event of this session.
+    pub fn on_event(
+        &mut self,
+        quic: &mut Connection,
+        h3: &mut H3Conn,
+        ev: H3Event,
+        ctx: &mut ConnCtx<'_>,
+    ) {
+        match ev {
+            H3Event::StreamOpened { stream, bidi } => {
+                // docs/protocol.md: the client opens ONE bidirectional stream.
+                if !bidi || self.stream.is_some() || self.phase != Phase::Open {
+                    h3.abort(quic, stream, 0);
+                    return;
+                }
+                self.stream = Some(stream);
+                self.read(quic, h3, ctx);
+            }
+            H3Event::StreamReadable { stream } if Some(stream) == self.stream => {
+                self.read(quic, h3, ctx)
+            }
+            H3Event::StreamWritable { stream } if Some(stream) == self.stream => {}
+            H3Event::StreamFinished { stream } if Some(stream) == self.stream => {
+                // Everything we sent, the final ErrorMessage included, has arrived.
+                if let Phase::Closing { code, .. } = self.phase {
+                    return self.close_session(quic, h3, ctx, code);
+                }
+            }
+            H3Event::StreamStopped { stream, .. } if Some(stream) == self.stream => {
+                // The client will not read what we send: the session cannot go on.
+                self.reason = "client_stopped";
+                self.sig.close(CloseCode::ProtocolViolation);
+                self.sig.discard_outbound();
+            }
+            H3Event::SessionEnded(end) => {
+                self.phase = Phase::Ended;
+                if !self.clean {
+                    self.clean = end.is_clean_peer_close();
+                    self.reason = if self.clean {
+                        "client_closed"
+                    } else if self.reason == "error" {
+                        "client_lost"
+                    } else {
+                        self.reason
+                    };
+                }
+                self.report_end(ctx);
+                return;
+            }
+            // Datagrams and other streams carry nothing for signaling.
+            _ => {}
+        }
+        self.flush(quic, h3, ctx);
+    }
+
+    /// A command from the meeting for this session.
+    pub fn deliver(
+        &mut self,
+        quic: &mut Connection,
+        h3: &mut H3Conn,
+        cmd: ConnCmd,
+        ctx: &mut ConnCtx<'_>,
+    ) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        match cmd {
+            ConnCmd::Frame {
+                frame,
+                join_response,
+                ..
+            } => {
+                if join_response {
+                    ctx.metrics.join_duration.observe(
+                        ctx.now
+                            .saturating_duration_since(self.accepted_at)
+                            .as_secs_f64(),
+                    );
+                }
+                // A full queue makes poll_close report SlowConsumer at once.
+                if self.sig.send_frame(frame).is_err() {
+                    self.reason = "slow_consumer";
+                }
+            }
+            ConnCmd::Close(code) => self.sig.close(code),
+        }
+        self.flush(quic, h3, ctx);
+    }
+
+    /// The QUIC connection is gone: tell the meeting, if not done yet.
+    pub fn on_drained(&mut self, ctx: &mut ConnCtx<'_>) {
+        self.phase = Phase::Ended;
+        self.report_end(ctx);
+    }
+
+    /// The shard is stopping: close with `code` now.
+    pub fn shutdown(
+        &mut self,
+        quic: &mut Connection,
+        h3: &mut H3Conn,
+        ctx: &mut ConnCtx<'_>,
+        code: CloseCode,
+    ) {
+        if self.phase != Phase::Ended {
+            self.reason = code.label();
+            self.close_session(quic, h3, ctx, code);
+        }
+    }
+
+    fn read(&mut self, quic: &mut Connection, h3: &mut H3Conn, ctx: &mut ConnCtx<'_>) {
+        let Some(stream) = self.stream else { return };
+        if self.phase != Phase::Open || self.sig.is_closing() {
+            return;
+        }
+        let now = ctx.now;
+        let sig = &mut self.sig;
+        // Everything available: the stream's receive window bounds it.
+        let end = h3.read(quic, stream, usize::MAX, |bytes| {
+            sig.handle_bytes(now, &bytes)
+        });
+        while let Some(event) = self.sig.poll_event() {
+            self.on_session_event(event, ctx);
+        }
+        match end {
+            ReadEnd::Finished => {
+                // The client finished its stream: a clean leave (rule 6).
+                self.clean = true;
+                self.reason = "client_finished";
+                self.sig.close(CloseCode::Normal);
+            }
+            ReadEnd::Reset(_) | ReadEnd::Closed => {
+                self.reason = "client_lost";
+                self.sig.close(CloseCode::Normal);
+            }
+            ReadEnd::Blocked | ReadEnd::Limit => {}
+        }
+    }
+
+    fn on_session_event(&mut self, event: SessionEvent, ctx: &mut ConnCtx<'_>) {
+        match event {
+            SessionEvent::Join { request, .. } => {
+                self.join_deadline = None;
+                self.verify_and_join(request, ctx.now, true, ctx);
+            }
+            SessionEvent::Message(msg) => {
+                ctx.metrics.client_message(msg.kind());
+                // Before the join is verified there is no participant to act for.
+                let Some(meeting_id) = self.meeting_id.clone() else {
+                    return;
+                };
+                ctx.meeting_cmds.push(MeetingCmd::Message {
+                    conn: self.key,
+                    meeting_id,
+                    msg,
+                    received_at: ctx.now,
+                });
+            }
+        }
+    }
+
+    /// Verify the join token and send the join to the meeting. With `may_wait`, an
+    /// unknown `kid` first asks for a key reload and parks the join (bounded).
+    fn verify_and_join(
+        &mut self,
+        request: pb::JoinRequest,
+        received_at: Instant,
+        may_wait: bool,
+        ctx: &mut ConnCtx<'_>,
+    ) {
+        let result =
+            ctx.verifier
+                .verify(&request.join_token, &request.meeting_id, SystemTime::now());
+        if may_wait && result.as_ref().is_err_and(|e| e.is_unknown_kid()) {
+            let store = ctx.verifier.store();
+            store.request_refresh();
+            self.key_wait = Some(KeyWait {
+                generation: store.generation(),
+                request,
+                received_at,
+                give_up: ctx.now + UNKNOWN_KID_WAIT,
+                next_look: ctx.now + UNKNOWN_KID_POLL,
+            });
+            return;
+        }
+        let (res, reason) = jwt::metric_labels(&result);
+        ctx.metrics.jwt(res, reason);
+        let claims = match result {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!(
+                    conn = self.key.conn,
+                    reason = e.reason(),
+                    "join refused: token"
+                );
+                ctx.metrics.join("unauthorized");
+                self.reason = "unauthorized";
+                self.sig.fail(
+                    ErrorCode::Unauthorized,
+                    CLIENT_ERROR_MESSAGE,
+                    CloseCode::Unauthorized,
+                );
+                return;
+            }
+        };
+        let identity = JoinIdentity {
+            sub: claims.sub,
+            role: match claims.role {
+                TokenRole::Host => Role::Host,
+                TokenRole::Participant => Role::Participant,
+            },
+            name: claims.name.unwrap_or_default(),
+        };
+        self.meeting_id = Some(request.meeting_id.clone());
+        ctx.meeting_cmds.push(MeetingCmd::Join {
+            conn: self.key,
+            identity,
+            request: Box::new(request),
+            received_at,
+        });
+    }
+
+    /// A join parked on an unknown `kid`: verify again once the keys were reloaded or
+    /// the wait is over (then an unknown kid is final).
+    fn retry_key_wait(&mut self, ctx: &mut ConnCtx<'_>) {
+        let Some(w) = self.key_wait.as_mut() else {
+            return;
+        };
+        let reloaded = ctx.verifier.store().generation() != w.generation;
+        if !reloaded && ctx.now < w.give_up {
+            w.next_look = ctx.now + UNKNOWN_KID_POLL;
+            return;
+        }
+        if let Some(w) = self.key_wait.take() {
+            self.verify_and_join(w.request, w.received_at, false, ctx);
+        }
+    }
+
+    /// Write what the session has queued, without copying the shared frames; then, if
+    /// the session decided to close, finish the stream and start closing.
+    fn flush(&mut self, quic: &mut Connection, h3: &mut H3Conn, ctx: &mut ConnCtx<'_>) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        if let Some(stream) = self.stream {
+            let mut blocked = false;
+            while let Some(mut chunk) = self.sig.poll_transmit_chunk() {
+                let len = chunk.len();
+                match h3.write_chunks(quic, stream, std::slice::from_mut(&mut chunk)) {
+                    Some((_, n)) => {
+                        self.sig.advance_transmit(n);
+                        if n < len {
+                            blocked = true;
+                            break;
+                        }
+                    }
+                    None => {
+                        self.reason = "write_failed";
+                        self.sig.close(CloseCode::ProtocolViolation);
+                        self.sig.discard_outbound();
+                        break;
+                    }
+                }
+            }
+            self.stalled_since = match (blocked, self.stalled_since) {
+                (true, Some(t)) => Some(t),
+                (true, None) => Some(ctx.now),
+                (false, _) => None,
+            };
+        }
+        if self.phase != Phase::Open {
+            return;
+        }
+        if self.stream.is_none() && self.sig.is_closing() {
+            // Without a stream nothing queued can reach the client.
+            self.sig.discard_outbound();
+        }
+        if let Some(code) = self.sig.poll_close() {
+            self.join_deadline = None;
+            self.key_wait = None;
+            if self.reason == "error" {
+                self.reason = code.label();
+            }
+            match self.stream {
+                Some(stream) if code != CloseCode::SlowConsumer => {
+                    // Finish the stream so the client reads everything (an ErrorMessage,
+                    // say) before the session goes.
+                    h3.finish(quic, stream);
+                    self.phase = Phase::Closing {
+                        code,
+                        deadline: ctx.now + CLOSE_LINGER,
+                    };
+                }
+                _ => self.close_session(quic, h3, ctx, code),
+            }
+        }
+    }
+
+    fn close_session(
+        &mut self,
+        quic: &mut Connection,
+        h3: &mut H3Conn,
+        ctx: &mut ConnCtx<'_>,
+        code: CloseCode,
+    ) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.phase = Phase::Ended;
+        if self.reason == "error" {
+            self.reason = code.label();
+        }
+        h3.close_session(
+            quic,
+            ctx.now,
+            ctx.limits,
+            code.code(),
+            code.label().as_bytes(),
+        );
+        self.report_end(ctx);
+    }
+
+    /// Tell the meeting (once) that this session is gone, and count how it ended.
+    fn report_end(&mut self, ctx: &mut ConnCtx<'_>) {
+        if self.reported {
+            return;
+        }
+        self.reported = true;
+        ctx.metrics.session_closed(self.reason);
+        tracing::debug!(
+            conn = self.key.conn,
+            clean = self.clean,
+            reason = self.reason,
+            "signaling session ended"
+        );
+        if let Some(meeting_id) = self.meeting_id.take() {
+            ctx.meeting_cmds.push(MeetingCmd::Disconnect {
+                conn: self.key,
+                meeting_id,
+                clean: self.clean,
+            });
+        }
+    }
+
+    /// The frames the session still holds for the client.
+    pub fn queued_bytes(&self) -> usize {
+        self.sig.queued_bytes()
+    }
+}

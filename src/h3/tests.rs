@@ -1,0 +1,421 @@
+//! The HTTP/3 and WebTransport layer against an in-memory client that writes raw bytes
+//! on its streams (`crate::testing::Pair`), with the real connection and applications
+//! on the server side.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use quinn_proto::{ConnectionError, Dir, Event, ReadError, StreamId, VarInt};
+
+use super::capsule::{self, Capsule, CapsuleDecoder};
+use super::frame::{self, FrameReader, Piece};
+use super::{code, qpack, settings, varint};
+use crate::quic::QuicArgs;
+use crate::testing::Pair;
+
+fn echo_args() -> QuicArgs {
+    QuicArgs {
+        enable_echo: true,
+        ..QuicArgs::default()
+    }
+}
+
+/// A handshaken pair whose client sent its control stream and SETTINGS.
+fn pair(args: QuicArgs) -> Pair {
+    let mut p = Pair::new(args);
+    p.drive();
+    let control = p.client.streams().open(Dir::Uni).expect("uni stream");
+    let mut bytes = vec![0x00];
+    let mut payload = Vec::new();
+    for (id, v) in [
+        (settings::H3_DATAGRAM, 1),
+        (settings::ENABLE_WEBTRANSPORT, 1),
+        (settings::ENABLE_CONNECT_PROTOCOL, 1),
+    ] {
+        varint::put(&mut payload, id);
+        varint::put(&mut payload, v);
+    }
+    frame::put_header(&mut bytes, frame::SETTINGS, payload.len() as u64);
+    bytes.extend_from_slice(&payload);
+    write(&mut p, control, &bytes);
+    p.drive();
+    p
+}
+
+fn write(p: &mut Pair, id: StreamId, bytes: &[u8]) {
+    let n = p.client.send_stream(id).write(bytes).expect("client write");
+    assert_eq!(n, bytes.len(), "client flow control");
+}
+
+fn headers_frame(fields: &[(&str, &str)]) -> Vec<u8> {
+    let block = qpack::request_block(fields);
+    let mut out = Vec::new();
+    frame::put_header(&mut out, frame::HEADERS, block.len() as u64);
+    out.extend_from_slice(&block);
+    out
+}
+
+fn connect_frame(path: &str) -> Vec<u8> {
+    headers_frame(&[
+        (":method", "CONNECT"),
+        (":protocol", "webtransport"),
+        (":scheme", "https"),
+        (":authority", "localhost"),
+        (":path", path),
+    ])
+}
+
+/// Open a request stream and send `bytes` on it.
+fn request(p: &mut Pair, bytes: &[u8]) -> StreamId {
+    let id = p.client.streams().open(Dir::Bi).expect("bidi stream");
+    write(p, id, bytes);
+    p.drive();
+    id
+}
+
+/// What the client has read from `id` so far: bytes, and how the stream ended.
+#[derive(Debug, Default)]
+struct Got {
+    bytes: Vec<u8>,
+    fin: bool,
+    reset: Option<u64>,
+}
+
+fn read(p: &mut Pair, id: StreamId) -> Got {
+    let mut got = Got::default();
+    let mut recv = p.client.recv_stream(id);
+    let Ok(mut chunks) = recv.read(true) else {
+        return got;
+    };
+    loop {
+        match chunks.next(usize::MAX) {
+            Ok(Some(c)) => got.bytes.extend_from_slice(&c.bytes),
+            Ok(None) => {
+                got.fin = true;
+                break;
+            }
+            Err(ReadError::Reset(code)) => {
+                got.reset = Some(code.into_inner());
+                break;
+            }
+            Err(ReadError::Blocked) => break,
+        }
+    }
+    let _ = chunks.finalize();
+    got
+}
+
+/// The status of the response HEADERS at the front of `bytes`, and what follows it.
+fn status(bytes: &[u8]) -> (Option<u16>, Vec<u8>) {
+    let mut data = bytes;
+    let mut r = FrameReader::default();
+    let mut block = Vec::new();
+    while let Some(piece) = r.next(&mut data) {
+        if let Piece::Payload {
+            ty: frame::HEADERS,
+            data: d,
+            end,
+        } = piece
+        {
+            block.extend_from_slice(d);
+            if end {
+                return (qpack::decode_status(&block), data.to_vec());
+            }
+        }
+    }
+    (None, Vec::new())
+}
+
+/// Capsules carried by the DATA frames in `bytes`.
+fn capsules(bytes: &[u8]) -> Vec<Capsule> {
+    let mut data = bytes;
+    let mut r = FrameReader::default();
+    let mut dec = CapsuleDecoder::default();
+    let mut out = Vec::new();
+    while let Some(piece) = r.next(&mut data) {
+        if let Piece::Payload {
+            ty: frame::DATA,
+            data: mut d,
+            ..
+        } = piece
+        {
+            while let Ok(Some(c)) = dec.feed(&mut d) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// How the client saw the connection end, if it has.
+fn client_lost(p: &mut Pair) -> Option<ConnectionError> {
+    let mut lost = None;
+    while let Some(ev) = p.client.poll() {
+        if let Event::ConnectionLost { reason } = ev {
+            lost = Some(reason);
+        }
+    }
+    lost
+}
+
+fn app_code(e: &Option<ConnectionError>) -> Option<u64> {
+    match e {
+        Some(ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
+        _ => None,
+    }
+}
+
+/// Open a WebTransport bidi stream of `session` and write `data`.
+fn wt_stream(p: &mut Pair, session: StreamId, data: &[u8]) -> StreamId {
+    let mut bytes = Vec::new();
+    varint::put(&mut bytes, frame::WEBTRANSPORT_STREAM);
+    varint::put(&mut bytes, u64::from(session));
+    bytes.extend_from_slice(data);
+    request(p, &bytes)
+}
+
+fn echo_session(p: &mut Pair) -> StreamId {
+    let s = request(p, &connect_frame("/echo"));
+    let (st, _) = status(&read(p, s).bytes);
+    assert_eq!(st, Some(200));
+    s
+}
+
+#[test]
+fn an_echo_session_echoes_streams_and_datagrams() {
+    let mut p = pair(echo_args());
+    let s = echo_session(&mut p);
+    let w = wt_stream(&mut p, s, b"hello");
+    let got = read(&mut p, w);
+    assert_eq!(got.bytes, b"hello");
+    p.client.send_stream(w).finish().unwrap();
+    p.drive();
+    assert!(
+        read(&mut p, w).fin,
+        "the echo finishes when the client does"
+    );
+    let mut d = Vec::new();
+    varint::put(&mut d, s.index());
+    d.extend_from_slice(b"dgram");
+    p.client
+        .datagrams()
+        .send(Bytes::from(d.clone()), true)
+        .unwrap();
+    p.drive();
+    assert_eq!(p.client.datagrams().recv().as_deref(), Some(&d[..]));
+}
+
+#[test]
+fn the_session_id_is_the_connect_stream_id() {
+    let mut p = pair(echo_args());
+    let first = request(&mut p, &connect_frame("/nope"));
+    let got = read(&mut p, first);
+    assert_eq!(status(&got.bytes).0, Some(404));
+    assert!(got.fin);
+    let s = request(&mut p, &connect_frame("/echo"));
+    assert_eq!(u64::from(s), 4);
+    assert_eq!(status(&read(&mut p, s).bytes).0, Some(200));
+    let w = wt_stream(&mut p, s, b"on four");
+    assert_eq!(read(&mut p, w).bytes, b"on four");
+    // A datagram names the session by its quarter stream id: 1.
+    p.client
+        .datagrams()
+        .send(Bytes::from_static(&[0x01, b'x']), true)
+        .unwrap();
+    p.drive();
+    assert_eq!(
+        p.client.datagrams().recv().as_deref(),
+        Some(&[0x01, b'x'][..])
+    );
+    // The client's close on stream 4 ends the session and the connection.
+    let mut close = Vec::new();
+    let mut cap = Vec::new();
+    capsule::put_close(&mut cap, 5, b"done");
+    frame::put_header(&mut close, frame::DATA, cap.len() as u64);
+    close.extend_from_slice(&cap);
+    write(&mut p, s, &close);
+    p.drive();
+    // The server finishes its side; the connection closes once that is acknowledged.
+    assert!(read(&mut p, s).fin);
+    p.advance(Duration::from_millis(50));
+    assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
+}
+
+#[test]
+fn server_closes_deliver_their_code_before_the_connection_closes() {
+    let mut p = pair(QuicArgs {
+        join_timeout_ms: 1000,
+        ..QuicArgs::default()
+    });
+    let s = request(&mut p, &connect_frame("/"));
+    let (st, _) = status(&read(&mut p, s).bytes);
+    assert_eq!(st, Some(200));
+    // No signaling stream: the join timeout closes the session with 0x100.
+    p.advance(Duration::from_millis(1100));
+    p.advance(Duration::from_millis(600));
+    let got = read(&mut p, s);
+    assert_eq!(
+        capsules(&got.bytes),
+        vec![Capsule::Close {
+            code: 0x100,
+            reason: b"protocol_violation".to_vec()
+        }]
+    );
+    assert!(got.fin, "FIN follows the capsule");
+    p.advance(Duration::from_millis(1100));
+    assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
+}
+
+#[test]
+fn streams_of_unknown_sessions_are_refused_and_bad_ids_close_the_connection() {
+    let mut p = pair(echo_args());
+    let s = echo_session(&mut p);
+    let stray = wt_stream(&mut p, StreamId::from(VarInt::from_u32(4000)), b"x");
+    let got = read(&mut p, stray);
+    assert_eq!(got.reset, Some(code::WEBTRANSPORT_BUFFERED_STREAM_REJECTED));
+    assert!(got.bytes.is_empty(), "nothing echoed");
+    // A datagram for another session is dropped; the session still works.
+    p.client
+        .datagrams()
+        .send(Bytes::from_static(&[0x40, 0x64, b'x']), true)
+        .unwrap();
+    let w = wt_stream(&mut p, s, b"still here");
+    assert_eq!(read(&mut p, w).bytes, b"still here");
+    assert!(p.client.datagrams().recv().is_none());
+    // Session id 3 is not a client-initiated bidi stream.
+    wt_stream(&mut p, StreamId::from(VarInt::from_u32(3)), b"x");
+    assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_ID_ERROR));
+}
+
+#[test]
+fn reset_streams_give_back_their_credit() {
+    let mut p = pair(echo_args());
+    let s = echo_session(&mut p);
+    for i in 0..300u32 {
+        let w = wt_stream(&mut p, s, b"y");
+        assert_eq!(read(&mut p, w).bytes, b"y", "stream {i}");
+        p.client.send_stream(w).reset(VarInt::from_u32(1)).unwrap();
+        let _ = p.client.recv_stream(w).stop(VarInt::from_u32(1));
+        p.drive();
+    }
+    let w = wt_stream(&mut p, s, b"after");
+    assert_eq!(read(&mut p, w).bytes, b"after");
+}
+
+#[test]
+fn a_broken_stream_header_does_not_stop_the_session() {
+    let mut p = pair(echo_args());
+    let s = echo_session(&mut p);
+    // Reset in the middle of the 0x41 signal.
+    let a = request(&mut p, &[0x40]);
+    p.client.send_stream(a).reset(VarInt::from_u32(0)).unwrap();
+    p.drive();
+    // A truncated session id, then FIN.
+    let b = request(&mut p, &[0x40, 0x41, 0x40]);
+    p.client.send_stream(b).finish().unwrap();
+    p.drive();
+    let w = wt_stream(&mut p, s, b"next");
+    assert_eq!(read(&mut p, w).bytes, b"next");
+}
+
+#[test]
+fn capsules_are_found_wherever_they_arrive() {
+    // In the same write as the CONNECT.
+    let mut p = pair(echo_args());
+    let mut bytes = connect_frame("/echo");
+    bytes.extend_from_slice(&capsule::close_data_frame(9, b""));
+    let s = request(&mut p, &bytes);
+    let got = read(&mut p, s);
+    assert_eq!(status(&got.bytes).0, Some(200), "accepted, then closed");
+    assert!(got.fin);
+    p.advance(Duration::from_millis(50));
+    assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
+
+    // At the start of a long DATA frame that never completes.
+    let mut p = pair(echo_args());
+    let s = echo_session(&mut p);
+    let mut cap = Vec::new();
+    capsule::put_close(&mut cap, 1, b"");
+    let mut bytes = Vec::new();
+    frame::put_header(&mut bytes, frame::DATA, 10 * 1024);
+    bytes.extend_from_slice(&cap);
+    write(&mut p, s, &bytes);
+    p.drive();
+    p.advance(Duration::from_millis(50));
+    assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
+
+    // A CLOSE too short to carry a code is malformed.
+    let mut p = pair(echo_args());
+    let s = echo_session(&mut p);
+    let mut bad = Vec::new();
+    varint::put(&mut bad, capsule::CLOSE_WEBTRANSPORT_SESSION);
+    varint::put(&mut bad, 2);
+    bad.extend_from_slice(&[0, 1]);
+    let mut bytes = Vec::new();
+    frame::put_header(&mut bytes, frame::DATA, bad.len() as u64);
+    bytes.extend_from_slice(&bad);
+    write(&mut p, s, &bytes);
+    p.drive();
+    assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_MESSAGE_ERROR));
+}
+
+#[test]
+fn control_stream_rules_are_enforced() {
+    // An empty GOAWAY on the client's control stream.
+    let mut p2 = Pair::new(echo_args());
+    p2.drive();
+    let control = p2.client.streams().open(Dir::Uni).unwrap();
+    let mut bytes = vec![0x00];
+    frame::put_header(&mut bytes, frame::SETTINGS, 0);
+    frame::put_header(&mut bytes, frame::GOAWAY, 0);
+    write(&mut p2, control, &bytes);
+    p2.drive();
+    assert_eq!(app_code(&client_lost(&mut p2)), Some(code::H3_FRAME_ERROR));
+
+    // A client-initiated push stream.
+    let mut p = pair(echo_args());
+    let push = p.client.streams().open(Dir::Uni).unwrap();
+    write(&mut p, push, &[0x01]);
+    p.drive();
+    assert_eq!(
+        app_code(&client_lost(&mut p)),
+        Some(code::H3_STREAM_CREATION_ERROR)
+    );
+}
+
+#[test]
+fn an_oversized_header_section_is_refused_without_buffering_it() {
+    let mut p = pair(echo_args());
+    let mut bytes = Vec::new();
+    frame::put_header(&mut bytes, frame::HEADERS, varint::MAX);
+    bytes.extend_from_slice(&[0u8; 1000]);
+    let id = request(&mut p, &bytes);
+    let got = read(&mut p, id);
+    assert_eq!(got.reset, Some(code::H3_EXCESSIVE_LOAD));
+    // The connection is still usable.
+    echo_session(&mut p);
+}
+
+#[test]
+fn a_connection_without_connect_is_closed_after_the_timeout() {
+    let mut p = pair(QuicArgs {
+        connect_timeout_ms: 1000,
+        ..QuicArgs::default()
+    });
+    p.advance(Duration::from_millis(500));
+    assert!(client_lost(&mut p).is_none());
+    p.advance(Duration::from_millis(600));
+    assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
+    let stats = p.server.as_ref().unwrap().1.h3.stats();
+    assert_eq!(stats.connect_timeouts, 1);
+}
+
+#[test]
+fn a_second_connect_is_answered_429() {
+    let mut p = pair(echo_args());
+    let s = echo_session(&mut p);
+    let again = request(&mut p, &connect_frame("/echo"));
+    assert_eq!(status(&read(&mut p, again).bytes).0, Some(429));
+    let w = wt_stream(&mut p, s, b"first still works");
+    assert_eq!(read(&mut p, w).bytes, b"first still works");
+}

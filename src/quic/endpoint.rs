@@ -1,0 +1,454 @@
+//! The shard's QUIC endpoint: one `quinn_proto::Endpoint`, the UDP socket, and the
+//! table of the shard's connections.
+//!
+//! Receiving: one `recvmmsg` fills up to [`RX_SLOTS`] slots; every datagram is routed by
+//! its connection ID before `Endpoint::handle` (a datagram for another shard's
+//! connection is forwarded there), copied into a pooled right-sized buffer and handed to
+//! quinn-proto; the connection it belongs to is marked for the loop to drive.
+//! Accepting applies the shard's limits: connections, handshakes in progress, and
+//! connections per client address (counted from the handshake), with a stateless Retry
+//! under handshake load. Transmitting: every marked connection's packets go into one
+//! [`TxBatch`], handed to the kernel with `sendmmsg` (GSO per connection).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use quinn_proto::{ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig};
+use shards::ShardId;
+
+use super::cid::{owner_shard, ShardCidGenerator, CID_LEN};
+use super::rx::{DatagramPool, PoolStats};
+use super::udp::{RxBatch, Sent, TxBatch, UdpIo, RX_SLOTS};
+use super::{QuicError, QuicShared, RetryMode};
+use crate::conn::Conn;
+use crate::meeting::ConnKey;
+use crate::metrics::ShardMetrics;
+
+/// Forwarded datagrams waiting for this shard's loop.
+const FORWARD_QUEUE: usize = 4096;
+/// Most `recvmmsg` calls per pass before the loop moves on (then it comes back).
+const MAX_RECV_CALLS_PER_PASS: usize = 8;
+/// Most transmits one connection makes per pass (fairness between connections).
+const MAX_TRANSMITS_PER_CONN: usize = 16;
+/// Most datagrams in one GSO transmit: enough for signaling bursts, small buffers.
+const MAX_SEGMENTS: usize = 16;
+
+/// A datagram that reached the wrong shard, on its way to its owner. `Send`.
+#[derive(Debug)]
+pub struct Forwarded {
+    pub from: SocketAddr,
+    pub data: BytesMut,
+}
+
+/// Plain per-shard counters, published by the shard at scrape time.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ShardStats {
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    pub recv_calls: u64,
+    pub send_calls: u64,
+    pub forwarded_out: u64,
+    pub forwarded_in: u64,
+    pub forward_dropped: u64,
+    pub send_errors: u64,
+}
+
+/// The shard's connections, indexed by quinn-proto's connection handle.
+#[derive(Default)]
+pub struct Conns {
+    slots: Vec<Option<Conn>>,
+    live: usize,
+}
+
+impl Conns {
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub fn get_mut(&mut self, handle: usize) -> Option<&mut Conn> {
+        self.slots.get_mut(handle).and_then(Option::as_mut)
+    }
+
+    /// The connection `key` names, if it is still the one that was given that key.
+    pub fn by_key(&mut self, key: ConnKey) -> Option<(usize, &mut Conn)> {
+        let handle = (key.conn & 0xffff_ffff) as usize;
+        let conn = self.get_mut(handle)?;
+        (conn.key == key).then_some((handle, conn))
+    }
+
+    pub fn handles(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|_| i))
+    }
+
+    fn insert(&mut self, handle: usize, conn: Conn) {
+        if self.slots.len() <= handle {
+            self.slots.resize_with(handle + 1, || None);
+        }
+        if self.slots[handle].replace(conn).is_none() {
+            self.live += 1;
+        }
+    }
+
+    pub fn remove(&mut self, handle: usize) -> Option<Conn> {
+        let conn = self.slots.get_mut(handle)?.take()?;
+        self.live -= 1;
+        Some(conn)
+    }
+}
+
+/// One shard's QUIC endpoint. `!Send`: it lives on its executor.
+pub struct QuicEndpoint {
+    id: ShardId,
+    shared: QuicShared,
+    udp: UdpIo,
+    endpoint: Endpoint,
+    rx: RxBatch,
+    tx: TxBatch,
+    pool: DatagramPool,
+    forwarded: VecDeque<Forwarded>,
+    handshaking: usize,
+    per_ip: HashMap<IpAddr, u32>,
+    max_per_ip: u32,
+    serial: u32,
+    stats: ShardStats,
+    /// Refusals and retries are rare: counted in Prometheus as they happen.
+    metrics: ShardMetrics,
+}
+
+impl QuicEndpoint {
+    /// Bind this shard's socket on `addr` (SO_REUSEPORT).
+    pub fn bind(
+        id: ShardId,
+        addr: SocketAddr,
+        shared: QuicShared,
+        max_per_ip: u32,
+        metrics: ShardMetrics,
+    ) -> Result<Self, QuicError> {
+        let shard_byte = u8::try_from(id.0).map_err(|_| QuicError::TooManyShards(id.0))?;
+        let udp = UdpIo::bind(
+            addr,
+            Some(shared.args.udp_recv_buffer_bytes),
+            Some(shared.args.udp_send_buffer_bytes),
+        )
+        .map_err(|source| QuicError::Bind { addr, source })?;
+        udp.buffers().warn_if_capped();
+        let mut config = EndpointConfig::new(shared.reset_key.clone());
+        config.cid_generator(move || Box::new(ShardCidGenerator::from_byte(shard_byte)));
+        // What we tell peers we can receive (RFC 9000 §18.2 max_udp_payload_size):
+        // every datagram then fits a pooled receive buffer.
+        config
+            .max_udp_payload_size(super::MAX_UDP_PAYLOAD)
+            .map_err(|e| QuicError::Config(e.to_string()))?;
+        let endpoint = Endpoint::new(Arc::new(config), Some(shared.server.clone()), true, None);
+        let (gso, gro) = udp.offloads();
+        tracing::debug!(shard = %id, local = %udp.local_addr(), gso, gro, "QUIC endpoint bound");
+        Ok(Self {
+            id,
+            shared,
+            udp,
+            endpoint,
+            rx: RxBatch::new(),
+            tx: TxBatch::new(),
+            pool: DatagramPool::default(),
+            forwarded: VecDeque::new(),
+            handshaking: 0,
+            per_ip: HashMap::new(),
+            max_per_ip,
+            serial: 0,
+            stats: ShardStats::default(),
+            metrics,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.udp.local_addr()
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        self.stats
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    pub fn handshaking(&self) -> usize {
+        self.handshaking
+    }
+
+    /// Wait until a datagram is waiting on the socket.
+    pub async fn readable(&self) {
+        let _ = self.udp.readable().await;
+    }
+
+    /// A datagram another shard received for one of ours; a full queue drops it.
+    pub fn push_forwarded(&mut self, fwd: Forwarded) {
+        if self.forwarded.len() >= FORWARD_QUEUE {
+            self.stats.forward_dropped += 1;
+            return;
+        }
+        self.forwarded.push_back(fwd);
+    }
+
+    /// Receive what the socket holds (bounded). Every connection that got something is
+    /// pushed on `dirty` (once: see `Conn::queued`).
+    /// `forward` takes datagrams for other shards and hands them back when their queue
+    /// is full. Returns whether anything arrived.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        conns: &mut Conns,
+        dirty: &mut Vec<usize>,
+        forward: &mut dyn FnMut(ShardId, Forwarded) -> Result<(), Forwarded>,
+    ) -> bool {
+        let mut any = false;
+        for _ in 0..MAX_RECV_CALLS_PER_PASS {
+            let n = match self.udp.recv_batch(&mut self.rx) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(shard = %self.id, error = %e, "UDP receive error");
+                    0
+                }
+            };
+            self.stats.recv_calls += 1;
+            if n == 0 {
+                break;
+            }
+            any = true;
+            // The slots are read while datagrams are handled, which needs the rest of
+            // `self`: move the batch out for the duration (an empty placeholder holds
+            // nothing and allocates nothing).
+            let rx = std::mem::take(&mut self.rx);
+            for (got, slot) in rx.received() {
+                for datagram in slot.chunks(got.stride) {
+                    self.on_datagram(now, got.from, datagram, true, conns, dirty, forward);
+                }
+            }
+            self.rx = rx;
+            if n < RX_SLOTS {
+                break;
+            }
+        }
+        any
+    }
+
+    /// Handle the datagrams other shards forwarded here. Returns whether there were any.
+    pub fn receive_forwarded(
+        &mut self,
+        now: Instant,
+        conns: &mut Conns,
+        dirty: &mut Vec<usize>,
+    ) -> bool {
+        let any = !self.forwarded.is_empty();
+        // Never called: a forwarded datagram is not forwarded again.
+        let mut keep = |_: ShardId, f: Forwarded| Err(f);
+        while let Some(fwd) = self.forwarded.pop_front() {
+            self.stats.forwarded_in += 1;
+            self.on_datagram(now, fwd.from, &fwd.data, false, conns, dirty, &mut keep);
+        }
+        any
+    }
+
+    /// One datagram (received here, or forwarded when `!may_forward`).
+    #[allow(clippy::too_many_arguments)]
+    fn on_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        may_forward: bool,
+        conns: &mut Conns,
+        dirty: &mut Vec<usize>,
+        forward: &mut dyn FnMut(ShardId, Forwarded) -> Result<(), Forwarded>,
+    ) {
+        self.stats.datagrams_in += 1;
+        if may_forward {
+            if let Some(owner) = owner_shard(data, CID_LEN) {
+                if owner != self.id {
+                    let fwd = Forwarded {
+                        from,
+                        data: BytesMut::from(data),
+                    };
+                    match forward(owner, fwd) {
+                        Ok(()) => self.stats.forwarded_out += 1,
+                        Err(_) => self.stats.forward_dropped += 1,
+                    }
+                    return;
+                }
+            }
+        }
+        let buf = self.pool.copy(data);
+        let out = self.tx.next_buf();
+        match self.endpoint.handle(now, from, None, None, buf, out) {
+            Some(DatagramEvent::ConnectionEvent(handle, event)) => {
+                if let Some(conn) = conns.get_mut(handle.0) {
+                    conn.quic.handle_event(event);
+                    mark(conn, handle.0, dirty);
+                }
+            }
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                self.on_incoming(now, incoming, conns, dirty)
+            }
+            Some(DatagramEvent::Response(t)) => self.queue(t.destination, t.size, t.segment_size),
+            None => {}
+        }
+    }
+
+    fn on_incoming(
+        &mut self,
+        now: Instant,
+        incoming: quinn_proto::Incoming,
+        conns: &mut Conns,
+        dirty: &mut Vec<usize>,
+    ) {
+        let args = &self.shared.args;
+        let ip = incoming.remote_address().ip();
+        let refusal = if conns.len() >= args.max_sessions_per_shard {
+            Some("max_sessions_per_shard")
+        } else if self.handshaking >= args.max_handshakes_per_shard {
+            Some("max_handshakes_per_shard")
+        } else if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
+            // Connections count toward the per-address limit from the handshake, with
+            // or without a session.
+            Some("max_sessions_per_ip")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.metrics.refusal(reason);
+            let out = self.tx.next_buf();
+            let t = self.endpoint.refuse(incoming, out);
+            return self.queue(t.destination, t.size, t.segment_size);
+        }
+        let want_retry = match args.retry {
+            RetryMode::Always => true,
+            RetryMode::Auto => self.handshaking >= args.retry_threshold,
+            RetryMode::Never => false,
+        };
+        if want_retry && !incoming.remote_address_validated() && incoming.may_retry() {
+            let out = self.tx.next_buf();
+            match self.endpoint.retry(incoming, out) {
+                Ok(t) => {
+                    self.metrics.quic_retries.inc();
+                    return self.queue(t.destination, t.size, t.segment_size);
+                }
+                Err(e) => {
+                    self.endpoint.ignore(e.into_incoming());
+                    return;
+                }
+            }
+        }
+        let out = self.tx.next_buf();
+        match self.endpoint.accept(incoming, now, out, None) {
+            Ok((handle, quic)) => {
+                self.serial = self.serial.wrapping_add(1);
+                let key = ConnKey {
+                    shard: self.id.0,
+                    conn: (u64::from(self.serial) << 32) | handle.0 as u64,
+                };
+                let mut conn = Conn::new(quic, key, now);
+                *self.per_ip.entry(ip).or_insert(0) += 1;
+                self.handshaking += 1;
+                tracing::debug!(shard = %self.id, conn = handle.0, remote = %conn.remote, "connection accepted");
+                mark(&mut conn, handle.0, dirty);
+                conns.insert(handle.0, conn);
+            }
+            Err(e) => {
+                tracing::debug!(shard = %self.id, error = %e.cause, "handshake refused");
+                if let Some(t) = e.response {
+                    self.queue(t.destination, t.size, t.segment_size);
+                }
+            }
+        }
+    }
+
+    /// The handshake of a connection completed.
+    pub fn handshake_done(&mut self) {
+        self.handshaking = self.handshaking.saturating_sub(1);
+    }
+
+    /// Exchange `conn`'s endpoint events with the endpoint. True once it is drained
+    /// (forgotten by quinn-proto): the caller then removes it with [`Self::forget`].
+    pub fn exchange_events(&mut self, handle: usize, conn: &mut Conn) -> bool {
+        let mut drained = false;
+        while let Some(ev) = conn.quic.poll_endpoint_events() {
+            drained |= ev.is_drained();
+            if let Some(back) = self.endpoint.handle_event(ConnectionHandle(handle), ev) {
+                conn.quic.handle_event(back);
+            }
+        }
+        drained
+    }
+
+    /// A drained connection leaves the shard: release what it counted against.
+    pub fn forget(&mut self, conn: &Conn) {
+        if conn.handshaking {
+            self.handshaking = self.handshaking.saturating_sub(1);
+        }
+        let ip = conn.remote.ip();
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Collect `conn`'s packets into the transmit batch (bounded per pass).
+    pub fn transmit(&mut self, now: Instant, conn: &mut Conn) {
+        let segments = self.udp.max_segments().min(MAX_SEGMENTS);
+        for _ in 0..MAX_TRANSMITS_PER_CONN {
+            let out = self.tx.next_buf();
+            let Some(t) = conn.quic.poll_transmit(now, segments, out) else {
+                break;
+            };
+            self.queue(t.destination, t.size, t.segment_size);
+        }
+    }
+
+    fn queue(&mut self, to: SocketAddr, size: usize, segment: Option<usize>) {
+        self.tx.push(to, size, segment);
+        if self.tx.is_full() {
+            self.flush();
+        }
+    }
+
+    /// Hand every collected transmit to the kernel.
+    pub fn flush(&mut self) {
+        if self.tx.is_empty() {
+            return;
+        }
+        let Sent {
+            datagrams,
+            syscalls,
+            dropped,
+            ..
+        } = self.udp.send_batch(&mut self.tx);
+        self.stats.datagrams_out += datagrams as u64;
+        self.stats.send_calls += syscalls as u64;
+        self.stats.send_errors += dropped as u64;
+    }
+
+    /// End of a pass: receive buffers QUIC let go of return to the pool.
+    pub fn reclaim(&mut self) {
+        self.pool.reclaim();
+    }
+}
+
+/// Queue `conn` for this pass's drive and transmit, once.
+pub fn mark(conn: &mut Conn, handle: usize, dirty: &mut Vec<usize>) {
+    if !conn.queued {
+        conn.queued = true;
+        dirty.push(handle);
+    }
+}

@@ -1,0 +1,115 @@
+//! Right-sized buffers for received datagrams, reused from pass to pass.
+//!
+//! quinn-proto takes each datagram as an owned `BytesMut` and may keep slices of it
+//! (stream data not read yet, out-of-order chunks, queued datagrams). If those slices
+//! pointed into the 64 KiB receive slot, one unread byte would pin the whole slot. So
+//! each datagram is copied into its own buffer of [`DATAGRAM_BUF`] bytes — about the
+//! size of what it holds, which is also what quinn-proto's reassembly accounting
+//! assumes — and the buffer returns to the pool once QUIC has let go of it. In the
+//! steady state nothing is allocated per datagram.
+
+use bytes::BytesMut;
+
+/// Capacity of one pooled buffer: the largest datagram a QUIC peer sends to us
+/// (`max_udp_payload_size` is advertised at 1472) fits with room to spare.
+pub const DATAGRAM_BUF: usize = 2048;
+/// Buffers kept for reuse at most.
+const POOL_MAX: usize = 4096;
+
+/// A free list of datagram buffers and the ones lent to QUIC during the current pass.
+#[derive(Default)]
+pub struct DatagramPool {
+    free: Vec<BytesMut>,
+    /// The unused tails of buffers whose heads QUIC holds; reclaimed at the end of the
+    /// pass when QUIC has dropped the heads.
+    lent: Vec<BytesMut>,
+    stats: PoolStats,
+}
+
+/// Plain counters of the pool.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Buffers allocated because none was free.
+    pub allocated: u64,
+    /// Buffers still held by QUIC at the end of a pass (not reusable yet).
+    pub kept: u64,
+}
+
+impl DatagramPool {
+    /// A buffer holding a copy of `datagram`, owned by the caller (QUIC).
+    pub fn copy(&mut self, datagram: &[u8]) -> BytesMut {
+        if datagram.len() > DATAGRAM_BUF {
+            self.stats.allocated += 1;
+            return BytesMut::from(datagram);
+        }
+        let mut buf = match self.free.pop() {
+            Some(b) => b,
+            None => {
+                self.stats.allocated += 1;
+                BytesMut::with_capacity(DATAGRAM_BUF)
+            }
+        };
+        buf.extend_from_slice(datagram);
+        let head = buf.split();
+        self.lent.push(buf);
+        head
+    }
+
+    /// End of a pass: buffers QUIC no longer holds go back to the free list.
+    pub fn reclaim(&mut self) {
+        let mut i = 0;
+        while i < self.lent.len() {
+            if self.lent[i].try_reclaim(DATAGRAM_BUF) {
+                let buf = self.lent.swap_remove(i);
+                if self.free.len() < POOL_MAX {
+                    self.free.push(buf);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        // What QUIC still holds is its to keep: stop tracking it so the list stays
+        // bounded (the memory is freed when QUIC drops it).
+        self.stats.kept += self.lent.len() as u64;
+        self.lent.clear();
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_once_released() {
+        let mut pool = DatagramPool::default();
+        let a = pool.copy(&[1; 1200]);
+        let b = pool.copy(&[2; 50]);
+        assert_eq!(&a[..3], &[1, 1, 1]);
+        assert_eq!(b.len(), 50);
+        drop(a);
+        pool.reclaim();
+        // `b` is still held: its buffer is not reusable; `a`'s is.
+        assert_eq!(pool.free.len(), 1);
+        assert_eq!(pool.stats().kept, 1);
+        let c = pool.copy(&[3; 10]);
+        assert_eq!(pool.stats().allocated, 2, "a's buffer was reused");
+        assert_eq!(c.capacity(), 10);
+        drop((b, c));
+        pool.reclaim();
+        assert_eq!(pool.free.len(), 1);
+        assert_eq!(pool.free[0].capacity(), DATAGRAM_BUF);
+    }
+
+    #[test]
+    fn oversized_datagrams_get_their_own_buffer() {
+        let mut pool = DatagramPool::default();
+        let big = pool.copy(&[0; 3000]);
+        assert_eq!(big.len(), 3000);
+        pool.reclaim();
+        assert!(pool.free.is_empty());
+    }
+}

@@ -1,0 +1,210 @@
+//! What crosses between executors, and the one place that decides "call locally or
+//! send to the owner shard" (Seastar's `sharded<T>` is the model).
+//!
+//! Every meeting lives on `hash(meeting_id) % N` ([`meeting_shard`]); every connection
+//! on the shard that accepted it. A command for a meeting or a connection on this shard
+//! is handled by a direct call; for another shard it goes over that shard's bounded mesh
+//! queue ([`Router::send`]). When a queue is full the message waits, in order, in a
+//! bounded overflow kept per destination (`--mesh-overflow-max`); only a full overflow
+//! drops (counted in `mc_messages_dropped_total`). Parked messages count in
+//! `mc_actor_mailbox_depth` with the queue they wait for.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use shards::{Lane, MeshHandle, ShardId};
+
+use crate::actors::{ConnCmd, MeetingCmd};
+use crate::quic::Forwarded;
+
+/// Control traffic: pings, pongs, drain steps.
+pub const LANE_CONTROL: Lane = Lane(0);
+/// Commands for meetings on the destination shard.
+pub const LANE_MEETING: Lane = Lane(1);
+/// Commands for connections (and forwarded datagrams) on the destination shard.
+pub const LANE_CONNECTION: Lane = Lane(2);
+/// Number of lanes; the mesh is built with one capacity per lane.
+pub const LANES: usize = 3;
+
+/// Everything that crosses between executors.
+///
+/// Messages move by value through bounded queues of fixed slots; boxing the large
+/// variants would cost an allocation per signaling message to save slot space.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum ShardMsg {
+    /// Control → shard: are you alive? The shard answers [`ShardMsg::Pong`].
+    Ping { seq: u64 },
+    /// Shard → control: alive, with its current load.
+    Pong { seq: u64, load: ShardLoad },
+    /// Control → shard: the drain ended; end every meeting and close its sessions.
+    EndMeetings,
+    /// A connection → the meeting's shard.
+    ToMeeting(MeetingCmd),
+    /// A meeting → connections on the receiving shard (one fan-out, one message).
+    ToConnections { conns: Vec<u64>, cmd: ConnCmd },
+    /// A UDP datagram that landed on another shard's socket but belongs to a connection
+    /// of the receiving shard (its connection ID says so).
+    Forwarded(Forwarded),
+}
+
+/// One shard's load, reported with every pong (GC heartbeats, readiness, metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardLoad {
+    pub meetings: u64,
+    pub connections: u64,
+    pub participants: u64,
+    /// Messages this shard holds in its overflow, per destination shard and lane.
+    pub parked: Vec<[u32; LANES]>,
+}
+
+/// The shard of a meeting: FNV-1a (64-bit) of its id, modulo the shard count. Stable
+/// across processes and releases, so a meeting id always lands on the same shard.
+pub fn meeting_shard(meeting_id: &str, shards: usize) -> ShardId {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in meeting_id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    ShardId((h % shards.max(1) as u64) as u16)
+}
+
+/// Where a command goes.
+pub enum Dest {
+    /// Handle it here.
+    Local,
+    /// Send it to this shard.
+    Remote(ShardId),
+}
+
+/// A shard's end of the mesh, with the per-destination overflow.
+pub struct Router {
+    mesh: Rc<MeshHandle<ShardMsg>>,
+    id: ShardId,
+    shards: usize,
+    overflow: Vec<VecDeque<(Lane, ShardMsg)>>,
+    overflow_max: usize,
+}
+
+impl Router {
+    /// `shards` meeting shards (the control executor is one more mesh member).
+    pub fn new(mesh: Rc<MeshHandle<ShardMsg>>, shards: usize, overflow_max: usize) -> Self {
+        let id = mesh.id();
+        let members = mesh.peers();
+        Self {
+            mesh,
+            id,
+            shards,
+            overflow: (0..members).map(|_| VecDeque::new()).collect(),
+            overflow_max,
+        }
+    }
+
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    pub fn mesh(&self) -> &MeshHandle<ShardMsg> {
+        &self.mesh
+    }
+
+    /// Where the meeting `meeting_id` lives, seen from this shard.
+    pub fn meeting(&self, meeting_id: &str) -> Dest {
+        self.dest(meeting_shard(meeting_id, self.shards))
+    }
+
+    /// Where the connections of `shard` live, seen from this shard.
+    pub fn dest(&self, shard: ShardId) -> Dest {
+        if shard == self.id {
+            Dest::Local
+        } else {
+            Dest::Remote(shard)
+        }
+    }
+
+    /// Send to another executor, in order with anything already parked for it. A full
+    /// queue parks the message; only a full overflow hands it back (the caller counts
+    /// the drop).
+    #[allow(clippy::result_large_err)] // handing the message back is the point
+    pub fn send(&mut self, to: ShardId, lane: Lane, msg: ShardMsg) -> Result<(), ShardMsg> {
+        let Some(queue) = self.overflow.get_mut(to.index()) else {
+            return Err(msg);
+        };
+        if queue.is_empty() {
+            return match self.mesh.try_send(to, lane, msg) {
+                Ok(()) => Ok(()),
+                Err(full) => {
+                    queue.push_back((lane, full.msg));
+                    Ok(())
+                }
+            };
+        }
+        if queue.len() >= self.overflow_max {
+            return Err(msg);
+        }
+        queue.push_back((lane, msg));
+        Ok(())
+    }
+
+    /// Retry parked messages, in order, until a queue is full again.
+    pub fn flush_overflow(&mut self) {
+        for (to, queue) in self.overflow.iter_mut().enumerate() {
+            while let Some((lane, msg)) = queue.pop_front() {
+                if let Err(full) = self.mesh.try_send(ShardId(to as u16), lane, msg) {
+                    queue.push_front((lane, full.msg));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Messages are parked for full queues.
+    pub fn overflowing(&self) -> bool {
+        self.overflow.iter().any(|q| !q.is_empty())
+    }
+
+    /// Parked messages per destination and lane.
+    pub fn parked(&self) -> Vec<[u32; LANES]> {
+        self.overflow
+            .iter()
+            .map(|q| {
+                let mut per_lane = [0u32; LANES];
+                for (lane, _) in q {
+                    if let Some(n) = per_lane.get_mut(usize::from(lane.0)) {
+                        *n += 1;
+                    }
+                }
+                per_lane
+            })
+            .collect()
+    }
+
+    pub fn try_recv(&self) -> Option<(ShardId, Lane, ShardMsg)> {
+        self.mesh.try_recv()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meeting_shard_is_stable_and_in_range() {
+        for n in 1..8 {
+            for id in ["a", "meeting-1", "", "ü"] {
+                let s = meeting_shard(id, n);
+                assert!(s.index() < n);
+                assert_eq!(s, meeting_shard(id, n));
+            }
+        }
+        // FNV-1a of "a" is 0xaf63dc4c8601ec8c.
+        assert_eq!(
+            meeting_shard("a", 1 << 15),
+            ShardId((0xaf63_dc4c_8601_ec8c_u64 % (1 << 15)) as u16)
+        );
+    }
+}
