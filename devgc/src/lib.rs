@@ -1,12 +1,14 @@
 //! `mc-devgc`: a development Global Controller implementing gc-api.md, for local runs
 //! and the integration tests. In memory by default; PostgreSQL when `--database-url` /
-//! `DATABASE_URL` is given (the runbook's SQL then works verbatim).
+//! `DATABASE_URL` is given (the runbook's SQL then works verbatim). A crate of its own so
+//! it builds with only what it needs: std threads, httparse, serde and postgres.
 //!
 //! - [`api`]: the routes (gc-api.md, operator status, fault injection).
 //! - [`server`]: HTTP/1.1 over std threads (a dev tool, not the service).
 //! - [`store`]: the rows, in memory; [`pg`]: the rows in PostgreSQL.
 //!
 //! On start it prints `mc-devgc listening on <addr>` to stdout (tests read the port).
+//! `devgc/scripts/pg-start.sh` starts a throwaway PostgreSQL for it and its tests.
 
 pub mod api;
 pub mod pg;
