@@ -38,6 +38,7 @@ pub mod gc;
 pub mod logging;
 pub mod meeting;
 pub mod metrics;
+pub mod migration;
 pub mod quic;
 pub mod shard;
 pub mod shutdown;
