@@ -34,6 +34,7 @@ pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod drain;
 pub mod gc;
 pub mod logging;
 pub mod meeting;
