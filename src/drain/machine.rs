@@ -19,10 +19,7 @@ pub(super) const MAX_EVENTS: usize = 1024;
 #[derive(Debug)]
 pub(super) enum Stage {
     /// `ExportMeeting` sent to the owner shard.
-    Exporting {
-        id: RequestId,
-        deadline: Instant,
-    },
+    Exporting { id: RequestId, deadline: Instant },
     /// `SendImport` attempt `attempt` in flight; `body` is kept for a retry.
     Sending {
         id: RequestId,

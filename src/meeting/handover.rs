@@ -121,6 +121,13 @@ impl Meeting {
         self.handover.is_some()
     }
 
+    /// [`MeetingSnapshot::digest`] of the snapshot this meeting was imported from
+    /// (`None` for a meeting created here): a repeated import of the same content is
+    /// answered 200 without importing again (`migration::Holding::Imported`).
+    pub fn imported_digest(&self) -> Option<[u8; 32]> {
+        self.imported_digest
+    }
+
     /// Ends a frozen hand-over for good (the meeting was redirected): the held inputs
     /// are dropped, as rule 20 says.
     pub(super) fn commit_handover(&mut self, reason: &EndReason) {
@@ -157,9 +164,11 @@ impl Meeting {
         unix_ms: u64,
     ) -> Result<Self, ImportError> {
         snapshot.validate(&cfg)?;
+        let digest = snapshot.digest();
         let key = MeetingBindingKey::derive(secret, &snapshot.meeting_id);
         let grace = cfg.grace;
         let mut m = Self::new_at(snapshot.meeting_id, cfg, key, now, unix_ms);
+        m.imported_digest = Some(digest);
         m.user_ids = snapshot.user_ids.into_iter().collect::<HashMap<_, _>>();
         m.next_user_id = snapshot.next_user_id;
         for (i, p) in snapshot.participants.into_iter().enumerate() {

@@ -217,6 +217,8 @@ pub struct Meeting {
     ended: bool,
     /// `Some` while frozen for a hand-over to another MC.
     handover: Option<handover::Handover>,
+    /// Digest of the snapshot this meeting was imported from, for idempotent imports.
+    imported_digest: Option<[u8; 32]>,
     stats: MeetingStats,
 }
 
@@ -257,6 +259,7 @@ impl Meeting {
             out: VecDeque::new(),
             ended: false,
             handover: None,
+            imported_digest: None,
             stats: MeetingStats::default(),
         }
     }

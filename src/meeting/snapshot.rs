@@ -159,6 +159,8 @@ pub enum ImportError {
     UnsupportedVersion(u32),
     #[error("meeting_id must be 1 to {MAX_ID_BYTES} bytes")]
     MeetingId,
+    #[error("no participants: nothing to hand over")]
+    Empty,
     #[error("{got} participants; this MC holds at most {max} per meeting")]
     TooManyParticipants { got: usize, max: usize },
     #[error("{0} users in user_ids; at most {MAX_SNAPSHOT_USERS}")]
@@ -183,6 +185,9 @@ impl MeetingSnapshot {
         }
         if self.meeting_id.is_empty() || self.meeting_id.len() > MAX_ID_BYTES {
             return Err(ImportError::MeetingId);
+        }
+        if self.participants.is_empty() {
+            return Err(ImportError::Empty);
         }
         if self.participants.len() > cfg.max_participants {
             return Err(ImportError::TooManyParticipants {

@@ -146,7 +146,10 @@ fn export_import_round_trip_keeps_the_state() {
     let json = serde_json::to_string(&snap).unwrap();
     let back: MeetingSnapshot = serde_json::from_str(&json).unwrap();
     assert_eq!(back, snap);
+    let digest = back.digest();
     let t = target(back);
+    assert_eq!(t.m.imported_digest(), Some(digest));
+    assert_eq!(r.h.m.imported_digest(), None);
     assert_eq!(t.m.participant_count(), 3);
     assert_eq!(t.m.connected_count(), 0);
     assert_eq!(t.m.export(t.now), as_imported(snap, 30_000));
@@ -511,6 +514,7 @@ fn inconsistent_snapshots_are_refused() {
         ("version", |s| s.version = 2),
         ("empty meeting id", |s| s.meeting_id.clear()),
         ("long meeting id", |s| s.meeting_id = "m".repeat(257)),
+        ("no participants", |s| s.participants.clear()),
         ("user_id mismatch", |s| s.participants[0].user_id = 3),
         ("unknown sub", |s| s.participants[0].sub = "zed".into()),
         ("duplicate participant_id", |s| {
