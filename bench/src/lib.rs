@@ -1,7 +1,6 @@
-//! mc-bench: the load generator, micro-benchmarks and the development GC.
+//! mc-bench: the load generator and micro-benchmarks (the development GC is the
+//! `mc-devgc` crate in `devgc/`).
 //!
 //! - [`loadgen`]: `mc-loadgen`, the bundled load generator (issue 6, bench/README.md).
-//! - [`devgc`]: `mc-devgc`, a development Global Controller (gc-api.md).
 
-pub mod devgc;
 pub mod loadgen;

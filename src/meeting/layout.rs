@@ -23,6 +23,25 @@ pub(super) struct LayoutSub {
     last: Option<Vec<pb::StreamAssignment>>,
 }
 
+impl LayoutSub {
+    /// A subscription restored from a snapshot; its assignments are sent on recovery.
+    pub(super) fn new(config: pb::LayoutConfig, stream_ids: Vec<u32>) -> Self {
+        Self {
+            config,
+            stream_ids,
+            last: None,
+        }
+    }
+
+    pub(super) fn config(&self) -> &pb::LayoutConfig {
+        &self.config
+    }
+
+    pub(super) fn stream_ids(&self) -> &[u32] {
+        &self.stream_ids
+    }
+}
+
 /// The stream a slot shows for `p` (rule 11), if `p` publishes any.
 fn best_stream(p: &Participant) -> Option<pb::MediaType> {
     let has = |t: pb::StreamType| p.streams.iter().any(|s| s.stream_type == t as i32);

@@ -3,8 +3,9 @@
 //! the shard that owns `hash(meeting_id) % N`.
 //!
 //! Inputs: [`Meeting::handle_join`], [`Meeting::handle_message`],
-//! [`Meeting::handle_disconnect`], [`Meeting::handle_timeout`], [`Meeting::end`]; each
-//! takes `now`. Outputs: [`Meeting::poll_outbound`] until `None` (one FIFO, so every
+//! [`Meeting::handle_disconnect`], [`Meeting::handle_timeout`], [`Meeting::end`], and
+//! for a move to another MC [`Meeting::begin_handover`] / [`Meeting::abort_handover`]
+//! (source) and [`Meeting::import`] (target); each takes `now`. Outputs: [`Meeting::poll_outbound`] until `None` (one FIFO, so every
 //! receiver sees a sender's updates in processing order — rule 14), then
 //! [`Meeting::poll_timeout`] for the next grace deadline.
 //!
@@ -17,11 +18,15 @@
 //! - `mute`: self/host mute, unmute request/response (rules 2, 3).
 //! - `streams`: PublishStream validation (rule 10).
 //! - `layout`: grid layouts and their recomputation (rule 11).
+//! - `snapshot`: [`MeetingSnapshot`], the state handed to another MC, and its checks.
+//! - `handover`: export and freeze on the source, import on the target (rules 17–21).
 
 mod config;
+mod handover;
 mod layout;
 mod mute;
 mod roster;
+mod snapshot;
 mod streams;
 #[cfg(test)]
 mod tests;
@@ -32,6 +37,13 @@ use std::time::Instant;
 
 pub use crate::signaling::session::CloseCode;
 pub use config::{MeetingArgs, MeetingConfig};
+pub use handover::MAX_HELD_INPUTS;
+pub use snapshot::{
+    ConnectionSnapshot, ImportError, LayerSnapshot, LayoutSnapshot, MeetingSettings,
+    MeetingSnapshot, MuteSnapshot, ParticipantSnapshot, StreamKind, StreamMetadataSnapshot,
+    StreamSnapshot, VideoSnapshot, MAX_ID_BYTES, MAX_SHORT_ID_BYTES, MAX_SNAPSHOT_USERS,
+    NONCE_BYTES, SNAPSHOT_VERSION,
+};
 
 use crate::auth::binding::MeetingBindingKey;
 use crate::signaling::proto::{
@@ -49,7 +61,8 @@ pub struct ConnKey {
 }
 
 /// The `role` claim of the (already verified) join token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     Host,
     Participant,
@@ -86,8 +99,34 @@ pub enum Outbound {
 pub enum EndReason {
     /// Drain end: everyone gets `ParticipantLeft{MEETING_ENDED}` about themselves.
     Drained,
-    /// Everyone gets `RedirectToMc{endpoint, reason: "draining"}`.
+    /// Everyone gets `RedirectToMc{endpoint, reason: "draining"}` (a fixed redirect
+    /// endpoint, no state handed over).
     Redirect { endpoint: String },
+    /// The meeting was handed to the MC at `endpoint` (its WebTransport URL): every
+    /// connected participant gets `RedirectToMc{endpoint, meeting_id, reason}`, then
+    /// close 0x103 (rule 17). Ends a [`Meeting::begin_handover`] for good.
+    Handover {
+        endpoint: String,
+        reason: RedirectReason,
+    },
+}
+
+/// `RedirectToMc.reason` of a hand-over (signaling.md rule 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectReason {
+    /// SIGTERM or a GC-set `draining`.
+    Draining,
+    /// Asked to move a meeting while active.
+    Rebalance,
+}
+
+impl RedirectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draining => "draining",
+            Self::Rebalance => "rebalance",
+        }
+    }
 }
 
 /// The result of a join, for `mc_session_joins_total{status}`.
@@ -141,6 +180,19 @@ pub struct MeetingStats {
     pub layout_sends: u64,
     pub quality_updates: u64,
     pub media_connection_updates: u64,
+    /// Source side of a move: [`Meeting::begin_handover`] calls (once per freeze).
+    pub handovers_started: u64,
+    /// Frozen meetings ended by [`EndReason::Handover`].
+    pub handovers_completed: u64,
+    /// Frozen meetings resumed by [`Meeting::abort_handover`].
+    pub handovers_aborted: u64,
+    /// Client inputs held while frozen.
+    pub handover_inputs_held: u64,
+    /// Client inputs dropped: beyond [`MAX_HELD_INPUTS`], or held when the meeting was
+    /// handed over (rule 20).
+    pub handover_inputs_dropped: u64,
+    /// Target side: participants that arrived in an imported snapshot.
+    pub imported_participants: u64,
 }
 
 /// One meeting's state.
@@ -163,6 +215,10 @@ pub struct Meeting {
     /// drains it after every input.
     out: VecDeque<Outbound>,
     ended: bool,
+    /// `Some` while frozen for a hand-over to another MC.
+    handover: Option<handover::Handover>,
+    /// Digest of the snapshot this meeting was imported from, for idempotent imports.
+    imported_digest: Option<[u8; 32]>,
     stats: MeetingStats,
 }
 
@@ -202,6 +258,8 @@ impl Meeting {
             next_seq: 0,
             out: VecDeque::new(),
             ended: false,
+            handover: None,
+            imported_digest: None,
             stats: MeetingStats::default(),
         }
     }
@@ -211,13 +269,17 @@ impl Meeting {
     }
 
     /// A client message from a joined connection. Per-request problems are answered with
-    /// `ErrorMessage` and the session stays up (rule 4).
+    /// `ErrorMessage` and the session stays up (rule 4). Held while the meeting is
+    /// frozen for a hand-over.
     pub fn handle_message(
         &mut self,
         now: Instant,
         conn: ConnKey,
         msg: ClientMessage,
     ) -> Result<(), MeetingError> {
+        if self.handover.is_some() {
+            return self.hold(handover::Held::Message(now, conn, Box::new(msg)));
+        }
         self.expire(now);
         let Some(idx) = self.idx_by_conn(conn) else {
             return Err(MeetingError::UnknownConnection(conn));
@@ -274,8 +336,12 @@ impl Meeting {
         self.expire(now);
     }
 
-    /// The next instant [`Meeting::handle_timeout`] has work.
+    /// The next instant [`Meeting::handle_timeout`] has work (none while frozen: grace
+    /// stands still during a hand-over).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.handover.is_some() {
+            return None;
+        }
         self.participants
             .iter()
             .filter_map(|p| p.grace_deadline)
@@ -289,33 +355,49 @@ impl Meeting {
 
     /// Ends the meeting: every connected participant gets `ParticipantLeft{MEETING_ENDED}`
     /// about itself (or `RedirectToMc`), then close 0x103. The meeting is then empty and
-    /// refuses joins with close 0x103.
+    /// refuses joins with close 0x103. A hand-over in progress ends with it (what was
+    /// held is dropped).
     pub fn end(&mut self, _now: Instant, reason: EndReason) {
+        self.commit_handover(&reason);
         let participants = std::mem::take(&mut self.participants);
         self.by_conn.clear();
         self.ended = true;
+        // The same redirect for everyone: built once, shared.
+        let redirect = |endpoint: &str, reason: RedirectReason| {
+            Arc::new(ServerMessage::of(
+                pb::server_message::Message::RedirectToMc(pb::RedirectToMc {
+                    new_mc_endpoint: endpoint.to_owned(),
+                    meeting_id: self.id.clone(),
+                    reason: reason.as_str().into(),
+                }),
+            ))
+        };
+        let (shared, close_reason) = match &reason {
+            EndReason::Drained => (None, "meeting_ended"),
+            EndReason::Redirect { endpoint } => (
+                Some(redirect(endpoint, RedirectReason::Draining)),
+                "meeting_ended",
+            ),
+            EndReason::Handover { endpoint, reason } => {
+                (Some(redirect(endpoint, *reason)), "meeting_moved")
+            }
+        };
         for p in &participants {
             let Some(conn) = p.conn else { continue };
-            let msg = match &reason {
-                EndReason::Drained => {
+            let msg = match &shared {
+                Some(m) => Arc::clone(m),
+                None => Arc::new(ServerMessage::of(
                     pb::server_message::Message::ParticipantLeft(pb::ParticipantLeft {
                         participant_id: p.participant_id.clone(),
                         reason: pb::LeaveReason::MeetingEnded as i32,
-                    })
-                }
-                EndReason::Redirect { endpoint } => {
-                    pb::server_message::Message::RedirectToMc(pb::RedirectToMc {
-                        new_mc_endpoint: endpoint.clone(),
-                        meeting_id: self.id.clone(),
-                        reason: "draining".into(),
-                    })
-                }
+                    }),
+                )),
             };
-            self.send(conn, Arc::new(ServerMessage::of(msg)));
+            self.send(conn, msg);
             self.out.push_back(Outbound::Close {
                 to: conn,
                 code: CloseCode::Draining,
-                reason: "meeting_ended",
+                reason: close_reason,
             });
         }
     }

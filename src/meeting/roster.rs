@@ -95,6 +95,15 @@ impl Meeting {
                 CloseCode::Draining,
             ));
         }
+        // Frozen for a hand-over: the state is on its way to another MC (rule 20).
+        if self.handover.is_some() {
+            return Ok(self.refuse(
+                conn,
+                ErrorCode::CapacityExceeded,
+                "meeting is moving to another MC",
+                CloseCode::Draining,
+            ));
+        }
         // Rule 7: a binding token means recovery, never a silent fresh join.
         if !req.correlation_id.is_empty() || !req.binding_token.is_empty() {
             return Ok(self.recover(conn, &identity, &req));
@@ -292,13 +301,16 @@ impl Meeting {
 
     /// The connection ended. `clean` (stream finished, session or QUIC closed with code
     /// 0) leaves VOLUNTARY at once; anything else starts the grace period with nothing
-    /// sent to others (rule 6).
+    /// sent to others (rule 6). Held while the meeting is frozen for a hand-over.
     pub fn handle_disconnect(
         &mut self,
         now: Instant,
         conn: ConnKey,
         clean: bool,
     ) -> Result<(), MeetingError> {
+        if self.handover.is_some() {
+            return self.hold(super::handover::Held::Disconnect(now, conn, clean));
+        }
         let Some(idx) = self.idx_by_conn(conn) else {
             return Err(MeetingError::UnknownConnection(conn));
         };
@@ -315,8 +327,12 @@ impl Meeting {
         Ok(())
     }
 
-    /// Removes participants whose grace deadline is at or before `now` (TIMEOUT).
+    /// Removes participants whose grace deadline is at or before `now` (TIMEOUT); not
+    /// while frozen for a hand-over (the snapshot carries the grace left).
     pub(super) fn expire(&mut self, now: Instant) {
+        if self.handover.is_some() {
+            return;
+        }
         let mut any = false;
         while let Some(idx) = self
             .participants

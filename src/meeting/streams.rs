@@ -4,7 +4,7 @@ use super::{ConnKey, Meeting, MeetingConfig};
 use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode};
 
 /// Rule 10 checks; the error text goes back in `ErrorMessage{INVALID_REQUEST}`.
-fn validate(cfg: &MeetingConfig, p: &pb::PublishStream) -> Result<(), &'static str> {
+pub(super) fn validate(cfg: &MeetingConfig, p: &pb::PublishStream) -> Result<(), &'static str> {
     if p.stream_id.is_empty() {
         return Err("stream_id is empty");
     }

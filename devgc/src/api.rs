@@ -5,18 +5,21 @@
 //! | `POST /api/v1/mc/register` | upsert (keeps an operator's `draining`) |
 //! | `POST /api/v1/mc/heartbeat` | update load, answer the row's status; 404 if unknown |
 //! | `POST /api/v1/mc/deregister` | status `deregistered` |
+//! | `POST /api/v1/mc/migrate` | a target MC per meeting of a draining MC; 404 if unknown |
 //! | `GET /api/v1/mc` | every row, JSON |
+//! | `GET /api/v1/meetings/owners` | `{"<meeting_id>": "<mc id>"}` for every moved meeting |
 //! | `PUT`/`POST /admin/mc/<id>/status` | `{"status":"draining"}` or a bare word |
 //! | `GET`/`POST /admin/faults` | `{"fail_first":N,"delay_ms":M,"status_override":500\|404\|null}` |
 //! | `GET /health` | `OK` |
 //!
-//! Faults apply to the three MC-facing routes only.
+//! Faults apply to the four MC-facing routes only.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::migrate::MigrateRequest;
 use super::server::Request;
 use super::store::{Heartbeat, Registration, STATUSES};
 use super::State;
@@ -82,7 +85,10 @@ pub fn handle(state: &State, req: &Request) -> Reply {
     let path = req.path.split('?').next().unwrap_or_default();
     let mc_api = matches!(
         path,
-        "/api/v1/mc/register" | "/api/v1/mc/heartbeat" | "/api/v1/mc/deregister"
+        "/api/v1/mc/register"
+            | "/api/v1/mc/heartbeat"
+            | "/api/v1/mc/deregister"
+            | "/api/v1/mc/migrate"
     );
     if mc_api {
         if let Some(reply) = injected_fault(state) {
@@ -93,8 +99,13 @@ pub fn handle(state: &State, req: &Request) -> Reply {
         ("POST", "/api/v1/mc/register") => register(state, &req.body),
         ("POST", "/api/v1/mc/heartbeat") => heartbeat(state, &req.body),
         ("POST", "/api/v1/mc/deregister") => deregister(state, &req.body),
+        ("POST", "/api/v1/mc/migrate") => migrate(state, &req.body),
         ("GET", "/api/v1/mc") => match state.store().list() {
             Ok(rows) => Reply::json(200, json!(rows)),
+            Err(e) => Reply::json(503, json!({"error": e.to_string()})),
+        },
+        ("GET", "/api/v1/meetings/owners") => match state.store().owners() {
+            Ok(owners) => Reply::json(200, json!(owners)),
             Err(e) => Reply::json(503, json!({"error": e.to_string()})),
         },
         ("GET", "/admin/faults") => Reply::json(200, state.faults().to_json()),
@@ -106,9 +117,13 @@ pub fn handle(state: &State, req: &Request) -> Reply {
                 .trim_end_matches("/status");
             set_status(state, id, &req.body)
         }
-        (_, "/api/v1/mc/register" | "/api/v1/mc/heartbeat" | "/api/v1/mc/deregister") => {
-            Reply::text(405, "use POST")
-        }
+        (
+            _,
+            "/api/v1/mc/register"
+            | "/api/v1/mc/heartbeat"
+            | "/api/v1/mc/deregister"
+            | "/api/v1/mc/migrate",
+        ) => Reply::text(405, "use POST"),
         _ => Reply::text(404, "no such route"),
     }
 }
@@ -246,6 +261,44 @@ fn deregister(state: &State, body: &[u8]) -> Reply {
             404,
             json!({"deregistered": false, "error": "unknown MC id"}),
         ),
+        Err(e) => Reply::json(503, json!({"error": e.to_string()})),
+    }
+}
+
+/// gc-api.md "Migration": `{"targets": {"<meeting_id>": {"id", "webtransport_endpoint",
+/// "http_endpoint"}}}`; a meeting without a target is left out.
+fn migrate(state: &State, body: &[u8]) -> Reply {
+    let req = match MigrateRequest::parse(body) {
+        Ok(req) => req,
+        Err(e) => return Reply::json(400, json!({"error": e})),
+    };
+    if !valid_id(&req.id) {
+        return Reply::json(400, json!({"error": "invalid id"}));
+    }
+    let result = state
+        .store()
+        .migrate(&req.id, &req.meetings, state.target_fresh_for);
+    match result {
+        Ok(Some(targets)) => {
+            // The first few placements, for the request log.
+            let note = format!(
+                "id={} meetings={} assigned={} {}",
+                req.id,
+                req.meetings.len(),
+                targets.len(),
+                targets
+                    .iter()
+                    .take(10)
+                    .map(|(m, t)| format!("{m}->{}", t.id))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            let map: serde_json::Map<String, Value> =
+                targets.into_iter().map(|(m, t)| (m, json!(t))).collect();
+            Reply::json(200, json!({"targets": map})).note(note)
+        }
+        Ok(None) => Reply::json(404, json!({"error": "unknown MC id"}))
+            .note(format!("id={} unknown", req.id)),
         Err(e) => Reply::json(503, json!({"error": e.to_string()})),
     }
 }

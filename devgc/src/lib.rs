@@ -1,14 +1,18 @@
 //! `mc-devgc`: a development Global Controller implementing gc-api.md, for local runs
 //! and the integration tests. In memory by default; PostgreSQL when `--database-url` /
-//! `DATABASE_URL` is given (the runbook's SQL then works verbatim).
+//! `DATABASE_URL` is given (the runbook's SQL then works verbatim). A crate of its own so
+//! it builds with only what it needs: std threads, httparse, serde and postgres.
 //!
 //! - [`api`]: the routes (gc-api.md, operator status, fault injection).
+//! - [`migrate`]: choosing a target MC per meeting for a draining MC.
 //! - [`server`]: HTTP/1.1 over std threads (a dev tool, not the service).
 //! - [`store`]: the rows, in memory; [`pg`]: the rows in PostgreSQL.
 //!
 //! On start it prints `mc-devgc listening on <addr>` to stdout (tests read the port).
+//! `devgc/scripts/pg-start.sh` starts a throwaway PostgreSQL for it and its tests.
 
 pub mod api;
+pub mod migrate;
 pub mod pg;
 pub mod server;
 pub mod store;
@@ -40,7 +44,8 @@ pub struct DevGcArgs {
     #[arg(long, env = "MC_DEVGC_HEARTBEAT_INTERVAL_SECS", default_value = "10")]
     pub heartbeat_interval_secs: u64,
 
-    /// Rows with status `active` and no heartbeat for this long become `unhealthy`.
+    /// Rows with status `active` and no heartbeat for this long become `unhealthy`; only
+    /// MCs heard from within this bound are migration targets.
     #[arg(long, env = "MC_DEVGC_UNHEALTHY_AFTER_SECS", default_value = "30")]
     pub unhealthy_after_secs: u64,
 
@@ -81,6 +86,8 @@ pub struct State {
     store: Mutex<Box<dyn Store>>,
     faults: Mutex<Faults>,
     pub heartbeat_interval_secs: Option<u64>,
+    /// A migration target must have sent a heartbeat within this bound.
+    pub target_fresh_for: Duration,
 }
 
 impl State {
@@ -88,11 +95,13 @@ impl State {
         store: Box<dyn Store>,
         faults: Faults,
         heartbeat_interval_secs: Option<u64>,
+        target_fresh_for: Duration,
     ) -> Self {
         Self {
             store: Mutex::new(store),
             faults: Mutex::new(faults),
             heartbeat_interval_secs,
+            target_fresh_for,
         }
     }
 
@@ -130,7 +139,8 @@ pub fn run(args: DevGcArgs) -> anyhow::Result<()> {
         status_override: args.status_override,
     };
     let interval = (args.heartbeat_interval_secs > 0).then_some(args.heartbeat_interval_secs);
-    let state = Arc::new(State::new(store, faults, interval));
+    let after = Duration::from_secs(args.unhealthy_after_secs);
+    let state = Arc::new(State::new(store, faults, interval, after));
     let listener = TcpListener::bind(args.bind).with_context(|| format!("bind {}", args.bind))?;
     let addr = listener.local_addr()?;
     println!("mc-devgc listening on {addr} (store: {kind})");
@@ -140,7 +150,6 @@ pub fn run(args: DevGcArgs) -> anyhow::Result<()> {
         state.faults().to_json()
     ));
 
-    let after = Duration::from_secs(args.unhealthy_after_secs);
     let sweeper = state.clone();
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_secs(1).min(after.max(Duration::from_millis(100))));

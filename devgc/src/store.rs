@@ -1,10 +1,14 @@
-//! Where the development GC keeps its `meeting_controllers` rows: in memory, or in
-//! PostgreSQL ([`super::pg`]) so the runbook's SQL works verbatim (gc-api.md).
+//! Where the development GC keeps its `meeting_controllers` rows and the owner of every
+//! moved meeting: in memory, or in PostgreSQL ([`super::pg`]) so the runbook's SQL works
+//! verbatim (gc-api.md).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+
+use super::migrate::{assign, Candidate};
+pub use super::migrate::{MovingMeeting, Target};
 
 /// The statuses the table's CHECK constraint allows.
 pub const STATUSES: [&str; 4] = ["active", "draining", "unhealthy", "deregistered"];
@@ -69,6 +73,21 @@ pub trait Store: Send {
     /// Mark `active` rows without a heartbeat for `after` as `unhealthy`; returns their
     /// ids. (An operator's `draining` is kept.)
     fn mark_unhealthy(&mut self, after: Duration) -> Result<Vec<String>, StoreError>;
+    /// gc-api.md "Migration": a target per meeting of `source`, chosen by
+    /// [`super::migrate::assign`] among the `active` rows of the source's region (the
+    /// source excepted) with a heartbeat younger than `fresh` and both endpoints. Each
+    /// new owner is recorded, and each assigned meeting is added to its target's
+    /// `current_meetings` (the target's next heartbeat replaces the count) so that
+    /// concurrent drains do not pile onto one MC. Meetings without a target are left
+    /// out. `None` when `source` is unknown.
+    fn migrate(
+        &mut self,
+        source: &str,
+        meetings: &[MovingMeeting],
+        fresh: Duration,
+    ) -> Result<Option<Vec<(String, Target)>>, StoreError>;
+    /// The recorded owner (MC id) of every meeting moved so far.
+    fn owners(&mut self) -> Result<BTreeMap<String, String>, StoreError>;
 }
 
 struct MemRow {
@@ -84,6 +103,20 @@ struct MemRow {
 #[derive(Default)]
 pub struct MemoryStore {
     rows: HashMap<String, MemRow>,
+    /// meeting_id → the MC it was moved to.
+    owners: BTreeMap<String, String>,
+}
+
+impl MemoryStore {
+    /// As if the MC `id` had sent no heartbeat for `by` more (tests and demos of the
+    /// freshness rule). False when unknown.
+    pub fn backdate_heartbeat(&mut self, id: &str, by: Duration) -> bool {
+        let Some(row) = self.rows.get_mut(id) else {
+            return false;
+        };
+        row.last_heartbeat = row.last_heartbeat.checked_sub(by).unwrap_or(UNIX_EPOCH);
+        true
+    }
 }
 
 impl Store for MemoryStore {
@@ -177,6 +210,51 @@ impl Store for MemoryStore {
         }
         Ok(ids)
     }
+
+    fn migrate(
+        &mut self,
+        source: &str,
+        meetings: &[MovingMeeting],
+        fresh: Duration,
+    ) -> Result<Option<Vec<(String, Target)>>, StoreError> {
+        let Some(region) = self.rows.get(source).map(|r| r.reg.region.clone()) else {
+            return Ok(None);
+        };
+        let now = SystemTime::now();
+        let mut candidates: Vec<Candidate> = self
+            .rows
+            .values()
+            .filter(|r| r.reg.id != source && r.reg.region == region && r.status == "active")
+            .filter(|r| now.duration_since(r.last_heartbeat).unwrap_or_default() < fresh)
+            .filter_map(|r| {
+                Some(Candidate {
+                    id: r.reg.id.clone(),
+                    capacity: r.reg.capacity,
+                    current_meetings: r.current_meetings,
+                    webtransport_endpoint: r.reg.webtransport_endpoint.clone()?,
+                    http_endpoint: r.reg.http_endpoint.clone()?,
+                })
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.id.cmp(&b.id));
+        let chosen = assign(&candidates, meetings);
+        let mut targets = Vec::with_capacity(chosen.len());
+        for (meeting, candidate) in chosen {
+            let (Some(m), Some(c)) = (meetings.get(meeting), candidates.get(candidate)) else {
+                continue;
+            };
+            self.owners.insert(m.meeting_id.clone(), c.id.clone());
+            if let Some(row) = self.rows.get_mut(&c.id) {
+                row.current_meetings = row.current_meetings.saturating_add(1);
+            }
+            targets.push((m.meeting_id.clone(), c.target()));
+        }
+        Ok(Some(targets))
+    }
+
+    fn owners(&mut self) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(self.owners.clone())
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) without a date library: days since the epoch to a
@@ -260,5 +338,120 @@ mod tests {
         assert!(!s.deregister("b").unwrap());
         assert_eq!(s.heartbeat(&hb("a")).unwrap(), None);
         assert_eq!(s.register(&reg("a")).unwrap(), "active");
+    }
+
+    fn reg_in(id: &str, region: &str, capacity: i32) -> Registration {
+        Registration {
+            id: id.into(),
+            region: region.into(),
+            capacity,
+            webtransport_endpoint: Some(format!("https://{id}:4433")),
+            http_endpoint: Some(format!("http://{id}:8080")),
+        }
+    }
+
+    fn load(s: &mut MemoryStore, id: &str, meetings: i32) {
+        let h = Heartbeat {
+            id: id.into(),
+            capacity: s.rows[id].reg.capacity,
+            current_meetings: meetings,
+            current_sessions: meetings * 3,
+        };
+        assert!(s.heartbeat(&h).unwrap().is_some());
+    }
+
+    fn moving(ids: &[&str]) -> Vec<MovingMeeting> {
+        ids.iter()
+            .map(|m| MovingMeeting {
+                meeting_id: m.to_string(),
+                participants: 2,
+            })
+            .collect()
+    }
+
+    const FRESH: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn migrate_picks_fresh_active_peers_of_the_region_least_loaded_first() {
+        let mut s = MemoryStore::default();
+        for (id, region, cap) in [
+            ("src", "eu", 10),
+            ("busy", "eu", 10),
+            ("idle", "eu", 2),
+            ("far", "us", 10),
+            ("drained", "eu", 10),
+            ("quiet", "eu", 10),
+        ] {
+            s.register(&reg_in(id, region, cap)).unwrap();
+        }
+        load(&mut s, "busy", 5);
+        load(&mut s, "idle", 0);
+        s.set_status("drained", "draining").unwrap();
+        assert!(s.backdate_heartbeat("quiet", FRESH));
+        let mut no_endpoint = reg_in("blind", "eu", 10);
+        no_endpoint.http_endpoint = None;
+        s.register(&no_endpoint).unwrap();
+
+        let t = s
+            .migrate("src", &moving(&["m1", "m2", "m3", "m4"]), FRESH)
+            .unwrap()
+            .unwrap();
+        let placed: Vec<(&str, &str)> =
+            t.iter().map(|(m, t)| (m.as_str(), t.id.as_str())).collect();
+        // idle (0 meetings, room for 2) takes two, then busy (5 of 10) the rest.
+        assert_eq!(
+            placed,
+            [
+                ("m1", "idle"),
+                ("m2", "idle"),
+                ("m3", "busy"),
+                ("m4", "busy")
+            ]
+        );
+        assert_eq!(t[0].1.webtransport_endpoint, "https://idle:4433");
+        assert_eq!(t[0].1.http_endpoint, "http://idle:8080");
+        let owners = s.owners().unwrap();
+        assert_eq!(owners.get("m3").map(String::as_str), Some("busy"));
+        assert_eq!(owners.len(), 4);
+        // The assignments count on the targets' rows until their next heartbeat.
+        assert_eq!(s.rows["idle"].current_meetings, 2);
+        assert_eq!(s.rows["busy"].current_meetings, 7);
+        // So the next drain sees them: idle is full now.
+        let t = s.migrate("src", &moving(&["m5"]), FRESH).unwrap().unwrap();
+        assert_eq!(t[0].1.id, "busy");
+        // A meeting moved again gets its new owner recorded.
+        load(&mut s, "idle", 0);
+        let t = s.migrate("busy", &moving(&["m3"]), FRESH).unwrap().unwrap();
+        assert_eq!(t[0].1.id, "idle");
+        assert_eq!(s.owners().unwrap()["m3"], "idle");
+    }
+
+    #[test]
+    fn migrate_without_room_or_source() {
+        let mut s = MemoryStore::default();
+        assert_eq!(s.migrate("nobody", &moving(&["m"]), FRESH).unwrap(), None);
+        s.register(&reg_in("src", "eu", 10)).unwrap();
+        // Alone in its region: no target, nothing recorded.
+        assert_eq!(
+            s.migrate("src", &moving(&["m"]), FRESH).unwrap(),
+            Some(vec![])
+        );
+        s.register(&reg_in("full", "eu", 1)).unwrap();
+        load(&mut s, "full", 1);
+        assert_eq!(
+            s.migrate("src", &moving(&["m"]), FRESH).unwrap(),
+            Some(vec![])
+        );
+        assert!(s.owners().unwrap().is_empty());
+        // An unhealthy target recovers with its heartbeat and takes the meeting.
+        s.register(&reg_in("late", "eu", 1)).unwrap();
+        s.set_status("late", "unhealthy").unwrap();
+        assert_eq!(
+            s.migrate("src", &moving(&["m"]), FRESH).unwrap(),
+            Some(vec![])
+        );
+        load(&mut s, "late", 0);
+        let t = s.migrate("src", &moving(&["m"]), FRESH).unwrap().unwrap();
+        assert_eq!(t[0].1.id, "late");
     }
 }

@@ -1,12 +1,15 @@
 //! The PostgreSQL store: the `meeting_controllers` table exactly as gc-api.md shows it,
 //! so the runbook's `SELECT … FROM meeting_controllers` (Deployment Step 7, Smoke Test 4)
 //! and `UPDATE meeting_controllers SET status = 'draining' …` (Step 2, Rollback Step 4)
-//! work verbatim and the next heartbeat answers the operator's status.
+//! work verbatim and the next heartbeat answers the operator's status. Moved meetings
+//! are recorded in `meeting_owners` (meeting_id → MC id).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use postgres::{Client, NoTls};
 
+use super::migrate::{assign, Candidate, MovingMeeting, Target};
 use super::store::{Heartbeat, Registration, Row, Store, StoreError, STATUSES};
 
 /// gc-api.md "The GC's table", verbatim.
@@ -22,6 +25,14 @@ pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS meeting_controllers (
                    CHECK (status IN ('active', 'draining', 'unhealthy', 'deregistered')),
   last_heartbeat   TIMESTAMPTZ NOT NULL DEFAULT now(),
   registered_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+
+/// Who owns each meeting moved by `POST /api/v1/mc/migrate`, so new joins could be
+/// routed there. `mc_id` is not a foreign key: rows of deregistered MCs stay.
+pub const CREATE_OWNERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS meeting_owners (
+  meeting_id  TEXT PRIMARY KEY,
+  mc_id       TEXT NOT NULL,
+  assigned_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )";
 
 const REGISTER: &str = "INSERT INTO meeting_controllers
@@ -53,6 +64,26 @@ const MARK_UNHEALTHY: &str = "UPDATE meeting_controllers SET status = 'unhealthy
   WHERE status = 'active' AND last_heartbeat < now() - make_interval(secs => $1)
   RETURNING id";
 
+const SOURCE_REGION: &str = "SELECT region FROM meeting_controllers WHERE id = $1";
+
+/// The candidates of gc-api.md "Migration", locked until the transaction ends so that
+/// concurrent drains count each other's assignments.
+const CANDIDATES: &str =
+    "SELECT id, capacity, current_meetings, webtransport_endpoint, http_endpoint
+  FROM meeting_controllers
+  WHERE id <> $1 AND region = $2 AND status = 'active'
+    AND last_heartbeat > now() - make_interval(secs => $3)
+    AND webtransport_endpoint IS NOT NULL AND http_endpoint IS NOT NULL
+  ORDER BY id
+  FOR UPDATE";
+
+const RECORD_OWNER: &str = "INSERT INTO meeting_owners (meeting_id, mc_id, assigned_at)
+  VALUES ($1, $2, now())
+  ON CONFLICT (meeting_id) DO UPDATE SET mc_id = EXCLUDED.mc_id, assigned_at = now()";
+
+const COUNT_ASSIGNED: &str =
+    "UPDATE meeting_controllers SET current_meetings = current_meetings + $2 WHERE id = $1";
+
 /// A store on one PostgreSQL connection, reconnected when it drops.
 pub struct PgStore {
     url: String,
@@ -64,6 +95,7 @@ impl PgStore {
     pub fn connect(url: &str) -> Result<Self, StoreError> {
         let mut client = Client::connect(url, NoTls).map_err(err)?;
         client.batch_execute(CREATE_TABLE).map_err(err)?;
+        client.batch_execute(CREATE_OWNERS_TABLE).map_err(err)?;
         Ok(Self {
             url: url.to_string(),
             client,
@@ -154,5 +186,54 @@ impl Store for PgStore {
             .query(MARK_UNHEALTHY, &[&after.as_secs_f64()])
             .map_err(err)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn migrate(
+        &mut self,
+        source: &str,
+        meetings: &[MovingMeeting],
+        fresh: Duration,
+    ) -> Result<Option<Vec<(String, Target)>>, StoreError> {
+        let mut tx = self.client()?.transaction().map_err(err)?;
+        let Some(region) = tx.query_opt(SOURCE_REGION, &[&source]).map_err(err)? else {
+            return Ok(None);
+        };
+        let region: String = region.get(0);
+        let candidates: Vec<Candidate> = tx
+            .query(CANDIDATES, &[&source, &region, &fresh.as_secs_f64()])
+            .map_err(err)?
+            .iter()
+            .map(|r| Candidate {
+                id: r.get(0),
+                capacity: r.get(1),
+                current_meetings: r.get(2),
+                webtransport_endpoint: r.get(3),
+                http_endpoint: r.get(4),
+            })
+            .collect();
+        let mut targets = Vec::new();
+        let mut counts: BTreeMap<&str, i32> = BTreeMap::new();
+        for (meeting, candidate) in assign(&candidates, meetings) {
+            let (Some(m), Some(c)) = (meetings.get(meeting), candidates.get(candidate)) else {
+                continue;
+            };
+            tx.execute(RECORD_OWNER, &[&m.meeting_id, &c.id])
+                .map_err(err)?;
+            *counts.entry(c.id.as_str()).or_default() += 1;
+            targets.push((m.meeting_id.clone(), c.target()));
+        }
+        for (id, n) in counts {
+            tx.execute(COUNT_ASSIGNED, &[&id, &n]).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(Some(targets))
+    }
+
+    fn owners(&mut self) -> Result<BTreeMap<String, String>, StoreError> {
+        let rows = self
+            .client()?
+            .query("SELECT meeting_id, mc_id FROM meeting_owners", &[])
+            .map_err(err)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }

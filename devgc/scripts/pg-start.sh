@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Start a throwaway PostgreSQL for the development GC and its tests, and print the
-# DATABASE_URL to use (on stdout, last line: DATABASE_URL=...).
+# Start a throwaway PostgreSQL for the development GC (mc-devgc) and the tests that use
+# it, and print the DATABASE_URL to use (on stdout, last line: DATABASE_URL=...).
 #
-#   eval "$(bench/scripts/pg-start.sh)"      # exports DATABASE_URL
-#   bench/scripts/pg-stop.sh                  # stops it and deletes its data
+#   eval "$(devgc/scripts/pg-start.sh)"      # exports DATABASE_URL
+#   devgc/scripts/pg-stop.sh                  # stops it and deletes its data
 #
 # Debian's PostgreSQL (/usr/lib/postgresql/<ver>/bin); listens on 127.0.0.1 only, port
 # $MC_PG_PORT (54329); data in $MC_PG_DIR (/tmp/mc-pg-<port>); trust auth (loopback,

@@ -181,9 +181,9 @@ fn postgres_store_serves_the_runbook_sql() {
         assert!(
             std::env::var("MC_REQUIRE_POSTGRES").as_deref() != Ok("1"),
             "MC_REQUIRE_POSTGRES=1 but DATABASE_URL is not set (start one: \
-             eval \"$(bench/scripts/pg-start.sh)\")"
+             eval \"$(devgc/scripts/pg-start.sh)\")"
         );
-        eprintln!("skipping: DATABASE_URL not set (see bench/scripts/pg-start.sh)");
+        eprintln!("skipping: DATABASE_URL not set (see devgc/scripts/pg-start.sh)");
         return;
     };
     let gc = DevGc::start(

@@ -1,0 +1,269 @@
+//! Moving a live meeting to another MC (signaling.md rules 17–21).
+//!
+//! Source side, in this order:
+//! 1. [`Meeting::begin_handover`] exports a [`MeetingSnapshot`] and freezes the meeting:
+//!    from then on client messages and disconnects are held (not processed), joins are
+//!    refused with close 0x103, and grace periods stand still — the snapshot is the
+//!    whole state (rule 20).
+//! 2. The driver hands the snapshot to the target.
+//! 3. Accepted: [`Meeting::end`] with [`EndReason::Handover`] sends every connected
+//!    participant `RedirectToMc` and closes it with 0x103; what was held is dropped
+//!    (rule 20: the client resends on the target). Refused or unanswered:
+//!    [`Meeting::abort_handover`] replays what was held, in order, and the meeting
+//!    carries on as if nothing happened.
+//!
+//! Target side: [`Meeting::import`] builds the meeting with every participant present
+//! but not connected, in grace (rule 19): the remaining grace for those already in
+//! grace, the configured grace for those who were connected. Their recovery join
+//! (rule 7) restores them; the others see no leave or join; one that does not arrive
+//! leaves with `TIMEOUT` when its grace ends.
+//!
+//! The grace carried over restarts at import time, so it is extended by the hand-over's
+//! own duration (bounded by the driver's timeouts): the MCs' clocks are never compared.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::layout::LayoutSub;
+use super::mute::MuteState;
+use super::roster::Participant;
+use super::snapshot::{
+    ConnectionSnapshot, ImportError, LayoutSnapshot, MeetingSettings, MeetingSnapshot,
+    MuteSnapshot, ParticipantSnapshot, StreamSnapshot, SNAPSHOT_VERSION,
+};
+use super::{ConnKey, EndReason, Meeting, MeetingConfig, MeetingError};
+use crate::auth::binding::{BindingSecret, MeetingBindingKey};
+use crate::signaling::proto::ClientMessage;
+
+/// Inputs held while a meeting is frozen for a hand-over. Beyond this many, further
+/// inputs are dropped and counted (`MeetingStats::handover_inputs_dropped`).
+pub const MAX_HELD_INPUTS: usize = 4096;
+
+/// An input that arrived while the meeting was frozen, with its arrival time.
+#[derive(Debug)]
+pub(super) enum Held {
+    Message(Instant, ConnKey, Box<ClientMessage>),
+    Disconnect(Instant, ConnKey, bool),
+}
+
+impl Held {
+    fn conn(&self) -> ConnKey {
+        match self {
+            Self::Message(_, conn, _) | Self::Disconnect(_, conn, _) => *conn,
+        }
+    }
+}
+
+/// A hand-over in progress on the source.
+#[derive(Debug, Default)]
+pub(super) struct Handover {
+    pub(super) held: VecDeque<Held>,
+}
+
+impl Meeting {
+    /// The meeting's state at `now`, without changing it.
+    pub fn export(&self, now: Instant) -> MeetingSnapshot {
+        MeetingSnapshot {
+            version: SNAPSHOT_VERSION,
+            meeting_id: self.id.clone(),
+            settings: MeetingSettings {
+                disconnect_grace_ms: millis(self.cfg.grace),
+                max_participants: u32::try_from(self.cfg.max_participants).unwrap_or(u32::MAX),
+                max_streams_per_participant: u32::try_from(self.cfg.max_streams_per_participant)
+                    .unwrap_or(u32::MAX),
+            },
+            user_ids: self
+                .user_ids
+                .iter()
+                .map(|(sub, id)| (sub.clone(), *id))
+                .collect(),
+            next_user_id: self.next_user_id,
+            participants: self
+                .participants
+                .iter()
+                .map(|p| export_participant(p, now))
+                .collect(),
+        }
+    }
+
+    /// Expires what is due, exports the state and freezes the meeting until
+    /// [`Meeting::end`] or [`Meeting::abort_handover`] (module docs). Calling it again
+    /// while frozen exports the same state again.
+    pub fn begin_handover(&mut self, now: Instant) -> MeetingSnapshot {
+        if self.handover.is_none() {
+            self.expire(now);
+            self.handover = Some(Handover::default());
+            self.stats.handovers_started += 1;
+        }
+        self.export(now)
+    }
+
+    /// The hand-over failed: unfreeze and replay the held inputs in order, each at its
+    /// arrival time; grace deadlines that passed meanwhile expire at `now`, after them.
+    pub fn abort_handover(&mut self, now: Instant) {
+        let Some(handover) = self.handover.take() else {
+            return;
+        };
+        self.stats.handovers_aborted += 1;
+        for input in handover.held {
+            // A connection may have gone since (its disconnect is replayed after its
+            // messages), so UnknownConnection is expected and harmless here.
+            let _ = match input {
+                Held::Message(at, conn, msg) => self.handle_message(at, conn, *msg),
+                Held::Disconnect(at, conn, clean) => self.handle_disconnect(at, conn, clean),
+            };
+        }
+        self.expire(now);
+    }
+
+    /// Frozen by [`Meeting::begin_handover`].
+    pub fn is_handing_over(&self) -> bool {
+        self.handover.is_some()
+    }
+
+    /// [`MeetingSnapshot::digest`] of the snapshot this meeting was imported from
+    /// (`None` for a meeting created here): a repeated import of the same content is
+    /// answered 200 without importing again (`migration::Holding::Imported`).
+    pub fn imported_digest(&self) -> Option<[u8; 32]> {
+        self.imported_digest
+    }
+
+    /// Ends a frozen hand-over for good (the meeting was redirected): the held inputs
+    /// are dropped, as rule 20 says.
+    pub(super) fn commit_handover(&mut self, reason: &EndReason) {
+        if let Some(h) = self.handover.take() {
+            self.stats.handover_inputs_dropped += h.held.len() as u64;
+        }
+        if matches!(reason, EndReason::Handover { .. }) {
+            self.stats.handovers_completed += 1;
+        }
+    }
+
+    /// Builds a handed-over meeting on the target (module docs). `secret` is the
+    /// cluster's binding secret, from which the meeting key is derived for the
+    /// snapshot's meeting id; the wall clock is read once for later joiners' `joined_at`.
+    pub fn import(
+        snapshot: MeetingSnapshot,
+        cfg: MeetingConfig,
+        secret: &BindingSecret,
+        now: Instant,
+    ) -> Result<Self, ImportError> {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Self::import_at(snapshot, cfg, secret, now, unix_ms)
+    }
+
+    /// As [`Meeting::import`], with the wall-clock time (unix ms) matching `now` injected.
+    pub fn import_at(
+        snapshot: MeetingSnapshot,
+        cfg: MeetingConfig,
+        secret: &BindingSecret,
+        now: Instant,
+        unix_ms: u64,
+    ) -> Result<Self, ImportError> {
+        snapshot.validate(&cfg)?;
+        let digest = snapshot.digest();
+        let key = MeetingBindingKey::derive(secret, &snapshot.meeting_id);
+        let grace = cfg.grace;
+        let mut m = Self::new_at(snapshot.meeting_id, cfg, key, now, unix_ms);
+        m.imported_digest = Some(digest);
+        m.user_ids = snapshot.user_ids.into_iter().collect::<HashMap<_, _>>();
+        m.next_user_id = snapshot.next_user_id;
+        for (i, p) in snapshot.participants.into_iter().enumerate() {
+            let left = match p.connection {
+                ConnectionSnapshot::Connected => grace,
+                ConnectionSnapshot::Grace { remaining_ms } => {
+                    Duration::from_millis(remaining_ms).min(grace)
+                }
+            };
+            let Some(nonce) = p.nonce() else {
+                return Err(ImportError::Participant {
+                    index: i,
+                    problem: "binding_nonce must be 32 hex digits",
+                });
+            };
+            m.participants.push(Participant {
+                seq: i as u64,
+                participant_id: p.participant_id,
+                user_id: p.user_id,
+                sub: p.sub,
+                name: p.name,
+                role: p.role,
+                conn: None,
+                grace_deadline: Some(now + left),
+                joined_at_ms: p.joined_at,
+                correlation_id: p.correlation_id,
+                nonce,
+                streams: p.streams.iter().map(StreamSnapshot::to_pb).collect(),
+                mute: MuteState {
+                    audio_self: p.mute.audio_self,
+                    video_self: p.mute.video_self,
+                    audio_host: p.mute.audio_host,
+                    video_host: p.mute.video_host,
+                    host_muted_by: p.mute.host_muted_by,
+                },
+                layout: p.layout.map(|l| LayoutSub::new(l.config(), l.stream_ids)),
+            });
+        }
+        m.next_seq = m.participants.len() as u64;
+        m.stats.imported_participants = m.participants.len() as u64;
+        Ok(m)
+    }
+
+    /// Holds `input` of a frozen meeting (check [`Meeting::is_handing_over`] first);
+    /// `Err` for a stranger, as when not frozen.
+    pub(super) fn hold(&mut self, input: Held) -> Result<(), MeetingError> {
+        let conn = input.conn();
+        if !self.by_conn.contains_key(&conn) {
+            return Err(MeetingError::UnknownConnection(conn));
+        }
+        let Some(handover) = self.handover.as_mut() else {
+            return Ok(());
+        };
+        if handover.held.len() >= MAX_HELD_INPUTS {
+            self.stats.handover_inputs_dropped += 1;
+        } else {
+            handover.held.push_back(input);
+            self.stats.handover_inputs_held += 1;
+        }
+        Ok(())
+    }
+}
+
+fn export_participant(p: &Participant, now: Instant) -> ParticipantSnapshot {
+    let connection = match (p.conn, p.grace_deadline) {
+        (Some(_), _) | (None, None) => ConnectionSnapshot::Connected,
+        (None, Some(deadline)) => ConnectionSnapshot::Grace {
+            remaining_ms: millis(deadline.saturating_duration_since(now)),
+        },
+    };
+    ParticipantSnapshot {
+        participant_id: p.participant_id.clone(),
+        user_id: p.user_id,
+        sub: p.sub.clone(),
+        name: p.name.clone(),
+        role: p.role,
+        correlation_id: p.correlation_id.clone(),
+        binding_nonce: hex::encode(p.nonce),
+        joined_at: p.joined_at_ms,
+        streams: p.streams.iter().map(StreamSnapshot::from_pb).collect(),
+        mute: MuteSnapshot {
+            audio_self: p.mute.audio_self,
+            video_self: p.mute.video_self,
+            audio_host: p.mute.audio_host,
+            video_host: p.mute.video_host,
+            host_muted_by: p.mute.host_muted_by.clone(),
+        },
+        layout: p
+            .layout
+            .as_ref()
+            .map(|l| LayoutSnapshot::from_pb(l.config(), l.stream_ids())),
+        connection,
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,619 @@
+//! Moving a meeting between MCs (signaling.md rules 17–21): export, freeze, import,
+//! recovery on the target, grace, refusals — with a fake clock.
+use super::*;
+use crate::auth::binding::BindingSecret;
+
+fn secret() -> BindingSecret {
+    BindingSecret::from_bytes(vec![42u8; 32]).unwrap()
+}
+
+fn left(msgs: &[S]) -> Vec<(String, i32)> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            S::ParticipantLeft(l) => Some((l.participant_id.clone(), l.reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn mute(audio: bool) -> client_message::Message {
+    client_message::Message::MuteRequest(pb::MuteRequest {
+        audio_muted: audio,
+        video_muted: false,
+    })
+}
+
+fn subscribe(max_streams: u32) -> client_message::Message {
+    client_message::Message::SubscribeToLayout(pb::SubscribeToLayout {
+        layout_type: 0,
+        config: Some(pb::LayoutConfig {
+            max_streams,
+            pinned_users: vec![2],
+            include_self: true,
+            ..Default::default()
+        }),
+        stream_ids: vec![7, 8],
+    })
+}
+
+/// A meeting with some of everything: host `a` (camera, self-muted audio, a layout),
+/// `b` host-muted by `a` (screen share), `c` disconnected 10 s ago (in grace), and a
+/// user `gone` who left (its user_id stays reserved, rule 9).
+struct Rich {
+    h: H,
+    a: pb::JoinResponse,
+    b: pb::JoinResponse,
+    c: pb::JoinResponse,
+}
+
+fn rich() -> Rich {
+    let mut h = H::new();
+    let a = h.join(c(1), "a", Role::Host);
+    let b = h.join(c(2), "b", Role::Participant);
+    let cj = h.join(c(3), "c", Role::Participant);
+    h.join(c(4), "gone", Role::Participant);
+    h.m.handle_disconnect(h.now, c(4), true).unwrap();
+    h.msg(c(1), publish("cam", pb::StreamType::VideoCamera));
+    h.msg(c(2), publish("screen", pb::StreamType::VideoScreen));
+    h.msg(c(1), mute(true));
+    h.msg(c(1), subscribe(4));
+    h.msg(
+        c(1),
+        client_message::Message::HostMuteRequest(pb::HostMuteRequest {
+            participant_id: b.participant_id.clone(),
+            audio_muted: true,
+            video_muted: false,
+            reason: String::new(),
+        }),
+    );
+    h.m.handle_disconnect(h.now, c(3), false).unwrap();
+    h.advance(Duration::from_secs(10));
+    h.drain();
+    Rich { h, a, b, c: cj }
+}
+
+/// `s` as the target will re-export it: everyone not connected, the connected ones
+/// with the full grace.
+fn as_imported(mut s: MeetingSnapshot, grace_ms: u64) -> MeetingSnapshot {
+    for p in &mut s.participants {
+        if p.connection == ConnectionSnapshot::Connected {
+            p.connection = ConnectionSnapshot::Grace {
+                remaining_ms: grace_ms,
+            };
+        }
+    }
+    s
+}
+
+/// A target MC holding `snapshot`, imported at a fresh fake clock.
+fn target(snapshot: MeetingSnapshot) -> H {
+    let t0 = Instant::now();
+    let m = Meeting::import_at(
+        snapshot,
+        MeetingConfig::default(),
+        &secret(),
+        t0,
+        1_800_000_000_000,
+    )
+    .expect("import");
+    H { m, t0, now: t0 }
+}
+
+#[test]
+fn export_import_round_trip_keeps_the_state() {
+    let r = rich();
+    let snap = r.h.m.export(r.h.now);
+    assert_eq!(snap.version, SNAPSHOT_VERSION);
+    assert_eq!(snap.meeting_id, MEETING);
+    assert_eq!(snap.participants.len(), 3);
+    assert_eq!(snap.user_ids.len(), 4, "the departed user keeps its id");
+    assert_eq!(snap.next_user_id, 5);
+    assert_eq!(snap.settings.disconnect_grace_ms, 30_000);
+    let [a, b, cs] = &snap.participants[..] else {
+        panic!("three participants")
+    };
+    assert_eq!(
+        (a.participant_id.as_str(), a.role, a.name.as_str()),
+        (r.a.participant_id.as_str(), Role::Host, "name-a")
+    );
+    assert_eq!(a.correlation_id, r.a.correlation_id);
+    assert_eq!(a.joined_at, 1_700_000_000_000);
+    assert_eq!(a.streams[0].stream_type, StreamKind::VideoCamera);
+    assert!(a.mute.audio_self && !a.mute.audio_host);
+    let layout = a.layout.as_ref().unwrap();
+    assert_eq!(
+        (layout.max_streams, &layout.pinned_users, &layout.stream_ids),
+        (4, &vec![2], &vec![7, 8])
+    );
+    assert!(b.mute.audio_host && b.mute.host_muted_by == r.a.participant_id);
+    assert_eq!(b.connection, ConnectionSnapshot::Connected);
+    assert_eq!(
+        cs.connection,
+        ConnectionSnapshot::Grace {
+            remaining_ms: 20_000
+        }
+    );
+    // The token the source issued last is the one the snapshot binds.
+    let nonce = a.nonce().unwrap();
+    assert!(key_for(MEETING).verify(
+        &a.correlation_id,
+        &a.participant_id,
+        &nonce,
+        &r.a.binding_token
+    ));
+
+    // JSON round trip, then import and export again: the same state.
+    let json = serde_json::to_string(&snap).unwrap();
+    let back: MeetingSnapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, snap);
+    let digest = back.digest();
+    let t = target(back);
+    assert_eq!(t.m.imported_digest(), Some(digest));
+    assert_eq!(r.h.m.imported_digest(), None);
+    assert_eq!(t.m.participant_count(), 3);
+    assert_eq!(t.m.connected_count(), 0);
+    assert_eq!(t.m.export(t.now), as_imported(snap, 30_000));
+    assert_eq!(t.m.stats().imported_participants, 3);
+    // The earliest deadline is c's remaining grace.
+    assert_eq!(t.m.poll_timeout(), Some(t.t0 + Duration::from_secs(20)));
+}
+
+#[test]
+fn the_source_redirects_connected_participants_then_closes() {
+    let mut r = rich();
+    let now = r.h.now;
+    r.h.m.begin_handover(now);
+    r.h.m.end(
+        now,
+        EndReason::Handover {
+            endpoint: "https://10.0.3.8:4433".into(),
+            reason: RedirectReason::Draining,
+        },
+    );
+    let out = r.h.drain();
+    // Rule 17: RedirectToMc then close 0x103, for each connected participant, in order;
+    // c (in grace) is carried over in grace and gets nothing.
+    let mut expected = Vec::new();
+    for conn in [c(1), c(2)] {
+        expected.push(format!("send {conn:?}"));
+        expected.push(format!("close {conn:?} 259 meeting_moved"));
+    }
+    let got: Vec<String> = out
+        .iter()
+        .map(|o| match o {
+            Outbound::Send { to, msg } => {
+                assert!(matches!(&msg.message, Some(S::RedirectToMc(rd))
+                    if rd.new_mc_endpoint == "https://10.0.3.8:4433"
+                        && rd.meeting_id == MEETING && rd.reason == "draining"));
+                format!("send {to:?}")
+            }
+            Outbound::Close { to, code, reason } => {
+                format!("close {to:?} {} {reason}", code.code())
+            }
+        })
+        .collect();
+    assert_eq!(got, expected);
+    assert!(r.h.m.is_empty());
+    assert_eq!(r.h.m.stats().handovers_completed, 1);
+
+    // "rebalance" is carried as given, and the redirect is one shared message.
+    let mut h = H::new();
+    h.join(c(1), "a", Role::Participant);
+    h.join(c(2), "b", Role::Participant);
+    h.drain();
+    h.m.end(
+        h.now,
+        EndReason::Handover {
+            endpoint: "https://mc-c:4433".into(),
+            reason: RedirectReason::Rebalance,
+        },
+    );
+    let out = h.drain();
+    let msgs: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Outbound::Send { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(msgs.len(), 2);
+    assert!(Arc::ptr_eq(msgs[0], msgs[1]));
+    assert!(matches!(&msgs[0].message, Some(S::RedirectToMc(rd)) if rd.reason == "rebalance"));
+}
+
+#[test]
+fn recovery_on_the_target_restores_exactly() {
+    let r = rich();
+    let snap = r.h.m.export(r.h.now);
+    let source_view = snap.clone();
+    let mut t = target(snap);
+    t.advance(Duration::from_secs(2));
+
+    // a arrives first: everything is restored, nobody is told.
+    let (outcome, out) = t.join_raw(
+        c(11),
+        "a",
+        Role::Host,
+        &r.a.correlation_id,
+        &r.a.binding_token,
+    );
+    assert_eq!(outcome, JoinOutcome::Recovered);
+    let ra = join_response(&out, c(11)).unwrap();
+    assert_eq!(
+        (
+            ra.participant_id.as_str(),
+            ra.user_id,
+            ra.correlation_id.as_str()
+        ),
+        (
+            r.a.participant_id.as_str(),
+            r.a.user_id,
+            r.a.correlation_id.as_str()
+        )
+    );
+    assert_ne!(ra.binding_token, r.a.binding_token, "a new binding token");
+    // b and c are present for a (not yet connected), with their streams.
+    let others: Vec<&str> = ra
+        .existing_participants
+        .iter()
+        .map(|p| p.participant_id.as_str())
+        .collect();
+    assert_eq!(
+        others,
+        [r.b.participant_id.as_str(), r.c.participant_id.as_str()]
+    );
+    assert_eq!(ra.existing_participants[0].streams[0].stream_id, "screen");
+    assert_eq!(ra.existing_participants[0].name, "name-b");
+    let mine = to(&out, c(11));
+    // Mute flags (a's own self mute, b's host mute by a) and a's layout are re-sent.
+    assert!(mine.iter().any(|m| matches!(m, S::ParticipantMuteUpdate(u)
+        if u.participant_id == r.a.participant_id && u.audio_self_muted)));
+    assert!(mine.iter().any(|m| matches!(m, S::ParticipantMuteUpdate(u)
+        if u.participant_id == r.b.participant_id && u.audio_host_muted
+            && u.host_muted_by == r.a.participant_id)));
+    let assignments = mine
+        .iter()
+        .find_map(|m| match m {
+            S::StreamAssignments(s) => Some(s.assignments.clone()),
+            _ => None,
+        })
+        .expect("layout re-sent");
+    // pinned user 2 (b, screen) first, then a itself (include_self), stream_ids kept.
+    let slots: Vec<(u32, u64)> = assignments
+        .iter()
+        .map(|a| (a.stream_id, a.user_id))
+        .collect();
+    assert_eq!(slots, [(7, 2), (8, 1)]);
+    assert!(closes(&out).is_empty());
+
+    // b arrives: a sees no ParticipantJoined; b is still host-muted and a is still host.
+    let (outcome, out) = t.join_raw(
+        c(12),
+        "b",
+        Role::Participant,
+        &r.b.correlation_id,
+        &r.b.binding_token,
+    );
+    assert_eq!(outcome, JoinOutcome::Recovered);
+    assert!(
+        to(&out, c(11)).is_empty(),
+        "rule 19: no leave/join for others"
+    );
+    let out = t.msg(
+        c(12),
+        client_message::Message::UnmuteRequest(pb::UnmuteRequest {
+            request_audio: true,
+            request_video: false,
+            participant_id: String::new(),
+        }),
+    );
+    assert!(
+        matches!(&to(&out, c(11))[..], [S::UnmuteRequest(u)] if u.participant_id == r.b.participant_id)
+    );
+
+    // After the arrivals the target's state is the source's, connections aside.
+    let now_view = t.m.export(t.now);
+    for (got, want) in now_view.participants.iter().zip(&source_view.participants) {
+        let mut got = got.clone();
+        let mut want = want.clone();
+        got.connection = ConnectionSnapshot::Connected;
+        want.connection = ConnectionSnapshot::Connected;
+        got.binding_nonce.clear();
+        want.binding_nonce.clear();
+        assert_eq!(got, want);
+    }
+    assert_eq!(now_view.user_ids, source_view.user_ids);
+    // A new user on the target does not reuse a departed user's id (rule 9).
+    let d = t.join(c(13), "d", Role::Participant);
+    assert_eq!(d.user_id, 5);
+    let gone = t.join(c(14), "gone", Role::Participant);
+    assert_eq!(gone.user_id, 4);
+}
+
+#[test]
+fn a_participant_that_never_arrives_times_out() {
+    let r = rich();
+    let mut t = target(r.h.m.export(r.h.now));
+    t.join_raw(
+        c(11),
+        "a",
+        Role::Host,
+        &r.a.correlation_id,
+        &r.a.binding_token,
+    );
+    t.drain();
+    // c had 20 s of grace left; b was connected and gets the full 30 s.
+    t.advance(Duration::from_millis(19_999));
+    t.m.handle_timeout(t.now);
+    assert!(t.drain().is_empty());
+    t.advance(Duration::from_millis(1));
+    t.m.handle_timeout(t.now);
+    let out = t.drain();
+    assert_eq!(
+        left(&to(&out, c(11))),
+        vec![(r.c.participant_id.clone(), pb::LeaveReason::Timeout as i32)]
+    );
+    t.advance(Duration::from_secs(10));
+    t.m.handle_timeout(t.now);
+    let out = t.drain();
+    assert_eq!(
+        left(&to(&out, c(11))),
+        vec![(r.b.participant_id.clone(), pb::LeaveReason::Timeout as i32)]
+    );
+    assert_eq!(t.m.participant_count(), 1);
+    // A token of someone who timed out is dead with it.
+    let (outcome, _) = t.join_raw(
+        c(12),
+        "b",
+        Role::Participant,
+        &r.b.correlation_id,
+        &r.b.binding_token,
+    );
+    assert_eq!(outcome, JoinOutcome::Refused(CloseCode::Unauthorized));
+}
+
+#[test]
+fn forged_foreign_and_replayed_tokens_are_refused_on_the_target() {
+    let mut r = rich();
+    // a recovers once on the source: the token it got first is dead from then on.
+    let (_, out) = r.h.join_raw(
+        c(5),
+        "a",
+        Role::Host,
+        &r.a.correlation_id,
+        &r.a.binding_token,
+    );
+    let current = join_response(&out, c(5)).unwrap();
+    let mut t = target(r.h.m.export(r.h.now));
+    let refused = |t: &mut H, conn, sub: &str, corr: &str, tok: &str| {
+        let (outcome, out) = t.join_raw(conn, sub, Role::Participant, corr, tok);
+        assert_eq!(
+            outcome,
+            JoinOutcome::Refused(CloseCode::Unauthorized),
+            "{sub} {tok}"
+        );
+        assert_eq!(error_of(&to(&out, conn)), Some(pb::ErrorCode::Unauthorized));
+    };
+    let corr = current.correlation_id.clone();
+    // The source's older token (already used there).
+    refused(&mut t, c(20), "a", &corr, &r.a.binding_token);
+    // Forged: one flipped digit; minted with another cluster's secret; another user.
+    let mut forged = current.binding_token.clone();
+    forged.replace_range(0..1, if forged.starts_with('0') { "1" } else { "0" });
+    refused(&mut t, c(21), "a", &corr, &forged);
+    let other =
+        MeetingBindingKey::derive(&BindingSecret::from_bytes(vec![43u8; 32]).unwrap(), MEETING);
+    let nonce = t.m.export(t.now).participants[0].nonce().unwrap();
+    refused(
+        &mut t,
+        c(22),
+        "a",
+        &corr,
+        &other.issue(&corr, &current.participant_id, &nonce),
+    );
+    refused(&mut t, c(23), "mallory", &corr, &current.binding_token);
+    // The outstanding token works once on the target, then it is a replay.
+    let (outcome, _) = t.join_raw(c(24), "a", Role::Host, &corr, &current.binding_token);
+    assert_eq!(outcome, JoinOutcome::Recovered);
+    refused(&mut t, c(25), "a", &corr, &current.binding_token);
+}
+
+#[test]
+fn a_frozen_meeting_holds_inputs_and_replays_them_on_abort() {
+    let mut r = rich();
+    let now = r.h.now;
+    let before = r.h.m.export(now);
+    let snap = r.h.m.begin_handover(now);
+    assert_eq!(snap, before);
+    assert!(r.h.m.is_handing_over());
+    assert_eq!(r.h.m.poll_timeout(), None, "grace stands still");
+    // Messages and disconnects are held; strangers are still refused.
+    r.h.m
+        .handle_message(now, c(2), ClientMessage::of(mute(true)))
+        .unwrap();
+    r.h.m.handle_disconnect(now, c(1), true).unwrap();
+    assert_eq!(
+        r.h.m
+            .handle_message(now, c(99), ClientMessage::of(mute(true))),
+        Err(MeetingError::UnknownConnection(c(99)))
+    );
+    assert!(r.h.drain().is_empty());
+    // Joins are refused with 0x103 while the state is on its way.
+    let (outcome, out) = r.h.join_raw(c(30), "e", Role::Participant, "", "");
+    assert_eq!(outcome, JoinOutcome::Refused(CloseCode::Draining));
+    assert_eq!(closes(&out), vec![(c(30), CloseCode::Draining)]);
+    // c's grace ran out meanwhile: nothing happens while frozen.
+    r.h.advance(Duration::from_secs(25));
+    r.h.m.handle_timeout(r.h.now);
+    assert!(r.h.drain().is_empty());
+    assert_eq!(r.h.m.export(r.h.now).participants.len(), 3);
+
+    // The hand-over failed: everything held happens now, in order, then grace expires.
+    r.h.m.abort_handover(r.h.now);
+    assert!(!r.h.m.is_handing_over());
+    let out = r.h.drain();
+    let to_b = to(&out, c(2));
+    assert!(
+        matches!(&to_b[0], S::ParticipantMuteUpdate(u) if u.participant_id == r.b.participant_id && u.audio_self_muted)
+    );
+    assert_eq!(
+        left(&to_b),
+        vec![
+            (
+                r.a.participant_id.clone(),
+                pb::LeaveReason::Voluntary as i32
+            ),
+            (r.c.participant_id.clone(), pb::LeaveReason::Timeout as i32)
+        ]
+    );
+    let s = r.h.m.stats();
+    assert_eq!(
+        (
+            s.handovers_started,
+            s.handovers_aborted,
+            s.handover_inputs_held
+        ),
+        (1, 1, 2)
+    );
+}
+
+#[test]
+fn held_inputs_are_dropped_when_the_meeting_is_handed_over() {
+    let mut h = H::new();
+    h.join(c(1), "a", Role::Participant);
+    h.drain();
+    h.m.begin_handover(h.now);
+    for _ in 0..MAX_HELD_INPUTS + 3 {
+        h.m.handle_message(h.now, c(1), ClientMessage::of(mute(true)))
+            .unwrap();
+    }
+    h.m.end(
+        h.now,
+        EndReason::Handover {
+            endpoint: "https://b:4433".into(),
+            reason: RedirectReason::Draining,
+        },
+    );
+    let out = h.drain();
+    assert!(
+        matches!(&to(&out, c(1))[..], [S::RedirectToMc(_)]),
+        "rule 20"
+    );
+    let s = h.m.stats();
+    assert_eq!(s.handover_inputs_held, MAX_HELD_INPUTS as u64);
+    assert_eq!(s.handover_inputs_dropped, MAX_HELD_INPUTS as u64 + 3);
+}
+
+#[test]
+fn inconsistent_snapshots_are_refused() {
+    let good = rich().h.m.export(Instant::now());
+    let cfg = MeetingConfig::default();
+    assert_eq!(good.validate(&cfg), Ok(()));
+    type Edit = fn(&mut MeetingSnapshot);
+    let edits: Vec<(&str, Edit)> = vec![
+        ("version", |s| s.version = 2),
+        ("empty meeting id", |s| s.meeting_id.clear()),
+        ("long meeting id", |s| s.meeting_id = "m".repeat(257)),
+        ("no participants", |s| s.participants.clear()),
+        ("user_id mismatch", |s| s.participants[0].user_id = 3),
+        ("unknown sub", |s| s.participants[0].sub = "zed".into()),
+        ("duplicate participant_id", |s| {
+            s.participants[1].participant_id = s.participants[0].participant_id.clone()
+        }),
+        ("duplicate correlation_id", |s| {
+            s.participants[1].correlation_id = s.participants[0].correlation_id.clone()
+        }),
+        ("empty participant_id", |s| {
+            s.participants[0].participant_id.clear()
+        }),
+        ("long correlation_id", |s| {
+            s.participants[0].correlation_id = "c".repeat(65)
+        }),
+        ("short nonce", |s| {
+            s.participants[0].binding_nonce = "00".into()
+        }),
+        ("non-hex nonce", |s| {
+            s.participants[0].binding_nonce = "zz".repeat(16)
+        }),
+        ("host mute without host", |s| {
+            s.participants[1].mute.host_muted_by.clear()
+        }),
+        ("host without host mute", |s| {
+            s.participants[0].mute.host_muted_by = "someone".into()
+        }),
+        ("too many streams", |s| {
+            let one = s.participants[0].streams[0].clone();
+            s.participants[0].streams = (0..9)
+                .map(|i| StreamSnapshot {
+                    stream_id: format!("s{i}"),
+                    ..one.clone()
+                })
+                .collect();
+        }),
+        ("duplicate stream", |s| {
+            let one = s.participants[0].streams[0].clone();
+            s.participants[0].streams.push(one);
+        }),
+        ("empty stream id", |s| {
+            s.participants[0].streams[0].stream_id.clear()
+        }),
+        ("long codec", |s| {
+            if let Some(m) = s.participants[0].streams[0].metadata.as_mut() {
+                m.codec = "c".repeat(33);
+            }
+        }),
+        ("long name", |s| s.participants[0].name = "n".repeat(257)),
+        ("long layout list", |s| {
+            if let Some(l) = s.participants[0].layout.as_mut() {
+                l.stream_ids = vec![0; 257];
+            }
+        }),
+        ("user id zero", |s| {
+            s.user_ids.insert("zero".into(), 0);
+        }),
+        ("user id not below next_user_id", |s| s.next_user_id = 4),
+        ("two subs, one user id", |s| {
+            s.user_ids.insert("twin".into(), 1);
+        }),
+        ("empty sub", |s| {
+            s.user_ids.insert(String::new(), 9);
+            s.next_user_id = 10;
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut bad = good.clone();
+        edit(&mut bad);
+        assert!(bad.validate(&cfg).is_err(), "{what}");
+        let err = Meeting::import_at(bad, cfg.clone(), &secret(), Instant::now(), 0)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: imported"));
+        assert!(!err.to_string().is_empty());
+    }
+    // Limits of this MC: more participants than it holds per meeting.
+    let small = MeetingConfig {
+        max_participants: 2,
+        ..MeetingConfig::default()
+    };
+    assert_eq!(
+        good.validate(&small),
+        Err(ImportError::TooManyParticipants { got: 3, max: 2 })
+    );
+    let mut many = good.clone();
+    many.user_ids = (1..=MAX_SNAPSHOT_USERS as u64 + 1)
+        .map(|i| (format!("u{i}"), i))
+        .collect();
+    assert_eq!(
+        many.validate(&cfg),
+        Err(ImportError::TooManyUsers(MAX_SNAPSHOT_USERS + 1))
+    );
+    // Unknown enum values and missing fields are JSON errors, not panics.
+    let json = serde_json::to_string(&good).unwrap();
+    for broken in [
+        json.replace("\"host\"", "\"king\""),
+        json.replace("\"video_camera\"", "\"hologram\""),
+        json.replace("\"next_user_id\"", "\"nxt\""),
+        json.replace("\"grace\"", "\"limbo\""),
+    ] {
+        assert!(serde_json::from_str::<MeetingSnapshot>(&broken).is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! Asking the GC where to move meetings: `POST {GC base}/api/v1/mc/migrate`
+//! (gc-api.md "Pick targets"). The body is built here and the answer parsed with
+//! limits; a bad entry means "no target" for that meeting, never a failed drain.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::import::IMPORT_PATH;
+
+/// Longest endpoint URL or MC id accepted from the GC, in bytes.
+pub const MAX_TARGET_FIELD_BYTES: usize = 1024;
+/// Largest answer read from the GC.
+pub const MAX_TARGETS_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// A live meeting of this MC, as the shards report it and the GC is asked about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveMeeting {
+    pub meeting_id: String,
+    /// Participants in the roster (connected or within grace).
+    pub participants: u32,
+}
+
+/// The MC chosen for one meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub id: String,
+    /// Sent to the clients in `RedirectToMc.new_mc_endpoint`.
+    pub webtransport_endpoint: String,
+    /// Where the import request goes (the target's admin port).
+    pub http_endpoint: String,
+}
+
+impl Target {
+    /// `{http_endpoint}/internal/v1/meetings/import` (a trailing `/` on the endpoint
+    /// is allowed).
+    pub fn import_url(&self) -> Result<Url, url::ParseError> {
+        let base = self.http_endpoint.trim_end_matches('/');
+        Url::parse(&format!("{base}{IMPORT_PATH}"))
+    }
+}
+
+/// Why the GC's answer was unusable as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetsError {
+    #[error("GC answered HTTP {0}")]
+    Status(u16),
+    #[error("GC answer is not the documented JSON: {0}")]
+    Body(String),
+    #[error("GC answer larger than {MAX_TARGETS_BODY_BYTES} bytes")]
+    TooLarge,
+}
+
+/// The GC's answer, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    /// meeting_id → its target, for meetings that were asked about.
+    pub targets: BTreeMap<String, Target>,
+    /// Entries refused (meeting, reason): a target that is this MC, a bad URL, a
+    /// meeting nobody asked about.
+    pub skipped: Vec<(String, &'static str)>,
+}
+
+#[derive(Serialize)]
+struct MigrateBody<'a> {
+    id: &'a str,
+    meetings: &'a [LiveMeeting],
+}
+
+#[derive(Deserialize)]
+struct MigrateReply {
+    targets: BTreeMap<String, Target>,
+}
+
+/// The request body: `{"id": "<this MC>", "meetings": [{"meeting_id", "participants"}]}`.
+pub fn migrate_body(own_id: &str, meetings: &[LiveMeeting]) -> String {
+    // Serializing plain structs cannot fail.
+    serde_json::to_string(&MigrateBody {
+        id: own_id,
+        meetings,
+    })
+    .unwrap_or_default()
+}
+
+/// The migrate URL next to the registration URL (its last segment `register` replaced
+/// by `migrate`, as the heartbeat URL is derived).
+pub fn migrate_url(register_url: &Url) -> Option<Url> {
+    let mut url = register_url.clone();
+    let path = url.path().to_string();
+    let (dir, last) = path.rsplit_once('/')?;
+    if last != "register" {
+        return None;
+    }
+    url.set_path(&format!("{dir}/migrate"));
+    Some(url)
+}
+
+/// Parse the GC's answer to a migrate request for `asked`, sent by `own_id`.
+pub fn parse_targets(
+    status: u16,
+    body: &[u8],
+    own_id: &str,
+    asked: &[LiveMeeting],
+) -> Result<Targets, TargetsError> {
+    if status != 200 {
+        return Err(TargetsError::Status(status));
+    }
+    if body.len() > MAX_TARGETS_BODY_BYTES {
+        return Err(TargetsError::TooLarge);
+    }
+    let reply: MigrateReply =
+        serde_json::from_slice(body).map_err(|e| TargetsError::Body(e.to_string()))?;
+    let mut out = Targets::default();
+    for (meeting_id, target) in reply.targets {
+        let problem = if !asked.iter().any(|m| m.meeting_id == meeting_id) {
+            Some("meeting not asked about")
+        } else if target.id == own_id {
+            Some("target is this MC")
+        } else {
+            check_target(&target).err()
+        };
+        match problem {
+            Some(why) => out.skipped.push((meeting_id, why)),
+            None => {
+                out.targets.insert(meeting_id, target);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_target(t: &Target) -> Result<(), &'static str> {
+    let fields = [&t.id, &t.webtransport_endpoint, &t.http_endpoint];
+    if fields
+        .iter()
+        .any(|f| f.is_empty() || f.len() > MAX_TARGET_FIELD_BYTES)
+    {
+        return Err("empty or oversize field");
+    }
+    match Url::parse(&t.webtransport_endpoint) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+        _ => return Err("webtransport_endpoint is not an https URL"),
+    }
+    match t.import_url() {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err("http_endpoint is not an http(s) URL"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(ids: &[&str]) -> Vec<LiveMeeting> {
+        ids.iter()
+            .map(|m| LiveMeeting {
+                meeting_id: m.to_string(),
+                participants: 7,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn body_and_url_follow_gc_api() {
+        let body = migrate_body("mc-a", &live(&["m1"]));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({"id": "mc-a", "meetings": [{"meeting_id": "m1", "participants": 7}]})
+        );
+        let reg = Url::parse("http://gc:8080/api/v1/mc/register").unwrap();
+        assert_eq!(
+            migrate_url(&reg).unwrap().as_str(),
+            "http://gc:8080/api/v1/mc/migrate"
+        );
+        assert_eq!(
+            migrate_url(&Url::parse("http://gc/x/enroll").unwrap()),
+            None
+        );
+        let t = Target {
+            id: "mc-b".into(),
+            webtransport_endpoint: "https://10.0.3.8:4433".into(),
+            http_endpoint: "http://10.0.3.8:8080/".into(),
+        };
+        assert_eq!(
+            t.import_url().unwrap().as_str(),
+            "http://10.0.3.8:8080/internal/v1/meetings/import"
+        );
+    }
+
+    #[test]
+    fn answers_are_checked_entry_by_entry() {
+        let body = br#"{"targets": {
+            "m1": {"id": "mc-b", "webtransport_endpoint": "https://10.0.3.8:4433", "http_endpoint": "http://10.0.3.8:8080"},
+            "m2": {"id": "mc-a", "webtransport_endpoint": "https://10.0.3.7:4433", "http_endpoint": "http://10.0.3.7:8080"},
+            "m3": {"id": "mc-c", "webtransport_endpoint": "http://plain:4433", "http_endpoint": "http://c:8080"},
+            "m4": {"id": "mc-c", "webtransport_endpoint": "https://c:4433", "http_endpoint": "ftp://c"},
+            "zz": {"id": "mc-c", "webtransport_endpoint": "https://c:4433", "http_endpoint": "http://c:8080"}
+        }}"#;
+        let t = parse_targets(200, body, "mc-a", &live(&["m1", "m2", "m3", "m4", "m5"])).unwrap();
+        assert_eq!(t.targets.keys().collect::<Vec<_>>(), ["m1"]);
+        assert_eq!(t.targets["m1"].id, "mc-b");
+        let skipped: Vec<&str> = t.skipped.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(skipped, ["m2", "m3", "m4", "zz"]);
+        // No target at all is an empty answer, not an error.
+        let none = parse_targets(200, br#"{"targets": {}}"#, "mc-a", &live(&["m1"])).unwrap();
+        assert!(none.targets.is_empty());
+    }
+
+    #[test]
+    fn unusable_answers_are_errors() {
+        let asked = live(&["m1"]);
+        assert_eq!(
+            parse_targets(404, b"{}", "a", &asked),
+            Err(TargetsError::Status(404))
+        );
+        assert!(matches!(
+            parse_targets(200, b"{\"targets\": []}", "a", &asked),
+            Err(TargetsError::Body(_))
+        ));
+        assert!(matches!(
+            parse_targets(200, b"", "a", &asked),
+            Err(TargetsError::Body(_))
+        ));
+    }
+}
