@@ -39,6 +39,9 @@ use super::{code, ConnError};
 
 /// The type of our control stream (RFC 9114 §6.2.1).
 const STREAM_CONTROL: u64 = 0x00;
+/// After the peer closed the session, how long it has to close the QUIC connection
+/// itself before this side does.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SessionState {
@@ -389,8 +392,7 @@ impl H3Conn {
         let mut send = quic.send_stream(s.id);
         let _ = send.write(&capsule::close_data_frame(code, reason));
         let _ = send.finish();
-        let wait = (quic.rtt() * 3).clamp(Duration::from_millis(20), limits.close_linger);
-        self.close_deadline = Some(now + wait);
+        self.close_deadline = Some(now + limits.close_linger);
     }
 
     // ---- QUIC events -------------------------------------------------------------
@@ -467,14 +469,7 @@ impl H3Conn {
                 }
             }
             StreamEvent::Finished { id } => {
-                let closing = self
-                    .session
-                    .as_ref()
-                    .is_some_and(|s| s.id == id && s.state == SessionState::Closing);
-                if closing {
-                    // The peer has our close capsule: the connection can go.
-                    self.finish_close(quic, now);
-                } else if matches!(self.find(id), Some(Inbound::App { .. })) {
+                if matches!(self.find(id), Some(Inbound::App { .. })) {
                     self.events
                         .push_back(H3Event::StreamFinished { stream: id });
                 }
@@ -548,9 +543,9 @@ impl H3Conn {
             SessionState::Requested => s.peer_closed = Some(code),
             SessionState::Open => {
                 // The peer's close is answered by finishing our side of the CONNECT
-                // stream (draft-ietf-webtrans-http3 §5); with one session per
-                // connection, the connection goes once that FIN — and whatever was sent
-                // before it — is acknowledged, or after a short bound.
+                // stream (draft-ietf-webtrans-http3 §5). With one session per
+                // connection the peer then closes the connection; if it does not, we
+                // do after a short bound.
                 s.state = SessionState::Closing;
                 let id = s.id;
                 self.events
@@ -559,9 +554,7 @@ impl H3Conn {
                         clean: code == 0,
                     }));
                 let _ = quic.send_stream(id).finish();
-                let wait =
-                    (quic.rtt() * 3).clamp(Duration::from_millis(20), Duration::from_secs(1));
-                self.close_deadline = Some(now + wait);
+                self.close_deadline = Some(now + CLOSE_LINGER);
             }
             // Both sides closed at once: ours is on its way; nothing to wait for.
             SessionState::Closing => self.finish_close(quic, now),

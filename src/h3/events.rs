@@ -16,8 +16,9 @@ pub struct H3Limits {
     pub max_field_section: usize,
     /// Time after the handshake for the client's WebTransport CONNECT.
     pub connect_timeout: Duration,
-    /// Longest wait, after this side closed the session, for the peer to acknowledge the
-    /// close capsule before the QUIC connection is closed anyway.
+    /// After this side closed the session (CLOSE_WEBTRANSPORT_SESSION and FIN), how long
+    /// the peer has to close the QUIC connection itself — browsers do, and report the
+    /// session's code only if they do — before this side closes it with H3_NO_ERROR.
     pub close_linger: Duration,
     /// Our SETTINGS frame, encoded once.
     pub settings_frame: Bytes,

@@ -237,7 +237,7 @@ fn the_session_id_is_the_connect_stream_id() {
     p.drive();
     // The server finishes its side; the connection closes once that is acknowledged.
     assert!(read(&mut p, s).fin);
-    p.advance(Duration::from_millis(50));
+    p.advance(Duration::from_millis(1100));
     assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
 }
 
@@ -328,7 +328,7 @@ fn capsules_are_found_wherever_they_arrive() {
     let got = read(&mut p, s);
     assert_eq!(status(&got.bytes).0, Some(200), "accepted, then closed");
     assert!(got.fin);
-    p.advance(Duration::from_millis(50));
+    p.advance(Duration::from_millis(1100));
     assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
 
     // At the start of a long DATA frame that never completes.
@@ -341,7 +341,7 @@ fn capsules_are_found_wherever_they_arrive() {
     bytes.extend_from_slice(&cap);
     write(&mut p, s, &bytes);
     p.drive();
-    p.advance(Duration::from_millis(50));
+    p.advance(Duration::from_millis(1100));
     assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
 
     // A CLOSE too short to carry a code is malformed.
