@@ -31,12 +31,10 @@ use crate::actors::{ActorSettings, ConnCmd, MeetingCmd, MeetingEnv, MeetingHost}
 use crate::admission::Admission;
 use crate::auth::jwt::VerifierConfig;
 use crate::auth::keystore::{KeyStore, ShardVerifier};
-use crate::auth::BindingSecret;
-use crate::conn::ConnCtx;
 use crate::h3::{H3Limits, H3Stats};
-use crate::meeting::{CloseCode, ConnKey, MeetingConfig};
+use crate::meeting::{CloseCode, ConnKey};
 use crate::metrics::{Metrics, ShardMetrics};
-use crate::quic::endpoint::{mark, Conns, QuicEndpoint, ShardStats};
+use crate::quic::endpoint::{mark, Conns, QuicEndpoint};
 use crate::quic::QuicShared;
 use crate::router::{
     Dest, Router, ShardLoad, ShardMsg, LANE_CONNECTION, LANE_CONTROL, LANE_MEETING,
@@ -73,33 +71,6 @@ pub struct ShardSeed {
     pub bind: SocketAddr,
     /// Told once the shard is up with its bound address (or why it could not start).
     pub started: SyncSender<Result<SocketAddr, String>>,
-}
-
-/// What connections and meetings need from their shard besides each other.
-struct Env {
-    id: ShardId,
-    settings: ActorSettings,
-    limits: H3Limits,
-    enable_echo: bool,
-    admission: Arc<Admission>,
-    verifier: ShardVerifier,
-    metrics: ShardMetrics,
-}
-
-impl Env {
-    fn ctx<'a>(&'a mut self, now: Instant, cmds: &'a mut Vec<MeetingCmd>) -> ConnCtx<'a> {
-        ConnCtx {
-            now,
-            shard: self.id,
-            limits: &self.limits,
-            settings: &self.settings,
-            enable_echo: self.enable_echo,
-            admitting: !self.admission.is_draining(),
-            verifier: &mut self.verifier,
-            meeting_cmds: cmds,
-            metrics: &mut self.metrics,
-        }
-    }
 }
 
 /// The timer heap key of the meetings' grace deadlines (other keys are connection
@@ -146,12 +117,11 @@ struct Shard {
     next_publish: Instant,
 }
 
-/// Counters as last copied to Prometheus (stats in the core, metrics at the edge).
-#[derive(Default)]
-struct Published {
-    quic: ShardStats,
-    h3: H3Stats,
-}
+mod delivery;
+mod stats;
+
+use delivery::{deliver_local, Delivery, Env};
+use stats::{add_h3, Published};
 
 impl Shard {
     /// One pass of the loop (module docs). Returns whether anything happened.
@@ -439,43 +409,6 @@ impl Shard {
         }
     }
 
-    /// Copy the plain counters to Prometheus (once per control ping, not per datagram).
-    fn publish_stats(&mut self) {
-        self.next_publish = Instant::now() + PUBLISH_EVERY;
-        let m = &self.env.metrics;
-        let now = self.quic.stats();
-        let was = std::mem::replace(&mut self.published.quic, now);
-        let d = |a: u64, b: u64| a.saturating_sub(b);
-        m.datagrams_forwarded
-            .inc_by(d(now.forwarded_out, was.forwarded_out));
-        m.datagrams_forward_dropped
-            .inc_by(d(now.forward_dropped, was.forward_dropped));
-        m.udp_send_errors
-            .inc_by(d(now.send_errors, was.send_errors));
-        m.udp_datagrams_in
-            .inc_by(d(now.datagrams_in, was.datagrams_in));
-        m.udp_datagrams_out
-            .inc_by(d(now.datagrams_out, was.datagrams_out));
-        m.udp_recv_calls.inc_by(d(now.recv_calls, was.recv_calls));
-        m.udp_send_calls.inc_by(d(now.send_calls, was.send_calls));
-        let mut h3 = self.h3_gone;
-        for handle in self.conns.handles().collect::<Vec<_>>() {
-            if let Some(c) = self.conns.get_mut(handle) {
-                add_h3(&mut h3, c.h3.stats());
-            }
-        }
-        let was = std::mem::replace(&mut self.published.h3, h3);
-        let m = &self.env.metrics;
-        m.h3_datagrams_dropped.inc_by(d(
-            h3.datagrams_unknown_session,
-            was.datagrams_unknown_session,
-        ));
-        m.h3_streams_refused
-            .inc_by(d(h3.streams_rejected, was.streams_rejected));
-        m.h3_protocol_errors
-            .inc_by(d(h3.protocol_errors, was.protocol_errors));
-    }
-
     /// Wait for a datagram, a mesh message or the next timer.
     async fn park(&self) {
         // At least once per PUBLISH_EVERY, so counters from the last busy pass reach
@@ -523,123 +456,6 @@ impl Shard {
             self.pass();
             glommio::timer::sleep(Duration::from_millis(5)).await;
         }
-    }
-}
-
-fn add_h3(total: &mut H3Stats, s: H3Stats) {
-    total.datagrams_unknown_session += s.datagrams_unknown_session;
-    total.streams_rejected += s.streams_rejected;
-    total.connect_timeouts += s.connect_timeouts;
-    total.protocol_errors += s.protocol_errors;
-}
-
-/// A command for a connection of this shard: straight into its session.
-#[allow(clippy::too_many_arguments)]
-fn deliver_local(
-    now: Instant,
-    conns: &mut Conns,
-    dirty: &mut Vec<usize>,
-    env: &mut Env,
-    cmds: &mut Vec<MeetingCmd>,
-    fanouts: &mut Vec<Instant>,
-    key: ConnKey,
-    cmd: ConnCmd,
-) {
-    let Some((handle, conn)) = conns.by_key(key) else {
-        // Gone since: nothing to deliver to.
-        return;
-    };
-    if let ConnCmd::Frame { at, .. } = &cmd {
-        if fanouts.last() != Some(at) && fanouts.len() < FANOUTS_PER_PASS {
-            fanouts.push(*at);
-        }
-    }
-    let mut ctx = env.ctx(now, cmds);
-    conn.deliver(cmd, &mut ctx);
-    mark(conn, handle, dirty);
-}
-
-/// The meetings' view of the shard while they handle a command.
-struct Delivery<'a> {
-    now: Instant,
-    conns: &'a mut Conns,
-    dirty: &'a mut Vec<usize>,
-    router: &'a mut Router,
-    env: &'a mut Env,
-    /// Commands caused by deliveries (a slow consumer's disconnect), run next.
-    cmds: &'a mut Vec<MeetingCmd>,
-    fanouts: &'a mut Vec<Instant>,
-}
-
-impl MeetingEnv for Delivery<'_> {
-    fn admission(&self) -> &Admission {
-        &self.env.admission
-    }
-
-    fn binding_secret(&self) -> &BindingSecret {
-        &self.env.settings.binding_secret
-    }
-
-    fn meeting_config(&self) -> MeetingConfig {
-        self.env.settings.meeting.clone()
-    }
-
-    fn max_frame(&self) -> usize {
-        self.env.settings.session.max_frame
-    }
-
-    fn deliver(&mut self, to: ConnKey, cmd: ConnCmd) {
-        self.deliver_many(to.shard, vec![to.conn], cmd);
-    }
-
-    fn deliver_many(&mut self, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
-        match self.router.dest(ShardId(shard)) {
-            Dest::Local => {
-                for conn in conns {
-                    deliver_local(
-                        self.now,
-                        self.conns,
-                        self.dirty,
-                        self.env,
-                        self.cmds,
-                        self.fanouts,
-                        ConnKey { shard, conn },
-                        cmd.clone(),
-                    );
-                }
-            }
-            Dest::Remote(to) => {
-                let msg = ShardMsg::ToConnections { conns, cmd };
-                if let Err(ShardMsg::ToConnections { conns, .. }) =
-                    self.router.send(to, LANE_CONNECTION, msg)
-                {
-                    self.env
-                        .metrics
-                        .dropped_connection
-                        .inc_by(conns.len() as u64);
-                }
-            }
-        }
-    }
-
-    fn join_outcome(&mut self, status: &'static str, _received_at: Option<Instant>) {
-        self.env.metrics.join(status);
-    }
-
-    fn meeting_panicked(&mut self) {
-        self.env.metrics.panics_meeting.inc();
-    }
-
-    fn meetings_changed(&mut self, delta: i64) {
-        self.env.metrics.meetings_active.add(delta);
-    }
-
-    fn message_processed(&mut self, received_at: Instant) {
-        self.env.metrics.message_processing.observe(
-            self.now
-                .saturating_duration_since(received_at)
-                .as_secs_f64(),
-        );
     }
 }
 

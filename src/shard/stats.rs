@@ -1,0 +1,62 @@
+//! A shard's counters: plain numbers in the data path, copied to Prometheus about once
+//! a second and on every control ping (stats in the core, metrics at the edge).
+
+use std::time::Instant;
+
+use crate::h3::H3Stats;
+use crate::quic::endpoint::ShardStats;
+
+use super::{Shard, PUBLISH_EVERY};
+
+/// Counters as last copied to Prometheus (stats in the core, metrics at the edge).
+#[derive(Default)]
+pub(super) struct Published {
+    pub(super) quic: ShardStats,
+    pub(super) h3: H3Stats,
+}
+
+pub(super) fn add_h3(total: &mut H3Stats, s: H3Stats) {
+    total.datagrams_unknown_session += s.datagrams_unknown_session;
+    total.streams_rejected += s.streams_rejected;
+    total.connect_timeouts += s.connect_timeouts;
+    total.protocol_errors += s.protocol_errors;
+}
+
+impl Shard {
+    /// Copy the plain counters to Prometheus (once per control ping, not per datagram).
+    pub(super) fn publish_stats(&mut self) {
+        self.next_publish = Instant::now() + PUBLISH_EVERY;
+        let m = &self.env.metrics;
+        let now = self.quic.stats();
+        let was = std::mem::replace(&mut self.published.quic, now);
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        m.datagrams_forwarded
+            .inc_by(d(now.forwarded_out, was.forwarded_out));
+        m.datagrams_forward_dropped
+            .inc_by(d(now.forward_dropped, was.forward_dropped));
+        m.udp_send_errors
+            .inc_by(d(now.send_errors, was.send_errors));
+        m.udp_datagrams_in
+            .inc_by(d(now.datagrams_in, was.datagrams_in));
+        m.udp_datagrams_out
+            .inc_by(d(now.datagrams_out, was.datagrams_out));
+        m.udp_recv_calls.inc_by(d(now.recv_calls, was.recv_calls));
+        m.udp_send_calls.inc_by(d(now.send_calls, was.send_calls));
+        let mut h3 = self.h3_gone;
+        for handle in self.conns.handles().collect::<Vec<_>>() {
+            if let Some(c) = self.conns.get_mut(handle) {
+                add_h3(&mut h3, c.h3.stats());
+            }
+        }
+        let was = std::mem::replace(&mut self.published.h3, h3);
+        let m = &self.env.metrics;
+        m.h3_datagrams_dropped.inc_by(d(
+            h3.datagrams_unknown_session,
+            was.datagrams_unknown_session,
+        ));
+        m.h3_streams_refused
+            .inc_by(d(h3.streams_rejected, was.streams_rejected));
+        m.h3_protocol_errors
+            .inc_by(d(h3.protocol_errors, was.protocol_errors));
+    }
+}
