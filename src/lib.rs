@@ -24,6 +24,8 @@
 //! - [`meeting`]: the meeting state machine (sans-IO) and its actor plumbing.
 //! - [`auth`]: join tokens (JWT/JWKS), session binding tokens, dev keys.
 //! - [`gc`]: the Global Controller client (`gc-api.md`).
+//! - [`http1`]: the HTTP/1.1 client (sans-IO codec, glommio and blocking transports)
+//!   behind the GC client and `--jwks-url`.
 //! - [`shard`]: the body of each pinned shard executor and the messages between them.
 //! - [`shutdown`]: SIGTERM/SIGINT handling.
 //! - [`logging`]: `tracing` setup (text or JSON).
@@ -35,6 +37,7 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod gc;
+pub mod http1;
 pub mod logging;
 pub mod meeting;
 pub mod metrics;
