@@ -1,7 +1,7 @@
 //! mc-bench: the load generator, micro-benchmarks and the development GC.
 //!
-//! - [`loadgen`]: `mc-loadgen`, the bundled load generator (issue 6, bench/README.md).
-//! - [`devgc`]: `mc-devgc`, a development Global Controller (gc-api.md).
+//! - [`loadgen`]: `mc-loadgen`, the bundled load generator (bench/README.md).
+//! - [`devgc`]: `mc-devgc`, a development Global Controller (`docs/gc-api.md`).
 
 pub mod devgc;
 pub mod loadgen;

@@ -1,4 +1,4 @@
-//! Meetings: the sans-IO meeting state machine (signaling.md "Semantics the MC owns",
+//! Meetings: the sans-IO meeting state machine (docs/protocol.md "Semantics the MC owns",
 //! "Session recovery", Precise rules 3–11, 14). One [`Meeting`] per meeting, living on
 //! the shard that owns `hash(meeting_id) % N`.
 //!
