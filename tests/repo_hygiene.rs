@@ -360,7 +360,7 @@ fn check_cited_paths(tree: &Tree, file: &str, n: usize, line: &str, found: &mut 
                 .find(|(old, _)| token == *old || token.ends_with(&format!("/{old}")));
             let what = match (moved, tree.files.iter().find(|f| f.ends_with(&suffix))) {
                 (Some((_, new)), _) => {
-                    format!("cites `{token}`, which is not in the repository: cite `{new}`")
+                    format!("cites `{token}`: the document is `{new}`")
                 }
                 (None, Some(full)) if !token.contains('/') => {
                     format!("cites `{token}` without its path: write `{full}`")
