@@ -1,4 +1,4 @@
-//! Generates the signaling protobuf types (signaling.md) with prost-build.
+//! Generates the signaling protobuf types (docs/protocol.md) with prost-build.
 //!
 //! The `.proto` is compiled by `protox` (pure Rust), so a fresh machine needs no `protoc`.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Handshake flood while a meeting runs (issue 8 part 4): the meeting must lose nothing and
+# Handshake flood while a meeting runs: the meeting must lose nothing and
 # keep its fan-out p99 under FLOOD_P99_MS (50 ms) while new QUIC+WebTransport sessions
 # are opened as fast as FLOOD_CONCURRENCY allows (far above 10x a normal join rate).
 #

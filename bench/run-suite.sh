@@ -2,7 +2,10 @@
 # Runs the mc-loadgen suite against a local `mc-service --dev --enable-echo` (started
 # here on loopback, or an already running one with TARGET_HOST=host:port and DEV_DIR=dir)
 # and records machine, commit, every command and its figures under
-# bench/results/<UTC stamp>-<commit>/ (JSON, .hgrm, SVG, summary.md).
+# bench/results/<UTC stamp>-<commit>/: the summary table, every command (commands.txt),
+# JSON, .hgrm and SVG figures, and each run's printed table. Paths are recorded relative to the repository root. The server
+# log and each run's stderr (mc-service.log, *.err) are written beside them for
+# debugging but are not committed (.gitignore).
 #
 #   bench/run-suite.sh                 # full suite (~3 minutes)
 #   QUICK=1 bench/run-suite.sh         # shorter runs (smoke)
@@ -11,7 +14,6 @@
 # Only loopback is used unless TARGET_HOST is set explicitly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 DUR=${DUR:-10}
 [[ "${QUICK:-0}" == 1 ]] && DUR=3
 IDLE=${IDLE_SESSIONS:-10000}
@@ -20,12 +22,12 @@ IDLE=${IDLE_SESSIONS:-10000}
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   cargo build --release -p mc-service -p mc-bench --bins
 fi
-LOADGEN=$ROOT/target/release/mc-loadgen
-MC=${MC_SERVICE_BIN:-$ROOT/target/release/mc-service}
+LOADGEN=target/release/mc-loadgen
+MC=${MC_SERVICE_BIN:-target/release/mc-service}
 
 COMMIT=$(git rev-parse --short HEAD)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$ROOT/bench/results/$STAMP-$COMMIT
+OUT=bench/results/$STAMP-$COMMIT
 mkdir -p "$OUT"
 
 SERVER_PID=

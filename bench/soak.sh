@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Soak: run the load generator's `meeting` scenario against a local mc-service for a long
-# time and fail if the server's memory grows, a message is lost, or errors appear
-# (issue 8 part 5).
+# time and fail if the server's memory grows, a message is lost, or errors appear.
 #
 #   bench/soak.sh                         # 30 minutes (the documented soak)
 #   SOAK_SECS=120 bench/soak.sh           # the 2-minute version CI runs

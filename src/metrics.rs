@@ -1,6 +1,6 @@
 //! Every Prometheus metric the service exports, registered once in one registry.
 //!
-//! Names and help texts follow `runbook/mc-deployment.md`. Series produced on a shard
+//! Names and help texts follow `docs/runbook.md`. Series produced on a shard
 //! carry a `shard` label; a shard looks its children up once ([`ShardMetrics`]) and
 //! never by label on the message path. Control-plane series (GC client) have no shard.
 

@@ -1,4 +1,4 @@
-//! Issue 3 acceptance against the real binary: `mc-service --dev --enable-echo --shards 2`
+//! The data plane against the real binary: `mc-service --dev --enable-echo --shards 2`
 //! serves 1,000 concurrent WebTransport sessions that all echo, and
 //! `mc_connections_active` returns to 0 after they close.
 

@@ -1,5 +1,5 @@
 //! Headless Chromium joins a meeting through the dev-mode `/demo` page and receives the
-//! roster (issue 4 acceptance). Runs with `MC_BROWSER_TEST=1` (scripts/test sets it);
+//! roster. Runs with `MC_BROWSER_TEST=1` (scripts/test sets it);
 //! under that variable a missing browser or npm package FAILS the test.
 
 mod harness;

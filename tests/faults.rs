@@ -1,4 +1,4 @@
-//! Faults a real deployment meets (issue 8 part 4), on loopback with the real binary:
+//! Faults a real deployment meets, on loopback with the real binary:
 //! a client that stops reading is disconnected without hurting the others; abrupt
 //! client disconnects at each stage of the join leave nothing behind; SIGKILL and a
 //! restart serve new joins again.

@@ -1,4 +1,4 @@
-//! Fuzzing without the fuzzer (issue 8 part 1): the committed seed corpus under
+//! Fuzzing without the fuzzer: the committed seed corpus under
 //! `fuzz/corpus/` still means what `fuzz/make_seeds.py` says it means, and every crash
 //! input the fuzzers found is replayed through the same public API as its target.
 //! Plain `cargo test --test fuzz_regressions`; see `fuzz/README.md` for the fuzzers.
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use mc_service::admin::http::{parse_request, Method};
 use mc_service::auth::{Jwks, JwksError, JwtError, JwtVerifier, VerifierConfig};
-use mc_service::gc::http::ResponseParser;
+use mc_service::http1::ResponseParser;
 use mc_service::signaling::session::{Session, SessionConfig, SessionEvent};
 
 fn seed(target: &str, name: &str) -> Vec<u8> {
@@ -91,7 +91,7 @@ fn admin_http_seeds_parse_as_written() {
 }
 
 /// Feeds a `gc_response` input (chunk byte, then bytes) and the EOF.
-fn run_gc(input: &[u8]) -> Result<mc_service::gc::http::HttpResponse, String> {
+fn run_gc(input: &[u8]) -> Result<mc_service::http1::Response, String> {
     let (first, rest) = input.split_first().expect("non-empty");
     let mut p = ResponseParser::new();
     for piece in rest.chunks(usize::from(*first % 64) + 1) {

@@ -1,7 +1,8 @@
-//! Issue 5 end to end with the real binaries: mc-service registers with mc-devgc,
-//! readiness follows registration, a GC outage never stops signaling, a restarted GC
-//! (404) leads to re-registration, the GC's `draining` stops new meetings both ways, the
-//! runbook's SQL works against PostgreSQL, and SIGTERM drains live meetings.
+//! The GC contract (`docs/gc-api.md`) end to end with the real binaries: mc-service
+//! registers with mc-devgc, readiness follows registration, a GC outage never stops
+//! signaling, a restarted GC (404) leads to re-registration, the GC's `draining` stops
+//! new meetings both ways, the runbook's SQL works against PostgreSQL, and SIGTERM
+//! drains live meetings.
 
 mod harness;
 

@@ -1,6 +1,6 @@
 //! mc-bench: the load generator and micro-benchmarks (the development GC is the
 //! `mc-devgc` crate in `devgc/`).
 //!
-//! - [`loadgen`]: `mc-loadgen`, the bundled load generator (issue 6, bench/README.md).
+//! - [`loadgen`]: `mc-loadgen`, the bundled load generator (bench/README.md).
 
 pub mod loadgen;

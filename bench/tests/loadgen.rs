@@ -1,7 +1,7 @@
 //! mc-loadgen against real WebTransport servers on loopback.
 //!
 //! Fixtures (test-only, not products): a tokio `wtransport` echo server (bidi streams and
-//! datagrams echoed) and a tiny signaling fan-out server that follows signaling.md's join
+//! datagrams echoed) and a tiny signaling fan-out server that follows docs/protocol.md's join
 //! and mute/publish rules closely enough to exercise the `meeting` checks. When
 //! `target/{debug,release}/mc-service` exists, the same scenarios also run against
 //! `mc-service --dev --enable-echo`.
@@ -142,7 +142,7 @@ async fn signaling_session(conn: wtransport::Connection, meetings: Meetings) {
             };
             match m.message {
                 Some(C::JoinRequest(j)) => {
-                    // Roster (signaling.md rule 8): existing participants to the joiner,
+                    // Roster (docs/protocol.md rule 8): existing participants to the joiner,
                     // ParticipantJoined to the others; JoinResponse first.
                     let pid = format!("p-{}", rand::random::<u32>());
                     let mut all = meetings.lock().unwrap();

@@ -1,6 +1,5 @@
 //! mc-loadgen against the real `mc-service --dev --enable-echo` on loopback: `echo` on
-//! `/echo` and a short `meeting` that fails if any notification is missing (issue 6
-//! acceptance). The server binary is `$MC_SERVICE_BIN` (set by scripts/test) or
+//! `/echo` and a short `meeting` that fails if any notification is missing. The server binary is `$MC_SERVICE_BIN` (set by scripts/test) or
 //! `target/{release,debug}/mc-service`; a binary without `--enable-echo` (the data plane
 //! not merged yet) skips the test unless `MC_LOADGEN_REQUIRE_SERVER=1` or `CI=true`.
 

@@ -1,6 +1,6 @@
 //! mc-loadgen's own rendering of the wire contract agrees with mc-service's: tokens it
 //! mints from a dev dir verify with the MC's verifier, and its protobuf frames decode
-//! both ways with the MC's generated `dark_tower.signaling.v1` types (signaling.md).
+//! both ways with the MC's generated `dark_tower.signaling.v1` types (docs/protocol.md).
 
 use std::sync::Arc;
 use std::time::SystemTime;

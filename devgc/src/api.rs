@@ -1,4 +1,4 @@
-//! The development GC's routes (gc-api.md), plus operator and fault-injection routes:
+//! The development GC's routes (docs/gc-api.md), plus operator and fault-injection routes:
 //!
 //! | route | what |
 //! |---|---|
@@ -128,7 +128,7 @@ pub fn handle(state: &State, req: &Request) -> Reply {
     }
 }
 
-/// Delay, then fail-first, then the status override (gc-api.md failure modes).
+/// Delay, then fail-first, then the status override (docs/gc-api.md failure modes).
 fn injected_fault(state: &State) -> Option<Reply> {
     let (delay, reply) = {
         let mut f = state.faults();
@@ -265,7 +265,7 @@ fn deregister(state: &State, body: &[u8]) -> Reply {
     }
 }
 
-/// gc-api.md "Migration": `{"targets": {"<meeting_id>": {"id", "webtransport_endpoint",
+/// docs/gc-api.md "Migration": `{"targets": {"<meeting_id>": {"id", "webtransport_endpoint",
 /// "http_endpoint"}}}`; a meeting without a target is left out.
 fn migrate(state: &State, body: &[u8]) -> Reply {
     let req = match MigrateRequest::parse(body) {

@@ -1,9 +1,9 @@
-//! `mc-devgc`: a development Global Controller implementing gc-api.md, for local runs
+//! `mc-devgc`: a development Global Controller implementing docs/gc-api.md, for local runs
 //! and the integration tests. In memory by default; PostgreSQL when `--database-url` /
 //! `DATABASE_URL` is given (the runbook's SQL then works verbatim). A crate of its own so
 //! it builds with only what it needs: std threads, httparse, serde and postgres.
 //!
-//! - [`api`]: the routes (gc-api.md, operator status, fault injection).
+//! - [`api`]: the routes (docs/gc-api.md, operator status, fault injection).
 //! - [`migrate`]: choosing a target MC per meeting for a draining MC.
 //! - [`server`]: HTTP/1.1 over std threads (a dev tool, not the service).
 //! - [`store`]: the rows, in memory; [`pg`]: the rows in PostgreSQL.
@@ -28,7 +28,7 @@ use serde_json::json;
 
 use store::{MemoryStore, Store};
 
-/// Development Global Controller for mc-service (gc-api.md).
+/// Development Global Controller for mc-service (docs/gc-api.md).
 #[derive(Debug, Parser)]
 #[command(name = "mc-devgc", version)]
 pub struct DevGcArgs {

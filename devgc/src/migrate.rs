@@ -1,4 +1,4 @@
-//! Picking a target MC for each meeting of a draining MC (gc-api.md "Migration").
+//! Picking a target MC for each meeting of a draining MC (docs/gc-api.md "Migration").
 //!
 //! The stores filter the candidates (another MC of the source's region, `active`, a
 //! heartbeat younger than the freshness bound, both endpoints known); [`assign`] then
@@ -10,7 +10,7 @@
 //!   `current_meetings + assigned`; ties go to the smallest id, so the answer is
 //!   deterministic;
 //! - a meeting no candidate has room for gets no target (it stays on the source,
-//!   signaling.md rule 21).
+//!   docs/protocol.md rule 21).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! The PostgreSQL store: the `meeting_controllers` table exactly as gc-api.md shows it,
+//! The PostgreSQL store: the `meeting_controllers` table exactly as docs/gc-api.md shows it,
 //! so the runbook's `SELECT … FROM meeting_controllers` (Deployment Step 7, Smoke Test 4)
 //! and `UPDATE meeting_controllers SET status = 'draining' …` (Step 2, Rollback Step 4)
 //! work verbatim and the next heartbeat answers the operator's status. Moved meetings
@@ -12,7 +12,7 @@ use postgres::{Client, NoTls};
 use super::migrate::{assign, Candidate, MovingMeeting, Target};
 use super::store::{Heartbeat, Registration, Row, Store, StoreError, STATUSES};
 
-/// gc-api.md "The GC's table", verbatim.
+/// docs/gc-api.md "The GC's table", verbatim.
 pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS meeting_controllers (
   id               TEXT PRIMARY KEY,
   region           TEXT NOT NULL,
@@ -66,7 +66,7 @@ const MARK_UNHEALTHY: &str = "UPDATE meeting_controllers SET status = 'unhealthy
 
 const SOURCE_REGION: &str = "SELECT region FROM meeting_controllers WHERE id = $1";
 
-/// The candidates of gc-api.md "Migration", locked until the transaction ends so that
+/// The candidates of docs/gc-api.md "Migration", locked until the transaction ends so that
 /// concurrent drains count each other's assignments.
 const CANDIDATES: &str =
     "SELECT id, capacity, current_meetings, webtransport_endpoint, http_endpoint

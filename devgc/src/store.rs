@@ -1,6 +1,6 @@
 //! Where the development GC keeps its `meeting_controllers` rows and the owner of every
 //! moved meeting: in memory, or in PostgreSQL ([`super::pg`]) so the runbook's SQL works
-//! verbatim (gc-api.md).
+//! verbatim (docs/gc-api.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,7 +23,7 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-/// A validated registration (gc-api.md Register).
+/// A validated registration (docs/gc-api.md Register).
 #[derive(Clone, Debug)]
 pub struct Registration {
     pub id: String,
@@ -33,7 +33,7 @@ pub struct Registration {
     pub http_endpoint: Option<String>,
 }
 
-/// A validated heartbeat (gc-api.md Heartbeat).
+/// A validated heartbeat (docs/gc-api.md Heartbeat).
 #[derive(Clone, Debug)]
 pub struct Heartbeat {
     pub id: String,
@@ -57,7 +57,7 @@ pub struct Row {
     pub registered_at: String,
 }
 
-/// The operations gc-api.md needs.
+/// The operations docs/gc-api.md needs.
 pub trait Store: Send {
     /// Upsert; keeps an operator's `draining`, else `active`. Returns the row's status.
     fn register(&mut self, r: &Registration) -> Result<String, StoreError>;
@@ -73,7 +73,7 @@ pub trait Store: Send {
     /// Mark `active` rows without a heartbeat for `after` as `unhealthy`; returns their
     /// ids. (An operator's `draining` is kept.)
     fn mark_unhealthy(&mut self, after: Duration) -> Result<Vec<String>, StoreError>;
-    /// gc-api.md "Migration": a target per meeting of `source`, chosen by
+    /// docs/gc-api.md "Migration": a target per meeting of `source`, chosen by
     /// [`super::migrate::assign`] among the `active` rows of the source's region (the
     /// source excepted) with a heartbeat younger than `fresh` and both endpoints. Each
     /// new owner is recorded, and each assigned meeting is added to its target's

@@ -1,4 +1,4 @@
-//! The real `mc-devgc` binary on loopback: gc-api.md's routes, operator status, fault
+//! The real `mc-devgc` binary on loopback: docs/gc-api.md's routes, operator status, fault
 //! injection, the unhealthy sweep — in memory, and with PostgreSQL when DATABASE_URL is
 //! set (the runbook's SQL verbatim). `MC_REQUIRE_POSTGRES=1` makes a missing
 //! DATABASE_URL a failure, so CI cannot skip the PostgreSQL test silently.

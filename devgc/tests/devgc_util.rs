@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mc_service::gc::http::ResponseParser;
+use mc_service::http1::ResponseParser;
 
 /// A running `mc-devgc`, killed when dropped.
 pub struct DevGc {

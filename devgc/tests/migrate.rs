@@ -1,4 +1,4 @@
-//! `POST /api/v1/mc/migrate` (gc-api.md "Migration"): the real binary in memory, and
+//! `POST /api/v1/mc/migrate` (docs/gc-api.md "Migration"): the real binary in memory, and
 //! the PostgreSQL store when DATABASE_URL is set (`MC_REQUIRE_POSTGRES=1` makes a
 //! missing DATABASE_URL a failure: start one with `eval "$(devgc/scripts/pg-start.sh)"`).
 

@@ -1,10 +1,10 @@
-//! The GC client's incremental HTTP/1.1 response parser (gc-api.md; RFC 9112 §6.3
-//! framing: Content-Length, chunked, until-close) on arbitrary bytes in arbitrary
-//! chunks, ending with `handle_eof`.
+//! The HTTP/1.1 client's incremental response parser (`http1::ResponseParser`, used for
+//! GC answers and JWKS fetches; RFC 9112 §6.3 framing: Content-Length, chunked,
+//! until-close) on arbitrary bytes in arbitrary chunks, ending with `handle_eof`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mc_service::gc::http::ResponseParser;
+use mc_service::http1::ResponseParser;
 
 fuzz_target!(|data: &[u8]| {
     let Some((first, rest)) = data.split_first() else {

@@ -1,5 +1,5 @@
 //! Join-token verification (`JwtVerifier::verify`: RFC 7515 compact JWS, RFC 8037
-//! EdDSA, signaling.md Precise rule 13 claims) over a JWKS parsed by `Jwks::parse`.
+//! EdDSA, docs/protocol.md Precise rule 13 claims) over a JWKS parsed by `Jwks::parse`.
 //!
 //! Byte 0 picks the mode:
 //! - even: the rest is the token text as a client sends it;

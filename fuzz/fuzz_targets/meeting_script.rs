@@ -1,5 +1,5 @@
 //! The meeting state machine driven by a script of client operations over a few
-//! connections (signaling.md rules 4, 6, 9, 10; session recovery with binding tokens).
+//! connections (docs/protocol.md rules 4, 6, 9, 10; session recovery with binding tokens).
 //!
 //! Each step is read from the input (see `Reader`): joins (fresh, with a binding token seen in an
 //! earlier JoinResponse, or with a forged one), client messages decoded by prost from
@@ -353,7 +353,7 @@ fuzz_target!(|data: &[u8]| {
             } => {
                 let c = conn(c);
                 // A fresh join carries neither; a recovery carries the pair from an
-                // earlier JoinResponse (signaling.md "Session recovery", rule 7).
+                // earlier JoinResponse (docs/protocol.md "Session recovery", rule 7).
                 let (correlation_id, binding_token) = match binding {
                     Binding::None => (String::new(), String::new()),
                     Binding::Seen(i) if !seen.bindings.is_empty() => {

@@ -1,4 +1,4 @@
-//! Signaling framing and the per-connection session machine (signaling.md "Transport
+//! Signaling framing and the per-connection session machine (docs/protocol.md "Transport
 //! and framing", rules 4, 5, 12) fed arbitrary client bytes.
 //!
 //! Input layout: byte 0 picks the chunking (bit 7: tight limits), byte 1 the clock step

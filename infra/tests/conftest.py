@@ -16,12 +16,7 @@ MC_DIR = INFRA / "services" / "meeting-controller"
 RULES = INFRA / "docker" / "prometheus" / "rules" / "mc-alerts.yaml"
 RULE_TESTS = INFRA / "docker" / "prometheus" / "tests" / "mc-alerts.test.yaml"
 DASHBOARDS = INFRA / "grafana" / "dashboards"
-RUNBOOK_CANDIDATES = [
-    REPO / "runbook" / "mc-deployment.md",
-    REPO / "docs" / "runbook" / "mc-deployment.md",
-    REPO.parent / "shared" / "runbook" / "mc-deployment.md",
-    pathlib.Path("/work/shared/runbook/mc-deployment.md"),
-]
+RUNBOOK = REPO / "docs/runbook.md"
 
 
 def load_yaml(path):
@@ -65,10 +60,9 @@ def configmap(manifests):
 
 @pytest.fixture(scope="session")
 def runbook_text():
-    for p in RUNBOOK_CANDIDATES:
-        if p.is_file():
-            return p.read_text()
-    raise AssertionError(f"runbook mc-deployment.md not found in any of {RUNBOOK_CANDIDATES}")
+    """The operator runbook of this repository."""
+    assert RUNBOOK.is_file(), f"{RUNBOOK} is missing"
+    return RUNBOOK.read_text()
 
 
 @pytest.fixture(scope="session")

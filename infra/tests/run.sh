@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every infra check (issue 7) and exits non-zero on any failure. Nothing is skipped:
+# Runs every infra check and exits non-zero on any failure. Nothing is skipped:
 # a missing tool or binary is a failure. Called from .ci/run.
 #
 #   infra/tests/run.sh                 # builds and uses target/release/mc-service

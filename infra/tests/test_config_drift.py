@@ -1,4 +1,4 @@
-"""Config drift (issue 7 item 7): every env var the manifests set is a real flag of the
+"""Config drift: every env var the manifests set is a real flag of the
 binary (read from `mc-service --help`), and every runbook variable is in the ConfigMap
 with the runbook's default, which is also the binary's default."""
 
@@ -80,7 +80,7 @@ def test_configmap_keys_are_flags(configmap, clean_help):
 
 def env_only_secrets(container, help_text):
     """Secret-sourced variables that the binary reads from the environment only (never
-    as a flag, design.md), recognised because --help names them."""
+    as a flag, docs/architecture.md), recognised because --help names them."""
     return {n for n, e in container_env(container).items()
             if "secretKeyRef" in e.get("valueFrom", {}) and re.search(rf"\b{n}\b", help_text)}
 

@@ -1,5 +1,5 @@
 """The image contract without a Docker engine (none here): the Dockerfile is checked
-for the issue 7 item 1 rules, and the real binary is run the way the pod runs it: as
+for the image rules (infra/README.md "Validating the image without Docker"), and the real binary is run the way the pod runs it: as
 the image's unprivileged user, from a read-only copy, on a read-only root filesystem
 with only /tmp writable, with the production ConfigMap values; SIGTERM must end it
 with exit code 0 (drain then exit)."""

@@ -1,5 +1,5 @@
-"""kubectl-style field checks of the meeting-controller manifests (issue 7 item 2,
-runbook "Deployment Steps", "Resource Limits", "Kubernetes Secrets/ConfigMap")."""
+"""kubectl-style field checks of the meeting-controller manifests (docs/runbook.md
+"Deployment Steps", "Resource Limits", "Kubernetes Secrets/ConfigMap")."""
 
 import json
 import pathlib
@@ -79,7 +79,8 @@ def test_io_memory_fits_default_memlock(configmap):
 def test_termination_grace_covers_drain(deployment, configmap):
     drain = int(configmap["data"]["MC_DRAIN_TIMEOUT_SECS"])
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    # Drain, then deregistration (2 s) and exit; the runbook expects 60-90 s per pod.
+    # Worst case: the whole drain, up to 3 s to close sessions, up to 4 s to deregister
+    # (docs/runbook.md "Draining and Shutdown"); 90 s is the longest a pod may take.
     assert drain + 15 <= grace <= 90, (drain, grace)
 
 

@@ -1,5 +1,5 @@
 """Every metric referenced by PromQL in the rules and dashboards is exported by the real
-binary (issue 7 item 5): scraped from `mc-service --dev` on loopback."""
+binary: scraped from `mc-service --dev` on loopback."""
 
 import re
 

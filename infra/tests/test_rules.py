@@ -36,7 +36,7 @@ def test_annotations(alerts):
         a = r.get("annotations", {})
         for key in ("summary", "description", "runbook_url"):
             assert a.get(key), f"{name} lacks {key}"
-        assert a["runbook_url"].startswith("https://") and "mc-deployment" in a["runbook_url"]
+        assert a["runbook_url"].startswith("https://") and "/docs/runbook.md#" in a["runbook_url"]
 
 
 def test_runbook_thresholds(alerts, records):

@@ -258,7 +258,7 @@ impl MeetingHost {
         let max = env.max_frame();
         // A fan-out is a run of Sends sharing one Arc: encode it once and deliver it as
         // one command per destination shard. Runs are emitted in order, so every
-        // recipient still sees messages in processing order (signaling.md rule 14).
+        // recipient still sees messages in processing order (docs/protocol.md rule 14).
         let mut run: Option<FanOut> = None;
         while let Some(out) = entry.meeting.poll_outbound() {
             match out {

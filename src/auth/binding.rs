@@ -1,4 +1,4 @@
-//! Session binding tokens (signaling.md "Session recovery (binding tokens)").
+//! Session binding tokens (docs/protocol.md "Session recovery (binding tokens)").
 //!
 //! ```text
 //! meeting_key   = HKDF-SHA256(ikm = MC binding secret, salt = meeting_id, info = "session-binding")
@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// HKDF `info` of the meeting key (signaling.md "Session recovery").
+/// HKDF `info` of the meeting key (docs/protocol.md "Session recovery").
 const KEY_INFO: &[u8] = b"session-binding";
 /// Length of a binding token: hex of a SHA-256 MAC.
 pub const TOKEN_HEX_LEN: usize = 64;

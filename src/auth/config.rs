@@ -17,10 +17,10 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::devkeys::DevKeys;
-use super::http_get::HttpUrl;
 use super::jwks::{Jwks, JwksRefresher, JwksSource, RefreshPolicy, FILE_CHECK_INTERVAL};
 use super::jwt::{JwtVerifier, VerifierConfig};
 use super::secret::BindingSecret;
+use crate::http1::HttpUrl;
 
 /// Environment variable holding the base64 binding secret (environment only).
 pub const BINDING_SECRET_ENV: &str = "MC_BINDING_TOKEN_SECRET";

@@ -1,9 +1,15 @@
-//! Development keys (signaling.md Precise rule 16; issue 4 "Dev mode"): in `--dev-dir`,
-//! `signing-key.pem` (Ed25519, PKCS#8 PEM, mode 0600), `jwks.json` (its public key,
-//! `kid` = "dev-" + the RFC 7638 JWK thumbprint) and `binding-secret` (32 random bytes,
-//! base64, mode 0600). Created when absent, reused afterwards, so tokens minted by
-//! `mc-service dev-token` keep working across restarts. The TLS files in the same
-//! directory (`cert.pem`, `key.pem`, `cert.sha256`) belong to `crate::tls`.
+//! Development keys (`docs/protocol.md` rule 16): in `--dev-dir`, `signing-key.pem`
+//! (Ed25519, PKCS#8 PEM, mode 0600), `jwks.json` (its public key, `kid` = "dev-" + the
+//! RFC 7638 JWK thumbprint) and `binding-secret` (32 random bytes, base64, mode 0600).
+//! Created when absent, reused afterwards, so tokens minted by `mc-service dev-token`
+//! keep working across restarts. The TLS files in the same directory (`cert.pem`,
+//! `key.pem`, `cert.sha256`) belong to `crate::tls`.
+//!
+//! `signing-key.pem` is written as PKCS#8 v1 (RFC 8410 §7: the private key only, no
+//! embedded public key), the form OpenSSL 3.0 (`openssl pkey`) and Python's
+//! `cryptography` load. Both v1 and v2 (RFC 5958 `OneAsymmetricKey` with the public
+//! key) are read; a v2 file is rewritten as v1, same key, so existing dev dirs become
+//! loadable by those tools too.
 //!
 //! Production never trusts these keys unless the operator names `jwks.json` with
 //! `--jwks-path` explicitly (see `auth::config`).
@@ -17,11 +23,11 @@ use std::time::{Duration, SystemTime};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::jwks::{to_jwks_json, Jwks, JwksError};
 use super::jwt::{sign_token, Role, TokenClaims};
@@ -72,22 +78,27 @@ impl DevKeys {
 
         let key_path = dir.join(SIGNING_KEY_FILE);
         let signing = match read_if_exists(&key_path)? {
-            Some(pem) => parse_key(&key_path, &pem)?,
+            Some(pem) => {
+                let (key, has_public_key) = parse_key(&key_path, &pem)?;
+                if has_public_key {
+                    upgrade_to_v1(&key_path, &key);
+                }
+                key
+            }
             None => {
                 let mut seed = [0u8; 32];
                 rand::fill(&mut seed);
                 let fresh = SigningKey::from_bytes(&seed);
                 seed.fill(0);
-                let pem = fresh
-                    .to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|_| DevKeysError::BadSigningKey(key_path.clone()))?;
+                let pem = encode_key_v1(&fresh)
+                    .ok_or_else(|| DevKeysError::BadSigningKey(key_path.clone()))?;
                 if write_new(&key_path, pem.as_bytes())? {
                     info!(path = %key_path.display(), "Generated development token-signing key");
                     fresh
                 } else {
                     // Someone else created it first: use theirs.
                     let pem = read_if_exists(&key_path)?.unwrap_or_default();
-                    parse_key(&key_path, &pem)?
+                    parse_key(&key_path, &pem)?.0
                 }
             }
         };
@@ -192,8 +203,40 @@ pub fn dev_kid(key: &VerifyingKey) -> String {
     )
 }
 
-fn parse_key(path: &Path, pem: &str) -> Result<SigningKey, DevKeysError> {
-    SigningKey::from_pkcs8_pem(pem).map_err(|_| DevKeysError::BadSigningKey(path.to_path_buf()))
+/// `key` as a PKCS#8 v1 PEM document (RFC 8410 §7): no public key inside.
+fn encode_key_v1(key: &SigningKey) -> Option<String> {
+    let bytes = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    bytes
+        .to_pkcs8_pem(LineEnding::LF)
+        .ok()
+        .map(|pem| pem.as_str().to_owned())
+}
+
+/// The key in a PKCS#8 PEM document, v1 or v2, and whether it embeds its public key
+/// (v2; the embedded key must match the private one).
+fn parse_key(path: &Path, pem: &str) -> Result<(SigningKey, bool), DevKeysError> {
+    let bad = || DevKeysError::BadSigningKey(path.to_path_buf());
+    let pair = KeypairBytes::from_pkcs8_pem(pem).map_err(|_| bad())?;
+    let has_public_key = pair.public_key.is_some();
+    let key = SigningKey::try_from(&pair).map_err(|_| bad())?;
+    Ok((key, has_public_key))
+}
+
+/// Rewrite a v2 key file as v1 (same key). Best effort: a read-only dev dir keeps the
+/// v2 file, which this service still reads.
+fn upgrade_to_v1(path: &Path, key: &SigningKey) {
+    let result = encode_key_v1(key)
+        .ok_or_else(|| DevKeysError::BadSigningKey(path.to_path_buf()))
+        .and_then(|pem| replace(path, pem.as_bytes(), 0o600));
+    match result {
+        Ok(()) => {
+            info!(path = %path.display(), "Rewrote the development signing key as PKCS#8 v1 (same key)")
+        }
+        Err(e) => warn!(error = %e, "Development signing key left in PKCS#8 v2 form"),
+    }
 }
 
 fn parse_secret(path: &Path, text: &str) -> Result<BindingSecret, DevKeysError> {
@@ -293,107 +336,5 @@ fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DevKeysError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::jwks_tests::scratch;
-    use crate::auth::jwt::{JwtVerifier, VerifierConfig};
-    use std::sync::Arc;
-
-    fn mode(path: &Path) -> u32 {
-        fs::metadata(path).unwrap().permissions().mode() & 0o777
-    }
-
-    #[test]
-    fn creates_then_reuses() {
-        let dir = scratch("devkeys").join("nested");
-        let first = DevKeys::load_or_create(&dir).unwrap();
-        assert_eq!(mode(&dir.join(SIGNING_KEY_FILE)), 0o600);
-        assert_eq!(mode(&dir.join(BINDING_SECRET_FILE)), 0o600);
-        let pem = fs::read_to_string(dir.join(SIGNING_KEY_FILE)).unwrap();
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
-        assert!(first.kid().starts_with("dev-"));
-        assert!(first.binding_secret().len() >= 32);
-
-        // jwks.json holds exactly the public key under the kid.
-        let text = fs::read(first.jwks_path()).unwrap();
-        let jwks = Jwks::parse(&text).unwrap();
-        assert_eq!(jwks.kids(), [first.kid()]);
-        assert_eq!(jwks.get(first.kid()), Some(&first.verifying_key()));
-        assert!(!String::from_utf8_lossy(&text).contains("\"d\""));
-
-        // A second run reuses everything.
-        let second = DevKeys::load_or_create(&dir).unwrap();
-        assert_eq!(second.kid(), first.kid());
-        assert_eq!(second.binding_secret(), first.binding_secret());
-
-        // A deleted or stale jwks.json is rewritten from the key.
-        fs::write(first.jwks_path(), "{}").unwrap();
-        let third = DevKeys::load_or_create(&dir).unwrap();
-        assert_eq!(
-            Jwks::parse(&fs::read(third.jwks_path()).unwrap())
-                .unwrap()
-                .kids(),
-            [first.kid()]
-        );
-        let _ = fs::remove_dir_all(dir.parent().unwrap());
-    }
-
-    #[test]
-    fn minted_tokens_verify_against_the_written_jwks() {
-        let dir = scratch("devkeys-mint");
-        let keys = DevKeys::load_or_create(&dir).unwrap();
-        let now = SystemTime::now();
-        let token =
-            keys.mint_meeting_token("m1", "alice", Role::Host, now, Duration::from_secs(60));
-        let jwks = Jwks::parse(&fs::read(keys.jwks_path()).unwrap()).unwrap();
-        let v = JwtVerifier::new(VerifierConfig::default(), Arc::new(jwks));
-        let claims = v.verify(&token, "m1", now).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.role), ("alice", Role::Host));
-        assert_eq!(claims.kid, keys.kid());
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn corrupt_files_are_reported_not_replaced() {
-        let dir = scratch("devkeys-corrupt");
-        fs::write(dir.join(SIGNING_KEY_FILE), "garbage").unwrap();
-        assert!(matches!(
-            DevKeys::load_or_create(&dir),
-            Err(DevKeysError::BadSigningKey(_))
-        ));
-        assert_eq!(
-            fs::read_to_string(dir.join(SIGNING_KEY_FILE)).unwrap(),
-            "garbage"
-        );
-        fs::remove_file(dir.join(SIGNING_KEY_FILE)).unwrap();
-        fs::write(dir.join(BINDING_SECRET_FILE), "c2hvcnQ=").unwrap();
-        assert!(matches!(
-            DevKeys::load_or_create(&dir),
-            Err(DevKeysError::BadSecret { .. })
-        ));
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn kid_is_the_rfc7638_thumbprint() {
-        // RFC 8037 Appendix A.3: the thumbprint of the A.2 public key.
-        let x = URL_SAFE_NO_PAD
-            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
-            .unwrap();
-        let key = VerifyingKey::from_bytes(&x.try_into().unwrap()).unwrap();
-        assert_eq!(
-            dev_kid(&key),
-            "dev-kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
-        );
-    }
-
-    #[test]
-    fn debug_hides_the_keys() {
-        let dir = scratch("devkeys-debug");
-        let keys = DevKeys::load_or_create(&dir).unwrap();
-        let shown = format!("{keys:?}");
-        assert!(!shown.contains(&keys.binding_secret().to_base64()));
-        assert!(!shown.contains("signing"));
-        let _ = fs::remove_dir_all(&dir);
-    }
-}
+#[path = "devkeys_tests.rs"]
+mod tests;

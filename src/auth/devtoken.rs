@@ -1,5 +1,5 @@
 //! `mc-service dev-token`: print a join token signed with the development key
-//! (issue 4 "Dev mode"). Uses (and creates when absent) the same `--dev-dir` as
+//! (`docs/protocol.md` rule 16). Uses (and creates when absent) the same `--dev-dir` as
 //! `mc-service --dev`, so the running dev server trusts what this prints.
 //!
 //! ```text

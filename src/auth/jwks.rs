@@ -7,7 +7,7 @@
 //!   (`needs_refresh(now, unknown_kid)`); [`fetch`] does the blocking load and is meant
 //!   to run on a thread off the hot path. New keys reach the shards as an `Arc<Jwks>`.
 //!
-//! signaling.md "Join token (JWT)": keys from a JWKS (a file, or a URL re-fetched on
+//! docs/protocol.md "Join token (JWT)": keys from a JWKS (a file, or a URL re-fetched on
 //! unknown `kid` and at most every few minutes).
 
 use std::collections::HashMap;
@@ -22,7 +22,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::debug;
 
-use super::http_get::{self, HttpUrl};
+use crate::http1::{self, HttpError, HttpUrl, Limits, Request};
 
 /// Largest JWKS document accepted, from a file or a URL.
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -54,7 +54,9 @@ pub enum JwksError {
         source: std::io::Error,
     },
     #[error("cannot fetch JWKS: {0}")]
-    Http(#[from] http_get::HttpError),
+    Http(#[from] HttpError),
+    #[error("cannot fetch JWKS: HTTP status {0} (expected 200)")]
+    Status(u16),
 }
 
 /// A parsed key set: `kid` → Ed25519 public key. Immutable; replaced as a whole.
@@ -255,9 +257,17 @@ pub fn fetch(req: &FetchRequest) -> Result<FetchOutcome, JwksError> {
     match &req.source {
         JwksSource::File(path) => fetch_file(path, req.loaded),
         JwksSource::Url(url) => {
-            let body = http_get::get(url, req.timeout, MAX_JWKS_BYTES)?;
+            let request = Request::get(url.clone()).with_header("Accept", "application/json")?;
+            let limits = Limits {
+                max_body_bytes: MAX_JWKS_BYTES,
+                ..Limits::default()
+            };
+            let resp = http1::exchange_blocking(&request, req.timeout, limits)?;
+            if resp.status != 200 {
+                return Err(JwksError::Status(resp.status));
+            }
             Ok(FetchOutcome::Loaded {
-                jwks: Jwks::parse(&body)?,
+                jwks: Jwks::parse(&resp.body)?,
                 stamp: None,
             })
         }

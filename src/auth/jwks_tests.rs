@@ -9,8 +9,8 @@ use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use serde_json::json;
 
-use super::http_get::HttpUrl;
 use super::jwks::*;
+use crate::http1::HttpUrl;
 
 fn x_of(seed: u8) -> String {
     URL_SAFE_NO_PAD.encode(
@@ -274,7 +274,7 @@ fn failed_url_load_retries_after_min_interval() {
     let s = Duration::from_secs;
     let mut r = url_refresher();
     r.begin(t0);
-    let err = JwksError::Http(super::http_get::HttpError::Status(503));
+    let err = JwksError::Status(503);
     assert!(r.handle_fetched(t0, Err(err)).is_err());
     assert!(!r.has_keys());
     assert!(!r.needs_refresh(t0 + s(9), false));

@@ -1,5 +1,5 @@
 //! Join-token verification: a compact JWS (RFC 7515 §7.1) signed with EdDSA over
-//! Ed25519 (RFC 8037 §3.1), carrying the claims of signaling.md "Join token (JWT)"
+//! Ed25519 (RFC 8037 §3.1), carrying the claims of docs/protocol.md "Join token (JWT)"
 //! and Precise rule 13.
 //!
 //! Verified with `ed25519-dalek` directly, no JOSE library: the header's `alg` must be
@@ -8,7 +8,7 @@
 //! shape, header (alg, kid), key lookup, signature over the raw `header.payload` bytes,
 //! and only then the payload is decoded and its claims checked.
 //!
-//! The client only ever sees [`CLIENT_ERROR_MESSAGE`] (UNAUTHORIZED, signaling.md
+//! The client only ever sees [`CLIENT_ERROR_MESSAGE`] (UNAUTHORIZED, docs/protocol.md
 //! Precise rule 4); [`JwtError::reason`] is the precise label for
 //! `mc_jwt_validations_total{result,failure_reason}` and the logs.
 
@@ -24,9 +24,9 @@ use thiserror::Error;
 
 use super::jwks::Jwks;
 
-/// What the client is told about any token problem (signaling.md "Join token (JWT)").
+/// What the client is told about any token problem (docs/protocol.md "Join token (JWT)").
 pub const CLIENT_ERROR_MESSAGE: &str = "invalid or expired token";
-/// signaling.md ErrorCode UNAUTHORIZED: the wire code of every token problem.
+/// docs/protocol.md ErrorCode UNAUTHORIZED: the wire code of every token problem.
 pub const ERROR_CODE_UNAUTHORIZED: i32 = 2;
 /// Default and ceiling of the token size limit.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -100,7 +100,7 @@ impl JwtError {
         }
     }
 
-    /// Wire code (signaling.md ErrorCode): always UNAUTHORIZED (Precise rule 4).
+    /// Wire code (docs/protocol.md ErrorCode): always UNAUTHORIZED (Precise rule 4).
     pub fn code(&self) -> i32 {
         ERROR_CODE_UNAUTHORIZED
     }
@@ -119,7 +119,7 @@ pub fn metric_labels<T>(result: &Result<T, JwtError>) -> (&'static str, &'static
     }
 }
 
-/// The participant's role (signaling.md: `role` = "host" | "participant").
+/// The participant's role (docs/protocol.md: `role` = "host" | "participant").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -220,7 +220,7 @@ impl JwtVerifier {
         expected_meeting_id: &str,
         now: SystemTime,
     ) -> Result<VerifiedClaims, JwtError> {
-        // signaling.md: tokens over 8 KiB (configurable) are refused before parsing.
+        // docs/protocol.md: tokens over 8 KiB (configurable) are refused before parsing.
         if token.len() > self.config.max_token_bytes {
             return Err(JwtError::Oversize(self.config.max_token_bytes));
         }

@@ -1,4 +1,4 @@
-//! Token security tests (issue 8 part 3): every refusal with its precise reason, with
+//! Token security tests: every refusal with its precise reason, with
 //! a fake wall clock (a fixed base `SystemTime` plus offsets).
 
 use std::sync::Arc;

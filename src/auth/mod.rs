@@ -4,12 +4,11 @@
 //!   snapshot of trusted keys; [`JwtError::reason`] labels `mc_jwt_validations_total`.
 //! - [`jwks`]: parsing a JWKS, where it comes from ([`JwksSource`]), and when to reload
 //!   it ([`JwksRefresher`], sans-IO) — the load itself ([`jwks::fetch`]) blocks and runs
-//!   off the shards.
-//! - [`http_get`]: the small blocking HTTP/1.1 GET behind `--jwks-url`.
+//!   off the shards (a file, or a GET over [`crate::http1`] for `--jwks-url`).
 //! - [`secret`]: [`BindingSecret`], never printed.
 //! - [`config`]: [`AuthConfig`] (clap flags) → [`ValidatedAuth`] → [`ResolvedAuth`].
 //! - [`devkeys`]: [`DevKeys`] in `--dev-dir`; [`devtoken`]: the `dev-token` command.
-//! - [`binding`]: session binding tokens (signaling.md "Session recovery").
+//! - [`binding`]: session binding tokens (`docs/protocol.md` "Session recovery").
 //!
 //! Flow: a blocking thread owns the [`JwksRefresher`] and publishes each new
 //! `Arc<Jwks>` to every shard, which swaps it into its own [`JwtVerifier`]
@@ -21,7 +20,6 @@ pub mod binding;
 pub mod config;
 pub mod devkeys;
 pub mod devtoken;
-pub mod http_get;
 pub mod jwks;
 pub mod jwt;
 pub mod keystore;

@@ -1,4 +1,4 @@
-//! The MC's session-binding secret (signaling.md "Session recovery"): the HKDF input
+//! The MC's session-binding secret (docs/protocol.md "Session recovery"): the HKDF input
 //! keying material of every binding token. Never printed: `Debug` and `Serialize` show
 //! only that it is set and its length; the bytes leave only through
 //! [`BindingSecret::expose`].

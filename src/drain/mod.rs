@@ -1,5 +1,5 @@
 //! [`Drain`]: taking this MC out of service as a sans-IO state machine. Live meetings
-//! move to another MC where the GC finds a target (signaling.md rules 17–21, gc-api.md
+//! move to another MC where the GC finds a target (docs/protocol.md rules 17–21, docs/gc-api.md
 //! "Migration"); the others run on until they end or the drain timeout ends them.
 //!
 //! ## Driving it

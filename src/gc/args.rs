@@ -1,4 +1,4 @@
-//! The GC client's flags and the advertised endpoints (gc-api.md Register body).
+//! The GC client's flags and the advertised endpoints (docs/gc-api.md Register body).
 //!
 //! `--gc-registration-url` / `GC_REGISTRATION_URL` and `--gc-heartbeat-interval-secs` /
 //! `GC_HEARTBEAT_INTERVAL_SECS` already live in the service's `ServiceArgs` (the
@@ -13,7 +13,7 @@ use clap::Args;
 use super::client::{GcClientConfig, GcUrls, BACKOFF_MAX, BACKOFF_MIN};
 use super::GcError;
 
-/// Who this MC is, from the service config (gc-api.md Register body).
+/// Who this MC is, from the service config (docs/gc-api.md Register body).
 #[derive(Clone, Debug)]
 pub struct GcIdentity {
     /// `MC_ID`.
@@ -59,7 +59,7 @@ impl GcArgs {
     }
 
     /// Everything [`GcClient::new`](super::GcClient::new) needs: URLs derived per
-    /// gc-api.md, advertised endpoints per [`advertised_endpoints`], version from the
+    /// docs/gc-api.md, advertised endpoints per [`advertised_endpoints`], version from the
     /// crate, backoff 1 s → 30 s.
     pub fn client_config(
         &self,

@@ -1,4 +1,4 @@
-//! [`GcClient`]: the MC's side of `gc-api.md` as a sans-IO state machine.
+//! [`GcClient`]: the MC's side of `docs/gc-api.md` as a sans-IO state machine.
 //!
 //! The driver asks [`GcClient::poll_action`] what to send, performs it, and feeds the
 //! outcome to [`GcClient::handle_response`]; it sleeps until [`GcClient::poll_timeout`]
@@ -6,7 +6,7 @@
 //! flight. Time (`now`) and randomness (a seed) are injected so every rule is tested
 //! with a fake clock.
 //!
-//! Rules (gc-api.md):
+//! Rules (docs/gc-api.md):
 //! - Register at start; 200/201 with `accepted: true` → registered, adopt
 //!   `heartbeat_interval_secs` when given. 4xx (`accepted: false, reason`), 5xx, refused
 //!   connection, timeout → retry after an exponential backoff, 1 s → 30 s with jitter.
@@ -24,11 +24,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::http::HttpResponse;
 pub use super::types::{ActionKind, GcAction, GcClientConfig, GcEvent, GcStats, GcUrls, Load};
 use super::GcError;
+use crate::http1::Response;
 
-/// Backoff floor and ceiling for registration retries (gc-api.md: "1 s to 30 s").
+/// Backoff floor and ceiling for registration retries (docs/gc-api.md: "1 s to 30 s").
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Jitter: each delay is drawn from `[base·(1−J), base·(1+J))`, then clamped to the bounds.
@@ -167,7 +167,7 @@ impl GcClient {
         &mut self,
         now: Instant,
         kind: ActionKind,
-        result: Result<HttpResponse, GcError>,
+        result: Result<Response, GcError>,
     ) {
         self.last_now = now;
         if self.in_flight != Some(kind) {
@@ -258,7 +258,7 @@ impl GcClient {
         &self.cfg
     }
 
-    fn on_register(&mut self, now: Instant, result: Result<HttpResponse, GcError>) {
+    fn on_register(&mut self, now: Instant, result: Result<Response, GcError>) {
         if matches!(self.phase, Phase::Deregister { .. } | Phase::Done) {
             return;
         }
@@ -309,7 +309,7 @@ impl GcClient {
         self.apply_gc_status(reply.status.as_deref());
     }
 
-    fn on_heartbeat(&mut self, now: Instant, result: Result<HttpResponse, GcError>) {
+    fn on_heartbeat(&mut self, now: Instant, result: Result<Response, GcError>) {
         if matches!(self.phase, Phase::Deregister { .. } | Phase::Done) {
             return;
         }
@@ -355,7 +355,7 @@ impl GcClient {
         self.apply_gc_status(reply.and_then(|r| r.status).as_deref());
     }
 
-    /// gc-api.md Heartbeat: the reply's `status` is the GC's view of this MC. Unknown
+    /// docs/gc-api.md Heartbeat: the reply's `status` is the GC's view of this MC. Unknown
     /// or missing values leave the view unchanged.
     fn apply_gc_status(&mut self, status: Option<&str>) {
         let draining = match status {

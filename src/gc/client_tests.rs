@@ -1,7 +1,7 @@
-//! Fake-clock tests for every rule of [`GcClient`] (gc-api.md).
+//! Fake-clock tests for every rule of [`GcClient`] (docs/gc-api.md).
 
 use super::*;
-use crate::gc::HttpError;
+use crate::http1::{HttpError, Response};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -21,19 +21,19 @@ fn config() -> GcClientConfig {
     }
 }
 
-fn resp(status: u16, body: &str) -> Result<HttpResponse, GcError> {
-    Ok(HttpResponse {
+fn resp(status: u16, body: &str) -> Result<Response, GcError> {
+    Ok(Response {
         status,
         headers: vec![],
         body: body.as_bytes().to_vec(),
     })
 }
 
-fn refused() -> Result<HttpResponse, GcError> {
-    Err(GcError::Connect {
+fn refused() -> Result<Response, GcError> {
+    Err(GcError::Http(HttpError::Connect {
         addr: "10.0.0.1:8080".into(),
         reason: "connection refused".into(),
-    })
+    }))
 }
 
 const ACCEPTED: &str = r#"{"accepted":true,"status":"active"}"#;
@@ -252,7 +252,11 @@ fn heartbeats_every_interval_with_load_and_own_status() {
     // Failures are counted, keep the registration, and retry next interval.
     let t2 = t1 + 10 * SEC;
     let a = c.poll_action(t2).unwrap();
-    c.handle_response(t2, a.kind(), Err(GcError::Timeout(5 * SEC)));
+    c.handle_response(
+        t2,
+        a.kind(),
+        Err(GcError::Http(HttpError::Timeout(5 * SEC))),
+    );
     let t3 = t2 + 10 * SEC;
     let a = c.poll_action(t3).unwrap();
     c.handle_response(t3, a.kind(), resp(500, ""));
@@ -357,7 +361,11 @@ fn shutdown_sends_one_deregister_then_done() {
     assert_eq!(body_json(&a), serde_json::json!({"id": "mc-test"}));
     assert_eq!(c.poll_action(t0), None);
     c.shutdown();
-    c.handle_response(t0, a.kind(), Err(GcError::Timeout(2 * SEC)));
+    c.handle_response(
+        t0,
+        a.kind(),
+        Err(GcError::Http(HttpError::Timeout(2 * SEC))),
+    );
     assert!(c.is_done());
     assert_eq!(events(&mut c), vec![GcEvent::Deregistered { ok: false }]);
     assert_eq!(c.poll_action(t0 + 100 * SEC), None);

@@ -1,34 +1,32 @@
-//! The I/O around [`GcClient`] on a glommio executor (the control plane): resolve,
-//! connect, send one `POST`, read the answer, feed it back, sleep until the next
-//! deadline. Reports through [`GcStatus`] (read by `/ready`), callbacks and [`Metrics`];
-//! takes draining and shutdown requests through [`GcControl`].
+//! The I/O around [`GcClient`] on a glommio executor (the control plane): ask the
+//! client what to send, `POST` it with [`http1::exchange`], feed the answer back, sleep
+//! until the next deadline. Reports through [`GcStatus`] (read by `/ready`), callbacks
+//! and [`Metrics`]; takes draining and shutdown requests through [`GcControl`].
 //!
-//! Log lines are the runbook's (Deployment Steps 5, Common Issue 1):
+//! Log lines are the ones `docs/runbook.md` lists (startup messages; "GC registration
+//! failures"):
 //! `Registering with Global Controller...`, `GC registration successful`,
 //! `Failed to register with GC` (refusal, with the GC's reason), `GC unreachable`.
 
 use std::cell::Cell;
 use std::future::poll_fn;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::or;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use glommio::timer::sleep;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tracing::{debug, info, warn};
 
 use super::client::{ActionKind, GcClient, GcEvent, GcStats, Load};
-use super::http::{encode_post, HttpResponse, HttpUrl, ResponseParser};
 use super::GcError;
+use crate::http1::{self, HttpUrl, Limits, Request, Response};
 use crate::metrics::Metrics;
 
 /// Default time allowed for one register or heartbeat request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// gc-api.md Deregister: best effort, 2 s.
+/// docs/gc-api.md Deregister: best effort, 2 s.
 pub const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The GC client's state as the rest of the control plane sees it (`/ready`).
@@ -124,7 +122,7 @@ impl GcControl {
 
 /// What the driver reports to and takes from the rest of the service.
 pub struct GcHooks {
-    /// The current load (the lead computes it from every shard).
+    /// The current load, summed over every shard by the caller.
     pub load: Box<dyn Fn() -> Load>,
     /// Shared view for `/ready` and admission.
     pub status: Rc<GcStatus>,
@@ -304,84 +302,11 @@ fn publish(client: &mut GcClient, hooks: &GcHooks, metrics: Option<&GcMetrics>) 
     }
 }
 
-/// One `POST` with everything (resolve, connect, write, read) under `timeout`.
-pub async fn perform(
-    url: &HttpUrl,
-    body: &str,
-    timeout: Duration,
-) -> Result<HttpResponse, GcError> {
-    let deadline = Instant::now() + timeout;
-    let work = async {
-        let addrs = resolve(url.host(), url.port()).await?;
-        let mut last_err = None;
-        let mut stream = None;
-        for addr in addrs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match TcpStream::connect_timeout(addr, left).await {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => {
-                    last_err = Some(GcError::Connect {
-                        addr: addr.to_string(),
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        }
-        let mut stream = stream.ok_or_else(|| last_err.unwrap_or(GcError::Timeout(timeout)))?;
-        let io = |e: std::io::Error| GcError::Io(e.to_string());
-        stream
-            .write_all(&encode_post(url, body.as_bytes()))
-            .await
-            .map_err(io)?;
-        let mut parser = ResponseParser::new();
-        let mut buf = vec![0u8; 8 * 1024];
-        loop {
-            let n = stream.read(&mut buf).await.map_err(io)?;
-            if n == 0 {
-                return Ok(parser.handle_eof()?);
-            }
-            if let Some(resp) = parser.handle_data(buf.get(..n).unwrap_or_default())? {
-                return Ok(resp);
-            }
-        }
-    };
-    let expired = async {
-        sleep(timeout).await;
-        Err(GcError::Timeout(timeout))
-    };
-    or(work, expired).await
-}
-
-/// Literal addresses directly; names through the blocking pool (std's resolver).
-async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, GcError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let name = host.to_string();
-    let result = glommio::executor()
-        .spawn_blocking(move || {
-            (name.as_str(), port)
-                .to_socket_addrs()
-                .map(|it| it.collect::<Vec<_>>())
-        })
-        .await;
-    match result {
-        Ok(addrs) if !addrs.is_empty() => Ok(addrs),
-        Ok(_) => Err(GcError::Resolve {
-            host: host.to_string(),
-            reason: "no addresses".into(),
-        }),
-        Err(e) => Err(GcError::Resolve {
-            host: host.to_string(),
-            reason: e.to_string(),
-        }),
-    }
+/// One `POST` of a JSON `body` to `url`, everything (resolve, connect, write, read)
+/// within `timeout`.
+pub async fn perform(url: &HttpUrl, body: &str, timeout: Duration) -> Result<Response, GcError> {
+    let req = Request::post_json(url.clone(), body.as_bytes());
+    Ok(http1::exchange(&req, timeout, Limits::default()).await?)
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! Driver tests on a real glommio executor against a scripted GC on 127.0.0.1.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc;
 use std::thread;
 
 use super::*;
 use crate::gc::client::{GcClientConfig, GcUrls, BACKOFF_MAX};
+use crate::http1::HttpError;
 
 /// A GC that answers each accepted connection with the next canned response and
 /// reports each request's head line and body.
@@ -106,7 +107,7 @@ fn perform_reads_answers_and_reports_refusal_and_timeout() {
     );
     assert_eq!(
         hung.unwrap_err(),
-        GcError::Timeout(Duration::from_millis(200))
+        GcError::Http(HttpError::Timeout(Duration::from_millis(200)))
     );
 
     // Nothing listens on a freshly closed port: refused.
@@ -118,13 +119,19 @@ fn perform_reads_answers_and_reports_refusal_and_timeout() {
     let url = HttpUrl::parse(&format!("http://127.0.0.1:{port}/register")).unwrap();
     let err =
         run_local(async move { perform(&url, "{}", Duration::from_secs(2)).await }).unwrap_err();
-    assert!(matches!(err, GcError::Connect { .. }), "{err:?}");
+    assert!(
+        matches!(err, GcError::Http(HttpError::Connect { .. })),
+        "{err:?}"
+    );
     assert!(err.is_unreachable());
     let url = HttpUrl::parse("http://name.invalid/register").unwrap();
     let err =
         run_local(async move { perform(&url, "{}", Duration::from_secs(5)).await }).unwrap_err();
     assert!(
-        matches!(err, GcError::Resolve { .. } | GcError::Timeout(_)),
+        matches!(
+            err,
+            GcError::Http(HttpError::Resolve { .. } | HttpError::Timeout(_))
+        ),
         "{err:?}"
     );
 }

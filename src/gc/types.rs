@@ -1,10 +1,10 @@
 //! The GC client's vocabulary: its endpoints and configuration, the actions it asks
-//! the driver to perform, the events it reports, its counters (gc-api.md).
+//! the driver to perform, the events it reports, its counters (docs/gc-api.md).
 
 use std::time::Duration;
 
-use super::http::HttpUrl;
 use super::GcError;
+use crate::http1::{HttpError, HttpUrl};
 
 /// The three GC endpoints.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,10 +15,10 @@ pub struct GcUrls {
 }
 
 impl GcUrls {
-    /// gc-api.md: heartbeat (and deregister) URLs are the registration URL with its last
+    /// docs/gc-api.md: heartbeat (and deregister) URLs are the registration URL with its last
     /// segment `register` replaced, unless `GC_HEARTBEAT_URL` is set.
     pub fn derive(registration_url: &str, heartbeat_url: Option<&str>) -> Result<Self, GcError> {
-        let cfg = |flag, e: super::HttpError| GcError::Config {
+        let cfg = |flag, e: HttpError| GcError::Config {
             flag,
             reason: e.to_string(),
         };

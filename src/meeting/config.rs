@@ -1,4 +1,4 @@
-//! Meeting limits and their flags (signaling.md rules 6, 10; issue 4).
+//! Meeting limits and their flags (`docs/protocol.md` rules 6, 10).
 
 use std::time::Duration;
 
@@ -6,14 +6,14 @@ use std::time::Duration;
 #[derive(clap::Args, Debug, Clone)]
 pub struct MeetingArgs {
     /// Seconds a participant whose connection dropped stays in the roster and may
-    /// recover with its binding token (signaling.md rule 6).
+    /// recover with its binding token (docs/protocol.md rule 6).
     #[arg(long, env = "MC_DISCONNECT_GRACE_SECS", default_value_t = 30)]
     pub disconnect_grace_secs: u64,
     /// Participants per meeting (connected or within grace); beyond it joins get
     /// CAPACITY_EXCEEDED and close 0x102.
     #[arg(long, env = "MC_MAX_PARTICIPANTS_PER_MEETING", default_value_t = 100)]
     pub max_participants_per_meeting: usize,
-    /// Streams one participant may publish (signaling.md rule 10).
+    /// Streams one participant may publish (docs/protocol.md rule 10).
     #[arg(long, env = "MC_MAX_STREAMS_PER_PARTICIPANT", default_value_t = 8)]
     pub max_streams_per_participant: usize,
     /// Media handler URL offered to clients in JoinResponse.media_servers and stream
@@ -52,7 +52,7 @@ pub struct MeetingConfig {
     pub max_streams_per_participant: usize,
     /// Media handler URLs for JoinResponse and StreamAssignment.
     pub media_servers: Vec<String>,
-    /// Largest frame payload the sessions send (signaling.md rule 12); JoinResponse is
+    /// Largest frame payload the sessions send (docs/protocol.md rule 12); JoinResponse is
     /// kept under it.
     pub max_frame: usize,
     /// Longest free-text string kept from a client (names, reasons), in bytes.

@@ -1,4 +1,4 @@
-//! Moving a live meeting to another MC (signaling.md rules 17–21).
+//! Moving a live meeting to another MC (docs/protocol.md rules 17–21).
 //!
 //! Source side, in this order:
 //! 1. [`Meeting::begin_handover`] exports a [`MeetingSnapshot`] and freezes the meeting:

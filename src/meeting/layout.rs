@@ -1,4 +1,4 @@
-//! Grid layouts (signaling.md "Semantics the MC owns" → Layouts; Precise rule 11).
+//! Grid layouts (docs/protocol.md "Semantics the MC owns" → Layouts; Precise rule 11).
 //!
 //! slots = `max_streams`, or `rows × columns` when 0 (capped by config). Candidates are
 //! the other participants (self only with `include_self`), never `excluded_users`,

@@ -1,4 +1,4 @@
-//! Meetings: the sans-IO meeting state machine (signaling.md "Semantics the MC owns",
+//! Meetings: the sans-IO meeting state machine (docs/protocol.md "Semantics the MC owns",
 //! "Session recovery", Precise rules 3–11, 14). One [`Meeting`] per meeting, living on
 //! the shard that owns `hash(meeting_id) % N`.
 //!
@@ -111,7 +111,7 @@ pub enum EndReason {
     },
 }
 
-/// `RedirectToMc.reason` of a hand-over (signaling.md rule 17).
+/// `RedirectToMc.reason` of a hand-over (docs/protocol.md rule 17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedirectReason {
     /// SIGTERM or a GC-set `draining`.

@@ -1,4 +1,4 @@
-//! Mute: self mute, host mute, unmute request and response (signaling.md "Semantics the
+//! Mute: self mute, host mute, unmute request and response (docs/protocol.md "Semantics the
 //! MC owns" → Mute; Precise rules 2 and 3).
 
 use std::sync::Arc;

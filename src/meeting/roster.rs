@@ -1,4 +1,4 @@
-//! The roster: join, recovery, leave and grace (signaling.md "Semantics the MC owns",
+//! The roster: join, recovery, leave and grace (docs/protocol.md "Semantics the MC owns",
 //! "Session recovery", rules 6–9).
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The state of one meeting as it travels from a draining MC to its target
-//! (signaling.md rules 17–21, gc-api.md "Migration"): plain serde types, JSON on the
+//! (docs/protocol.md rules 17–21, docs/gc-api.md "Migration"): plain serde types, JSON on the
 //! wire, and the checks the target runs before it builds a meeting from them.
 //!
 //! A snapshot carries everything rule 19 restores (participant_id, user_id, sub, name,
@@ -85,7 +85,7 @@ pub enum ConnectionSnapshot {
     Grace { remaining_ms: u64 },
 }
 
-/// `MediaStream` (signaling.md Messages).
+/// `MediaStream` (docs/protocol.md Messages).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamSnapshot {
     pub stream_id: String,
@@ -233,7 +233,7 @@ impl MeetingSnapshot {
     }
 
     /// SHA-256 of the snapshot's JSON: two imports of the same content have the same
-    /// digest (gc-api.md: importing the same meeting twice is idempotent).
+    /// digest (docs/gc-api.md: importing the same meeting twice is idempotent).
     pub fn digest(&self) -> [u8; 32] {
         // Serializing plain structs (string keys) cannot fail.
         let json = serde_json::to_vec(self).unwrap_or_default();

@@ -1,4 +1,4 @@
-//! Stream publication (signaling.md "Semantics the MC owns" → Streams; rule 10).
+//! Stream publication (docs/protocol.md "Semantics the MC owns" → Streams; rule 10).
 
 use super::{ConnKey, Meeting, MeetingConfig};
 use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode};

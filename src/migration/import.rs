@@ -1,4 +1,4 @@
-//! `POST /internal/v1/meetings/import` (gc-api.md "Hand over a meeting"): the request
+//! `POST /internal/v1/meetings/import` (docs/gc-api.md "Hand over a meeting"): the request
 //! body, and what the target answers, as pure functions the admin plane and the owner
 //! shard call.
 //!

@@ -1,5 +1,5 @@
-//! Moving live meetings between MCs, the MC ↔ MC and MC → GC side (gc-api.md
-//! "Migration", signaling.md rules 17–21). Sans-IO: request bodies, answers and
+//! Moving live meetings between MCs, the MC ↔ MC and MC → GC side (docs/gc-api.md
+//! "Migration", docs/protocol.md rules 17–21). Sans-IO: request bodies, answers and
 //! signatures as pure functions; the admin plane and the GC client carry the bytes.
 //!
 //! - [`signature`]: `X-MC-Signature` (HMAC-SHA256 with a key derived from the binding

@@ -1,4 +1,4 @@
-//! `X-MC-Signature` on MC → MC import requests (gc-api.md "Hand over a meeting").
+//! `X-MC-Signature` on MC → MC import requests (docs/gc-api.md "Hand over a meeting").
 //!
 //! ```text
 //! key    = HKDF-SHA256(ikm = MC_BINDING_TOKEN_SECRET, salt = none, info = "mc-migration-v1")
@@ -19,7 +19,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The request header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "X-MC-Signature";
-/// HKDF `info` of the key (gc-api.md).
+/// HKDF `info` of the key (docs/gc-api.md).
 pub const KEY_INFO: &[u8] = b"mc-migration-v1";
 /// Largest accepted distance between `t` and the verifier's clock.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 30;

@@ -1,5 +1,5 @@
 //! Asking the GC where to move meetings: `POST {GC base}/api/v1/mc/migrate`
-//! (gc-api.md "Pick targets"). The body is built here and the answer parsed with
+//! (docs/gc-api.md "Pick targets"). The body is built here and the answer parsed with
 //! limits; a bad entry means "no target" for that meeting, never a failed drain.
 
 use std::collections::BTreeMap;

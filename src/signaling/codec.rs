@@ -1,4 +1,4 @@
-//! Sans-IO framing of signaling messages (signaling.md "Transport and framing", rule 12).
+//! Sans-IO framing of signaling messages (docs/protocol.md "Transport and framing", rule 12).
 //!
 //! Each frame is a 4-byte big-endian payload length followed by that many bytes of
 //! protobuf. Valid payload lengths are `1..=max` (inclusive, default 65,536). A zero or
@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use prost::Message;
 
-/// Default maximum payload length, inclusive (signaling.md rule 12).
+/// Default maximum payload length, inclusive (docs/protocol.md rule 12).
 pub const DEFAULT_MAX_FRAME: usize = 65_536;
 /// Length of the frame header.
 pub const HEADER_LEN: usize = 4;
@@ -32,7 +32,7 @@ pub enum CodecError {
 }
 
 impl CodecError {
-    /// The WebTransport session close code (signaling.md rule 5: protocol violation).
+    /// The WebTransport session close code (docs/protocol.md rule 5: protocol violation).
     pub fn code(&self) -> u32 {
         0x100
     }

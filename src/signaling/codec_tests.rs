@@ -1,4 +1,4 @@
-//! Unit and property tests of the framing (signaling.md rule 12).
+//! Unit and property tests of the framing (docs/protocol.md rule 12).
 use super::*;
 use crate::signaling::proto::{client_message, pb, ClientMessage};
 use proptest::prelude::*;

@@ -1,5 +1,5 @@
 //! The generated `dark_tower.signaling.v1` messages (proto/signaling.proto, written from
-//! signaling.md "Messages" and "Enums"), plus small constructors the MC uses often.
+//! docs/protocol.md "Messages" and "Enums"), plus small constructors the MC uses often.
 
 /// prost-generated types for package `dark_tower.signaling.v1`.
 #[allow(clippy::all, missing_docs)]
@@ -19,7 +19,7 @@ impl ServerMessage {
         }
     }
 
-    /// `ErrorMessage{code, message}` with no details (signaling.md rule 4).
+    /// `ErrorMessage{code, message}` with no details (docs/protocol.md rule 4).
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::of(server_message::Message::Error(pb::ErrorMessage {
             code: code as i32,
@@ -60,7 +60,7 @@ impl ClientMessage {
 }
 
 /// Truncates a client-supplied string to at most `max` bytes on a char boundary, for logs
-/// and counters (signaling.md "Semantics": strings truncated to 256 bytes before logging).
+/// and counters (docs/protocol.md "Semantics": strings truncated to 256 bytes before logging).
 pub fn truncate_str(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -72,7 +72,7 @@ pub fn truncate_str(s: &str, max: usize) -> &str {
     s.get(..end).unwrap_or("")
 }
 
-/// The log truncation limit of signaling.md "Semantics the MC owns".
+/// The log truncation limit of docs/protocol.md "Semantics the MC owns".
 pub const LOG_STRING_MAX: usize = 256;
 
 #[cfg(test)]

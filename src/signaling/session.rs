@@ -1,4 +1,4 @@
-//! The per-connection signaling session, sans-IO (signaling.md "Transport and framing",
+//! The per-connection signaling session, sans-IO (docs/protocol.md "Transport and framing",
 //! rules 4, 5, 12).
 //!
 //! Bytes from the client's bidirectional stream go in ([`Session::handle_bytes`]);
@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::codec::{self, CodecError, FrameDecoder, DEFAULT_MAX_FRAME};
 use super::proto::{client_message, pb, ClientMessage, ErrorCode, ServerMessage};
 
-/// WebTransport session close codes (signaling.md rule 5).
+/// WebTransport session close codes (docs/protocol.md rule 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CloseCode {
     /// 0: normal.
@@ -75,7 +75,7 @@ impl CloseCode {
 #[derive(clap::Args, Debug, Clone)]
 pub struct SignalingArgs {
     /// Largest signaling frame payload accepted from or sent to a client, in bytes
-    /// (inclusive; signaling.md rule 12).
+    /// (inclusive; docs/protocol.md rule 12).
     #[arg(long, env = "MC_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME)]
     pub max_frame_bytes: usize,
     /// Bytes a session may hold queued for a client before it is closed as a slow

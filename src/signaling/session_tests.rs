@@ -1,4 +1,4 @@
-//! Session machine tests with a fake clock (signaling.md rules 4, 5, 12).
+//! Session machine tests with a fake clock (docs/protocol.md rules 4, 5, 12).
 use std::time::Duration;
 
 use super::*;

@@ -1,5 +1,4 @@
-// Headless Chromium joins a meeting through the dev-mode /demo page (issue 4
-// acceptance): two pages join the same meeting over WebTransport, each sees the other
+// Headless Chromium joins a meeting through the dev-mode /demo page: two pages join the same meeting over WebTransport, each sees the other
 // in its roster, and a mute on one page shows on the other.
 //
 //   node demo.mjs --admin http://127.0.0.1:8080

@@ -1,4 +1,4 @@
-// Headless Chromium against a WebTransport /echo endpoint (issue 3 acceptance).
+// Headless Chromium against a WebTransport /echo endpoint.
 //
 //   node echo.mjs --url https://127.0.0.1:4433/echo --cert-hash <hex sha-256>
 //   node echo.mjs --url ... --cert-hash-file .mc-dev/cert.sha256 --sessions 16

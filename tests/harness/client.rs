@@ -1,5 +1,5 @@
 //! A real WebTransport signaling client (wtransport over quinn, tokio) for tests:
-//! length-prefixed protobuf frames on one bidi stream, as signaling.md describes.
+//! length-prefixed protobuf frames on one bidi stream, as docs/protocol.md describes.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -157,7 +157,7 @@ impl SigClient {
         }
     }
 
-    /// A clean leave: finish the signaling stream (signaling.md rule 6).
+    /// A clean leave: finish the signaling stream (docs/protocol.md rule 6).
     pub async fn leave(mut self) {
         let _ = self.send.finish().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.conn.closed()).await;

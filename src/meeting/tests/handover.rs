@@ -1,4 +1,4 @@
-//! Moving a meeting between MCs (signaling.md rules 17–21): export, freeze, import,
+//! Moving a meeting between MCs (docs/protocol.md rules 17–21): export, freeze, import,
 //! recovery on the target, grace, refusals — with a fake clock.
 use super::*;
 use crate::auth::binding::BindingSecret;

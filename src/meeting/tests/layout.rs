@@ -1,4 +1,4 @@
-//! Layouts (signaling.md rule 11) and publish validation (rule 10).
+//! Layouts (docs/protocol.md rule 11) and publish validation (rule 10).
 use super::*;
 use client_message::Message as M;
 use pb::StreamType as T;

@@ -1,4 +1,4 @@
-//! Mute (signaling.md rules 2 and 3).
+//! Mute (docs/protocol.md rules 2 and 3).
 use super::*;
 use client_message::Message as M;
 

@@ -1,4 +1,4 @@
-//! Roster, leave, grace and recovery (signaling.md rules 6–9, "Session recovery").
+//! Roster, leave, grace and recovery (docs/protocol.md rules 6–9, "Session recovery").
 use super::*;
 
 fn left(msgs: &[S]) -> Vec<(String, i32)> {
