@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 # mc-service production image.
 #   docker build --build-arg VERSION=v1.2.3 --build-arg GIT_SHA=$(git rev-parse HEAD) -t mc-service:v1.2.3 .
-# No Docker engine exists in the development environment: this file is checked by
-# hadolint and by infra/tests/test_image.py, which also runs the binary the way this
-# image runs it (user 65532, read-only root, only /tmp writable). See infra/README.md.
+# Tested without any registry (infra/tests): hadolint and test_image.py read this file;
+# test_container.py builds the runtime stage below, unchanged, with podman on a locally
+# made Debian base around a host-built binary, and runs it as the Deployment runs the
+# pod. See infra/README.md, "The image".
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm

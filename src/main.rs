@@ -278,7 +278,18 @@ fn run(
                 monitor.stop();
                 return Err(1);
             }
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // The shard's thread ended before starting: glommio could not build its
+                // executor, and says why through the join handle.
+                let why = match shard_handles.pop().map(|h| h.join()) {
+                    Some(Err(e)) => executor_error(&e),
+                    _ => "it stopped while starting".into(),
+                };
+                error!(shard = %spec.name, error = %why, "Actor system failed to initialize: a shard could not start");
+                monitor.stop();
+                return Err(1);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 error!("Actor system failed to initialize: a shard did not start within 30 s");
                 monitor.stop();
                 return Err(1);
@@ -294,10 +305,11 @@ fn run(
     shards_up.store(true, Ordering::SeqCst);
     monitor.wake(control_id);
 
-    let mut failed = control.join().is_err();
-    if failed {
-        error!("the control plane stopped unexpectedly; stopping shards");
+    let mut failed = false;
+    if let Err(e) = control.join() {
+        error!(error = %executor_error(&e), "the control plane stopped unexpectedly; stopping shards");
         monitor.stop();
+        failed = true;
     }
     for (i, h) in shard_handles.into_iter().enumerate() {
         if h.join().is_err() {
@@ -310,6 +322,29 @@ fn run(
     } else {
         info!("Meeting Controller stopped");
         Ok(())
+    }
+}
+
+/// Why an executor stopped or could not be built, naming RLIMIT_MEMLOCK when it is the
+/// cause: glommio refuses a limit under 512 KiB, and the executor's io_uring rings count
+/// against it (ENOMEM), which the startup probe's single small ring does not exhaust.
+fn executor_error(e: &glommio::GlommioError<()>) -> String {
+    use glommio::{GlommioError, ReactorErrorKind};
+    let memlock = match e {
+        GlommioError::ReactorError(ReactorErrorKind::MemLockLimit(..)) => true,
+        // glommio 0.9 hands its reactor's MemLockLimit on as an io::Error of that text.
+        GlommioError::IoError(io) | GlommioError::EnhancedIoError { source: io, .. } => {
+            io.raw_os_error() == Some(libc::ENOMEM) || io.to_string().starts_with("MemLockLimit(")
+        }
+        _ => false,
+    };
+    if memlock {
+        format!(
+            "{e}: RLIMIT_MEMLOCK is too low for the io_uring rings (raise the container's \
+             memlock limit; see tuning.md, \"memlock\")"
+        )
+    } else {
+        e.to_string()
     }
 }
 
