@@ -139,8 +139,10 @@ pub struct ServiceArgs {
     #[arg(long, env = "MC_DEV_DIR", default_value = "./.mc-dev")]
     pub dev_dir: PathBuf,
 
-    /// Signaling sessions one client IP address may hold on one shard (the kernel spreads
-    /// a client's connections over shards, so the process-wide limit is this × shards).
+    /// QUIC connections one client IP address may hold on one shard, counted from the
+    /// handshake whether or not a session follows; further handshakes are refused. The
+    /// kernel spreads a client's connections over shards, so the process-wide limit is
+    /// this × shards.
     #[arg(long, env = "MC_MAX_SESSIONS_PER_IP", default_value = "100", value_parser = nonzero_u32)]
     pub max_sessions_per_ip: NonZeroU32,
 
