@@ -10,7 +10,9 @@
 //! scrapes, and their quantiles computed over the window (bucket differences).
 //!
 //! The generator's own CPU tells whether the generator, rather than the server, limited
-//! the run: close to all of its threads busy means it may have been the bottleneck.
+//! the run: close to all of its threads busy means it may have been the bottleneck. The
+//! time the generator's (and the server's) threads waited in the run queue
+//! (`/proc/<pid>/task/*/schedstat`) tells whether other processes took their CPU.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -22,6 +24,9 @@ use super::stats::{Counter, Stats, ALL_COUNTERS};
 
 /// Share of the generator's usable threads above which it may be the bottleneck.
 pub const SATURATION: f64 = 0.9;
+/// Share of the window the generator may wait for a CPU before the run counts as
+/// contended (other processes on its CPU).
+pub const CONTENDED: f64 = 0.1;
 
 /// Flags of the measured window (global, every scenario).
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -84,6 +89,10 @@ pub struct Mark {
     pub self_cpu_s: Option<f64>,
     /// The server process's CPU seconds from /proc/<pid>/stat.
     pub pid_cpu_s: Option<f64>,
+    /// Run-queue wait of this process's threads, seconds.
+    pub self_wait_s: Option<f64>,
+    /// Run-queue wait of the server's threads, seconds.
+    pub pid_wait_s: Option<f64>,
     /// The server's /metrics, or why it could not be read.
     pub scrape: Option<Result<Scrape, String>>,
 }
@@ -106,6 +115,8 @@ impl Mark {
             counters: ALL_COUNTERS.iter().map(|c| stats.get(*c)).collect(),
             self_cpu_s: self_cpu_s(),
             pid_cpu_s: args.server_pid.and_then(pid_cpu_s),
+            self_wait_s: runq_wait_s("self"),
+            pid_wait_s: args.server_pid.and_then(|p| runq_wait_s(&p.to_string())),
             scrape,
         }
     }
@@ -125,6 +136,9 @@ pub struct ServerCpu {
     pub cores: f64,
     /// Server CPU microseconds per operation.
     pub us_per_op: f64,
+    /// Seconds its threads waited for a CPU (run queue; `pid` source only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runq_wait_s: Option<f64>,
 }
 
 /// Quantiles of a server histogram over the window (seconds).
@@ -147,6 +161,10 @@ pub struct GeneratorCpu {
     pub cpus_allowed: usize,
     /// cores ≥ 90 % of min(threads, cpus_allowed): the generator may be the bottleneck.
     pub saturated: bool,
+    /// Seconds its threads waited for a CPU (run queue).
+    pub runq_wait_s: Option<f64>,
+    /// Waited ≥ 10 % of the window: other processes shared the generator's CPU.
+    pub contended: bool,
 }
 
 /// What the measured window contains.
@@ -194,12 +212,15 @@ impl Window {
             (Some(a), Some(b)) => {
                 let cores = (b - a).max(0.0) / secs;
                 let usable = threads.min(cpus_allowed).max(1) as f64;
+                let wait = delta(start.self_wait_s, end.self_wait_s);
                 Some(GeneratorCpu {
                     cpu_s: (b - a).max(0.0),
                     cores,
                     threads,
                     cpus_allowed,
                     saturated: cores >= SATURATION * usable,
+                    runq_wait_s: wait,
+                    contended: wait.is_some_and(|w| w >= CONTENDED * secs),
                 })
             }
             _ => None,
@@ -213,6 +234,7 @@ impl Window {
                     cpu_s: (b - a).max(0.0),
                     cores: (b - a).max(0.0) / secs,
                     us_per_op: per_op((b - a).max(0.0)),
+                    runq_wait_s: delta(start.pid_wait_s, end.pid_wait_s),
                 }),
                 _ => notes.push(format!("cannot read /proc/{pid}/stat")),
             }
@@ -228,6 +250,7 @@ impl Window {
                                 cpu_s: (y - x).max(0.0),
                                 cores: (y - x).max(0.0) / secs,
                                 us_per_op: per_op((y - x).max(0.0)),
+                                runq_wait_s: None,
                             });
                             // The prometheus crate's process collector counts whole
                             // seconds: over a short window that is a coarse figure.
@@ -272,7 +295,7 @@ impl Window {
         );
         if let Some(g) = &self.generator {
             s += &format!(
-                "generator CPU: {:.2} cores of {} threads ({} CPUs allowed), {:.1} µs per {}\n",
+                "generator CPU: {:.2} cores of {} threads ({} CPUs allowed), {:.1} µs per {}{}\n",
                 g.cores,
                 g.threads,
                 g.cpus_allowed,
@@ -281,7 +304,8 @@ impl Window {
                 } else {
                     0.0
                 },
-                self.operation
+                self.operation,
+                waited(g.runq_wait_s, self.duration_s)
             );
             if g.saturated {
                 s += &format!(
@@ -289,11 +313,19 @@ impl Window {
                     100.0 * g.cores / g.threads.min(g.cpus_allowed).max(1) as f64
                 );
             }
+            if g.contended {
+                s += "warning: the generator waited for a CPU for a tenth of the window or more: \
+                      other processes share its CPU, so rates and latencies describe a contended machine\n";
+            }
         }
         for c in &self.server {
             s += &format!(
-                "server CPU ({}): {:.2} cores, {:.2} µs per {}\n",
-                c.source, c.cores, c.us_per_op, self.operation
+                "server CPU ({}): {:.2} cores, {:.2} µs per {}{}\n",
+                c.source,
+                c.cores,
+                c.us_per_op,
+                self.operation,
+                waited(c.runq_wait_s, self.duration_s)
             );
         }
         for (name, q) in &self.server_histograms {
@@ -314,6 +346,21 @@ impl Window {
             s += &format!("note: {n}\n");
         }
         s
+    }
+}
+
+fn delta(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some((b? - a?).max(0.0))
+}
+
+/// "; waited 1.2 s (12 %) for a CPU" when the run-queue wait is known.
+fn waited(wait: Option<f64>, secs: f64) -> String {
+    match wait {
+        Some(w) => format!(
+            "; waited {w:.2} s ({:.0} %) for a CPU",
+            100.0 * w / secs.max(1e-6)
+        ),
+        None => String::new(),
     }
 }
 
@@ -393,6 +440,26 @@ pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = f.next()?.parse().ok()?;
     let stime: u64 = f.next()?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Seconds the live threads of process `pid` (a number, or `self`) have spent waiting
+/// in a run queue: the sum of field 2 (nanoseconds) of /proc/<pid>/task/*/schedstat.
+pub fn runq_wait_s(pid: &str) -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue; // the thread ended meanwhile
+        };
+        ns += text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(ns as f64 / 1e9)
 }
 
 fn clock_ticks() -> f64 {
@@ -620,6 +687,8 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
         let me = pid_cpu_s(std::process::id()).unwrap();
         assert!(me >= 0.0);
         assert!(self_cpu_s().unwrap() >= 0.0);
+        assert!(runq_wait_s("self").unwrap() >= 0.0);
+        assert!(runq_wait_s("0").is_none(), "no such process");
     }
 
     #[test]
@@ -647,6 +716,8 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
             counters: counters.clone(),
             self_cpu_s: Some(1.0),
             pid_cpu_s: Some(10.0),
+            self_wait_s: Some(0.0),
+            pid_wait_s: Some(0.1),
             scrape: Some(Ok(parse_exposition(
                 &EXPO
                     .replace("12.5", "3")
@@ -662,6 +733,8 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
             counters,
             self_cpu_s: Some(2.9),
             pid_cpu_s: Some(11.0),
+            self_wait_s: Some(0.5),
+            pid_wait_s: Some(0.1),
             scrape: Some(Ok(parse_exposition(
                 EXPO.replace("12.5", "4.5").as_str(),
                 &names,
@@ -675,12 +748,19 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
         assert!((w.server[1].us_per_op - 1500.0).abs() < 1e-6, "{w:?}");
         let g = w.generator.as_ref().unwrap();
         assert!((g.cores - 0.95).abs() < 1e-9 && g.saturated);
+        assert_eq!(g.runq_wait_s, Some(0.5));
+        assert!(g.contended, "0.5 s of 2 s waiting for a CPU");
+        assert_eq!(w.server[0].runq_wait_s, Some(0.0));
         assert!(w.server_histograms["mc_fanout_duration_seconds"].is_some());
         assert_eq!(w.server_histograms["mc_x"], None);
         let t = w.table();
         assert!(t.contains("generator CPU: 0.95 cores of 1 threads"), "{t}");
         assert!(t.contains("warning: the generator"), "{t}");
-        assert!(t.contains("server CPU (pid 7): 0.50 cores, 1000.00 µs per round trip"));
+        assert!(t.contains(
+            "server CPU (pid 7): 0.50 cores, 1000.00 µs per round trip; waited 0.00 s (0 %) for a CPU"
+        ));
+        assert!(t.contains("waited 0.50 s (25 %) for a CPU"), "{t}");
+        assert!(t.contains("warning: the generator waited"), "{t}");
         assert!(t.contains("server mc_x: n/a"), "{t}");
     }
 }
