@@ -14,7 +14,8 @@
 #   echo100x8  100 sessions × 8 messages in flight × 64 B, one bidi stream per session
 #   echo10x1   10 sessions × 1 in flight × 64 B
 #   fanout     mc-service only: one meeting of 1,000 participants, mute toggles at 10 and
-#              40 msg/s (each reaches all 1,000): server CPU per delivered notification
+#              40 msg/s (each reaches all 1,000): server CPU per delivered notification;
+#              up to 30 s of drain for notifications still queued at the end
 #   memory     2,000 sessions, each with one bidi stream that echoed 32 B, held open:
 #              server RSS per session at the peak and in the steady hold
 #
@@ -239,7 +240,7 @@ if has_op fanout; then
       # shellcheck disable=SC2046
       loadgen "fanout$rate-mc-$run" $(common "$FANOUT_WARMUP") --server-metrics "$METRICS" --threads 1 \
         meeting --target "https://$WT/" --dev-dir "$DEV" \
-        --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120
+        --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120 --drain 30
       stop_server
     done
   done
@@ -313,12 +314,17 @@ if [[ $PERF == 1 ]]; then
   if has_op echo100x8; then
     perf_run echo-100x8 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 100 --window 8 --size 64
   fi
+  if has_op echo10x1; then
+    perf_run echo-10x1 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 10 --window 1 --size 64
+  fi
   if has_op fanout; then
     rate=${FANOUT_RATES##*,}
     PERF_WARMUP=$FANOUT_WARMUP perf_run fanout --server-metrics "$METRICS" --threads 1 meeting \
-      --target "https://$WT/" --dev-dir "$DEV" --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120
+      --target "https://$WT/" --dev-dir "$DEV" --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120 \
+      --drain 30
   fi
 fi
 
+echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.md"
 python3 "$ROOT/bench/scripts/compare-summary.py" "$OUT" "$RUNS"
 log "results in $OUT"
