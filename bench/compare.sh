@@ -93,9 +93,11 @@ fi
 if [[ $SKIP_BUILD != 1 ]]; then
   cargo build --release -p mc-service -p mc-bench
 fi
-MC=$ROOT/target/release/mc-service
-PEER=$ROOT/target/release/wt-echo-server
-LG=$ROOT/target/release/mc-loadgen
+# Paths relative to the repository root (the working directory from here on), so that
+# the recorded commands and reports name no machine path.
+MC=target/release/mc-service
+PEER=target/release/wt-echo-server
+LG=target/release/mc-loadgen
 for b in "$MC" "$PEER" "$LG"; do
   [[ -x $b ]] || { echo "compare: $b is missing (run without --skip-build)" >&2; exit 2; }
 done
@@ -105,9 +107,9 @@ HTTP=127.0.0.1:$HTTP_PORT
 METRICS=http://$HTTP/metrics
 COMMIT=$(git rev-parse --short HEAD)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$ROOT/bench/results/$STAMP-$COMMIT-compare
+OUT=bench/results/$STAMP-$COMMIT-compare
 mkdir -p "$OUT"
-DEV=$(mktemp -d /tmp/mc-compare-dev.XXXXXX)   # holds private keys: never under results/
+DEV=$(mktemp -d target/compare-dev.XXXXXX)   # holds private keys: never under results/
 SCRATCH=$(mktemp -d /tmp/mc-compare-scratch.XXXXXX)
 
 # mc-service flags that keep its limits out of the way (all load comes from 127.0.0.1);
@@ -326,5 +328,6 @@ if [[ $PERF == 1 ]]; then
 fi
 
 echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.md"
-python3 "$ROOT/bench/scripts/compare-summary.py" "$OUT" "$RUNS"
+find "$OUT" -type f -empty -delete
+python3 bench/scripts/compare-summary.py "$OUT" "$RUNS"
 log "results in $OUT"
