@@ -256,6 +256,14 @@ impl Metrics {
             build_info: gauge_vec(r, "mc_build_info", "Build information; the value is always 1", &["version"]),
             registry,
         };
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, …:
+        // the standard process metrics, read from /proc at each scrape.
+        #[cfg(target_os = "linux")]
+        m.registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics registered once");
         // Make the outcome series visible from the first scrape.
         for status in ["success", "error"] {
             m.gc_heartbeat_total.with_label_values(&[status]);
@@ -537,6 +545,8 @@ mod tests {
             "mc_message_processing_duration_seconds_bucket",
             "mc_gc_heartbeat_total{status=\"success\"} 0",
             "mc_gc_heartbeat_total{status=\"error\"} 0",
+            "# TYPE process_cpu_seconds_total counter",
+            "process_resident_memory_bytes",
         ] {
             assert!(text.contains(name), "missing {name:?} in\n{text}");
         }

@@ -1,8 +1,10 @@
 //! `connect`: session establishment rate. Each attempt is a QUIC handshake plus the
 //! WebTransport extended CONNECT (RFC 9220 §3) and, with `--join`, a JoinRequest answered
-//! by JoinResponse (signaling.md "Transport and framing"). `--concurrency` caps attempts in
-//! flight; `--hold` keeps established sessions open and idle until the end (for memory
-//! per idle session), otherwise each session closes with code 0 at once.
+//! by JoinResponse (signaling.md "Transport and framing"), or with `--echo-bytes N` one
+//! N-byte echo round trip on a new bidi stream (a whole session setup against an echo
+//! endpoint). `--concurrency` caps attempts in flight; `--hold` keeps established
+//! sessions (and their echo stream, left open) until the end, for memory per session;
+//! otherwise each session closes with code 0 at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,7 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::client::{ClientArgs, EndpointPool};
-use super::echo::short;
+use super::echo::{message, short};
+use super::measure::{Mark, Window};
 use super::proto::{
     self, client_message::Message as C, server_message::Message as S, ClientMessage, FrameReader,
 };
@@ -42,6 +45,16 @@ pub struct ConnectArgs {
     /// Keep sessions open and idle until --duration ends.
     #[arg(long, env = "LOADGEN_HOLD")]
     pub hold: bool,
+    /// After CONNECT, echo one message of this many bytes (16..=65536) on a new bidi
+    /// stream and check the reply (0 = no echo). Needs an echo endpoint (`/echo`).
+    #[arg(long, env = "LOADGEN_ECHO_BYTES", default_value_t = 0)]
+    pub echo_bytes: usize,
+}
+
+/// An established session and its echo stream (kept open while held).
+struct Established {
+    conn: wtransport::Connection,
+    _stream: Option<(wtransport::SendStream, wtransport::RecvStream)>,
 }
 
 pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
@@ -52,6 +65,12 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
             ctx.run.max_sessions
         );
     }
+    if args.echo_bytes != 0 && !(16..=65_536).contains(&args.echo_bytes) {
+        bail!("--echo-bytes must be 16..=65536 (or 0 for none)");
+    }
+    if args.echo_bytes != 0 && args.join {
+        bail!("--echo-bytes needs an echo endpoint and --join a signaling one: use one of them");
+    }
     let target = args.client.resolve()?;
     let minter = if args.join {
         Some(Arc::new(Minter::load(
@@ -61,7 +80,13 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
     } else {
         None
     };
-    let pool = Arc::new(EndpointPool::new(&args.client, &target, args.sessions)?);
+    // Held sessions stay on their endpoint; otherwise only those in flight share them.
+    let endpoints_for = if args.hold {
+        args.sessions
+    } else {
+        args.sessions.min(args.concurrency.max(1))
+    };
+    let pool = Arc::new(EndpointPool::new(&args.client, &target, endpoints_for)?);
     let stats = ctx.stats.clone();
     let stop = Arc::new(Stop::default());
     let prefix = format!("lg-{:08x}", rand::random::<u32>());
@@ -70,7 +95,13 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
         args.sessions,
         args.concurrency,
         target.url,
-        if args.join { " (+join)" } else { "" }
+        if args.join {
+            " (+join)".to_string()
+        } else if args.echo_bytes > 0 {
+            format!(" (+{} B echo)", args.echo_bytes)
+        } else {
+            String::new()
+        }
     );
     let ticker = tokio::spawn(progress_ticker(
         stats.clone(),
@@ -81,7 +112,9 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
     ));
     let next = Arc::new(AtomicUsize::new(0));
     let base = Instant::now();
-    let deadline = base + ctx.run.duration();
+    let measure = ctx.run.measure.clone();
+    let start_at = base + measure.warmup();
+    let deadline = start_at + ctx.run.duration();
     let args = Arc::new(args);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.clamp(1, 10_000) {
@@ -118,7 +151,7 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
                             stats.live_sessions.fetch_add(1, Ordering::Relaxed);
                             held.push(conn);
                         } else {
-                            conn.close(0u32.into(), b"");
+                            conn.conn.close(0u32.into(), b"");
                         }
                     }
                     Ok(Err(e)) => {
@@ -133,26 +166,52 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
                 rec.maybe_flush(&stats, Instant::now());
             }
             rec.flush(&stats, Instant::now());
-            (held, Instant::now())
+            held
         }));
     }
-    let mut held = Vec::new();
-    let mut last = base;
-    for w in workers {
-        if let Ok((h, t)) = w.await {
-            held.extend(h);
-            last = last.max(t);
+    let mut collector = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for w in workers {
+            if let Ok(h) = w.await {
+                held.extend(h);
+            }
+        }
+        held
+    });
+    // Measured phase: from the end of --warmup until every attempt is done or --duration
+    // has passed; latencies restart with it.
+    let mut done = None;
+    if !measure.warmup().is_zero() {
+        tokio::select! {
+            r = &mut collector => done = Some(r),
+            stopped = super::sleep_or_stop(start_at, &ctx.interrupt) => if !stopped {
+                for l in [Lat::Connect, Lat::Join, Lat::Setup] {
+                    stats.reset_latency(l);
+                }
+            },
         }
     }
-    let measured = last.saturating_duration_since(base).as_secs_f64();
+    let start = Mark::take(&stats, &measure).await;
+    if done.is_none() {
+        tokio::select! {
+            r = &mut collector => done = Some(r),
+            _ = super::sleep_or_stop(deadline, &ctx.interrupt) => {}
+        }
+    }
+    let end = Mark::take(&stats, &measure).await;
+    let held = match done {
+        Some(r) => r,
+        None => collector.await,
+    }
+    .unwrap_or_default();
     if args.hold && !held.is_empty() {
         eprintln!(
             "connect: holding {} idle sessions until the end of --duration",
             held.len()
         );
         super::sleep_or_stop(deadline, &ctx.interrupt).await;
-        for c in &held {
-            c.close(0u32.into(), b"");
+        for e in &held {
+            e.conn.close(0u32.into(), b"");
         }
         stats
             .live_sessions
@@ -160,10 +219,18 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
     }
     stop.trigger();
     let _ = ticker.await;
-    let mut f = RunFigures::collect(&stats, measured);
-    f.rate("sessions_per_s", Counter::SessionsOk, &stats);
+    let window = Window::between(
+        &start,
+        &end,
+        Counter::SessionsOk,
+        "session setup",
+        ctx.run.threads(),
+        &measure,
+    );
+    let mut f = RunFigures::collect(&stats, window.duration_s);
+    f.rate_between("sessions_per_s", Counter::SessionsOk, &start, &end);
     if args.join {
-        f.rate("joins_per_s", Counter::JoinsOk, &stats);
+        f.rate_between("joins_per_s", Counter::JoinsOk, &start, &end);
     }
     let mut failures = Vec::new();
     if f.counter(Counter::SessionsFailed) > 0 {
@@ -180,6 +247,7 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
         failures,
         steps: vec![],
         capacity: None,
+        window: Some(window),
     })
 }
 
@@ -191,7 +259,7 @@ async fn one(
     i: usize,
     args: &ConnectArgs,
     rec: &mut Recorder,
-) -> Result<wtransport::Connection, String> {
+) -> Result<Established, String> {
     let t0 = Instant::now();
     let conn = pool
         .get()
@@ -199,8 +267,19 @@ async fn one(
         .await
         .map_err(|e| format!("connect:{}", short(&e.to_string())))?;
     rec.record(Lat::Connect, t0.elapsed());
+    if args.echo_bytes > 0 {
+        let stream = echo_once(&conn, i as u64, args.echo_bytes).await?;
+        rec.record(Lat::Setup, t0.elapsed());
+        return Ok(Established {
+            conn,
+            _stream: Some(stream),
+        });
+    }
     let Some(minter) = minter else {
-        return Ok(conn);
+        return Ok(Established {
+            conn,
+            _stream: None,
+        });
     };
     let mid = format!("{prefix}-{}", i / args.per_meeting.max(1));
     let token = minter
@@ -233,7 +312,10 @@ async fn one(
                 Some(S::JoinResponse(_)) => {
                     rec.record(Lat::Join, t1.elapsed());
                     rec.add(Counter::JoinsOk, 1);
-                    return Ok(conn);
+                    return Ok(Established {
+                        conn,
+                        _stream: None,
+                    });
                 }
                 Some(S::Error(e)) => {
                     rec.add(Counter::JoinsFailed, 1);
@@ -249,4 +331,30 @@ async fn one(
             .ok_or_else(|| "join:stream finished".to_string())?;
         frames.handle_bytes(buf.get(..n).unwrap_or_default());
     }
+}
+
+/// One echo round trip of `bytes` bytes on a new bidi stream; returns the stream, open.
+async fn echo_once(
+    conn: &wtransport::Connection,
+    seq: u64,
+    bytes: usize,
+) -> Result<(wtransport::SendStream, wtransport::RecvStream), String> {
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| format!("open:{}", short(&e.to_string())))?
+        .await
+        .map_err(|e| format!("open:{}", short(&e.to_string())))?;
+    let msg = message(seq, bytes);
+    send.write_all(&msg)
+        .await
+        .map_err(|e| format!("write:{}", short(&e.to_string())))?;
+    let mut reply = vec![0u8; msg.len()];
+    recv.read_exact(&mut reply)
+        .await
+        .map_err(|e| format!("read:{}", short(&e.to_string())))?;
+    if reply != msg {
+        return Err("echo:mismatch".into());
+    }
+    Ok((send, recv))
 }

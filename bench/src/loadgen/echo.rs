@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use wtransport::Connection;
 
 use super::client::{ClientArgs, EndpointPool};
+use super::measure::{Mark, Window};
 use super::report::RunFigures;
 use super::stats::{Counter, Lat, Recorder, Stats};
 use super::{progress_ticker, sleep_or_stop, Ctx, Outcome, Stop};
@@ -139,21 +140,36 @@ pub async fn run(args: EchoArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
         let url = target.url.clone();
         tasks.push(tokio::spawn(async move { s.run(ep, url).await }));
     }
-    let deadline = base + ctx.run.duration();
-    tokio::select! {
-        _ = sleep_or_stop(deadline, &ctx.interrupt) => {}
+    // Measured phase: after --warmup, for --duration; latencies restart with it.
+    let measure = &ctx.run.measure;
+    let start_at = base + measure.warmup();
+    if !measure.warmup().is_zero() && !sleep_or_stop(start_at, &ctx.interrupt).await {
+        stats.reset_latency(Lat::Rtt);
+        stats.reset_latency(Lat::Datagram);
     }
-    let measured = base.elapsed().as_secs_f64();
+    let start = Mark::take(&stats, measure).await;
+    sleep_or_stop(start_at + ctx.run.duration(), &ctx.interrupt).await;
+    let end = Mark::take(&stats, measure).await;
     stop.trigger();
     for t in tasks {
         let _ = t.await;
     }
     let _ = ticker.await;
-    let mut figures = RunFigures::collect(&stats, measured);
-    figures.rate("round_trips_per_s", Counter::Completed, &stats);
-    figures.rate("datagrams_per_s", Counter::DatagramsReceived, &stats);
-    let bytes = stats.get(Counter::Completed) as f64 * args.size as f64 * 2.0 / measured.max(1e-6);
-    figures.throughput.insert("bytes_per_s".into(), bytes);
+    let window = Window::between(
+        &start,
+        &end,
+        Counter::Completed,
+        "round trip",
+        ctx.run.threads(),
+        measure,
+    );
+    let mut figures = RunFigures::collect(&stats, window.duration_s);
+    figures.rate_between("round_trips_per_s", Counter::Completed, &start, &end);
+    figures.rate_between("datagrams_per_s", Counter::DatagramsReceived, &start, &end);
+    figures.throughput.insert(
+        "bytes_per_s".into(),
+        window.ops_per_s * args.size as f64 * 2.0,
+    );
     let mut failures = Vec::new();
     if figures.counter(Counter::Mismatch) > 0 {
         failures.push(format!(
@@ -184,6 +200,7 @@ pub async fn run(args: EchoArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
         failures,
         steps: vec![],
         capacity: None,
+        window: Some(window),
     })
 }
 

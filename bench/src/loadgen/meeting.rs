@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::client::{ClientArgs, EndpointPool};
 use super::fanout::Board;
+use super::measure::{Mark, Window};
 use super::participant::{join, participant, Roster, Shared};
 use super::report::RunFigures;
 use super::stats::{Counter, Lat, Stats};
@@ -119,7 +120,7 @@ pub(crate) fn pick(mix: &[(Op, u32)], r: u32) -> Op {
 /// The roster of one meeting once every join finished: participant_id → index.
 pub async fn run(args: MeetingArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
     let sizes = parse_sizes(&args.sizes)?;
-    let (figures, failures) = run_once(
+    let (figures, failures, window) = run_once(
         &args,
         &ctx,
         ctx.stats.clone(),
@@ -133,10 +134,13 @@ pub async fn run(args: MeetingArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
         failures,
         steps: vec![],
         capacity: None,
+        window: Some(window),
     })
 }
 
-/// One complete meeting run (also one ramp step). Returns figures and correctness failures.
+/// One complete meeting run (also one ramp step). Returns figures, correctness failures
+/// and the measured window (the traffic phase after --warmup; one operation is one
+/// delivered notification).
 pub async fn run_once(
     args: &MeetingArgs,
     ctx: &Ctx,
@@ -144,7 +148,7 @@ pub async fn run_once(
     sizes: &[(usize, usize)],
     rate: f64,
     duration: Duration,
-) -> anyhow::Result<(RunFigures, Vec<String>)> {
+) -> anyhow::Result<(RunFigures, Vec<String>, Window)> {
     let total: usize = sizes.iter().map(|(c, p)| c * p).sum();
     if total == 0 || total > ctx.run.max_sessions {
         bail!(
@@ -269,10 +273,16 @@ pub async fn run_once(
         }
         boards.push((board, joined));
     }
-    if !ctx.interrupt.is_set() {
-        sleep_or_stop(t_start + duration, &ctx.interrupt).await;
+    // Measured phase: after --warmup, for `duration`; latencies restart with it.
+    let measure = &ctx.run.measure;
+    let start_at = t_start + measure.warmup();
+    if !measure.warmup().is_zero() && !sleep_or_stop(start_at, &ctx.interrupt).await {
+        stats.reset_latency(Lat::Fanout);
+        stats.reset_latency(Lat::Layout);
     }
-    let measured = t_start.elapsed().as_secs_f64();
+    let start = Mark::take(&stats, measure).await;
+    sleep_or_stop(start_at + duration, &ctx.interrupt).await;
+    let end = Mark::take(&stats, measure).await;
     stop.trigger(); // writers stop; readers keep reading during the drain.
     let expected: u64 = boards.iter().map(|(b, j)| b.expected(j)).sum();
     let drain_until = Instant::now() + Duration::from_secs_f64(args.drain.clamp(0.0, 120.0));
@@ -297,9 +307,17 @@ pub async fn run_once(
     stats.add(Counter::Expected, expected);
     let delivered = stats.get(Counter::Delivered) + stats.get(Counter::OutOfOrder);
     stats.add(Counter::Missing, expected.saturating_sub(delivered));
-    let mut f = RunFigures::collect(&stats, measured);
-    f.rate("deliveries_per_s", Counter::Delivered, &stats);
-    f.rate("messages_sent_per_s", Counter::Sent, &stats);
+    let window = Window::between(
+        &start,
+        &end,
+        Counter::Delivered,
+        "delivered notification",
+        ctx.run.threads(),
+        measure,
+    );
+    let mut f = RunFigures::collect(&stats, window.duration_s);
+    f.rate_between("deliveries_per_s", Counter::Delivered, &start, &end);
+    f.rate_between("messages_sent_per_s", Counter::Sent, &start, &end);
     // Joins happen before the traffic phase: their rate is over the join phase.
     f.throughput.insert(
         "joins_per_s".into(),
@@ -339,7 +357,7 @@ pub async fn run_once(
     if f.counter(Counter::JoinsOk) == 0 {
         failures.push("no participant joined".into());
     }
-    Ok((f, failures))
+    Ok((f, failures, window))
 }
 
 #[cfg(test)]

@@ -9,13 +9,15 @@
 //! ```
 //!
 //! Modules: [`client`] (endpoints, trust, loopback rule), [`stats`] (counters,
-//! histograms, progress line), [`report`] and [`plot`] (outputs), [`echo`], [`connect`],
+//! histograms, progress line), [`measure`] (the measured window: operations, generator
+//! and server CPU), [`report`] and [`plot`] (outputs), [`echo`], [`connect`],
 //! [`meeting`] (+ [`proto`], [`token`], [`fanout`]) and [`ramp`] (scenarios).
 
 pub mod client;
 pub mod connect;
 pub mod echo;
 pub mod fanout;
+pub mod measure;
 pub mod meeting;
 pub mod participant;
 pub mod plot;
@@ -100,6 +102,8 @@ pub struct RunArgs {
     /// Draw latency percentiles (and ramp steps) into this SVG file.
     #[arg(long, global = true, env = "LOADGEN_PLOT")]
     pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub measure: measure::MeasureArgs,
 }
 
 impl RunArgs {
@@ -152,6 +156,8 @@ pub struct Outcome {
     pub failures: Vec<String>,
     pub steps: Vec<report::StepReport>,
     pub capacity: Option<std::collections::BTreeMap<String, f64>>,
+    /// The measured window (echo, connect, meeting).
+    pub window: Option<measure::Window>,
 }
 
 /// Shared context of one run.
@@ -270,6 +276,7 @@ pub fn main_with(cli: Cli) -> u8 {
         figures: out.figures,
         steps: out.steps,
         capacity: out.capacity,
+        window: out.window,
     };
     print!("{}", report::table(&report));
     if let Err(e) = write_outputs(&report, &run) {

@@ -118,7 +118,7 @@ pub async fn run(args: RampArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
         load.insert("participants".to_string(), participants as f64);
         eprintln!("ramp: step {step}: {load:?}");
         let stats = Arc::new(Stats::new());
-        let (figures, _) =
+        let (figures, _, _) =
             run_once(&args.meeting, &ctx, stats, &sz, rate, ctx.run.duration()).await?;
         let v = violations(&figures, args.slo_p95_ms, args.slo_drop);
         let passed = v.is_empty() && !ctx.interrupt.is_set();
@@ -159,6 +159,7 @@ pub async fn run(args: RampArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
         failures,
         steps,
         capacity,
+        window: None,
     })
 }
 

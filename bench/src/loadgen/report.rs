@@ -88,6 +88,23 @@ impl RunFigures {
         self.throughput.insert(name.into(), stats.get(c) as f64 / d);
     }
 
+    /// Adds `name` = the counter's increase between two marks / the time between them.
+    pub fn rate_between(
+        &mut self,
+        name: &str,
+        c: Counter,
+        start: &super::measure::Mark,
+        end: &super::measure::Mark,
+    ) {
+        let d = end
+            .at
+            .saturating_duration_since(start.at)
+            .as_secs_f64()
+            .max(1e-6);
+        let n = end.counter(c).saturating_sub(start.counter(c));
+        self.throughput.insert(name.into(), n as f64 / d);
+    }
+
     pub fn counter(&self, c: Counter) -> u64 {
         self.counters.get(c.name()).copied().unwrap_or(0)
     }
@@ -131,6 +148,9 @@ pub struct Report {
     /// Ramp: the load of the last passing step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<BTreeMap<String, f64>>,
+    /// The measured window: operations, generator CPU, server CPU per operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<super::measure::Window>,
 }
 
 /// Renders the human-readable table.
@@ -213,6 +233,9 @@ pub fn table(r: &Report) -> String {
             }
             None => s += "\ncapacity: no step passed\n",
         }
+    }
+    if let Some(w) = &r.window {
+        s += &w.table();
     }
     s += &format!(
         "\nresult: {}\n",
@@ -322,6 +345,7 @@ mod tests {
             figures: f,
             steps: vec![],
             capacity: None,
+            window: None,
         };
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         assert!(v["figures"]["latencies"]["fanout"]["p95_ms"]

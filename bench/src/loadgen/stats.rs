@@ -31,16 +31,20 @@ pub enum Lat {
     Fanout,
     /// UpdateLayout → StreamAssignments at the sender.
     Layout,
+    /// A whole session setup: QUIC handshake + CONNECT + the first echo round trip
+    /// (`connect --echo-bytes`).
+    Setup,
 }
 
 /// Every latency, in report order.
-pub const ALL_LAT: [Lat; 6] = [
+pub const ALL_LAT: [Lat; 7] = [
     Lat::Rtt,
     Lat::Datagram,
     Lat::Connect,
     Lat::Join,
     Lat::Fanout,
     Lat::Layout,
+    Lat::Setup,
 ];
 
 impl Lat {
@@ -53,6 +57,7 @@ impl Lat {
             Lat::Join => "join",
             Lat::Fanout => "fanout",
             Lat::Layout => "layout",
+            Lat::Setup => "setup",
         }
     }
 }
@@ -294,6 +299,15 @@ impl Stats {
             .ok()
             .and_then(|g| g.total.get(lat as usize).cloned())
             .unwrap_or_else(new_hist)
+    }
+
+    /// Forgets the samples of `lat` so far (the end of a warm-up).
+    pub fn reset_latency(&self, lat: Lat) {
+        if let Ok(mut g) = self.hists.lock() {
+            if let Some(h) = g.total.get_mut(lat as usize) {
+                h.reset();
+            }
+        }
     }
 
     /// Takes and resets the interval histogram of `lat`.

@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# Side by side: server CPU per operation, latency and memory of mc-service against a
+# tokio + quinn WebTransport server (bench/src/bin/wt-echo-server.rs), same client
+# (mc-loadgen), same certificate, same pinning. See bench/README.md "Side by side with
+# tokio/quinn".
+#
+#   bench/compare.sh                               # everything, 3 runs of 10 s each
+#   bench/compare.sh --ops echo100x8 --runs 5      # one operation
+#   bench/compare.sh --duration 5 --runs 1 --perf  # quick, plus perf profiles of mc-service
+#
+# Operations (--ops, comma separated; default all):
+#   setup      new QUIC connection + WebTransport CONNECT + one 32-byte echo + close,
+#              --setup-concurrency (32) at once
+#   echo100x8  100 sessions × 8 messages in flight × 64 B, one bidi stream per session
+#   echo10x1   10 sessions × 1 in flight × 64 B
+#   fanout     mc-service only: one meeting of 1,000 participants, mute toggles at 10 and
+#              40 msg/s (each reaches all 1,000): server CPU per delivered notification;
+#              up to 30 s of drain for notifications still queued at the end
+#   memory     2,000 sessions, each with one bidi stream that echoed 32 B, held open:
+#              server RSS per session at the peak and in the steady hold
+#
+# The server runs on CPU --server-cpu (0), the load generator on --client-cpu (1), both
+# with taskset. Each run starts a fresh server; A/B order alternates between runs. The
+# load generator reads the server's CPU (utime + stime from /proc/<pid>/stat) at the
+# start and end of its measured phase, after --warmup seconds of load, and counts the
+# operations of that phase. Loopback only; servers are stopped on exit.
+#
+# Writes bench/results/<UTC stamp>-<commit>-compare/: summary.md, summary.json,
+# commands.txt, each load generator JSON and log, and with --perf the perf reports.
+# Every flag also has an environment variable (COMPARE_<FLAG>, e.g. COMPARE_RUNS=5).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+DURATION=${COMPARE_DURATION:-10}
+RUNS=${COMPARE_RUNS:-3}
+WARMUP=${COMPARE_WARMUP:-2}
+OPS=${COMPARE_OPS:-setup,echo100x8,echo10x1,fanout,memory}
+SERVER_CPU=${COMPARE_SERVER_CPU:-0}
+CLIENT_CPU=${COMPARE_CLIENT_CPU:-1}
+SETUP_CONCURRENCY=${COMPARE_SETUP_CONCURRENCY:-32}
+FANOUT_RATES=${COMPARE_FANOUT_RATES:-10,40}
+FANOUT_SIZE=${COMPARE_FANOUT_SIZE:-1000}
+# A meeting of 1,000 starts with a join storm (every join is announced to everyone
+# present, ~500,000 notifications): the fan-out warm-up lets the client drain it.
+FANOUT_WARMUP=${COMPARE_FANOUT_WARMUP:-5}
+MEM_SESSIONS=${COMPARE_MEM_SESSIONS:-2000}
+MEM_HOLD=${COMPARE_MEM_HOLD:-10}
+PERF=${COMPARE_PERF:-0}
+SKIP_BUILD=${COMPARE_SKIP_BUILD:-0}
+WT_PORT=${COMPARE_WT_PORT:-14533}
+HTTP_PORT=${COMPARE_HTTP_PORT:-18533}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; cat <<EOF
+Flags (defaults): --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS
+  --server-cpu $SERVER_CPU --client-cpu $CLIENT_CPU --setup-concurrency $SETUP_CONCURRENCY
+  --fanout-rates $FANOUT_RATES --fanout-size $FANOUT_SIZE --fanout-warmup $FANOUT_WARMUP
+  --mem-sessions $MEM_SESSIONS
+  --mem-hold $MEM_HOLD (seconds of steady hold) --perf --skip-build
+  --wt-port $WT_PORT --http-port $HTTP_PORT
+EOF
+}
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --duration) DURATION=$2; shift ;;
+    --runs) RUNS=$2; shift ;;
+    --warmup) WARMUP=$2; shift ;;
+    --ops) OPS=$2; shift ;;
+    --server-cpu) SERVER_CPU=$2; shift ;;
+    --client-cpu) CLIENT_CPU=$2; shift ;;
+    --setup-concurrency) SETUP_CONCURRENCY=$2; shift ;;
+    --fanout-rates) FANOUT_RATES=$2; shift ;;
+    --fanout-size) FANOUT_SIZE=$2; shift ;;
+    --fanout-warmup) FANOUT_WARMUP=$2; shift ;;
+    --mem-sessions) MEM_SESSIONS=$2; shift ;;
+    --mem-hold) MEM_HOLD=$2; shift ;;
+    --perf) PERF=1 ;;
+    --skip-build) SKIP_BUILD=1 ;;
+    --wt-port) WT_PORT=$2; shift ;;
+    --http-port) HTTP_PORT=$2; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "compare: unknown flag $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+for tool in taskset curl python3; do
+  command -v "$tool" >/dev/null || { echo "compare: $tool is required" >&2; exit 2; }
+done
+if [[ $PERF == 1 ]] && ! command -v perf >/dev/null; then
+  echo "compare: --perf needs perf (Debian: apt-get install linux-perf)" >&2; exit 2
+fi
+
+if [[ $SKIP_BUILD != 1 ]]; then
+  cargo build --release -p mc-service -p mc-bench
+fi
+# Paths relative to the repository root (the working directory from here on), so that
+# the recorded commands and reports name no machine path.
+MC=target/release/mc-service
+PEER=target/release/wt-echo-server
+LG=target/release/mc-loadgen
+for b in "$MC" "$PEER" "$LG"; do
+  [[ -x $b ]] || { echo "compare: $b is missing (run without --skip-build)" >&2; exit 2; }
+done
+
+WT=127.0.0.1:$WT_PORT
+HTTP=127.0.0.1:$HTTP_PORT
+METRICS=http://$HTTP/metrics
+COMMIT=$(git rev-parse --short HEAD)
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=bench/results/$STAMP-$COMMIT-compare
+mkdir -p "$OUT"
+DEV=$(mktemp -d target/compare-dev.XXXXXX)   # holds private keys: never under results/
+SCRATCH=$(mktemp -d /tmp/mc-compare-scratch.XXXXXX)
+
+# mc-service flags that keep its limits out of the way (all load comes from 127.0.0.1);
+# a flag this build does not have is left out.
+MC_HELP=$("$MC" --help)
+MC_ARGS=(--dev --enable-echo --shards 1 --dev-dir "$DEV" --webtransport-bind-address "$WT"
+  --http-bind-address "$HTTP" --log-filter warn)
+add_if() { grep -q -- "$1 " <<<"$MC_HELP" && MC_ARGS+=("$1" "$2"); return 0; }
+add_if --capacity 100000
+add_if --max-sessions-per-ip 1000000
+add_if --max-participants-per-meeting $((FANOUT_SIZE * 2))
+add_if --drain-timeout-secs 1
+PEER_ARGS=(--bind "$WT" --cert "$DEV/cert.pem" --key "$DEV/key.pem")
+
+SERVER_PID=
+SAMPLER_PID=
+LG_PID=
+PERF_PID=
+stop_pid() { # pid: TERM, then KILL after 5 s
+  local pid=$1
+  [[ -z $pid ]] && return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+stop_server() { stop_pid "$SERVER_PID"; SERVER_PID=; }
+cleanup() {
+  if [[ -n $PERF_PID ]]; then kill -INT "$PERF_PID" 2>/dev/null || true; fi
+  if [[ -n $LG_PID ]]; then kill -INT "$LG_PID" 2>/dev/null || true; fi
+  stop_pid "$SAMPLER_PID"
+  stop_server
+  rm -rf "$DEV" "$SCRATCH"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "compare: $*" >&2; }
+record() { printf '%s\n' "$*" >>"$OUT/commands.txt"; }
+
+# start_server mc|peer LOG: starts it pinned to SERVER_CPU and waits until it serves.
+start_server() {
+  local kind=$1 logf=$2 cmd
+  if [[ $kind == mc ]]; then
+    cmd=(taskset -c "$SERVER_CPU" "$MC" "${MC_ARGS[@]}")
+  else
+    cmd=(taskset -c "$SERVER_CPU" "$PEER" "${PEER_ARGS[@]}")
+  fi
+  record "${cmd[*]}"
+  "${cmd[@]}" >"$logf" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 200); do
+    if [[ $kind == mc ]]; then
+      curl -fs "http://$HTTP/ready" >/dev/null 2>&1 && break
+    else
+      grep -q "listening on" "$logf" 2>/dev/null && break
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { log "$kind exited at start:"; cat "$logf" >&2; exit 1; }
+    sleep 0.1
+  done
+  sleep 0.5
+}
+
+# loadgen NAME ARGS...: runs mc-loadgen pinned to CLIENT_CPU against SERVER_PID.
+loadgen() {
+  local name=$1; shift
+  local cmd=(taskset -c "$CLIENT_CPU" "$LG" --progress 0 --json "$OUT/$name.json" "$@")
+  record "${cmd[*]}"
+  set +e
+  "${cmd[@]}" >"$OUT/$name.txt" 2>"$OUT/$name.err"
+  local rc=$?
+  set -e
+  echo "exit $rc" >>"$OUT/$name.txt"
+  [[ $rc -ne 0 ]] && log "$name: mc-loadgen exit $rc (see $name.txt)"
+  return 0
+}
+
+# Certificate and keys: mc-service --dev writes them on its first start.
+start_server mc "$SCRATCH/first-start.log"
+stop_server
+[[ -s $DEV/cert.pem && -s $DEV/key.pem && -s $DEV/cert.sha256 ]] || { log "no dev certificate in $DEV"; exit 1; }
+
+{
+  echo "# mc-service vs tokio/quinn (wt-echo-server), $STAMP"
+  echo
+  echo "- commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- src bench Cargo.toml || echo ' (with uncommitted changes)')"
+  echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
+  echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- server on CPU $SERVER_CPU, mc-loadgen on CPU $CLIENT_CPU; $RUNS run(s) of ${DURATION} s after ${WARMUP} s of warm-up"
+} >"$OUT/machine.md"
+record "# $(date -u +%FT%TZ) bench/compare.sh --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS"
+
+has_op() { [[ ",$OPS," == *",$1,"* ]]; }
+common() { echo --warmup "${1:-$WARMUP}" --duration "$DURATION" --server-pid "$SERVER_PID"; }
+
+# One A/B pair per run, order alternating: mc first in odd runs, the peer in even ones.
+ab_order() { if (( $1 % 2 == 1 )); then echo "mc peer"; else echo "peer mc"; fi; }
+
+run_pair_op() { # op, scenario args...
+  local op=$1; shift
+  for run in $(seq "$RUNS"); do
+    for kind in $(ab_order "$run"); do
+      log "$op run $run/$RUNS: $kind"
+      start_server "$kind" "$OUT/$op-$kind-$run.server.log"
+      local extra=()
+      [[ $kind == mc ]] && extra=(--server-metrics "$METRICS")
+      # shellcheck disable=SC2046
+      loadgen "$op-$kind-$run" $(common) "${extra[@]}" "$@"
+      stop_server
+    done
+  done
+}
+
+if has_op setup; then
+  run_pair_op setup --max-sessions 100000000 connect --target "https://$WT/echo" --dev-dir "$DEV" \
+    --sessions 100000000 --concurrency "$SETUP_CONCURRENCY" --echo-bytes 32
+fi
+if has_op echo100x8; then
+  run_pair_op echo100x8 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 100 --window 8 --size 64
+fi
+if has_op echo10x1; then
+  run_pair_op echo10x1 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 10 --window 1 --size 64
+fi
+
+if has_op fanout; then
+  for rate in ${FANOUT_RATES//,/ }; do
+    for run in $(seq "$RUNS"); do
+      log "fanout rate $rate run $run/$RUNS"
+      start_server mc "$OUT/fanout$rate-mc-$run.server.log"
+      # shellcheck disable=SC2046
+      loadgen "fanout$rate-mc-$run" $(common "$FANOUT_WARMUP") --server-metrics "$METRICS" --threads 1 \
+        meeting --target "https://$WT/" --dev-dir "$DEV" \
+        --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120 --drain 30
+      stop_server
+    done
+  done
+fi
+
+if has_op memory; then
+  for kind in mc peer; do
+    log "memory: $kind, $MEM_SESSIONS sessions"
+    start_server "$kind" "$OUT/memory-$kind.server.log"
+    csv=$OUT/memory-$kind.rss.csv
+    echo "t_ms,rss_kib" >"$csv"
+    # RSS every 200 ms; the phases are marked in memory-<kind>.phases.
+    ( while kill -0 "$SERVER_PID" 2>/dev/null; do
+        echo "$(date +%s%3N),$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null)" >>"$csv"
+        sleep 0.2
+      done ) &
+    SAMPLER_PID=$!
+    sleep 1
+    phases=$OUT/memory-$kind.phases
+    echo "idle_end $(date +%s%3N)" >"$phases"
+    cmd=(taskset -c "$CLIENT_CPU" "$LG" --progress 0 --json "$OUT/memory-$kind.json"
+      --max-sessions "$MEM_SESSIONS" --duration $((MEM_HOLD + 120)) --server-pid "$SERVER_PID"
+      connect --target "https://$WT/echo" --dev-dir "$DEV" --sessions "$MEM_SESSIONS"
+      --concurrency 64 --echo-bytes 32 --hold)
+    record "${cmd[*]}"
+    "${cmd[@]}" >"$OUT/memory-$kind.txt" 2>"$OUT/memory-$kind.err" &
+    LG_PID=$!
+    for _ in $(seq 1200); do
+      grep -q "holding" "$OUT/memory-$kind.err" 2>/dev/null && break
+      kill -0 "$LG_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    echo "hold_start $(date +%s%3N)" >>"$phases"
+    sleep "$MEM_HOLD"
+    echo "hold_end $(date +%s%3N)" >>"$phases"
+    kill -INT "$LG_PID" 2>/dev/null || true
+    wait "$LG_PID" 2>/dev/null || true
+    LG_PID=
+    stop_pid "$SAMPLER_PID"; SAMPLER_PID=
+    stop_server
+  done
+fi
+
+# Profiles: separate runs, so that perf's own cost stays out of the figures above.
+if [[ $PERF == 1 ]]; then
+  perf_run() { # name, loadgen args...
+    local name=$1; shift
+    start_server mc "$OUT/perf-$name.server.log"
+    local data=$SCRATCH/perf-$name.data
+    record "perf record -g -p $SERVER_PID -o perf-$name.data  # during the run below"
+    perf record -g -p "$SERVER_PID" -o "$data" 2>"$SCRATCH/perf-$name.err" &
+    PERF_PID=$!
+    # shellcheck disable=SC2046
+    loadgen "perf-$name" $(common "${PERF_WARMUP:-$WARMUP}") "$@"
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=
+    stop_server
+    record "perf report --no-children --stdio -g none --percent-limit 0.1 -i perf-$name.data | grep -v '^#' | grep -v '^\$' | head -30"
+    {
+      echo "# perf record -g -p <mc-service pid> during: ${*}"
+      echo "# perf report --no-children --stdio -g none (top 30 by overhead; self time)"
+      perf report --no-children --stdio -g none --percent-limit 0.1 -i "$data" 2>/dev/null \
+        | grep -v '^#' | grep -v '^$' | head -30 || true
+      if grep -qi "kptr_restrict\|kernel symbols\|kallsyms" "$SCRATCH/perf-$name.err" 2>/dev/null; then
+        echo "# perf warned about kernel symbols: kernel frames may be unresolved"
+      fi
+    } >"$OUT/perf-$name.txt"
+    log "wrote $OUT/perf-$name.txt"
+  }
+  if has_op echo100x8; then
+    perf_run echo-100x8 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 100 --window 8 --size 64
+  fi
+  if has_op echo10x1; then
+    perf_run echo-10x1 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 10 --window 1 --size 64
+  fi
+  if has_op fanout; then
+    rate=${FANOUT_RATES##*,}
+    PERF_WARMUP=$FANOUT_WARMUP perf_run fanout --server-metrics "$METRICS" --threads 1 meeting \
+      --target "https://$WT/" --dev-dir "$DEV" --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120 \
+      --drain 30
+  fi
+fi
+
+echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.md"
+find "$OUT" -type f -empty -delete
+python3 bench/scripts/compare-summary.py "$OUT" "$RUNS"
+log "results in $OUT"

@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""Summary of a bench/compare.sh run: reads the load generator JSONs, RSS samples and perf
+reports in the results folder and writes summary.md and summary.json there (and prints
+the markdown).
+
+    python3 bench/scripts/compare-summary.py bench/results/<stamp>-<commit>-compare RUNS
+"""
+import csv
+import json
+import os
+import statistics
+import sys
+
+OUT = sys.argv[1]
+RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+NAMES = {"mc": "mc-service", "peer": "wt-echo-server (tokio/quinn)"}
+PAIR_OPS = [
+    ("setup", "session setup (connect + CONNECT + 32 B echo + close)", "setup"),
+    ("echo100x8", "echo 100 sessions × 8 in flight × 64 B", "rtt"),
+    ("echo10x1", "echo 10 sessions × 1 in flight × 64 B", "rtt"),
+]
+
+
+def load(name):
+    try:
+        with open(os.path.join(OUT, name + ".json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def pid_cpu(window):
+    """The server CPU read from /proc/<pid>/stat (the source every server has)."""
+    for s in (window or {}).get("server", []):
+        if s["source"].startswith("pid "):
+            return s
+    return None
+
+
+def errors(r):
+    f = r["figures"]
+    return sum(f["errors"].values()) + f["counters"].get("sessions_failed", 0) + (
+        0 if r["passed"] else 1
+    )
+
+
+def run_figures(r, lat):
+    """The figures of one load generator run."""
+    w = r.get("window") or {}
+    cpu = pid_cpu(w)
+    gen = w.get("generator") or {}
+    l = r["figures"]["latencies"].get(lat, {})
+    hist = {
+        k: (v["p99_s"] * 1e3 if v else None)
+        for k, v in (w.get("server_histograms") or {}).items()
+    }
+    secs = w.get("duration_s") or 0
+    pct = lambda x: 100 * x / secs if x is not None and secs else None
+    return {
+        "generator_wait_pct": pct(gen.get("runq_wait_s")),
+        "server_wait_pct": pct(cpu.get("runq_wait_s") if cpu else None),
+        "generator_contended": gen.get("contended"),
+        "us_per_op": cpu["us_per_op"] if cpu else None,
+        "server_cores": cpu["cores"] if cpu else None,
+        "ops": w.get("ops"),
+        "ops_per_s": w.get("ops_per_s"),
+        "p50_ms": l.get("p50_ms"),
+        "p99_ms": l.get("p99_ms"),
+        "errors": errors(r),
+        "failures": r["failures"],
+        "generator_cores": gen.get("cores"),
+        "generator_saturated": gen.get("saturated"),
+        "server_hist_p99_ms": hist,
+    }
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, nd=1):
+    return "n/a" if x is None else f"{x:,.{nd}f}"
+
+
+summary = {"folder": os.path.basename(OUT), "runs": RUNS, "pairs": {}, "fanout": {}, "memory": {}}
+md = []
+try:
+    md.append(open(os.path.join(OUT, "machine.md")).read().rstrip())
+except OSError:
+    pass
+md.append("")
+md.append(
+    "Server CPU is utime + stime of the server process over the load generator's measured "
+    "phase (after the warm-up), divided by the operations completed in it. Ratio = "
+    "mc-service ÷ peer per run (below 1: mc-service uses less CPU per operation). "
+    "Latencies are the client's, over the measured phase."
+)
+
+rows = []
+for op, title, lat in PAIR_OPS:
+    runs = []
+    for i in range(1, RUNS + 1):
+        a, b = load(f"{op}-mc-{i}"), load(f"{op}-peer-{i}")
+        if not a or not b:
+            continue
+        fa, fb = run_figures(a, lat), run_figures(b, lat)
+        ratio = (
+            fa["us_per_op"] / fb["us_per_op"]
+            if fa["us_per_op"] and fb["us_per_op"]
+            else None
+        )
+        runs.append({"run": i, "mc": fa, "peer": fb, "ratio": ratio})
+    if not runs:
+        continue
+    agg = {
+        "title": title,
+        "runs": runs,
+        "median_ratio": med([r["ratio"] for r in runs]),
+    }
+    for k in ("mc", "peer"):
+        agg[k] = {
+            m: med([r[k][m] for r in runs])
+            for m in (
+                "us_per_op",
+                "ops_per_s",
+                "p50_ms",
+                "p99_ms",
+                "generator_cores",
+                "generator_wait_pct",
+                "server_wait_pct",
+            )
+        }
+        agg[k]["errors"] = sum(r[k]["errors"] for r in runs)
+        agg[k]["generator_saturated_runs"] = sum(1 for r in runs if r[k]["generator_saturated"])
+    summary["pairs"][op] = agg
+    rows.append((op, agg))
+
+if rows:
+    md += [
+        "",
+        "## CPU per operation, side by side (medians of the runs)",
+        "",
+        "| operation | mc-service µs/op | peer µs/op | ratio per run | median ratio | ops/s mc / peer | p50 ms mc / peer | p99 ms mc / peer | errors mc / peer | generator cores mc / peer | % of the time waiting for a CPU: generator, server (mc / peer) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for op, a in rows:
+        m, p = a["mc"], a["peer"]
+        per_run = ", ".join(fmt(r["ratio"], 2) for r in a["runs"])
+        md.append(
+            f"| {a['title']} | {fmt(m['us_per_op'], 2)} | {fmt(p['us_per_op'], 2)} | {per_run} | "
+            f"**{fmt(a['median_ratio'], 2)}** | {fmt(m['ops_per_s'], 0)} / {fmt(p['ops_per_s'], 0)} | "
+            f"{fmt(m['p50_ms'], 3)} / {fmt(p['p50_ms'], 3)} | {fmt(m['p99_ms'], 3)} / {fmt(p['p99_ms'], 3)} | "
+            f"{m['errors']} / {p['errors']} | {fmt(m['generator_cores'], 2)} / {fmt(p['generator_cores'], 2)} | "
+            f"{fmt(m['generator_wait_pct'], 0)}, {fmt(m['server_wait_pct'], 0)} / "
+            f"{fmt(p['generator_wait_pct'], 0)}, {fmt(p['server_wait_pct'], 0)} |"
+        )
+    sat = [
+        f"{op} ({k}: {a[k]['generator_saturated_runs']} of {len(a['runs'])} runs)"
+        for op, a in rows
+        for k in ("mc", "peer")
+        if a[k]["generator_saturated_runs"]
+    ]
+    busy = [
+        f"{op} ({k}: {sum(1 for r in a['runs'] if r[k]['generator_contended'])} of {len(a['runs'])} runs)"
+        for op, a in rows
+        for k in ("mc", "peer")
+        if any(r[k]["generator_contended"] for r in a["runs"])
+    ]
+    if busy:
+        md += [
+            "",
+            "Other processes took the generator's CPU (it waited ≥ 10 % of the window in the "
+            "run queue) in: " + ", ".join(busy) + ". Rates and latencies there describe a "
+            "contended machine; CPU per operation is the server's own time and compares.",
+        ]
+    if sat:
+        md += [
+            "",
+            "Generator near saturation (≥ 90 % of its CPU) in: "
+            + ", ".join(sat)
+            + ". There the client, not the server, bounds the throughput; CPU per "
+            "operation stays comparable, throughput does not measure the server's ceiling.",
+        ]
+
+fan = {}
+for name in sorted(os.listdir(OUT)):
+    if name.startswith("fanout") and name.endswith(".json") and "-mc-" in name:
+        rate = name[len("fanout") : name.index("-mc-")]
+        r = load(name[:-5])
+        if r:
+            fan.setdefault(rate, []).append(run_figures(r, "fanout"))
+if fan:
+    md += [
+        "",
+        "## Fan-out (mc-service only: one meeting, mute toggles reaching every participant)",
+        "",
+        "| rate msg/s | server µs per delivered notification (runs) | median | deliveries/s | client fan-out p50 / p99 ms | server mc_fanout_duration_seconds p99 ms | errors | generator cores | % waiting for a CPU: generator, server |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for rate in sorted(fan, key=float):
+        runs = fan[rate]
+        hist = med([r["server_hist_p99_ms"].get("mc_fanout_duration_seconds") for r in runs])
+        agg = {
+            "runs": runs,
+            "us_per_op": med([r["us_per_op"] for r in runs]),
+            "ops_per_s": med([r["ops_per_s"] for r in runs]),
+            "p50_ms": med([r["p50_ms"] for r in runs]),
+            "p99_ms": med([r["p99_ms"] for r in runs]),
+            "server_fanout_p99_ms": hist,
+            "errors": sum(r["errors"] for r in runs),
+        }
+        summary["fanout"][rate] = agg
+        md.append(
+            f"| {rate} | {', '.join(fmt(r['us_per_op'], 1) for r in runs)} | **{fmt(agg['us_per_op'], 1)}** | "
+            f"{fmt(agg['ops_per_s'], 0)} | {fmt(agg['p50_ms'], 2)} / {fmt(agg['p99_ms'], 2)} | "
+            f"{fmt(hist, 3)} | {agg['errors']} | {fmt(med([r['generator_cores'] for r in runs]), 2)} | "
+            f"{fmt(med([r['generator_wait_pct'] for r in runs]), 0)}, {fmt(med([r['server_wait_pct'] for r in runs]), 0)} |"
+        )
+
+
+def memory(kind):
+    path = os.path.join(OUT, f"memory-{kind}.rss.csv")
+    phases_path = os.path.join(OUT, f"memory-{kind}.phases")
+    if not os.path.exists(path) or not os.path.exists(phases_path):
+        return None
+    with open(path) as f:
+        samples = [
+            (int(r["t_ms"]), int(r["rss_kib"]))
+            for r in csv.DictReader(f)
+            if r["rss_kib"] and r["rss_kib"].isdigit()
+        ]
+    phases = dict(line.split() for line in open(phases_path) if line.strip())
+    idle_end, hold_start, hold_end = (int(phases.get(k, 0)) for k in ("idle_end", "hold_start", "hold_end"))
+    idle = [v for t, v in samples if t <= idle_end]
+    loaded = [v for t, v in samples if idle_end < t <= hold_end]
+    steady = [v for t, v in samples if hold_start <= t <= hold_end]
+    r = load(f"memory-{kind}")
+    sessions = r["figures"]["counters"].get("sessions_ok", 0) if r else 0
+    if not idle or not loaded or not steady or sessions == 0:
+        return {"sessions": sessions, "error": "missing samples or no session"}
+    idle_kib = idle[-1]
+    peak, steady_med = max(loaded), statistics.median(steady)
+    return {
+        "sessions": sessions,
+        "errors": errors(r) if r else None,
+        "idle_rss_kib": idle_kib,
+        "peak_rss_kib": peak,
+        "steady_median_rss_kib": steady_med,
+        "peak_kib_per_session": (peak - idle_kib) / sessions,
+        "steady_kib_per_session": (steady_med - idle_kib) / sessions,
+        "setup_s": (hold_start - idle_end) / 1000,
+        "steady_s": (hold_end - hold_start) / 1000,
+        "samples": len(samples),
+    }
+
+
+mem = {k: memory(k) for k in ("mc", "peer")}
+if any(mem.values()):
+    md += [
+        "",
+        "## Memory: sessions held open, each with one bidi stream that echoed 32 B",
+        "",
+        "RSS (VmRSS) every 200 ms; per session = (RSS − idle RSS before the run) ÷ sessions.",
+        "",
+        "| server | sessions | idle RSS KiB | peak RSS KiB | steady median RSS KiB | KiB/session at peak | KiB/session steady | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for k, m in mem.items():
+        summary["memory"][k] = m
+        if not m:
+            continue
+        if "error" in m:
+            md.append(f"| {NAMES[k]} | {m['sessions']} | {m['error']} | | | | | |")
+            continue
+        md.append(
+            f"| {NAMES[k]} | {m['sessions']} | {m['idle_rss_kib']:,} | {m['peak_rss_kib']:,} | "
+            f"{m['steady_median_rss_kib']:,.0f} | {m['peak_kib_per_session']:.1f} | "
+            f"**{m['steady_kib_per_session']:.1f}** | {m['errors']} |"
+        )
+
+failed = []
+for n in sorted(os.listdir(OUT)):
+    if n.endswith(".txt") and not n.startswith(("perf-", "commands")):
+        lines = open(os.path.join(OUT, n)).read().strip().splitlines()
+        if lines and lines[-1].startswith("exit ") and lines[-1] != "exit 0":
+            failed.append(f"{n[:-4]} ({lines[-1]})")
+summary["failed_runs"] = failed
+if failed:
+    md += [
+        "",
+        "**Failed load generator runs** (see their .txt/.err): " + ", ".join(failed),
+    ]
+
+perf = [n for n in sorted(os.listdir(OUT)) if n.startswith("perf-") and n.endswith(".txt")]
+if perf:
+    md += ["", "## Profiles", ""]
+    md += [f"- `{n}`: `perf report --no-children` top 30 (self time) of mc-service" for n in perf]
+
+md += [
+    "",
+    "## Files",
+    "",
+    "- `commands.txt`: every command, in order (servers, load generator, perf).",
+    "- `<op>-<mc|peer>-<run>.json` / `.txt`: the load generator's report of each run "
+    "(`window` holds operations, generator and server CPU).",
+    "- `memory-<server>.rss.csv` and `.phases`: RSS samples and phase boundaries (ms since the epoch).",
+]
+text = "\n".join(md) + "\n"
+with open(os.path.join(OUT, "summary.md"), "w") as f:
+    f.write(text)
+with open(os.path.join(OUT, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+    f.write("\n")
+print(text)
