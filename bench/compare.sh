@@ -25,7 +25,7 @@
 # start and end of its measured phase, after --warmup seconds of load, and counts the
 # operations of that phase. Loopback only; servers are stopped on exit.
 #
-# Writes bench/results/<UTC stamp>-<commit>-compare/: summary.md, summary.json,
+# Writes into bench/results/<UTC stamp>-<commit>-compare/ (<run>/): <run>/summary.md, summary.json,
 # commands.txt, each load generator JSON and log, and with --perf the perf reports.
 # Every flag also has an environment variable (COMPARE_<FLAG>, e.g. COMPARE_RUNS=5).
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Summary of a bench/compare.sh run: reads the load generator JSONs, RSS samples and perf
-reports in the results folder and writes summary.md and summary.json there (and prints
+reports in the results folder <run>/ and writes <run>/summary.md and summary.json (and prints
 the markdown).
 
     python3 bench/scripts/compare-summary.py bench/results/<stamp>-<commit>-compare RUNS
@@ -86,7 +86,7 @@ def fmt(x, nd=1):
 summary = {"folder": os.path.basename(OUT), "runs": RUNS, "pairs": {}, "fanout": {}, "memory": {}}
 md = []
 try:
-    md.append(open(os.path.join(OUT, "machine.md")).read().rstrip())
+    md.append(open(os.path.join(OUT, "machine" + ".md")).read().rstrip())
 except OSError:
     pass
 md.append("")
@@ -307,7 +307,7 @@ md += [
     "- `memory-<server>.rss.csv` and `.phases`: RSS samples and phase boundaries (ms since the epoch).",
 ]
 text = "\n".join(md) + "\n"
-with open(os.path.join(OUT, "summary.md"), "w") as f:
+with open(os.path.join(OUT, "summary" + ".md"), "w") as f:
     f.write(text)
 with open(os.path.join(OUT, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)

@@ -1,9 +1,9 @@
 //! The client engine: a multi-threaded tokio runtime driving `wtransport` (WebTransport
 //! over quinn) endpoints. Many sessions share one endpoint (one UDP socket); sessions are
 //! spread over several endpoints so that the server's SO_REUSEPORT hash sees many
-//! 4-tuples (design.md "Data flow").
+//! 4-tuples (docs/architecture.md "Data flow").
 //!
-//! Safety rails (issue 6, "Bounded and safe"): the target defaults to loopback and any
+//! Safety rails (bench/README.md "Safety"): the target defaults to loopback and any
 //! other address must be typed by the operator with `--target`; the server certificate is
 //! trusted by its SHA-256 hash (WebTransport `serverCertificateHashes`) unless the operator
 //! says `--insecure`.
@@ -20,7 +20,7 @@ use wtransport::{ClientConfig, Endpoint};
 /// A client-side wtransport endpoint.
 pub type ClientEndpoint = Endpoint<wtransport::endpoint::endpoint_side::Client>;
 
-/// Default target: the server's loopback WebTransport address (signaling.md "Transport").
+/// Default target: the server's loopback WebTransport address (docs/protocol.md "Transport").
 pub const DEFAULT_TARGET: &str = "https://127.0.0.1:4433/";
 
 /// Errors of the client engine.

@@ -1,6 +1,6 @@
 //! `connect`: session establishment rate. Each attempt is a QUIC handshake plus the
 //! WebTransport extended CONNECT (RFC 9220 §3) and, with `--join`, a JoinRequest answered
-//! by JoinResponse (signaling.md "Transport and framing"), or with `--echo-bytes N` one
+//! by JoinResponse (docs/protocol.md "Transport and framing"), or with `--echo-bytes N` one
 //! N-byte echo round trip on a new bidi stream (a whole session setup against an echo
 //! endpoint). `--concurrency` caps attempts in flight; `--hold` keeps established
 //! sessions (and their echo stream, left open) until the end, for memory per session;

@@ -4,7 +4,7 @@
 //! Senders stamp implicitly: the n-th `MuteRequest` of a participant toggles its audio
 //! (muted when n is odd) and the n-th `PublishStream` carries n in
 //! `metadata.max_bitrate`. The MC must fan out one `ParticipantMuteUpdate` per mute change
-//! to every participant, the sender included (signaling.md rule 3), and one
+//! to every participant, the sender included (docs/protocol.md rule 3), and one
 //! `StreamPublished` to the others; each receiver gets a sender's updates in order and
 //! uncoalesced (rule 14). So the receiver knows which message it got (the n-th update of
 //! that sender, or n itself) and looks up when it was sent in the [`Board`].

@@ -1,11 +1,11 @@
 //! `meeting`: M meetings × P participants join with minted tokens, then send signaling at
 //! `--rate` msg/s with a `--mix` of mute toggles, quality updates, layout updates and
 //! publishes; join latency, fan-out latency (sender → every receiver) and per-sender order
-//! are measured ([`super::fanout`]); errors are counted by code (signaling.md "Enums").
+//! are measured ([`super::fanout`]); errors are counted by code (docs/protocol.md "Enums").
 //!
 //! Phases: join (bounded by `--join-timeout`, `--join-concurrency` at once) → traffic
 //! (`--duration`) → drain (until every expected notification arrived or `--drain`) →
-//! leave (session close code 0 = VOLUNTARY, signaling.md rules 5–6).
+//! leave (session close code 0 = VOLUNTARY, docs/protocol.md rules 5–6).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

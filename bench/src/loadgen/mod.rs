@@ -1,4 +1,4 @@
-//! `mc-loadgen`: the bundled load generator (issue 6).
+//! `mc-loadgen`: the bundled load generator (bench/README.md).
 //!
 //! ```text
 //! Cli ─► runtime (tokio, --threads workers) ─► scenario (echo | connect | meeting | ramp)

@@ -1,5 +1,5 @@
 //! One participant of the `meeting` scenario: connect and join
-//! ([`join`], signaling.md "Transport and framing": the first frame is a JoinRequest,
+//! ([`join`], docs/protocol.md "Transport and framing": the first frame is a JoinRequest,
 //! answered by JoinResponse or ErrorMessage), then a writer sending the message mix and a
 //! reader checking every notification against the [`Board`] and the roster.
 
@@ -44,11 +44,11 @@ pub(crate) struct Joined {
     pub(crate) recv: RecvStream,
     pub(crate) frames: FrameReader,
     /// Participants this one knows of: JoinResponse.existing_participants, then
-    /// ParticipantJoined (signaling.md "Semantics the MC owns": Roster).
+    /// ParticipantJoined (docs/protocol.md "Semantics the MC owns": Roster).
     pub(crate) known: HashSet<String>,
 }
 
-/// Connects, opens the signaling stream and joins (signaling.md "Transport and framing":
+/// Connects, opens the signaling stream and joins (docs/protocol.md "Transport and framing":
 /// the client's first frame is a JoinRequest, answered by JoinResponse or ErrorMessage).
 pub(crate) async fn join(
     pool: &EndpointPool,

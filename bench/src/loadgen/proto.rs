@@ -1,13 +1,13 @@
 //! The subset of `dark_tower.signaling.v1` the load generator speaks, written from the
-//! tables of signaling.md ("Envelopes", "Messages", "Enums") with prost derives. It is an
+//! tables of docs/protocol.md ("Envelopes", "Messages", "Enums") with prost derives. It is an
 //! independent client-side rendering of the wire contract: field numbers and types match
 //! the spec, messages the generator never inspects are decoded as [`Opaque`] (prost skips
-//! their fields). Framing (signaling.md "Transport and framing", rule 12): 4-byte
+//! their fields). Framing (docs/protocol.md "Transport and framing", rule 12): 4-byte
 //! big-endian length, then 1..=65,536 bytes of protobuf.
 
 use prost::Message;
 
-/// Largest frame payload (signaling.md rule 12).
+/// Largest frame payload (docs/protocol.md rule 12).
 pub const MAX_FRAME: usize = 65_536;
 
 /// A message whose content the generator does not need.
@@ -18,7 +18,7 @@ pub struct Opaque {}
 pub struct ClientMessage {
     #[prost(oneof = "client_message::Message", tags = "1, 2, 3, 4, 6, 7")]
     pub message: Option<client_message::Message>,
-    /// signaling.md rule 1: plain envelope field.
+    /// docs/protocol.md rule 1: plain envelope field.
     #[prost(string, tag = "20")]
     pub trace_parent: String,
 }
@@ -140,7 +140,7 @@ pub struct ParticipantLeft {
     pub reason: i32,
 }
 
-/// MediaStream and PublishStream share their fields (signaling.md "Messages").
+/// MediaStream and PublishStream share their fields (docs/protocol.md "Messages").
 #[derive(Clone, PartialEq, Message)]
 pub struct MediaStream {
     #[prost(string, tag = "1")]
@@ -224,7 +224,7 @@ pub struct StreamQualityUpdate {
 
 #[derive(Clone, PartialEq, Message)]
 pub struct ErrorMessage {
-    /// ErrorCode (signaling.md "Enums").
+    /// ErrorCode (docs/protocol.md "Enums").
     #[prost(int32, tag = "1")]
     pub code: i32,
     #[prost(string, tag = "2")]

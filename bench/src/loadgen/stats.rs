@@ -83,7 +83,7 @@ pub enum Counter {
     Delivered,
     /// Notifications that never arrived.
     Missing,
-    /// Notifications that arrived out of order per sender (signaling.md rule 14).
+    /// Notifications that arrived out of order per sender (docs/protocol.md rule 14).
     OutOfOrder,
     /// Notifications that arrived twice or were never sent.
     Unexpected,

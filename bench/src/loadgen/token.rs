@@ -1,6 +1,6 @@
 //! Join tokens for the `connect --join`, `meeting` and `ramp` scenarios: EdDSA (Ed25519)
-//! JWTs with a `kid`, carrying the claims of signaling.md "Join token (JWT)" and rule 13.
-//! The key is the dev dir's `signing-key.pem` (kid from its `jwks.json`, signaling.md
+//! JWTs with a `kid`, carrying the claims of docs/protocol.md "Join token (JWT)" and rule 13.
+//! The key is the dev dir's `signing-key.pem` (kid from its `jwks.json`, docs/protocol.md
 //! rule 16) or `--signing-key` + `--kid`.
 
 use std::path::{Path, PathBuf};
