@@ -63,11 +63,13 @@ impl Doorbell {
     /// Take the receiving end for the executor that owns this doorbell.
     pub(crate) fn take_receiver(&self) -> Option<DoorbellReceiver> {
         let rx = self.rx.lock().ok()?.take()?;
+        let fd = rx.into_raw_fd();
         // SAFETY: the descriptor is owned by `rx`, released here and owned by the
         // glommio stream from now on.
-        let socket = unsafe { glommio::net::UnixStream::from_raw_fd(rx.into_raw_fd()) };
+        let socket = unsafe { glommio::net::UnixStream::from_raw_fd(fd) };
         Some(DoorbellReceiver {
             socket: std::cell::RefCell::new(socket),
+            fd,
         })
     }
 }
@@ -75,9 +77,33 @@ impl Doorbell {
 /// The owner's half: awaited by the executor that parks on it. `!Send`.
 pub struct DoorbellReceiver {
     socket: std::cell::RefCell<glommio::net::UnixStream>,
+    /// The socket's descriptor (owned by `socket`), for owners that `poll(2)` it.
+    fd: std::os::fd::RawFd,
 }
 
 impl DoorbellReceiver {
+    /// The receiving socket's descriptor, for an owner that waits on it with `poll(2)`
+    /// together with its other descriptors.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd
+    }
+
+    /// Take every pending ring without waiting (the socket is non-blocking).
+    pub fn drain(&self) {
+        let fd = self.raw_fd();
+        if fd < 0 {
+            return;
+        }
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads into a local buffer of the given length.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n < buf.len() as isize {
+                break;
+            }
+        }
+    }
+
     /// Wait for at least one ring (a read of up to 64 pending rings at once).
     #[allow(clippy::await_holding_refcell_ref)]
     pub async fn wait(&self) {

@@ -215,7 +215,8 @@ impl Signaling {
         cmd: ConnCmd,
         ctx: &mut ConnCtx<'_>,
     ) {
-        if self.phase == Phase::Ended {
+        // Once our stream is finished nothing more can reach the client.
+        if self.phase != Phase::Open {
             return;
         }
         match cmd {
@@ -392,10 +393,29 @@ impl Signaling {
     /// Write what the session has queued, without copying the shared frames; then, if
     /// the session decided to close, finish the stream and start closing.
     fn flush(&mut self, quic: &mut Connection, h3: &mut H3Conn, ctx: &mut ConnCtx<'_>) {
-        if self.phase == Phase::Ended {
+        // Once our stream is finished (closing) or the session ended, nothing is written.
+        if self.phase != Phase::Open {
             return;
         }
-        if let Some(stream) = self.stream {
+        match self.stream {
+            Some(stream) => self.write_queued(quic, h3, ctx, stream),
+            // Without a stream nothing queued can reach the client.
+            None if self.sig.is_closing() => self.sig.discard_outbound(),
+            None => {}
+        }
+        self.start_close_if_decided(quic, h3, ctx);
+    }
+
+    /// Write what is queued, without copying the shared frames, as far as the client's
+    /// flow control allows; track how long the stream stays blocked.
+    fn write_queued(
+        &mut self,
+        quic: &mut Connection,
+        h3: &mut H3Conn,
+        ctx: &ConnCtx<'_>,
+        stream: StreamId,
+    ) {
+        {
             let mut blocked = false;
             while let Some(mut chunk) = self.sig.poll_transmit_chunk() {
                 let len = chunk.len();
@@ -421,13 +441,16 @@ impl Signaling {
                 (false, _) => None,
             };
         }
-        if self.phase != Phase::Open {
-            return;
-        }
-        if self.stream.is_none() && self.sig.is_closing() {
-            // Without a stream nothing queued can reach the client.
-            self.sig.discard_outbound();
-        }
+    }
+
+    /// The session decided to close and its queue is flushed: finish the stream and
+    /// close once the client has it (or at once without a stream).
+    fn start_close_if_decided(
+        &mut self,
+        quic: &mut Connection,
+        h3: &mut H3Conn,
+        ctx: &mut ConnCtx<'_>,
+    ) {
         if let Some(code) = self.sig.poll_close() {
             self.join_deadline = None;
             self.key_wait = None;

@@ -326,7 +326,10 @@ impl H3Conn {
         match quic.send_stream(stream).write_chunks(chunks) {
             Ok(w) => Some((w.chunks, w.bytes)),
             Err(WriteError::Blocked) => Some((0, 0)),
-            Err(_) => None,
+            Err(e) => {
+                tracing::debug!(stream = %stream, error = %e, "write to a closed stream");
+                None
+            }
         }
     }
 

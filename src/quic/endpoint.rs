@@ -186,9 +186,9 @@ impl QuicEndpoint {
         self.handshaking
     }
 
-    /// Wait until a datagram is waiting on the socket.
-    pub async fn readable(&self) {
-        let _ = self.udp.readable().await;
+    /// The socket's descriptor: the loop parks on it.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.udp.raw_fd()
     }
 
     /// A datagram another shard received for one of ours; a full queue drops it.

@@ -263,6 +263,11 @@ impl UdpIo {
         self.local
     }
 
+    /// The socket's descriptor, for the loop's `poll(2)` when it parks.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+
     pub fn buffers(&self) -> BufferSizes {
         self.buffers
     }

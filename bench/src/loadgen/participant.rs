@@ -366,6 +366,9 @@ async fn read_loop(
         };
         match r {
             Ok(Some(n)) => frames.handle_bytes(buf.get(..n).unwrap_or_default()),
+            // At the end every participant leaves (finishes its stream) and the server
+            // answers with its own FIN: expected then, a lost session before.
+            Ok(None) if sh.end.is_set() => break,
             Ok(None) => {
                 rec.add(Counter::SessionsLost, 1);
                 sh.stats.error("session:finished_by_server");
