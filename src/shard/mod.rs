@@ -118,6 +118,7 @@ struct Shard {
 }
 
 mod delivery;
+mod handover;
 mod stats;
 
 use delivery::{deliver_local, Delivery, Env};
@@ -210,6 +211,7 @@ impl Shard {
                 ShardMsg::Pong { .. } => {
                     tracing::warn!(shard = %self.env.id, %from, "unexpected pong on a shard");
                 }
+                msg => self.handle_handover(now, msg),
             }
         }
         self.meeting_cmds.append(&mut self.spare_cmds);
