@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_lite::future::or;
 use shards::ShardId;
@@ -24,6 +24,9 @@ use crate::router::{ShardMsg, LANE_CONTROL};
 
 /// Messages taken from the mesh before the inbox task yields to the others.
 const INBOX_BATCH: usize = 256;
+/// The longest the inbox parks: a signal whose doorbell ring lands between the count
+/// check and the park (a ring reaches only a parked executor) waits at most this long.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
 /// The drain's inputs in arrival order, and a wake-up for its driver.
 #[derive(Default)]
@@ -153,7 +156,7 @@ pub(super) async fn inbox(control: Rc<Control>) {
         if control.mesh.pending() > 0 {
             glommio::yield_if_needed().await;
         } else {
-            control.mesh.wait().await;
+            or(control.mesh.wait(), glommio::timer::sleep(SIGNAL_POLL)).await;
         }
     }
 }
