@@ -31,7 +31,8 @@ pub const NETWORK_BUCKETS: &[f64] = &[
 /// `mc_meetings_migrated_total{direction="out"}` results (`drain::MigrationResult`).
 pub const MIGRATED_OUT: &[&str] = &["ok", "refused", "failed", "no_target"];
 /// `mc_meetings_migrated_total{direction="in"}` results (`migration::ImportAnswer::label`,
-/// and `timeout` when the meeting's shard did not answer the admin plane in time).
+/// `timeout` when the meeting's shard did not answer the admin plane in time, `busy` when
+/// the admin plane held as many request bodies as it may).
 pub const MIGRATED_IN: &[&str] = &[
     "ok",
     "repeat",
@@ -42,6 +43,7 @@ pub const MIGRATED_IN: &[&str] = &[
     "unauthorized",
     "bad_request",
     "timeout",
+    "busy",
 ];
 
 /// The registry and every metric family in it. Cheap to clone (all `Arc`s inside).

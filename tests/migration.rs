@@ -9,8 +9,9 @@
 //!   join; messages after the move arrive in order; MC-A exits 0 long before its drain
 //!   timeout (SIGTERM) or stays up (GC).
 //! - A participant that does not follow leaves with TIMEOUT on MC-B after its grace.
-//! - Refusals: a bad signature is 401 and creates nothing; a draining target answers 503
-//!   and the meeting stays on MC-A until the drain timeout ends it (MEETING_ENDED).
+//! - Refusals: a bad signature is 401 and creates nothing (an oversize body 413); a
+//!   draining target answers 503 and the meeting stays on MC-A until the drain timeout
+//!   ends it (MEETING_ENDED).
 //! - Without a GC nothing migrates, and `--redirect-endpoint` applies at the drain's end.
 
 mod harness;
@@ -571,6 +572,20 @@ fn refusals_leave_the_meeting_on_the_source() {
             b,
             "mc_meetings_migrated_total",
             &["direction=\"in\"", "result=\"unauthorized\""]
+        ),
+        1.0
+    );
+    // Over the size limit: 413 before a byte of the body is read, counted.
+    let (status, _, body) = split_response(&http_raw(
+        b.http,
+        "POST /internal/v1/meetings/import HTTP/1.1\r\nHost: mc\r\nContent-Length: 5242880\r\nConnection: close\r\n\r\n",
+    ));
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(
+        metric(
+            b,
+            "mc_meetings_migrated_total",
+            &["direction=\"in\"", "result=\"too_large\""]
         ),
         1.0
     );

@@ -10,7 +10,9 @@
 //!    request, so the meeting never appears behind the answer's back.
 //!
 //! Every answer is counted in `mc_meetings_migrated_total{direction="in",result}` and
-//! logged; a refused signature is logged with its precise reason, never sent.
+//! logged; a refused signature is logged with its precise reason, never sent. Besides
+//! the labels of [`ImportAnswer::label`], `timeout` (the shard did not answer in time)
+//! and `busy` (the admin plane holds as many bodies as it may) are both answered 503.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +24,9 @@ use crate::migration::{check_request, ImportAnswer, ImportRequest, MigrationKey}
 
 /// The `result` label of an import the meeting's shard did not answer in time.
 pub const TIMEOUT_LABEL: &str = "timeout";
+/// The `result` label of an import refused because the admin plane holds as many
+/// request bodies as it may (`admin::MAX_BODY_BYTES_IN_FLIGHT`).
+pub const BUSY_LABEL: &str = "busy";
 
 /// A shard's answer on its way, or `None` when it did not come in time.
 pub type Forwarded<'a> = Pin<Box<dyn Future<Output = Option<ImportAnswer>> + 'a>>;
@@ -112,6 +117,15 @@ pub fn too_large(host: &dyn ImportHost) -> Response {
     host.count(answer.label());
     tracing::warn!("Import refused: body too large");
     answer_response(&answer)
+}
+
+/// The answer to an import whose body does not fit in the admin plane's budget now
+/// (counted; the source keeps the meeting and may offer it again).
+pub fn busy(host: &dyn ImportHost) -> Response {
+    host.count(BUSY_LABEL);
+    tracing::warn!("Import refused: too many import bodies in flight");
+    let body = r#"{"accepted":false,"reason":"this MC is busy"}"#;
+    Response::new(503, "application/json", body.as_bytes())
 }
 
 fn answer_response(answer: &ImportAnswer) -> Response {

@@ -30,6 +30,10 @@ use import::ImportHost;
 
 /// Largest body accepted by the routes that take none (probes, demo).
 pub const MAX_PROBE_BODY_BYTES: usize = 8 * 1024;
+/// Request body bytes all admin connections may hold at once (four imports of the
+/// largest size); a request that does not fit is answered 503 without reading its body,
+/// so the connection limit times the body limit never becomes the memory bound.
+pub const MAX_BODY_BYTES_IN_FLIGHT: usize = 4 * MAX_IMPORT_BODY_BYTES;
 
 /// What `/ready` reports. Field order is the runbook's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +101,47 @@ fn too_large(state: &dyn AdminState, req: &Request) -> Response {
     }
 }
 
+/// The answer to a request whose body does not fit in [`MAX_BODY_BYTES_IN_FLIGHT`] now.
+fn busy(state: &dyn AdminState, req: &Request) -> Response {
+    match (req.path.as_str(), state.importer()) {
+        (IMPORT_PATH, Some(host)) => import::busy(host),
+        _ => Response::text(503, "busy\n"),
+    }
+}
+
+/// Body bytes reserved by the connections of one admin listener.
+#[derive(Default)]
+struct BodyBudget {
+    used: Cell<usize>,
+}
+
+/// A reservation, returned when dropped.
+struct Reserved<'a> {
+    budget: &'a BodyBudget,
+    bytes: usize,
+}
+
+impl BodyBudget {
+    fn reserve(&self, bytes: usize) -> Option<Reserved<'_>> {
+        let used = self.used.get();
+        if bytes > MAX_BODY_BYTES_IN_FLIGHT.saturating_sub(used) {
+            return None;
+        }
+        self.used.set(used + bytes);
+        Some(Reserved {
+            budget: self,
+            bytes,
+        })
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        let used = self.budget.used.get();
+        self.budget.used.set(used.saturating_sub(self.bytes));
+    }
+}
+
 /// Route one request.
 pub fn respond(state: &dyn AdminState, req: &Request) -> Response {
     let known = matches!(req.path.as_str(), "/health" | "/ready" | "/metrics");
@@ -144,6 +189,7 @@ pub async fn serve(
     // listener from here on.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let open = Rc::new(Cell::new(0usize));
+    let budget = Rc::new(BodyBudget::default());
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -156,13 +202,14 @@ pub async fn serve(
         let state = state.clone();
         let limits = limits.clone();
         let open = open.clone();
+        let budget = budget.clone();
         let over = open.get() >= limits.max_connections;
         open.set(open.get() + 1);
         glommio::spawn_local(async move {
             if over {
                 state.refused();
                 refuse(stream).await;
-            } else if let Err(e) = connection(stream, &*state, &limits).await {
+            } else if let Err(e) = connection(stream, &*state, &limits, &budget).await {
                 tracing::debug!(error = %e, "admin connection ended");
             }
             open.set(open.get() - 1);
@@ -183,6 +230,7 @@ async fn connection(
     mut stream: TcpStream,
     state: &dyn AdminState,
     limits: &AdminSettings,
+    budget: &BodyBudget,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(limits.header_timeout))?;
@@ -227,6 +275,13 @@ async fn connection(
             let _ = stream.close().await;
             return Ok(());
         }
+        let Some(_reserved) = budget.reserve(req.body_len) else {
+            out.clear();
+            busy(state, &req).encode(false, false, &mut out);
+            stream.write_all(&out).await?;
+            let _ = stream.close().await;
+            return Ok(());
+        };
         if req.expect_continue && req.body_len > buf.len() {
             stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
         }
@@ -332,6 +387,21 @@ mod tests {
             actor_system: "unhealthy",
         });
         assert_eq!(respond(&not, &get("/ready", Method::Get)).status, 503);
+    }
+
+    #[test]
+    fn bodies_share_one_budget_and_give_it_back() {
+        let budget = BodyBudget::default();
+        let a = budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 10).unwrap();
+        assert!(budget.reserve(11).is_none());
+        let b = budget.reserve(10).unwrap();
+        assert!(budget.reserve(1).is_none());
+        drop(a);
+        assert!(budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 10).is_some());
+        drop(b);
+        assert_eq!(budget.used.get(), 0);
+        assert_eq!(body_limit(IMPORT_PATH), MAX_IMPORT_BODY_BYTES);
+        assert_eq!(body_limit("/metrics"), MAX_PROBE_BODY_BYTES);
     }
 
     #[test]
