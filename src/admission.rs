@@ -1,11 +1,13 @@
-//! Process-wide admission of new meetings: the `MC_CAPACITY` limit and the two reasons
-//! to stop admitting (our own drain after SIGTERM, and the GC marking us `draining`).
+//! Process-wide admission of new meetings: the `MC_CAPACITY` limit and whether this MC
+//! admits at all.
 //!
-//! This is the one piece of state every shard consults, and only when a meeting is
-//! created or removed — never per message — so it is a pair of atomics rather than a
-//! round trip to every shard.
+//! Whether the MC drains is decided in one place, the drain state machine
+//! ([`crate::drain::Drain`]) on the control plane; its driver publishes the outcome
+//! here with [`Admission::set`] and nothing else writes it. Every shard reads it, and
+//! only when a meeting is created or removed or a session is accepted — never per
+//! message — so it is a pair of atomics rather than a round trip to every shard.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 /// Why a new meeting is not admitted.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -16,12 +18,41 @@ pub enum Refusal {
     Draining,
 }
 
+/// What this MC takes in, as the drain decided.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Intake {
+    /// New meetings and sessions are welcome.
+    Open,
+    /// The GC set this MC `draining`: no new meetings (nor imported ones); sessions for
+    /// live meetings are still accepted.
+    NoNewMeetings,
+    /// SIGTERM: no new meetings and no new sessions (HTTP/3 503).
+    ShuttingDown,
+}
+
+impl Intake {
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Open => 0,
+            Self::NoNewMeetings => 1,
+            Self::ShuttingDown => 2,
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Open,
+            1 => Self::NoNewMeetings,
+            _ => Self::ShuttingDown,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Admission {
     capacity: u32,
     meetings: AtomicU32,
-    draining: AtomicBool,
-    gc_draining: AtomicBool,
+    intake: AtomicU8,
 }
 
 impl Admission {
@@ -29,13 +60,12 @@ impl Admission {
         Self {
             capacity,
             meetings: AtomicU32::new(0),
-            draining: AtomicBool::new(false),
-            gc_draining: AtomicBool::new(false),
+            intake: AtomicU8::new(Intake::Open.to_u8()),
         }
     }
 
-    /// Reserve a slot for a new meeting. Call [`Admission::release_meeting`] when the
-    /// meeting ends.
+    /// Reserve a slot for a new meeting (created by a join or imported from another
+    /// MC). Call [`Admission::release_meeting`] when the meeting ends.
     pub fn try_reserve_meeting(&self) -> Result<(), Refusal> {
         if !self.admitting() {
             return Err(Refusal::Draining);
@@ -62,27 +92,23 @@ impl Admission {
         self.capacity
     }
 
-    /// New meetings are admitted (neither we nor the GC are draining).
+    /// Publish the drain's decision. Called by the control plane's drain driver only.
+    pub fn set(&self, intake: Intake) {
+        self.intake.store(intake.to_u8(), Ordering::Release);
+    }
+
+    pub fn intake(&self) -> Intake {
+        Intake::from_u8(self.intake.load(Ordering::Acquire))
+    }
+
+    /// New meetings are admitted.
     pub fn admitting(&self) -> bool {
-        !self.draining.load(Ordering::Acquire) && !self.gc_draining.load(Ordering::Acquire)
+        self.intake() == Intake::Open
     }
 
-    /// Our own drain (SIGTERM). One way: a draining process never admits again.
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Release);
-    }
-
+    /// The process is shutting down: no new sessions either.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
-    /// The GC's view from the last heartbeat: `draining` or back to `active`.
-    pub fn set_gc_draining(&self, draining: bool) {
-        self.gc_draining.store(draining, Ordering::Release);
-    }
-
-    pub fn gc_draining(&self) -> bool {
-        self.gc_draining.load(Ordering::Acquire)
+        self.intake() == Intake::ShuttingDown
     }
 }
 
@@ -105,14 +131,16 @@ mod tests {
     }
 
     #[test]
-    fn draining_refuses_and_the_gc_can_reopen_its_own_drain_only() {
+    fn intake_follows_what_the_drain_published() {
         let a = Admission::new(10);
-        a.set_gc_draining(true);
+        a.set(Intake::NoNewMeetings);
         assert_eq!(a.try_reserve_meeting(), Err(Refusal::Draining));
-        a.set_gc_draining(false);
+        assert!(!a.is_draining(), "sessions are still accepted");
+        a.set(Intake::Open);
         assert_eq!(a.try_reserve_meeting(), Ok(()));
-        a.start_draining();
-        a.set_gc_draining(false);
+        a.set(Intake::ShuttingDown);
         assert_eq!(a.try_reserve_meeting(), Err(Refusal::Draining));
+        assert!(a.is_draining());
+        assert_eq!(a.intake(), Intake::ShuttingDown);
     }
 }

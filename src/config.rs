@@ -72,6 +72,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// A feature that is either on or off (`on`/`off` on the command line).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// The runbook's variables and the service-wide settings.
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
@@ -151,6 +159,12 @@ pub struct ServiceArgs {
     #[arg(long, env = "MC_REDIRECT_ENDPOINT", value_name = "URL")]
     pub redirect_endpoint: Option<String>,
 
+    /// On a drain (SIGTERM, or the GC setting this MC `draining`), hand live meetings
+    /// over to other MCs the GC picks, their participants following (needs a GC). `off`:
+    /// live meetings run on until they end or the drain timeout ends them.
+    #[arg(long, env = "MC_LIVE_MIGRATION", value_enum, default_value = "on")]
+    pub live_migration: Switch,
+
     /// Memory glommio registers with each io_uring ring, in bytes (3 rings per shard;
     /// counts against RLIMIT_MEMLOCK, see tuning.md).
     #[arg(long, env = "MC_IO_MEMORY_BYTES", default_value = "524288", value_parser = nonzero_usize)]
@@ -195,6 +209,8 @@ pub struct Settings {
     pub dev_dir: PathBuf,
     pub io_memory_bytes: usize,
     pub redirect_endpoint: Option<String>,
+    /// Move live meetings to other MCs when draining (`--live-migration`).
+    pub live_migration: bool,
     pub max_sessions_per_ip: u32,
     pub admin: AdminSettings,
 }
@@ -331,6 +347,7 @@ impl Config {
             dev_dir: s.dev_dir.clone(),
             io_memory_bytes,
             redirect_endpoint: s.redirect_endpoint.clone(),
+            live_migration: s.live_migration == Switch::On,
             max_sessions_per_ip: s.max_sessions_per_ip.get(),
             admin: AdminSettings {
                 max_connections: a.admin_max_connections.get(),

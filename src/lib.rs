@@ -17,8 +17,10 @@
 //! Module map:
 //! - [`config`]: every flag and env var (clap), validated once into typed values.
 //! - [`metrics`]: every Prometheus metric, named as `docs/runbook.md` names them.
-//! - [`admin`]: the HTTP/1.1 admin plane — `/health`, `/ready`, `/metrics`.
-//! - [`control`]: the control-plane executor: admin plane, readiness, GC client, drain.
+//! - [`admin`]: the HTTP/1.1 admin plane — `/health`, `/ready`, `/metrics`, and the
+//!   import of a meeting another MC hands over.
+//! - [`control`]: the control-plane executor: admin plane, readiness, GC client, and the
+//!   driver of the drain (live migration included).
 //! - [`drain`]: the drain and live migration as a sans-IO state machine.
 //! - [`migration`]: signed hand-over of a meeting to another MC.
 //! - [`admission`]: the `MC_CAPACITY` limit and draining, read by every shard.

@@ -221,6 +221,8 @@ fn run(
         admission: admission.clone(),
         shards: n,
         gc,
+        binding_secret: auth.binding_secret.clone(),
+        meeting: actor_settings.meeting.clone(),
         shards_up: shards_up.clone(),
         gc_first_attempt: gc_first_tx,
     };

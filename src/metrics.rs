@@ -28,6 +28,24 @@ pub const NETWORK_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
+/// `mc_meetings_migrated_total{direction="out"}` results (`drain::MigrationResult`).
+pub const MIGRATED_OUT: &[&str] = &["ok", "refused", "failed", "no_target"];
+/// `mc_meetings_migrated_total{direction="in"}` results (`migration::ImportAnswer::label`,
+/// `timeout` when the meeting's shard did not answer the admin plane in time, `busy` when
+/// the admin plane held as many request bodies as it may).
+pub const MIGRATED_IN: &[&str] = &[
+    "ok",
+    "repeat",
+    "conflict",
+    "draining",
+    "capacity",
+    "too_large",
+    "unauthorized",
+    "bad_request",
+    "timeout",
+    "busy",
+];
+
 /// The registry and every metric family in it. Cheap to clone (all `Arc`s inside).
 #[derive(Clone)]
 pub struct Metrics {
@@ -44,6 +62,9 @@ pub struct Metrics {
     pub gc_registered: IntGauge,
     pub gc_registrations_total: IntCounterVec,
     pub gc_heartbeat_duration_seconds: Histogram,
+    // Live migration.
+    pub meetings_migrated_total: IntCounterVec,
+    pub meeting_handover_duration_seconds: Histogram,
     // Data plane.
     pub webtransport_connections_total: IntCounterVec,
     pub datagrams_forwarded_total: IntCounterVec,
@@ -132,6 +153,18 @@ impl Metrics {
                 r,
                 "mc_gc_heartbeat_duration_seconds",
                 "Round-trip time of heartbeats to the Global Controller",
+                NETWORK_BUCKETS,
+            ),
+            meetings_migrated_total: counter_vec(
+                r,
+                "mc_meetings_migrated_total",
+                "Meetings handed over to another MC (direction=out) or taken over from one (direction=in), by result",
+                &["direction", "result"],
+            ),
+            meeting_handover_duration_seconds: histogram(
+                r,
+                "mc_meeting_handover_duration_seconds",
+                "Time from freezing a meeting for a hand-over to the target MC accepting it",
                 NETWORK_BUCKETS,
             ),
             webtransport_connections_total: counter_vec(
@@ -271,6 +304,13 @@ impl Metrics {
         }
         m.jwt_validations_total
             .with_label_values(&["success", "none"]);
+        for result in MIGRATED_OUT {
+            m.meetings_migrated_total
+                .with_label_values(&["out", result]);
+        }
+        for result in MIGRATED_IN {
+            m.meetings_migrated_total.with_label_values(&["in", result]);
+        }
         for reason in [
             "admin_connections",
             "max_sessions_per_ip",
@@ -547,6 +587,9 @@ mod tests {
             "mc_gc_heartbeat_total{status=\"error\"} 0",
             "# TYPE process_cpu_seconds_total counter",
             "process_resident_memory_bytes",
+            "mc_meetings_migrated_total{direction=\"out\",result=\"failed\"} 0",
+            "mc_meetings_migrated_total{direction=\"in\",result=\"unauthorized\"} 0",
+            "# TYPE mc_meeting_handover_duration_seconds histogram",
         ] {
             assert!(text.contains(name), "missing {name:?} in\n{text}");
         }

@@ -11,13 +11,17 @@
 
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Instant;
 
 use shards::{Lane, MeshHandle, ShardId};
 
 use crate::actors::{ConnCmd, MeetingCmd};
+use crate::drain::LiveReport;
+use crate::meeting::{MeetingSnapshot, RedirectReason};
+use crate::migration::{ImportAnswer, ImportRequest};
 use crate::quic::Forwarded;
 
-/// Control traffic: pings, pongs, drain steps.
+/// Control traffic: pings, pongs, drain and hand-over steps.
 pub const LANE_CONTROL: Lane = Lane(0);
 /// Commands for meetings on the destination shard.
 pub const LANE_MEETING: Lane = Lane(1);
@@ -39,6 +43,41 @@ pub enum ShardMsg {
     Pong { seq: u64, load: ShardLoad },
     /// Control → shard: the drain ended; end every meeting and close its sessions.
     EndMeetings,
+    /// Control → shard: report your live meetings and sessions
+    /// ([`ShardMsg::LiveMeetings`]). The drain's answers quote `id`.
+    ListMeetings { id: u64 },
+    /// Shard → control: the meetings this shard owns (at most `MC_CAPACITY`) and its
+    /// signaling sessions.
+    LiveMeetings { id: u64, report: LiveReport },
+    /// Control → owner shard: freeze the meeting for a hand-over and export its state
+    /// (`Meeting::begin_handover`); answered by [`ShardMsg::Exported`].
+    ExportMeeting { id: u64, meeting_id: String },
+    /// Owner shard → control: the frozen meeting's state; `None` when the meeting no
+    /// longer exists (or has nobody left).
+    Exported {
+        id: u64,
+        snapshot: Option<Box<MeetingSnapshot>>,
+    },
+    /// Control → owner shard: the target holds the meeting; redirect every connected
+    /// participant to `endpoint` and end it here (`EndReason::Handover`).
+    CommitHandover {
+        meeting_id: String,
+        endpoint: String,
+        reason: RedirectReason,
+    },
+    /// Control → owner shard: the hand-over failed; unfreeze the meeting and replay
+    /// what it held. Sent after the `ExportMeeting` on the same lane, so it arrives after it.
+    AbortHandover { meeting_id: String },
+    /// Control → owner shard: import a meeting another MC hands over, unless the shard
+    /// gets to it after `deadline` (the admin plane has answered 503 by then and the
+    /// meeting must not appear behind its back). Answered by [`ShardMsg::Imported`].
+    ImportMeeting {
+        id: u64,
+        request: Box<ImportRequest>,
+        deadline: Instant,
+    },
+    /// Owner shard → control: the answer to `ImportMeeting`.
+    Imported { id: u64, answer: ImportAnswer },
     /// A connection → the meeting's shard.
     ToMeeting(MeetingCmd),
     /// A meeting → connections on the receiving shard (one fan-out, one message).

@@ -19,6 +19,17 @@ impl Shutdown {
         self.signals.load(Ordering::SeqCst) > 0
     }
 
+    /// Termination signals received so far (the control plane feeds each new one to
+    /// the drain).
+    pub fn signals(&self) -> u32 {
+        self.signals.load(Ordering::SeqCst)
+    }
+
+    /// The number of the last signal (0 when shutdown was requested otherwise).
+    pub fn last_signal(&self) -> i32 {
+        self.last.load(Ordering::SeqCst) as i32
+    }
+
     /// Request shutdown as if `signal` had arrived (tests, internal fatal errors).
     pub fn request(&self, signal: i32) -> u32 {
         self.last.store(signal as u32, Ordering::SeqCst);

@@ -6,109 +6,15 @@
 
 mod harness;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use harness::client::{error_code, runtime, SigClient, M};
-use harness::{free_tcp_port, http_raw, split_response, Server};
+use harness::devgc::DevGc;
+use harness::{free_tcp_port, Server};
 use mc_service::auth::jwt::Role;
 use mc_service::auth::DevKeys;
 use mc_service::signaling::proto::{client_message as C, pb};
-
-/// `target/<profile>/mc-devgc`, built with the workspace.
-fn devgc_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("mc-devgc");
-    assert!(
-        bin.exists(),
-        "{} missing: build the workspace (`cargo build --workspace --bins`)",
-        bin.display()
-    );
-    bin
-}
-
-struct DevGc {
-    child: Child,
-    port: u16,
-}
-
-impl DevGc {
-    fn start(port: u16, database_url: Option<&str>) -> DevGc {
-        let mut cmd = Command::new(devgc_bin());
-        cmd.arg("--bind")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--heartbeat-interval-secs", "1"])
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(url) = database_url {
-            cmd.arg("--database-url").arg(url);
-        }
-        let child = cmd.spawn().expect("spawn mc-devgc");
-        let gc = DevGc { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mc-devgc did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        gc
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/api/v1/mc/register", self.port)
-    }
-
-    fn rows(&self) -> serde_json::Value {
-        let raw = http_raw(
-            format!("127.0.0.1:{}", self.port).parse().unwrap(),
-            "GET /api/v1/mc HTTP/1.1\r\nHost: gc\r\nConnection: close\r\n\r\n",
-        );
-        let (_, _, body) = split_response(&raw);
-        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn row_status(&self, id: &str) -> Option<String> {
-        let rows = self.rows();
-        let list = rows
-            .as_array()
-            .cloned()
-            .or_else(|| rows["controllers"].as_array().cloned())?;
-        list.iter()
-            .find(|r| r["id"] == id)
-            .and_then(|r| r["status"].as_str().map(str::to_string))
-    }
-
-    fn set_status(&self, id: &str, status: &str) {
-        let body = format!("{{\"status\":\"{status}\"}}");
-        let raw = http_raw(
-            format!("127.0.0.1:{}", self.port).parse().unwrap(),
-            &format!(
-                "PUT /admin/mc/{id}/status HTTP/1.1\r\nHost: gc\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            ),
-        );
-        assert_eq!(
-            split_response(&raw).0,
-            200,
-            "{}",
-            String::from_utf8_lossy(&raw)
-        );
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for DevGc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

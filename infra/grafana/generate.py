@@ -200,9 +200,23 @@ def overview():
                         f"(rate(mc_gc_heartbeat_duration_seconds_bucket{{{SEL}}}[{RI}])))", "p95"),
                        (f"min by (pod) (mc_gc_registered{{{SEL}}})", "registered {{pod}}")],
                       unit="s"), 12, 8)
+    lo.row("Live migration")
+    lo.add(timeseries("Meetings migrated (per interval) by direction and result",
+                      [("sum by (direction, result) "
+                        f"(increase(mc_meetings_migrated_total{{{SEL}}}[{RI}]))",
+                        "{{direction}} {{result}}")],
+                      description="out: meetings a draining MC handed over (ok) or kept "
+                                  "(refused, failed, no_target); in: imports a target took "
+                                  "(ok, repeat) or refused. Runbook: Rolling update without "
+                                  "ending meetings."), 12, 8)
+    lo.add(timeseries("Hand-over time (freeze to the target's acceptance)",
+                      quantiles("mc_meeting_handover_duration_seconds"), unit="s",
+                      description="How long a meeting's participants wait during a move; "
+                                  "bounded by the export and import timeouts (about 8 s)."),
+           12, 8)
     return dashboard("mc-overview", "MC Overview",
-                     "Meeting Controller: load, actors, sessions, QUIC and GC integration "
-                     "(runbook: Monitoring and Verification).", lo)
+                     "Meeting Controller: load, actors, sessions, QUIC, GC integration and "
+                     "live migration (runbook: Monitoring and Verification).", lo)
 
 
 def slos():

@@ -81,7 +81,8 @@ def test_io_memory_fits_default_memlock(configmap):
 def test_termination_grace_covers_drain(deployment, configmap):
     drain = int(configmap["data"]["MC_DRAIN_TIMEOUT_SECS"])
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    # Worst case: the whole drain, up to 3 s to close sessions, up to 4 s to deregister
+    # Worst case: the whole drain, up to 3 s for an import in flight, up to 3 s to close
+    # sessions, up to 4 s to deregister
     # (docs/runbook.md "Draining and Shutdown"); 90 s is the longest a pod may take.
     assert drain + 15 <= grace <= 90, (drain, grace)
 
@@ -166,6 +167,12 @@ def test_networkpolicy(manifests):
     gc = [r for r in spec["egress"]
           if any(t.get("podSelector", {}).get("matchLabels") == {"app": "global-controller"} for t in r["to"])]
     assert gc and {"protocol": "TCP", "port": 8080} in gc[0]["ports"]
+    # Live migration: a draining MC POSTs the import to another MC's admin port.
+    mc = {"app": "meeting-controller"}
+    assert any(f.get("podSelector", {}).get("matchLabels") == mc for r in admin for f in r["from"])
+    peers = [r for r in spec["egress"]
+             if any(t.get("podSelector", {}).get("matchLabels") == mc for t in r["to"])]
+    assert peers and {"protocol": "TCP", "port": 8080} in peers[0]["ports"]
     dns_ports = [p for r in spec["egress"] for p in r["ports"] if p["port"] == 53]
     assert {p["protocol"] for p in dns_ports} == {"UDP", "TCP"}
 

@@ -9,6 +9,10 @@
 //! (`mc_actor_panics_total{actor_type="meeting"}`); only that meeting ends, its
 //! participants get an `ErrorMessage{INTERNAL_ERROR}` and are closed. The shard and its
 //! other meetings continue.
+//!
+//! Live migration (docs/protocol.md rules 17–21) has its host side here too: list the
+//! live meetings, freeze and export one, commit or abort its hand-over, and import a
+//! meeting another MC hands over (which takes an admission slot like any new meeting).
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,7 +24,10 @@ use bytes::Bytes;
 use super::{ConnCmd, MeetingCmd, MeetingEnv};
 use crate::admission::Refusal;
 use crate::auth::binding::MeetingBindingKey;
-use crate::meeting::{CloseCode, ConnKey, EndReason, JoinOutcome, Meeting, Outbound};
+use crate::meeting::{
+    CloseCode, ConnKey, EndReason, JoinOutcome, Meeting, MeetingSnapshot, Outbound, RedirectReason,
+};
+use crate::migration::{decide, Holding, ImportAnswer, ImportRequest, LiveMeeting, TargetState};
 use crate::signaling::codec::encode_to_bytes;
 use crate::signaling::proto::{server_message, ErrorCode, ServerMessage};
 
@@ -196,6 +203,159 @@ impl MeetingHost {
                 Ok::<(), ()>(())
             });
             self.flush(env, now, &id, None);
+        }
+    }
+
+    /// Every meeting of this shard with its roster size (connected or within grace).
+    pub fn live_meetings(&self) -> Vec<LiveMeeting> {
+        self.meetings
+            .iter()
+            .map(|(id, e)| LiveMeeting {
+                meeting_id: id.clone(),
+                participants: u32::try_from(e.meeting.participant_count()).unwrap_or(u32::MAX),
+            })
+            .collect()
+    }
+
+    /// Freezes `meeting_id` for a hand-over and exports its state
+    /// (`Meeting::begin_handover`). `None` when there is no such meeting, or nobody is
+    /// left in it once the grace periods due by `now` expired (it is removed then).
+    pub fn begin_handover(
+        &mut self,
+        env: &mut dyn MeetingEnv,
+        now: Instant,
+        meeting_id: &str,
+    ) -> Option<MeetingSnapshot> {
+        let snapshot = self.with_meeting(env, now, meeting_id, |e| {
+            Ok::<_, ()>(e.meeting.begin_handover(now))
+        });
+        self.flush(env, now, meeting_id, None);
+        let snapshot = snapshot?.ok()?;
+        if !self.meetings.contains_key(meeting_id) || snapshot.participants.is_empty() {
+            return None;
+        }
+        Some(snapshot)
+    }
+
+    /// The target holds the meeting: every connected participant gets `RedirectToMc`
+    /// to `endpoint` and is closed with 0x103; the meeting is gone from this MC.
+    pub fn commit_handover(
+        &mut self,
+        env: &mut dyn MeetingEnv,
+        now: Instant,
+        meeting_id: &str,
+        endpoint: &str,
+        reason: RedirectReason,
+    ) {
+        let reason = EndReason::Handover {
+            endpoint: endpoint.to_string(),
+            reason,
+        };
+        let ended = self.with_meeting(env, now, meeting_id, |e| {
+            e.meeting.end(now, reason);
+            Ok::<(), ()>(())
+        });
+        if ended.is_some() {
+            tracing::info!(meeting_id, endpoint, "meeting handed over to another MC");
+        }
+        self.flush(env, now, meeting_id, None);
+    }
+
+    /// The hand-over failed: unfreeze the meeting and replay what it held, in order.
+    pub fn abort_handover(&mut self, env: &mut dyn MeetingEnv, now: Instant, meeting_id: &str) {
+        let _ = self.with_meeting(env, now, meeting_id, |e| {
+            e.meeting.abort_handover(now);
+            Ok::<(), ()>(())
+        });
+        self.flush(env, now, meeting_id, None);
+    }
+
+    /// What this shard holds under `meeting_id`, for [`decide`].
+    pub fn holding(&self, meeting_id: &str) -> Holding {
+        match self.meetings.get(meeting_id) {
+            None => Holding::Nothing,
+            Some(e) => match e.meeting.imported_digest() {
+                Some(digest) => Holding::Imported { digest },
+                None => Holding::Live {
+                    participants: e.meeting.participant_count(),
+                },
+            },
+        }
+    }
+
+    /// A meeting handed over by another MC (its request already authenticated and
+    /// checked by the admin plane): decide, then build it with every participant in
+    /// grace. It takes an admission slot like any new meeting.
+    pub fn import(
+        &mut self,
+        env: &mut dyn MeetingEnv,
+        now: Instant,
+        req: ImportRequest,
+    ) -> ImportAnswer {
+        let meeting_id = req.snapshot.meeting_id.clone();
+        let target = TargetState {
+            draining: !env.admission().admitting(),
+            at_capacity: false,
+        };
+        let answer = decide(&req, self.holding(&meeting_id), target);
+        if answer != ImportAnswer::Accepted {
+            return answer;
+        }
+        // An entry without participants (decide lets it be replaced) keeps its slot.
+        let replacing = self.meetings.contains_key(&meeting_id);
+        if !replacing {
+            match env.admission().try_reserve_meeting() {
+                Ok(()) => {}
+                Err(Refusal::Capacity) => return ImportAnswer::AtCapacity,
+                Err(Refusal::Draining) => return ImportAnswer::Draining,
+            }
+        }
+        let meeting = match Meeting::import(
+            req.snapshot,
+            env.meeting_config(),
+            env.binding_secret(),
+            now,
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                if !replacing {
+                    env.admission().release_meeting();
+                }
+                return ImportAnswer::BadRequest(format!("invalid snapshot: {e}"));
+            }
+        };
+        let participants = meeting.participant_count();
+        self.meetings.insert(
+            meeting_id.clone(),
+            Entry {
+                meeting,
+                members: HashSet::new(),
+            },
+        );
+        if !replacing {
+            env.meetings_changed(1);
+        }
+        tracing::info!(
+            meeting_id = %meeting_id,
+            participants,
+            source = %req.source.id,
+            "meeting imported from another MC"
+        );
+        self.flush(env, now, &meeting_id, None);
+        ImportAnswer::Accepted
+    }
+
+    /// Undo an [`MeetingHost::import`] whose answer could not reach the admin plane:
+    /// the source will not redirect anyone here, so the meeting must not stay.
+    pub fn forget_imported(&mut self, env: &mut dyn MeetingEnv, meeting_id: &str) {
+        let imported = self
+            .meetings
+            .get(meeting_id)
+            .is_some_and(|e| e.meeting.imported_digest().is_some() && e.members.is_empty());
+        if imported && self.meetings.remove(meeting_id).is_some() {
+            env.admission().release_meeting();
+            env.meetings_changed(-1);
+            tracing::warn!(meeting_id, "imported meeting dropped: its answer was lost");
         }
     }
 

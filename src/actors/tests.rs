@@ -163,7 +163,7 @@ fn draining_refuses_new_meetings_but_not_existing_ones() {
     let mut host = MeetingHost::default();
     let t = Instant::now();
     host.handle(&mut env, t, join("live", conn(1), "alice", t));
-    env.admission.start_draining();
+    env.admission.set(crate::admission::Intake::ShuttingDown);
     host.handle(&mut env, t, join("new", conn(2), "bob", t));
     host.handle(&mut env, t, join("live", conn(3), "carol", t));
     assert_eq!(*env.joins.borrow(), vec!["success", "draining", "success"]);

@@ -1,5 +1,9 @@
 //! HTTP/1.1 for the admin plane, sans-IO: parse a request head from bytes (httparse,
 //! with limits), route it, and encode a response. RFC 9112 for the message syntax.
+//!
+//! Bodies are framed by `Content-Length` only (RFC 9112 §6.3; `Transfer-Encoding` is
+//! refused with 501). The parser refuses a length above [`MAX_BODY_BYTES`] outright;
+//! each route has its own, smaller limit (the caller checks [`Request::body_len`]).
 
 use std::borrow::Cow;
 
@@ -7,14 +11,17 @@ use thiserror::Error;
 
 /// Largest request head we accept (request line + headers).
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
-/// Largest request body we will read and discard (admin endpoints take no body).
-pub const MAX_BODY_BYTES: usize = 8 * 1024;
+/// Largest `Content-Length` the parser accepts at all; routes refuse less (413).
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The signature header of the import route (docs/gc-api.md "Hand over a meeting").
+const SIGNATURE_HEADER: &str = "x-mc-signature";
 const MAX_HEADERS: usize = 32;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Method {
     Get,
     Head,
+    Post,
     Other,
 }
 
@@ -28,8 +35,13 @@ pub struct Request {
     pub query: String,
     /// Whether the connection stays open after the response (RFC 9112 §9.3).
     pub keep_alive: bool,
-    /// Bytes of body that follow the head (to be skipped).
+    /// Bytes of body that follow the head (`Content-Length`).
     pub body_len: usize,
+    /// The client sent `Expect: 100-continue` (RFC 9110 §10.1.1): it waits for an
+    /// interim answer before sending the body.
+    pub expect_continue: bool,
+    /// The `X-MC-Signature` field, the import route's authentication.
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -76,6 +88,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> 
     let method = match req.method {
         Some("GET") => Method::Get,
         Some("HEAD") => Method::Head,
+        Some("POST") => Method::Post,
         Some(_) => Method::Other,
         None => return Err(HttpError::Malformed("no method")),
     };
@@ -88,6 +101,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> 
 
     let mut keep_alive = version == 1;
     let mut body_len = 0usize;
+    let mut expect_continue = false;
+    let mut signature = None;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("connection") {
             let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
@@ -107,6 +122,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> 
             body_len = n;
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(HttpError::TransferEncoding);
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
+        } else if h.name.eq_ignore_ascii_case(SIGNATURE_HEADER) {
+            signature = std::str::from_utf8(h.value).ok().map(str::to_owned);
         }
     }
     Ok(Some((
@@ -116,6 +135,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, HttpError> 
             query,
             keep_alive,
             body_len,
+            expect_continue,
+            signature,
         },
         head_len,
     )))
@@ -178,8 +199,10 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        401 => "Unauthorized",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -241,13 +264,26 @@ mod tests {
                 .status(),
             400
         );
-        let e = parse_request(b"POST / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n").unwrap_err();
+        let e = parse_request(b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n").unwrap_err();
         assert_eq!(e.status(), 413);
         let e =
             parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err();
         assert_eq!(e.status(), 501);
         let e = parse_request(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").unwrap_err();
         assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn posts_carry_their_length_signature_and_expectation() {
+        let raw: &[u8] = b"POST /internal/v1/meetings/import HTTP/1.1\r\nContent-Length: 5\r\nX-MC-Signature: t=1,v1=ab\r\nExpect: 100-continue\r\n\r\nhello";
+        let (r, n) = parse_request(raw).unwrap().unwrap();
+        assert_eq!(r.method, Method::Post);
+        assert_eq!(r.body_len, 5);
+        assert!(r.expect_continue);
+        assert_eq!(r.signature.as_deref(), Some("t=1,v1=ab"));
+        assert_eq!(n, raw.len() - 5, "the head ends before the body");
+        let (r, _) = parse_request(b"GET / HTTP/1.1\r\n\r\n").unwrap().unwrap();
+        assert_eq!((r.signature, r.expect_continue), (None, false));
     }
 
     #[test]

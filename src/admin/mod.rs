@@ -1,12 +1,17 @@
 //! The admin HTTP/1.1 plane on `HTTP_BIND_ADDRESS`: `/health`, `/ready`, `/metrics`
-//! (runbook "Smoke Tests" 1–3), served by the control-plane executor so that a busy
-//! shard never delays a probe.
+//! (runbook "Smoke Tests" 1–3), `POST /internal/v1/meetings/import` (a meeting another
+//! MC hands over, docs/gc-api.md "Hand over a meeting") and, in dev mode, `/demo`.
+//! Served by the control-plane executor so that a busy shard never delays a probe.
 //!
 //! - [`http`]: the sans-IO request parser and response encoder.
+//! - [`import`]: the import route: size, signature, body, then the meeting's shard.
+//! - [`demo`]: the dev-mode browser demo and its token endpoint.
 //! - [`serve`]: the accept loop; one task per connection, a connection limit, header and
-//!   idle timeouts (a slow client cannot hold a slot), keep-alive.
+//!   idle timeouts (a slow client cannot hold a slot), keep-alive, bounded bodies.
 
+pub mod demo;
 pub mod http;
+pub mod import;
 
 use std::cell::Cell;
 use std::io;
@@ -19,7 +24,16 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
 use crate::config::AdminSettings;
+use crate::migration::{IMPORT_PATH, MAX_IMPORT_BODY_BYTES};
 use http::{parse_request, HttpError, Method, Request, Response};
+use import::ImportHost;
+
+/// Largest body accepted by the routes that take none (probes, demo).
+pub const MAX_PROBE_BODY_BYTES: usize = 8 * 1024;
+/// Request body bytes all admin connections may hold at once (four imports of the
+/// largest size); a request that does not fit is answered 503 without reading its body,
+/// so the connection limit times the body limit never becomes the memory bound.
+pub const MAX_BODY_BYTES_IN_FLIGHT: usize = 4 * MAX_IMPORT_BODY_BYTES;
 
 /// What `/ready` reports. Field order is the runbook's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,12 +69,83 @@ pub trait AdminState {
     fn extra(&self, _req: &Request) -> Option<Response> {
         None
     }
+    /// Who takes imported meetings; `None`: the import route answers 404.
+    fn importer(&self) -> Option<&dyn ImportHost> {
+        None
+    }
+}
+
+/// The most body bytes `path` takes; a longer `Content-Length` is answered 413.
+pub fn body_limit(path: &str) -> usize {
+    if path == IMPORT_PATH {
+        MAX_IMPORT_BODY_BYTES
+    } else {
+        MAX_PROBE_BODY_BYTES
+    }
+}
+
+/// Route one request with its body: the import route waits for the meeting's shard
+/// (bounded); every other route answers at once.
+pub async fn route(state: &dyn AdminState, req: &Request, body: &[u8]) -> Response {
+    match (req.path.as_str(), state.importer()) {
+        (IMPORT_PATH, Some(host)) => import::handle(host, req, body).await,
+        _ => respond(state, req),
+    }
+}
+
+/// The answer to a request whose `Content-Length` is over [`body_limit`].
+fn too_large(state: &dyn AdminState, req: &Request) -> Response {
+    match (req.path.as_str(), state.importer()) {
+        (IMPORT_PATH, Some(host)) => import::too_large(host),
+        _ => Response::text(413, "request body too large\n"),
+    }
+}
+
+/// The answer to a request whose body does not fit in [`MAX_BODY_BYTES_IN_FLIGHT`] now.
+fn busy(state: &dyn AdminState, req: &Request) -> Response {
+    match (req.path.as_str(), state.importer()) {
+        (IMPORT_PATH, Some(host)) => import::busy(host),
+        _ => Response::text(503, "busy\n"),
+    }
+}
+
+/// Body bytes reserved by the connections of one admin listener.
+#[derive(Default)]
+struct BodyBudget {
+    used: Cell<usize>,
+}
+
+/// A reservation, returned when dropped.
+struct Reserved<'a> {
+    budget: &'a BodyBudget,
+    bytes: usize,
+}
+
+impl BodyBudget {
+    fn reserve(&self, bytes: usize) -> Option<Reserved<'_>> {
+        let used = self.used.get();
+        if bytes > MAX_BODY_BYTES_IN_FLIGHT.saturating_sub(used) {
+            return None;
+        }
+        self.used.set(used + bytes);
+        Some(Reserved {
+            budget: self,
+            bytes,
+        })
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        let used = self.budget.used.get();
+        self.budget.used.set(used.saturating_sub(self.bytes));
+    }
 }
 
 /// Route one request.
 pub fn respond(state: &dyn AdminState, req: &Request) -> Response {
     let known = matches!(req.path.as_str(), "/health" | "/ready" | "/metrics");
-    if known && req.method == Method::Other {
+    if known && !matches!(req.method, Method::Get | Method::Head) {
         let mut r = Response::text(405, "method not allowed\n");
         r.allow = Some("GET, HEAD");
         return r;
@@ -104,6 +189,7 @@ pub async fn serve(
     // listener from here on.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let open = Rc::new(Cell::new(0usize));
+    let budget = Rc::new(BodyBudget::default());
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -116,13 +202,14 @@ pub async fn serve(
         let state = state.clone();
         let limits = limits.clone();
         let open = open.clone();
+        let budget = budget.clone();
         let over = open.get() >= limits.max_connections;
         open.set(open.get() + 1);
         glommio::spawn_local(async move {
             if over {
                 state.refused();
                 refuse(stream).await;
-            } else if let Err(e) = connection(stream, &*state, &limits).await {
+            } else if let Err(e) = connection(stream, &*state, &limits, &budget).await {
                 tracing::debug!(error = %e, "admin connection ended");
             }
             open.set(open.get() - 1);
@@ -143,6 +230,7 @@ async fn connection(
     mut stream: TcpStream,
     state: &dyn AdminState,
     limits: &AdminSettings,
+    budget: &BodyBudget,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(limits.header_timeout))?;
@@ -179,23 +267,46 @@ async fn connection(
             };
             buf.extend_from_slice(&chunk[..n]);
         };
-        // Skip (bounded) body bytes; admin endpoints take no body.
-        let mut consumed = head_len;
-        let mut body_left = req.body_len;
-        let take = body_left.min(buf.len() - consumed);
-        consumed += take;
-        body_left -= take;
-        buf.drain(..consumed);
-        while body_left > 0 {
-            stream.set_read_timeout(Some(limits.header_timeout))?;
-            let n = stream.read(&mut chunk[..body_left.min(4096)]).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            body_left -= n;
+        buf.drain(..head_len);
+        if req.body_len > body_limit(&req.path) {
+            out.clear();
+            too_large(state, &req).encode(false, false, &mut out);
+            stream.write_all(&out).await?;
+            let _ = stream.close().await;
+            return Ok(());
         }
+        let Some(_reserved) = budget.reserve(req.body_len) else {
+            out.clear();
+            busy(state, &req).encode(false, false, &mut out);
+            stream.write_all(&out).await?;
+            let _ = stream.close().await;
+            return Ok(());
+        };
+        if req.expect_continue && req.body_len > buf.len() {
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        }
+        // The body, within its limit, must arrive within the header timeout too.
+        let body_deadline = Instant::now() + limits.header_timeout;
+        while buf.len() < req.body_len {
+            let left = body_deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return timed_out(&mut stream, true, &mut out).await;
+            }
+            stream.set_read_timeout(Some(left))?;
+            let want = (req.body_len - buf.len()).min(chunk.len());
+            let n = match stream.read(&mut chunk[..want]).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return timed_out(&mut stream, true, &mut out).await
+                }
+                Err(e) => return Err(e),
+            };
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body: Vec<u8> = buf.drain(..req.body_len).collect();
 
-        let response = respond(state, &req);
+        let response = route(state, &req, &body).await;
         out.clear();
         response.encode(req.method == Method::Head, req.keep_alive, &mut out);
         stream.write_all(&out).await?;
@@ -251,6 +362,8 @@ mod tests {
             query: String::new(),
             keep_alive: true,
             body_len: 0,
+            expect_continue: false,
+            signature: None,
         }
     }
 
@@ -274,6 +387,21 @@ mod tests {
             actor_system: "unhealthy",
         });
         assert_eq!(respond(&not, &get("/ready", Method::Get)).status, 503);
+    }
+
+    #[test]
+    fn bodies_share_one_budget_and_give_it_back() {
+        let budget = BodyBudget::default();
+        let a = budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 10).unwrap();
+        assert!(budget.reserve(11).is_none());
+        let b = budget.reserve(10).unwrap();
+        assert!(budget.reserve(1).is_none());
+        drop(a);
+        assert!(budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 10).is_some());
+        drop(b);
+        assert_eq!(budget.used.get(), 0);
+        assert_eq!(body_limit(IMPORT_PATH), MAX_IMPORT_BODY_BYTES);
+        assert_eq!(body_limit("/metrics"), MAX_PROBE_BODY_BYTES);
     }
 
     #[test]

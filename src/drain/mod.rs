@@ -7,7 +7,8 @@
 //! until `None` and carry each action out in order, [`Drain::poll_event`] until `None`
 //! for logs and metrics, and call [`Drain::handle_timeout`] at [`Drain::poll_timeout`].
 //! Actions that expect an answer carry a [`RequestId`]; the answer quotes it, and
-//! answers the machine no longer waits for (timed out, cancelled) are ignored.
+//! answers the machine no longer waits for (timed out, cancelled) are ignored. In the
+//! service, the control plane's driver (`src/control/driver.rs`) does all of this.
 //!
 //! | [`DrainAction`] | the driver | answers with |
 //! |---|---|---|

@@ -116,6 +116,7 @@ struct Shard {
 }
 
 mod delivery;
+mod handover;
 mod stats;
 
 use delivery::{deliver_local, Delivery, Env};
@@ -208,6 +209,7 @@ impl Shard {
                 ShardMsg::Pong { .. } => {
                     tracing::warn!(shard = %self.env.id, %from, "unexpected pong on a shard");
                 }
+                msg => self.handle_handover(now, msg),
             }
         }
         self.meeting_cmds.append(&mut self.spare_cmds);

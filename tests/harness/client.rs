@@ -1,5 +1,10 @@
 //! A real WebTransport signaling client (wtransport over quinn, tokio) for tests:
 //! length-prefixed protobuf frames on one bidi stream, as docs/protocol.md describes.
+//!
+//! With [`SigClient::follow_redirects`] it follows `RedirectToMc` as docs/protocol.md
+//! rule 18 says: it connects to `new_mc_endpoint` on the same path and sends the
+//! recovery join (the latest `correlation_id` and `binding_token`, and a fresh JWT for
+//! the same `sub`). Without it a redirect is just another message.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -30,24 +35,50 @@ pub fn endpoint() -> Endpoint<wtransport::endpoint::endpoint_side::Client> {
     Endpoint::client(config).unwrap()
 }
 
+/// Mints a fresh join token for the same `sub` (for a recovery join elsewhere).
+pub type Mint = Box<dyn Fn() -> String + Send + Sync>;
+
 pub struct SigClient {
     pub conn: Connection,
     send: SendStream,
     recv: RecvStream,
     decoder: FrameDecoder,
-    /// Everything received so far, in order.
+    /// Everything received so far, in order (across redirects).
     pub received: Vec<ServerMessage>,
     pub closed: bool,
+    /// The session URL's path, reused when following a redirect.
+    path: String,
+    /// The last join sent, the base of a recovery join.
+    last_join: Option<pb::JoinRequest>,
+    /// `correlation_id` and `binding_token` of the latest JoinResponse.
+    binding: Option<(String, String)>,
+    /// Set by [`SigClient::follow_redirects`].
+    mint: Option<Mint>,
+    /// The redirects followed, in order.
+    pub redirects: Vec<pb::RedirectToMc>,
+}
+
+/// The path of `url` (`https://host:port/path` → `/path`; `/` when there is none).
+fn url_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/')
+        .map_or("/".to_string(), |i| rest[i..].to_string())
+}
+
+/// Connect to `url` and open the signaling stream.
+async fn open(url: &str) -> (Connection, SendStream, RecvStream) {
+    let ep = endpoint();
+    let conn = tokio::time::timeout(Duration::from_secs(10), ep.connect(url))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let (send, recv) = conn.open_bi().await.expect("open").await.expect("opened");
+    (conn, send, recv)
 }
 
 impl SigClient {
     pub async fn connect(url: &str) -> SigClient {
-        let ep = endpoint();
-        let conn = tokio::time::timeout(Duration::from_secs(10), ep.connect(url))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        let (send, recv) = conn.open_bi().await.expect("open").await.expect("opened");
+        let (conn, send, recv) = open(url).await;
         SigClient {
             conn,
             send,
@@ -55,7 +86,50 @@ impl SigClient {
             decoder: FrameDecoder::new(1 << 16),
             received: Vec::new(),
             closed: false,
+            path: url_path(url),
+            last_join: None,
+            binding: None,
+            mint: None,
+            redirects: Vec::new(),
         }
+    }
+
+    /// Follow `RedirectToMc` from now on; `mint` gives a fresh JWT for the same `sub`.
+    pub fn follow_redirects(&mut self, mint: impl Fn() -> String + Send + Sync + 'static) {
+        self.mint = Some(Box::new(mint));
+    }
+
+    /// The latest JoinResponse's `correlation_id` and `binding_token`.
+    pub fn binding(&self) -> Option<&(String, String)> {
+        self.binding.as_ref()
+    }
+
+    /// Rule 18: connect to the new MC on the same path and send the recovery join. Its
+    /// answer is read by the next [`SigClient::next`].
+    async fn follow(&mut self, redirect: &pb::RedirectToMc) {
+        let Some(mint) = &self.mint else { return };
+        let (correlation_id, binding_token) = self
+            .binding
+            .clone()
+            .expect("a redirect after a JoinResponse");
+        let mut join = self.last_join.clone().expect("a redirect after a join");
+        join.join_token = mint();
+        join.correlation_id = correlation_id;
+        join.binding_token = binding_token;
+        let url = format!(
+            "{}{}",
+            redirect.new_mc_endpoint.trim_end_matches('/'),
+            self.path
+        );
+        let (conn, send, recv) = open(&url).await;
+        // The old session is closed by the old MC (0x103); dropping it is fine.
+        self.conn = conn;
+        self.send = send;
+        self.recv = recv;
+        self.decoder = FrameDecoder::new(1 << 16);
+        self.closed = false;
+        self.redirects.push(redirect.clone());
+        self.send(client_message::Message::JoinRequest(join)).await;
     }
 
     pub async fn send(&mut self, msg: client_message::Message) {
@@ -83,6 +157,7 @@ impl SigClient {
     }
 
     pub async fn join_with(&mut self, req: pb::JoinRequest) -> ServerMessage {
+        self.last_join = Some(req.clone());
         self.send(client_message::Message::JoinRequest(req)).await;
         self.next(Duration::from_secs(10))
             .await
@@ -95,6 +170,16 @@ impl SigClient {
         loop {
             if let Ok(Some(m)) = self.decoder.next_message::<ServerMessage>() {
                 self.received.push(m.clone());
+                match &m.message {
+                    Some(M::JoinResponse(r)) => {
+                        self.binding = Some((r.correlation_id.clone(), r.binding_token.clone()));
+                    }
+                    Some(M::RedirectToMc(r)) if self.mint.is_some() => {
+                        let r = r.clone();
+                        self.follow(&r).await;
+                    }
+                    _ => {}
+                }
                 return Some(m);
             }
             let mut buf = [0u8; 8192];

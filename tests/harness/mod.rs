@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod devgc;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -54,6 +55,15 @@ impl Server {
         let dev_dir =
             std::env::temp_dir().join(format!("mc-test-{}-{}", std::process::id(), http.port()));
         Self::spawn(extra, env, http, webtransport, dev_dir)
+    }
+
+    /// Start on free loopback ports with the material of `dev_dir` (shared with another
+    /// server: the same signing key, certificate and binding secret, as the MCs of one
+    /// cluster share them).
+    pub fn start_dev_in(extra: &[&str], dev_dir: &std::path::Path) -> Server {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+        let webtransport: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        Self::spawn(extra, &[], http, webtransport, dev_dir.to_path_buf())
     }
 
     /// Start on given addresses and dev dir (a restart of an earlier server).
