@@ -260,7 +260,9 @@ impl<M: Send> MeshHandle<M> {
             );
         }
         bell.set_parked(false);
-        self.doorbell.drain();
+        if polls.last().is_some_and(|p| p.revents != 0) {
+            self.doorbell.drain();
+        }
     }
 
     /// True once [`MeshMonitor::stop`] was called.

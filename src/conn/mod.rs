@@ -46,6 +46,16 @@ pub struct ConnCtx<'a> {
     pub metrics: &'a mut ShardMetrics,
 }
 
+/// What one [`Conn::drive`] found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Driven {
+    /// The handshake completed.
+    pub connected: bool,
+    /// QUIC had events for the layers above (a datagram that carried only
+    /// acknowledgements has none).
+    pub events: bool,
+}
+
 /// The application a connection's session serves.
 #[derive(Debug)]
 pub enum App {
@@ -92,14 +102,15 @@ impl Conn {
     /// The next time something is due: QUIC's timers, the HTTP/3 deadlines or the
     /// application's.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let min = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let app = match &self.app {
             App::Signaling(s) => s.poll_timeout(),
             _ => None,
         };
-        [self.quic.poll_timeout(), self.h3.poll_timeout(), app]
-            .into_iter()
-            .flatten()
-            .min()
+        min(min(self.quic.poll_timeout(), self.h3.poll_timeout()), app)
     }
 
     /// Fire whatever is due at `ctx.now`.
@@ -118,13 +129,13 @@ impl Conn {
         }
     }
 
-    /// Process every QUIC event: HTTP/3 first, then the application. Returns whether the
-    /// handshake completed in this call.
-    pub fn drive(&mut self, ctx: &mut ConnCtx<'_>) -> bool {
-        let mut connected = false;
+    /// Process every QUIC event: HTTP/3 first, then the application.
+    pub fn drive(&mut self, ctx: &mut ConnCtx<'_>) -> Driven {
+        let mut driven = Driven::default();
         while let Some(ev) = self.quic.poll() {
+            driven.events = true;
             if matches!(ev, Event::Connected) {
-                connected = true;
+                driven.connected = true;
                 self.handshaking = false;
             }
             if let Event::ConnectionLost { reason } = &ev {
@@ -135,7 +146,7 @@ impl Conn {
             self.dispatch(ctx);
         }
         self.dispatch(ctx);
-        connected
+        driven
     }
 
     /// A command from a meeting for this connection's signaling session.

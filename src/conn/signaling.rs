@@ -95,19 +95,18 @@ impl Signaling {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let closing = match self.phase {
-            Phase::Closing { deadline, .. } => Some(deadline),
-            _ => None,
+        let mut next = self.join_deadline;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
         };
-        [
-            self.join_deadline,
-            self.stalled_since.map(|t| t + WRITE_STALL_LIMIT),
-            self.key_wait.as_ref().map(|w| w.next_look),
-            closing,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        consider(self.stalled_since.map(|t| t + WRITE_STALL_LIMIT));
+        consider(self.key_wait.as_ref().map(|w| w.next_look));
+        if let Phase::Closing { deadline, .. } = self.phase {
+            consider(Some(deadline));
+        }
+        next
     }
 
     pub fn handle_timeout(

@@ -184,6 +184,7 @@ impl Meeting {
                     problem: "binding_nonce must be 32 hex digits",
                 });
             };
+            m.in_grace += 1;
             m.participants.push(Participant {
                 seq: i as u64,
                 participant_id: p.participant_id,

@@ -205,6 +205,9 @@ pub struct Meeting {
     epoch_unix_ms: u64,
     /// In join order (`seq` ascending).
     participants: Vec<Participant>,
+    /// How many participants have a grace deadline: with none (the usual case) the
+    /// per-message expiry check and the next deadline cost nothing.
+    in_grace: usize,
     /// Connected participants by connection, to their `seq`.
     by_conn: HashMap<ConnKey, u64>,
     /// Rule 9: one user_id per distinct `sub` while the meeting lives.
@@ -252,6 +255,7 @@ impl Meeting {
             epoch: now,
             epoch_unix_ms: unix_ms,
             participants: Vec::new(),
+            in_grace: 0,
             by_conn: HashMap::new(),
             user_ids: HashMap::new(),
             next_user_id: 1,
@@ -339,7 +343,7 @@ impl Meeting {
     /// The next instant [`Meeting::handle_timeout`] has work (none while frozen: grace
     /// stands still during a hand-over).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.handover.is_some() {
+        if self.handover.is_some() || self.in_grace == 0 {
             return None;
         }
         self.participants
@@ -360,6 +364,7 @@ impl Meeting {
     pub fn end(&mut self, _now: Instant, reason: EndReason) {
         self.commit_handover(&reason);
         let participants = std::mem::take(&mut self.participants);
+        self.in_grace = 0;
         self.by_conn.clear();
         self.ended = true;
         // The same redirect for everyone: built once, shared.

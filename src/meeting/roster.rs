@@ -197,7 +197,9 @@ impl Meeting {
             );
         };
         p.nonce = fresh_nonce(); // one-time: the presented token is now dead
-        p.grace_deadline = None;
+        if p.grace_deadline.take().is_some() {
+            self.in_grace -= 1;
+        }
         let seq = p.seq;
         let old = p.conn.replace(conn);
         if let Some(old) = old {
@@ -321,7 +323,9 @@ impl Meeting {
             self.refresh_layouts();
         } else if let Some(p) = self.participants.get_mut(idx) {
             p.conn = None;
-            p.grace_deadline = Some(now + self.cfg.grace);
+            if p.grace_deadline.replace(now + self.cfg.grace).is_none() {
+                self.in_grace += 1;
+            }
         }
         self.expire(now);
         Ok(())
@@ -330,7 +334,7 @@ impl Meeting {
     /// Removes participants whose grace deadline is at or before `now` (TIMEOUT); not
     /// while frozen for a hand-over (the snapshot carries the grace left).
     pub(super) fn expire(&mut self, now: Instant) {
-        if self.handover.is_some() {
+        if self.handover.is_some() || self.in_grace == 0 {
             return;
         }
         let mut any = false;
@@ -353,6 +357,9 @@ impl Meeting {
             return;
         }
         let p = self.participants.remove(idx);
+        if p.grace_deadline.is_some() {
+            self.in_grace -= 1;
+        }
         if let Some(c) = p.conn {
             self.by_conn.remove(&c);
         }

@@ -201,7 +201,9 @@ impl QuicEndpoint {
     }
 
     /// Receive what the socket holds (bounded). Every connection that got something is
-    /// pushed on `dirty` (once: see `Conn::queued`).
+    /// pushed on `dirty` (once: see `Conn::queued`). Returns whether more may be
+    /// waiting (the last receive filled every slot, or the pass's bound was reached);
+    /// otherwise the socket was drained.
     /// `forward` takes datagrams for other shards and hands them back when their queue
     /// is full. Returns whether anything arrived.
     pub fn receive(
@@ -211,7 +213,6 @@ impl QuicEndpoint {
         dirty: &mut Vec<usize>,
         forward: &mut dyn FnMut(ShardId, Forwarded) -> Result<(), Forwarded>,
     ) -> bool {
-        let mut any = false;
         for _ in 0..MAX_RECV_CALLS_PER_PASS {
             let n = match self.udp.recv_batch(&mut self.rx) {
                 Ok(n) => n,
@@ -222,9 +223,8 @@ impl QuicEndpoint {
             };
             self.stats.recv_calls += 1;
             if n == 0 {
-                break;
+                return false;
             }
-            any = true;
             // The slots are read while datagrams are handled, which needs the rest of
             // `self`: move the batch out for the duration (an empty placeholder holds
             // nothing and allocates nothing).
@@ -236,10 +236,10 @@ impl QuicEndpoint {
             }
             self.rx = rx;
             if n < RX_SLOTS {
-                break;
+                return false;
             }
         }
-        any
+        true
     }
 
     /// Handle the datagrams other shards forwarded here. Returns whether there were any.
@@ -404,16 +404,18 @@ impl QuicEndpoint {
         }
     }
 
-    /// Collect `conn`'s packets into the transmit batch (bounded per pass).
-    pub fn transmit(&mut self, now: Instant, conn: &mut Conn) {
+    /// Collect `conn`'s packets into the transmit batch (bounded per pass). Returns true
+    /// when the bound stopped it: the connection has more to send in the next pass.
+    pub fn transmit(&mut self, now: Instant, conn: &mut Conn) -> bool {
         let segments = self.udp.max_segments().min(MAX_SEGMENTS);
         for _ in 0..MAX_TRANSMITS_PER_CONN {
             let out = self.tx.next_buf();
             let Some(t) = conn.quic.poll_transmit(now, segments, out) else {
-                break;
+                return false;
             };
             self.queue(t.destination, t.size, t.segment_size);
         }
+        true
     }
 
     fn queue(&mut self, to: SocketAddr, size: usize, segment: Option<usize>) {

@@ -66,6 +66,8 @@ pub struct ShardSeed {
     pub quic: QuicShared,
     pub limits: H3Limits,
     pub mesh_overflow_max: usize,
+    /// How long the loop may let acknowledgements accumulate before reading them.
+    pub rx_coalesce: Duration,
     pub bind: SocketAddr,
     /// Told once the shard is up with its bound address (or why it could not start).
     pub started: SyncSender<Result<SocketAddr, String>>,
@@ -97,6 +99,12 @@ struct Shard {
     conns: Conns,
     /// Connections to drive and transmit for in this pass.
     dirty: Vec<usize>,
+    /// Connections that had more to send than one pass allows.
+    carry: Vec<usize>,
+    /// The last pass received only acknowledgements (see `park`).
+    acks_only: bool,
+    /// How long the loop may let acknowledgements accumulate (`--rx-coalesce-us`).
+    coalesce: Duration,
     router: Router,
     meetings: MeetingHost,
     meeting_cmds: Vec<MeetingCmd>,
@@ -123,7 +131,9 @@ use delivery::{deliver_local, Delivery, Env};
 use stats::{add_h3, Published};
 
 impl Shard {
-    /// One pass of the loop (module docs). Returns whether anything happened.
+    /// One pass of the loop (module docs). Returns whether more work may be waiting
+    /// right now (a bound of the pass was reached); otherwise the loop parks, and
+    /// `ppoll` returns at once if something arrived meanwhile.
     fn pass(&mut self) -> bool {
         let now = Instant::now();
         let mesh = self.router.mesh();
@@ -134,16 +144,22 @@ impl Shard {
                     _ => unreachable!("a Forwarded was sent"),
                 })
         };
-        let mut worked = self
+        let datagrams = self.quic.stats().datagrams_in;
+        let mut more = self
             .quic
             .receive(now, &mut self.conns, &mut self.dirty, &mut forward);
-        worked |= self.take_messages(now);
-        worked |= self
-            .quic
+        let messages = self.router.mesh().pending() > 0;
+        more |= self.take_messages(now);
+        self.quic
             .receive_forwarded(now, &mut self.conns, &mut self.dirty);
         self.fire_timers(now);
-        worked |= !self.dirty.is_empty() || !self.meeting_cmds.is_empty();
-        self.drive(now);
+        let events = self.drive(now);
+        // Datagrams that only acknowledged what we sent: nothing waits on the next ones,
+        // so the loop may let a few accumulate before it reads the socket again.
+        self.acks_only = self.quic.stats().datagrams_in > datagrams
+            && !events
+            && !messages
+            && self.meeting_cmds.is_empty();
         for _ in 0..MEETING_ROUNDS {
             self.run_meetings(now);
             self.transmit(now);
@@ -152,20 +168,21 @@ impl Shard {
                 break;
             }
         }
+        more |= !self.meeting_cmds.is_empty() || !self.dirty.is_empty();
         self.router.flush_overflow();
         if now >= self.next_publish {
             self.publish_stats();
         }
-        worked
+        more
     }
 
+    /// Mesh messages, at most [`MAX_MESSAGES_PER_PASS`]; true when that bound was hit.
     fn take_messages(&mut self, now: Instant) -> bool {
-        let mut any = false;
         for _ in 0..MAX_MESSAGES_PER_PASS {
             let Some((from, _lane, msg)) = self.router.try_recv() else {
-                break;
+                self.meeting_cmds.append(&mut self.spare_cmds);
+                return false;
             };
-            any = true;
             match msg {
                 ShardMsg::Forwarded(f) => self.quic.push_forwarded(f),
                 ShardMsg::ToMeeting(cmd) => self.meeting_cmds.push(cmd),
@@ -213,7 +230,7 @@ impl Shard {
             }
         }
         self.meeting_cmds.append(&mut self.spare_cmds);
-        any
+        true
     }
 
     fn fire_timers(&mut self, now: Instant) {
@@ -252,14 +269,18 @@ impl Shard {
     }
 
     /// Drive every connection that received something or has a timer due.
-    fn drive(&mut self, now: Instant) {
+    /// Returns whether any connection had events beyond acknowledgements.
+    fn drive(&mut self, now: Instant) -> bool {
+        let mut events = false;
         for i in 0..self.dirty.len() {
             let handle = self.dirty[i];
             let Some(conn) = self.conns.get_mut(handle) else {
                 continue;
             };
             let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
-            if conn.drive(&mut ctx) {
+            let driven = conn.drive(&mut ctx);
+            events |= driven.events;
+            if driven.connected {
                 self.quic.handshake_done();
                 self.env
                     .metrics
@@ -267,11 +288,15 @@ impl Shard {
                     .observe(now.saturating_duration_since(conn.started).as_secs_f64());
             }
         }
+        events
     }
 
     /// Meeting commands: local ones run here, the rest go to their meeting's shard.
     fn run_meetings(&mut self, now: Instant) {
         self.meeting_cmds.append(&mut self.spare_cmds);
+        if self.meeting_cmds.is_empty() {
+            return;
+        }
         for _ in 0..MEETING_ROUNDS {
             if self.meeting_cmds.is_empty() {
                 break;
@@ -352,7 +377,10 @@ impl Shard {
             conn.queued = false;
             let mut drained = self.quic.exchange_events(handle, conn);
             if !drained {
-                self.quic.transmit(now, conn);
+                if self.quic.transmit(now, conn) {
+                    // More to send than one pass allows: again in the next pass.
+                    self.carry.push(handle);
+                }
                 drained = self.quic.exchange_events(handle, conn);
             }
             if drained {
@@ -367,6 +395,11 @@ impl Shard {
             }
         }
         self.dirty.clear();
+        for handle in self.carry.drain(..) {
+            if let Some(conn) = self.conns.get_mut(handle) {
+                mark(conn, handle, &mut self.dirty);
+            }
+        }
         self.quic.flush();
         if !self.fanouts.is_empty() {
             let done = Instant::now();
@@ -423,6 +456,16 @@ impl Shard {
                 (*t).min(self.next_publish)
             });
         let timeout = deadline.saturating_duration_since(Instant::now());
+        if self.acks_only && !self.coalesce.is_zero() {
+            // After a pass of mere acknowledgements (a fan-out's ACKs trickle back one
+            // per recipient), wait a little before reading the socket again so the next
+            // pass takes them in one batch instead of one wake-up each; mesh messages
+            // and timers still wake the loop at once.
+            self.router
+                .mesh()
+                .park_with(&[], timeout.min(self.coalesce));
+            return;
+        }
         self.router.mesh().park_with(&[self.quic.raw_fd()], timeout);
     }
 
@@ -469,6 +512,9 @@ pub async fn run(seed: ShardSeed) {
         quic,
         conns: Conns::default(),
         dirty: Vec::new(),
+        carry: Vec::new(),
+        acks_only: false,
+        coalesce: seed.rx_coalesce,
         router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
         meetings: MeetingHost::default(),
         meeting_cmds: Vec::new(),
@@ -495,19 +541,18 @@ pub async fn run(seed: ShardSeed) {
 
     let mut connections = 0i64;
     loop {
-        let worked = shard.pass();
+        let more = shard.pass();
         let live = shard.conns.len() as i64;
         shard.env.metrics.connections_active.add(live - connections);
         connections = live;
         if shard.router.mesh().is_stopping() {
             break;
         }
-        if worked || shard.router.overflowing() {
+        if more {
             glommio::yield_if_needed().await;
-            if shard.router.overflowing() && !worked {
-                // Parked messages wait for a peer to drain its queue: look again soon.
-                glommio::timer::sleep(Duration::from_micros(200)).await;
-            }
+        } else if shard.router.overflowing() {
+            // Parked messages wait for a peer to drain its queue: look again soon.
+            glommio::timer::sleep(Duration::from_micros(200)).await;
         } else {
             shard.park();
         }
