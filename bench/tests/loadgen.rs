@@ -151,13 +151,14 @@ async fn signaling_session(conn: wtransport::Connection, meetings: Meetings) {
                         .iter()
                         .map(|(p, _)| proto::Participant {
                             participant_id: p.clone(),
-                            name: String::new(),
+                            ..Default::default()
                         })
                         .collect();
                     let r = proto::JoinResponse {
                         participant_id: pid.clone(),
                         user_id: 1,
                         existing_participants: existing,
+                        ..Default::default()
                     };
                     let _ = tx.send(frame(&proto::ServerMessage {
                         message: Some(S::JoinResponse(r)),
@@ -167,7 +168,7 @@ async fn signaling_session(conn: wtransport::Connection, meetings: Meetings) {
                         message: Some(S::ParticipantJoined(proto::ParticipantJoined {
                             participant: Some(proto::Participant {
                                 participant_id: pid.clone(),
-                                name: String::new(),
+                                ..Default::default()
                             }),
                         })),
                         trace_parent: String::new(),

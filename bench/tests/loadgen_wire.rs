@@ -165,7 +165,7 @@ fn mc_server_messages_decode_in_the_load_generator() {
     };
     let L::StreamPublished(u) = to_lg(M::StreamPublished(pb::StreamPublished {
         participant_id: "p".into(),
-        stream: Some(stream),
+        stream: Some(stream.clone()),
     })) else {
         panic!("published")
     };
@@ -173,11 +173,39 @@ fn mc_server_messages_decode_in_the_load_generator() {
     let L::JoinResponse(r) = to_lg(M::JoinResponse(pb::JoinResponse {
         participant_id: "me".into(),
         user_id: 3,
+        existing_participants: vec![pb::Participant {
+            participant_id: "other".into(),
+            streams: vec![stream.clone()],
+            ..Default::default()
+        }],
+        correlation_id: "corr".into(),
+        binding_token: "bind".into(),
         ..Default::default()
     })) else {
         panic!("join")
     };
     assert_eq!((r.participant_id.as_str(), r.user_id), ("me", 3));
+    assert_eq!(
+        (r.correlation_id.as_str(), r.binding_token.as_str()),
+        ("corr", "bind")
+    );
+    let other = &r.existing_participants[0];
+    assert_eq!(other.streams[0].metadata.as_ref().unwrap().max_bitrate, 42);
+    let L::RedirectToMc(r) = to_lg(M::RedirectToMc(pb::RedirectToMc {
+        new_mc_endpoint: "https://127.0.0.1:4434".into(),
+        meeting_id: "m".into(),
+        reason: "draining".into(),
+    })) else {
+        panic!("redirect")
+    };
+    assert_eq!(
+        (
+            r.new_mc_endpoint.as_str(),
+            r.meeting_id.as_str(),
+            r.reason.as_str()
+        ),
+        ("https://127.0.0.1:4434", "m", "draining")
+    );
     let e = mc::ServerMessage::error(mc::ErrorCode::Forbidden, "no");
     let L::Error(e) = to_lg(e.message.unwrap()) else {
         panic!("error")

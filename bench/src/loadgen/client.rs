@@ -6,7 +6,10 @@
 //! Safety rails (bench/README.md "Safety"): the target defaults to loopback and any
 //! other address must be typed by the operator with `--target`; the server certificate is
 //! trusted by its SHA-256 hash (WebTransport `serverCertificateHashes`) unless the operator
-//! says `--insecure`.
+//! says `--insecure`. A `RedirectToMc` ([`Target::redirect`]) is followed with the same
+//! trust, to a loopback address always, and to any other address only when the typed
+//! target itself was not loopback (the operator pointed the load at a cluster, whose MCs
+//! redirect to each other).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -87,6 +90,69 @@ pub struct Target {
 pub enum Trust {
     Hash([u8; 32]),
     Insecure,
+}
+
+/// Why a `RedirectToMc` endpoint is not followed (the code is the error label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectRefused {
+    #[error("not an https URL")]
+    BadUrl,
+    #[error("does not resolve")]
+    Unresolved,
+    #[error("no address of the target's family (IPv4/IPv6)")]
+    AddressFamily,
+    #[error("not loopback, and the typed target was")]
+    NotLoopback,
+}
+
+impl RedirectRefused {
+    /// Short label for error counts (`redirect:<label>`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BadUrl => "bad_url",
+            Self::Unresolved => "unresolved",
+            Self::AddressFamily => "address_family",
+            Self::NotLoopback => "not_loopback",
+        }
+    }
+}
+
+impl Target {
+    /// The URL to follow a `RedirectToMc` to (docs/protocol.md rule 18): `endpoint`
+    /// (`https://host:port`, its path when it has one, else this target's path and query),
+    /// with the host replaced by the address it resolves to, so that the address checked
+    /// here is the one connected to. Refused unless that address has this target's family
+    /// (the client endpoints are bound for it) and is loopback or this target was not.
+    pub async fn redirect(&self, endpoint: &str) -> Result<String, RedirectRefused> {
+        let mut url = url::Url::parse(endpoint).map_err(|_| RedirectRefused::BadUrl)?;
+        if url.scheme() != "https" {
+            return Err(RedirectRefused::BadUrl);
+        }
+        let host = url
+            .host_str()
+            .ok_or(RedirectRefused::BadUrl)?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url.port().unwrap_or(443);
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|_| RedirectRefused::Unresolved)?
+            .find(|a| a.is_ipv4() == self.addr.is_ipv4())
+            .ok_or(RedirectRefused::AddressFamily)?;
+        if !is_loopback(addr.ip()) && is_loopback(self.addr.ip()) {
+            return Err(RedirectRefused::NotLoopback);
+        }
+        url.set_ip_host(addr.ip())
+            .map_err(|()| RedirectRefused::BadUrl)?;
+        if matches!(url.path(), "" | "/") {
+            if let Ok(original) = url::Url::parse(&self.url) {
+                url.set_path(original.path());
+                url.set_query(original.query());
+            }
+        }
+        Ok(url.to_string())
+    }
 }
 
 /// Parses a hex SHA-256 (colons and whitespace ignored).
@@ -232,6 +298,52 @@ mod tests {
         let t = a.resolve().unwrap();
         assert!(matches!(t.trust, Trust::Insecure));
         assert!(is_loopback(t.addr.ip()));
+    }
+
+    fn target(url: &str) -> Target {
+        let mut a = args(url);
+        a.insecure = true;
+        a.resolve().unwrap()
+    }
+
+    #[tokio::test]
+    async fn redirects_keep_the_path_and_stay_on_loopback() {
+        let t = target("https://127.0.0.1:4433/meet?x=1");
+        assert_eq!(
+            t.redirect("https://127.0.0.1:4434").await.unwrap(),
+            "https://127.0.0.1:4434/meet?x=1"
+        );
+        assert_eq!(
+            t.redirect("https://localhost:4434/").await.unwrap(),
+            "https://127.0.0.1:4434/meet?x=1",
+            "resolved, in the target's family"
+        );
+        assert_eq!(
+            t.redirect("https://127.0.0.1:4434/other").await.unwrap(),
+            "https://127.0.0.1:4434/other",
+            "an endpoint's own path wins"
+        );
+        assert_eq!(
+            t.redirect("https://192.0.2.7:4433").await,
+            Err(RedirectRefused::NotLoopback)
+        );
+        assert_eq!(
+            t.redirect("http://127.0.0.1:4434").await,
+            Err(RedirectRefused::BadUrl)
+        );
+        assert_eq!(
+            t.redirect("https://[::1]:4434").await,
+            Err(RedirectRefused::AddressFamily)
+        );
+        assert_eq!(t.redirect("nonsense").await, Err(RedirectRefused::BadUrl));
+        // A typed non-loopback target (a cluster): its MCs may redirect anywhere.
+        let mut a = args("https://192.0.2.1:4433/");
+        a.insecure = true;
+        let cluster = a.resolve().unwrap();
+        assert_eq!(
+            cluster.redirect("https://192.0.2.7:4433").await.unwrap(),
+            "https://192.0.2.7:4433/"
+        );
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! Phases: join (bounded by `--join-timeout`, `--join-concurrency` at once) → traffic
 //! (`--duration`) → drain (until every expected notification arrived or `--drain`) →
 //! leave (session close code 0 = VOLUNTARY, docs/protocol.md rules 5–6).
+//!
+//! Meetings survive a rolling restart: participants follow `RedirectToMc` to the MC that
+//! took their meeting over ([`super::participant`]); every cut is reported (moves, move
+//! time, notifications in flight and lost, [`super::fanout`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use tokio::sync::Semaphore;
 use super::client::{ClientArgs, EndpointPool};
 use super::fanout::Board;
 use super::measure::{Mark, Window};
-use super::participant::{join, participant, Roster, Shared};
+use super::participant::{join, participant, Redirects, Roster, Shared};
 use super::report::RunFigures;
 use super::stats::{Counter, Lat, Stats};
 use super::token::{Minter, TokenArgs};
@@ -55,6 +59,14 @@ pub struct MeetingArgs {
     /// Prefix of meeting ids (default: lg-<random>, fresh meetings per run).
     #[arg(long, env = "LOADGEN_MEETING_PREFIX")]
     pub meeting_prefix: Option<String>,
+    /// Count a `RedirectToMc` as an error instead of following it to the MC that took
+    /// the meeting over (docs/protocol.md rule 18).
+    #[arg(long, env = "LOADGEN_NO_FOLLOW_REDIRECTS")]
+    pub no_follow_redirects: bool,
+    /// Attempts at reaching the new MC per redirect (1..=10; connect failures and
+    /// timeouts are retried after 100, 200, 400 ms…).
+    #[arg(long, env = "LOADGEN_REDIRECT_ATTEMPTS", default_value_t = 3)]
+    pub redirect_attempts: u32,
 }
 
 /// Parses `COUNTxSIZE,...` into (count, participants) pairs.
@@ -183,6 +195,13 @@ pub async fn run_once(
         base,
         mix,
         period: Duration::from_secs_f64(total as f64 / rate),
+        pool: pool.clone(),
+        minter: minter.clone(),
+        target: target.clone(),
+        redirects: Redirects {
+            follow: !args.no_follow_redirects,
+            attempts: args.redirect_attempts.clamp(1, 10),
+        },
     });
     eprintln!(
         "meeting: {total} participants in {} meetings → {} at {rate} msg/s",
@@ -255,14 +274,16 @@ pub async fn run_once(
     let mut tasks = Vec::new();
     let mut boards = Vec::new();
     for (p, members) in rosters {
-        let board = Arc::new(Board::new(p));
         let mut joined = vec![false; p];
-        let roster: Arc<Roster> =
-            Arc::new(members.iter().map(|m| (m.pid.clone(), m.idx)).collect());
-        for m in members {
+        for m in &members {
             if let Some(j) = joined.get_mut(m.idx) {
                 *j = true;
             }
+        }
+        let board = Arc::new(Board::with_members(joined));
+        let roster: Arc<Roster> =
+            Arc::new(members.iter().map(|m| (m.pid.clone(), m.idx)).collect());
+        for m in members {
             tasks.push(tokio::spawn(participant(
                 m,
                 p,
@@ -271,7 +292,7 @@ pub async fn run_once(
                 shared.clone(),
             )));
         }
-        boards.push((board, joined));
+        boards.push(board);
     }
     // Measured phase: after --warmup, for `duration`; latencies restart with it.
     let measure = &ctx.run.measure;
@@ -284,12 +305,12 @@ pub async fn run_once(
     sleep_or_stop(start_at + duration, &ctx.interrupt).await;
     let end = Mark::take(&stats, measure).await;
     stop.trigger(); // writers stop; readers keep reading during the drain.
-    let expected: u64 = boards.iter().map(|(b, j)| b.expected(j)).sum();
+    let expected: u64 = boards.iter().map(|b| b.expected()).sum();
     let drain_until = Instant::now() + Duration::from_secs_f64(args.drain.clamp(0.0, 120.0));
     while Instant::now() < drain_until && !ctx.interrupt.is_set() {
         let got: u64 = boards
             .iter()
-            .map(|(b, _)| b.delivered.load(Ordering::Relaxed))
+            .map(|b| b.delivered.load(Ordering::Relaxed) + b.lost.load(Ordering::Relaxed))
             .sum();
         if got >= expected {
             break;
@@ -305,8 +326,11 @@ pub async fn run_once(
     let _ = ticker.await;
 
     stats.add(Counter::Expected, expected);
-    let delivered = stats.get(Counter::Delivered) + stats.get(Counter::OutOfOrder);
-    stats.add(Counter::Missing, expected.saturating_sub(delivered));
+    // Notifications a cut lost (docs/protocol.md rule 20) are reported, not missing.
+    let accounted = stats.get(Counter::Delivered)
+        + stats.get(Counter::OutOfOrder)
+        + stats.get(Counter::LostAtCut);
+    stats.add(Counter::Missing, expected.saturating_sub(accounted));
     let window = Window::between(
         &start,
         &end,
@@ -357,7 +381,42 @@ pub async fn run_once(
     if f.counter(Counter::JoinsOk) == 0 {
         failures.push("no participant joined".into());
     }
+    failures.extend(cut_failures(&f));
     Ok((f, failures, window))
+}
+
+/// What a rolling restart must not do: participants left mid-run (a meeting ended),
+/// redirects not followed, a cut that lost more than it had in flight, or an MC state that
+/// contradicts what was sent.
+pub fn cut_failures(f: &RunFigures) -> Vec<String> {
+    let mut v = Vec::new();
+    if f.counter(Counter::LeftMidRun) > 0 {
+        v.push(format!(
+            "{} participants left mid-run",
+            f.counter(Counter::LeftMidRun)
+        ));
+    }
+    if f.counter(Counter::RedirectFailures) > 0 {
+        v.push(format!(
+            "{} redirects not followed",
+            f.counter(Counter::RedirectFailures)
+        ));
+    }
+    for c in &f.cuts {
+        if c.notifications_lost > c.notifications_in_flight {
+            v.push(format!(
+                "cut {}: {} notifications lost > {} in flight",
+                c.cut, c.notifications_lost, c.notifications_in_flight
+            ));
+        }
+    }
+    if f.counter(Counter::ResyncInconsistent) > 0 {
+        v.push(format!(
+            "{} resynchronisations after a move contradicted what was sent",
+            f.counter(Counter::ResyncInconsistent)
+        ));
+    }
+    v
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ pub mod server_message {
         #[prost(message, tag = "10")]
         UnmuteResponse(super::Opaque),
         #[prost(message, tag = "11")]
-        RedirectToMc(super::Opaque),
+        RedirectToMc(super::RedirectToMc),
     }
 }
 
@@ -116,6 +116,12 @@ pub struct JoinResponse {
     pub user_id: u64,
     #[prost(message, repeated, tag = "3")]
     pub existing_participants: Vec<Participant>,
+    /// Session recovery (docs/protocol.md "Session recovery"): presented again, with a
+    /// fresh token, to recover this participant (rule 7) or to follow a redirect (rule 18).
+    #[prost(string, tag = "6")]
+    pub correlation_id: String,
+    #[prost(string, tag = "7")]
+    pub binding_token: String,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -124,6 +130,10 @@ pub struct Participant {
     pub participant_id: String,
     #[prost(string, tag = "2")]
     pub name: String,
+    /// Its published streams (a recovery JoinResponse carries what was published while
+    /// the joiner was away).
+    #[prost(message, repeated, tag = "3")]
+    pub streams: Vec<MediaStream>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -220,6 +230,18 @@ pub struct StreamQualityUpdate {
     pub packet_loss: f32,
     #[prost(uint32, tag = "4")]
     pub rtt_ms: u32,
+}
+
+/// Live migration (docs/protocol.md rules 17–18): reconnect to `new_mc_endpoint` on the
+/// same path and recover there.
+#[derive(Clone, PartialEq, Message)]
+pub struct RedirectToMc {
+    #[prost(string, tag = "1")]
+    pub new_mc_endpoint: String,
+    #[prost(string, tag = "2")]
+    pub meeting_id: String,
+    #[prost(string, tag = "3")]
+    pub reason: String,
 }
 
 #[derive(Clone, PartialEq, Message)]

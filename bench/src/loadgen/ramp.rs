@@ -2,14 +2,15 @@
 //! (message rate, or number of meetings) until a step breaks the SLO: p95 fan-out latency
 //! above `--slo-p95-ms` (500 ms), drop rate above `--slo-drop` (1 %), any error, or any
 //! failed join. The last passing step is reported as the capacity, with every step's
-//! figures.
+//! figures. Participants follow redirects as in `meeting`, so a ramp survives a rolling
+//! restart; a step fails when a move fails or a meeting ends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::bail;
 
-use super::meeting::{parse_sizes, run_once, MeetingArgs};
+use super::meeting::{cut_failures, parse_sizes, run_once, MeetingArgs};
 use super::report::{RunFigures, StepReport};
 use super::stats::{Counter, Lat, Stats};
 use super::{Ctx, Outcome};
@@ -78,6 +79,8 @@ pub fn violations(f: &RunFigures, slo_p95_ms: f64, slo_drop: f64) -> Vec<String>
     if f.counter(Counter::OutOfOrder) > 0 {
         v.push(format!("{} out of order", f.counter(Counter::OutOfOrder)));
     }
+    // A rolling restart during a step: moves are fine, what they must not do is not.
+    v.extend(cut_failures(f));
     v
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::stats::{Counter, Lat, Stats, ALL_COUNTERS, ALL_LAT};
+use super::stats::{Counter, Cut, Lat, Stats, ALL_COUNTERS, ALL_LAT};
 
 /// Percentile summary of one latency, in milliseconds.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -41,6 +41,65 @@ impl LatSummary {
     }
 }
 
+/// One cut of a rolling restart (docs/protocol.md rules 17–20): the participants'
+/// n-th redirects. Times in seconds since the run started, latencies in milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CutFigures {
+    pub cut: u32,
+    pub redirected: u64,
+    pub moved: u64,
+    pub failed: u64,
+    /// First redirect received → last recovery JoinResponse.
+    pub first_redirect_s: f64,
+    pub last_move_s: f64,
+    /// Move time (redirect → recovery JoinResponse) percentiles.
+    pub move_p50_ms: f64,
+    pub move_p99_ms: f64,
+    pub move_max_ms: f64,
+    /// Messages the source dropped (not processed before it redirected their sender).
+    pub messages_dropped: u64,
+    /// Messages sent while some member of their meeting was still moving.
+    pub messages_exposed: u64,
+    /// Notifications those messages owed: the most this cut could lose.
+    pub notifications_in_flight: u64,
+    /// Notifications it lost.
+    pub notifications_lost: u64,
+    pub resync_ambiguous: u64,
+    pub resync_inconsistent: u64,
+}
+
+impl CutFigures {
+    fn of(n: u32, c: &Cut) -> Self {
+        let ms = |v: u64| v as f64 / 1000.0;
+        let secs = |d: Option<std::time::Duration>| d.map_or(0.0, |d| d.as_secs_f64());
+        let h = &c.moves;
+        let q = |p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                ms(h.value_at_quantile(p))
+            }
+        };
+        Self {
+            cut: n,
+            redirected: c.redirected,
+            moved: c.moved,
+            failed: c.failed,
+            first_redirect_s: secs(c.first_redirect),
+            last_move_s: secs(c.last_move),
+            move_p50_ms: q(0.5),
+            move_p99_ms: q(0.99),
+            move_max_ms: if h.is_empty() { 0.0 } else { ms(h.max()) },
+            messages_dropped: c.dropped_messages,
+            messages_exposed: c.exposed_messages,
+            notifications_in_flight: c.in_flight,
+            notifications_lost: c.lost,
+            resync_ambiguous: c.resync_ambiguous,
+            resync_inconsistent: c.resync_inconsistent,
+        }
+    }
+}
+
 /// Everything one run (or one ramp step) measured.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct RunFigures {
@@ -54,6 +113,9 @@ pub struct RunFigures {
     pub errors: BTreeMap<String, u64>,
     /// Latency summaries by name.
     pub latencies: BTreeMap<String, LatSummary>,
+    /// Cuts of a rolling restart, when the MC redirected participants.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cuts: Vec<CutFigures>,
     #[serde(skip)]
     pub histograms: BTreeMap<String, Histogram<u64>>,
 }
@@ -79,6 +141,11 @@ impl RunFigures {
                 f.histograms.insert(l.name().into(), h);
             }
         }
+        f.cuts = stats
+            .cuts()
+            .iter()
+            .map(|(n, c)| CutFigures::of(*n, c))
+            .collect();
         f
     }
 
@@ -187,6 +254,38 @@ pub fn table(r: &Report) -> String {
         s += "\ncounters\n";
         for (k, v) in &f.counters {
             s += &format!("  {k:<28} {v:>14}\n");
+        }
+    }
+    if !f.cuts.is_empty() {
+        s += &format!(
+            "\n{:<4} {:>10} {:>7} {:>6} {:>15} {:>9} {:>9} {:>9} {:>17} {:>12} {:>6}\n",
+            "cut",
+            "redirected",
+            "moved",
+            "failed",
+            "from-to (s)",
+            "move p50",
+            "p99 ms",
+            "max ms",
+            "msgs drop/exposed",
+            "in flight",
+            "lost"
+        );
+        for c in &f.cuts {
+            s += &format!(
+                "{:<4} {:>10} {:>7} {:>6} {:>15} {:>9.1} {:>9.1} {:>9.1} {:>17} {:>12} {:>6}\n",
+                c.cut,
+                c.redirected,
+                c.moved,
+                c.failed,
+                format!("{:.2}-{:.2}", c.first_redirect_s, c.last_move_s),
+                c.move_p50_ms,
+                c.move_p99_ms,
+                c.move_max_ms,
+                format!("{}/{}", c.messages_dropped, c.messages_exposed),
+                c.notifications_in_flight,
+                c.notifications_lost
+            );
         }
     }
     s += "\nerrors\n";

@@ -34,10 +34,12 @@ pub enum Lat {
     /// A whole session setup: QUIC handshake + CONNECT + the first echo round trip
     /// (`connect --echo-bytes`).
     Setup,
+    /// A move: `RedirectToMc` received → the recovery JoinResponse from the new MC.
+    Move,
 }
 
 /// Every latency, in report order.
-pub const ALL_LAT: [Lat; 7] = [
+pub const ALL_LAT: [Lat; 8] = [
     Lat::Rtt,
     Lat::Datagram,
     Lat::Connect,
@@ -45,6 +47,7 @@ pub const ALL_LAT: [Lat; 7] = [
     Lat::Fanout,
     Lat::Layout,
     Lat::Setup,
+    Lat::Move,
 ];
 
 impl Lat {
@@ -58,6 +61,7 @@ impl Lat {
             Lat::Fanout => "fanout",
             Lat::Layout => "layout",
             Lat::Setup => "setup",
+            Lat::Move => "move",
         }
     }
 }
@@ -96,10 +100,31 @@ pub enum Counter {
     /// Other participants a participant never learned of (JoinResponse
     /// existing_participants ∪ ParticipantJoined), checked at the end of the drain.
     RosterMissing,
+    /// `RedirectToMc` received (docs/protocol.md rule 17).
+    Redirects,
+    /// Redirects followed to the end: recovered on the new MC (rule 18).
+    Moves,
+    /// Redirects that could not be followed (refused target, connect or join failure).
+    RedirectFailures,
+    /// Messages the source dropped at a cut: sent, not echoed before the redirect (rule 20).
+    CutDropped,
+    /// Messages sent while some member of the meeting had not reached the new MC.
+    CutExposed,
+    /// Notifications those two kinds of messages owed: what a cut could lose.
+    InFlightAtCut,
+    /// Notifications a cut did lose (out of [`Counter::InFlightAtCut`]).
+    LostAtCut,
+    /// Resynchronisations after a move where the MC's state fitted more than one
+    /// sequence number (the lowest was taken).
+    ResyncAmbiguous,
+    /// Resynchronisations after a move where the MC's state fitted none.
+    ResyncInconsistent,
+    /// ParticipantLeft received before the end of the run (nobody leaves mid-run).
+    LeftMidRun,
 }
 
 /// Every counter, in report order.
-pub const ALL_COUNTERS: [Counter; 18] = [
+pub const ALL_COUNTERS: [Counter; 28] = [
     Counter::Sent,
     Counter::Completed,
     Counter::Mismatch,
@@ -118,6 +143,16 @@ pub const ALL_COUNTERS: [Counter; 18] = [
     Counter::SessionsLost,
     Counter::Unanswered,
     Counter::RosterMissing,
+    Counter::Redirects,
+    Counter::Moves,
+    Counter::RedirectFailures,
+    Counter::CutDropped,
+    Counter::CutExposed,
+    Counter::InFlightAtCut,
+    Counter::LostAtCut,
+    Counter::ResyncAmbiguous,
+    Counter::ResyncInconsistent,
+    Counter::LeftMidRun,
 ];
 
 impl Counter {
@@ -141,6 +176,16 @@ impl Counter {
             Counter::SessionsLost => "sessions_lost",
             Counter::Unanswered => "echo_unanswered",
             Counter::RosterMissing => "roster_missing",
+            Counter::Redirects => "redirects_received",
+            Counter::Moves => "participants_moved",
+            Counter::RedirectFailures => "redirect_failures",
+            Counter::CutDropped => "cut_messages_dropped",
+            Counter::CutExposed => "cut_messages_exposed",
+            Counter::InFlightAtCut => "notifications_in_flight_at_cut",
+            Counter::LostAtCut => "notifications_lost_at_cut",
+            Counter::ResyncAmbiguous => "cut_resync_ambiguous",
+            Counter::ResyncInconsistent => "cut_resync_inconsistent",
+            Counter::LeftMidRun => "participants_left_mid_run",
         }
     }
 }
@@ -236,11 +281,61 @@ struct Hists {
     interval: Vec<Histogram<u64>>,
 }
 
+/// One cut of a rolling restart, as the participants saw it. A participant's n-th
+/// redirect belongs to cut n (every member of a moved meeting is redirected once per cut).
+#[derive(Debug, Clone)]
+pub struct Cut {
+    /// `RedirectToMc` received.
+    pub redirected: u64,
+    /// Recovered on the new MC.
+    pub moved: u64,
+    /// Could not follow.
+    pub failed: u64,
+    /// Messages dropped by the source (sent, not echoed before the redirect).
+    pub dropped_messages: u64,
+    /// Messages sent while a member of the meeting was still moving.
+    pub exposed_messages: u64,
+    /// Notifications those messages owed.
+    pub in_flight: u64,
+    /// Notifications lost (out of `in_flight`).
+    pub lost: u64,
+    /// Resynchronisations that were ambiguous or inconsistent.
+    pub resync_ambiguous: u64,
+    pub resync_inconsistent: u64,
+    /// First redirect and last recovery, since the stats were created.
+    pub first_redirect: Option<Duration>,
+    pub last_move: Option<Duration>,
+    /// Move times of this cut.
+    pub moves: Histogram<u64>,
+}
+
+impl Default for Cut {
+    fn default() -> Self {
+        Self {
+            redirected: 0,
+            moved: 0,
+            failed: 0,
+            dropped_messages: 0,
+            exposed_messages: 0,
+            in_flight: 0,
+            lost: 0,
+            resync_ambiguous: 0,
+            resync_inconsistent: 0,
+            first_redirect: None,
+            last_move: None,
+            moves: new_hist(),
+        }
+    }
+}
+
 /// Shared, merged measurements of one run (or one ramp step).
 pub struct Stats {
     counters: Vec<AtomicU64>,
     hists: Mutex<Hists>,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// Per cut (1-based): rare events (moves), so a lock per event is fine.
+    cuts: Mutex<BTreeMap<u32, Cut>>,
+    created: Instant,
     /// Sessions currently established.
     pub live_sessions: AtomicU64,
 }
@@ -260,8 +355,27 @@ impl Stats {
                 interval: ALL_LAT.iter().map(|_| new_hist()).collect(),
             }),
             errors: Mutex::new(BTreeMap::new()),
+            cuts: Mutex::new(BTreeMap::new()),
+            created: Instant::now(),
             live_sessions: AtomicU64::new(0),
         }
+    }
+
+    /// Updates cut `n` (1-based).
+    pub fn cut(&self, n: u32, f: impl FnOnce(&mut Cut)) {
+        if let Ok(mut m) = self.cuts.lock() {
+            f(m.entry(n.max(1)).or_default());
+        }
+    }
+
+    /// Time since these stats were created (the time base of [`Cut`]).
+    pub fn since_start(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.created)
+    }
+
+    /// Every cut so far, in order.
+    pub fn cuts(&self) -> BTreeMap<u32, Cut> {
+        self.cuts.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Counts an error by a short code (e.g. `connect:timeout`, `server:UNAUTHORIZED`).
@@ -363,8 +477,14 @@ impl Progress {
                 h.value_at_quantile(0.99) as f64 / 1000.0,
             )
         };
+        let moved = stats.get(Counter::Moves);
+        let moved = if moved > 0 {
+            format!("  moved {moved}")
+        } else {
+            String::new()
+        };
         format!(
-            "[{:>6.1}s] sessions {:>6}  {} {:>10.1}/s  {} p50 {:>8.2} ms p99 {:>8.2} ms  errors {}",
+            "[{:>6.1}s] sessions {:>6}  {} {:>10.1}/s  {} p50 {:>8.2} ms p99 {:>8.2} ms  errors {}{moved}",
             now.saturating_duration_since(self.started).as_secs_f64(),
             stats.live_sessions.load(Ordering::Relaxed),
             self.count.name(),
