@@ -42,6 +42,11 @@ const STREAM_CONTROL: u64 = 0x00;
 /// After the peer closed the session, how long it has to close the QUIC connection
 /// itself before this side does.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// After we closed the session and the peer answered (its FIN or capsule on the
+/// CONNECT stream), how long it has to close the QUIC connection itself. A browser
+/// hands the close to the page asynchronously: a CONNECTION_CLOSE that overtakes that
+/// turns the page's clean close code into "connection lost".
+const ANSWERED_LINGER: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SessionState {
@@ -559,10 +564,16 @@ impl H3Conn {
                 let _ = quic.send_stream(id).finish();
                 self.close_deadline = Some(now + CLOSE_LINGER);
             }
-            // Both sides closed at once: ours is on its way; nothing to wait for.
-            SessionState::Closing => self.finish_close(quic, now),
+            // The peer answered our close (or both sides closed at once): the session
+            // is over on both sides; the peer closes the connection, or we do shortly.
+            SessionState::Closing => self.await_peer_close(now),
             SessionState::Ended => {}
         }
+    }
+
+    fn await_peer_close(&mut self, now: Instant) {
+        let soon = now + ANSWERED_LINGER;
+        self.close_deadline = Some(self.close_deadline.map_or(soon, |t| t.min(soon)));
     }
 
     pub(super) fn on_connect_reset(&mut self, quic: &mut Connection, now: Instant, code: u64) {
@@ -585,7 +596,7 @@ impl H3Conn {
                 self.session = None;
                 self.reject_pending(quic, u64::from(id));
             }
-            SessionState::Closing => self.finish_close(quic, now),
+            SessionState::Closing => self.await_peer_close(now),
             SessionState::Ended => {}
         }
     }

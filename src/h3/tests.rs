@@ -267,6 +267,29 @@ fn server_closes_deliver_their_code_before_the_connection_closes() {
 }
 
 #[test]
+fn a_client_that_answers_our_close_gets_time_to_close_the_connection_itself() {
+    let mut p = pair(QuicArgs {
+        join_timeout_ms: 1000,
+        ..QuicArgs::default()
+    });
+    let s = request(&mut p, &connect_frame("/"));
+    assert_eq!(status(&read(&mut p, s).bytes).0, Some(200));
+    p.advance(Duration::from_millis(1100));
+    p.advance(Duration::from_millis(600));
+    assert!(read(&mut p, s).fin, "our close capsule and FIN arrived");
+    // The client answers with its own FIN, as a browser does before it hands the close
+    // to the page: the connection stays up so the browser can close it first...
+    p.client.send_stream(s).finish().unwrap();
+    p.drive();
+    p.advance(Duration::from_millis(100));
+    assert_eq!(client_lost(&mut p), None, "no CONNECTION_CLOSE right away");
+    assert!(!p.server_closed());
+    // ...and only a client that never does is closed by us, shortly after.
+    p.advance(Duration::from_millis(300));
+    assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
+}
+
+#[test]
 fn streams_of_unknown_sessions_are_refused_and_bad_ids_close_the_connection() {
     let mut p = pair(echo_args());
     let s = echo_session(&mut p);

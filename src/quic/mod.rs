@@ -95,20 +95,10 @@ pub struct QuicArgs {
     /// SETTINGS_MAX_FIELD_SECTION_SIZE; larger ones are refused with H3_EXCESSIVE_LOAD).
     #[arg(long, env = "MC_MAX_FIELD_SECTION_BYTES", default_value_t = 8 * 1024)]
     pub max_field_section_bytes: u32,
-    /// Ask clients that support the QUIC ACK frequency extension to acknowledge only
-    /// every N+1 ack-eliciting packets (0: leave their default, an ACK every other
-    /// packet or after their own ack delay). Fewer ACKs cost the server less per
-    /// delivered message; loss recovery waits up to --ack-max-delay-ms longer.
-    #[arg(long, env = "MC_ACK_ELICITING_THRESHOLD", default_value_t = 0)]
-    pub ack_eliciting_threshold: u32,
-    /// With --ack-eliciting-threshold: the longest a client may delay an ACK, in
-    /// milliseconds (0: the client's own max_ack_delay).
-    #[arg(long, env = "MC_ACK_MAX_DELAY_MS", default_value_t = 0)]
-    pub ack_max_delay_ms: u64,
     /// After a pass that received only acknowledgements, how long the shard may leave
     /// the socket unread so that the next ones arrive as one batch, in microseconds
     /// (0: read at once). Client messages that arrive meanwhile wait at most this long.
-    #[arg(long, env = "MC_RX_COALESCE_US", default_value_t = 0)]
+    #[arg(long, env = "MC_RX_COALESCE_US", default_value_t = 500)]
     pub rx_coalesce_us: u64,
     /// Time a client has after its QUIC handshake to request a WebTransport session;
     /// then the connection is closed (counted as `connect_timeout`), in milliseconds.
@@ -140,9 +130,7 @@ impl Default for QuicArgs {
             max_bidi_streams: 16,
             max_uni_streams: 8,
             max_field_section_bytes: 8 * 1024,
-            ack_eliciting_threshold: 0,
-            ack_max_delay_ms: 0,
-            rx_coalesce_us: 0,
+            rx_coalesce_us: 500,
             connect_timeout_ms: 5_000,
             join_timeout_ms: 10_000,
         }

@@ -1,7 +1,6 @@
 //! The configuration every shard shares, built once at startup (`Send + Sync`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use quinn_proto::crypto::{CryptoError, HmacKey};
@@ -40,16 +39,6 @@ impl QuicShared {
             .datagram_send_buffer_size(64 * 1024)
             .max_concurrent_bidi_streams(VarInt::from_u32(args.max_bidi_streams))
             .max_concurrent_uni_streams(VarInt::from_u32(args.max_uni_streams));
-        if args.ack_eliciting_threshold > 0 {
-            // draft-ietf-quic-ack-frequency: peers that advertise min_ack_delay get an
-            // ACK_FREQUENCY frame; others keep acknowledging as they do.
-            let mut ack = quinn_proto::AckFrequencyConfig::default();
-            ack.ack_eliciting_threshold(VarInt::from_u32(args.ack_eliciting_threshold));
-            if args.ack_max_delay_ms > 0 {
-                ack.max_ack_delay(Some(Duration::from_millis(args.ack_max_delay_ms)));
-            }
-            transport.ack_frequency_config(Some(ack));
-        }
         let mut server = ServerConfig::with_crypto(crypto);
         server.transport_config(Arc::new(transport));
         let mut secret = [0u8; 32];
