@@ -21,7 +21,6 @@ use crate::drain::LiveReport;
 use crate::migration::ImportAnswer;
 use crate::router::{ShardMsg, LANE_CONTROL};
 
-use super::delivery::Delivery;
 use super::Shard;
 
 impl Shard {

@@ -25,23 +25,17 @@ use std::time::{Duration, Instant};
 
 use shards::{MeshSeed, ShardId};
 
-use crate::actors::{ActorSettings, ConnCmd, MeetingCmd, MeetingEnv, MeetingHost};
+use crate::actors::{ActorSettings, MeetingCmd, MeetingHost};
 use crate::admission::Admission;
 use crate::auth::jwt::VerifierConfig;
 use crate::auth::keystore::{KeyStore, ShardVerifier};
 use crate::h3::{H3Limits, H3Stats};
-use crate::meeting::{CloseCode, ConnKey};
+use crate::meeting::CloseCode;
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::quic::endpoint::{mark, Conns, QuicEndpoint};
 use crate::quic::QuicShared;
-use crate::router::{
-    Dest, Router, ShardLoad, ShardMsg, LANE_CONNECTION, LANE_CONTROL, LANE_MEETING,
-};
-use crate::signaling::codec::encode_to_bytes;
-use crate::signaling::proto::{ErrorCode, ServerMessage};
+use crate::router::{Router, ShardLoad, ShardMsg, LANE_CONNECTION};
 
-/// Most mesh messages handled in one pass.
-const MAX_MESSAGES_PER_PASS: usize = 256;
 /// Rounds of meeting commands per pass (a delivery can produce a follow-up command).
 const MEETING_ROUNDS: usize = 4;
 /// Distinct fan-out start times remembered per pass for `mc_fanout_duration_seconds`.
@@ -50,6 +44,12 @@ const FANOUTS_PER_PASS: usize = 1024;
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// How long a stopping shard keeps running so that closes reach the clients.
 const STOP_FLUSH: Duration = Duration::from_millis(300);
+/// Datagrams one pass must send to count as a fan-out whose acknowledgements are worth
+/// coalescing (see `park`).
+const WIDE_SEND: u64 = 64;
+/// How long after a fan-out its recipients' acknowledgements keep arriving: QUIC's
+/// default max_ack_delay.
+const ACK_WINDOW: Duration = Duration::from_millis(25);
 
 /// What a shard executor is started with. `Send`: built on the main thread.
 pub struct ShardSeed {
@@ -81,7 +81,7 @@ const MEETING_TIMER: usize = usize::MAX;
 /// can be borrowed beside it.
 macro_rules! delivery {
     ($s:ident, $now:expr) => {
-        Delivery {
+        $crate::shard::delivery::Delivery {
             now: $now,
             conns: &mut $s.conns,
             dirty: &mut $s.dirty,
@@ -101,8 +101,10 @@ struct Shard {
     dirty: Vec<usize>,
     /// Connections that had more to send than one pass allows.
     carry: Vec<usize>,
-    /// The last pass received only acknowledgements (see `park`).
+    /// The last pass received only acknowledgements, soon after a fan-out (see `park`).
     acks_only: bool,
+    /// When a pass last sent at least [`WIDE_SEND`] datagrams.
+    wide_send: Option<Instant>,
     /// How long the loop may let acknowledgements accumulate (`--rx-coalesce-us`).
     coalesce: Duration,
     router: Router,
@@ -123,12 +125,15 @@ struct Shard {
     next_publish: Instant,
 }
 
+mod conns;
 mod delivery;
 mod handover;
+mod inbox;
+mod meetings;
 mod stats;
 
-use delivery::{deliver_local, Delivery, Env};
-use stats::{add_h3, Published};
+use delivery::Env;
+use stats::Published;
 
 impl Shard {
     /// One pass of the loop (module docs). Returns whether more work may be waiting
@@ -145,6 +150,7 @@ impl Shard {
                 })
         };
         let datagrams = self.quic.stats().datagrams_in;
+        let sent = self.quic.stats().datagrams_out;
         let mut more = self
             .quic
             .receive(now, &mut self.conns, &mut self.dirty, &mut forward);
@@ -154,12 +160,17 @@ impl Shard {
             .receive_forwarded(now, &mut self.conns, &mut self.dirty);
         self.fire_timers(now);
         let events = self.drive(now);
-        // Datagrams that only acknowledged what we sent: nothing waits on the next ones,
-        // so the loop may let a few accumulate before it reads the socket again.
+        // Datagrams that only acknowledged a recent fan-out: nothing waits on the next
+        // ones, so the loop may let a few accumulate before it reads the socket again.
+        // (After a narrow send, such as one echo or one reply, it does not: the client's
+        // next message may be right behind its ACK.)
         self.acks_only = self.quic.stats().datagrams_in > datagrams
             && !events
             && !messages
-            && self.meeting_cmds.is_empty();
+            && self.meeting_cmds.is_empty()
+            && self
+                .wide_send
+                .is_some_and(|t| now.saturating_duration_since(t) < ACK_WINDOW);
         for _ in 0..MEETING_ROUNDS {
             self.run_meetings(now);
             self.transmit(now);
@@ -169,268 +180,14 @@ impl Shard {
             }
         }
         more |= !self.meeting_cmds.is_empty() || !self.dirty.is_empty();
+        if self.quic.stats().datagrams_out - sent >= WIDE_SEND {
+            self.wide_send = Some(now);
+        }
         self.router.flush_overflow();
         if now >= self.next_publish {
             self.publish_stats();
         }
         more
-    }
-
-    /// Mesh messages, at most [`MAX_MESSAGES_PER_PASS`]; true when that bound was hit.
-    fn take_messages(&mut self, now: Instant) -> bool {
-        for _ in 0..MAX_MESSAGES_PER_PASS {
-            let Some((from, _lane, msg)) = self.router.try_recv() else {
-                self.meeting_cmds.append(&mut self.spare_cmds);
-                return false;
-            };
-            match msg {
-                ShardMsg::Forwarded(f) => self.quic.push_forwarded(f),
-                ShardMsg::ToMeeting(cmd) => self.meeting_cmds.push(cmd),
-                ShardMsg::ToConnections { conns, cmd } => {
-                    for conn in conns {
-                        let key = ConnKey {
-                            shard: self.env.id.0,
-                            conn,
-                        };
-                        deliver_local(
-                            now,
-                            &mut self.conns,
-                            &mut self.dirty,
-                            &mut self.env,
-                            &mut self.spare_cmds,
-                            &mut self.fanouts,
-                            key,
-                            cmd.clone(),
-                        );
-                    }
-                }
-                ShardMsg::Ping { seq } => {
-                    self.publish_stats();
-                    let pong = ShardMsg::Pong {
-                        seq,
-                        load: self.load(),
-                    };
-                    // A full control lane means the control plane is behind; it pings
-                    // again, so dropping this pong loses nothing.
-                    let _ = self
-                        .router
-                        .mesh()
-                        .try_send(self.control, LANE_CONTROL, pong);
-                }
-                ShardMsg::EndMeetings => {
-                    tracing::debug!(shard = %self.env.id, "drain end: ending meetings");
-                    let redirect = self.env.settings.redirect_endpoint.clone();
-                    let mut d = delivery!(self, now);
-                    self.meetings.end_all(&mut d, now, redirect.as_deref());
-                }
-                ShardMsg::Pong { .. } => {
-                    tracing::warn!(shard = %self.env.id, %from, "unexpected pong on a shard");
-                }
-                msg => self.handle_handover(now, msg),
-            }
-        }
-        self.meeting_cmds.append(&mut self.spare_cmds);
-        true
-    }
-
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, key))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            if key == MEETING_TIMER {
-                if self.meetings_armed == Some(at) {
-                    self.meetings_armed = None;
-                }
-                if self.meetings.poll_timeout().is_some_and(|t| t <= now) {
-                    let mut d = delivery!(self, now);
-                    self.meetings.handle_timeout(&mut d, now);
-                }
-                self.arm_meetings();
-                continue;
-            }
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if conn.armed == Some(at) {
-                conn.armed = None;
-            }
-            if conn.poll_timeout().is_some_and(|t| t <= now) {
-                let timeouts = conn.h3.stats().connect_timeouts;
-                let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
-                conn.handle_timeout(&mut ctx);
-                if conn.h3.stats().connect_timeouts > timeouts {
-                    self.env.metrics.refusal("connect_timeout");
-                }
-            }
-            mark(conn, key, &mut self.dirty);
-        }
-    }
-
-    /// Drive every connection that received something or has a timer due.
-    /// Returns whether any connection had events beyond acknowledgements.
-    fn drive(&mut self, now: Instant) -> bool {
-        let mut events = false;
-        for i in 0..self.dirty.len() {
-            let handle = self.dirty[i];
-            let Some(conn) = self.conns.get_mut(handle) else {
-                continue;
-            };
-            let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
-            let driven = conn.drive(&mut ctx);
-            events |= driven.events;
-            if driven.connected {
-                self.quic.handshake_done();
-                self.env
-                    .metrics
-                    .handshake_duration
-                    .observe(now.saturating_duration_since(conn.started).as_secs_f64());
-            }
-        }
-        events
-    }
-
-    /// Meeting commands: local ones run here, the rest go to their meeting's shard.
-    fn run_meetings(&mut self, now: Instant) {
-        self.meeting_cmds.append(&mut self.spare_cmds);
-        if self.meeting_cmds.is_empty() {
-            return;
-        }
-        for _ in 0..MEETING_ROUNDS {
-            if self.meeting_cmds.is_empty() {
-                break;
-            }
-            let mut cmds = std::mem::take(&mut self.meeting_cmds);
-            for cmd in cmds.drain(..) {
-                match self.router.meeting(cmd.meeting_id()) {
-                    Dest::Local => {
-                        let mut d = delivery!(self, now);
-                        self.meetings.handle(&mut d, now, cmd);
-                    }
-                    Dest::Remote(to) => {
-                        if let Err(msg) =
-                            self.router.send(to, LANE_MEETING, ShardMsg::ToMeeting(cmd))
-                        {
-                            self.env.metrics.dropped_meeting.inc();
-                            if let ShardMsg::ToMeeting(cmd) = msg {
-                                self.refuse_dropped(now, cmd);
-                            }
-                        }
-                    }
-                }
-            }
-            // Keep the allocation; follow-ups from deliveries run in the next round.
-            self.meeting_cmds = cmds;
-            self.meeting_cmds.append(&mut self.spare_cmds);
-        }
-        self.arm_meetings();
-    }
-
-    /// A command the meeting's full queue could not take: the client is told.
-    fn refuse_dropped(&mut self, now: Instant, cmd: MeetingCmd) {
-        let (conn, error, close) = match cmd {
-            MeetingCmd::Join { conn, .. } => (
-                conn,
-                ServerMessage::error(
-                    ErrorCode::CapacityExceeded,
-                    "the meeting's shard is overloaded; retry",
-                ),
-                Some(CloseCode::Capacity),
-            ),
-            MeetingCmd::Message { conn, .. } => (
-                conn,
-                ServerMessage::error(
-                    ErrorCode::InternalError,
-                    "server busy: message dropped, please retry",
-                ),
-                None,
-            ),
-            MeetingCmd::Disconnect { .. } => return,
-        };
-        let mut d = delivery!(self, now);
-        if let Ok(frame) = encode_to_bytes(&error, d.env.settings.session.max_frame) {
-            d.deliver(
-                conn,
-                ConnCmd::Frame {
-                    frame,
-                    join_response: false,
-                    at: now,
-                },
-            );
-        }
-        if let Some(code) = close {
-            d.deliver(conn, ConnCmd::Close(code));
-        }
-    }
-
-    /// Transmit for every queued connection, then forget the drained ones and re-arm
-    /// timers.
-    fn transmit(&mut self, now: Instant) {
-        let mut i = 0;
-        while i < self.dirty.len() {
-            let handle = self.dirty[i];
-            i += 1;
-            let Some(conn) = self.conns.get_mut(handle) else {
-                continue;
-            };
-            conn.queued = false;
-            let mut drained = self.quic.exchange_events(handle, conn);
-            if !drained {
-                if self.quic.transmit(now, conn) {
-                    // More to send than one pass allows: again in the next pass.
-                    self.carry.push(handle);
-                }
-                drained = self.quic.exchange_events(handle, conn);
-            }
-            if drained {
-                self.drop_conn(now, handle);
-                continue;
-            }
-            if let Some(t) = conn.poll_timeout() {
-                if conn.armed.is_none_or(|a| t < a) {
-                    conn.armed = Some(t);
-                    self.timers.push(Reverse((t, handle)));
-                }
-            }
-        }
-        self.dirty.clear();
-        for handle in self.carry.drain(..) {
-            if let Some(conn) = self.conns.get_mut(handle) {
-                mark(conn, handle, &mut self.dirty);
-            }
-        }
-        self.quic.flush();
-        if !self.fanouts.is_empty() {
-            let done = Instant::now();
-            for at in self.fanouts.drain(..) {
-                self.env
-                    .metrics
-                    .fanout_duration
-                    .observe(done.saturating_duration_since(at).as_secs_f64());
-            }
-        }
-        self.quic.reclaim();
-    }
-
-    fn drop_conn(&mut self, now: Instant, handle: usize) {
-        let Some(mut conn) = self.conns.remove(handle) else {
-            return;
-        };
-        let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
-        conn.on_drained(&mut ctx);
-        self.quic.forget(&conn);
-        add_h3(&mut self.h3_gone, conn.h3.stats());
-        tracing::debug!(shard = %self.env.id, conn = handle, "connection drained");
-    }
-
-    fn arm_meetings(&mut self) {
-        if let Some(t) = self.meetings.poll_timeout() {
-            if self.meetings_armed.is_none_or(|a| t < a) {
-                self.meetings_armed = Some(t);
-                self.timers.push(Reverse((t, MEETING_TIMER)));
-            }
-        }
     }
 
     fn load(&self) -> ShardLoad {
@@ -514,6 +271,7 @@ pub async fn run(seed: ShardSeed) {
         dirty: Vec::new(),
         carry: Vec::new(),
         acks_only: false,
+        wide_send: None,
         coalesce: seed.rx_coalesce,
         router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
         meetings: MeetingHost::default(),

@@ -1,0 +1,132 @@
+//! The shard's connections: firing their deadlines, driving the ones that changed
+//! (QUIC events → HTTP/3 → the application), and transmitting for them in batches.
+//! A connection is "dirty" (listed once in `Shard::dirty`) from the moment something
+//! reaches it until its packets are handed to the kernel; `transmit` re-arms its timer.
+
+use std::cmp::Reverse;
+use std::time::Instant;
+
+use crate::quic::endpoint::mark;
+
+use super::stats::add_h3;
+use super::{Shard, MEETING_TIMER};
+
+impl Shard {
+    pub(super) fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if key == MEETING_TIMER {
+                if self.meetings_armed == Some(at) {
+                    self.meetings_armed = None;
+                }
+                if self.meetings.poll_timeout().is_some_and(|t| t <= now) {
+                    let mut d = delivery!(self, now);
+                    self.meetings.handle_timeout(&mut d, now);
+                }
+                self.arm_meetings();
+                continue;
+            }
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.armed == Some(at) {
+                conn.armed = None;
+            }
+            if conn.poll_timeout().is_some_and(|t| t <= now) {
+                let timeouts = conn.h3.stats().connect_timeouts;
+                let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
+                conn.handle_timeout(&mut ctx);
+                if conn.h3.stats().connect_timeouts > timeouts {
+                    self.env.metrics.refusal("connect_timeout");
+                }
+            }
+            mark(conn, key, &mut self.dirty);
+        }
+    }
+
+    /// Drive every connection that received something or has a timer due.
+    /// Returns whether any connection had events beyond acknowledgements.
+    pub(super) fn drive(&mut self, now: Instant) -> bool {
+        let mut events = false;
+        for i in 0..self.dirty.len() {
+            let handle = self.dirty[i];
+            let Some(conn) = self.conns.get_mut(handle) else {
+                continue;
+            };
+            let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
+            let driven = conn.drive(&mut ctx);
+            events |= driven.events;
+            if driven.connected {
+                self.quic.handshake_done();
+                self.env
+                    .metrics
+                    .handshake_duration
+                    .observe(now.saturating_duration_since(conn.started).as_secs_f64());
+            }
+        }
+        events
+    }
+
+    /// Transmit for every queued connection, then forget the drained ones and re-arm
+    /// timers.
+    pub(super) fn transmit(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let handle = self.dirty[i];
+            i += 1;
+            let Some(conn) = self.conns.get_mut(handle) else {
+                continue;
+            };
+            conn.queued = false;
+            let mut drained = self.quic.exchange_events(handle, conn);
+            if !drained {
+                if self.quic.transmit(now, conn) {
+                    // More to send than one pass allows: again in the next pass.
+                    self.carry.push(handle);
+                }
+                drained = self.quic.exchange_events(handle, conn);
+            }
+            if drained {
+                self.drop_conn(now, handle);
+                continue;
+            }
+            if let Some(t) = conn.poll_timeout() {
+                if conn.armed.is_none_or(|a| t < a) {
+                    conn.armed = Some(t);
+                    self.timers.push(Reverse((t, handle)));
+                }
+            }
+        }
+        self.dirty.clear();
+        for handle in self.carry.drain(..) {
+            if let Some(conn) = self.conns.get_mut(handle) {
+                mark(conn, handle, &mut self.dirty);
+            }
+        }
+        self.quic.flush();
+        if !self.fanouts.is_empty() {
+            let done = Instant::now();
+            for at in self.fanouts.drain(..) {
+                self.env
+                    .metrics
+                    .fanout_duration
+                    .observe(done.saturating_duration_since(at).as_secs_f64());
+            }
+        }
+        self.quic.reclaim();
+    }
+
+    fn drop_conn(&mut self, now: Instant, handle: usize) {
+        let Some(mut conn) = self.conns.remove(handle) else {
+            return;
+        };
+        let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
+        conn.on_drained(&mut ctx);
+        self.quic.forget(&conn);
+        add_h3(&mut self.h3_gone, conn.h3.stats());
+        tracing::debug!(shard = %self.env.id, conn = handle, "connection drained");
+    }
+}
