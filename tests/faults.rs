@@ -215,8 +215,10 @@ fn after_sigkill_a_restarted_mc_serves_joins_again() {
         assert!(server.wait_exit(Duration::from_secs(5)).is_some());
         drop(c);
     });
-    // Same ports and dev dir: the restarted MC reuses the certificate and keys.
-    let http = server.http.to_string();
+    // Same WebTransport address and dev dir: clients come back to the same place and the
+    // restarted MC reuses the certificate and keys. The admin port is a fresh one: other
+    // tests running meanwhile may have taken the old one as a client's ephemeral port.
+    let http = format!("127.0.0.1:{}", harness::free_tcp_port());
     let wt = server.webtransport.to_string();
     std::mem::forget(server); // the process is gone; keep its dev dir for the restart
     let restarted = Server::start_dev_at(&["--shards", "2"], &http, &wt, &dev_dir);
