@@ -43,7 +43,7 @@ FANOUT_RATES=${COMPARE_FANOUT_RATES:-10,40}
 FANOUT_SIZE=${COMPARE_FANOUT_SIZE:-1000}
 # A meeting of 1,000 starts with a join storm (every join is announced to everyone
 # present, ~500,000 notifications): the fan-out warm-up lets the client drain it.
-FANOUT_WARMUP=${COMPARE_FANOUT_WARMUP:-5}
+FANOUT_WARMUP=${COMPARE_FANOUT_WARMUP:-20}
 MEM_SESSIONS=${COMPARE_MEM_SESSIONS:-2000}
 MEM_HOLD=${COMPARE_MEM_HOLD:-10}
 PERF=${COMPARE_PERF:-0}
