@@ -31,9 +31,9 @@ use quinn_proto::{
 use super::capsule::{self, CapsuleDecoder};
 pub use super::events::{H3Event, H3Limits, H3Stats, ReadEnd, SessionEnd};
 use super::frame::FrameReader;
+use super::inbound::Inbound;
 use super::qpack;
 use super::settings::PeerSettings;
-use super::streams::Inbound;
 use super::varint::{self, VarintReader};
 use super::{code, ConnError};
 

@@ -26,6 +26,7 @@ pub mod capsule;
 pub mod conn;
 mod events;
 pub mod frame;
+mod inbound;
 pub mod qpack;
 pub mod settings;
 mod streams;

@@ -11,6 +11,7 @@ use quinn_proto::{Connection, ReadError, StreamId, VarInt};
 use super::capsule::{Capsule, CapsuleDecoder};
 use super::conn::{varint_code, H3Conn, H3Event, H3Limits, Session, SessionState};
 use super::frame::{self, FrameReader, Piece};
+use super::inbound::Inbound;
 use super::qpack::{self, HeadError};
 use super::settings::{self, PeerSettings};
 use super::varint::{self, VarintReader};
@@ -25,43 +26,6 @@ const STREAM_WEBTRANSPORT_UNI: u64 = 0x54;
 
 /// GOAWAY, MAX_PUSH_ID and CANCEL_PUSH carry exactly one varint.
 const MAX_ID_FRAME: usize = 8;
-
-#[derive(Debug)]
-pub(super) enum Inbound {
-    /// A peer uni stream whose type has not fully arrived.
-    UniType(VarintReader),
-    Control {
-        reader: FrameReader,
-        payload: Vec<u8>,
-        settings_seen: bool,
-    },
-    /// The peer's QPACK encoder or decoder stream: read and dropped (no dynamic table).
-    Qpack,
-    /// The session id of a WebTransport uni stream.
-    WtUniHeader(VarintReader),
-    /// The first varint of a peer bidi stream: 0x41 or a request's first frame type.
-    BiFirst(VarintReader),
-    /// The session id of a WebTransport bidi stream.
-    WtBiHeader(VarintReader),
-    /// A request stream before its HEADERS frame is complete.
-    Request {
-        reader: FrameReader,
-        headers: Vec<u8>,
-    },
-    /// A request that is not a WebTransport CONNECT, waiting for the application's
-    /// answer; its body is dropped.
-    Answering,
-    /// The CONNECT stream of the session: its frames carry capsules.
-    Connect,
-    /// A WebTransport stream naming a session whose CONNECT is still undecided.
-    Pending {
-        session: u64,
-        bidi: bool,
-        rest: Bytes,
-    },
-    /// The application's stream; `rest` holds bytes that arrived with its header.
-    App { rest: Bytes },
-}
 
 enum RequestStep {
     More,

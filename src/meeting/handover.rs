@@ -24,7 +24,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::layout::LayoutSub;
+use super::layout_sub::LayoutSub;
 use super::mute::MuteState;
 use super::roster::Participant;
 use super::snapshot::{
@@ -215,6 +215,17 @@ impl Meeting {
 
     /// Holds `input` of a frozen meeting (check [`Meeting::is_handing_over`] first);
     /// `Err` for a stranger, as when not frozen.
+    /// A disconnect that arrived while the meeting is frozen for a hand-over: held in
+    /// order with the messages (see `hold`).
+    pub(super) fn hold_disconnect(
+        &mut self,
+        now: Instant,
+        conn: ConnKey,
+        clean: bool,
+    ) -> Result<(), MeetingError> {
+        self.hold(Held::Disconnect(now, conn, clean))
+    }
+
     pub(super) fn hold(&mut self, input: Held) -> Result<(), MeetingError> {
         let conn = input.conn();
         if !self.by_conn.contains_key(&conn) {

@@ -10,37 +10,10 @@
 
 use std::sync::Arc;
 
+use super::layout_sub::LayoutSub;
 use super::roster::Participant;
 use super::{ConnKey, Meeting, MeetingConfig};
 use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode, ServerMessage};
-
-/// A participant's layout subscription.
-#[derive(Debug, Clone)]
-pub(super) struct LayoutSub {
-    config: pb::LayoutConfig,
-    stream_ids: Vec<u32>,
-    /// What was last sent, to re-send only on change.
-    last: Option<Vec<pb::StreamAssignment>>,
-}
-
-impl LayoutSub {
-    /// A subscription restored from a snapshot; its assignments are sent on recovery.
-    pub(super) fn new(config: pb::LayoutConfig, stream_ids: Vec<u32>) -> Self {
-        Self {
-            config,
-            stream_ids,
-            last: None,
-        }
-    }
-
-    pub(super) fn config(&self) -> &pb::LayoutConfig {
-        &self.config
-    }
-
-    pub(super) fn stream_ids(&self) -> &[u32] {
-        &self.stream_ids
-    }
-}
 
 /// The stream a slot shows for `p` (rule 11), if `p` publishes any.
 fn best_stream(p: &Participant) -> Option<pb::MediaType> {

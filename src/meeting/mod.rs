@@ -24,6 +24,7 @@
 mod config;
 mod handover;
 mod layout;
+mod layout_sub;
 mod mute;
 mod roster;
 mod snapshot;

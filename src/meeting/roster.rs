@@ -7,7 +7,7 @@ use std::time::Instant;
 use prost::Message as _;
 use rand::Rng;
 
-use super::layout::LayoutSub;
+use super::layout_sub::LayoutSub;
 use super::mute::MuteState;
 use super::{CloseCode, ConnKey, JoinIdentity, JoinOutcome, Meeting, MeetingError, Role};
 use crate::signaling::proto::{
@@ -311,7 +311,7 @@ impl Meeting {
         clean: bool,
     ) -> Result<(), MeetingError> {
         if self.handover.is_some() {
-            return self.hold(super::handover::Held::Disconnect(now, conn, clean));
+            return self.hold_disconnect(now, conn, clean);
         }
         let Some(idx) = self.idx_by_conn(conn) else {
             return Err(MeetingError::UnknownConnection(conn));
