@@ -169,6 +169,7 @@ fn run(
         max_sessions_per_ip: settings.max_sessions_per_ip,
     };
     let limits = quic_args.h3_limits();
+    let rx_coalesce = quic_args.rx_coalesce();
     let budget = quic_args.receive_budget_bytes();
     let quic = quic_shared(&settings, tls_args, quic_args)?;
     let n = settings.shards;
@@ -262,6 +263,7 @@ fn run(
             quic: quic.clone(),
             limits: limits.clone(),
             mesh_overflow_max: settings.mesh_overflow_max,
+            rx_coalesce,
             bind,
             started: started_tx,
         };

@@ -46,6 +46,16 @@ pub struct ConnCtx<'a> {
     pub metrics: &'a mut ShardMetrics,
 }
 
+/// What one [`Conn::drive`] found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Driven {
+    /// The handshake completed.
+    pub connected: bool,
+    /// QUIC had events for the layers above (a datagram that carried only
+    /// acknowledgements has none).
+    pub events: bool,
+}
+
 /// The application a connection's session serves.
 #[derive(Debug)]
 pub enum App {
@@ -119,13 +129,13 @@ impl Conn {
         }
     }
 
-    /// Process every QUIC event: HTTP/3 first, then the application. Returns whether
-    /// the handshake completed.
-    pub fn drive(&mut self, ctx: &mut ConnCtx<'_>) -> bool {
-        let mut connected = false;
+    /// Process every QUIC event: HTTP/3 first, then the application.
+    pub fn drive(&mut self, ctx: &mut ConnCtx<'_>) -> Driven {
+        let mut driven = Driven::default();
         while let Some(ev) = self.quic.poll() {
+            driven.events = true;
             if matches!(ev, Event::Connected) {
-                connected = true;
+                driven.connected = true;
                 self.handshaking = false;
             }
             if let Event::ConnectionLost { reason } = &ev {
@@ -136,7 +146,7 @@ impl Conn {
             self.dispatch(ctx);
         }
         self.dispatch(ctx);
-        connected
+        driven
     }
 
     /// A command from a meeting for this connection's signaling session.

@@ -95,6 +95,11 @@ pub struct QuicArgs {
     /// SETTINGS_MAX_FIELD_SECTION_SIZE; larger ones are refused with H3_EXCESSIVE_LOAD).
     #[arg(long, env = "MC_MAX_FIELD_SECTION_BYTES", default_value_t = 8 * 1024)]
     pub max_field_section_bytes: u32,
+    /// After a pass that received only acknowledgements, how long the shard may leave
+    /// the socket unread so that the next ones arrive as one batch, in microseconds
+    /// (0: read at once). Client messages that arrive meanwhile wait at most this long.
+    #[arg(long, env = "MC_RX_COALESCE_US", default_value_t = 500)]
+    pub rx_coalesce_us: u64,
     /// Time a client has after its QUIC handshake to request a WebTransport session;
     /// then the connection is closed (counted as `connect_timeout`), in milliseconds.
     #[arg(long, env = "MC_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
@@ -125,6 +130,7 @@ impl Default for QuicArgs {
             max_bidi_streams: 16,
             max_uni_streams: 8,
             max_field_section_bytes: 8 * 1024,
+            rx_coalesce_us: 500,
             connect_timeout_ms: 5_000,
             join_timeout_ms: 10_000,
         }
@@ -142,6 +148,10 @@ impl QuicArgs {
 
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn rx_coalesce(&self) -> Duration {
+        Duration::from_micros(self.rx_coalesce_us)
     }
 
     pub fn join_timeout(&self) -> Duration {

@@ -48,14 +48,18 @@ impl Shard {
     }
 
     /// Drive every connection that received something or has a timer due.
-    pub(super) fn drive(&mut self, now: Instant) {
+    /// Returns whether any connection had events beyond acknowledgements.
+    pub(super) fn drive(&mut self, now: Instant) -> bool {
+        let mut events = false;
         for i in 0..self.dirty.len() {
             let handle = self.dirty[i];
             let Some(conn) = self.conns.get_mut(handle) else {
                 continue;
             };
             let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
-            if conn.drive(&mut ctx) {
+            let driven = conn.drive(&mut ctx);
+            events |= driven.events;
+            if driven.connected {
                 self.quic.handshake_done();
                 self.env
                     .metrics
@@ -63,6 +67,7 @@ impl Shard {
                     .observe(now.saturating_duration_since(conn.started).as_secs_f64());
             }
         }
+        events
     }
 
     /// Transmit for every queued connection, then forget the drained ones and re-arm

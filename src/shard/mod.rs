@@ -44,6 +44,13 @@ const FANOUTS_PER_PASS: usize = 1024;
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// How long a stopping shard keeps running so that closes reach the clients.
 const STOP_FLUSH: Duration = Duration::from_millis(300);
+/// Datagrams one pass must send to count as a fan-out whose acknowledgements are worth
+/// coalescing (see `park`).
+const WIDE_SEND: u64 = 64;
+/// How long after a fan-out its recipients' acknowledgements keep arriving: each
+/// recipient acknowledges up to its max_ack_delay (25 ms by default) after the packet
+/// reached it, and a client takes a while to get through a burst.
+const ACK_WINDOW: Duration = Duration::from_millis(100);
 
 /// What a shard executor is started with. `Send`: built on the main thread.
 pub struct ShardSeed {
@@ -60,6 +67,8 @@ pub struct ShardSeed {
     pub quic: QuicShared,
     pub limits: H3Limits,
     pub mesh_overflow_max: usize,
+    /// How long the loop may let acknowledgements accumulate before reading them.
+    pub rx_coalesce: Duration,
     pub bind: SocketAddr,
     /// Told once the shard is up with its bound address (or why it could not start).
     pub started: SyncSender<Result<SocketAddr, String>>,
@@ -93,6 +102,12 @@ struct Shard {
     dirty: Vec<usize>,
     /// Connections that had more to send than one pass allows.
     carry: Vec<usize>,
+    /// The last pass received only acknowledgements, soon after a fan-out (see `park`).
+    acks_only: bool,
+    /// When a pass last sent at least [`WIDE_SEND`] datagrams.
+    wide_send: Option<Instant>,
+    /// How long the loop may let acknowledgements accumulate (`--rx-coalesce-us`).
+    coalesce: Duration,
     router: Router,
     meetings: MeetingHost,
     meeting_cmds: Vec<MeetingCmd>,
@@ -135,14 +150,28 @@ impl Shard {
                     _ => unreachable!("a Forwarded was sent"),
                 })
         };
+        let datagrams = self.quic.stats().datagrams_in;
+        let sent = self.quic.stats().datagrams_out;
         let mut more = self
             .quic
             .receive(now, &mut self.conns, &mut self.dirty, &mut forward);
+        let messages = self.router.mesh().pending() > 0;
         more |= self.take_messages(now);
         self.quic
             .receive_forwarded(now, &mut self.conns, &mut self.dirty);
         self.fire_timers(now);
-        self.drive(now);
+        let events = self.drive(now);
+        // Datagrams that only acknowledged a recent fan-out: nothing waits on the next
+        // ones, so the loop may let a few accumulate before it reads the socket again.
+        // (After a narrow send, such as one echo or one reply, it does not: the client's
+        // next message may be right behind its ACK.)
+        self.acks_only = self.quic.stats().datagrams_in > datagrams
+            && !events
+            && !messages
+            && self.meeting_cmds.is_empty()
+            && self
+                .wide_send
+                .is_some_and(|t| now.saturating_duration_since(t) < ACK_WINDOW);
         for _ in 0..MEETING_ROUNDS {
             self.run_meetings(now);
             self.transmit(now);
@@ -152,6 +181,9 @@ impl Shard {
             }
         }
         more |= !self.meeting_cmds.is_empty() || !self.dirty.is_empty();
+        if self.quic.stats().datagrams_out - sent >= WIDE_SEND {
+            self.wide_send = Some(now);
+        }
         self.router.flush_overflow();
         if now >= self.next_publish {
             self.publish_stats();
@@ -182,6 +214,16 @@ impl Shard {
                 (*t).min(self.next_publish)
             });
         let timeout = deadline.saturating_duration_since(Instant::now());
+        if self.acks_only && !self.coalesce.is_zero() {
+            // After a pass of mere acknowledgements (a fan-out's ACKs trickle back one
+            // per recipient), wait a little before reading the socket again so the next
+            // pass takes them in one batch instead of one wake-up each; mesh messages
+            // and timers still wake the loop at once.
+            self.router
+                .mesh()
+                .park_with(&[], timeout.min(self.coalesce));
+            return;
+        }
         self.router.mesh().park_with(&[self.quic.raw_fd()], timeout);
     }
 
@@ -229,6 +271,9 @@ pub async fn run(seed: ShardSeed) {
         conns: Conns::default(),
         dirty: Vec::new(),
         carry: Vec::new(),
+        acks_only: false,
+        wide_send: None,
+        coalesce: seed.rx_coalesce,
         router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
         meetings: MeetingHost::default(),
         meeting_cmds: Vec::new(),

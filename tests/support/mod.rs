@@ -92,6 +92,7 @@ impl TestServer {
                 quic: shared.clone(),
                 limits: limits.clone(),
                 mesh_overflow_max: 65_536,
+                rx_coalesce: Duration::ZERO,
                 bind: addr,
                 started: tx,
             };
