@@ -4,12 +4,13 @@
 //! reaches it until its packets are handed to the kernel; `transmit` re-arms its timer.
 
 use std::cmp::Reverse;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::meeting::CloseCode;
 use crate::quic::endpoint::mark;
 
 use super::stats::add_h3;
-use super::{Shard, MEETING_TIMER};
+use super::{Shard, MEETING_TIMER, STOP_FLUSH};
 
 impl Shard {
     pub(super) fn fire_timers(&mut self, now: Instant) {
@@ -128,5 +129,23 @@ impl Shard {
         self.quic.forget(&conn);
         add_h3(&mut self.h3_gone, conn.h3.stats());
         tracing::debug!(shard = %self.env.id, conn = handle, "connection drained");
+    }
+
+    /// The mesh is stopping: close every session, let the closes go out, then stop.
+    pub(super) async fn stop(&mut self) {
+        let now = Instant::now();
+        let handles: Vec<usize> = self.conns.handles().collect();
+        for handle in handles {
+            if let Some(conn) = self.conns.get_mut(handle) {
+                let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
+                conn.shutdown(&mut ctx, CloseCode::Draining);
+                mark(conn, handle, &mut self.dirty);
+            }
+        }
+        let until = now + STOP_FLUSH;
+        while Instant::now() < until && !self.conns.is_empty() {
+            self.pass();
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
     }
 }

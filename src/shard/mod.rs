@@ -30,11 +30,10 @@ use crate::admission::Admission;
 use crate::auth::jwt::VerifierConfig;
 use crate::auth::keystore::{KeyStore, ShardVerifier};
 use crate::h3::{H3Limits, H3Stats};
-use crate::meeting::CloseCode;
 use crate::metrics::{Metrics, ShardMetrics};
-use crate::quic::endpoint::{mark, Conns, QuicEndpoint};
+use crate::quic::endpoint::{Conns, QuicEndpoint};
 use crate::quic::QuicShared;
-use crate::router::{Router, ShardLoad, ShardMsg, LANE_CONNECTION};
+use crate::router::{Router, ShardMsg, LANE_CONNECTION};
 
 /// Rounds of meeting commands per pass (a delivery can produce a follow-up command).
 const MEETING_ROUNDS: usize = 4;
@@ -191,15 +190,6 @@ impl Shard {
         more
     }
 
-    fn load(&self) -> ShardLoad {
-        ShardLoad {
-            meetings: self.meetings.len() as u64,
-            connections: self.conns.len() as u64,
-            participants: self.meetings.participants() as u64,
-            parked: self.router.parked(),
-        }
-    }
-
     /// Wait for a datagram, a mesh message or the next timer: one `ppoll(2)` on the
     /// socket and the mesh doorbell. The shard's executor runs nothing but this loop, so
     /// blocking its thread here costs nobody; it saves the io_uring submissions (and
@@ -225,24 +215,6 @@ impl Shard {
             return;
         }
         self.router.mesh().park_with(&[self.quic.raw_fd()], timeout);
-    }
-
-    /// The mesh is stopping: close every session, let the closes go out, then stop.
-    async fn stop(&mut self) {
-        let now = Instant::now();
-        let handles: Vec<usize> = self.conns.handles().collect();
-        for handle in handles {
-            if let Some(conn) = self.conns.get_mut(handle) {
-                let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
-                conn.shutdown(&mut ctx, CloseCode::Draining);
-                mark(conn, handle, &mut self.dirty);
-            }
-        }
-        let until = now + STOP_FLUSH;
-        while Instant::now() < until && !self.conns.is_empty() {
-            self.pass();
-            glommio::timer::sleep(Duration::from_millis(5)).await;
-        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::h3::H3Stats;
 use crate::quic::endpoint::ShardStats;
+use crate::router::ShardLoad;
 
 use super::{Shard, PUBLISH_EVERY};
 
@@ -58,5 +59,15 @@ impl Shard {
             .inc_by(d(h3.streams_rejected, was.streams_rejected));
         m.h3_protocol_errors
             .inc_by(d(h3.protocol_errors, was.protocol_errors));
+    }
+
+    /// What the control plane's pings learn of this shard.
+    pub(super) fn load(&self) -> ShardLoad {
+        ShardLoad {
+            meetings: self.meetings.len() as u64,
+            connections: self.conns.len() as u64,
+            participants: self.meetings.participants() as u64,
+            parked: self.router.parked(),
+        }
     }
 }
