@@ -14,18 +14,11 @@
 // join has been answered then). CHROMIUM (default /usr/bin/chromium; never downloaded),
 // MC_NETLOG (net-log path). Prints one JSON line per case; exits non-zero on any
 // mismatch.
-import { chromium } from 'playwright-core';
+import { arg, chromiumPath, launch } from './chromium.mjs';
 import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
-function arg(name, envName, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1];
-  if (envName && process.env[envName]) return process.env[envName];
-  return fallback;
-}
 
 const opts = {
   url: arg('url'),
@@ -49,12 +42,8 @@ for (const h of [opts.hash, opts.drainHash]) {
     process.exit(2);
   }
 }
-const executablePath = arg('chromium', 'CHROMIUM', '/usr/bin/chromium');
+const executablePath = chromiumPath();
 const netlog = arg('netlog', 'MC_NETLOG', path.join(os.tmpdir(), `mc-netlog-close-${process.pid}.json`));
-if (!fs.existsSync(executablePath)) {
-  console.error(`chromium not found at ${executablePath} (apt-get install -y chromium; never download a browser)`);
-  process.exit(2);
-}
 
 const pageServer = http.createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'text/html' });
@@ -63,20 +52,11 @@ const pageServer = http.createServer((req, res) => {
 await new Promise((r) => pageServer.listen(0, '127.0.0.1', r));
 const pageUrl = `http://127.0.0.1:${pageServer.address().port}/`;
 
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-chromium-'));
-let context;
+let browser;
 let code = 1;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-      `--log-net-log=${netlog}`,
-    ],
-  });
+  browser = await launch(executablePath, netlog);
+  const { context } = browser;
   const page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (m) => console.log(`[page] ${m.text()}`));
   await page.exposeFunction('drainReady', () => console.log('DRAIN-READY'));
@@ -147,9 +127,8 @@ try {
 } catch (e) {
   console.error(`FAILED: ${e}`);
 } finally {
-  if (context) await context.close().catch(() => {});
+  if (browser) await browser.close();
   pageServer.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
 }
 if (code !== 0) {
   console.error(`net log: ${netlog}`);

@@ -8,21 +8,13 @@
 //
 // CHROMIUM (default /usr/bin/chromium; never downloaded), MC_NETLOG (net-log path),
 // MC_SCREENSHOT (a PNG of alice's page after the move).
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
+import { arg, chromiumPath, joinDemo, launch } from './chromium.mjs';
 import os from 'node:os';
 import path from 'node:path';
 
-function arg(name, envName, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1];
-  if (envName && process.env[envName]) return process.env[envName];
-  return fallback;
-}
-
 const admin = arg('admin', 'MC_ADMIN_URL', 'http://127.0.0.1:8080');
 const expect = arg('expect', 'MC_EXPECT_ENDPOINT', null);
-const executablePath = arg('chromium', 'CHROMIUM', '/usr/bin/chromium');
+const executablePath = chromiumPath();
 const netlog = arg('netlog', 'MC_NETLOG', path.join(os.tmpdir(), `mc-demo-redirect-netlog-${process.pid}.json`));
 const screenshot = arg('screenshot', 'MC_SCREENSHOT', null);
 const meeting = `browser-move-${process.pid}`;
@@ -30,38 +22,13 @@ if (!expect) {
   console.error('--expect https://host:port (the MC the meeting moves to) is required');
   process.exit(2);
 }
-if (!fs.existsSync(executablePath)) {
-  console.error(`chromium not found at ${executablePath} (apt-get install -y chromium; never download a browser)`);
-  process.exit(2);
-}
 
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-chromium-demo-redirect-'));
-let context;
+let browser;
 let code = 1;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-      `--log-net-log=${netlog}`,
-    ],
-  });
-  const join = async (name, role) => {
-    const page = await context.newPage();
-    page.on('console', (m) => console.log(`[${name}] ${m.text()}`));
-    await page.goto(`${admin}/demo`);
-    await page.fill('#meeting', meeting);
-    await page.fill('#name', name);
-    await page.selectOption('#role', role);
-    await page.click('#join');
-    await page.waitForFunction(() => window.demoState.joined || window.demoState.errors.length > 0, null, { timeout: 15000 });
-    const st = await page.evaluate(() => window.demoState);
-    if (!st.joined) throw new Error(`${name} did not join: ${JSON.stringify(st.errors)} ${JSON.stringify(st.events)}`);
-    return page;
-  };
+  browser = await launch(executablePath, netlog);
+  const { context } = browser;
+  const join = (name, role) => joinDemo(context, admin, meeting, name, role);
   const alice = await join('alice', 'host');
   const bob = await join('bob', 'participant');
   for (const p of [alice, bob]) {
@@ -130,7 +97,6 @@ try {
   console.error('demo redirect test failed:', e);
   console.error(`net-log: ${netlog}`);
 } finally {
-  if (context) await context.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
+  if (browser) await browser.close();
 }
 process.exit(code);

@@ -8,18 +8,11 @@
 // Serves a blank page from http://127.0.0.1:<port>/ (a secure context), opens one
 // session (bidi echo + datagram echo + close), then N concurrent sessions the same way.
 // Exits non-zero on any failure.
-import { chromium } from 'playwright-core';
+import { arg, chromiumPath, launch } from './chromium.mjs';
 import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
-function arg(name, envName, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1];
-  if (envName && process.env[envName]) return process.env[envName];
-  return fallback;
-}
 
 const url = arg('url', 'MC_WT_URL', 'https://127.0.0.1:4433/echo');
 let hash = arg('cert-hash', 'MC_CERT_SHA256', '');
@@ -27,15 +20,11 @@ const hashFile = arg('cert-hash-file', 'MC_CERT_SHA256_FILE', '');
 if (!hash && hashFile) hash = fs.readFileSync(hashFile, 'utf8');
 hash = hash.trim().toLowerCase();
 const sessions = Number(arg('sessions', 'MC_BROWSER_SESSIONS', '16'));
-const executablePath = arg('chromium', 'CHROMIUM', '/usr/bin/chromium');
+const executablePath = chromiumPath();
 const netlog = arg('netlog', 'MC_NETLOG', path.join(os.tmpdir(), `mc-netlog-${process.pid}.json`));
 
 if (!/^[0-9a-f]{64}$/.test(hash)) {
   console.error('need --cert-hash <64 hex chars> (or --cert-hash-file, MC_CERT_SHA256)');
-  process.exit(2);
-}
-if (!fs.existsSync(executablePath)) {
-  console.error(`chromium not found at ${executablePath} (apt-get install -y chromium; never download a browser)`);
   process.exit(2);
 }
 
@@ -46,20 +35,11 @@ const page_server = http.createServer((req, res) => {
 await new Promise((r) => page_server.listen(0, '127.0.0.1', r));
 const pageUrl = `http://127.0.0.1:${page_server.address().port}/`;
 
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-chromium-'));
-let context;
+let browser;
 let code = 1;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-      `--log-net-log=${netlog}`,
-    ],
-  });
+  browser = await launch(executablePath, netlog);
+  const { context } = browser;
   const page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (m) => console.log(`[page] ${m.text()}`));
   await page.goto(pageUrl);
@@ -122,9 +102,8 @@ try {
 } catch (e) {
   console.error(`FAILED: ${e}`);
 } finally {
-  if (context) await context.close().catch(() => {});
+  if (browser) await browser.close();
   page_server.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
 }
 if (code !== 0) {
   console.error(`hint: Chromium only says "Opening handshake failed."; the real cause is in the net log: ${netlog}`);
