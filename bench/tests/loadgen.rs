@@ -17,7 +17,9 @@ use prost::Message;
 use tokio::sync::mpsc;
 use wtransport::{Endpoint, Identity, ServerConfig};
 
-const LOADGEN: &str = env!("CARGO_BIN_EXE_mc-loadgen");
+mod support;
+
+use support::{run_loadgen, LOADGEN};
 // Throwaway Ed25519 key for minting test tokens.
 const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIANrNLZIId4mddBy8Vm5ZhqMm+pX6VMwB2ngeA0duiK9\n-----END PRIVATE KEY-----\n";
 
@@ -229,37 +231,8 @@ fn dev_dir(hash: &str) -> PathBuf {
     d
 }
 
-/// Runs mc-loadgen with a hard time bound; returns (exit code, parsed JSON, stdout).
 fn loadgen(args: &[&str], json: &Path, bound: Duration) -> (i32, serde_json::Value, String) {
-    let mut child = Command::new(LOADGEN)
-        .args(["--progress", "0.5", "--json", json.to_str().unwrap()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code().unwrap_or(-1);
-        }
-        if t0.elapsed() > bound {
-            let _ = child.kill();
-            panic!("mc-loadgen {args:?} exceeded {bound:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    use std::io::Read;
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    println!("{out}");
-    let v = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
-    (code, v, out)
+    run_loadgen("0.5", args, json, bound)
 }
 
 fn tmp(name: &str) -> PathBuf {

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const LOADGEN: &str = env!("CARGO_BIN_EXE_mc-loadgen");
+mod support;
+
+use support::run_loadgen;
 
 fn server_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("MC_SERVICE_BIN") {
@@ -96,31 +98,7 @@ fn start() -> Option<(Server, PathBuf, u16)> {
 }
 
 fn loadgen(args: &[&str], json: &Path) -> (i32, serde_json::Value, String) {
-    let mut child = Command::new(LOADGEN)
-        .args(["--progress", "1", "--json", json.to_str().unwrap()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code().unwrap_or(-1);
-        }
-        if t0.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            panic!("mc-loadgen {args:?} ran too long");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-    println!("{out}");
-    let v = std::fs::read_to_string(json)
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
-    (code, v, out)
+    run_loadgen("1", args, json, Duration::from_secs(90))
 }
 
 #[test]

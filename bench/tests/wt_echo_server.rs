@@ -14,7 +14,9 @@ use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Endpoint, Identity};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_wt-echo-server");
-const LOADGEN: &str = env!("CARGO_BIN_EXE_mc-loadgen");
+mod support;
+
+use support::{run_loadgen, LOADGEN};
 
 /// The peer server, killed on drop.
 struct Peer {
@@ -177,36 +179,8 @@ fn fake_metrics() -> (u16, std::thread::JoinHandle<()>) {
     (port, h)
 }
 
-/// Runs mc-loadgen bounded in time; returns (exit code, JSON report, stdout).
 fn loadgen(args: &[&str], json: &Path) -> (i32, serde_json::Value, String) {
-    let mut child = Command::new(LOADGEN)
-        .args(["--progress", "0", "--json", json.to_str().unwrap()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code().unwrap_or(-1);
-        }
-        if t0.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("mc-loadgen {args:?} took more than 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    println!("{out}");
-    let v = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
-    (code, v, out)
+    run_loadgen("0", args, json, Duration::from_secs(60))
 }
 
 #[test]

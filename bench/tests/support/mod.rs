@@ -1,0 +1,51 @@
+//! What the load generator's integration tests share: running `mc-loadgen` bounded in
+//! time and reading its JSON report.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const LOADGEN: &str = env!("CARGO_BIN_EXE_mc-loadgen");
+
+/// Runs `mc-loadgen --progress <progress> --json <json> <args>`; kills it and fails the
+/// test after `bound`. Returns the exit code, the JSON report (`null` when it wrote
+/// none) and what it printed.
+pub fn run_loadgen(
+    progress: &str,
+    args: &[&str],
+    json: &Path,
+    bound: Duration,
+) -> (i32, serde_json::Value, String) {
+    let mut child = Command::new(LOADGEN)
+        .args(["--progress", progress, "--json", json.to_str().unwrap()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code().unwrap_or(-1);
+        }
+        if t0.elapsed() > bound {
+            let _ = child.kill();
+            panic!("mc-loadgen {args:?} exceeded {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    println!("{out}");
+    let report = std::fs::read_to_string(json)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    (code, report, out)
+}
