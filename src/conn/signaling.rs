@@ -26,9 +26,16 @@ use crate::signaling::session::{Session, SessionEvent};
 /// How long a stream may stay blocked by the client's flow control with frames queued
 /// before the client is treated as a slow consumer.
 const WRITE_STALL_LIMIT: Duration = Duration::from_secs(5);
-/// After the server finishes the signaling stream, how long the client has to take
-/// what was sent before the session is closed anyway.
+/// After the server finishes the signaling stream, how long the client has to
+/// acknowledge what was sent before the session is closed anyway.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
+/// Once the client has acknowledged our last bytes, how long its application gets to
+/// read them before the session closes. A browser discards stream data the page has
+/// not read yet when the session closes (draft-ietf-webtrans-http3 §6), so closing on
+/// the acknowledgement alone can lose a final `RedirectToMc` or `ErrorMessage` in a
+/// busy renderer. A client that answers (its FIN, a reset or its own close) ends the
+/// wait at once.
+const CLOSE_READ_GRACE: Duration = Duration::from_millis(500);
 /// How long a join waits for a key reload after an unknown `kid`, and how often it
 /// looks.
 const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(2);
@@ -38,8 +45,9 @@ const UNKNOWN_KID_POLL: Duration = Duration::from_millis(20);
 enum Phase {
     /// Accepted; waiting for the client's bidi stream and its join.
     Open,
-    /// Our stream is finished; the session closes with `code` once the client has
-    /// our last bytes, or at `deadline`.
+    /// Our stream is finished; the session closes with `code` at `deadline`: the
+    /// linger while our last bytes are unacknowledged, then the read grace. The
+    /// client's answer on its stream closes it at once.
     Closing { code: CloseCode, deadline: Instant },
     /// The session has ended (either side).
     Ended,
@@ -71,6 +79,9 @@ pub struct Signaling {
     key_wait: Option<KeyWait>,
     /// The client finished its stream or closed the session cleanly (rule 6).
     clean: bool,
+    /// The client's side of the stream has ended (finished or reset): a close it asked
+    /// for needs no read grace.
+    client_done: bool,
     reason: &'static str,
     /// The meeting has been told this session is gone.
     reported: bool,
@@ -89,6 +100,7 @@ impl Signaling {
             stalled_since: None,
             key_wait: None,
             clean: false,
+            client_done: false,
             reason: "error",
             reported: false,
         }
@@ -170,13 +182,28 @@ impl Signaling {
                 self.read(quic, h3, ctx);
             }
             H3Event::StreamReadable { stream } if Some(stream) == self.stream => {
+                if let Phase::Closing { code, .. } = self.phase {
+                    if !self.client_done && client_answered(quic, h3, stream) {
+                        self.client_done = true;
+                        return self.close_session(quic, h3, ctx, code);
+                    }
+                    return;
+                }
                 self.read(quic, h3, ctx)
             }
             H3Event::StreamWritable { stream } if Some(stream) == self.stream => {}
             H3Event::StreamFinished { stream } if Some(stream) == self.stream => {
-                // Everything we sent, the final ErrorMessage included, has arrived.
+                // Everything we sent, the final message included, has arrived: the
+                // client's application now gets its time to read it, unless the
+                // client ended its side first.
                 if let Phase::Closing { code, .. } = self.phase {
-                    return self.close_session(quic, h3, ctx, code);
+                    if self.client_done {
+                        return self.close_session(quic, h3, ctx, code);
+                    }
+                    self.phase = Phase::Closing {
+                        code,
+                        deadline: ctx.now + CLOSE_READ_GRACE,
+                    };
                 }
             }
             H3Event::StreamStopped { stream, .. } if Some(stream) == self.stream => {
@@ -278,11 +305,13 @@ impl Signaling {
         match end {
             ReadEnd::Finished => {
                 // The client finished its stream: a clean leave (rule 6).
+                self.client_done = true;
                 self.clean = true;
                 self.reason = "client_finished";
                 self.sig.close(CloseCode::Normal);
             }
             ReadEnd::Reset(_) | ReadEnd::Closed => {
+                self.client_done = true;
                 self.reason = "client_lost";
                 self.sig.close(CloseCode::Normal);
             }
@@ -520,5 +549,14 @@ impl Signaling {
     /// The frames the session still holds for the client.
     pub fn queued_bytes(&self) -> usize {
         self.sig.queued_bytes()
+    }
+}
+
+/// While closing: drop whatever the client still sends on `stream` and report whether
+/// it has finished or reset it (its answer to our close).
+fn client_answered(quic: &mut Connection, h3: &mut H3Conn, stream: StreamId) -> bool {
+    match h3.read(quic, stream, usize::MAX, drop) {
+        ReadEnd::Finished | ReadEnd::Reset(_) | ReadEnd::Closed => true,
+        ReadEnd::Blocked | ReadEnd::Limit => false,
     }
 }

@@ -442,3 +442,54 @@ fn a_second_connect_is_answered_429() {
     let w = wt_stream(&mut p, s, b"first still works");
     assert_eq!(read(&mut p, w).bytes, b"first still works");
 }
+
+/// A signaling session whose first frame is invalid: the server answers with an
+/// ErrorMessage, finishes its stream and closes the session. Returns the CONNECT stream
+/// and the signaling stream, with the client holding everything the server sent.
+fn refused_signaling(p: &mut Pair) -> (StreamId, StreamId) {
+    let s = request(p, &connect_frame("/"));
+    assert_eq!(status(&read(p, s).bytes).0, Some(200));
+    // A zero-length frame is a protocol error (docs/protocol.md, framing).
+    let w = wt_stream(p, s, &[0, 0, 0, 0]);
+    p.advance(Duration::from_millis(50));
+    let got = read(p, w);
+    assert!(!got.bytes.is_empty(), "the ErrorMessage arrived");
+    assert!(got.fin, "and our FIN after it");
+    (s, w)
+}
+
+#[test]
+fn a_final_message_gets_time_to_be_read_before_the_session_closes() {
+    let mut p = pair(QuicArgs::default());
+    let (s, _) = refused_signaling(&mut p);
+    // Acknowledged is not read: a browser drops unread stream data when the session
+    // closes, so the close waits for the client's application...
+    p.advance(Duration::from_millis(300));
+    assert!(capsules(&read(&mut p, s).bytes).is_empty(), "no close yet");
+    // ...for a bounded time.
+    p.advance(Duration::from_millis(300));
+    let got = read(&mut p, s);
+    assert_eq!(
+        capsules(&got.bytes),
+        vec![Capsule::Close {
+            code: 0x100,
+            reason: b"protocol_violation".to_vec()
+        }]
+    );
+    assert!(got.fin);
+}
+
+#[test]
+fn a_client_that_finishes_its_stream_after_our_last_message_is_closed_at_once() {
+    let mut p = pair(QuicArgs::default());
+    let (s, w) = refused_signaling(&mut p);
+    p.client.send_stream(w).finish().unwrap();
+    p.drive();
+    assert_eq!(
+        capsules(&read(&mut p, s).bytes),
+        vec![Capsule::Close {
+            code: 0x100,
+            reason: b"protocol_violation".to_vec()
+        }]
+    );
+}
