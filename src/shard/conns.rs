@@ -12,6 +12,10 @@ use crate::quic::endpoint::mark;
 use super::stats::add_h3;
 use super::{Shard, MEETING_TIMER, STOP_FLUSH};
 
+/// A connection whose armed deadline is closer than this gets a new timer entry when its
+/// deadline moves later (see `transmit`).
+const REARM_NEAR: Duration = Duration::from_secs(1);
+
 impl Shard {
     pub(super) fn fire_timers(&mut self, now: Instant) {
         while let Some(&Reverse((at, key))) = self.timers.peek() {
@@ -30,21 +34,47 @@ impl Shard {
                 self.arm_meetings();
                 continue;
             }
-            let Some(conn) = self.conns.get_mut(key) else {
+            // Entries are never removed from the heap: one that is not the connection's
+            // armed time was superseded by an earlier one (or by a new connection in
+            // the same slot) and was already handled.
+            let Some(conn) = self.conns.get_mut(key).filter(|c| c.armed == Some(at)) else {
                 continue;
             };
-            if conn.armed == Some(at) {
-                conn.armed = None;
-            }
-            if conn.poll_timeout().is_some_and(|t| t <= now) {
-                let timeouts = conn.h3.stats().connect_timeouts;
-                let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
-                conn.handle_timeout(&mut ctx);
-                if conn.h3.stats().connect_timeouts > timeouts {
-                    self.env.metrics.refusal("connect_timeout");
+            conn.armed = None;
+            match conn.poll_timeout() {
+                Some(t) if t <= now => {
+                    let timeouts = conn.h3.stats().connect_timeouts;
+                    let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
+                    conn.handle_timeout(&mut ctx);
+                    if conn.h3.stats().connect_timeouts > timeouts {
+                        self.env.metrics.refusal("connect_timeout");
+                    }
+                    mark(conn, key, &mut self.dirty);
                 }
+                // The deadline moved later (a loss-detection timer cleared by an ACK,
+                // say): nothing to do now, only re-arm.
+                Some(t) => {
+                    conn.armed = Some(t);
+                    self.timers.push(Reverse((t, key)));
+                }
+                None => {}
             }
-            mark(conn, key, &mut self.dirty);
+        }
+    }
+
+    /// Drop heap entries that no longer match their connection's armed deadline from
+    /// the top, so the next deadline the loop sleeps until is a real one.
+    pub(super) fn prune_timers(&mut self) {
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            let live = if key == MEETING_TIMER {
+                self.meetings_armed == Some(at)
+            } else {
+                self.conns.get_mut(key).is_some_and(|c| c.armed == Some(at))
+            };
+            if live {
+                return;
+            }
+            self.timers.pop();
         }
     }
 
@@ -95,7 +125,12 @@ impl Shard {
                 continue;
             }
             if let Some(t) = conn.poll_timeout() {
-                if conn.armed.is_none_or(|a| t < a) {
+                // Earlier: arm it. Later, from a deadline that was near: re-arm, so
+                // the old entry (a loss-detection timer an ACK just cleared, say) does
+                // not wake the loop for nothing; `prune_timers` drops it unseen. A
+                // far deadline that merely moved (the idle timer, on every packet)
+                // keeps its entry and is re-armed when it fires.
+                if needs_entry(conn.armed, t, now) {
                     conn.armed = Some(t);
                     self.timers.push(Reverse((t, handle)));
                 }
@@ -147,5 +182,32 @@ impl Shard {
             self.pass();
             glommio::timer::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+/// Whether a connection whose timer entry is `armed` needs a new entry for its next
+/// deadline `t`: when it has none, when `t` is earlier, or when `t` is later and the
+/// armed entry is near (it would wake the loop for nothing).
+fn needs_entry(armed: Option<Instant>, t: Instant, now: Instant) -> bool {
+    armed.is_none_or(|a| t < a || (t > a && a < now + REARM_NEAR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_gets_a_new_entry_when_earlier_or_moved_away_from_a_near_one() {
+        let now = Instant::now();
+        let ms = |n| now + Duration::from_millis(n);
+        // Nothing armed, or an earlier deadline: a new entry.
+        assert!(needs_entry(None, ms(30_000), now));
+        assert!(needs_entry(Some(ms(30_000)), ms(40), now));
+        // A cleared loss-detection timer: the near entry is replaced by the far one.
+        assert!(needs_entry(Some(ms(40)), ms(30_000), now));
+        // The idle timer moving on with every packet: the far entry stays.
+        assert!(!needs_entry(Some(ms(30_000)), ms(30_005), now));
+        // Unchanged: nothing to do.
+        assert!(!needs_entry(Some(ms(40)), ms(40), now));
     }
 }

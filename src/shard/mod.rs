@@ -285,6 +285,7 @@ pub async fn run(seed: ShardSeed) {
             // Parked messages wait for a peer to drain its queue: look again soon.
             glommio::timer::sleep(Duration::from_micros(200)).await;
         } else {
+            shard.prune_timers();
             shard.park();
         }
     }
