@@ -15,6 +15,8 @@ use super::{Shard, MEETING_TIMER, STOP_FLUSH};
 /// A connection whose armed deadline is closer than this gets a new timer entry when its
 /// deadline moves later (see `transmit`).
 const REARM_NEAR: Duration = Duration::from_secs(1);
+/// How much later a deadline must move before it gets a new entry (see `needs_entry`).
+const REARM_SLACK: Duration = Duration::from_millis(5);
 
 impl Shard {
     pub(super) fn fire_timers(&mut self, now: Instant) {
@@ -186,10 +188,12 @@ impl Shard {
 }
 
 /// Whether a connection whose timer entry is `armed` needs a new entry for its next
-/// deadline `t`: when it has none, when `t` is earlier, or when `t` is later and the
-/// armed entry is near (it would wake the loop for nothing).
+/// deadline `t`: when it has none, when `t` is earlier, or when `t` is well later and
+/// the armed entry is near (it would wake the loop for nothing). A deadline that only
+/// creeps on (the loss-detection timer of a connection sending all the time) keeps its
+/// entry: one early wake-up per [`REARM_SLACK`] costs less than an entry per packet.
 fn needs_entry(armed: Option<Instant>, t: Instant, now: Instant) -> bool {
-    armed.is_none_or(|a| t < a || (t > a && a < now + REARM_NEAR))
+    armed.is_none_or(|a| t < a || (t > a + REARM_SLACK && a < now + REARM_NEAR))
 }
 
 #[cfg(test)]
@@ -207,7 +211,9 @@ mod tests {
         assert!(needs_entry(Some(ms(40)), ms(30_000), now));
         // The idle timer moving on with every packet: the far entry stays.
         assert!(!needs_entry(Some(ms(30_000)), ms(30_005), now));
-        // Unchanged: nothing to do.
+        // Unchanged, or a near deadline creeping on with every packet sent: the entry
+        // stays and re-arms when it fires.
         assert!(!needs_entry(Some(ms(40)), ms(40), now));
+        assert!(!needs_entry(Some(ms(40)), ms(42), now));
     }
 }
