@@ -2,7 +2,6 @@
 //! run here when the meeting lives here, or go to the owner shard over the mesh;
 //! grace deadlines arm the shard's timer heap.
 
-use std::cmp::Reverse;
 use std::time::Instant;
 
 use crate::actors::{ConnCmd, MeetingCmd, MeetingEnv};
@@ -47,7 +46,7 @@ impl Shard {
             self.meeting_cmds = cmds;
             self.meeting_cmds.append(&mut self.spare_cmds);
         }
-        self.arm_meetings();
+        self.arm_meetings(now);
     }
 
     /// A command the meeting's full queue could not take: the client is told.
@@ -87,12 +86,9 @@ impl Shard {
         }
     }
 
-    pub(super) fn arm_meetings(&mut self) {
-        if let Some(t) = self.meetings.poll_timeout() {
-            if self.meetings_armed.is_none_or(|a| t < a) {
-                self.meetings_armed = Some(t);
-                self.timers.push(Reverse((t, MEETING_TIMER)));
-            }
-        }
+    pub(super) fn arm_meetings(&mut self, now: Instant) {
+        let next = self.meetings.poll_timeout();
+        self.timers
+            .update(MEETING_TIMER, &mut self.meetings_armed, next, now);
     }
 }

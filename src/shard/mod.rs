@@ -15,8 +15,6 @@
 //! It parks only when a pass found nothing to do: on the socket, the mesh doorbell and
 //! the next timer at once.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc::SyncSender;
@@ -115,7 +113,7 @@ struct Shard {
     control: ShardId,
     /// Deadlines, earliest first: connection handles, or [`MEETING_TIMER`]. An entry may
     /// be stale (its deadline moved later); firing checks.
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    timers: Timers,
     meetings_armed: Option<Instant>,
     /// Start times of the fan-outs whose frames this pass wrote.
     fanouts: Vec<Instant>,
@@ -131,9 +129,11 @@ mod handover;
 mod inbox;
 mod meetings;
 mod stats;
+mod timers;
 
 use delivery::Env;
 use stats::Published;
+use timers::Timers;
 
 impl Shard {
     /// One pass of the loop (module docs). Returns whether more work may be waiting
@@ -199,10 +199,8 @@ impl Shard {
         // /metrics while idle.
         let deadline = self
             .timers
-            .peek()
-            .map_or(self.next_publish, |Reverse((t, _))| {
-                (*t).min(self.next_publish)
-            });
+            .next()
+            .map_or(self.next_publish, |t| t.min(self.next_publish));
         let timeout = deadline.saturating_duration_since(Instant::now());
         if self.acks_only && !self.coalesce.is_zero() {
             // After a pass of mere acknowledgements (a fan-out's ACKs trickle back one
@@ -260,7 +258,7 @@ pub async fn run(seed: ShardSeed) {
             metrics,
         },
         control: seed.control,
-        timers: BinaryHeap::new(),
+        timers: Timers::default(),
         meetings_armed: None,
         fanouts: Vec::new(),
         h3_gone: H3Stats::default(),
@@ -285,7 +283,6 @@ pub async fn run(seed: ShardSeed) {
             // Parked messages wait for a peer to drain its queue: look again soon.
             glommio::timer::sleep(Duration::from_micros(200)).await;
         } else {
-            shard.prune_timers();
             shard.park();
         }
     }
