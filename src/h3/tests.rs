@@ -147,6 +147,14 @@ fn capsules(bytes: &[u8]) -> Vec<Capsule> {
     out
 }
 
+/// The capsules of a session closed with 0x100 (protocol rule 5).
+fn protocol_violation_close() -> Vec<Capsule> {
+    vec![Capsule::Close {
+        code: 0x100,
+        reason: b"protocol_violation".to_vec(),
+    }]
+}
+
 /// How the client saw the connection end, if it has.
 fn client_lost(p: &mut Pair) -> Option<ConnectionError> {
     let mut lost = None;
@@ -254,13 +262,7 @@ fn server_closes_deliver_their_code_before_the_connection_closes() {
     p.advance(Duration::from_millis(1100));
     p.advance(Duration::from_millis(600));
     let got = read(&mut p, s);
-    assert_eq!(
-        capsules(&got.bytes),
-        vec![Capsule::Close {
-            code: 0x100,
-            reason: b"protocol_violation".to_vec()
-        }]
-    );
+    assert_eq!(capsules(&got.bytes), protocol_violation_close());
     assert!(got.fin, "FIN follows the capsule");
     p.advance(Duration::from_millis(1100));
     assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_NO_ERROR));
@@ -469,13 +471,7 @@ fn a_final_message_gets_time_to_be_read_before_the_session_closes() {
     // ...for a bounded time.
     p.advance(Duration::from_millis(300));
     let got = read(&mut p, s);
-    assert_eq!(
-        capsules(&got.bytes),
-        vec![Capsule::Close {
-            code: 0x100,
-            reason: b"protocol_violation".to_vec()
-        }]
-    );
+    assert_eq!(capsules(&got.bytes), protocol_violation_close());
     assert!(got.fin);
 }
 
@@ -485,11 +481,5 @@ fn a_client_that_finishes_its_stream_after_our_last_message_is_closed_at_once() 
     let (s, w) = refused_signaling(&mut p);
     p.client.send_stream(w).finish().unwrap();
     p.drive();
-    assert_eq!(
-        capsules(&read(&mut p, s).bytes),
-        vec![Capsule::Close {
-            code: 0x100,
-            reason: b"protocol_violation".to_vec()
-        }]
-    );
+    assert_eq!(capsules(&read(&mut p, s).bytes), protocol_violation_close());
 }

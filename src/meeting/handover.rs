@@ -213,8 +213,6 @@ impl Meeting {
         Ok(m)
     }
 
-    /// Holds `input` of a frozen meeting (check [`Meeting::is_handing_over`] first);
-    /// `Err` for a stranger, as when not frozen.
     /// A disconnect that arrived while the meeting is frozen for a hand-over: held in
     /// order with the messages (see `hold`).
     pub(super) fn hold_disconnect(
@@ -226,6 +224,8 @@ impl Meeting {
         self.hold(Held::Disconnect(now, conn, clean))
     }
 
+    /// Holds `input` of a frozen meeting (check [`Meeting::is_handing_over`] first);
+    /// `Err` for a stranger, as when not frozen.
     pub(super) fn hold(&mut self, input: Held) -> Result<(), MeetingError> {
         let conn = input.conn();
         if !self.by_conn.contains_key(&conn) {

@@ -1,6 +1,6 @@
 //! The shard's meetings: commands from this shard's connections (and from the mesh)
 //! run here when the meeting lives here, or go to the owner shard over the mesh;
-//! grace deadlines arm the shard's timer heap.
+//! grace deadlines arm the shard's timers.
 
 use std::time::Instant;
 

@@ -111,8 +111,9 @@ struct Shard {
     spare_cmds: Vec<MeetingCmd>,
     env: Env,
     control: ShardId,
-    /// Deadlines, earliest first: connection handles, or [`MEETING_TIMER`]. An entry may
-    /// be stale (its deadline moved later); firing checks.
+    /// Deadlines, earliest first, one per connection handle and one for
+    /// [`MEETING_TIMER`]. An entry may be early (its deadline crept later); firing
+    /// checks and re-arms.
     timers: Timers,
     meetings_armed: Option<Instant>,
     /// Start times of the fan-outs whose frames this pass wrote.
