@@ -15,15 +15,19 @@
 //!   drop. Nothing here blocks a thread.
 //! - [`doorbell`]: how a parked executor is woken when a peer enqueues (glommio cannot
 //!   await a crossbeam receiver).
+//! - [`parker`]: parking a looping executor's thread in one `epoll_pwait2` on its
+//!   doorbell and its sockets.
 //!
 //! Seeds (`MeshSeed`) are `Send` and cross into the executor thread; the handle an
 //! executor builds from its seed (`MeshHandle`) is `!Send` and stays there.
 
 pub mod doorbell;
 pub mod mesh;
+pub mod parker;
 pub mod runtime;
 
 pub use mesh::{Full, Lane, Mesh, MeshHandle, MeshMonitor, MeshSeed, QueueDepth};
+pub use parker::{Parker, Woken};
 pub use runtime::{allowed_cpus, probe_io_uring, ExecutorSpec, IoUringError, RuntimeError};
 
 use std::fmt;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::doorbell::{Doorbell, DoorbellReceiver};
+use crate::parker::Parker;
 use crate::ShardId;
 
 /// The queue to `to` is full (or `to` has gone); the message is handed back.
@@ -220,47 +221,27 @@ impl<M: Send> MeshHandle<M> {
         bell.set_parked(false);
     }
 
-    /// Park the calling thread in one `poll(2)` until a peer enqueues something, one of
-    /// `fds` becomes readable, or `timeout` passes (whichever comes first; spurious
-    /// returns are possible). For an executor whose one task is a loop that owns
-    /// everything it waits for: one system call instead of an io_uring submission per
-    /// awaited source. Returns at once if messages are already waiting.
-    pub fn park_with(&self, fds: &[std::os::fd::RawFd], timeout: std::time::Duration) {
+    /// An epoll-based [`Parker`] for this executor: its doorbell, plus `fds` watched for
+    /// input. For an executor whose one task is a loop that owns everything it waits
+    /// for; see [`Self::park_on`].
+    pub fn parker(&self, fds: &[std::os::fd::RawFd]) -> std::io::Result<Parker> {
+        Parker::new(self.doorbell.raw_fd(), fds)
+    }
+
+    /// Park the calling thread in one system call until a peer enqueues something, one
+    /// of `parker`'s descriptors becomes readable (only when `watch`), or `timeout`
+    /// passes, whichever comes first; spurious returns are possible. Returns at once if
+    /// messages are already waiting or the mesh is stopping.
+    pub fn park_on(&self, parker: &Parker, watch: bool, timeout: std::time::Duration) {
         let bell = &self.shared.doorbells[self.id.index()];
         bell.set_parked(true);
         if self.pending() > 0 || self.is_stopping() {
             bell.set_parked(false);
             return;
         }
-        let mut polls: Vec<libc::pollfd> = fds
-            .iter()
-            .map(|&fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        polls.push(libc::pollfd {
-            fd: self.doorbell.raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-        };
-        // SAFETY: `polls` is a valid array of pollfd for its length; `ts` is a valid
-        // timespec; no signal mask is changed.
-        unsafe {
-            libc::ppoll(
-                polls.as_mut_ptr(),
-                polls.len() as libc::nfds_t,
-                &ts,
-                std::ptr::null(),
-            );
-        }
+        let woken = parker.wait(watch, timeout);
         bell.set_parked(false);
-        if polls.last().is_some_and(|p| p.revents != 0) {
+        if woken.bell {
             self.doorbell.drain();
         }
     }

@@ -193,3 +193,96 @@ fn io_uring_probe_and_cpu_affinity() {
     let err = ExecutorSpec::pinned_shards(cpus.len() + 1, 1 << 16).unwrap_err();
     assert!(err.to_string().contains("may use only"), "{err}");
 }
+
+#[test]
+fn a_parked_loop_wakes_for_its_socket_only_when_it_watches_it() {
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    let (mut seeds, _monitor) = Mesh::build::<()>(1, &[4]).unwrap();
+    let seed = seeds.pop().unwrap();
+    floating("parker")
+        .spawn(move || async move {
+            let me = seed.into_handle();
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let parker = me.parker(&[socket.as_raw_fd()]).unwrap();
+            // Nothing to read: a watching park ends at its timeout, which may be finer
+            // than a millisecond.
+            let t = Instant::now();
+            me.park_on(&parker, true, Duration::from_micros(300));
+            let waited = t.elapsed();
+            assert!(waited < Duration::from_millis(200), "{waited:?}");
+            // A readable socket ends a watching park at once...
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.send_to(b"x", socket.local_addr().unwrap()).unwrap();
+            let t = Instant::now();
+            me.park_on(&parker, true, Duration::from_secs(5));
+            assert!(t.elapsed() < Duration::from_secs(1));
+            // ...and every one after it while the datagram stays unread (level-triggered).
+            let t = Instant::now();
+            me.park_on(&parker, true, Duration::from_secs(5));
+            assert!(t.elapsed() < Duration::from_secs(1));
+            // A park that does not watch it sleeps through it until its timeout (a
+            // signal may interrupt a wait: count the parks instead of timing one).
+            let until = Instant::now() + Duration::from_millis(50);
+            let mut parks = 0;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                me.park_on(&parker, false, left);
+                parks += 1;
+            }
+            assert!(parks < 10, "{parks} parks in 50 ms");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn a_loop_parked_in_epoll_is_woken_by_a_peer_and_by_stop() {
+    let (mut seeds, monitor) = Mesh::build::<Instant>(2, &[16]).unwrap();
+    let sender_seed = seeds.pop().unwrap();
+    let receiver_seed = seeds.pop().unwrap();
+    let (parked_tx, parked_rx) = mpsc::channel();
+    let (got_tx, got_rx) = mpsc::channel();
+    let receiver = floating("epoll-parked")
+        .spawn(move || async move {
+            let me = receiver_seed.into_handle();
+            let parker = me.parker(&[]).unwrap();
+            for _ in 0..3 {
+                parked_tx.send(()).unwrap();
+                loop {
+                    if let Some((_, _, sent_at)) = me.try_recv() {
+                        got_tx.send(sent_at.elapsed()).unwrap();
+                        break;
+                    }
+                    me.park_on(&parker, true, Duration::from_secs(30));
+                }
+            }
+            // Parked with nothing queued, until the mesh stops.
+            let t = Instant::now();
+            while !me.is_stopping() {
+                me.park_on(&parker, true, Duration::from_secs(30));
+            }
+            t.elapsed()
+        })
+        .unwrap();
+    let sender = floating("epoll-waker")
+        .spawn(move || async move {
+            let me = sender_seed.into_handle();
+            for _ in 0..3 {
+                parked_rx.recv().unwrap();
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                me.try_send(ShardId(0), L0, Instant::now()).unwrap();
+            }
+        })
+        .unwrap();
+    for _ in 0..3 {
+        let latency = got_rx.recv_timeout(Duration::from_secs(5)).expect("woken");
+        assert!(latency < Duration::from_secs(1), "woken after {latency:?}");
+    }
+    sender.join().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    monitor.stop();
+    let parked = receiver.join().unwrap();
+    assert!(parked < Duration::from_secs(5), "stop woke it: {parked:?}");
+    assert!(monitor.rings(ShardId(0)) >= 3);
+}

@@ -106,6 +106,8 @@ struct Shard {
     /// How long the loop may let acknowledgements accumulate (`--rx-coalesce-us`).
     coalesce: Duration,
     router: Router,
+    /// Where the loop parks: the socket and the mesh doorbell.
+    parker: shards::Parker,
     meetings: MeetingHost,
     meeting_cmds: Vec<MeetingCmd>,
     spare_cmds: Vec<MeetingCmd>,
@@ -139,7 +141,7 @@ use timers::Timers;
 impl Shard {
     /// One pass of the loop (module docs). Returns whether more work may be waiting
     /// right now (a bound of the pass was reached); otherwise the loop parks, and
-    /// `ppoll` returns at once if something arrived meanwhile.
+    /// the park returns at once if something arrived meanwhile.
     fn pass(&mut self) -> bool {
         let now = Instant::now();
         let mesh = self.router.mesh();
@@ -191,10 +193,11 @@ impl Shard {
         more
     }
 
-    /// Wait for a datagram, a mesh message or the next timer: one `ppoll(2)` on the
-    /// socket and the mesh doorbell. The shard's executor runs nothing but this loop, so
-    /// blocking its thread here costs nobody; it saves the io_uring submissions (and
-    /// cancellations) an awaited socket, doorbell and timer would cost on every park.
+    /// Wait for a datagram, a mesh message or the next timer: one `epoll_pwait2(2)` on
+    /// the socket and the mesh doorbell, registered once (`shards::parker`). The shard's
+    /// executor runs nothing but this loop, so blocking its thread here costs nobody; it
+    /// saves the io_uring submissions (and cancellations) an awaited socket, doorbell and
+    /// timer would cost on every park.
     fn park(&self) {
         // At least once per PUBLISH_EVERY, so counters from the last busy pass reach
         // /metrics while idle.
@@ -210,10 +213,10 @@ impl Shard {
             // and timers still wake the loop at once.
             self.router
                 .mesh()
-                .park_with(&[], timeout.min(self.coalesce));
+                .park_on(&self.parker, false, timeout.min(self.coalesce));
             return;
         }
-        self.router.mesh().park_with(&[self.quic.raw_fd()], timeout);
+        self.router.mesh().park_on(&self.parker, true, timeout);
     }
 }
 
@@ -237,6 +240,15 @@ pub async fn run(seed: ShardSeed) {
         }
     };
     let bound = quic.local_addr();
+    let parker = match mesh.parker(&[quic.raw_fd()]) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = seed
+                .started
+                .send(Err(format!("epoll for the shard loop: {e}")));
+            return;
+        }
+    };
     let mut shard = Shard {
         quic,
         conns: Conns::default(),
@@ -246,6 +258,7 @@ pub async fn run(seed: ShardSeed) {
         wide_send: None,
         coalesce: seed.rx_coalesce,
         router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
+        parker,
         meetings: MeetingHost::default(),
         meeting_cmds: Vec::new(),
         spare_cmds: Vec::new(),
