@@ -170,6 +170,7 @@ fn run(
     };
     let limits = quic_args.h3_limits();
     let rx_coalesce = quic_args.rx_coalesce();
+    let rx_batch = quic_args.rx_batch();
     let budget = quic_args.receive_budget_bytes();
     let quic = quic_shared(&settings, tls_args, quic_args)?;
     let n = settings.shards;
@@ -264,6 +265,7 @@ fn run(
             limits: limits.clone(),
             mesh_overflow_max: settings.mesh_overflow_max,
             rx_coalesce,
+            rx_batch,
             bind,
             started: started_tx,
         };

@@ -100,6 +100,13 @@ pub struct QuicArgs {
     /// (0: read at once). Client messages that arrive meanwhile wait at most this long.
     #[arg(long, env = "MC_RX_COALESCE_US", default_value_t = 500)]
     pub rx_coalesce_us: u64,
+    /// While datagrams keep arriving (two passes in a row received some, or the last
+    /// two receptions were closer than this), how long the shard may leave the socket
+    /// unread after a pass so that those arriving meanwhile are handled as one batch, in
+    /// microseconds (0: read at once). A datagram after a quiet moment is read at once;
+    /// one that arrives during a busy moment waits at most this long.
+    #[arg(long, env = "MC_RX_BATCH_US", default_value_t = 100)]
+    pub rx_batch_us: u64,
     /// Time a client has after its QUIC handshake to request a WebTransport session;
     /// then the connection is closed (counted as `connect_timeout`), in milliseconds.
     #[arg(long, env = "MC_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
@@ -131,6 +138,7 @@ impl Default for QuicArgs {
             max_uni_streams: 8,
             max_field_section_bytes: 8 * 1024,
             rx_coalesce_us: 500,
+            rx_batch_us: 100,
             connect_timeout_ms: 5_000,
             join_timeout_ms: 10_000,
         }
@@ -152,6 +160,10 @@ impl QuicArgs {
 
     pub fn rx_coalesce(&self) -> Duration {
         Duration::from_micros(self.rx_coalesce_us)
+    }
+
+    pub fn rx_batch(&self) -> Duration {
+        Duration::from_micros(self.rx_batch_us)
     }
 
     pub fn join_timeout(&self) -> Duration {

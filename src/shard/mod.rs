@@ -13,7 +13,8 @@
 //! 6. transmits for every connection that has something to send, in `sendmmsg` batches.
 //!
 //! It parks only when a pass found nothing to do: on the socket, the mesh doorbell and
-//! the next timer at once.
+//! the next timer at once. While datagrams keep arriving it first pauses for a moment
+//! with the socket unread, so the next pass takes them as one batch (`rx_batching`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -66,6 +67,8 @@ pub struct ShardSeed {
     pub mesh_overflow_max: usize,
     /// How long the loop may let acknowledgements accumulate before reading them.
     pub rx_coalesce: Duration,
+    /// How long the loop may leave the socket unread while datagrams keep arriving.
+    pub rx_batch: Duration,
     pub bind: SocketAddr,
     /// Told once the shard is up with its bound address (or why it could not start).
     pub started: SyncSender<Result<SocketAddr, String>>,
@@ -105,6 +108,8 @@ struct Shard {
     wide_send: Option<Instant>,
     /// How long the loop may let acknowledgements accumulate (`--rx-coalesce-us`).
     coalesce: Duration,
+    /// Receive batching while datagrams keep arriving (`--rx-batch-us`; see `park`).
+    batch: RxBatching,
     router: Router,
     /// Where the loop parks: the socket and the mesh doorbell.
     parker: shards::Parker,
@@ -131,10 +136,12 @@ mod delivery;
 mod handover;
 mod inbox;
 mod meetings;
+mod rx_batching;
 mod stats;
 mod timers;
 
 use delivery::Env;
+use rx_batching::RxBatching;
 use stats::Published;
 use timers::Timers;
 
@@ -162,6 +169,8 @@ impl Shard {
         self.quic
             .receive_forwarded(now, &mut self.conns, &mut self.dirty);
         self.fire_timers(now);
+        self.batch
+            .on_pass(now, self.quic.stats().datagrams_in > datagrams);
         let events = self.drive(now);
         // Datagrams that only acknowledged a recent fan-out: nothing waits on the next
         // ones, so the loop may let a few accumulate before it reads the socket again.
@@ -216,6 +225,15 @@ impl Shard {
                 .park_on(&self.parker, false, timeout.min(self.coalesce));
             return;
         }
+        if let Some(nap) = self.batch.nap() {
+            // Datagrams keep arriving: let those coming next accumulate for a moment
+            // and take them in one pass, one wake-up and one `recvmmsg`, instead of
+            // one each (mesh messages and timers still wake the loop at once).
+            self.router
+                .mesh()
+                .park_on(&self.parker, false, timeout.min(nap));
+            return;
+        }
         self.router.mesh().park_on(&self.parker, true, timeout);
     }
 }
@@ -257,6 +275,7 @@ pub async fn run(seed: ShardSeed) {
         acks_only: false,
         wide_send: None,
         coalesce: seed.rx_coalesce,
+        batch: RxBatching::new(seed.rx_batch),
         router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
         parker,
         meetings: MeetingHost::default(),

@@ -93,6 +93,7 @@ impl TestServer {
                 limits: limits.clone(),
                 mesh_overflow_max: 65_536,
                 rx_coalesce: Duration::ZERO,
+                rx_batch: Duration::ZERO,
                 bind: addr,
                 started: tx,
             };
