@@ -77,12 +77,12 @@ impl Doorbell {
 /// The owner's half: awaited by the executor that parks on it. `!Send`.
 pub struct DoorbellReceiver {
     socket: std::cell::RefCell<glommio::net::UnixStream>,
-    /// The socket's descriptor (owned by `socket`), for owners that `poll(2)` it.
+    /// The socket's descriptor (owned by `socket`), for owners that wait on it with epoll.
     fd: std::os::fd::RawFd,
 }
 
 impl DoorbellReceiver {
-    /// The receiving socket's descriptor, for an owner that waits on it with `poll(2)`
+    /// The receiving socket's descriptor, for an owner that waits on it with epoll
     /// together with its other descriptors.
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.fd

@@ -263,7 +263,7 @@ impl UdpIo {
         self.local
     }
 
-    /// The socket's descriptor, for the loop's `poll(2)` when it parks.
+    /// The socket's descriptor, registered with the loop's epoll parker.
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()
     }
