@@ -27,7 +27,7 @@ pub mod parker;
 pub mod runtime;
 
 pub use mesh::{Full, Lane, Mesh, MeshHandle, MeshMonitor, MeshSeed, QueueDepth};
-pub use parker::{Parker, Woken};
+pub use parker::Parker;
 pub use runtime::{allowed_cpus, probe_io_uring, ExecutorSpec, IoUringError, RuntimeError};
 
 use std::fmt;

@@ -239,9 +239,9 @@ impl<M: Send> MeshHandle<M> {
             bell.set_parked(false);
             return;
         }
-        let woken = parker.wait(watch, timeout);
+        let rang = parker.wait(watch, timeout);
         bell.set_parked(false);
-        if woken.bell {
+        if rang {
             self.doorbell.drain();
         }
     }

@@ -15,8 +15,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// The event data of the doorbell; watched descriptors carry their index + 1.
+/// The event data of the doorbell and of the watched descriptors.
 const BELL: u64 = 0;
+const WATCHED: u64 = 1;
 /// Events taken from one wait: the doorbell and a few sockets.
 const EVENTS: usize = 8;
 
@@ -32,23 +33,14 @@ pub struct Parker {
     pwait2: std::cell::Cell<bool>,
 }
 
-/// What ended a park.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Woken {
-    /// The doorbell rang (a peer enqueued, or the mesh is stopping).
-    pub bell: bool,
-    /// A watched descriptor is readable.
-    pub fds: bool,
-}
-
 impl Parker {
     pub(crate) fn new(doorbell: RawFd, fds: &[RawFd]) -> io::Result<Self> {
         let all = epoll()?;
         let bell = epoll()?;
         register(&all, doorbell, BELL)?;
         register(&bell, doorbell, BELL)?;
-        for (i, &fd) in fds.iter().enumerate() {
-            register(&all, fd, i as u64 + 1)?;
+        for &fd in fds {
+            register(&all, fd, WATCHED)?;
         }
         Ok(Self {
             all,
@@ -58,8 +50,9 @@ impl Parker {
     }
 
     /// Wait until the doorbell rings, a watched descriptor is readable (only when
-    /// `watch`), or `timeout` passes. Interrupted waits return empty-handed.
-    pub(crate) fn wait(&self, watch: bool, timeout: Duration) -> Woken {
+    /// `watch`), or `timeout` passes. Returns whether the doorbell rang (its rings are
+    /// then the caller's to drain). Interrupted waits return early.
+    pub(crate) fn wait(&self, watch: bool, timeout: Duration) -> bool {
         let epfd = if watch { &self.all } else { &self.bell }.as_raw_fd();
         // SAFETY: epoll_event is plain old data; zeroes are a valid value.
         let mut events: [libc::epoll_event; EVENTS] = unsafe { std::mem::zeroed() };
@@ -91,16 +84,10 @@ impl Parker {
             // SAFETY: as above.
             unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), EVENTS as libc::c_int, ms) }
         };
-        let mut woken = Woken::default();
-        for ev in events.iter().take(n.max(0) as usize) {
-            let data = ev.u64;
-            if data == BELL {
-                woken.bell = true;
-            } else {
-                woken.fds = true;
-            }
-        }
-        woken
+        events
+            .iter()
+            .take(n.max(0) as usize)
+            .any(|ev| ev.u64 == BELL)
     }
 }
 

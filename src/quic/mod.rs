@@ -100,8 +100,8 @@ pub struct QuicArgs {
     /// (0: read at once). Client messages that arrive meanwhile wait at most this long.
     #[arg(long, env = "MC_RX_COALESCE_US", default_value_t = 500)]
     pub rx_coalesce_us: u64,
-    /// While datagrams keep arriving (two passes in a row received some, or the last
-    /// two receptions were closer than this), how long the shard may leave the socket
+    /// While datagrams keep arriving (the last two receptions were closer than this, or
+    /// the last pause caught some), how long the shard may leave the socket
     /// unread after a pass so that those arriving meanwhile are handled as one batch, in
     /// microseconds (0: read at once). A datagram after a quiet moment is read at once;
     /// one that arrives during a busy moment waits at most this long.

@@ -5,10 +5,10 @@
 //! a `sendmmsg`, and sends each connection's reply in a packet of its own. Like a network
 //! card's interrupt moderation, a short pause between reads while traffic is dense
 //! turns those into one of each per batch, and lets replies to the same client share a
-//! packet. Traffic counts as dense when this pass and the previous one both received
-//! datagrams (the last pause caught some), or when this reception came within the
-//! window of the previous one. A datagram after a quiet moment is read at once, and a
-//! lone one costs no extra wake-up: the pause follows only a dense reception.
+//! packet. Traffic counts as dense when a pause caught datagrams, or when this
+//! reception came within the window of the previous one. A datagram after a quiet
+//! moment is read at once, and a lone one costs no extra wake-up: the pause follows
+//! only a dense reception.
 
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,7 @@ pub(super) struct RxBatching {
     window: Duration,
     /// When a pass last received datagrams.
     last_rx: Option<Instant>,
-    /// The previous pass received datagrams.
-    previous: bool,
+    /// The last pass's reception was dense: the loop paused after it.
     dense: bool,
 }
 
@@ -29,19 +28,18 @@ impl RxBatching {
         Self {
             window,
             last_rx: None,
-            previous: false,
             dense: false,
         }
     }
 
     /// Once per pass, with whether it received datagrams.
     pub(super) fn on_pass(&mut self, now: Instant, received: bool) {
+        let paused = self.dense;
         self.dense = received
-            && (self.previous
+            && (paused
                 || self
                     .last_rx
                     .is_some_and(|t| now.saturating_duration_since(t) < self.window));
-        self.previous = received;
         if received {
             self.last_rx = Some(now);
         }
@@ -72,19 +70,29 @@ mod tests {
     }
 
     #[test]
-    fn datagrams_in_consecutive_passes_make_the_loop_pause() {
+    fn lone_datagrams_that_each_wake_the_loop_never_make_it_pause() {
+        let t0 = Instant::now();
+        let mut b = RxBatching::new(W);
+        // Each one ends a long park and is the only thing its pass sees.
+        for i in 0..4 {
+            b.on_pass(t0 + i * Duration::from_millis(3), true);
+            assert_eq!(b.nap(), None, "lone datagram {i}");
+        }
+    }
+
+    #[test]
+    fn a_pause_that_caught_datagrams_is_followed_by_another() {
         let t0 = Instant::now();
         let mut b = RxBatching::new(W);
         b.on_pass(t0, true);
-        // The next pass (after a park that the socket ended) received again: dense,
-        // however long the park was.
-        b.on_pass(t0 + Duration::from_millis(3), true);
+        b.on_pass(t0 + Duration::from_micros(30), true);
         assert_eq!(b.nap(), Some(W));
-        // The pause caught more: keep pausing.
-        b.on_pass(t0 + Duration::from_millis(3) + W, true);
+        // The pause caught more (longer than a window after the last reception, since
+        // the pause itself is one): keep pausing.
+        b.on_pass(t0 + Duration::from_micros(30) + W + W / 2, true);
         assert_eq!(b.nap(), Some(W));
         // The pause caught nothing: the next park watches the socket again.
-        b.on_pass(t0 + Duration::from_millis(3) + 2 * W, false);
+        b.on_pass(t0 + Duration::from_micros(30) + 3 * W, false);
         assert_eq!(b.nap(), None);
     }
 
