@@ -192,6 +192,8 @@ start_server mc "$SCRATCH/first-start.log"
 stop_server
 [[ -s $DEV/cert.pem && -s $DEV/key.pem && -s $DEV/cert.sha256 ]] || { log "no dev certificate in $DEV"; exit 1; }
 
+# mc-service reads its flags from MC_* variables too: the run records which ones it set.
+mc_settings=$(env | grep -E '^MC_' | sort | tr '\n' ' ' | sed 's/ $//' || true)
 {
   echo "# mc-service vs tokio/quinn (wt-echo-server), $STAMP"
   echo
@@ -199,10 +201,9 @@ stop_server
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- server on CPU $SERVER_CPU, mc-loadgen on CPU $CLIENT_CPU; $RUNS run(s) of ${DURATION} s after ${WARMUP} s of warm-up"
-  # mc-service reads its flags from MC_* variables too: say which ones this run set.
-  echo "- mc-service settings from the environment: $(env | grep -E '^MC_' | sort | tr '\n' ' ' | sed 's/ $//; s/^$/none/')"
+  echo "- mc-service settings from the environment: ${mc_settings:-none}"
 } >"$OUT/machine.md"
-record "# $(date -u +%FT%TZ) $(env | grep -E '^MC_' | sort | tr '\n' ' ')bench/compare.sh --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS"
+record "# $(date -u +%FT%TZ) ${mc_settings:+$mc_settings }bench/compare.sh --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS"
 
 has_op() { [[ ",$OPS," == *",$1,"* ]]; }
 common() { echo --warmup "${1:-$WARMUP}" --duration "$DURATION" --server-pid "$SERVER_PID"; }

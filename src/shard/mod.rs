@@ -13,8 +13,9 @@
 //! 6. transmits for every connection that has something to send, in `sendmmsg` batches.
 //!
 //! It parks only when a pass found nothing to do: on the socket, the mesh doorbell and
-//! the next timer at once. While datagrams keep arriving it first pauses for a moment
-//! with the socket unread, so the next pass takes them as one batch (`rx_batching`).
+//! the next timer at once. While datagrams keep arriving, or a fan-out's
+//! acknowledgements trickle back, it first pauses for a moment with the socket unread,
+//! so the next pass takes them as one batch (`rx_batching`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -42,13 +43,6 @@ const FANOUTS_PER_PASS: usize = 1024;
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// How long a stopping shard keeps running so that closes reach the clients.
 const STOP_FLUSH: Duration = Duration::from_millis(300);
-/// Datagrams one pass must send to count as a fan-out whose acknowledgements are worth
-/// coalescing (see `park`).
-const WIDE_SEND: u64 = 64;
-/// How long after a fan-out its recipients' acknowledgements keep arriving: each
-/// recipient acknowledges up to its max_ack_delay (25 ms by default) after the packet
-/// reached it, and a client takes a while to get through a burst.
-const ACK_WINDOW: Duration = Duration::from_millis(100);
 
 /// What a shard executor is started with. `Send`: built on the main thread.
 pub struct ShardSeed {
@@ -102,13 +96,8 @@ struct Shard {
     dirty: Vec<usize>,
     /// Connections that had more to send than one pass allows.
     carry: Vec<usize>,
-    /// The last pass received only acknowledgements, soon after a fan-out (see `park`).
-    acks_only: bool,
-    /// When a pass last sent at least [`WIDE_SEND`] datagrams.
-    wide_send: Option<Instant>,
-    /// How long the loop may let acknowledgements accumulate (`--rx-coalesce-us`).
-    coalesce: Duration,
-    /// Receive batching while datagrams keep arriving (`--rx-batch-us`; see `park`).
+    /// Whether the loop leaves the socket unread for a moment before the next pass
+    /// (`--rx-coalesce-us`, `--rx-batch-us`; see `park`).
     batch: RxBatching,
     router: Router,
     /// Where the loop parks: the socket and the mesh doorbell.
@@ -141,7 +130,7 @@ mod stats;
 mod timers;
 
 use delivery::Env;
-use rx_batching::RxBatching;
+use rx_batching::{Pass, RxBatching};
 use stats::Published;
 use timers::Timers;
 
@@ -169,20 +158,12 @@ impl Shard {
         self.quic
             .receive_forwarded(now, &mut self.conns, &mut self.dirty);
         self.fire_timers(now);
-        self.batch
-            .on_pass(now, self.quic.stats().datagrams_in > datagrams);
         let events = self.drive(now);
-        // Datagrams that only acknowledged a recent fan-out: nothing waits on the next
-        // ones, so the loop may let a few accumulate before it reads the socket again.
-        // (After a narrow send, such as one echo or one reply, it does not: the client's
-        // next message may be right behind its ACK.)
-        self.acks_only = self.quic.stats().datagrams_in > datagrams
-            && !events
-            && !messages
-            && self.meeting_cmds.is_empty()
-            && self
-                .wide_send
-                .is_some_and(|t| now.saturating_duration_since(t) < ACK_WINDOW);
+        self.batch.on_pass(Pass {
+            now,
+            received: self.quic.stats().datagrams_in > datagrams,
+            quiet: !events && !messages && self.meeting_cmds.is_empty(),
+        });
         for _ in 0..MEETING_ROUNDS {
             self.run_meetings(now);
             self.transmit(now);
@@ -192,9 +173,8 @@ impl Shard {
             }
         }
         more |= !self.meeting_cmds.is_empty() || !self.dirty.is_empty();
-        if self.quic.stats().datagrams_out - sent >= WIDE_SEND {
-            self.wide_send = Some(now);
-        }
+        self.batch
+            .on_sent(now, self.quic.stats().datagrams_out - sent);
         self.router.flush_overflow();
         if now >= self.next_publish {
             self.publish_stats();
@@ -215,26 +195,17 @@ impl Shard {
             .next()
             .map_or(self.next_publish, |t| t.min(self.next_publish));
         let timeout = deadline.saturating_duration_since(Instant::now());
-        if self.acks_only && !self.coalesce.is_zero() {
-            // After a pass of mere acknowledgements (a fan-out's ACKs trickle back one
-            // per recipient), wait a little before reading the socket again so the next
-            // pass takes them in one batch instead of one wake-up each; mesh messages
-            // and timers still wake the loop at once.
-            self.router
+        // A fan-out's acknowledgements trickling back, or datagrams that keep arriving:
+        // let those coming next accumulate for a moment and take them in one pass, one
+        // wake-up and one `recvmmsg`, instead of one each (mesh messages and timers
+        // still wake the loop at once).
+        match self.batch.nap() {
+            Some(nap) => self
+                .router
                 .mesh()
-                .park_on(&self.parker, false, timeout.min(self.coalesce));
-            return;
+                .park_on(&self.parker, false, timeout.min(nap)),
+            None => self.router.mesh().park_on(&self.parker, true, timeout),
         }
-        if let Some(nap) = self.batch.nap() {
-            // Datagrams keep arriving: let those coming next accumulate for a moment
-            // and take them in one pass, one wake-up and one `recvmmsg`, instead of
-            // one each (mesh messages and timers still wake the loop at once).
-            self.router
-                .mesh()
-                .park_on(&self.parker, false, timeout.min(nap));
-            return;
-        }
-        self.router.mesh().park_on(&self.parker, true, timeout);
     }
 }
 
@@ -272,10 +243,7 @@ pub async fn run(seed: ShardSeed) {
         conns: Conns::default(),
         dirty: Vec::new(),
         carry: Vec::new(),
-        acks_only: false,
-        wide_send: None,
-        coalesce: seed.rx_coalesce,
-        batch: RxBatching::new(seed.rx_batch),
+        batch: RxBatching::new(seed.rx_coalesce, seed.rx_batch),
         router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
         parker,
         meetings: MeetingHost::default(),
