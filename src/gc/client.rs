@@ -174,6 +174,12 @@ impl GcClient {
             return;
         }
         self.in_flight = None;
+        if matches!(result, Err(GcError::Cancelled)) {
+            // Abandoned because the process is stopping: the GC was not asked to its
+            // end, so nothing failed and nothing was learned. Deregistration comes next.
+            self.shutdown();
+            return;
+        }
         match kind {
             ActionKind::Register => self.on_register(now, result),
             ActionKind::Heartbeat => self.on_heartbeat(now, result),

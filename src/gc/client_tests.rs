@@ -390,6 +390,23 @@ fn shutdown_while_a_request_is_in_flight_waits_for_it() {
 }
 
 #[test]
+fn a_heartbeat_cancelled_by_shutdown_is_not_a_failure() {
+    // The drain's heartbeat is in flight when the process starts to stop: the driver
+    // abandons it before it has told the client to shut down.
+    let t0 = Instant::now();
+    let mut c = registered(t0);
+    let a = c.poll_action(t0 + 10 * SEC).unwrap();
+    assert_eq!(a.kind(), ActionKind::Heartbeat);
+    c.handle_response(t0 + 10 * SEC, a.kind(), Err(GcError::Cancelled));
+    assert_eq!(events(&mut c), vec![]);
+    assert_eq!(c.stats().heartbeats_failed, 0);
+    let d = c.poll_action(t0 + 10 * SEC).unwrap();
+    assert_eq!(d.kind(), ActionKind::Deregister);
+    c.handle_response(t0 + 10 * SEC, d.kind(), resp(200, "{}"));
+    assert!(c.is_done());
+}
+
+#[test]
 fn hostile_replies_do_not_panic() {
     let t0 = Instant::now();
     let mut c = GcClient::new(config(), t0, 1);
