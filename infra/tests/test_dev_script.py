@@ -21,7 +21,7 @@ def devgc_binary():
     return p
 
 
-def start(tmp_path, gc_bind):
+def start(tmp_path, gc_bind, args=()):
     http_port = mcbin.free_port()
     wt_port = mcbin.free_port(socket.SOCK_DGRAM)
     env = dict(
@@ -36,7 +36,7 @@ def start(tmp_path, gc_bind):
     proc = subprocess.Popen(
         [str(SCRIPT), "--shards", "1",
          "--http-bind-address", f"127.0.0.1:{http_port}",
-         "--webtransport-bind-address", f"127.0.0.1:{wt_port}"],
+         "--webtransport-bind-address", f"127.0.0.1:{wt_port}", *args],
         cwd=mcbin.REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
     )
     return proc, out, f"http://127.0.0.1:{http_port}"
@@ -107,3 +107,17 @@ def test_dev_script_fails_clearly_when_the_gc_address_is_taken(tmp_path):
                 proc.kill()
                 proc.wait()
             out.close()
+
+
+def test_dev_script_exits_with_the_service_status_when_the_service_cannot_start(tmp_path):
+    proc, out, _ = start(tmp_path, "127.0.0.1:0", args=["--capacity", "lots"])
+    try:
+        assert proc.wait(timeout=30) == 2, read(out)
+        log = read(out)
+        assert "--capacity" in log and "mc-devgc on http://" in log, log
+        assert children_of(proc.pid) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out.close()
