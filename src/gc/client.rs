@@ -174,9 +174,10 @@ impl GcClient {
             return;
         }
         self.in_flight = None;
-        if matches!(result, Err(GcError::Cancelled)) {
+        if kind != ActionKind::Deregister && matches!(result, Err(GcError::Cancelled)) {
             // Abandoned because the process is stopping: the GC was not asked to its
-            // end, so nothing failed and nothing was learned. Deregistration comes next.
+            // end, so nothing failed and nothing was learned. Deregistration comes next
+            // (and is itself never left unanswered: it ends the client either way).
             self.shutdown();
             return;
         }

@@ -407,6 +407,18 @@ fn a_heartbeat_cancelled_by_shutdown_is_not_a_failure() {
 }
 
 #[test]
+fn a_cancelled_deregistration_still_ends_the_client() {
+    let t0 = Instant::now();
+    let mut c = registered(t0);
+    c.shutdown();
+    let d = c.poll_action(t0).unwrap();
+    assert_eq!(d.kind(), ActionKind::Deregister);
+    c.handle_response(t0, d.kind(), Err(GcError::Cancelled));
+    assert_eq!(events(&mut c), vec![GcEvent::Deregistered { ok: false }]);
+    assert!(c.is_done());
+}
+
+#[test]
 fn hostile_replies_do_not_panic() {
     let t0 = Instant::now();
     let mut c = GcClient::new(config(), t0, 1);
