@@ -49,7 +49,7 @@ def read(out):
 
 
 def children_of(pid):
-    """Processes started by `pid` or by its children (setsid keeps the parent link)."""
+    """The direct children of `pid` (setsid starts a new session, not a new parent)."""
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in found]
 
