@@ -3,7 +3,7 @@
 # keep its fan-out p99 under FLOOD_P99_MS (50 ms) while new QUIC+WebTransport sessions
 # are opened as fast as FLOOD_CONCURRENCY allows (far above 10x a normal join rate).
 #
-#   bench/flood.sh                        # 20 s, writes bench/results/flood-<stamp>/
+#   bench/flood.sh                        # 20 s, writes bench/results/flood-<stamp>/ (FLOOD_OUT moves it)
 #   FLOOD_SECS=60 FLOOD_CONCURRENCY=128 bench/flood.sh
 # Loopback only. Exits non-zero when the meeting loses a message or breaks the p99.
 set -euo pipefail
@@ -11,7 +11,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${FLOOD_SECS:-20}
 CONC=${FLOOD_CONCURRENCY:-64}
 P99=${FLOOD_P99_MS:-50}
-OUT=${FLOOD_OUT:-$(mktemp -d)}
+OUT=${FLOOD_OUT:-$ROOT/bench/results/flood-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 HTTP=127.0.0.1:${FLOOD_HTTP_PORT:-18182}
 WT=127.0.0.1:${FLOOD_WT_PORT:-14482}

@@ -303,15 +303,17 @@ fn help_lists_every_runbook_variable_with_defaults() {
 fn an_admin_port_in_use_is_reported_and_exits_non_zero() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("mc-port-{port}"));
     let out = Command::new(binary())
         .args(["--dev", "--shards", "1", "--http-bind-address"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--webtransport-bind-address")
         .arg(format!("127.0.0.1:{}", harness::free_udp_port()))
         .arg("--dev-dir")
-        .arg(std::env::temp_dir().join(format!("mc-port-{port}")))
+        .arg(&dir)
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("Failed to bind HTTP listener"), "{log}");
@@ -355,15 +357,17 @@ fn dev_token_prints_a_token_the_dev_server_trusts() {
 fn a_webtransport_port_in_use_is_reported_and_exits_non_zero() {
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("mc-udp-{port}"));
     let out = Command::new(binary())
         .args(["--dev", "--shards", "1", "--webtransport-bind-address"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--http-bind-address")
         .arg(format!("127.0.0.1:{}", harness::free_tcp_port()))
         .arg("--dev-dir")
-        .arg(std::env::temp_dir().join(format!("mc-udp-{port}")))
+        .arg(&dir)
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -235,16 +235,39 @@ fn loadgen(args: &[&str], json: &Path, bound: Duration) -> (i32, serde_json::Val
     run_loadgen("0.5", args, json, bound)
 }
 
-fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("lg-{}-{name}", std::process::id()))
+/// A directory for one test's output files (JSON, .hgrm, plots), removed when the test
+/// ends, whether it passed or not.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "lg-test-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
 fn echo_closed_loop_with_datagrams_against_wtransport_echo() {
     let fx = start("echo");
     let url = format!("https://127.0.0.1:{}/echo", fx.port);
-    let json = tmp("echo.json");
-    let plot = tmp("echo.svg");
+    let scratch = Scratch::new();
+    let json = scratch.path("echo.json");
+    let plot = scratch.path("echo.svg");
     let (code, v, out) = loadgen(
         &[
             "--duration",
@@ -289,7 +312,8 @@ fn echo_closed_loop_with_datagrams_against_wtransport_echo() {
 fn echo_open_loop_and_stream_per_message() {
     let fx = start("echo");
     let url = format!("https://127.0.0.1:{}/", fx.port);
-    let json = tmp("echo-open.json");
+    let scratch = Scratch::new();
+    let json = scratch.path("echo-open.json");
     let (code, v, out) = loadgen(
         &[
             "--duration",
@@ -313,7 +337,8 @@ fn echo_open_loop_and_stream_per_message() {
         (250..=450).contains(&n),
         "open loop at 200/s for 2 s completed {n}"
     );
-    let json = tmp("echo-spm.json");
+    let scratch = Scratch::new();
+    let json = scratch.path("echo-spm.json");
     let (code, v, out) = loadgen(
         &[
             "--duration",
@@ -338,7 +363,8 @@ fn echo_open_loop_and_stream_per_message() {
 
 #[test]
 fn untrusted_or_unreachable_targets_fail_cleanly() {
-    let json = tmp("none.json");
+    let scratch = Scratch::new();
+    let json = scratch.path("none.json");
     let st = Command::new(LOADGEN)
         .args(["--json", json.to_str().unwrap(), "echo"])
         .output()
@@ -371,7 +397,8 @@ fn meeting_and_connect_against_fanout_fixture() {
     let fx = start("signaling");
     let dir = dev_dir(&fx.hash);
     let url = format!("https://127.0.0.1:{}/", fx.port);
-    let json = tmp("meeting.json");
+    let scratch = Scratch::new();
+    let json = scratch.path("meeting.json");
     let (code, v, out) = loadgen(
         &[
             "--duration",
@@ -403,7 +430,8 @@ fn meeting_and_connect_against_fanout_fixture() {
     );
     assert!(v["figures"]["latencies"]["join"]["count"].as_u64().unwrap() == 22);
 
-    let json = tmp("connect.json");
+    let scratch = Scratch::new();
+    let json = scratch.path("connect.json");
     let (code, v, out) = loadgen(
         &[
             "--duration",
@@ -431,7 +459,8 @@ fn meeting_and_connect_against_fanout_fixture() {
             > 1.0
     );
 
-    let json = tmp("ramp.json");
+    let scratch = Scratch::new();
+    let json = scratch.path("ramp.json");
     let (code, v, out) = loadgen(
         &[
             "--duration",
@@ -463,7 +492,8 @@ fn meeting_and_connect_against_fanout_fixture() {
 fn ctrl_c_stops_cleanly_and_reports_and_hold_keeps_idle_sessions() {
     let fx = start("echo");
     let url = format!("https://127.0.0.1:{}/", fx.port);
-    let json = tmp("sigint.json");
+    let scratch = Scratch::new();
+    let json = scratch.path("sigint.json");
     let mut child = Command::new(LOADGEN)
         .args([
             "--progress",
@@ -509,7 +539,8 @@ fn ctrl_c_stops_cleanly_and_reports_and_hold_keeps_idle_sessions() {
     assert!(v["figures"]["counters"]["completed"].as_u64().unwrap() > 0);
     assert!(v["figures"]["duration_s"].as_f64().unwrap() < 10.0);
 
-    let json = tmp("hold.json");
+    let scratch = Scratch::new();
+    let json = scratch.path("hold.json");
     let (code, v, out) = loadgen(
         &[
             "--duration",

@@ -5,6 +5,7 @@
 //
 // CHROMIUM (default /usr/bin/chromium; never downloaded), MC_NETLOG (net-log path).
 import { arg, chromiumPath, joinDemo, launch } from './chromium.mjs';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -42,4 +43,6 @@ try {
 } finally {
   if (browser) await browser.close();
 }
+// The net log is kept only when it can explain a failure.
+if (code === 0) fs.rmSync(netlog, { force: true });
 process.exit(code);
