@@ -27,6 +27,8 @@ pub const SATURATION: f64 = 0.9;
 /// Share of the window the generator may wait for a CPU before the run counts as
 /// contended (other processes on its CPU).
 pub const CONTENDED: f64 = 0.1;
+/// Steal time of the server's CPUs, percent of the window, from which the table warns.
+pub const STOLEN_PCT: f64 = 5.0;
 
 /// Flags of the measured window (global, every scenario).
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -93,6 +95,10 @@ pub struct Mark {
     pub self_wait_s: Option<f64>,
     /// Run-queue wait of the server's threads, seconds.
     pub pid_wait_s: Option<f64>,
+    /// Steal time of the CPUs this process may run on.
+    pub self_steal: Option<Steal>,
+    /// Steal time of the CPUs the server may run on.
+    pub pid_steal: Option<Steal>,
     /// The server's /metrics, or why it could not be read.
     pub scrape: Option<Result<Scrape, String>>,
 }
@@ -117,6 +123,8 @@ impl Mark {
             pid_cpu_s: args.server_pid.and_then(pid_cpu_s),
             self_wait_s: runq_wait_s("self"),
             pid_wait_s: args.server_pid.and_then(|p| runq_wait_s(&p.to_string())),
+            self_steal: steal(0),
+            pid_steal: args.server_pid.and_then(|p| steal(p as libc::pid_t)),
             scrape,
         }
     }
@@ -139,6 +147,14 @@ pub struct ServerCpu {
     /// Seconds its threads waited for a CPU (run queue; `pid` source only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runq_wait_s: Option<f64>,
+    /// Seconds the host (a hypervisor) kept the CPUs the server may run on from running
+    /// at all: their steal time (`pid` source only). A server stopped that way is slower
+    /// than the machine it runs on, and its latencies include the stops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steal_s: Option<f64>,
+    /// `steal_s` as a share of those CPUs' time over the window, percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steal_pct: Option<f64>,
 }
 
 /// Quantiles of a server histogram over the window (seconds).
@@ -165,6 +181,10 @@ pub struct GeneratorCpu {
     pub runq_wait_s: Option<f64>,
     /// Waited ≥ 10 % of the window: other processes shared the generator's CPU.
     pub contended: bool,
+    /// Steal time of the CPUs the generator may run on, seconds (see [`ServerCpu`]).
+    pub steal_s: Option<f64>,
+    /// `steal_s` as a share of those CPUs' time over the window, percent.
+    pub steal_pct: Option<f64>,
 }
 
 /// What the measured window contains.
@@ -213,6 +233,7 @@ impl Window {
                 let cores = (b - a).max(0.0) / secs;
                 let usable = threads.min(cpus_allowed).max(1) as f64;
                 let wait = delta(start.self_wait_s, end.self_wait_s);
+                let (steal_s, steal_pct) = Steal::between(start.self_steal, end.self_steal, secs);
                 Some(GeneratorCpu {
                     cpu_s: (b - a).max(0.0),
                     cores,
@@ -221,6 +242,8 @@ impl Window {
                     saturated: cores >= SATURATION * usable,
                     runq_wait_s: wait,
                     contended: wait.is_some_and(|w| w >= CONTENDED * secs),
+                    steal_s,
+                    steal_pct,
                 })
             }
             _ => None,
@@ -229,13 +252,18 @@ impl Window {
         let mut server = Vec::new();
         if let Some(pid) = args.server_pid {
             match (start.pid_cpu_s, end.pid_cpu_s) {
-                (Some(a), Some(b)) => server.push(ServerCpu {
-                    source: format!("pid {pid}"),
-                    cpu_s: (b - a).max(0.0),
-                    cores: (b - a).max(0.0) / secs,
-                    us_per_op: per_op((b - a).max(0.0)),
-                    runq_wait_s: delta(start.pid_wait_s, end.pid_wait_s),
-                }),
+                (Some(a), Some(b)) => {
+                    let (steal_s, steal_pct) = Steal::between(start.pid_steal, end.pid_steal, secs);
+                    server.push(ServerCpu {
+                        source: format!("pid {pid}"),
+                        cpu_s: (b - a).max(0.0),
+                        cores: (b - a).max(0.0) / secs,
+                        us_per_op: per_op((b - a).max(0.0)),
+                        runq_wait_s: delta(start.pid_wait_s, end.pid_wait_s),
+                        steal_s,
+                        steal_pct,
+                    })
+                }
                 _ => notes.push(format!("cannot read /proc/{pid}/stat")),
             }
         }
@@ -251,6 +279,8 @@ impl Window {
                                 cores: (y - x).max(0.0) / secs,
                                 us_per_op: per_op((y - x).max(0.0)),
                                 runq_wait_s: None,
+                                steal_s: None,
+                                steal_pct: None,
                             });
                             // The prometheus crate's process collector counts whole
                             // seconds: over a short window that is a coarse figure.
@@ -295,7 +325,7 @@ impl Window {
         );
         if let Some(g) = &self.generator {
             s += &format!(
-                "generator CPU: {:.2} cores of {} threads ({} CPUs allowed), {:.1} µs per {}{}\n",
+                "generator CPU: {:.2} cores of {} threads ({} CPUs allowed), {:.1} µs per {}{}{}\n",
                 g.cores,
                 g.threads,
                 g.cpus_allowed,
@@ -305,7 +335,8 @@ impl Window {
                     0.0
                 },
                 self.operation,
-                waited(g.runq_wait_s, self.duration_s)
+                waited(g.runq_wait_s, self.duration_s),
+                stolen(g.steal_s, g.steal_pct),
             );
             if g.saturated {
                 s += &format!(
@@ -320,13 +351,19 @@ impl Window {
         }
         for c in &self.server {
             s += &format!(
-                "server CPU ({}): {:.2} cores, {:.2} µs per {}{}\n",
+                "server CPU ({}): {:.2} cores, {:.2} µs per {}{}{}\n",
                 c.source,
                 c.cores,
                 c.us_per_op,
                 self.operation,
-                waited(c.runq_wait_s, self.duration_s)
+                waited(c.runq_wait_s, self.duration_s),
+                stolen(c.steal_s, c.steal_pct),
             );
+            if c.steal_pct.is_some_and(|p| p >= STOLEN_PCT) {
+                s += "warning: the host (hypervisor) stopped the server's CPU for a twentieth of \
+                      the window or more (steal time): its CPU figures and latencies describe a \
+                      machine slower than this one\n";
+            }
         }
         for (name, q) in &self.server_histograms {
             match q {
@@ -362,6 +399,83 @@ fn waited(wait: Option<f64>, secs: f64) -> String {
         ),
         None => String::new(),
     }
+}
+
+/// ", the host took 0.10 s (1 %) of its CPUs" when steal time is known; nothing when
+/// none was taken.
+fn stolen(steal_s: Option<f64>, pct: Option<f64>) -> String {
+    match (steal_s, pct) {
+        (Some(s), Some(p)) if s > 0.0 => {
+            format!("; the host took {s:.2} s ({p:.1} %) of its CPUs (steal)")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Steal time of a set of CPUs at one instant: time the host (a hypervisor) gave those
+/// virtual CPUs to something else while they had work (proc(5), /proc/stat, 8th value
+/// of each `cpuN` line).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Steal {
+    pub seconds: f64,
+    /// How many CPUs the figure sums.
+    pub cpus: usize,
+}
+
+impl Steal {
+    /// Seconds stolen between two readings, and their share of the CPUs' time over
+    /// `secs`, percent.
+    fn between(a: Option<Steal>, b: Option<Steal>, secs: f64) -> (Option<f64>, Option<f64>) {
+        match (a, b) {
+            (Some(a), Some(b)) if a.cpus == b.cpus && a.cpus > 0 => {
+                let s = (b.seconds - a.seconds).max(0.0);
+                (Some(s), Some(100.0 * s / (secs * a.cpus as f64)))
+            }
+            _ => (None, None),
+        }
+    }
+}
+
+/// Steal time of the CPUs process `pid` (0: this process) may run on.
+pub fn steal(pid: libc::pid_t) -> Option<Steal> {
+    let cpus = allowed_cpus(pid)?;
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks = stat_steal_ticks(&text, &cpus)?;
+    Some(Steal {
+        seconds: ticks as f64 / clock_ticks(),
+        cpus: cpus.len(),
+    })
+}
+
+/// The CPUs of `pid`'s affinity mask (sched_getaffinity(2)).
+fn allowed_cpus(pid: libc::pid_t) -> Option<Vec<usize>> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer and size describe `set`, which the call fills.
+    let rc =
+        unsafe { libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return None;
+    }
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `i` is below CPU_SETSIZE, the size of the set.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect();
+    (!cpus.is_empty()).then_some(cpus)
+}
+
+/// The summed steal ticks of `cpus` from the text of /proc/stat; None when a CPU's
+/// line is missing or has no steal field (kernels before 2.6.11).
+pub fn stat_steal_ticks(stat: &str, cpus: &[usize]) -> Option<u64> {
+    let mut total = 0;
+    for &cpu in cpus {
+        let name = format!("cpu{cpu}");
+        let line = stat
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+        total += line.split_whitespace().nth(8)?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 /// Quantiles of the samples added between two scrapes of one histogram.
@@ -692,6 +806,42 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
     }
 
     #[test]
+    fn steal_time_is_summed_over_the_cpus_asked_for() {
+        let stat = "cpu  10 0 5 100 0 0 0 9 0 0\n\
+                    cpu0 5 0 2 50 0 0 0 4 0 0\n\
+                    cpu1 5 0 3 50 0 0 0 5 0 0\n\
+                    intr 12345\n";
+        assert_eq!(stat_steal_ticks(stat, &[0]), Some(4));
+        assert_eq!(stat_steal_ticks(stat, &[0, 1]), Some(9));
+        assert_eq!(stat_steal_ticks(stat, &[2]), None, "no such CPU");
+        assert_eq!(
+            stat_steal_ticks("cpu0 5 0 2 50\n", &[0]),
+            None,
+            "no steal field"
+        );
+        let now = steal(0).expect("this process's CPUs");
+        assert!(now.cpus >= 1 && now.seconds >= 0.0);
+        let a = Some(Steal {
+            seconds: 1.0,
+            cpus: 2,
+        });
+        let b = Some(Steal {
+            seconds: 1.5,
+            cpus: 2,
+        });
+        assert_eq!(Steal::between(a, b, 5.0), (Some(0.5), Some(5.0)));
+        let other = Some(Steal {
+            seconds: 1.5,
+            cpus: 1,
+        });
+        assert_eq!(
+            Steal::between(a, other, 5.0),
+            (None, None),
+            "affinity changed"
+        );
+    }
+
+    #[test]
     fn chunked_bodies_decode() {
         assert_eq!(
             dechunk(b"5\r\nhello\r\n6;x=1\r\n world\r\n0\r\n\r\n").unwrap(),
@@ -718,6 +868,11 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
             pid_cpu_s: Some(10.0),
             self_wait_s: Some(0.0),
             pid_wait_s: Some(0.1),
+            self_steal: None,
+            pid_steal: Some(Steal {
+                seconds: 3.0,
+                cpus: 1,
+            }),
             scrape: Some(Ok(parse_exposition(
                 &EXPO
                     .replace("12.5", "3")
@@ -735,6 +890,11 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
             pid_cpu_s: Some(11.0),
             self_wait_s: Some(0.5),
             pid_wait_s: Some(0.1),
+            self_steal: None,
+            pid_steal: Some(Steal {
+                seconds: 3.2,
+                cpus: 1,
+            }),
             scrape: Some(Ok(parse_exposition(
                 EXPO.replace("12.5", "4.5").as_str(),
                 &names,
@@ -751,14 +911,24 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
         assert_eq!(g.runq_wait_s, Some(0.5));
         assert!(g.contended, "0.5 s of 2 s waiting for a CPU");
         assert_eq!(w.server[0].runq_wait_s, Some(0.0));
+        assert!(
+            (w.server[0].steal_pct.unwrap() - 10.0).abs() < 1e-6,
+            "{w:?}"
+        );
+        assert_eq!(g.steal_s, None);
         assert!(w.server_histograms["mc_fanout_duration_seconds"].is_some());
         assert_eq!(w.server_histograms["mc_x"], None);
         let t = w.table();
         assert!(t.contains("generator CPU: 0.95 cores of 1 threads"), "{t}");
         assert!(t.contains("warning: the generator"), "{t}");
         assert!(t.contains(
-            "server CPU (pid 7): 0.50 cores, 1000.00 µs per round trip; waited 0.00 s (0 %) for a CPU"
-        ));
+            "server CPU (pid 7): 0.50 cores, 1000.00 µs per round trip; waited 0.00 s (0 %) for a CPU; \
+             the host took 0.20 s (10.0 %) of its CPUs (steal)\n"
+        ), "{t}");
+        assert!(
+            t.contains("warning: the host (hypervisor) stopped the server's CPU"),
+            "{t}"
+        );
         assert!(t.contains("waited 0.50 s (25 %) for a CPU"), "{t}");
         assert!(t.contains("warning: the generator waited"), "{t}");
         assert!(t.contains("server mc_x: n/a"), "{t}");
