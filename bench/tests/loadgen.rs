@@ -337,7 +337,6 @@ fn echo_open_loop_and_stream_per_message() {
         (250..=450).contains(&n),
         "open loop at 200/s for 2 s completed {n}"
     );
-    let scratch = Scratch::new();
     let json = scratch.path("echo-spm.json");
     let (code, v, out) = loadgen(
         &[
@@ -430,7 +429,6 @@ fn meeting_and_connect_against_fanout_fixture() {
     );
     assert!(v["figures"]["latencies"]["join"]["count"].as_u64().unwrap() == 22);
 
-    let scratch = Scratch::new();
     let json = scratch.path("connect.json");
     let (code, v, out) = loadgen(
         &[
@@ -459,7 +457,6 @@ fn meeting_and_connect_against_fanout_fixture() {
             > 1.0
     );
 
-    let scratch = Scratch::new();
     let json = scratch.path("ramp.json");
     let (code, v, out) = loadgen(
         &[
@@ -539,7 +536,6 @@ fn ctrl_c_stops_cleanly_and_reports_and_hold_keeps_idle_sessions() {
     assert!(v["figures"]["counters"]["completed"].as_u64().unwrap() > 0);
     assert!(v["figures"]["duration_s"].as_f64().unwrap() < 10.0);
 
-    let scratch = Scratch::new();
     let json = scratch.path("hold.json");
     let (code, v, out) = loadgen(
         &[
