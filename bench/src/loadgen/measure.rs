@@ -401,8 +401,8 @@ fn waited(wait: Option<f64>, secs: f64) -> String {
     }
 }
 
-/// ", the host took 0.10 s (1 %) of its CPUs" when steal time is known; nothing when
-/// none was taken.
+/// "; the host took 0.10 s (1.0 %) of its CPUs (steal)" when steal time is known and
+/// some was taken; nothing otherwise.
 fn stolen(steal_s: Option<f64>, pct: Option<f64>) -> String {
     match (steal_s, pct) {
         (Some(s), Some(p)) if s > 0.0 => {
