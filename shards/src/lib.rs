@@ -28,7 +28,9 @@ pub mod runtime;
 
 pub use mesh::{Full, Lane, Mesh, MeshHandle, MeshMonitor, MeshSeed, QueueDepth};
 pub use parker::Parker;
-pub use runtime::{allowed_cpus, probe_io_uring, ExecutorSpec, IoUringError, RuntimeError};
+pub use runtime::{
+    allowed_cpus, allowed_cpus_of, probe_io_uring, ExecutorSpec, IoUringError, RuntimeError,
+};
 
 use std::fmt;
 

@@ -71,10 +71,15 @@ pub fn probe_io_uring() -> Result<(), IoUringError> {
 
 /// The CPUs this process may run on (its affinity mask), in ascending order.
 pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for pid 0 (us).
+    allowed_cpus_of(0)
+}
+
+/// The CPUs process `pid` may run on (0: this process), in ascending order.
+pub fn allowed_cpus_of(pid: libc::pid_t) -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for `pid`.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+        if libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return Err(io::Error::last_os_error());
         }
         Ok((0..libc::CPU_SETSIZE as usize)

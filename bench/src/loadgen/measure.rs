@@ -438,30 +438,15 @@ impl Steal {
 
 /// Steal time of the CPUs process `pid` (0: this process) may run on.
 pub fn steal(pid: libc::pid_t) -> Option<Steal> {
-    let cpus = allowed_cpus(pid)?;
+    let cpus = shards::allowed_cpus_of(pid)
+        .ok()
+        .filter(|c| !c.is_empty())?;
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let ticks = stat_steal_ticks(&text, &cpus)?;
     Some(Steal {
         seconds: ticks as f64 / clock_ticks(),
         cpus: cpus.len(),
     })
-}
-
-/// The CPUs of `pid`'s affinity mask (sched_getaffinity(2)).
-fn allowed_cpus(pid: libc::pid_t) -> Option<Vec<usize>> {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: the pointer and size describe `set`, which the call fills.
-    let rc =
-        unsafe { libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return None;
-    }
-    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `i` is below CPU_SETSIZE, the size of the set.
-        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
-        .collect();
-    (!cpus.is_empty()).then_some(cpus)
 }
 
 /// The summed steal ticks of `cpus` from the text of /proc/stat; None when a CPU's
