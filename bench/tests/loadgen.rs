@@ -7,7 +7,7 @@
 //! `mc-service --dev --enable-echo`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use wtransport::{Endpoint, Identity, ServerConfig};
 
 mod support;
 
-use support::{run_loadgen, LOADGEN};
+use support::{run_loadgen, Scratch, LOADGEN};
 // Throwaway Ed25519 key for minting test tokens.
 const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIANrNLZIId4mddBy8Vm5ZhqMm+pX6VMwB2ngeA0duiK9\n-----END PRIVATE KEY-----\n";
 
@@ -214,58 +214,26 @@ async fn signaling_session(conn: wtransport::Connection, meetings: Meetings) {
     }
 }
 
-fn dev_dir(hash: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "lg-dev-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("signing-key.pem"), PEM).unwrap();
+/// Writes the development material the load generator mints tokens with into `dir`.
+fn write_dev_material(dir: &Path, hash: &str) {
+    std::fs::write(dir.join("signing-key.pem"), PEM).unwrap();
     std::fs::write(
-        d.join("jwks.json"),
+        dir.join("jwks.json"),
         r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"test-1","x":"AA"}]}"#,
     )
     .unwrap();
-    std::fs::write(d.join("cert.sha256"), format!("{hash}\n")).unwrap();
-    d
+    std::fs::write(dir.join("cert.sha256"), format!("{hash}\n")).unwrap();
 }
 
 fn loadgen(args: &[&str], json: &Path, bound: Duration) -> (i32, serde_json::Value, String) {
     run_loadgen("0.5", args, json, bound)
 }
 
-/// A directory for one test's output files (JSON, .hgrm, plots), removed when the test
-/// ends, whether it passed or not.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "lg-test-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn echo_closed_loop_with_datagrams_against_wtransport_echo() {
     let fx = start("echo");
     let url = format!("https://127.0.0.1:{}/echo", fx.port);
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("lg-test");
     let json = scratch.path("echo.json");
     let plot = scratch.path("echo.svg");
     let (code, v, out) = loadgen(
@@ -312,7 +280,7 @@ fn echo_closed_loop_with_datagrams_against_wtransport_echo() {
 fn echo_open_loop_and_stream_per_message() {
     let fx = start("echo");
     let url = format!("https://127.0.0.1:{}/", fx.port);
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("lg-test");
     let json = scratch.path("echo-open.json");
     let (code, v, out) = loadgen(
         &[
@@ -362,7 +330,7 @@ fn echo_open_loop_and_stream_per_message() {
 
 #[test]
 fn untrusted_or_unreachable_targets_fail_cleanly() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("lg-test");
     let json = scratch.path("none.json");
     let st = Command::new(LOADGEN)
         .args(["--json", json.to_str().unwrap(), "echo"])
@@ -394,9 +362,10 @@ fn untrusted_or_unreachable_targets_fail_cleanly() {
 #[test]
 fn meeting_and_connect_against_fanout_fixture() {
     let fx = start("signaling");
-    let dir = dev_dir(&fx.hash);
+    let scratch = Scratch::new("lg-test");
+    write_dev_material(scratch.dir(), &fx.hash);
+    let dir = scratch.dir();
     let url = format!("https://127.0.0.1:{}/", fx.port);
-    let scratch = Scratch::new();
     let json = scratch.path("meeting.json");
     let (code, v, out) = loadgen(
         &[
@@ -482,14 +451,13 @@ fn meeting_and_connect_against_fanout_fixture() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(v["steps"].as_array().unwrap().len(), 2);
     assert_eq!(v["capacity"]["rate"], 40.0);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn ctrl_c_stops_cleanly_and_reports_and_hold_keeps_idle_sessions() {
     let fx = start("echo");
     let url = format!("https://127.0.0.1:{}/", fx.port);
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("lg-test");
     let json = scratch.path("sigint.json");
     let mut child = Command::new(LOADGEN)
         .args([

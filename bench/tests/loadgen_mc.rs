@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::run_loadgen;
+use support::{run_loadgen, Scratch};
 
 fn server_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("MC_SERVICE_BIN") {
@@ -26,12 +26,16 @@ fn server_bin() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-struct Server(Child);
+struct Server {
+    child: Child,
+    /// Its dev dir (certificate, signing key); the test's reports go here too.
+    dir: Scratch,
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -44,7 +48,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts the server; None (skip) when it has no --enable-echo.
-fn start() -> Option<(Server, PathBuf, u16)> {
+fn start() -> Option<(Server, u16)> {
     // In CI (CI=true, set by the CI runner) a missing server is a failure, not a skip.
     let required = std::env::var("MC_LOADGEN_REQUIRE_SERVER").is_ok_and(|v| v == "1")
         || std::env::var("CI").is_ok_and(|v| v == "true");
@@ -59,7 +63,8 @@ fn start() -> Option<(Server, PathBuf, u16)> {
         eprintln!("SKIPPED: {} has no --enable-echo yet", bin.display());
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("lg-mc-{}-{}", std::process::id(), free_port()));
+    let scratch = Scratch::new("lg-mc");
+    let dir = scratch.dir().to_path_buf();
     let (wt, http) = (free_port(), free_port());
     let child = Command::new(&bin)
         .args([
@@ -76,7 +81,10 @@ fn start() -> Option<(Server, PathBuf, u16)> {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let server = Server(child);
+    let server = Server {
+        child,
+        dir: scratch,
+    };
     let t0 = Instant::now();
     while !(dir.join("cert.sha256").exists() && dir.join("jwks.json").exists()) {
         assert!(
@@ -94,7 +102,7 @@ fn start() -> Option<(Server, PathBuf, u16)> {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
-    Some((server, dir, wt))
+    Some((server, wt))
 }
 
 fn loadgen(args: &[&str], json: &Path) -> (i32, serde_json::Value, String) {
@@ -103,11 +111,11 @@ fn loadgen(args: &[&str], json: &Path) -> (i32, serde_json::Value, String) {
 
 #[test]
 fn echo_and_meeting_against_mc_service() {
-    let Some((_server, dir, port)) = start() else {
+    let Some((server, port)) = start() else {
         return;
     };
-    let d = dir.to_str().unwrap();
-    let json = dir.join("echo.json");
+    let d = server.dir.dir().to_str().unwrap();
+    let json = server.dir.path("echo.json");
     let url = format!("https://127.0.0.1:{port}/echo");
     let (code, v, out) = loadgen(
         &[
@@ -133,7 +141,7 @@ fn echo_and_meeting_against_mc_service() {
             > 0.0
     );
 
-    let json = dir.join("meeting.json");
+    let json = server.dir.path("meeting.json");
     let url = format!("https://127.0.0.1:{port}/");
     let (code, v, out) = loadgen(
         &[
@@ -159,5 +167,4 @@ fn echo_and_meeting_against_mc_service() {
         c["notifications_expected"], c["notifications_delivered"],
         "every notification, in order"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,47 +16,42 @@ use wtransport::{ClientConfig, Endpoint, Identity};
 const SERVER: &str = env!("CARGO_BIN_EXE_wt-echo-server");
 mod support;
 
-use support::{run_loadgen, LOADGEN};
+use support::{run_loadgen, Scratch, LOADGEN};
 
 /// The peer server, killed on drop.
 struct Peer {
     child: Child,
     port: u16,
     hash: String,
-    dir: PathBuf,
+    /// Its certificate and key; the tests' files go here too.
+    dir: Scratch,
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 /// Writes a self-signed certificate like mc-service's dev dir (cert.pem, key.pem,
 /// cert.sha256) and starts the server on a free loopback port.
 fn start_peer() -> Peer {
-    let dir = std::env::temp_dir().join(format!(
-        "wt-echo-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("wt-echo");
     let id = Identity::self_signed(["localhost", "127.0.0.1"]).unwrap();
     let hash = hex::encode(id.certificate_chain().as_slice()[0].hash().as_ref());
     std::fs::write(
-        dir.join("cert.pem"),
+        dir.path("cert.pem"),
         id.certificate_chain().as_slice()[0].to_pem(),
     )
     .unwrap();
-    std::fs::write(dir.join("key.pem"), id.private_key().to_secret_pem()).unwrap();
-    std::fs::write(dir.join("cert.sha256"), format!("{hash}\n")).unwrap();
+    std::fs::write(dir.path("key.pem"), id.private_key().to_secret_pem()).unwrap();
+    std::fs::write(dir.path("cert.sha256"), format!("{hash}\n")).unwrap();
     let mut child = Command::new(SERVER)
         .args(["--bind", "127.0.0.1:0", "--cert"])
-        .arg(dir.join("cert.pem"))
+        .arg(dir.path("cert.pem"))
         .arg("--key")
-        .arg(dir.join("key.pem"))
+        .arg(dir.path("key.pem"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -188,8 +183,8 @@ fn loadgen_measures_echo_setup_and_held_sessions_against_the_peer() {
     let peer = start_peer();
     let pid = peer.child.id().to_string();
     let url = format!("https://127.0.0.1:{}/echo", peer.port);
-    let dev = peer.dir.to_str().unwrap();
-    let json = peer.dir.join("run.json");
+    let dev = peer.dir.dir().to_str().unwrap();
+    let json = peer.dir.path("run.json");
 
     // Echo with warm-up: server CPU from /proc and from the fake /metrics.
     let (mport, metrics) = fake_metrics();

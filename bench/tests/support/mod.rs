@@ -1,8 +1,8 @@
 //! What the load generator's integration tests share: running `mc-loadgen` bounded in
-//! time and reading its JSON report.
+//! time and reading its JSON report, and a directory for a test's files.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,4 +48,35 @@ pub fn run_loadgen(
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
     (code, report, out)
+}
+
+/// A directory for one test's files (dev material, JSON, .hgrm, plots), removed when it
+/// is dropped, whether the test passed or not.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A new empty directory `<prefix>-<pid>-<random>` in the temporary directory.
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
