@@ -7,6 +7,11 @@
 #   bench/compare.sh                               # everything, 3 runs of 10 s each
 #   bench/compare.sh --ops echo100x8 --runs 5      # one operation
 #   bench/compare.sh --duration 5 --runs 1 --perf  # quick, plus perf profiles of mc-service
+#   bench/compare.sh --skip-build --mc-bin target/ab/mc-service-OLD --ops fanout
+#                                                  # another build of mc-service (e.g. an
+#                                                  # older commit's, to tell a regression
+#                                                  # from a slower host): run it, then the
+#                                                  # current build, and compare the two
 #
 # Operations (--ops, comma separated; default all):
 #   setup      new QUIC connection + WebTransport CONNECT + one 32-byte echo + close,
@@ -48,6 +53,7 @@ MEM_SESSIONS=${COMPARE_MEM_SESSIONS:-2000}
 MEM_HOLD=${COMPARE_MEM_HOLD:-10}
 PERF=${COMPARE_PERF:-0}
 SKIP_BUILD=${COMPARE_SKIP_BUILD:-0}
+MC=${COMPARE_MC_BIN:-target/release/mc-service}
 WT_PORT=${COMPARE_WT_PORT:-14533}
 HTTP_PORT=${COMPARE_HTTP_PORT:-18533}
 
@@ -57,6 +63,7 @@ Flags (defaults): --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS
   --fanout-rates $FANOUT_RATES --fanout-size $FANOUT_SIZE --fanout-warmup $FANOUT_WARMUP
   --mem-sessions $MEM_SESSIONS
   --mem-hold $MEM_HOLD (seconds of steady hold) --perf --skip-build
+  --mc-bin $MC (the mc-service binary; give a path inside the repository, it is recorded)
   --wt-port $WT_PORT --http-port $HTTP_PORT
 EOF
 }
@@ -76,6 +83,7 @@ while [[ $# -gt 0 ]]; do
     --mem-hold) MEM_HOLD=$2; shift ;;
     --perf) PERF=1 ;;
     --skip-build) SKIP_BUILD=1 ;;
+    --mc-bin) MC=$2; shift ;;
     --wt-port) WT_PORT=$2; shift ;;
     --http-port) HTTP_PORT=$2; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -95,7 +103,6 @@ if [[ $SKIP_BUILD != 1 ]]; then
 fi
 # Paths relative to the repository root (the working directory from here on), so that
 # the recorded commands and reports name no machine path.
-MC=target/release/mc-service
 PEER=target/release/wt-echo-server
 LG=target/release/mc-loadgen
 for b in "$MC" "$PEER" "$LG"; do
@@ -201,9 +208,10 @@ mc_settings=$(env | grep -E '^MC_' | sort | tr '\n' ' ' | sed 's/ $//' || true)
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- server on CPU $SERVER_CPU, mc-loadgen on CPU $CLIENT_CPU; $RUNS run(s) of ${DURATION} s after ${WARMUP} s of warm-up"
+  echo "- mc-service binary: \`$MC\`, built $(date -u -r "$MC" +%FT%TZ)"
   echo "- mc-service settings from the environment: ${mc_settings:-none}"
 } >"$OUT/machine.md"
-record "# $(date -u +%FT%TZ) ${mc_settings:+$mc_settings }bench/compare.sh --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS"
+record "# $(date -u +%FT%TZ) ${mc_settings:+$mc_settings }bench/compare.sh --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS --mc-bin $MC"
 
 has_op() { [[ ",$OPS," == *",$1,"* ]]; }
 common() { echo --warmup "${1:-$WARMUP}" --duration "$DURATION" --server-pid "$SERVER_PID"; }
