@@ -232,13 +232,7 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
     if args.join {
         f.rate_between("joins_per_s", Counter::JoinsOk, &start, &end);
     }
-    let mut failures = Vec::new();
-    if f.counter(Counter::SessionsFailed) > 0 {
-        failures.push(format!(
-            "{} sessions failed",
-            f.counter(Counter::SessionsFailed)
-        ));
-    }
+    let mut failures = f.nonzero(&[(Counter::SessionsFailed, "sessions failed")]);
     if f.counter(Counter::SessionsOk) == 0 {
         failures.push("no session established".into());
     }

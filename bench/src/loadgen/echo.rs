@@ -170,25 +170,11 @@ pub async fn run(args: EchoArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
         "bytes_per_s".into(),
         window.ops_per_s * args.size as f64 * 2.0,
     );
-    let mut failures = Vec::new();
-    if figures.counter(Counter::Mismatch) > 0 {
-        failures.push(format!(
-            "{} echo replies differ from the request",
-            figures.counter(Counter::Mismatch)
-        ));
-    }
-    if figures.counter(Counter::Unanswered) > 0 {
-        failures.push(format!(
-            "{} requests never answered",
-            figures.counter(Counter::Unanswered)
-        ));
-    }
-    if figures.counter(Counter::SessionsFailed) > 0 {
-        failures.push(format!(
-            "{} sessions failed to connect",
-            figures.counter(Counter::SessionsFailed)
-        ));
-    }
+    let mut failures = figures.nonzero(&[
+        (Counter::Mismatch, "echo replies differ from the request"),
+        (Counter::Unanswered, "requests never answered"),
+        (Counter::SessionsFailed, "sessions failed to connect"),
+    ]);
     if figures.counter(Counter::Completed) == 0 {
         failures.push("no round trip completed".into());
     }

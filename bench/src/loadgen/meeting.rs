@@ -360,21 +360,14 @@ pub async fn run_once(
             f.counter(Counter::Missing)
         ));
     }
-    if f.counter(Counter::OutOfOrder) > 0 {
-        failures.push(format!(
-            "{} notifications out of order",
-            f.counter(Counter::OutOfOrder)
-        ));
-    }
-    if f.counter(Counter::JoinsFailed) > 0 {
-        failures.push(format!("{} joins failed", f.counter(Counter::JoinsFailed)));
-    }
-    if f.counter(Counter::RosterMissing) > 0 {
-        failures.push(format!(
-            "{} roster entries missing (ParticipantJoined never arrived)",
-            f.counter(Counter::RosterMissing)
-        ));
-    }
+    failures.extend(f.nonzero(&[
+        (Counter::OutOfOrder, "notifications out of order"),
+        (Counter::JoinsFailed, "joins failed"),
+        (
+            Counter::RosterMissing,
+            "roster entries missing (ParticipantJoined never arrived)",
+        ),
+    ]));
     if f.error_total() > 0 {
         failures.push(format!("{} errors", f.error_total()));
     }
@@ -389,19 +382,10 @@ pub async fn run_once(
 /// redirects not followed, a cut that lost more than it had in flight, or an MC state that
 /// contradicts what was sent.
 pub fn cut_failures(f: &RunFigures) -> Vec<String> {
-    let mut v = Vec::new();
-    if f.counter(Counter::LeftMidRun) > 0 {
-        v.push(format!(
-            "{} participants left mid-run",
-            f.counter(Counter::LeftMidRun)
-        ));
-    }
-    if f.counter(Counter::RedirectFailures) > 0 {
-        v.push(format!(
-            "{} redirects not followed",
-            f.counter(Counter::RedirectFailures)
-        ));
-    }
+    let mut v = f.nonzero(&[
+        (Counter::LeftMidRun, "participants left mid-run"),
+        (Counter::RedirectFailures, "redirects not followed"),
+    ]);
     for c in &f.cuts {
         if c.notifications_lost > c.notifications_in_flight {
             v.push(format!(
@@ -410,12 +394,10 @@ pub fn cut_failures(f: &RunFigures) -> Vec<String> {
             ));
         }
     }
-    if f.counter(Counter::ResyncInconsistent) > 0 {
-        v.push(format!(
-            "{} resynchronisations after a move contradicted what was sent",
-            f.counter(Counter::ResyncInconsistent)
-        ));
-    }
+    v.extend(f.nonzero(&[(
+        Counter::ResyncInconsistent,
+        "resynchronisations after a move contradicted what was sent",
+    )]));
     v
 }
 

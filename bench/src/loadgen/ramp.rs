@@ -67,18 +67,11 @@ pub fn violations(f: &RunFigures, slo_p95_ms: f64, slo_drop: f64) -> Vec<String>
     if f.error_total() > 0 {
         v.push(format!("{} errors", f.error_total()));
     }
-    if f.counter(Counter::JoinsFailed) > 0 {
-        v.push(format!("{} joins failed", f.counter(Counter::JoinsFailed)));
-    }
-    if f.counter(Counter::RosterMissing) > 0 {
-        v.push(format!(
-            "{} roster entries missing",
-            f.counter(Counter::RosterMissing)
-        ));
-    }
-    if f.counter(Counter::OutOfOrder) > 0 {
-        v.push(format!("{} out of order", f.counter(Counter::OutOfOrder)));
-    }
+    v.extend(f.nonzero(&[
+        (Counter::JoinsFailed, "joins failed"),
+        (Counter::RosterMissing, "roster entries missing"),
+        (Counter::OutOfOrder, "out of order"),
+    ]));
     // A rolling restart during a step: moves are fine, what they must not do is not.
     v.extend(cut_failures(f));
     v

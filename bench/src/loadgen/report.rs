@@ -176,6 +176,17 @@ impl RunFigures {
         self.counters.get(c.name()).copied().unwrap_or(0)
     }
 
+    /// A failure for each counter of `checks` that is not zero: "<count> <what>".
+    pub fn nonzero(&self, checks: &[(Counter, &str)]) -> Vec<String> {
+        checks
+            .iter()
+            .filter_map(|&(c, what)| {
+                let n = self.counter(c);
+                (n > 0).then(|| format!("{n} {what}"))
+            })
+            .collect()
+    }
+
     pub fn latency(&self, l: Lat) -> Option<&LatSummary> {
         self.latencies.get(l.name())
     }
@@ -452,6 +463,19 @@ mod tests {
             .is_some());
         assert_eq!(v["figures"]["errors"]["server:FORBIDDEN"], 1);
         assert!(table(&r).contains("fanout"));
+    }
+
+    #[test]
+    fn counters_that_are_not_zero_become_failures() {
+        let f = figures();
+        assert_eq!(
+            f.nonzero(&[
+                (Counter::Delivered, "notifications delivered"),
+                (Counter::Missing, "notifications missing"),
+            ]),
+            vec!["1000 notifications delivered".to_string()]
+        );
+        assert!(f.nonzero(&[(Counter::Missing, "missing")]).is_empty());
     }
 
     #[test]
