@@ -360,9 +360,11 @@ impl Window {
                 stolen(c.steal_s, c.steal_pct),
             );
             if c.steal_pct.is_some_and(|p| p >= STOLEN_PCT) {
-                s += "warning: the host (hypervisor) stopped the server's CPU for a twentieth of \
-                      the window or more (steal time): its CPU figures and latencies describe a \
-                      machine slower than this one\n";
+                s += &format!(
+                    "warning: the host (hypervisor) stopped the server's CPU for {STOLEN_PCT} % of \
+                     the window or more (steal time): its CPU figures and latencies describe a \
+                     machine slower than this one\n"
+                );
             }
         }
         for (name, q) in &self.server_histograms {
