@@ -6,7 +6,7 @@
 #
 #   bench/compare.sh                               # everything, 3 runs of 10 s each
 #   bench/compare.sh --ops echo100x8 --runs 5      # one operation
-#   bench/compare.sh --duration 5 --runs 1 --perf  # quick, plus perf profiles of mc-service
+#   bench/compare.sh --duration 5 --runs 1 --perf  # quick, plus perf profiles of both servers
 #   bench/compare.sh --skip-build --mc-bin target/ab/mc-service-OLD --ops fanout
 #                                                  # another build of mc-service (e.g. an
 #                                                  # older commit's, to tell a regression
@@ -299,40 +299,79 @@ fi
 
 # Profiles: separate runs, so that perf's own cost stays out of the figures above.
 if [[ $PERF == 1 ]]; then
-  perf_run() { # name, loadgen args...
-    local name=$1; shift
-    start_server mc "$OUT/perf-$name.server.log"
-    local data=$SCRATCH/perf-$name.data
-    record "perf record -g -p $SERVER_PID -o perf-$name.data  # during the run below"
-    perf record -g -p "$SERVER_PID" -o "$data" 2>"$SCRATCH/perf-$name.err" &
+  # wakeups: a timestamp, the server's context switches (all its threads) and the
+  # cross-CPU wake-ups each pinned CPU received (/proc/interrupts: CAL, the
+  # function-call IPIs that wake a sleeping task on another CPU, and RES).
+  wakeups() {
+    local ctx
+    ctx=$(cat /proc/"$SERVER_PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}')
+    echo "$(date +%s.%N) $ctx $(awk -v s=$((SERVER_CPU + 2)) -v c=$((CLIENT_CPU + 2)) \
+      '$1 == "CAL:" {cal = $s " " $c} $1 == "RES:" {res = $s " " $c} END {print cal, res}' /proc/interrupts)"
+  }
+  wakeup_rates() { # before, after (from wakeups)
+    python3 - "$1" "$2" "$SERVER_CPU" "$CLIENT_CPU" <<'PY'
+import sys
+a, b = ([float(x) for x in v.split()] for v in sys.argv[1:3])
+t = b[0] - a[0]
+r = [round((y - x) / t) for x, y in zip(a[1:], b[1:])]
+r += [0] * (5 - len(r))
+print(f"# wake-ups per second over this run (warm-up included; the IPI counts are the CPUs', "
+      f"whoever caused them): server context switches {r[0]:,}; function-call IPIs (CAL) received "
+      f"by the server's CPU {sys.argv[3]} {r[1]:,}, by the client's CPU {sys.argv[4]} {r[2]:,}; "
+      f"rescheduling IPIs (RES) {r[3]:,} / {r[4]:,}")
+PY
+  }
+  perf_run() { # mc|peer, name, loadgen args...
+    local kind=$1 name=$2; shift 2
+    local file=perf-$name
+    [[ $kind == peer ]] && file=perf-$name-peer
+    start_server "$kind" "$OUT/$file.server.log"
+    local data=$SCRATCH/$file.data
+    record "perf record -g -p $SERVER_PID -o $file.data  # during the run below"
+    perf record -g -p "$SERVER_PID" -o "$data" 2>"$SCRATCH/$file.err" &
     PERF_PID=$!
+    local before after
+    record "# wake-ups: ctxt_switches of /proc/$SERVER_PID/task/*/status and CAL/RES of /proc/interrupts, before and after the run below"
+    before=$(wakeups)
     # shellcheck disable=SC2046
-    loadgen "perf-$name" $(common "${PERF_WARMUP:-$WARMUP}") "$@"
+    loadgen "$file" $(common "${PERF_WARMUP:-$WARMUP}") "$@"
+    after=$(wakeups)
     kill -INT "$PERF_PID" 2>/dev/null || true
     wait "$PERF_PID" 2>/dev/null || true
     PERF_PID=
     stop_server
-    record "perf report --no-children --stdio -g none --percent-limit 0.1 -i perf-$name.data | grep -v '^#' | grep -v '^\$' | head -30"
+    record "perf report --no-children --stdio -g none --sort dso -i $file.data | grep -v '^#' | grep -v '^\$' | head -6"
+    record "perf report --no-children --stdio -g none --percent-limit 0.1 -i $file.data | grep -v '^#' | grep -v '^\$' | head -30"
+    local server=mc-service
+    [[ $kind == peer ]] && server="wt-echo-server (tokio/quinn)"
     {
-      echo "# perf record -g -p <mc-service pid> during: ${*}"
+      echo "# perf record -g -p <$server pid> during: ${*}"
+      wakeup_rates "$before" "$after"
+      echo "# perf report --no-children --stdio -g none --sort dso (share of samples by binary)"
+      perf report --no-children --stdio -g none --sort dso -i "$data" 2>/dev/null \
+        | grep -v '^#' | grep -v '^$' | head -6 || true
       echo "# perf report --no-children --stdio -g none (top 30 by overhead; self time)"
       perf report --no-children --stdio -g none --percent-limit 0.1 -i "$data" 2>/dev/null \
         | grep -v '^#' | grep -v '^$' | head -30 || true
-      if grep -qi "kptr_restrict\|kernel symbols\|kallsyms" "$SCRATCH/perf-$name.err" 2>/dev/null; then
+      if grep -qi "kptr_restrict\|kernel symbols\|kallsyms" "$SCRATCH/$file.err" 2>/dev/null; then
         echo "# perf warned about kernel symbols: kernel frames may be unresolved"
       fi
-    } >"$OUT/perf-$name.txt"
-    log "wrote $OUT/perf-$name.txt"
+    } >"$OUT/$file.txt"
+    log "wrote $OUT/$file.txt"
   }
   if has_op echo100x8; then
-    perf_run echo-100x8 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 100 --window 8 --size 64
+    for kind in mc peer; do
+      perf_run "$kind" echo-100x8 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 100 --window 8 --size 64
+    done
   fi
   if has_op echo10x1; then
-    perf_run echo-10x1 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 10 --window 1 --size 64
+    for kind in mc peer; do
+      perf_run "$kind" echo-10x1 echo --target "https://$WT/echo" --dev-dir "$DEV" --sessions 10 --window 1 --size 64
+    done
   fi
   if has_op fanout; then
     rate=${FANOUT_RATES##*,}
-    PERF_WARMUP=$FANOUT_WARMUP perf_run fanout --server-metrics "$METRICS" --threads 1 meeting \
+    PERF_WARMUP=$FANOUT_WARMUP perf_run mc fanout --server-metrics "$METRICS" --threads 1 meeting \
       --target "https://$WT/" --dev-dir "$DEV" --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120 \
       --drain 30
   fi

@@ -307,7 +307,11 @@ if failed:
 perf = [n for n in sorted(os.listdir(OUT)) if n.startswith("perf-") and n.endswith(".txt")]
 if perf:
     md += ["", "## Profiles", ""]
-    md += [f"- `{n}`: `perf report --no-children` top 30 (self time) of mc-service" for n in perf]
+    md += [
+        f"- `{n}`: shares by binary (kernel, server, libc) and `perf report --no-children` "
+        f"top 30 (self time) of {'the peer' if n.endswith('-peer.txt') else 'mc-service'}"
+        for n in perf
+    ]
 
 md += [
     "",
