@@ -313,12 +313,13 @@ if [[ $PERF == 1 ]]; then
 import sys
 a, b = ([float(x) for x in v.split()] for v in sys.argv[1:3])
 t = b[0] - a[0]
-r = [round((y - x) / t) for x, y in zip(a[1:], b[1:])]
-r += [0] * (5 - len(r))
+r = [f"{round((y - x) / t):,}" for x, y in zip(a[1:], b[1:])]
+# Kernels without x86's CAL/RES lines (arm64 names its IPIs differently) give no counts.
+r += ["n/a"] * (5 - len(r))
 print(f"# wake-ups per second over this run (warm-up included; the IPI counts are the CPUs', "
-      f"whoever caused them): server context switches {r[0]:,}; function-call IPIs (CAL) received "
-      f"by the server's CPU {sys.argv[3]} {r[1]:,}, by the client's CPU {sys.argv[4]} {r[2]:,}; "
-      f"rescheduling IPIs (RES) {r[3]:,} / {r[4]:,}")
+      f"whoever caused them): server context switches {r[0]}; function-call IPIs (CAL) received "
+      f"by the server's CPU {sys.argv[3]} {r[1]}, by the client's CPU {sys.argv[4]} {r[2]}; "
+      f"rescheduling IPIs (RES) {r[3]} / {r[4]}")
 PY
   }
   perf_run() { # mc|peer, name, loadgen args...
