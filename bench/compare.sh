@@ -324,8 +324,11 @@ PY
   }
   perf_run() { # mc|peer, name, loadgen args...
     local kind=$1 name=$2; shift 2
-    local file=perf-$name
-    [[ $kind == peer ]] && file=perf-$name-peer
+    local file=perf-$name server=mc-service
+    if [[ $kind == peer ]]; then
+      file=perf-$name-peer
+      server="wt-echo-server (tokio/quinn)"
+    fi
     start_server "$kind" "$OUT/$file.server.log"
     local data=$SCRATCH/$file.data
     record "perf record -g -p $SERVER_PID -o $file.data  # during the run below"
@@ -343,8 +346,6 @@ PY
     stop_server
     record "perf report --no-children --stdio -g none --sort dso -i $file.data | grep -v '^#' | grep -v '^\$' | head -6"
     record "perf report --no-children --stdio -g none --percent-limit 0.1 -i $file.data | grep -v '^#' | grep -v '^\$' | head -30"
-    local server=mc-service
-    [[ $kind == peer ]] && server="wt-echo-server (tokio/quinn)"
     {
       echo "# perf record -g -p <$server pid> during: ${*}"
       wakeup_rates "$before" "$after"
