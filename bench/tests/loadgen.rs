@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,25 @@ fn identity() -> (Identity, String) {
 }
 
 fn start(kind: &'static str) -> Fixture {
+    let meetings: Meetings = Arc::default();
+    start_with(move |conn| {
+        let meetings = meetings.clone();
+        async move {
+            if kind == "echo" {
+                echo_session(conn).await
+            } else {
+                signaling_session(conn, meetings).await
+            }
+        }
+    })
+}
+
+/// A server on an ephemeral loopback port whose every accepted session runs `session`.
+fn start_with<F, Fut>(session: F) -> Fixture
+where
+    F: Fn(wtransport::Connection) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -51,19 +71,15 @@ fn start(kind: &'static str) -> Fixture {
         Endpoint::server(cfg).unwrap()
     });
     let port = server.local_addr().unwrap().port();
-    let meetings: Meetings = Arc::default();
+    let session = Arc::new(session);
     rt.spawn(async move {
         loop {
             let inc = server.accept().await;
-            let meetings = meetings.clone();
+            let session = session.clone();
             tokio::spawn(async move {
                 let Ok(req) = inc.await else { return };
                 let Ok(conn) = req.accept().await else { return };
-                if kind == "echo" {
-                    echo_session(conn).await
-                } else {
-                    signaling_session(conn, meetings).await
-                }
+                session(conn).await
             });
         }
     });
@@ -89,6 +105,36 @@ async fn echo_session(conn: wtransport::Connection) {
                 if send.write_all(&buf[..n]).await.is_err() {
                     return;
                 }
+            }
+            let _ = send.finish().await;
+        });
+    }
+}
+
+/// An echo that holds each reply back for a moment and counts the messages that arrive
+/// meanwhile: the most it ever held unanswered on one stream goes to `most`.
+async fn counting_echo_session(conn: wtransport::Connection, size: usize, most: Arc<AtomicUsize>) {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let most = most.clone();
+        tokio::spawn(async move {
+            let mut held = vec![0u8; size];
+            let mut more = vec![0u8; 65536];
+            loop {
+                if recv.read_exact(&mut held).await.is_err() {
+                    break;
+                }
+                // A client that keeps its window waits for this reply before it sends
+                // again; anything arriving within the pause was already in flight.
+                while let Ok(Ok(Some(n))) =
+                    tokio::time::timeout(Duration::from_millis(30), recv.read(&mut more)).await
+                {
+                    held.extend_from_slice(&more[..n]);
+                }
+                most.fetch_max(held.len().div_ceil(size), Ordering::Relaxed);
+                if send.write_all(&held).await.is_err() {
+                    return;
+                }
+                held.truncate(size);
             }
             let _ = send.finish().await;
         });
@@ -274,6 +320,47 @@ fn echo_closed_loop_with_datagrams_against_wtransport_echo() {
             .contains("#[Max")
     );
     assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+}
+
+/// `--window W` keeps exactly W messages in flight per session, never more: a server
+/// that delays its replies sees at most W unanswered messages on a stream.
+#[test]
+fn echo_window_bounds_the_messages_in_flight() {
+    for window in [1usize, 3] {
+        let most = Arc::new(AtomicUsize::new(0));
+        let seen = most.clone();
+        let fx = start_with(move |conn| counting_echo_session(conn, 64, seen.clone()));
+        let url = format!("https://127.0.0.1:{}/echo", fx.port);
+        let scratch = Scratch::new("lg-test");
+        let json = scratch.path("echo-window.json");
+        let w = window.to_string();
+        let (code, v, out) = loadgen(
+            &[
+                "--duration",
+                "1",
+                "echo",
+                "--target",
+                &url,
+                "--cert-hash",
+                &fx.hash,
+                "--sessions",
+                "2",
+                "--window",
+                &w,
+                "--size",
+                "64",
+            ],
+            &json,
+            Duration::from_secs(30),
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(v["figures"]["counters"]["completed"].as_u64().unwrap() > 0);
+        assert_eq!(
+            most.load(Ordering::Relaxed),
+            window,
+            "--window {window}: most messages the server saw unanswered on one stream"
+        );
+    }
 }
 
 #[test]

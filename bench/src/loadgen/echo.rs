@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use wtransport::Connection;
 
 use super::client::{ClientArgs, EndpointPool};
@@ -254,12 +254,18 @@ impl Session {
     async fn persistent(&self, conn: &Connection, rec: &mut Recorder) -> anyhow::Result<()> {
         let (mut send, mut recv) = conn.open_bi().await?.await?;
         let size = self.args.size;
-        // The channel bounds the messages in flight: the window (closed loop) or a cap.
+        // Closed loop: a message takes a permit before it is written and its reply gives
+        // it back once read, so exactly `--window` are in flight. (The channel alone would
+        // allow one more: the reader takes a message's entry off it before the reply comes.)
+        // Open loop: the channel caps the backlog.
         let cap = if self.period.is_some() {
             self.args.window.max(1024)
         } else {
             self.args.window
         };
+        let in_flight = Semaphore::new(self.args.window);
+        let in_flight = &in_flight;
+        let closed_loop = self.period.is_none();
         let (tx, mut rx) = mpsc::channel::<(u64, Instant)>(cap);
         let stop = self.stop.clone();
         let stats = self.stats.clone();
@@ -290,7 +296,16 @@ impl Session {
                         continue;
                     }
                 } else {
-                    tokio::select! { r = tx.send(item) => if r.is_err() { break }, _ = stop.wait() => break }
+                    tokio::select! {
+                        p = in_flight.acquire() => match p {
+                            Ok(p) => p.forget(),
+                            Err(_) => break,
+                        },
+                        _ = stop.wait() => break,
+                    }
+                    if tx.send(item).await.is_err() {
+                        break;
+                    }
                 }
                 if let Err(e) = send.write_all(&message(seq, size)).await {
                     stats.error(format!("write:{}", short(&e.to_string())));
@@ -320,6 +335,9 @@ impl Session {
                 match read {
                     Ok(Ok(())) => {
                         let now = Instant::now();
+                        if closed_loop {
+                            in_flight.add_permits(1);
+                        }
                         rec.record(Lat::Rtt, now.saturating_duration_since(sent));
                         rec.add(Counter::Completed, 1);
                         if buf != message(seq, size) {
