@@ -360,6 +360,13 @@ fn echo_window_bounds_the_messages_in_flight() {
             window,
             "--window {window}: most messages the server saw unanswered on one stream"
         );
+        // Each reply is held 30 ms; a round trip counts from when the window let its
+        // message go, not from when the writer began waiting for room (one more round trip).
+        let p50 = v["figures"]["latencies"]["rtt"]["p50_ms"].as_f64().unwrap();
+        assert!(
+            (25.0..50.0).contains(&p50),
+            "--window {window}: rtt p50 {p50} ms"
+        );
     }
 }
 

@@ -280,22 +280,19 @@ impl Session {
                 )
             });
             loop {
-                let sched = match tick.as_mut() {
-                    Some(t) => {
-                        tokio::select! { i = t.tick() => i.into_std(), _ = stop.wait() => break }
+                if let Some(t) = tick.as_mut() {
+                    // Open loop: the round trip counts from the scheduled send time.
+                    let sched =
+                        tokio::select! { i = t.tick() => i.into_std(), _ = stop.wait() => break };
+                    if stop.is_set() {
+                        break;
                     }
-                    None => Instant::now(),
-                };
-                if stop.is_set() {
-                    break;
-                }
-                let item = (seq, sched);
-                if period.is_some() {
-                    if tx.try_send(item).is_err() {
+                    if tx.try_send((seq, sched)).is_err() {
                         backlog += 1;
                         continue;
                     }
                 } else {
+                    // Closed loop: from the moment the window lets this message go.
                     tokio::select! {
                         p = in_flight.acquire() => match p {
                             Ok(p) => p.forget(),
@@ -303,7 +300,7 @@ impl Session {
                         },
                         _ = stop.wait() => break,
                     }
-                    if tx.send(item).await.is_err() {
+                    if stop.is_set() || tx.send((seq, Instant::now())).await.is_err() {
                         break;
                     }
                 }
