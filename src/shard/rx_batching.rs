@@ -15,6 +15,16 @@
 //!   reception.
 //!
 //! Mesh messages and timers end a pause at once; only the socket waits.
+//!
+//! Whether the dense-traffic pause pays depends on who waits for whom. When the senders
+//! have plenty in flight (many clients, or a few with deep windows), they keep sending
+//! during the pause and each wake-up takes a large batch. When a few clients each wait
+//! for their reply before they send again, a pause only holds them up: they stop
+//! sending, go to sleep, and have to be woken again, and the shard's CPU per datagram
+//! rises instead of falling. So the shard measures: in epochs of [`EPOCH`] it reads its
+//! thread's CPU time and divides by the datagrams received, keeps the way (pausing or
+//! reading at once) that costs less, and runs one epoch in [`RECHECK_EVERY`] the other
+//! way so that a change of traffic is noticed.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +35,17 @@ const WIDE_SEND: u64 = 64;
 /// recipient acknowledges up to its max_ack_delay (25 ms by default) after the packet
 /// reached it, and a client takes a while to get through a burst.
 const ACK_WINDOW: Duration = Duration::from_millis(100);
+
+/// How long one measurement of the shard's CPU per datagram lasts.
+const EPOCH: Duration = Duration::from_millis(20);
+/// After this many epochs the way that measured dearer runs once more, to re-measure it;
+/// each re-check that confirms the choice doubles the interval, up to [`RECHECK_MAX`]
+/// (1.28 s), and one that overturns it starts again from here.
+const RECHECK_MIN: u32 = 8;
+const RECHECK_MAX: u32 = 64;
+/// An epoch that received fewer datagrams measures nothing: traffic that sparse is read
+/// at once either way.
+const MIN_DATAGRAMS: u64 = 256;
 
 /// Decides, after each pass, whether the loop pauses before it reads the socket again.
 #[derive(Debug)]
@@ -42,6 +63,76 @@ pub(super) struct RxBatching {
     last_rx: Option<Instant>,
     /// The last pass's reception was dense.
     dense: bool,
+    /// Whether pausing for dense traffic costs less CPU than reading at once.
+    trial: Trial,
+}
+
+/// The running comparison of the shard's CPU per datagram received with and without the
+/// dense-traffic pause.
+#[derive(Debug)]
+struct Trial {
+    /// When the current epoch began, the thread's CPU time and the datagrams received then.
+    start: Option<(Instant, Duration, u64)>,
+    /// How the current epoch runs: pausing for dense traffic, or reading at once.
+    pausing: bool,
+    /// The current epoch runs the way that measured dearer, to re-measure it.
+    rechecking: bool,
+    /// CPU nanoseconds per datagram received, reading at once and pausing (a running
+    /// mean of the epochs that ran each way; none until one has).
+    cost: [Option<f64>; 2],
+    /// Epochs measured since the last re-check, and how many to run before the next.
+    since_recheck: u32,
+    recheck_every: u32,
+}
+
+impl Trial {
+    fn new() -> Self {
+        Self {
+            start: None,
+            pausing: true,
+            rechecking: false,
+            cost: [None, None],
+            since_recheck: 0,
+            recheck_every: RECHECK_MIN,
+        }
+    }
+
+    fn on_pass(&mut self, now: Instant, datagrams: u64, cpu: impl FnOnce() -> Duration) {
+        let Some((t0, cpu0, datagrams0)) = self.start else {
+            self.start = Some((now, cpu(), datagrams));
+            return;
+        };
+        if now.saturating_duration_since(t0) < EPOCH {
+            return;
+        }
+        let cpu1 = cpu();
+        self.start = Some((now, cpu1, datagrams));
+        let received = datagrams.saturating_sub(datagrams0);
+        if received < MIN_DATAGRAMS {
+            return;
+        }
+        let per = cpu1.saturating_sub(cpu0).as_nanos() as f64 / received as f64;
+        let mean = &mut self.cost[usize::from(self.pausing)];
+        *mean = Some(mean.map_or(per, |m| (m + per) / 2.0));
+        let [Some(at_once), Some(pausing)] = self.cost else {
+            // Measure the other way first.
+            self.pausing = self.cost[1].is_none();
+            return;
+        };
+        let cheaper = pausing <= at_once;
+        if self.rechecking {
+            self.recheck_every = if cheaper == self.pausing {
+                RECHECK_MIN
+            } else {
+                (self.recheck_every * 2).min(RECHECK_MAX)
+            };
+            self.since_recheck = 0;
+        } else {
+            self.since_recheck += 1;
+        }
+        self.rechecking = self.since_recheck >= self.recheck_every;
+        self.pausing = cheaper != self.rechecking;
+    }
 }
 
 /// What one pass saw of the socket.
@@ -64,6 +155,15 @@ impl RxBatching {
             acks_only: false,
             last_rx: None,
             dense: false,
+            trial: Trial::new(),
+        }
+    }
+
+    /// Once per pass, with the datagrams received so far: at the end of each epoch,
+    /// `cpu` (the shard thread's CPU time) is read and the pause kept or dropped.
+    pub(super) fn on_cost(&mut self, now: Instant, datagrams: u64, cpu: impl FnOnce() -> Duration) {
+        if !self.window.is_zero() {
+            self.trial.on_pass(now, datagrams, cpu);
         }
     }
 
@@ -97,7 +197,7 @@ impl RxBatching {
         if self.acks_only && !self.acks_pause.is_zero() {
             return Some(self.acks_pause);
         }
-        (self.dense && !self.window.is_zero()).then_some(self.window)
+        (self.dense && self.trial.pausing && !self.window.is_zero()).then_some(self.window)
     }
 }
 
@@ -213,6 +313,114 @@ mod tests {
         b.on_sent(t0 + Duration::from_millis(10), WIDE_SEND);
         b.on_pass(rx(t0 + Duration::from_millis(20), true));
         assert_eq!(b.nap(), None);
+    }
+
+    /// Runs `epochs` epochs of dense traffic, `DG` datagrams each, whose CPU per
+    /// datagram is `pausing_ns` while the shard pauses and `at_once_ns` while it does
+    /// not; returns how each epoch ran (true: pausing).
+    fn run_epochs(
+        b: &mut RxBatching,
+        t: &mut Instant,
+        datagrams: &mut u64,
+        cpu: &mut Duration,
+        epochs: usize,
+        pausing_ns: u64,
+        at_once_ns: u64,
+    ) -> Vec<bool> {
+        const DG: u64 = 1_000;
+        let mut ways = Vec::new();
+        for _ in 0..epochs {
+            let pausing = b.trial.pausing;
+            ways.push(pausing);
+            // Dense traffic throughout: the pause, when on, is taken.
+            b.on_pass(rx(*t, true));
+            b.on_pass(rx(*t + Duration::from_micros(30), true));
+            assert_eq!(b.nap().is_some(), pausing);
+            *t += EPOCH;
+            *datagrams += DG;
+            *cpu += Duration::from_nanos(DG * if pausing { pausing_ns } else { at_once_ns });
+            let now_cpu = *cpu;
+            b.on_cost(*t, *datagrams, || now_cpu);
+        }
+        ways
+    }
+
+    fn started(b: &mut RxBatching) -> (Instant, u64, Duration) {
+        let t0 = Instant::now();
+        b.on_cost(t0, 0, || Duration::ZERO);
+        (t0, 0, Duration::ZERO)
+    }
+
+    /// The epochs (0-based, after the first two that measure each way once) that ran
+    /// the way `way` was not.
+    fn rechecks(ways: &[bool], way: bool) -> Vec<usize> {
+        (2..ways.len()).filter(|&i| ways[i] != way).collect()
+    }
+
+    #[test]
+    fn the_pause_stays_where_it_costs_less_cpu_per_datagram() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        let ways = run_epochs(&mut b, &mut t, &mut d, &mut cpu, 60, 1_000, 1_500);
+        // Pausing first, then one epoch reading at once, then pausing except for the
+        // re-checks, each further from the last: after 8 epochs, then 16, then 32.
+        assert_eq!(&ways[..2], &[true, false]);
+        assert_eq!(rechecks(&ways, true), vec![9, 26, 59], "{ways:?}");
+    }
+
+    #[test]
+    fn the_pause_is_dropped_where_reading_at_once_costs_less() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        let ways = run_epochs(&mut b, &mut t, &mut d, &mut cpu, 60, 9_500, 8_000);
+        assert_eq!(rechecks(&ways, false), vec![9, 26, 59], "{ways:?}");
+    }
+
+    #[test]
+    fn a_change_of_traffic_turns_the_pause_back_on_at_the_next_recheck() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        run_epochs(&mut b, &mut t, &mut d, &mut cpu, 200, 9_500, 8_000);
+        assert!(!b.trial.pausing);
+        assert_eq!(b.trial.recheck_every, RECHECK_MAX);
+        // Now the pause pays: the next re-check finds it cheaper (its running mean
+        // moves half-way at once) and it stays on from then.
+        let ways = run_epochs(
+            &mut b,
+            &mut t,
+            &mut d,
+            &mut cpu,
+            RECHECK_MAX as usize + 10,
+            1_000,
+            8_000,
+        );
+        let first = ways.iter().position(|&p| p).expect("a re-check ran");
+        assert!(first <= RECHECK_MAX as usize, "{ways:?}");
+        assert!(ways[first..first + 8].iter().all(|&p| p), "{ways:?}");
+        assert!(b.trial.pausing != b.trial.rechecking, "{:?}", b.trial);
+    }
+
+    #[test]
+    fn sparse_epochs_measure_nothing() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (t0, _, _) = started(&mut b);
+        // Two epochs with a handful of datagrams and a lot of CPU: no cost is recorded,
+        // and the first way (pausing) is not judged by them.
+        b.on_cost(t0 + EPOCH, MIN_DATAGRAMS - 1, || Duration::from_millis(5));
+        b.on_cost(t0 + 2 * EPOCH, 2 * MIN_DATAGRAMS - 2, || {
+            Duration::from_millis(10)
+        });
+        assert_eq!(b.trial.cost, [None, None]);
+    }
+
+    #[test]
+    fn a_zero_window_runs_no_trial() {
+        let mut b = RxBatching::new(ACKS, Duration::ZERO);
+        let t0 = Instant::now();
+        b.on_cost(t0, 0, || panic!("no CPU reading without a pause to judge"));
+        b.on_cost(t0 + EPOCH, 10_000, || {
+            panic!("no CPU reading without a pause to judge")
+        });
     }
 
     #[test]
