@@ -104,7 +104,9 @@ pub struct QuicArgs {
     /// the last pause caught some), how long the shard may leave the socket
     /// unread after a pass so that those arriving meanwhile are handled as one batch, in
     /// microseconds (0: read at once). A datagram after a quiet moment is read at once;
-    /// one that arrives during a busy moment waits at most this long.
+    /// one that arrives during a busy moment waits at most this long. The shard keeps the
+    /// pause only while it measures less CPU per datagram with it than without (few
+    /// clients that each wait for their reply are read at once).
     #[arg(long, env = "MC_RX_BATCH_US", default_value_t = 100)]
     pub rx_batch_us: u64,
     /// Time a client has after its QUIC handshake to request a WebTransport session;
