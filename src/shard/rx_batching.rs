@@ -23,8 +23,8 @@
 //! sending, go to sleep, and have to be woken again, and the shard's CPU per datagram
 //! rises instead of falling. So the shard measures: in epochs of [`EPOCH`] it reads its
 //! thread's CPU time and divides by the datagrams received, keeps the way (pausing or
-//! reading at once) that costs less, and runs one epoch in [`RECHECK_EVERY`] the other
-//! way so that a change of traffic is noticed.
+//! reading at once) that costs less, and now and then runs an epoch the other way
+//! ([`RECHECK_MIN`], [`RECHECK_MAX`]) so that a change of traffic is noticed.
 
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,8 @@ pub(super) struct RxBatching {
     last_rx: Option<Instant>,
     /// The last pass's reception was dense.
     dense: bool,
-    /// Whether pausing for dense traffic costs less CPU than reading at once.
+    /// Whether the pause for dense traffic is on: it stays on while it costs less CPU
+    /// per datagram than reading at once.
     trial: Trial,
 }
 
