@@ -107,7 +107,7 @@ pub struct QuicArgs {
     /// one that arrives during a busy moment waits at most this long. The shard keeps the
     /// pause only while it measures less CPU per datagram with it than without (few
     /// clients that each wait for their reply are read at once).
-    #[arg(long, env = "MC_RX_BATCH_US", default_value_t = 100)]
+    #[arg(long, env = "MC_RX_BATCH_US", default_value_t = 300)]
     pub rx_batch_us: u64,
     /// Time a client has after its QUIC handshake to request a WebTransport session;
     /// then the connection is closed (counted as `connect_timeout`), in milliseconds.
@@ -140,7 +140,7 @@ impl Default for QuicArgs {
             max_uni_streams: 8,
             max_field_section_bytes: 8 * 1024,
             rx_coalesce_us: 500,
-            rx_batch_us: 100,
+            rx_batch_us: 300,
             connect_timeout_ms: 5_000,
             join_timeout_ms: 10_000,
         }
