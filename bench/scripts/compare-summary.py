@@ -54,6 +54,7 @@ def run_figures(r, lat):
         k: (v["p99_s"] * 1e3 if v else None)
         for k, v in (w.get("server_histograms") or {}).items()
     }
+    wire = w.get("udp") or {}
     secs = w.get("duration_s") or 0
     pct = lambda x: 100 * x / secs if x is not None and secs else None
     return {
@@ -72,6 +73,8 @@ def run_figures(r, lat):
         "generator_cores": gen.get("cores"),
         "generator_saturated": gen.get("saturated"),
         "server_hist_p99_ms": hist,
+        "datagrams_to_server_per_op": wire.get("to_server_per_op"),
+        "datagrams_from_server_per_op": wire.get("from_server_per_op"),
     }
 
 
@@ -131,6 +134,8 @@ for op, title, lat in PAIR_OPS:
                 "generator_wait_pct",
                 "server_wait_pct",
                 "server_steal_pct",
+                "datagrams_to_server_per_op",
+                "datagrams_from_server_per_op",
             )
         }
         agg[k]["errors"] = sum(r[k]["errors"] for r in runs)
@@ -143,8 +148,8 @@ if rows:
         "",
         "## CPU per operation, side by side (medians of the runs)",
         "",
-        "| operation | mc-service µs/op | peer µs/op | ratio per run | median ratio | ops/s mc / peer | p50 ms mc / peer | p99 ms mc / peer | errors mc / peer | generator cores mc / peer | % of the time waiting for a CPU: generator, server (mc / peer) | % of the server's CPU taken by the host (steal) mc / peer |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| operation | mc-service µs/op | peer µs/op | ratio per run | median ratio | ops/s mc / peer | p50 ms mc / peer | p99 ms mc / peer | errors mc / peer | generator cores mc / peer | % of the time waiting for a CPU: generator, server (mc / peer) | % of the server's CPU taken by the host (steal) mc / peer | UDP datagrams per op to the server, from it: mc / peer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for op, a in rows:
         m, p = a["mc"], a["peer"]
@@ -156,7 +161,9 @@ if rows:
             f"{m['errors']} / {p['errors']} | {fmt(m['generator_cores'], 2)} / {fmt(p['generator_cores'], 2)} | "
             f"{fmt(m['generator_wait_pct'], 0)}, {fmt(m['server_wait_pct'], 0)} / "
             f"{fmt(p['generator_wait_pct'], 0)}, {fmt(p['server_wait_pct'], 0)} | "
-            f"{fmt(m['server_steal_pct'], 1)} / {fmt(p['server_steal_pct'], 1)} |"
+            f"{fmt(m['server_steal_pct'], 1)} / {fmt(p['server_steal_pct'], 1)} | "
+            f"{fmt(m['datagrams_to_server_per_op'], 3)}, {fmt(m['datagrams_from_server_per_op'], 3)} / "
+            f"{fmt(p['datagrams_to_server_per_op'], 3)}, {fmt(p['datagrams_from_server_per_op'], 3)} |"
         )
     sat = [
         f"{op} ({k}: {a[k]['generator_saturated_runs']} of {len(a['runs'])} runs)"
@@ -198,8 +205,8 @@ if fan:
         "",
         "## Fan-out (mc-service only: one meeting, mute toggles reaching every participant)",
         "",
-        "| rate msg/s | server µs per delivered notification (runs) | median | deliveries/s | client fan-out p50 / p99 ms | server mc_fanout_duration_seconds p99 ms: median (runs) | errors | generator cores | % waiting for a CPU: generator, server | % of the server's CPU taken by the host (steal), runs |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| rate msg/s | server µs per delivered notification (runs) | median | deliveries/s | client fan-out p50 / p99 ms | server mc_fanout_duration_seconds p99 ms: median (runs) | errors | generator cores | % waiting for a CPU: generator, server | % of the server's CPU taken by the host (steal), runs | UDP datagrams per delivery from the server, to it |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for rate in sorted(fan, key=float):
         runs = fan[rate]
@@ -212,6 +219,8 @@ if fan:
             "p99_ms": med([r["p99_ms"] for r in runs]),
             "server_fanout_p99_ms": hist,
             "errors": sum(r["errors"] for r in runs),
+            "datagrams_from_server_per_op": med([r["datagrams_from_server_per_op"] for r in runs]),
+            "datagrams_to_server_per_op": med([r["datagrams_to_server_per_op"] for r in runs]),
         }
         summary["fanout"][rate] = agg
         md.append(
@@ -220,7 +229,8 @@ if fan:
             f"{fmt(hist, 1)} ({', '.join(fmt(r['server_hist_p99_ms'].get('mc_fanout_duration_seconds'), 1) for r in runs)}) | "
             f"{agg['errors']} | {fmt(med([r['generator_cores'] for r in runs]), 2)} | "
             f"{fmt(med([r['generator_wait_pct'] for r in runs]), 0)}, {fmt(med([r['server_wait_pct'] for r in runs]), 0)} | "
-            f"{', '.join(fmt(r['server_steal_pct'], 1) for r in runs)} |"
+            f"{', '.join(fmt(r['server_steal_pct'], 1) for r in runs)} | "
+            f"{fmt(agg['datagrams_from_server_per_op'], 2)}, {fmt(agg['datagrams_to_server_per_op'], 2)} |"
         )
     md += [
         "",

@@ -367,6 +367,20 @@ fn echo_window_bounds_the_messages_in_flight() {
             (25.0..50.0).contains(&p50),
             "--window {window}: rtt p50 {p50} ms"
         );
+        // quinn's counters of the generator's connections: with one message in flight,
+        // every request and every reply travels in a datagram of its own (at least).
+        let udp = &v["window"]["udp"];
+        let (to, from) = (
+            udp["to_server_per_op"].as_f64().unwrap(),
+            udp["from_server_per_op"].as_f64().unwrap(),
+        );
+        if window == 1 {
+            assert!((1.0..4.0).contains(&to), "{udp}");
+            assert!((1.0..4.0).contains(&from), "{udp}");
+        } else {
+            assert!(to > 0.0 && from > 0.0, "{udp}");
+        }
+        assert!(out.contains("UDP datagrams per round trip"), "{out}");
     }
 }
 
@@ -491,6 +505,11 @@ fn meeting_and_connect_against_fanout_fixture() {
             > 0.0
     );
     assert!(v["figures"]["latencies"]["join"]["count"].as_u64().unwrap() == 22);
+    assert!(
+        v["window"]["udp"]["from_server_per_op"].as_f64().unwrap() > 0.0,
+        "{}",
+        v["window"]
+    );
 
     let json = scratch.path("connect.json");
     let (code, v, out) = loadgen(

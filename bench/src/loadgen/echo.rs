@@ -214,6 +214,7 @@ impl Session {
         let mut rec = Recorder::new(t0);
         rec.record(Lat::Connect, t0.elapsed());
         rec.add(Counter::SessionsOk, 1);
+        self.stats.udp.register(conn.quic_connection());
         self.stats
             .live_sessions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -21,6 +21,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::stats::{Counter, Stats, ALL_COUNTERS};
+use super::udp::UdpTotals;
 
 /// Share of the generator's usable threads above which it may be the bottleneck.
 pub const SATURATION: f64 = 0.9;
@@ -101,6 +102,9 @@ pub struct Mark {
     pub pid_steal: Option<Steal>,
     /// The server's /metrics, or why it could not be read.
     pub scrape: Option<Result<Scrape, String>>,
+    /// UDP datagrams of the generator's QUIC connections so far (scenarios that
+    /// register their connections: echo, meeting).
+    pub udp: Option<UdpTotals>,
 }
 
 impl Mark {
@@ -126,6 +130,7 @@ impl Mark {
             self_steal: steal(0),
             pid_steal: args.server_pid.and_then(|p| steal(p as libc::pid_t)),
             scrape,
+            udp: stats.udp.totals(),
         }
     }
 
@@ -187,6 +192,33 @@ pub struct GeneratorCpu {
     pub steal_pct: Option<f64>,
 }
 
+/// UDP datagrams per operation over the window, counted by the generator's QUIC stack:
+/// what the server received (`to_server`) and sent (`from_server`), whatever it is.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UdpPerOp {
+    pub to_server: u64,
+    pub from_server: u64,
+    pub to_server_per_op: f64,
+    pub from_server_per_op: f64,
+}
+
+impl UdpPerOp {
+    fn between(a: Option<UdpTotals>, b: Option<UdpTotals>, ops: u64) -> Option<UdpPerOp> {
+        let (a, b) = (a.unwrap_or_default(), b?);
+        if ops == 0 {
+            return None;
+        }
+        let to_server = b.sent.saturating_sub(a.sent);
+        let from_server = b.received.saturating_sub(a.received);
+        Some(UdpPerOp {
+            to_server,
+            from_server,
+            to_server_per_op: to_server as f64 / ops as f64,
+            from_server_per_op: from_server as f64 / ops as f64,
+        })
+    }
+}
+
 /// What the measured window contains.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Window {
@@ -199,6 +231,10 @@ pub struct Window {
     pub server: Vec<ServerCpu>,
     /// Server histograms by name; None when the server does not export it.
     pub server_histograms: BTreeMap<String, Option<ServerQuantiles>>,
+    /// UDP datagrams per operation, each way (None when the scenario does not count
+    /// them, or no operation completed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp: Option<UdpPerOp>,
     /// Why a configured server figure is missing (scrape failed, no such process, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -313,6 +349,7 @@ impl Window {
             generator,
             server,
             server_histograms,
+            udp: UdpPerOp::between(start.udp, end.udp, ops),
             notes,
         }
     }
@@ -380,6 +417,12 @@ impl Window {
                 }
                 None => s += &format!("server {name}: n/a\n"),
             }
+        }
+        if let Some(w) = &self.udp {
+            s += &format!(
+                "UDP datagrams per {} (the generator's QUIC counters): {:.3} to the server, {:.3} from it\n",
+                self.operation, w.to_server_per_op, w.from_server_per_op
+            );
         }
         for n in &self.notes {
             s += &format!("note: {n}\n");
@@ -838,6 +881,17 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
     }
 
     #[test]
+    fn datagrams_per_operation_need_a_count_and_an_operation() {
+        let t = |sent, received| Some(UdpTotals { sent, received });
+        assert_eq!(UdpPerOp::between(None, None, 10), None);
+        assert_eq!(UdpPerOp::between(t(1, 1), t(5, 9), 0), None);
+        // The first connection registered after the window began: counted from zero.
+        let w = UdpPerOp::between(None, t(5, 9), 10).unwrap();
+        assert_eq!((w.to_server, w.from_server), (5, 9));
+        assert_eq!(crate::loadgen::udp::UdpLedger::default().totals(), None);
+    }
+
+    #[test]
     fn window_divides_server_cpu_by_operations() {
         let args = MeasureArgs {
             server_pid: Some(7),
@@ -868,6 +922,10 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
                     .replace("} 100\n", "} 0\n"),
                 &names,
             ))),
+            udp: Some(UdpTotals {
+                sent: 40,
+                received: 60,
+            }),
         };
         counters[Counter::Completed as usize] = 1000;
         let end = Mark {
@@ -886,6 +944,10 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
                 EXPO.replace("12.5", "4.5").as_str(),
                 &names,
             ))),
+            udp: Some(UdpTotals {
+                sent: 165,
+                received: 310,
+            }),
         };
         let w = Window::between(&start, &end, Counter::Completed, "round trip", 1, &args);
         assert_eq!(w.ops, 1000);
@@ -905,7 +967,15 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
         assert_eq!(g.steal_s, None);
         assert!(w.server_histograms["mc_fanout_duration_seconds"].is_some());
         assert_eq!(w.server_histograms["mc_x"], None);
+        let udp = w.udp.as_ref().unwrap();
+        assert_eq!((udp.to_server, udp.from_server), (125, 250));
+        assert!((udp.to_server_per_op - 0.125).abs() < 1e-9, "{udp:?}");
+        assert!((udp.from_server_per_op - 0.25).abs() < 1e-9, "{udp:?}");
         let t = w.table();
+        assert!(
+            t.contains("UDP datagrams per round trip (the generator's QUIC counters): 0.125 to the server, 0.250 from it\n"),
+            "{t}"
+        );
         assert!(t.contains("generator CPU: 0.95 cores of 1 threads"), "{t}");
         assert!(t.contains("warning: the generator"), "{t}");
         assert!(t.contains(

@@ -11,7 +11,8 @@
 //! Modules: [`client`] (endpoints, trust, loopback rule), [`stats`] (counters,
 //! histograms, progress line), [`measure`] (the measured window: operations, generator
 //! and server CPU), [`report`] and [`plot`] (outputs), [`echo`], [`connect`],
-//! [`meeting`] (+ [`proto`], [`token`], [`fanout`]) and [`ramp`] (scenarios).
+//! [`meeting`] (+ [`proto`], [`token`], [`fanout`]) and [`ramp`] (scenarios); [`udp`]
+//! (UDP datagrams per operation, from quinn's counters).
 
 pub mod client;
 pub mod connect;
@@ -26,6 +27,7 @@ pub mod ramp;
 pub mod report;
 pub mod stats;
 pub mod token;
+pub mod udp;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -195,6 +195,7 @@ pub(crate) async fn join(
             rec.add(Counter::JoinsOk, 1);
             rec.add(Counter::SessionsOk, 1);
             rec.flush(stats, Instant::now());
+            stats.udp.register(conn.quic_connection());
             Some(Joined {
                 idx,
                 mid: mid.to_string(),
@@ -817,7 +818,10 @@ impl Reader {
             let r = self.rx.resync_publish(&self.board, s, published);
             self.account(cut, r);
         }
-        self.conn = a.conn;
+        self.sh.stats.udp.register(a.conn.quic_connection());
+        // The connection to the old MC ends here (what dropping it would do, said
+        // explicitly: the datagram ledger holds a handle to it).
+        std::mem::replace(&mut self.conn, a.conn).close(0u32.into(), b"");
         self.recv = a.recv;
         self.frames = a.frames;
         self.board.handle_moved(self.me);

@@ -338,6 +338,8 @@ pub struct Stats {
     created: Instant,
     /// Sessions currently established.
     pub live_sessions: AtomicU64,
+    /// The sessions' QUIC connections, for datagrams per operation.
+    pub udp: super::udp::UdpLedger,
 }
 
 impl Default for Stats {
@@ -358,6 +360,7 @@ impl Stats {
             cuts: Mutex::new(BTreeMap::new()),
             created: Instant::now(),
             live_sessions: AtomicU64::new(0),
+            udp: super::udp::UdpLedger::default(),
         }
     }
 
