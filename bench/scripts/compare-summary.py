@@ -54,7 +54,7 @@ def run_figures(r, lat):
         k: (v["p99_s"] * 1e3 if v else None)
         for k, v in (w.get("server_histograms") or {}).items()
     }
-    wire = w.get("udp") or {}
+    udp = w.get("udp") or {}
     secs = w.get("duration_s") or 0
     pct = lambda x: 100 * x / secs if x is not None and secs else None
     return {
@@ -73,8 +73,8 @@ def run_figures(r, lat):
         "generator_cores": gen.get("cores"),
         "generator_saturated": gen.get("saturated"),
         "server_hist_p99_ms": hist,
-        "datagrams_to_server_per_op": wire.get("to_server_per_op"),
-        "datagrams_from_server_per_op": wire.get("from_server_per_op"),
+        "datagrams_to_server_per_op": udp.get("to_server_per_op"),
+        "datagrams_from_server_per_op": udp.get("from_server_per_op"),
     }
 
 
