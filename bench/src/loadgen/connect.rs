@@ -136,10 +136,20 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
                 if i >= args.sessions || Instant::now() >= deadline || irq.is_set() {
                     break;
                 }
+                let mut step = Step::Connect;
                 let attempt = async {
                     tokio::time::timeout(
                         Duration::from_secs(10),
-                        one(&pool, &url, minter.as_deref(), &prefix, i, &args, &mut rec),
+                        one(
+                            &pool,
+                            &url,
+                            minter.as_deref(),
+                            &prefix,
+                            i,
+                            &args,
+                            &mut rec,
+                            &mut step,
+                        ),
                     )
                     .await
                 };
@@ -160,7 +170,7 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
                     }
                     Err(_) => {
                         rec.add(Counter::SessionsFailed, 1);
-                        stats.error("connect:timeout");
+                        stats.error(format!("{}:timeout", step.name()));
                     }
                 }
                 rec.maybe_flush(&stats, Instant::now());
@@ -245,6 +255,31 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The step a session setup is in, so that a timeout names where it stuck.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// QUIC handshake and the WebTransport CONNECT.
+    Connect,
+    /// Opening the bidi stream (waits for stream credit).
+    Open,
+    /// Writing the echo message or the JoinRequest.
+    Write,
+    /// Waiting for the echo or the JoinResponse.
+    Read,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Connect => "connect",
+            Step::Open => "open",
+            Step::Write => "write",
+            Step::Read => "read",
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn one(
     pool: &EndpointPool,
     url: &str,
@@ -253,7 +288,9 @@ async fn one(
     i: usize,
     args: &ConnectArgs,
     rec: &mut Recorder,
+    step: &mut Step,
 ) -> Result<Established, String> {
+    *step = Step::Connect;
     let t0 = Instant::now();
     let conn = pool
         .get()
@@ -262,7 +299,7 @@ async fn one(
         .map_err(|e| format!("connect:{}", short(&e.to_string())))?;
     rec.record(Lat::Connect, t0.elapsed());
     if args.echo_bytes > 0 {
-        let stream = echo_once(&conn, i as u64, args.echo_bytes).await?;
+        let stream = echo_once(&conn, i as u64, args.echo_bytes, step).await?;
         rec.record(Lat::Setup, t0.elapsed());
         return Ok(Established {
             conn,
@@ -280,6 +317,7 @@ async fn one(
         .mint(&format!("{mid}-u{i}"), &mid, "participant")
         .map_err(|e| format!("token:{e}"))?;
     let t1 = Instant::now();
+    *step = Step::Open;
     let (mut send, mut recv) = conn
         .open_bi()
         .await
@@ -295,9 +333,11 @@ async fn one(
         })),
         trace_parent: String::new(),
     };
+    *step = Step::Write;
     send.write_all(&proto::encode(&req))
         .await
         .map_err(|e| format!("write:{}", short(&e.to_string())))?;
+    *step = Step::Read;
     let mut frames = FrameReader::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -332,7 +372,9 @@ async fn echo_once(
     conn: &wtransport::Connection,
     seq: u64,
     bytes: usize,
+    step: &mut Step,
 ) -> Result<(wtransport::SendStream, wtransport::RecvStream), String> {
+    *step = Step::Open;
     let (mut send, mut recv) = conn
         .open_bi()
         .await
@@ -340,9 +382,11 @@ async fn echo_once(
         .await
         .map_err(|e| format!("open:{}", short(&e.to_string())))?;
     let msg = message(seq, bytes);
+    *step = Step::Write;
     send.write_all(&msg)
         .await
         .map_err(|e| format!("write:{}", short(&e.to_string())))?;
+    *step = Step::Read;
     let mut reply = vec![0u8; msg.len()];
     recv.read_exact(&mut reply)
         .await
