@@ -21,10 +21,11 @@
 //! during the pause and each wake-up takes a large batch. When a few clients each wait
 //! for their reply before they send again, a pause only holds them up: they stop
 //! sending, go to sleep, and have to be woken again, and the shard's CPU per datagram
-//! rises instead of falling. So the shard measures: in epochs of [`EPOCH`] it reads its
-//! thread's CPU time and divides by the datagrams received, keeps the way (pausing or
-//! reading at once) that costs less, and now and then runs an epoch the other way
-//! ([`RECHECK_MIN`], [`RECHECK_MAX`]) so that a change of traffic is noticed.
+//! rises instead of falling. So the shard measures: in epochs of at least [`EPOCH`] and
+//! [`MIN_DATAGRAMS`] (up to [`EPOCH_MAX`]) it reads its thread's CPU time and divides by
+//! the datagrams received, keeps the way (pausing or reading at once) that costs less,
+//! and now and then runs an epoch the other way ([`RECHECK_MIN`], [`RECHECK_MAX`]) so
+//! that a change of traffic is noticed.
 
 use std::time::{Duration, Instant};
 
@@ -43,9 +44,15 @@ const EPOCH: Duration = Duration::from_millis(20);
 /// (1.28 s), and one that overturns it starts again from here.
 const RECHECK_MIN: u32 = 8;
 const RECHECK_MAX: u32 = 64;
-/// An epoch that received fewer datagrams measures nothing: traffic that sparse is read
-/// at once either way.
+/// An epoch lasts until it has received this many datagrams, so that its CPU per
+/// datagram is not mostly the loop's fixed costs (timers, counters).
 const MIN_DATAGRAMS: u64 = 256;
+/// The longest an epoch waits for [`MIN_DATAGRAMS`]: a pause that holds up a few clients
+/// each waiting for its reply slows the traffic it is judged by (10 clients with one
+/// message in flight send about 200 datagrams in 20 ms behind a 1 ms pause), so an epoch
+/// short of datagrams runs on rather than measuring nothing and leaving the pause on for
+/// good. Traffic sparser than this measures nothing and keeps the current way.
+const EPOCH_MAX: Duration = Duration::from_millis(320);
 
 /// Decides, after each pass, whether the loop pauses before it reads the socket again.
 #[derive(Debug)]
@@ -103,15 +110,20 @@ impl Trial {
             self.start = Some((now, cpu(), datagrams));
             return;
         };
-        if now.saturating_duration_since(t0) < EPOCH {
+        let elapsed = now.saturating_duration_since(t0);
+        if elapsed < EPOCH {
+            return;
+        }
+        let received = datagrams.saturating_sub(datagrams0);
+        if received < MIN_DATAGRAMS {
+            if elapsed >= EPOCH_MAX {
+                // Too sparse to judge: start a new epoch.
+                self.start = Some((now, cpu(), datagrams));
+            }
             return;
         }
         let cpu1 = cpu();
         self.start = Some((now, cpu1, datagrams));
-        let received = datagrams.saturating_sub(datagrams0);
-        if received < MIN_DATAGRAMS {
-            return;
-        }
         let per = cpu1.saturating_sub(cpu0).as_nanos() as f64 / received as f64;
         let mean = &mut self.cost[usize::from(self.pausing)];
         *mean = Some(mean.map_or(per, |m| (m + per) / 2.0));
@@ -405,13 +417,33 @@ mod tests {
     fn sparse_epochs_measure_nothing() {
         let mut b = RxBatching::new(Duration::ZERO, W);
         let (t0, _, _) = started(&mut b);
-        // Two epochs with a handful of datagrams and a lot of CPU: no cost is recorded,
-        // and the first way (pausing) is not judged by them.
-        b.on_cost(t0 + EPOCH, MIN_DATAGRAMS - 1, || Duration::from_millis(5));
-        b.on_cost(t0 + 2 * EPOCH, 2 * MIN_DATAGRAMS - 2, || {
-            Duration::from_millis(10)
+        // A handful of datagrams and a lot of CPU, up to the longest epoch: no cost is
+        // recorded, and the first way (pausing) is not judged by them.
+        b.on_cost(t0 + EPOCH, MIN_DATAGRAMS / 4, || Duration::from_millis(5));
+        b.on_cost(t0 + EPOCH_MAX, MIN_DATAGRAMS - 1, || {
+            Duration::from_millis(50)
         });
         assert_eq!(b.trial.cost, [None, None]);
+        assert!(b.trial.pausing);
+        // The next epoch starts there: its datagrams are counted from then.
+        b.on_cost(t0 + EPOCH_MAX + EPOCH, 2 * MIN_DATAGRAMS - 2, || {
+            Duration::from_millis(60)
+        });
+        assert_eq!(b.trial.cost, [None, None]);
+    }
+
+    #[test]
+    fn an_epoch_short_of_datagrams_runs_on_until_it_has_enough() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (t0, _, _) = started(&mut b);
+        // A pause that slows its few clients: 200 datagrams in the first 20 ms.
+        b.on_cost(t0 + EPOCH, 200, || panic!("nothing to measure yet"));
+        assert_eq!(b.trial.cost, [None, None]);
+        // 400 by 40 ms: the epoch is judged over all of it (8 ms of CPU ÷ 400).
+        b.on_cost(t0 + 2 * EPOCH, 400, || Duration::from_millis(8));
+        assert_eq!(b.trial.cost, [None, Some(20_000.0)]);
+        // Then it reads at once to measure that way.
+        assert!(!b.trial.pausing);
     }
 
     #[test]
