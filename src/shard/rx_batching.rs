@@ -24,9 +24,8 @@
 //! rises instead of falling. So the shard measures: in epochs of at least [`EPOCH`] and
 //! [`MIN_DATAGRAMS`] (up to [`EPOCH_MAX`]) it reads its thread's CPU time and divides by
 //! the datagrams received, keeps the way (pausing or reading at once) that costs less,
-//! and now and then runs the other way ([`RECHECK_MIN`], [`RECHECK_MAX`]) so that a
-//! change of traffic is noticed. The first epoch after a change of way is not measured:
-//! it would measure the change, not the way.
+//! and now and then runs an epoch the other way ([`RECHECK_MIN`], [`RECHECK_MAX`]) so
+//! that a change of traffic is noticed.
 
 use std::time::{Duration, Instant};
 
@@ -86,10 +85,6 @@ struct Trial {
     pausing: bool,
     /// The current epoch runs the way that measured dearer, to re-measure it.
     rechecking: bool,
-    /// The current epoch follows a change of way and is not measured: it would measure
-    /// the change (clients adapting to the new pace, a batch caught by the last pause),
-    /// not the way. A change to the dearer way therefore lasts two epochs.
-    settling: bool,
     /// CPU nanoseconds per datagram received, reading at once and pausing (a running
     /// mean of the epochs that ran each way; none until one has).
     cost: [Option<f64>; 2],
@@ -104,7 +99,6 @@ impl Trial {
             start: None,
             pausing: true,
             rechecking: false,
-            settling: false,
             cost: [None, None],
             since_recheck: 0,
             recheck_every: RECHECK_MIN,
@@ -130,17 +124,7 @@ impl Trial {
         }
         let cpu1 = cpu();
         self.start = Some((now, cpu1, datagrams));
-        if std::mem::take(&mut self.settling) {
-            return;
-        }
-        let was = self.pausing;
-        self.judge(cpu1.saturating_sub(cpu0), received);
-        self.settling = self.pausing != was;
-    }
-
-    /// Record an epoch's CPU per datagram for the way it ran, then pick the next way.
-    fn judge(&mut self, cpu: Duration, received: u64) {
-        let per = cpu.as_nanos() as f64 / received as f64;
+        let per = cpu1.saturating_sub(cpu0).as_nanos() as f64 / received as f64;
         let mean = &mut self.cost[usize::from(self.pausing)];
         *mean = Some(mean.map_or(per, |m| (m + per) / 2.0));
         let [Some(at_once), Some(pausing)] = self.cost else {
@@ -380,10 +364,10 @@ mod tests {
         (t0, 0, Duration::ZERO)
     }
 
-    /// The epochs (0-based, after the first three that measure each way once: pausing,
-    /// then reading at once, whose first epoch settles) that ran the way `way` was not.
+    /// The epochs (0-based, after the first two that measure each way once) that ran
+    /// the way `way` was not.
     fn rechecks(ways: &[bool], way: bool) -> Vec<usize> {
-        (3..ways.len()).filter(|&i| ways[i] != way).collect()
+        (2..ways.len()).filter(|&i| ways[i] != way).collect()
     }
 
     #[test]
@@ -391,11 +375,10 @@ mod tests {
         let mut b = RxBatching::new(Duration::ZERO, W);
         let (mut t, mut d, mut cpu) = started(&mut b);
         let ways = run_epochs(&mut b, &mut t, &mut d, &mut cpu, 60, 1_000, 1_500);
-        // Pausing first, then reading at once (one epoch to settle, one measured), then
-        // pausing except for the re-checks, each two epochs long (settle, measure) and
-        // further from the last: after 8 measured epochs, then 16, then 32.
-        assert_eq!(&ways[..3], &[true, false, false]);
-        assert_eq!(rechecks(&ways, true), vec![11, 12, 30, 31], "{ways:?}");
+        // Pausing first, then one epoch reading at once, then pausing except for the
+        // re-checks, each further from the last: after 8 epochs, then 16, then 32.
+        assert_eq!(&ways[..2], &[true, false]);
+        assert_eq!(rechecks(&ways, true), vec![9, 26, 59], "{ways:?}");
     }
 
     #[test]
@@ -403,8 +386,7 @@ mod tests {
         let mut b = RxBatching::new(Duration::ZERO, W);
         let (mut t, mut d, mut cpu) = started(&mut b);
         let ways = run_epochs(&mut b, &mut t, &mut d, &mut cpu, 60, 9_500, 8_000);
-        assert_eq!(&ways[..3], &[true, false, false]);
-        assert_eq!(rechecks(&ways, false), vec![10, 11, 29, 30], "{ways:?}");
+        assert_eq!(rechecks(&ways, false), vec![9, 26, 59], "{ways:?}");
     }
 
     #[test]
@@ -426,29 +408,9 @@ mod tests {
             8_000,
         );
         let first = ways.iter().position(|&p| p).expect("a re-check ran");
-        // (At most one epoch later for the settling epoch after the last change.)
-        assert!(first <= RECHECK_MAX as usize + 1, "{ways:?}");
+        assert!(first <= RECHECK_MAX as usize, "{ways:?}");
         assert!(ways[first..first + 8].iter().all(|&p| p), "{ways:?}");
         assert!(b.trial.pausing != b.trial.rechecking, "{:?}", b.trial);
-    }
-
-    #[test]
-    fn the_first_epoch_after_a_change_of_way_is_not_measured() {
-        let mut b = RxBatching::new(Duration::ZERO, W);
-        let (t0, _, _) = started(&mut b);
-        let ms = |n: u64| Duration::from_millis(n);
-        // Pausing: 1,000 datagrams for 1 ms of CPU (1,000 ns each). Then reading at once.
-        b.on_cost(t0 + EPOCH, 1_000, || ms(1));
-        assert!(!b.trial.pausing);
-        // The change's epoch costs 10 ms for 1,000: not recorded.
-        b.on_cost(t0 + 2 * EPOCH, 2_000, || ms(11));
-        assert_eq!(b.trial.cost, [None, Some(1_000.0)]);
-        // The next one is: 1,500 ns per datagram, dearer, so back to pausing.
-        b.on_cost(t0 + 3 * EPOCH, 3_000, || {
-            ms(12) + Duration::from_micros(500)
-        });
-        assert_eq!(b.trial.cost, [Some(1_500.0), Some(1_000.0)]);
-        assert!(b.trial.pausing && b.trial.settling);
     }
 
     #[test]
