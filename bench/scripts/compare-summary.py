@@ -44,6 +44,44 @@ def errors(r):
     )
 
 
+def series_sum(counters, name, **labels):
+    """Sum of the series of counter `name` whose labels include `labels` (all shards)."""
+    total = None
+    for key, v in counters.items():
+        n, _, rest = key.partition("{")
+        if n != name:
+            continue
+        have = dict(
+            part.split("=", 1) for part in rest.rstrip("}").split(",") if "=" in part
+        )
+        if all(have.get(k) == f'"{v2}"' for k, v2 in labels.items()):
+            total = (total or 0) + v
+    return total
+
+
+def rx_path(window):
+    """mc-service's own receive path over the window: datagrams per recvmmsg and per
+    sendmmsg, and the share of its receive-pause trial's epochs that paused."""
+    c = (window or {}).get("server_counters") or {}
+    if not c:
+        return None
+    div = lambda a, b: a / b if a is not None and b else None
+    pausing = series_sum(c, "mc_rx_batch_epochs_total", way="pausing")
+    at_once = series_sum(c, "mc_rx_batch_epochs_total", way="at_once")
+    return {
+        "datagrams_per_recvmmsg": div(
+            series_sum(c, "mc_udp_datagrams_total", direction="in"),
+            series_sum(c, "mc_udp_syscalls_total", op="recvmmsg"),
+        ),
+        "datagrams_per_sendmmsg": div(
+            series_sum(c, "mc_udp_datagrams_total", direction="out"),
+            series_sum(c, "mc_udp_syscalls_total", op="sendmmsg"),
+        ),
+        "pause_epochs": None if pausing is None or at_once is None else pausing + at_once,
+        "pausing_pct": div(100 * pausing if pausing is not None else None, (pausing or 0) + (at_once or 0)),
+    }
+
+
 def run_figures(r, lat):
     """The figures of one load generator run."""
     w = r.get("window") or {}
@@ -75,6 +113,7 @@ def run_figures(r, lat):
         "server_hist_p99_ms": hist,
         "datagrams_to_server_per_op": udp.get("to_server_per_op"),
         "datagrams_from_server_per_op": udp.get("from_server_per_op"),
+        "rx_path": rx_path(w),
     }
 
 
@@ -165,6 +204,29 @@ if rows:
             f"{fmt(m['datagrams_to_server_per_op'], 3)}, {fmt(m['datagrams_from_server_per_op'], 3)} / "
             f"{fmt(p['datagrams_to_server_per_op'], 3)}, {fmt(p['datagrams_from_server_per_op'], 3)} |"
         )
+    rx_rows = [(op, a) for op, a in rows if any(r["mc"]["rx_path"] for r in a["runs"])]
+    if rx_rows:
+        md += [
+            "",
+            "mc-service's receive path per run, from its own counters over the window "
+            "(published about once a second, so ±1 s at either end): datagrams per "
+            "`recvmmsg` and per `sendmmsg`, and the share of the receive-pause trial's "
+            "epochs that paused (`mc_rx_batch_epochs_total`; see tuning.md, `MC_RX_BATCH_US`).",
+            "",
+            "| operation | run: datagrams per recvmmsg, per sendmmsg, % of epochs pausing (epochs), µs/op, ops/s |",
+            "|---|---|",
+        ]
+        for op, a in rx_rows:
+            cells = []
+            for r in a["runs"]:
+                x = r["mc"]["rx_path"] or {}
+                cells.append(
+                    f"{r['run']}: {fmt(x.get('datagrams_per_recvmmsg'), 1)}, "
+                    f"{fmt(x.get('datagrams_per_sendmmsg'), 1)}, {fmt(x.get('pausing_pct'), 0)} % "
+                    f"({fmt(x.get('pause_epochs'), 0)}), {fmt(r['mc']['us_per_op'], 2)}, "
+                    f"{fmt(r['mc']['ops_per_s'], 0)}"
+                )
+            md.append(f"| {a['title']} | {'; '.join(cells)} |")
     sat = [
         f"{op} ({k}: {a[k]['generator_saturated_runs']} of {len(a['runs'])} runs)"
         for op, a in rows
@@ -232,6 +294,20 @@ if fan:
             f"{', '.join(fmt(r['server_steal_pct'], 1) for r in runs)} | "
             f"{fmt(agg['datagrams_from_server_per_op'], 2)}, {fmt(agg['datagrams_to_server_per_op'], 2)} |"
         )
+    fan_rx = [
+        f"{rate}/s run {i}: {fmt(x.get('datagrams_per_recvmmsg'), 1)}, {fmt(x.get('datagrams_per_sendmmsg'), 1)}"
+        for rate in sorted(fan, key=float)
+        for i, r in enumerate(fan[rate], 1)
+        for x in [r["rx_path"]]
+        if x
+    ]
+    if fan_rx:
+        md += [
+            "",
+            "Datagrams per `recvmmsg` and per `sendmmsg` (mc-service's counters over the window): "
+            + "; ".join(fan_rx)
+            + ".",
+        ]
     md += [
         "",
         "A run holds rate × window fan-outs (100 at 10/s over 10 s), so the server's p99 is "

@@ -91,6 +91,8 @@ struct Trial {
     /// Epochs measured since the last re-check, and how many to run before the next.
     since_recheck: u32,
     recheck_every: u32,
+    /// Epochs measured reading at once and pausing, for `mc_rx_batch_epochs_total`.
+    epochs: [u64; 2],
 }
 
 impl Trial {
@@ -102,6 +104,7 @@ impl Trial {
             cost: [None, None],
             since_recheck: 0,
             recheck_every: RECHECK_MIN,
+            epochs: [0, 0],
         }
     }
 
@@ -125,8 +128,20 @@ impl Trial {
         let cpu1 = cpu();
         self.start = Some((now, cpu1, datagrams));
         let per = cpu1.saturating_sub(cpu0).as_nanos() as f64 / received as f64;
-        let mean = &mut self.cost[usize::from(self.pausing)];
+        let way = usize::from(self.pausing);
+        self.epochs[way] += 1;
+        let mean = &mut self.cost[way];
         *mean = Some(mean.map_or(per, |m| (m + per) / 2.0));
+        tracing::trace!(
+            pausing = self.pausing,
+            rechecking = self.rechecking,
+            datagrams = received,
+            ms = elapsed.as_millis() as u64,
+            ns_per_datagram = per as u64,
+            at_once = ?self.cost[0].map(|c| c as u64),
+            paused = ?self.cost[1].map(|c| c as u64),
+            "receive-pause epoch"
+        );
         let [Some(at_once), Some(pausing)] = self.cost else {
             // Measure the other way first.
             self.pausing = self.cost[1].is_none();
@@ -178,6 +193,11 @@ impl RxBatching {
         if !self.window.is_zero() {
             self.trial.on_pass(now, datagrams, cpu);
         }
+    }
+
+    /// Epochs of the pause trial measured so far: reading at once, and pausing.
+    pub(super) fn epochs(&self) -> [u64; 2] {
+        self.trial.epochs
     }
 
     /// Once per pass, after its receptions were driven and before it transmits.

@@ -14,6 +14,8 @@ use super::{Shard, PUBLISH_EVERY};
 pub(super) struct Published {
     pub(super) quic: ShardStats,
     pub(super) h3: H3Stats,
+    /// Epochs of the receive-pause trial: reading at once, pausing.
+    pub(super) rx_epochs: [u64; 2],
 }
 
 pub(super) fn add_h3(total: &mut H3Stats, s: H3Stats) {
@@ -43,6 +45,10 @@ impl Shard {
             .inc_by(d(now.datagrams_out, was.datagrams_out));
         m.udp_recv_calls.inc_by(d(now.recv_calls, was.recv_calls));
         m.udp_send_calls.inc_by(d(now.send_calls, was.send_calls));
+        let epochs = self.batch.epochs();
+        let was = std::mem::replace(&mut self.published.rx_epochs, epochs);
+        m.rx_batch_epochs_at_once.inc_by(d(epochs[0], was[0]));
+        m.rx_batch_epochs_pausing.inc_by(d(epochs[1], was[1]));
         let mut h3 = self.h3_gone;
         for handle in self.conns.handles().collect::<Vec<_>>() {
             if let Some(c) = self.conns.get_mut(handle) {

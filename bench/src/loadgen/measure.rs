@@ -57,6 +57,18 @@ pub struct MeasureArgs {
         default_value = "mc_fanout_duration_seconds"
     )]
     pub server_histogram: Vec<String>,
+    /// Server counters whose increase over the measured phase is reported, one figure
+    /// per series (needs --server-metrics; absent ones are left out). The default is the
+    /// shard's receive path: datagrams and socket calls each way, and the epochs its
+    /// receive-pause trial ran pausing or reading at once.
+    #[arg(
+        long,
+        global = true,
+        env = "LOADGEN_SERVER_COUNTER",
+        value_delimiter = ',',
+        default_value = "mc_udp_datagrams_total,mc_udp_syscalls_total,mc_rx_batch_epochs_total"
+    )]
+    pub server_counter: Vec<String>,
 }
 
 impl MeasureArgs {
@@ -73,6 +85,8 @@ pub struct Scrape {
     /// Per histogram name: cumulative bucket counts by upper bound (summed over labels),
     /// count and sum.
     pub histograms: BTreeMap<String, HistogramScrape>,
+    /// The named counters' series (`name{labels}` as exposed) and their values.
+    pub counters: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -114,7 +128,7 @@ impl Mark {
         // instant and the counters should be as close as possible to the CPU readings.
         let scrape = match &args.server_metrics {
             Some(url) => Some(
-                scrape(url, &args.server_histogram)
+                scrape(url, &args.server_histogram, &args.server_counter)
                     .await
                     .map_err(|e| format!("{e:#}")),
             ),
@@ -231,6 +245,9 @@ pub struct Window {
     pub server: Vec<ServerCpu>,
     /// Server histograms by name; None when the server does not export it.
     pub server_histograms: BTreeMap<String, Option<ServerQuantiles>>,
+    /// Increase of each server counter series named by --server-counter (`name{labels}`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_counters: BTreeMap<String, f64>,
     /// UDP datagrams per operation, each way (None when the scenario does not count
     /// them, or no operation completed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -304,6 +321,7 @@ impl Window {
             }
         }
         let mut server_histograms = BTreeMap::new();
+        let mut server_counters = BTreeMap::new();
         if let Some(url) = &args.server_metrics {
             match (&start.scrape, &end.scrape) {
                 (Some(Ok(a)), Some(Ok(b))) => {
@@ -336,6 +354,10 @@ impl Window {
                         };
                         server_histograms.insert(name.clone(), q);
                     }
+                    for (series, y) in &b.counters {
+                        let x = a.counters.get(series).copied().unwrap_or(0.0);
+                        server_counters.insert(series.clone(), (y - x).max(0.0));
+                    }
                 }
                 (Some(Err(e)), _) | (_, Some(Err(e))) => notes.push(format!("scraping {url}: {e}")),
                 _ => {}
@@ -349,6 +371,7 @@ impl Window {
             generator,
             server,
             server_histograms,
+            server_counters,
             udp: UdpPerOp::between(start.udp, end.udp, ops),
             notes,
         }
@@ -417,6 +440,9 @@ impl Window {
                 }
                 None => s += &format!("server {name}: n/a\n"),
             }
+        }
+        for (series, d) in &self.server_counters {
+            s += &format!("server {series}: +{d} over the window\n");
         }
         if let Some(w) = &self.udp {
             s += &format!(
@@ -617,11 +643,15 @@ fn clock_ticks() -> f64 {
 }
 
 /// GET an http:// metrics URL (bounded to 5 s) and parse it.
-pub async fn scrape(url: &str, histograms: &[String]) -> anyhow::Result<Scrape> {
+pub async fn scrape(
+    url: &str,
+    histograms: &[String],
+    counters: &[String],
+) -> anyhow::Result<Scrape> {
     let body = tokio::time::timeout(Duration::from_secs(5), http_get(url))
         .await
         .map_err(|_| anyhow::anyhow!("no answer within 5 s"))??;
-    Ok(parse_exposition(&body, histograms))
+    Ok(parse_exposition(&body, histograms, counters))
 }
 
 async fn http_get(url: &str) -> anyhow::Result<String> {
@@ -679,8 +709,9 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Parses the text exposition format: the process CPU counter and the named histograms.
-pub fn parse_exposition(text: &str, histograms: &[String]) -> Scrape {
+/// Parses the text exposition format: the process CPU counter, the named histograms and
+/// the named counters.
+pub fn parse_exposition(text: &str, histograms: &[String], counters: &[String]) -> Scrape {
     let mut s = Scrape::default();
     let mut buckets: BTreeMap<String, BTreeMap<u64, (f64, f64)>> = BTreeMap::new();
     for line in text.lines() {
@@ -703,6 +734,15 @@ pub fn parse_exposition(text: &str, histograms: &[String]) -> Scrape {
         };
         if name == "process_cpu_seconds_total" {
             *s.cpu_s.get_or_insert(0.0) += value;
+            continue;
+        }
+        if counters.iter().any(|c| c == name) {
+            let series = if labels.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}{{{labels}}}")
+            };
+            s.counters.insert(series, value);
             continue;
         }
         for h in histograms {
@@ -777,21 +817,39 @@ mc_fanout_duration_seconds_bucket{shard=\"1\",le=\"0.001\"} 0
 mc_fanout_duration_seconds_bucket{shard=\"1\",le=\"0.01\"} 0
 mc_fanout_duration_seconds_bucket{shard=\"1\",le=\"+Inf\"} 0
 mc_fanout_duration_seconds_count{shard=\"1\"} 0
+# TYPE mc_udp_syscalls_total counter
+mc_udp_syscalls_total{op=\"recvmmsg\",shard=\"0\"} 40
+mc_udp_syscalls_total{op=\"sendmmsg\",shard=\"0\"} 20
+mc_udp_datagrams_total_other 7
 ";
 
     #[test]
     fn exposition_gives_cpu_and_histograms_summed_over_labels() {
         let names = vec!["mc_fanout_duration_seconds".to_string()];
-        let s = parse_exposition(EXPO, &names);
+        let s = parse_exposition(EXPO, &names, &["mc_udp_syscalls_total".into()]);
         assert_eq!(s.cpu_s, Some(12.5));
+        assert_eq!(
+            s.counters.into_iter().collect::<Vec<_>>(),
+            vec![
+                (
+                    "mc_udp_syscalls_total{op=\"recvmmsg\",shard=\"0\"}".to_string(),
+                    40.0
+                ),
+                (
+                    "mc_udp_syscalls_total{op=\"sendmmsg\",shard=\"0\"}".to_string(),
+                    20.0
+                ),
+            ],
+            "each series of a named counter, and only those"
+        );
         let h = &s.histograms["mc_fanout_duration_seconds"];
         assert_eq!(h.count, 100.0);
         assert_eq!(
             h.buckets,
             vec![(0.001, 10.0), (0.01, 90.0), (f64::INFINITY, 100.0)]
         );
-        let none = parse_exposition("mc_other 1\n", &names);
-        assert!(none.cpu_s.is_none() && none.histograms.is_empty());
+        let none = parse_exposition("mc_other 1\n", &names, &["mc_x".into()]);
+        assert!(none.cpu_s.is_none() && none.histograms.is_empty() && none.counters.is_empty());
     }
 
     #[test]
@@ -897,9 +955,11 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
             server_pid: Some(7),
             server_metrics: Some("http://127.0.0.1:1/metrics".into()),
             server_histogram: vec!["mc_fanout_duration_seconds".into(), "mc_x".into()],
+            server_counter: vec!["mc_udp_syscalls_total".into()],
             ..Default::default()
         };
         let names = args.server_histogram.clone();
+        let counter_names = args.server_counter.clone();
         let t0 = Instant::now();
         let mut counters = vec![0; ALL_COUNTERS.len()];
         let start = Mark {
@@ -919,8 +979,10 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
                     .replace("12.5", "3")
                     .replace("} 10\n", "} 0\n")
                     .replace("} 90\n", "} 0\n")
-                    .replace("} 100\n", "} 0\n"),
+                    .replace("} 100\n", "} 0\n")
+                    .replace("} 40\n", "} 15\n"),
                 &names,
+                &counter_names,
             ))),
             udp: Some(UdpTotals {
                 sent: 40,
@@ -943,6 +1005,7 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
             scrape: Some(Ok(parse_exposition(
                 EXPO.replace("12.5", "4.5").as_str(),
                 &names,
+                &counter_names,
             ))),
             udp: Some(UdpTotals {
                 sent: 165,
@@ -967,6 +1030,16 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
         assert_eq!(g.steal_s, None);
         assert!(w.server_histograms["mc_fanout_duration_seconds"].is_some());
         assert_eq!(w.server_histograms["mc_x"], None);
+        assert_eq!(
+            w.server_counters
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect::<Vec<_>>(),
+            vec![
+                ("mc_udp_syscalls_total{op=\"recvmmsg\",shard=\"0\"}", 25.0),
+                ("mc_udp_syscalls_total{op=\"sendmmsg\",shard=\"0\"}", 0.0),
+            ]
+        );
         let udp = w.udp.as_ref().unwrap();
         assert_eq!((udp.to_server, udp.from_server), (125, 250));
         assert!((udp.to_server_per_op - 0.125).abs() < 1e-9, "{udp:?}");
@@ -977,6 +1050,12 @@ mc_fanout_duration_seconds_count{shard=\"1\"} 0
             "{t}"
         );
         assert!(t.contains("generator CPU: 0.95 cores of 1 threads"), "{t}");
+        assert!(
+            t.contains(
+                "server mc_udp_syscalls_total{op=\"recvmmsg\",shard=\"0\"}: +25 over the window\n"
+            ),
+            "{t}"
+        );
         assert!(t.contains("warning: the generator"), "{t}");
         assert!(t.contains(
             "server CPU (pid 7): 0.50 cores, 1000.00 µs per round trip; waited 0.00 s (0 %) for a CPU; \
