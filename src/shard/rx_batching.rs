@@ -23,9 +23,13 @@
 //! sending, go to sleep, and have to be woken again, and the shard's CPU per datagram
 //! rises instead of falling. So the shard measures: in epochs of at least [`EPOCH`] and
 //! [`MIN_DATAGRAMS`] (up to [`EPOCH_MAX`]) it reads its thread's CPU time and divides by
-//! the datagrams received, keeps the way (pausing or reading at once) that costs less,
-//! and now and then runs an epoch the other way ([`RECHECK_MIN`], [`RECHECK_MAX`]) so
-//! that a change of traffic is noticed.
+//! the datagrams received, and keeps the way (pausing or reading at once) that costs
+//! less. Now and then ([`RECHECK_MIN`], [`RECHECK_MAX`]), and at once when the current
+//! way has grown dearer than the other's last figure, it runs [`RECHECK_EPOCHS`] epochs
+//! the other way and takes it if it is clearly cheaper ([`MARGIN`]). Each way's figure
+//! is a running mean of its last few epochs ([`MEAN_DEPTH`]), measured afresh when the
+//! way has not run for a while ([`STALE_AFTER`]): traffic changes (a run starts with
+//! handshakes), and an old figure must not outweigh a new one.
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +48,22 @@ const EPOCH: Duration = Duration::from_millis(20);
 /// (1.28 s), and one that overturns it starts again from here.
 const RECHECK_MIN: u32 = 8;
 const RECHECK_MAX: u32 = 64;
+/// Epochs one re-check runs: one epoch of dense traffic now and then costs much more
+/// than usual (the clients' timing shifts), and a re-check judged by that one epoch
+/// would keep the dearer way until the next.
+const RECHECK_EPOCHS: u32 = 2;
+/// A way's cost is a running mean over its last few epochs (their mean while it has
+/// fewer), so that one dear epoch moves it by a quarter at most.
+const MEAN_DEPTH: u32 = 4;
+/// A way that has not run for more than this many epochs is measured afresh when it
+/// next runs: its old cost was taken under other traffic (the handshakes at the start
+/// of a run cost many times what the echoes after them do), and averaging a re-check
+/// into it would keep the error for several re-checks.
+const STALE_AFTER: u32 = 4;
+/// How much cheaper the other way must measure to be taken: within this, the two ways
+/// cost the same as far as epochs of 20 ms can tell, and switching back and forth would
+/// only spend epochs on the dearer one.
+const MARGIN: f64 = 0.1;
 /// An epoch lasts until it has received this many datagrams, so that its CPU per
 /// datagram is not mostly the loop's fixed costs (timers, counters).
 const MIN_DATAGRAMS: u64 = 256;
@@ -76,22 +96,26 @@ pub(super) struct RxBatching {
 }
 
 /// The running comparison of the shard's CPU per datagram received with and without the
-/// dense-traffic pause.
+/// dense-traffic pause. Arrays are indexed by way: 0 reading at once, 1 pausing.
 #[derive(Debug)]
 struct Trial {
     /// When the current epoch began, the thread's CPU time and the datagrams received then.
     start: Option<(Instant, Duration, u64)>,
     /// How the current epoch runs: pausing for dense traffic, or reading at once.
     pausing: bool,
-    /// The current epoch runs the way that measured dearer, to re-measure it.
-    rechecking: bool,
-    /// CPU nanoseconds per datagram received, reading at once and pausing (a running
-    /// mean of the epochs that ran each way; none until one has).
+    /// Epochs of the current re-check still to run (0: not re-checking). A re-check runs
+    /// the way not chosen, to re-measure it.
+    recheck_left: u32,
+    /// CPU nanoseconds per datagram received, each way (none until it has run).
     cost: [Option<f64>; 2],
+    /// Epochs in each way's running mean, up to [`MEAN_DEPTH`].
+    depth: [u32; 2],
+    /// Epochs measured since each way last ran.
+    age: [u32; 2],
     /// Epochs measured since the last re-check, and how many to run before the next.
     since_recheck: u32,
     recheck_every: u32,
-    /// Epochs measured reading at once and pausing, for `mc_rx_batch_epochs_total`.
+    /// Epochs measured each way, for `mc_rx_batch_epochs_total`.
     epochs: [u64; 2],
 }
 
@@ -100,8 +124,10 @@ impl Trial {
         Self {
             start: None,
             pausing: true,
-            rechecking: false,
+            recheck_left: 0,
             cost: [None, None],
+            depth: [0, 0],
+            age: [0, 0],
             since_recheck: 0,
             recheck_every: RECHECK_MIN,
             epochs: [0, 0],
@@ -128,13 +154,10 @@ impl Trial {
         let cpu1 = cpu();
         self.start = Some((now, cpu1, datagrams));
         let per = cpu1.saturating_sub(cpu0).as_nanos() as f64 / received as f64;
-        let way = usize::from(self.pausing);
-        self.epochs[way] += 1;
-        let mean = &mut self.cost[way];
-        *mean = Some(mean.map_or(per, |m| (m + per) / 2.0));
+        self.record(per);
         tracing::trace!(
             pausing = self.pausing,
-            rechecking = self.rechecking,
+            rechecking = self.recheck_left > 0,
             datagrams = received,
             ms = elapsed.as_millis() as u64,
             ns_per_datagram = per as u64,
@@ -142,24 +165,64 @@ impl Trial {
             paused = ?self.cost[1].map(|c| c as u64),
             "receive-pause epoch"
         );
-        let [Some(at_once), Some(pausing)] = self.cost else {
-            // Measure the other way first.
-            self.pausing = self.cost[1].is_none();
+        self.decide();
+    }
+
+    /// Adds one epoch's CPU per datagram to the way it ran.
+    fn record(&mut self, per: f64) {
+        let way = usize::from(self.pausing);
+        self.epochs[way] += 1;
+        if self.age[way] > STALE_AFTER {
+            self.depth[way] = 0;
+        }
+        self.depth[way] = (self.depth[way] + 1).min(MEAN_DEPTH);
+        let weight = 1.0 / f64::from(self.depth[way]);
+        let mean = self.cost[way].filter(|_| self.depth[way] > 1);
+        self.cost[way] = Some(mean.map_or(per, |m| m + (per - m) * weight));
+        self.age[way] = 0;
+        self.age[1 - way] = self.age[1 - way].saturating_add(1);
+    }
+
+    /// After an epoch: keep the way, start or finish a re-check.
+    fn decide(&mut self) {
+        let way = usize::from(self.pausing);
+        let (Some(this), other) = (self.cost[way], self.cost[1 - way]) else {
             return;
         };
-        let cheaper = pausing <= at_once;
-        if self.rechecking {
-            self.recheck_every = if cheaper == self.pausing {
+        let Some(other) = other else {
+            // The first epoch: measure the other way.
+            self.start_recheck();
+            return;
+        };
+        if self.recheck_left > 0 {
+            self.recheck_left -= 1;
+            if self.recheck_left > 0 {
+                return;
+            }
+            // The re-check is over: take the re-checked way only if it is clearly cheaper.
+            let overturned = this < other * (1.0 - MARGIN);
+            self.recheck_every = if overturned {
                 RECHECK_MIN
             } else {
                 (self.recheck_every * 2).min(RECHECK_MAX)
             };
             self.since_recheck = 0;
-        } else {
-            self.since_recheck += 1;
+            if !overturned {
+                self.pausing = !self.pausing;
+            }
+            return;
         }
-        self.rechecking = self.since_recheck >= self.recheck_every;
-        self.pausing = cheaper != self.rechecking;
+        self.since_recheck += 1;
+        // The current way grew dearer than the other measured at its last run (the
+        // traffic changed), or it is time to look again: re-measure the other way.
+        if other < this * (1.0 - MARGIN) || self.since_recheck >= self.recheck_every {
+            self.start_recheck();
+        }
+    }
+
+    fn start_recheck(&mut self) {
+        self.recheck_left = RECHECK_EPOCHS;
+        self.pausing = !self.pausing;
     }
 }
 
@@ -349,8 +412,34 @@ mod tests {
     }
 
     /// Runs `epochs` epochs of dense traffic, `DG` datagrams each, whose CPU per
-    /// datagram is `pausing_ns` while the shard pauses and `at_once_ns` while it does
-    /// not; returns how each epoch ran (true: pausing).
+    /// datagram is `ns(epoch, pausing)`; returns how each epoch ran (true: pausing).
+    fn run_epochs_with(
+        b: &mut RxBatching,
+        t: &mut Instant,
+        datagrams: &mut u64,
+        cpu: &mut Duration,
+        epochs: usize,
+        mut ns: impl FnMut(usize, bool) -> u64,
+    ) -> Vec<bool> {
+        const DG: u64 = 1_000;
+        let mut ways = Vec::new();
+        for i in 0..epochs {
+            let pausing = b.trial.pausing;
+            ways.push(pausing);
+            // Dense traffic throughout: the pause, when on, is taken.
+            b.on_pass(rx(*t, true));
+            b.on_pass(rx(*t + Duration::from_micros(30), true));
+            assert_eq!(b.nap().is_some(), pausing);
+            *t += EPOCH;
+            *datagrams += DG;
+            *cpu += Duration::from_nanos(DG * ns(i, pausing));
+            let now_cpu = *cpu;
+            b.on_cost(*t, *datagrams, || now_cpu);
+        }
+        ways
+    }
+
+    /// [`run_epochs_with`] at a constant cost each way.
     fn run_epochs(
         b: &mut RxBatching,
         t: &mut Instant,
@@ -360,22 +449,13 @@ mod tests {
         pausing_ns: u64,
         at_once_ns: u64,
     ) -> Vec<bool> {
-        const DG: u64 = 1_000;
-        let mut ways = Vec::new();
-        for _ in 0..epochs {
-            let pausing = b.trial.pausing;
-            ways.push(pausing);
-            // Dense traffic throughout: the pause, when on, is taken.
-            b.on_pass(rx(*t, true));
-            b.on_pass(rx(*t + Duration::from_micros(30), true));
-            assert_eq!(b.nap().is_some(), pausing);
-            *t += EPOCH;
-            *datagrams += DG;
-            *cpu += Duration::from_nanos(DG * if pausing { pausing_ns } else { at_once_ns });
-            let now_cpu = *cpu;
-            b.on_cost(*t, *datagrams, || now_cpu);
-        }
-        ways
+        run_epochs_with(b, t, datagrams, cpu, epochs, |_, pausing| {
+            if pausing {
+                pausing_ns
+            } else {
+                at_once_ns
+            }
+        })
     }
 
     fn started(b: &mut RxBatching) -> (Instant, u64, Duration) {
@@ -384,10 +464,9 @@ mod tests {
         (t0, 0, Duration::ZERO)
     }
 
-    /// The epochs (0-based, after the first two that measure each way once) that ran
-    /// the way `way` was not.
-    fn rechecks(ways: &[bool], way: bool) -> Vec<usize> {
-        (2..ways.len()).filter(|&i| ways[i] != way).collect()
+    /// The epochs (0-based) that ran the way `way` was not.
+    fn other_way(ways: &[bool], way: bool) -> Vec<usize> {
+        (0..ways.len()).filter(|&i| ways[i] != way).collect()
     }
 
     #[test]
@@ -395,10 +474,15 @@ mod tests {
         let mut b = RxBatching::new(Duration::ZERO, W);
         let (mut t, mut d, mut cpu) = started(&mut b);
         let ways = run_epochs(&mut b, &mut t, &mut d, &mut cpu, 60, 1_000, 1_500);
-        // Pausing first, then one epoch reading at once, then pausing except for the
-        // re-checks, each further from the last: after 8 epochs, then 16, then 32.
-        assert_eq!(&ways[..2], &[true, false]);
-        assert_eq!(rechecks(&ways, true), vec![9, 26, 59], "{ways:?}");
+        // Pausing first, then two epochs reading at once (the first comparison, which
+        // counts as a re-check), then pausing except for re-checks of two epochs each,
+        // each further from the last: after 16 epochs, then 32.
+        assert_eq!(&ways[..3], &[true, false, false]);
+        assert_eq!(
+            other_way(&ways, true),
+            vec![1, 2, 19, 20, 53, 54],
+            "{ways:?}"
+        );
     }
 
     #[test]
@@ -406,7 +490,8 @@ mod tests {
         let mut b = RxBatching::new(Duration::ZERO, W);
         let (mut t, mut d, mut cpu) = started(&mut b);
         let ways = run_epochs(&mut b, &mut t, &mut d, &mut cpu, 60, 9_500, 8_000);
-        assert_eq!(rechecks(&ways, false), vec![9, 26, 59], "{ways:?}");
+        // The first comparison overturns the first way: re-checks after 8, 16, 32.
+        assert_eq!(other_way(&ways, false), vec![0, 11, 12, 29, 30], "{ways:?}");
     }
 
     #[test]
@@ -416,21 +501,85 @@ mod tests {
         run_epochs(&mut b, &mut t, &mut d, &mut cpu, 200, 9_500, 8_000);
         assert!(!b.trial.pausing);
         assert_eq!(b.trial.recheck_every, RECHECK_MAX);
-        // Now the pause pays: the next re-check finds it cheaper (its running mean
-        // moves half-way at once) and it stays on from then.
+        // Now the pause pays: the next re-check finds it cheaper and it stays on, until
+        // the re-check of the other way 8 epochs after its own two.
         let ways = run_epochs(
             &mut b,
             &mut t,
             &mut d,
             &mut cpu,
-            RECHECK_MAX as usize + 10,
+            RECHECK_MAX as usize + 12,
             1_000,
             8_000,
         );
         let first = ways.iter().position(|&p| p).expect("a re-check ran");
         assert!(first <= RECHECK_MAX as usize, "{ways:?}");
-        assert!(ways[first..first + 8].iter().all(|&p| p), "{ways:?}");
-        assert!(b.trial.pausing != b.trial.rechecking, "{:?}", b.trial);
+        assert!(ways[first..first + 10].iter().all(|&p| p), "{ways:?}");
+        assert_eq!(b.trial.recheck_every, RECHECK_MIN * 2);
+    }
+
+    #[test]
+    fn a_way_that_grew_dearer_than_the_other_is_rechecked_early() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        run_epochs(&mut b, &mut t, &mut d, &mut cpu, 200, 9_500, 8_000);
+        assert!(!b.trial.pausing);
+        // Reading at once now costs twice the pause's last figure: the running mean
+        // crosses it within a few epochs, long before the next scheduled re-check.
+        let ways = run_epochs(&mut b, &mut t, &mut d, &mut cpu, 20, 9_500, 20_000);
+        let first = ways.iter().position(|&p| p).expect("an early re-check ran");
+        assert!(first <= 3, "{ways:?}");
+        // Taken, until the re-check of reading at once 8 epochs after its own two.
+        assert!(ways[first..first + 10].iter().all(|&p| p), "{ways:?}");
+    }
+
+    #[test]
+    fn a_way_measured_under_other_traffic_is_measured_afresh() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        // The first epoch pauses during the clients' handshakes, at many times the cost
+        // of the echoes that follow; reading at once is then measured on echoes only.
+        let ways = run_epochs_with(&mut b, &mut t, &mut d, &mut cpu, 60, |i, pausing| {
+            match (i, pausing) {
+                (0, _) => 100_000,
+                (_, true) => 7_000,
+                (_, false) => 11_000,
+            }
+        });
+        // The re-check after 8 epochs measures the pause afresh rather than averaging
+        // it with the handshakes, and takes it.
+        assert_eq!(
+            &ways[..13],
+            &[
+                true, false, false, false, false, false, false, false, false, false, false, true,
+                true
+            ]
+        );
+        assert_eq!(
+            other_way(&ways[11..], true),
+            vec![10, 11, 28, 29],
+            "{ways:?}"
+        );
+    }
+
+    #[test]
+    fn one_dear_epoch_does_not_change_the_way() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        // The pause usually costs 7 µs per datagram, every fifth epoch twice that;
+        // reading at once 11 µs throughout: only the scheduled re-checks read at once.
+        let ways = run_epochs_with(&mut b, &mut t, &mut d, &mut cpu, 60, |i, pausing| {
+            match (pausing, i % 5 == 4) {
+                (true, true) => 14_000,
+                (true, false) => 7_000,
+                (false, _) => 11_000,
+            }
+        });
+        assert_eq!(
+            other_way(&ways, true),
+            vec![1, 2, 19, 20, 53, 54],
+            "{ways:?}"
+        );
     }
 
     #[test]
