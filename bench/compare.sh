@@ -31,7 +31,8 @@
 # operations of that phase. Loopback only; servers are stopped on exit.
 #
 # Writes into bench/results/<UTC stamp>-<commit>-compare/ (<run>/): <run>/summary.md, summary.json,
-# commands.txt, each load generator JSON and log, and with --perf the perf reports.
+# commands.txt, each load generator JSON and log, and with --perf the perf reports (the
+# fan-out's also splits the shard's time by step of its loop: bench/scripts/perf-phases.py).
 # Every flag also has an environment variable (COMPARE_<FLAG>, e.g. COMPARE_RUNS=5).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,6 +53,8 @@ FANOUT_WARMUP=${COMPARE_FANOUT_WARMUP:-20}
 MEM_SESSIONS=${COMPARE_MEM_SESSIONS:-2000}
 MEM_HOLD=${COMPARE_MEM_HOLD:-10}
 PERF=${COMPARE_PERF:-0}
+# Seconds the fan-out's profile records once its traffic runs (--perf).
+PERF_SECONDS=${COMPARE_PERF_SECONDS:-10}
 SKIP_BUILD=${COMPARE_SKIP_BUILD:-0}
 MC=${COMPARE_MC_BIN:-target/release/mc-service}
 WT_PORT=${COMPARE_WT_PORT:-14533}
@@ -63,6 +66,7 @@ Flags (defaults): --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS
   --fanout-rates $FANOUT_RATES --fanout-size $FANOUT_SIZE --fanout-warmup $FANOUT_WARMUP
   --mem-sessions $MEM_SESSIONS
   --mem-hold $MEM_HOLD (seconds of steady hold) --perf --skip-build
+  --perf-seconds $PERF_SECONDS (how long the fan-out's profile records its traffic)
   --mc-bin $MC (the mc-service binary; give a path inside the repository, it is recorded)
   --wt-port $WT_PORT --http-port $HTTP_PORT
 EOF
@@ -82,6 +86,7 @@ while [[ $# -gt 0 ]]; do
     --mem-sessions) MEM_SESSIONS=$2; shift ;;
     --mem-hold) MEM_HOLD=$2; shift ;;
     --perf) PERF=1 ;;
+    --perf-seconds) PERF_SECONDS=$2; shift ;;
     --skip-build) SKIP_BUILD=1 ;;
     --mc-bin) MC=$2; shift ;;
     --wt-port) WT_PORT=$2; shift ;;
@@ -308,15 +313,15 @@ if [[ $PERF == 1 ]]; then
     echo "$(date +%s.%N) $ctx $(awk -v s=$((SERVER_CPU + 2)) -v c=$((CLIENT_CPU + 2)) \
       '$1 == "CAL:" {cal = $s " " $c} $1 == "RES:" {res = $s " " $c} END {print cal, res}' /proc/interrupts)"
   }
-  wakeup_rates() { # before, after (from wakeups)
-    python3 - "$1" "$2" "$SERVER_CPU" "$CLIENT_CPU" <<'PY'
+  wakeup_rates() { # before, after (from wakeups), what the span was
+    python3 - "$1" "$2" "$SERVER_CPU" "$CLIENT_CPU" "$3" <<'PY'
 import sys
 a, b = ([float(x) for x in v.split()] for v in sys.argv[1:3])
 t = b[0] - a[0]
 r = [f"{round((y - x) / t):,}" for x, y in zip(a[1:], b[1:])]
 # Kernels without x86's CAL/RES lines (arm64 names its IPIs differently) give no counts.
 r += ["n/a"] * (5 - len(r))
-print(f"# wake-ups per second over this run (warm-up included; the IPI counts are the CPUs', "
+print(f"# wake-ups per second over {sys.argv[5]} (the IPI counts are the CPUs', "
       f"whoever caused them): server context switches {r[0]}; function-call IPIs (CAL) received "
       f"by the server's CPU {sys.argv[3]} {r[1]}, by the client's CPU {sys.argv[4]} {r[2]}; "
       f"rescheduling IPIs (RES) {r[3]} / {r[4]}")
@@ -331,30 +336,70 @@ PY
     fi
     start_server "$kind" "$OUT/$file.server.log"
     local data=$SCRATCH/$file.data
-    record "perf record -g -p $SERVER_PID -o $file.data  # during the run below"
-    perf record -g -p "$SERVER_PID" -o "$data" 2>"$SCRATCH/$file.err" &
-    PERF_PID=$!
     local before after
-    record "# wake-ups: ctxt_switches of /proc/$SERVER_PID/task/*/status and CAL/RES of /proc/interrupts, before and after the run below"
-    before=$(wakeups)
-    # shellcheck disable=SC2046
-    loadgen "$file" $(common "${PERF_WARMUP:-$WARMUP}") "$@"
-    after=$(wakeups)
-    kill -INT "$PERF_PID" 2>/dev/null || true
-    wait "$PERF_PID" 2>/dev/null || true
-    PERF_PID=
+    if [[ ${PERF_PHASES:-0} == 1 ]]; then
+      # The fan-out: perf starts once the meeting's traffic has (the first fan-out in
+      # the server's histogram), so the 1,000 joins' handshakes stay out, and records
+      # for PERF_SECONDS with full call chains (DWARF: the release build keeps no frame
+      # pointers) for the step-by-step split below.
+      local lg=(taskset -c "$CLIENT_CPU" "$LG" --progress 0 --json "$OUT/$file.json")
+      # shellcheck disable=SC2046
+      lg+=($(common "${PERF_WARMUP:-$WARMUP}") "$@")
+      record "${lg[*]}"
+      "${lg[@]}" >"$OUT/$file.txt" 2>"$OUT/$file.err" &
+      local lg_pid=$! waited=0
+      until [[ $(curl -fs "$METRICS" 2>/dev/null | awk '/^mc_fanout_duration_seconds_count/ {s += $2} END {print s + 0}') != 0 ]]; do
+        kill -0 "$lg_pid" 2>/dev/null && (( waited++ < 3000 )) || break
+        sleep 0.1
+      done
+      record "# once mc_fanout_duration_seconds_count > 0:"
+      record "perf record --call-graph dwarf,16384 -F 999 -p $SERVER_PID -o $file.data -- sleep $PERF_SECONDS"
+      before=$(wakeups)
+      perf record --call-graph dwarf,16384 -F 999 -p "$SERVER_PID" -o "$data" -- sleep "$PERF_SECONDS" \
+        >/dev/null 2>"$SCRATCH/$file.err" || true
+      after=$(wakeups)
+      wait "$lg_pid" || log "$file: mc-loadgen exit $? (see $file.txt)"
+    else
+      record "perf record -g -p $SERVER_PID -o $file.data  # during the run below"
+      perf record -g -p "$SERVER_PID" -o "$data" 2>"$SCRATCH/$file.err" &
+      PERF_PID=$!
+      record "# wake-ups: ctxt_switches of /proc/$SERVER_PID/task/*/status and CAL/RES of /proc/interrupts, before and after the run below"
+      before=$(wakeups)
+      # shellcheck disable=SC2046
+      loadgen "$file" $(common "${PERF_WARMUP:-$WARMUP}") "$@"
+      after=$(wakeups)
+      kill -INT "$PERF_PID" 2>/dev/null || true
+      wait "$PERF_PID" 2>/dev/null || true
+      PERF_PID=
+    fi
     stop_server
     record "perf report --no-children --stdio -g none --sort dso -i $file.data | grep -v '^#' | grep -v '^\$' | head -6"
     record "perf report --no-children --stdio -g none --percent-limit 0.1 -i $file.data | grep -v '^#' | grep -v '^\$' | head -30"
     {
-      echo "# perf record -g -p <$server pid> during: ${*}"
-      wakeup_rates "$before" "$after"
+      if [[ ${PERF_PHASES:-0} == 1 ]]; then
+        echo "# perf record --call-graph dwarf -F 999 -p <$server pid> for $PERF_SECONDS s of the traffic of: ${*}"
+      else
+        echo "# perf record -g -p <$server pid> during: ${*}"
+      fi
+      if [[ ${PERF_PHASES:-0} == 1 ]]; then
+        wakeup_rates "$before" "$after" "the recording"
+      else
+        wakeup_rates "$before" "$after" "this run, warm-up included"
+      fi
       echo "# perf report --no-children --stdio -g none --sort dso (share of samples by binary)"
       perf report --no-children --stdio -g none --sort dso -i "$data" 2>/dev/null \
         | grep -v '^#' | grep -v '^$' | head -6 || true
       echo "# perf report --no-children --stdio -g none (top 30 by overhead; self time)"
       perf report --no-children --stdio -g none --percent-limit 0.1 -i "$data" 2>/dev/null \
         | grep -v '^#' | grep -v '^$' | head -30 || true
+      if [[ ${PERF_PHASES:-0} == 1 ]]; then
+        local us
+        us=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["window"]["server"][0]["us_per_op"])' \
+          "$OUT/$file.json" 2>/dev/null || true)
+        record "perf script -F comm,ip,sym -i $file.data | python3 bench/scripts/perf-phases.py $us"
+        echo "# µs per operation below: shares of the profiled run's server CPU per operation, ${us:-n/a} µs (perf's own cost included)"
+        perf script -F comm,ip,sym -i "$data" 2>/dev/null | python3 bench/scripts/perf-phases.py $us || true
+      fi
       if grep -qi "kptr_restrict\|kernel symbols\|kallsyms" "$SCRATCH/$file.err" 2>/dev/null; then
         echo "# perf warned about kernel symbols: kernel frames may be unresolved"
       fi
@@ -373,7 +418,7 @@ PY
   fi
   if has_op fanout; then
     rate=${FANOUT_RATES##*,}
-    PERF_WARMUP=$FANOUT_WARMUP perf_run mc fanout --server-metrics "$METRICS" --threads 1 meeting \
+    PERF_PHASES=1 PERF_WARMUP=$FANOUT_WARMUP perf_run mc fanout --server-metrics "$METRICS" --threads 1 meeting \
       --target "https://$WT/" --dev-dir "$DEV" --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120 \
       --drain 30
   fi
