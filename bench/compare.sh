@@ -337,33 +337,29 @@ PY
     start_server "$kind" "$OUT/$file.server.log"
     local data=$SCRATCH/$file.data
     local before after
+    record "# wake-ups: ctxt_switches of /proc/$SERVER_PID/task/*/status and CAL/RES of /proc/interrupts, before and after the recording below"
     if [[ ${PERF_PHASES:-0} == 1 ]]; then
       # The fan-out: perf starts once the meeting's traffic has (the first fan-out in
       # the server's histogram), so the 1,000 joins' handshakes stay out, and records
       # for PERF_SECONDS with full call chains (DWARF: the release build keeps no frame
       # pointers) for the step-by-step split below.
-      local lg=(taskset -c "$CLIENT_CPU" "$LG" --progress 0 --json "$OUT/$file.json")
       # shellcheck disable=SC2046
-      lg+=($(common "${PERF_WARMUP:-$WARMUP}") "$@")
-      record "${lg[*]}"
-      "${lg[@]}" >"$OUT/$file.txt" 2>"$OUT/$file.err" &
+      loadgen "$file" $(common "${PERF_WARMUP:-$WARMUP}") "$@" &
       local lg_pid=$! waited=0
       until [[ $(curl -fs "$METRICS" 2>/dev/null | awk '/^mc_fanout_duration_seconds_count/ {s += $2} END {print s + 0}') != 0 ]]; do
         kill -0 "$lg_pid" 2>/dev/null && (( waited++ < 3000 )) || break
         sleep 0.1
       done
-      record "# once mc_fanout_duration_seconds_count > 0:"
-      record "perf record --call-graph dwarf,16384 -F 999 -p $SERVER_PID -o $file.data -- sleep $PERF_SECONDS"
+      record "perf record --call-graph dwarf,16384 -F 999 -p $SERVER_PID -o $file.data -- sleep $PERF_SECONDS  # once mc_fanout_duration_seconds_count > 0"
       before=$(wakeups)
       perf record --call-graph dwarf,16384 -F 999 -p "$SERVER_PID" -o "$data" -- sleep "$PERF_SECONDS" \
         >/dev/null 2>"$SCRATCH/$file.err" || true
       after=$(wakeups)
-      wait "$lg_pid" || log "$file: mc-loadgen exit $? (see $file.txt)"
+      wait "$lg_pid"
     else
       record "perf record -g -p $SERVER_PID -o $file.data  # during the run below"
       perf record -g -p "$SERVER_PID" -o "$data" 2>"$SCRATCH/$file.err" &
       PERF_PID=$!
-      record "# wake-ups: ctxt_switches of /proc/$SERVER_PID/task/*/status and CAL/RES of /proc/interrupts, before and after the run below"
       before=$(wakeups)
       # shellcheck disable=SC2046
       loadgen "$file" $(common "${PERF_WARMUP:-$WARMUP}") "$@"
@@ -378,12 +374,9 @@ PY
     {
       if [[ ${PERF_PHASES:-0} == 1 ]]; then
         echo "# perf record --call-graph dwarf -F 999 -p <$server pid> for $PERF_SECONDS s of the traffic of: ${*}"
-      else
-        echo "# perf record -g -p <$server pid> during: ${*}"
-      fi
-      if [[ ${PERF_PHASES:-0} == 1 ]]; then
         wakeup_rates "$before" "$after" "the recording"
       else
+        echo "# perf record -g -p <$server pid> during: ${*}"
         wakeup_rates "$before" "$after" "this run, warm-up included"
       fi
       echo "# perf report --no-children --stdio -g none --sort dso (share of samples by binary)"

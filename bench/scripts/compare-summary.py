@@ -68,6 +68,7 @@ def rx_path(window):
     div = lambda a, b: a / b if a is not None and b else None
     pausing = series_sum(c, "mc_rx_batch_epochs_total", way="pausing")
     at_once = series_sum(c, "mc_rx_batch_epochs_total", way="at_once")
+    epochs = None if pausing is None or at_once is None else pausing + at_once
     return {
         "datagrams_per_recvmmsg": div(
             series_sum(c, "mc_udp_datagrams_total", direction="in"),
@@ -77,8 +78,8 @@ def rx_path(window):
             series_sum(c, "mc_udp_datagrams_total", direction="out"),
             series_sum(c, "mc_udp_syscalls_total", op="sendmmsg"),
         ),
-        "pause_epochs": None if pausing is None or at_once is None else pausing + at_once,
-        "pausing_pct": div(100 * pausing if pausing is not None else None, (pausing or 0) + (at_once or 0)),
+        "pause_epochs": epochs,
+        "pausing_pct": div(100 * pausing, epochs) if epochs is not None else None,
     }
 
 
