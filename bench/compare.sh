@@ -66,7 +66,7 @@ Flags (defaults): --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS
   --fanout-rates $FANOUT_RATES --fanout-size $FANOUT_SIZE --fanout-warmup $FANOUT_WARMUP
   --mem-sessions $MEM_SESSIONS
   --mem-hold $MEM_HOLD (seconds of steady hold) --perf --skip-build
-  --perf-seconds $PERF_SECONDS (how long the fan-out's profile records its traffic)
+  --perf-seconds $PERF_SECONDS (how long the fan-out's profile records, from the start of its measured window; at most --duration)
   --mc-bin $MC (the mc-service binary; give a path inside the repository, it is recorded)
   --wt-port $WT_PORT --http-port $HTTP_PORT
 EOF
@@ -339,20 +339,22 @@ PY
     local before after
     record "# wake-ups: ctxt_switches of /proc/$SERVER_PID/task/*/status and CAL/RES of /proc/interrupts, before and after the recording below"
     if [[ ${PERF_PHASES:-0} == 1 ]]; then
-      # The fan-out: perf starts once the meeting's traffic has (the first fan-out in
-      # the server's histogram), so the 1,000 joins' handshakes stay out, and records
-      # for PERF_SECONDS with full call chains (DWARF: the release build keeps no frame
+      # The fan-out: perf starts when mc-loadgen opens its measured window (its stderr
+      # line "measured window opens"), so the 1,000 joins, the join storm's
+      # announcements and the warm-up stay out, and records for PERF_SECONDS (at most
+      # the window) with full call chains (DWARF: the release build keeps no frame
       # pointers) for the step-by-step split below.
       # shellcheck disable=SC2046
       loadgen "$file" $(common "${PERF_WARMUP:-$WARMUP}") "$@" &
-      local lg_pid=$! waited=0
-      until [[ $(curl -fs "$METRICS" 2>/dev/null | awk '/^mc_fanout_duration_seconds_count/ {s += $2} END {print s + 0}') != 0 ]]; do
+      local lg_pid=$! waited=0 secs
+      until grep -q "^measured window opens" "$OUT/$file.err" 2>/dev/null; do
         kill -0 "$lg_pid" 2>/dev/null && (( waited++ < 3000 )) || break
         sleep 0.1
       done
-      record "perf record --call-graph dwarf,16384 -F 999 -p $SERVER_PID -o $file.data -- sleep $PERF_SECONDS  # once mc_fanout_duration_seconds_count > 0"
+      secs=$(awk -v a="$PERF_SECONDS" -v b="$DURATION" 'BEGIN {print (a < b ? a : b)}')
+      record "perf record --call-graph dwarf,16384 -F 999 -p $SERVER_PID -o $file.data -- sleep $secs  # once mc-loadgen's stderr says: measured window opens"
       before=$(wakeups)
-      perf record --call-graph dwarf,16384 -F 999 -p "$SERVER_PID" -o "$data" -- sleep "$PERF_SECONDS" \
+      perf record --call-graph dwarf,16384 -F 999 -p "$SERVER_PID" -o "$data" -- sleep "$secs" \
         >/dev/null 2>"$SCRATCH/$file.err" || true
       after=$(wakeups)
       wait "$lg_pid"
@@ -373,7 +375,7 @@ PY
     record "perf report --no-children --stdio -g none --percent-limit 0.1 -i $file.data | grep -v '^#' | grep -v '^\$' | head -30"
     {
       if [[ ${PERF_PHASES:-0} == 1 ]]; then
-        echo "# perf record --call-graph dwarf -F 999 -p <$server pid> for $PERF_SECONDS s of the traffic of: ${*}"
+        echo "# perf record --call-graph dwarf -F 999 -p <$server pid> for the first $secs s of the measured window of: ${*}"
         wakeup_rates "$before" "$after" "the recording"
       else
         echo "# perf record -g -p <$server pid> during: ${*}"

@@ -160,6 +160,13 @@ fn echo_and_meeting_against_mc_service() {
         &json,
     );
     assert_eq!(code, 0, "meeting against mc-service failed:\n{out}");
+    // `bench/compare.sh --perf` starts the fan-out's profile on this stderr line.
+    let err = std::fs::read_to_string(json.with_extension("err")).unwrap();
+    assert!(
+        err.lines()
+            .any(|l| l == "measured window opens: 3.0 s from now"),
+        "no window line on stderr:\n{err}"
+    );
     let c = &v["figures"]["counters"];
     assert_eq!(c["joins_ok"], 24);
     assert!(c["notifications_expected"].as_u64().unwrap_or(0) > 0);

@@ -201,7 +201,7 @@ pub async fn run(args: ConnectArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
             },
         }
     }
-    let start = Mark::take(&stats, &measure).await;
+    let start = Mark::open(&stats, &measure, ctx.run.duration()).await;
     if done.is_none() {
         tokio::select! {
             r = &mut collector => done = Some(r),

@@ -147,7 +147,7 @@ pub async fn run(args: EchoArgs, ctx: Ctx) -> anyhow::Result<Outcome> {
         stats.reset_latency(Lat::Rtt);
         stats.reset_latency(Lat::Datagram);
     }
-    let start = Mark::take(&stats, measure).await;
+    let start = Mark::open(&stats, measure, ctx.run.duration()).await;
     sleep_or_stop(start_at + ctx.run.duration(), &ctx.interrupt).await;
     let end = Mark::take(&stats, measure).await;
     stop.trigger();

@@ -148,6 +148,18 @@ impl Mark {
         }
     }
 
+    /// The mark that opens the measured window, announced on stderr ("measured window
+    /// opens: …") so that a tool watching the run (a profiler started by
+    /// `bench/compare.sh --perf`) can cover the window and nothing before it.
+    pub async fn open(stats: &Stats, args: &MeasureArgs, duration: Duration) -> Mark {
+        let mark = Self::take(stats, args).await;
+        eprintln!(
+            "measured window opens: {:.1} s from now",
+            duration.as_secs_f64()
+        );
+        mark
+    }
+
     pub fn counter(&self, c: Counter) -> u64 {
         self.counters.get(c as usize).copied().unwrap_or(0)
     }

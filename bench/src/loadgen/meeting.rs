@@ -301,7 +301,7 @@ pub async fn run_once(
         stats.reset_latency(Lat::Fanout);
         stats.reset_latency(Lat::Layout);
     }
-    let start = Mark::take(&stats, measure).await;
+    let start = Mark::open(&stats, measure, duration).await;
     sleep_or_stop(start_at + duration, &ctx.interrupt).await;
     let end = Mark::take(&stats, measure).await;
     stop.trigger(); // writers stop; readers keep reading during the drain.

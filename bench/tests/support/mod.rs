@@ -10,18 +10,20 @@ pub const LOADGEN: &str = env!("CARGO_BIN_EXE_mc-loadgen");
 
 /// Runs `mc-loadgen --progress <progress> --json <json> <args>`; kills it and fails the
 /// test after `bound`. Returns the exit code, the JSON report (`null` when it wrote
-/// none) and what it printed.
+/// none) and what it printed on stdout; its stderr is kept in `<json>.err`.
 pub fn run_loadgen(
     progress: &str,
     args: &[&str],
     json: &Path,
     bound: Duration,
 ) -> (i32, serde_json::Value, String) {
+    // stderr goes to `<json>.err` (shown once the run ends) for tests that read it.
+    let err = std::fs::File::create(json.with_extension("err")).unwrap();
     let mut child = Command::new(LOADGEN)
         .args(["--progress", progress, "--json", json.to_str().unwrap()])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(err)
         .spawn()
         .unwrap();
     let t0 = Instant::now();
@@ -43,6 +45,10 @@ pub fn run_loadgen(
         .read_to_string(&mut out)
         .unwrap();
     println!("{out}");
+    eprint!(
+        "{}",
+        std::fs::read_to_string(json.with_extension("err")).unwrap_or_default()
+    );
     let report = std::fs::read_to_string(json)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
