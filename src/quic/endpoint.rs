@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use quinn_proto::{ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig};
+use quinn_proto::{ConnectionEvent, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig};
 use shards::ShardId;
 
 use super::cid::{owner_shard, ShardCidGenerator, CID_LEN};
@@ -78,7 +78,7 @@ impl Conns {
 
     /// The connection `key` names, if it is still the one that was given that key.
     pub fn by_key(&mut self, key: ConnKey) -> Option<(usize, &mut Conn)> {
-        let handle = (key.conn & 0xffff_ffff) as usize;
+        let handle = handle_of(key.conn);
         let conn = self.get_mut(handle)?;
         (conn.key == key).then_some((handle, conn))
     }
@@ -88,6 +88,25 @@ impl Conns {
             .iter()
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().map(|_| i))
+    }
+
+    /// Start fetching `handle`'s connection (its own state and quinn-proto's, about
+    /// 6.5 KB held in the slot) into the CPU cache while the caller still works on
+    /// another one: a fan-out walks 1,000 connections, each cold since the last mute.
+    /// The parts quinn-proto keeps on the heap are not reached.
+    pub fn prefetch(&self, handle: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(Some(conn)) = self.slots.get(handle) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = (conn as *const Conn).cast::<i8>();
+            for off in (0..std::mem::size_of::<Conn>()).step_by(64) {
+                // SAFETY: a prefetch is a hint to the cache: it reads nothing into the
+                // program and never faults, whatever the address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = handle;
     }
 
     fn insert(&mut self, handle: usize, conn: Conn) {
@@ -106,6 +125,12 @@ impl Conns {
     }
 }
 
+/// The slot a connection key names: its low 32 bits (the high ones are a serial, so a
+/// reused slot never takes an older connection's frames).
+pub fn handle_of(conn: u64) -> usize {
+    (conn & 0xffff_ffff) as usize
+}
+
 /// One shard's QUIC endpoint. `!Send`: it lives on its executor.
 pub struct QuicEndpoint {
     id: ShardId,
@@ -116,6 +141,9 @@ pub struct QuicEndpoint {
     tx: TxBatch,
     pool: DatagramPool,
     forwarded: VecDeque<Forwarded>,
+    /// The connections' datagrams of one receive batch, handed to them once the whole
+    /// batch is routed (see `hand_over`); empty between batches.
+    routed: Vec<(usize, ConnectionEvent)>,
     handshaking: usize,
     per_ip: HashMap<IpAddr, u32>,
     max_per_ip: u32,
@@ -165,6 +193,7 @@ impl QuicEndpoint {
             per_ip: HashMap::new(),
             max_per_ip,
             serial: 0,
+            routed: Vec::with_capacity(RX_SLOTS),
             stats: ShardStats::default(),
             metrics,
         })
@@ -235,6 +264,7 @@ impl QuicEndpoint {
                 }
             }
             self.rx = rx;
+            self.hand_over(conns, dirty);
             if n < RX_SLOTS {
                 return false;
             }
@@ -256,7 +286,27 @@ impl QuicEndpoint {
             self.stats.forwarded_in += 1;
             self.on_datagram(now, fwd.from, &fwd.data, false, conns, dirty, &mut keep);
         }
+        self.hand_over(conns, dirty);
         any
+    }
+
+    /// Hand each routed datagram to its connection, in the order received. The
+    /// connections are cold after a fan-out's quiet time: each one's state is fetched
+    /// while the one before it handles its datagram.
+    fn hand_over(&mut self, conns: &mut Conns, dirty: &mut Vec<usize>) {
+        let mut routed = std::mem::take(&mut self.routed);
+        let mut events = routed.drain(..).peekable();
+        while let Some((handle, event)) = events.next() {
+            if let Some(&(next, _)) = events.peek() {
+                conns.prefetch(next);
+            }
+            if let Some(conn) = conns.get_mut(handle) {
+                conn.quic.handle_event(event);
+                mark(conn, handle, dirty);
+            }
+        }
+        drop(events);
+        self.routed = routed;
     }
 
     /// One datagram (received here, or forwarded when `!may_forward`).
@@ -291,10 +341,7 @@ impl QuicEndpoint {
         let out = self.tx.next_buf();
         match self.endpoint.handle(now, from, None, None, buf, out) {
             Some(DatagramEvent::ConnectionEvent(handle, event)) => {
-                if let Some(conn) = conns.get_mut(handle.0) {
-                    conn.quic.handle_event(event);
-                    mark(conn, handle.0, dirty);
-                }
+                self.routed.push((handle.0, event));
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
                 self.on_incoming(now, incoming, conns, dirty)

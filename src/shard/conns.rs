@@ -75,6 +75,9 @@ impl Shard {
         while i < self.dirty.len() {
             let handle = self.dirty[i];
             i += 1;
+            if let Some(&next) = self.dirty.get(i) {
+                self.conns.prefetch(next);
+            }
             let Some(conn) = self.conns.get_mut(handle) else {
                 continue;
             };

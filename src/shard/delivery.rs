@@ -14,7 +14,7 @@ use crate::conn::ConnCtx;
 use crate::h3::H3Limits;
 use crate::meeting::{ConnKey, MeetingConfig};
 use crate::metrics::ShardMetrics;
-use crate::quic::endpoint::{mark, Conns};
+use crate::quic::endpoint::{handle_of, mark, Conns};
 use crate::router::{Dest, Router, ShardMsg, LANE_CONNECTION};
 
 use super::FANOUTS_PER_PASS;
@@ -112,7 +112,10 @@ impl MeetingEnv for Delivery<'_> {
     fn deliver_many(&mut self, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
         match self.router.dest(ShardId(shard)) {
             Dest::Local => {
-                for conn in conns {
+                for (i, &conn) in conns.iter().enumerate() {
+                    if let Some(&next) = conns.get(i + 1) {
+                        self.conns.prefetch(handle_of(next));
+                    }
                     deliver_local(
                         self.now,
                         self.conns,
