@@ -53,7 +53,7 @@ FANOUT_WARMUP=${COMPARE_FANOUT_WARMUP:-20}
 MEM_SESSIONS=${COMPARE_MEM_SESSIONS:-2000}
 MEM_HOLD=${COMPARE_MEM_HOLD:-10}
 PERF=${COMPARE_PERF:-0}
-# Seconds the fan-out's profile records once its traffic runs (--perf).
+# Seconds the fan-out's profile records from the start of its measured window (--perf).
 PERF_SECONDS=${COMPARE_PERF_SECONDS:-10}
 SKIP_BUILD=${COMPARE_SKIP_BUILD:-0}
 MC=${COMPARE_MC_BIN:-target/release/mc-service}

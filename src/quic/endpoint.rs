@@ -301,8 +301,7 @@ impl QuicEndpoint {
     /// changes nothing for QUIC: a connection still sees its datagrams in order, and
     /// endpoint events are exchanged only after the receive.
     fn hand_over(&mut self, conns: &mut Conns, dirty: &mut Vec<usize>) {
-        let mut routed = std::mem::take(&mut self.routed);
-        let mut events = routed.drain(..).peekable();
+        let mut events = self.routed.drain(..).peekable();
         while let Some((handle, event)) = events.next() {
             if let Some(&(next, _)) = events.peek() {
                 conns.prefetch(next);
@@ -312,8 +311,6 @@ impl QuicEndpoint {
                 mark(conn, handle, dirty);
             }
         }
-        drop(events);
-        self.routed = routed;
     }
 
     /// One datagram (received here, or forwarded when `!may_forward`).

@@ -33,7 +33,8 @@ pub fn run_loadgen(
         }
         if t0.elapsed() > bound {
             let _ = child.kill();
-            panic!("mc-loadgen {args:?} exceeded {bound:?}");
+            let err = std::fs::read_to_string(json.with_extension("err")).unwrap_or_default();
+            panic!("mc-loadgen {args:?} exceeded {bound:?}; its stderr:\n{err}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
