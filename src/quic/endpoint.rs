@@ -20,7 +20,7 @@ use quinn_proto::{ConnectionEvent, ConnectionHandle, DatagramEvent, Endpoint, En
 use shards::ShardId;
 
 use super::cid::{owner_shard, ShardCidGenerator, CID_LEN};
-use super::rx::{DatagramPool, PoolStats};
+use super::rx::{DatagramPool, PoolStats, RouteAhead};
 use super::udp::{RxBatch, Sent, TxBatch, UdpIo, RX_SLOTS};
 use super::{QuicError, QuicShared, RetryMode};
 use crate::conn::Conn;
@@ -125,10 +125,6 @@ impl Conns {
     }
 }
 
-/// How many received datagrams may be routed before they are handed to their
-/// connections (the prefetch needs one; more only hold memory).
-const ROUTE_AHEAD: usize = 16;
-
 /// The slot a connection key names: its low 32 bits (the high ones are a serial, so a
 /// reused slot never takes an older connection's frames).
 pub fn handle_of(conn: u64) -> usize {
@@ -145,9 +141,9 @@ pub struct QuicEndpoint {
     tx: TxBatch,
     pool: DatagramPool,
     forwarded: VecDeque<Forwarded>,
-    /// Datagrams routed to their connections but not handed over yet (at most
-    /// `ROUTE_AHEAD`; see `hand_over`); empty between batches.
-    routed: Vec<(usize, ConnectionEvent)>,
+    /// Datagrams routed to their connections but not handed over yet (see
+    /// `hand_over`); empty between batches.
+    routed: RouteAhead<ConnectionEvent>,
     handshaking: usize,
     per_ip: HashMap<IpAddr, u32>,
     max_per_ip: u32,
@@ -197,7 +193,7 @@ impl QuicEndpoint {
             per_ip: HashMap::new(),
             max_per_ip,
             serial: 0,
-            routed: Vec::with_capacity(ROUTE_AHEAD),
+            routed: RouteAhead::default(),
             stats: ShardStats::default(),
             metrics,
         })
@@ -297,11 +293,11 @@ impl QuicEndpoint {
     /// Hand each routed datagram to its connection, in the order received. The
     /// connections are cold after a fan-out's quiet time: each one's state is fetched
     /// while the one before it handles its datagram. Datagrams are routed ahead of
-    /// their hand-over by at most `ROUTE_AHEAD` (and never across a batch), which
+    /// their hand-over by at most `rx::ROUTE_AHEAD` (and never across a batch), which
     /// changes nothing for QUIC: a connection still sees its datagrams in order, and
     /// endpoint events are exchanged only after the receive.
     fn hand_over(&mut self, conns: &mut Conns, dirty: &mut Vec<usize>) {
-        let mut events = self.routed.drain(..).peekable();
+        let mut events = self.routed.drain();
         while let Some((handle, event)) = events.next() {
             if let Some(&(next, _)) = events.peek() {
                 conns.prefetch(next);
@@ -345,10 +341,10 @@ impl QuicEndpoint {
         let out = self.tx.next_buf();
         match self.endpoint.handle(now, from, None, None, buf, out) {
             Some(DatagramEvent::ConnectionEvent(handle, event)) => {
-                self.routed.push((handle.0, event));
                 // Routed ahead only as far as the prefetch needs: however many
                 // datagrams a client packs into one batch, a few are held at once.
-                if self.routed.len() >= ROUTE_AHEAD {
+                let full = self.routed.push(handle.0, event);
+                if full {
                     self.hand_over(conns, dirty);
                 }
             }

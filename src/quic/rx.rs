@@ -1,4 +1,5 @@
-//! Right-sized buffers for received datagrams, reused from pass to pass.
+//! Right-sized buffers for received datagrams, reused from pass to pass, and the
+//! bounded queue of datagrams routed to their connections ahead of their hand-over.
 //!
 //! quinn-proto takes each datagram as an owned `BytesMut` and may keep slices of it
 //! (stream data not read yet, out-of-order chunks, queued datagrams). If those slices
@@ -7,6 +8,9 @@
 //! size of what it holds, which is also what quinn-proto's reassembly accounting
 //! assumes — and the buffer returns to the pool once QUIC has let go of it. In the
 //! steady state nothing is allocated per datagram.
+
+use std::iter::Peekable;
+use std::vec;
 
 use bytes::BytesMut;
 
@@ -79,9 +83,94 @@ impl DatagramPool {
     }
 }
 
+/// How many received datagrams may be routed before they are handed to their
+/// connections (the prefetch needs one; more only hold memory).
+pub const ROUTE_AHEAD: usize = 16;
+
+/// Datagrams routed to their connections (by handle) and not handed over yet, in the
+/// order received: the hand-over fetches the next one's connection into the cache while
+/// the current one handles its datagram. At most [`ROUTE_AHEAD`] are held, however many
+/// a client packs into one receive (a full `recvmmsg`, a GRO batch of 64 segments): the
+/// queue never grows past the capacity it was made with.
+pub struct RouteAhead<E> {
+    queue: Vec<(usize, E)>,
+}
+
+impl<E> Default for RouteAhead<E> {
+    fn default() -> Self {
+        Self {
+            queue: Vec::with_capacity(ROUTE_AHEAD),
+        }
+    }
+}
+
+impl<E> RouteAhead<E> {
+    /// Queue `event` for the connection `handle`. Returns true once the queue is full:
+    /// the caller hands it over ([`Self::drain`]) before routing another datagram.
+    pub fn push(&mut self, handle: usize, event: E) -> bool {
+        debug_assert!(self.queue.len() < ROUTE_AHEAD, "handed over when full");
+        self.queue.push((handle, event));
+        self.queue.len() >= ROUTE_AHEAD
+    }
+
+    /// Take every queued event, oldest first; peek to see the next one's handle.
+    pub fn drain(&mut self) -> Peekable<vec::Drain<'_, (usize, E)>> {
+        self.queue.drain(..).peekable()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A receive of many datagrams, handed over whenever the queue says so (as
+    /// `QuicEndpoint::on_datagram` does): the queue holds at most `ROUTE_AHEAD`, never
+    /// reallocates, and every connection sees its datagrams in the order received.
+    #[test]
+    fn routing_ahead_is_bounded_and_keeps_the_order() {
+        let mut routed = RouteAhead::default();
+        let capacity = routed.queue.capacity();
+        let mut handed = Vec::new();
+        let mut prefetched = Vec::new();
+        let mut most = 0;
+        let mut hand_over = |routed: &mut RouteAhead<u32>| {
+            let mut events = routed.drain();
+            while let Some((handle, seq)) = events.next() {
+                prefetched.push(events.peek().map(|&(next, _)| next));
+                handed.push((handle, seq));
+            }
+        };
+        // 64 segments of one GRO batch and a burst from 7 connections.
+        for seq in 0..1_000u32 {
+            let handle = if seq < 64 { 3 } else { (seq % 7) as usize };
+            if routed.push(handle, seq) {
+                hand_over(&mut routed);
+            }
+            most = most.max(routed.len());
+        }
+        hand_over(&mut routed);
+        assert!(routed.is_empty());
+        assert!(most < ROUTE_AHEAD, "handed over as soon as it was full");
+        assert_eq!(routed.queue.capacity(), capacity, "never reallocated");
+        let order: Vec<u32> = handed.iter().map(|&(_, seq)| seq).collect();
+        assert_eq!(order, (0..1_000).collect::<Vec<_>>());
+        assert!(handed
+            .iter()
+            .all(|&(h, seq)| h == if seq < 64 { 3 } else { (seq % 7) as usize }));
+        // Each event but the last of a hand-over names the next one's connection.
+        assert_eq!(
+            prefetched.iter().filter(|p| p.is_none()).count(),
+            1_000 / ROUTE_AHEAD + 1
+        );
+    }
 
     #[test]
     fn buffers_come_back_once_released() {
