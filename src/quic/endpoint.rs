@@ -20,7 +20,7 @@ use quinn_proto::{ConnectionEvent, ConnectionHandle, DatagramEvent, Endpoint, En
 use shards::ShardId;
 
 use super::cid::{owner_shard, ShardCidGenerator, CID_LEN};
-use super::rx::{DatagramPool, PoolStats, RouteAhead};
+use super::rx::{DatagramPool, PoolStats, RouteAhead, Routed};
 use super::udp::{RxBatch, Sent, TxBatch, UdpIo, RX_SLOTS};
 use super::{QuicError, QuicShared, RetryMode};
 use crate::conn::Conn;
@@ -264,7 +264,7 @@ impl QuicEndpoint {
                 }
             }
             self.rx = rx;
-            self.hand_over(conns, dirty);
+            hand_over(self.routed.drain(), conns, dirty);
             if n < RX_SLOTS {
                 return false;
             }
@@ -286,27 +286,8 @@ impl QuicEndpoint {
             self.stats.forwarded_in += 1;
             self.on_datagram(now, fwd.from, &fwd.data, false, conns, dirty, &mut keep);
         }
-        self.hand_over(conns, dirty);
+        hand_over(self.routed.drain(), conns, dirty);
         any
-    }
-
-    /// Hand each routed datagram to its connection, in the order received. The
-    /// connections are cold after a fan-out's quiet time: each one's state is fetched
-    /// while the one before it handles its datagram. Datagrams are routed ahead of
-    /// their hand-over by at most `rx::ROUTE_AHEAD` (and never across a batch), which
-    /// changes nothing for QUIC: a connection still sees its datagrams in order, and
-    /// endpoint events are exchanged only after the receive.
-    fn hand_over(&mut self, conns: &mut Conns, dirty: &mut Vec<usize>) {
-        let mut events = self.routed.drain();
-        while let Some((handle, event)) = events.next() {
-            if let Some(&(next, _)) = events.peek() {
-                conns.prefetch(next);
-            }
-            if let Some(conn) = conns.get_mut(handle) {
-                conn.quic.handle_event(event);
-                mark(conn, handle, dirty);
-            }
-        }
     }
 
     /// One datagram (received here, or forwarded when `!may_forward`).
@@ -343,9 +324,8 @@ impl QuicEndpoint {
             Some(DatagramEvent::ConnectionEvent(handle, event)) => {
                 // Routed ahead only as far as the prefetch needs: however many
                 // datagrams a client packs into one batch, a few are held at once.
-                let full = self.routed.push(handle.0, event);
-                if full {
-                    self.hand_over(conns, dirty);
+                if let Some(full) = self.routed.push(handle.0, event) {
+                    hand_over(full, conns, dirty);
                 }
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
@@ -496,6 +476,24 @@ impl QuicEndpoint {
     /// End of a pass: receive buffers QUIC let go of return to the pool.
     pub fn reclaim(&mut self) {
         self.pool.reclaim();
+    }
+}
+
+/// Hand each routed datagram to its connection, in the order received. The connections
+/// are cold after a fan-out's quiet time: each one's state is fetched while the one
+/// before it handles its datagram. Datagrams are routed ahead of their hand-over by at
+/// most `rx::ROUTE_AHEAD` (and never across a batch), which changes nothing for QUIC: a
+/// connection still sees its datagrams in order, and endpoint events are exchanged only
+/// after the receive.
+fn hand_over(mut events: Routed<'_, ConnectionEvent>, conns: &mut Conns, dirty: &mut Vec<usize>) {
+    while let Some((handle, event)) = events.next() {
+        if let Some(&(next, _)) = events.peek() {
+            conns.prefetch(next);
+        }
+        if let Some(conn) = conns.get_mut(handle) {
+            conn.quic.handle_event(event);
+            mark(conn, handle, dirty);
+        }
     }
 }
 

@@ -87,11 +87,16 @@ impl DatagramPool {
 /// connections (the prefetch needs one; more only hold memory).
 pub const ROUTE_AHEAD: usize = 16;
 
+/// Routed events taken out of a [`RouteAhead`], oldest first; peek to see the next
+/// one's connection. Dropping it unfinished still empties the queue.
+pub type Routed<'a, E> = Peekable<vec::Drain<'a, (usize, E)>>;
+
 /// Datagrams routed to their connections (by handle) and not handed over yet, in the
 /// order received: the hand-over fetches the next one's connection into the cache while
 /// the current one handles its datagram. At most [`ROUTE_AHEAD`] are held, however many
 /// a client packs into one receive (a full `recvmmsg`, a GRO batch of 64 segments): the
-/// queue never grows past the capacity it was made with.
+/// push that fills the queue hands its contents back, so it never grows past the
+/// capacity it was made with.
 pub struct RouteAhead<E> {
     queue: Vec<(usize, E)>,
 }
@@ -105,24 +110,26 @@ impl<E> Default for RouteAhead<E> {
 }
 
 impl<E> RouteAhead<E> {
-    /// Queue `event` for the connection `handle`. Returns true once the queue is full:
-    /// the caller hands it over ([`Self::drain`]) before routing another datagram.
-    pub fn push(&mut self, handle: usize, event: E) -> bool {
-        debug_assert!(self.queue.len() < ROUTE_AHEAD, "handed over when full");
+    /// Queue `event` for the connection `handle`. Once that fills the queue, every
+    /// queued event comes back to be handed over now (and the queue is empty after).
+    #[must_use = "a full queue's events are dropped unless handed over"]
+    pub fn push(&mut self, handle: usize, event: E) -> Option<Routed<'_, E>> {
         self.queue.push((handle, event));
-        self.queue.len() >= ROUTE_AHEAD
+        (self.queue.len() >= ROUTE_AHEAD).then(|| self.drain())
     }
 
-    /// Take every queued event, oldest first; peek to see the next one's handle.
-    pub fn drain(&mut self) -> Peekable<vec::Drain<'_, (usize, E)>> {
+    /// Take every queued event: the end of a receive batch.
+    pub fn drain(&mut self) -> Routed<'_, E> {
         self.queue.drain(..).peekable()
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.queue.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 }
@@ -131,7 +138,7 @@ impl<E> RouteAhead<E> {
 mod tests {
     use super::*;
 
-    /// A receive of many datagrams, handed over whenever the queue says so (as
+    /// A receive of many datagrams, handed over whenever the queue hands them back (as
     /// `QuicEndpoint::on_datagram` does): the queue holds at most `ROUTE_AHEAD`, never
     /// reallocates, and every connection sees its datagrams in the order received.
     #[test]
@@ -141,8 +148,7 @@ mod tests {
         let mut handed = Vec::new();
         let mut prefetched = Vec::new();
         let mut most = 0;
-        let mut hand_over = |routed: &mut RouteAhead<u32>| {
-            let mut events = routed.drain();
+        let mut hand_over = |mut events: Routed<'_, u32>| {
             while let Some((handle, seq)) = events.next() {
                 prefetched.push(events.peek().map(|&(next, _)| next));
                 handed.push((handle, seq));
@@ -151,12 +157,12 @@ mod tests {
         // 64 segments of one GRO batch and a burst from 7 connections.
         for seq in 0..1_000u32 {
             let handle = if seq < 64 { 3 } else { (seq % 7) as usize };
-            if routed.push(handle, seq) {
-                hand_over(&mut routed);
+            if let Some(full) = routed.push(handle, seq) {
+                hand_over(full);
             }
             most = most.max(routed.len());
         }
-        hand_over(&mut routed);
+        hand_over(routed.drain());
         assert!(routed.is_empty());
         assert!(most < ROUTE_AHEAD, "handed over as soon as it was full");
         assert_eq!(routed.queue.capacity(), capacity, "never reallocated");
