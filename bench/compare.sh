@@ -20,7 +20,9 @@
 #   echo10x1   10 sessions × 1 in flight × 64 B
 #   fanout     mc-service only: one meeting of 1,000 participants, mute toggles at 10 and
 #              40 msg/s (each reaches all 1,000): server CPU per delivered notification;
-#              up to 30 s of drain for notifications still queued at the end
+#              up to 30 s of drain for notifications still queued at the end. After each
+#              run, the same datagrams in plain UDP (bench/src/bin/udp-floor.rs): the
+#              kernel's floor for that delivery on this host in this sitting
 #   memory     2,000 sessions, each with one bidi stream that echoed 32 B, held open:
 #              server RSS per session at the peak and in the steady hold
 #
@@ -110,7 +112,8 @@ fi
 # the recorded commands and reports name no machine path.
 PEER=target/release/wt-echo-server
 LG=target/release/mc-loadgen
-for b in "$MC" "$PEER" "$LG"; do
+FLOOR=target/release/udp-floor
+for b in "$MC" "$PEER" "$LG" "$FLOOR"; do
   [[ -x $b ]] || { echo "compare: $b is missing (run without --skip-build)" >&2; exit 2; }
 done
 
@@ -260,6 +263,13 @@ if has_op fanout; then
         meeting --target "https://$WT/" --dev-dir "$DEV" \
         --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120 --drain 30
       stop_server
+      # The same datagrams with no QUIC and no meeting, pinned the same way: what the
+      # kernel alone takes per delivery, measured minutes apart from the run above.
+      log "fanout rate $rate run $run/$RUNS: the same datagrams in plain UDP (udp-floor)"
+      cmd=("$FLOOR" --clients "$FANOUT_SIZE" --rate "$rate" --warmup "$WARMUP" --duration "$DURATION"
+        --server-cpu "$SERVER_CPU" --client-cpu "$CLIENT_CPU" --json "$OUT/floor$rate-$run.json")
+      record "${cmd[*]}"
+      "${cmd[@]}" >"$OUT/floor$rate-$run.txt" 2>&1
     done
   done
 fi

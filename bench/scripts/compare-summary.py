@@ -257,12 +257,16 @@ if rows:
         ]
 
 fan = {}
+# udp-floor's report for each fan-out run (same rate and run number), or None.
+floor = {}
 for name in sorted(os.listdir(OUT)):
     if name.startswith("fanout") and name.endswith(".json") and "-mc-" in name:
         rate = name[len("fanout") : name.index("-mc-")]
+        run = name[name.index("-mc-") + 4 : -5]
         r = load(name[:-5])
         if r:
             fan.setdefault(rate, []).append(run_figures(r, "fanout"))
+            floor.setdefault(rate, []).append(load(f"floor{rate}-{run}"))
 if fan:
     md += [
         "",
@@ -308,6 +312,45 @@ if fan:
             "Datagrams per `recvmmsg` and per `sendmmsg` (mc-service's counters over the window): "
             + "; ".join(fan_rx)
             + ".",
+        ]
+    if any(f for rate in floor for f in floor[rate]):
+        md += [
+            "",
+            "### The same datagrams in plain UDP (`udp-floor`, after each fan-out run)",
+            "",
+            "| rate msg/s | server µs per delivery, plain UDP (runs) | median | fan-out ÷ plain UDP (runs) | median | answers per delivery | datagrams per recvmmsg, per sendmmsg | late fan-outs | % steal, runs |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for rate in sorted(fan, key=float):
+            fl = floor.get(rate, [])
+            us = [f and f.get("us_per_delivery") for f in fl]
+            ratios = [
+                r["us_per_op"] / u if r.get("us_per_op") is not None and u else None
+                for r, u in zip(fan[rate], us)
+            ]
+            agg = summary["fanout"][rate]
+            agg["floor_us_per_delivery"] = med(us)
+            agg["fanout_over_floor"] = med(ratios)
+            agg["floor_runs"] = fl
+            ok = [f for f in fl if f]
+            md.append(
+                f"| {rate} | {', '.join(fmt(u, 2) for u in us)} | **{fmt(med(us), 2)}** | "
+                f"{', '.join(fmt(x, 2) for x in ratios)} | **{fmt(med(ratios), 2)}** | "
+                f"{fmt(med([f['datagrams_in_per_delivery'] for f in ok]), 2)} | "
+                f"{fmt(med([f['datagrams_per_recvmmsg'] for f in ok]), 1)}, "
+                f"{fmt(med([f['datagrams_per_sendmmsg'] for f in ok]), 1)} | "
+                f"{sum(f['late_fanouts'] for f in ok)} | "
+                f"{', '.join(fmt(f and f.get('server_steal_pct'), 1) for f in fl)} |"
+            )
+        md += [
+            "",
+            "`udp-floor` (bench/src/bin/udp-floor.rs) sends the fan-out's datagrams with no QUIC, "
+            "no crypto and no meeting, pinned as the run before it: one 100-byte datagram to each "
+            "client per mute (`sendmmsg`), each client answering with 40 bytes 25 ms later (as a "
+            "QUIC client acknowledges a lone packet), read with `recvmmsg` after 500 µs pauses. Its "
+            "CPU per delivery is what the kernel's UDP path takes on this host at this moment (on "
+            "loopback including the clients' receive); the fan-out ÷ plain UDP is what "
+            "mc-service costs above that floor.",
         ]
     md += [
         "",

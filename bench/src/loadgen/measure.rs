@@ -614,6 +614,12 @@ pub fn pid_cpu_s(pid: u32) -> Option<f64> {
     stat_cpu_ticks(&text).map(|t| t as f64 / clock_ticks())
 }
 
+/// CPU seconds (utime + stime) of the calling thread from /proc/thread-self/stat.
+pub fn thread_cpu_s() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    stat_cpu_ticks(&text).map(|t| t as f64 / clock_ticks())
+}
+
 /// utime + stime in clock ticks from the text of /proc/<pid>/stat (proc(5): fields 14
 /// and 15; the command name, field 2, is in parentheses and may contain spaces).
 pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
@@ -644,7 +650,8 @@ pub fn runq_wait_s(pid: &str) -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
-fn clock_ticks() -> f64 {
+/// Clock ticks per second, the unit of /proc's CPU times (`sysconf(_SC_CLK_TCK)`).
+pub fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {

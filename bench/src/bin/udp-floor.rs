@@ -1,0 +1,493 @@
+//! udp-floor: what the fan-out's packets cost the kernel alone, on this host, now.
+//!
+//! `bench/compare.sh`'s fan-out (`mc-loadgen meeting --sizes 1x1000 --mix mute=100
+//! --rate R` against one shard) sends one datagram to each of 1,000 clients per mute, and
+//! each client acknowledges it with one short datagram after its ACK delay. This tool
+//! sends the same datagrams in plain UDP on loopback, with no QUIC, no crypto and no
+//! meeting: `--rate` times a second (at random moments, as the meeting's mutes come) a
+//! server thread sends one `--payload-bytes` datagram to each of `--clients` client
+//! sockets (`sendmmsg`, up to 64 per call); each client socket answers `--ack-delay-ms`
+//! later with one `--ack-bytes` datagram (one answer covers every datagram that reached
+//! it meanwhile, as one ACK frame does); the server reads the answers with `recvmmsg`,
+//! leaving the socket unread for `--coalesce-us` after each read that found some, as
+//! mc-service does after a pass of acknowledgements (`MC_RX_COALESCE_US`).
+//!
+//! It reports the server thread's CPU per delivered datagram over the measured window
+//! (utime + stime from `/proc/thread-self/stat`, the accounting `mc-loadgen` reads for
+//! the server process). Run right after a fan-out run with the same pinning, it tells
+//! how much of that run's cost per delivery the kernel's UDP path alone takes on the
+//! host as it is in that sitting.
+//!
+//! ```text
+//! udp-floor --clients 1000 --rate 10 --server-cpu 0 --client-cpu 1 --json floor.json
+//! ```
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use mc_bench::loadgen::measure::{clock_ticks, stat_steal_ticks, thread_cpu_s};
+use serde::Serialize;
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "The fan-out's datagrams in plain UDP on loopback: server CPU per delivery")]
+struct Args {
+    /// Client sockets (the meeting's participants).
+    #[arg(long, default_value_t = 1_000)]
+    clients: usize,
+    /// Fan-outs per second (mutes per second), on average.
+    #[arg(long, default_value_t = 10)]
+    rate: u32,
+    /// Fan-outs at fixed intervals. By default they come at random moments (exponential
+    /// gaps), as mc-loadgen's participants, each on its own period from a random
+    /// offset, make them: two mutes then often fall within one ACK delay, and one
+    /// answer covers both.
+    #[arg(long)]
+    regular: bool,
+    /// Bytes of each datagram to a client (a notification's QUIC packet is about 100).
+    #[arg(long, default_value_t = 100)]
+    payload_bytes: usize,
+    /// Bytes of each client's answer (an ACK-only QUIC packet is about 40).
+    #[arg(long, default_value_t = 40)]
+    ack_bytes: usize,
+    /// How long a client waits before answering (QUIC's default max_ack_delay is 25 ms).
+    #[arg(long, default_value_t = 25)]
+    ack_delay_ms: u64,
+    /// After a read that found answers, how long the server leaves its socket unread
+    /// (mc-service's MC_RX_COALESCE_US default; 0 reads again at once).
+    #[arg(long, default_value_t = 500)]
+    coalesce_us: u64,
+    /// Seconds of traffic before the measured window.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Seconds of the measured window.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// CPU the server thread runs on.
+    #[arg(long, default_value_t = 0)]
+    server_cpu: usize,
+    /// CPU the client thread runs on.
+    #[arg(long, default_value_t = 1)]
+    client_cpu: usize,
+    /// Write the report as JSON here as well.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// What the server saw over the measured window.
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    clients: usize,
+    rate: u32,
+    payload_bytes: usize,
+    ack_bytes: usize,
+    ack_delay_ms: u64,
+    coalesce_us: u64,
+    regular: bool,
+    window_s: f64,
+    fanouts: u64,
+    /// Fan-outs that started a whole period late: the server could not keep up.
+    late_fanouts: u64,
+    deliveries: u64,
+    answers: u64,
+    sendmmsg_calls: u64,
+    recvmmsg_calls: u64,
+    server_cpu_s: f64,
+    us_per_delivery: f64,
+    datagrams_in_per_delivery: f64,
+    datagrams_per_recvmmsg: f64,
+    datagrams_per_sendmmsg: f64,
+    /// % of the server CPU's time the hypervisor ran something else (steal).
+    server_steal_pct: Option<f64>,
+}
+
+/// Datagrams per `sendmmsg` / `recvmmsg` call.
+const BATCH: usize = 64;
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.clients == 0 || args.rate == 0 || args.duration == 0 {
+        bail!("--clients, --rate and --duration must be above 0");
+    }
+    if args.payload_bytes == 0 || args.payload_bytes > 1_200 || args.ack_bytes == 0 {
+        bail!("--payload-bytes must be 1..=1200 and --ack-bytes above 0");
+    }
+    let cpus = shards::allowed_cpus().context("reading this process's CPUs")?;
+    for cpu in [args.server_cpu, args.client_cpu] {
+        if !cpus.contains(&cpu) {
+            bail!("CPU {cpu} is out of range: this process may run on {cpus:?}");
+        }
+    }
+    let server = UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+    server.set_nonblocking(true)?;
+    let server_addr = server.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let (addrs_tx, addrs_rx) = mpsc::sync_channel(1);
+    let client = {
+        let args = args.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("udp-floor-client".into())
+            .spawn(move || clients(&args, server_addr, addrs_tx, &stop))?
+    };
+    let addrs: Vec<SocketAddrV4> = match addrs_rx.recv() {
+        Ok(addrs) => addrs,
+        // The client thread gave up before binding its sockets: its reason.
+        Err(_) => {
+            return match client.join() {
+                Ok(Err(e)) => Err(e),
+                _ => Err(anyhow::anyhow!(
+                    "the client thread ended before binding its sockets"
+                )),
+            }
+        }
+    };
+    let report = serve(&args, &server, &addrs);
+    stop.store(true, Ordering::Relaxed);
+    client
+        .join()
+        .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
+    let report = report?;
+
+    println!(
+        "udp-floor: {} clients at {}/s: {:.2} µs of server CPU per delivery \
+         ({} deliveries, {:.2} answers each, {:.1} per recvmmsg, {:.1} per sendmmsg, \
+         {} late fan-outs)",
+        report.clients,
+        report.rate,
+        report.us_per_delivery,
+        report.deliveries,
+        report.datagrams_in_per_delivery,
+        report.datagrams_per_recvmmsg,
+        report.datagrams_per_sendmmsg,
+        report.late_fanouts
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Pin the calling thread to `cpu`.
+fn pin(cpu: usize) -> Result<()> {
+    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        bail!("CPU {cpu} is out of range");
+    }
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes one bit of the set it is given, in range (checked above).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; the set is initialised and sized as passed.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if rc != 0 {
+        bail!("pinning to CPU {cpu}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn sockaddr(addr: &SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// Ask for `bytes` of socket buffer each way, as mc-service does for its UDP socket.
+fn set_buffers(sock: &UdpSocket, bytes: libc::c_int) {
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // SAFETY: the option value is a c_int that outlives the call, its size passed.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report> {
+    pin(args.server_cpu)?;
+    set_buffers(sock, 8 << 20);
+    let fd = sock.as_raw_fd();
+    let names: Vec<libc::sockaddr_in> = addrs.iter().map(sockaddr).collect();
+    let payload = vec![0x5au8; args.payload_bytes];
+    let mut rx_bufs = vec![[0u8; 1_500]; BATCH];
+    let period = Duration::from_secs(1) / args.rate;
+    let coalesce = Duration::from_micros(args.coalesce_us);
+
+    let start = Instant::now();
+    let window_start = start + Duration::from_secs(args.warmup);
+    let window_end = window_start + Duration::from_secs(args.duration);
+    let mut next_fanout = start;
+    let mut in_window = false;
+    let mut r = Report {
+        clients: args.clients,
+        rate: args.rate,
+        payload_bytes: args.payload_bytes,
+        ack_bytes: args.ack_bytes,
+        ack_delay_ms: args.ack_delay_ms,
+        coalesce_us: args.coalesce_us,
+        regular: args.regular,
+        ..Report::default()
+    };
+    let (mut cpu0, mut steal0) = (0.0, None);
+    loop {
+        let now = Instant::now();
+        if !in_window && now >= window_start {
+            in_window = true;
+            cpu0 = thread_cpu_s().context("reading /proc/thread-self/stat")?;
+            steal0 = server_steal_ticks(args.server_cpu);
+        }
+        if now >= window_end {
+            let cpu1 = thread_cpu_s().context("reading /proc/thread-self/stat")?;
+            let window = now.duration_since(window_start).as_secs_f64();
+            r.window_s = window;
+            r.server_cpu_s = cpu1 - cpu0;
+            let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+            r.us_per_delivery = per((r.server_cpu_s * 1e9) as u64, r.deliveries) / 1e3;
+            r.datagrams_in_per_delivery = per(r.answers, r.deliveries);
+            r.datagrams_per_recvmmsg = per(r.answers, r.recvmmsg_calls);
+            r.datagrams_per_sendmmsg = per(r.deliveries, r.sendmmsg_calls);
+            r.server_steal_pct = match (steal0, server_steal_ticks(args.server_cpu)) {
+                (Some(a), Some(b)) => Some(100.0 * (b - a) as f64 / clock_ticks() / window),
+                _ => None,
+            };
+            return Ok(r);
+        }
+        if now >= next_fanout {
+            let (sent, calls) = send_all(fd, &names, &payload)?;
+            if in_window {
+                r.fanouts += 1;
+                r.deliveries += sent;
+                r.sendmmsg_calls += calls;
+            }
+            next_fanout += if args.regular {
+                period
+            } else {
+                // Exponential with mean `period`: 1 - u is in (0, 1], its log finite.
+                period.mul_f64(-(1.0 - rand::random::<f64>()).ln())
+            };
+            if next_fanout + period <= Instant::now() {
+                // More than a period behind: skip, and count it, rather than burst.
+                if in_window {
+                    r.late_fanouts += 1;
+                }
+                next_fanout = Instant::now() + period;
+            }
+        }
+        let (got, calls) = recv_all(fd, &mut rx_bufs)?;
+        if in_window {
+            r.answers += got;
+            r.recvmmsg_calls += calls;
+        }
+        let until = next_fanout.min(window_end);
+        if got > 0 && !coalesce.is_zero() {
+            std::thread::sleep(coalesce.min(until.saturating_duration_since(Instant::now())));
+            continue;
+        }
+        wait_readable(fd, until.saturating_duration_since(Instant::now()));
+    }
+}
+
+fn server_steal_ticks(cpu: usize) -> Option<u64> {
+    stat_steal_ticks(&std::fs::read_to_string("/proc/stat").ok()?, &[cpu])
+}
+
+/// One datagram to each client, `BATCH` per `sendmmsg`. Returns (datagrams, calls).
+fn send_all(fd: libc::c_int, names: &[libc::sockaddr_in], payload: &[u8]) -> Result<(u64, u64)> {
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    let (mut sent, mut calls) = (0u64, 0u64);
+    for chunk in names.chunks(BATCH) {
+        // SAFETY: mmsghdr is plain data; every pointer set below outlives the call.
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (m, name) in msgs.iter_mut().zip(chunk) {
+            m.msg_hdr.msg_name = (name as *const libc::sockaddr_in).cast_mut().cast();
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            m.msg_hdr.msg_iov = &mut iov;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        let mut off = 0;
+        while off < chunk.len() {
+            // SAFETY: msgs[off..chunk.len()] are initialised headers whose names and
+            // iovec point at live memory of the lengths given.
+            let n = unsafe {
+                libc::sendmmsg(fd, msgs[off..].as_mut_ptr(), (chunk.len() - off) as u32, 0)
+            };
+            calls += 1;
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    wait_writable(fd);
+                    continue;
+                }
+                return Err(e).context("sendmmsg");
+            }
+            off += n as usize;
+            sent += n as u64;
+        }
+    }
+    Ok((sent, calls))
+}
+
+/// Read every datagram waiting, `BATCH` per `recvmmsg`. Returns (datagrams, calls).
+fn recv_all(fd: libc::c_int, bufs: &mut [[u8; 1_500]]) -> Result<(u64, u64)> {
+    let (mut got, mut calls) = (0u64, 0u64);
+    loop {
+        // SAFETY: iovec is plain data; each is pointed into `bufs` below.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: mmsghdr is plain data; each is given one iovec below.
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for ((iov, m), buf) in iovs.iter_mut().zip(msgs.iter_mut()).zip(bufs.iter_mut()) {
+            iov.iov_base = buf.as_mut_ptr().cast();
+            iov.iov_len = buf.len();
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: BATCH initialised headers, each with one iovec into a live buffer.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        calls += 1;
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                return Ok((got, calls));
+            }
+            return Err(e).context("recvmmsg");
+        }
+        got += n as u64;
+        if (n as usize) < BATCH {
+            return Ok((got, calls));
+        }
+    }
+}
+
+fn poll_one(fd: libc::c_int, events: libc::c_short, timeout: Duration) {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms = timeout.as_micros().div_ceil(1_000).min(1_000) as libc::c_int;
+    // SAFETY: one pollfd, owned by this frame.
+    unsafe { libc::poll(&mut p, 1, ms) };
+}
+
+fn wait_readable(fd: libc::c_int, timeout: Duration) {
+    poll_one(fd, libc::POLLIN, timeout)
+}
+
+fn wait_writable(fd: libc::c_int) {
+    poll_one(fd, libc::POLLOUT, Duration::from_millis(10))
+}
+
+/// The clients: one connected socket each, all on one thread (as `mc-loadgen --threads
+/// 1` runs the meeting's participants); each answers `ack_delay` after the first
+/// datagram that reached it since its last answer.
+fn clients(
+    args: &Args,
+    server: SocketAddr,
+    addrs_tx: mpsc::SyncSender<Vec<SocketAddrV4>>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    pin(args.client_cpu)?;
+    let mut socks = Vec::with_capacity(args.clients);
+    let mut addrs = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        let s = UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+        s.connect(server)?;
+        s.set_nonblocking(true)?;
+        match s.local_addr()? {
+            SocketAddr::V4(a) => addrs.push(a),
+            SocketAddr::V6(_) => bail!("bound to IPv6 on 127.0.0.1"),
+        }
+        socks.push(s);
+    }
+    // SAFETY: epoll_create1 has no memory preconditions.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(std::io::Error::last_os_error()).context("epoll_create1");
+    }
+    for (i, s) in socks.iter().enumerate() {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: i as u64,
+        };
+        // SAFETY: ep and the socket are open descriptors; ev outlives the call.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("epoll_ctl");
+        }
+    }
+    addrs_tx
+        .send(addrs)
+        .map_err(|_| anyhow::anyhow!("the server thread is gone"))?;
+
+    let delay = Duration::from_millis(args.ack_delay_ms);
+    let answer = vec![0xa5u8; args.ack_bytes];
+    let mut buf = [0u8; 1_500];
+    let mut pending = vec![false; args.clients];
+    // Answers due, oldest first: every entry waits the same delay, so the queue is in
+    // time order. At most one entry per client.
+    let mut due: VecDeque<(Instant, usize)> = VecDeque::with_capacity(args.clients);
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        while let Some(&(at, i)) = due.front() {
+            if at > now {
+                break;
+            }
+            due.pop_front();
+            pending[i] = false;
+            // A full socket buffer loses the answer, as a lost ACK would be.
+            let _ = socks[i].send(&answer);
+        }
+        let timeout = due.front().map_or(Duration::from_millis(100), |&(at, _)| {
+            at.saturating_duration_since(now)
+        });
+        let ms = timeout.as_micros().div_ceil(1_000).min(100) as libc::c_int;
+        // SAFETY: `events` is a live buffer of the length passed.
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e).context("epoll_wait");
+        }
+        let now = Instant::now();
+        for ev in &events[..n as usize] {
+            let i = ev.u64 as usize;
+            while socks[i].recv(&mut buf).is_ok() {}
+            if !pending[i] {
+                pending[i] = true;
+                due.push_back((now + delay, i));
+            }
+        }
+    }
+    // SAFETY: ep is an open descriptor owned here.
+    unsafe { libc::close(ep) };
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! udp-floor, the fan-out's datagrams in plain UDP on loopback: a short run counts every
+//! fan-out, delivery and answer of its window, and bad flags are refused with a reason.
+
+use std::process::Command;
+
+const FLOOR: &str = env!("CARGO_BIN_EXE_udp-floor");
+
+/// A CPU this test may run on (the suite may be confined to some).
+fn a_cpu() -> String {
+    shards::allowed_cpus()
+        .ok()
+        .and_then(|c| c.first().copied())
+        .unwrap_or(0)
+        .to_string()
+}
+
+/// One second of 20 clients at 50 fan-outs a second, 5 ms ACK delay; its JSON report.
+fn run(extra: &[&str]) -> serde_json::Value {
+    let dir = std::env::temp_dir().join(format!(
+        "udp-floor-test-{}-{}",
+        std::process::id(),
+        extra.len()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("floor.json");
+    let cpu = a_cpu();
+    let out = Command::new(FLOOR)
+        .args(["--clients", "20", "--rate", "50", "--ack-delay-ms", "5"])
+        .args(["--warmup", "0", "--duration", "1"])
+        .args(["--server-cpu", &cpu, "--client-cpu", &cpu])
+        .args(extra)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("udp-floor runs");
+    assert!(out.status.success(), "udp-floor failed: {out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("µs of server CPU per delivery"), "{stdout}");
+    let r = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    r
+}
+
+fn n(r: &serde_json::Value, k: &str) -> u64 {
+    r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"))
+}
+
+#[test]
+fn a_short_run_counts_every_delivery_and_answer() {
+    let r = run(&["--regular"]);
+    // One datagram to each client per fan-out, all of them counted.
+    assert_eq!(n(&r, "deliveries"), 20 * n(&r, "fanouts"), "{r}");
+    assert!(
+        (40..=51).contains(&(n(&r, "fanouts") + n(&r, "late_fanouts"))),
+        "50 fan-outs a second, one second: {r}"
+    );
+    // Fan-outs 20 ms apart, answers after 5 ms: every client answers each fan-out once;
+    // the last one's answers may fall after the window.
+    assert!(n(&r, "answers") <= n(&r, "deliveries"), "{r}");
+    assert!(n(&r, "answers") + 20 >= n(&r, "deliveries"), "{r}");
+    assert!(r["us_per_delivery"].as_f64().unwrap() >= 0.0, "{r}");
+    assert_eq!(r["clients"], 20);
+}
+
+#[test]
+fn fan_outs_at_random_moments_keep_the_rate_and_share_answers() {
+    let r = run(&[]);
+    assert_eq!(r["regular"], false);
+    assert_eq!(n(&r, "deliveries"), 20 * n(&r, "fanouts"), "{r}");
+    // 50 a second on average (a Poisson count: 50 ± 7 for one second).
+    assert!(
+        (20..=90).contains(&(n(&r, "fanouts") + n(&r, "late_fanouts"))),
+        "{r}"
+    );
+    // A client answers at most once per fan-out, fewer times when two fall within one
+    // ACK delay.
+    assert!(n(&r, "answers") <= n(&r, "deliveries"), "{r}");
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_reason() {
+    for args in [
+        &["--clients", "0"][..],
+        &["--rate", "0"],
+        &["--payload-bytes", "5000"],
+        &["--server-cpu", "100000"],
+    ] {
+        let out = Command::new(FLOOR)
+            .args(args)
+            .args(["--warmup", "0", "--duration", "1"])
+            .output()
+            .expect("udp-floor runs");
+        assert!(!out.status.success(), "{args:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("must be") || err.contains("out of range"),
+            "{args:?}: {err}"
+        );
+    }
+}
