@@ -264,7 +264,7 @@ if has_op fanout; then
         --sizes "1x$FANOUT_SIZE" --mix mute=100 --rate "$rate" --join-timeout 120 --drain 30
       stop_server
       # The same datagrams with no QUIC and no meeting, pinned the same way: what the
-      # kernel alone takes per delivery, measured minutes apart from the run above.
+      # kernel alone takes per delivery, measured right after the run above.
       log "fanout rate $rate run $run/$RUNS: the same datagrams in plain UDP (udp-floor)"
       cmd=("$FLOOR" --clients "$FANOUT_SIZE" --rate "$rate" --warmup "$WARMUP" --duration "$DURATION"
         --server-cpu "$SERVER_CPU" --client-cpu "$CLIENT_CPU" --json "$OUT/floor$rate-$run.json")
