@@ -18,8 +18,14 @@
 //! how much of that run's cost per delivery the kernel's UDP path alone takes on the
 //! host as it is in that sitting.
 //!
+//! With `--echo` it does the same for echo 10 × 1's traffic: each client keeps one
+//! datagram in flight, the server answers each as it arrives, and `--client-work-us`
+//! slows the clients to the pace of a QUIC client, so the server sleeps and wakes
+//! between datagrams as it does under `mc-loadgen echo --sessions 10 --window 1`.
+//!
 //! ```text
 //! udp-floor --clients 1000 --rate 10 --server-cpu 0 --client-cpu 1 --json floor.json
+//! udp-floor --echo --clients 10 --client-work-us 4
 //! ```
 
 use std::collections::VecDeque;
@@ -74,6 +80,18 @@ struct Args {
     /// CPU the client thread runs on.
     #[arg(long, default_value_t = 1)]
     client_cpu: usize,
+    /// Echo 10 × 1's traffic instead of the fan-out's: each client keeps one
+    /// `--payload-bytes` datagram in flight and the server answers each one as it
+    /// arrives, with as many bytes (use `--clients 10`; `--rate`, the ACK delay and the
+    /// pause do not apply). The report counts round trips as deliveries.
+    #[arg(long)]
+    echo: bool,
+    /// CPU time the client thread spends before each answer, in microseconds (a busy
+    /// wait). With `--echo`, about 10 brings the clients to the pace of mc-loadgen's
+    /// QUIC clients, which take about that per round trip at one core: the server then
+    /// waits for them, sleeping and waking as it does in `compare.sh`'s echo 10 × 1.
+    #[arg(long, default_value_t = 0)]
+    client_work_us: u64,
     /// Write the report as JSON here as well.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -82,6 +100,9 @@ struct Args {
 /// What the server saw over the measured window.
 #[derive(Debug, Default, Serialize)]
 struct Report {
+    /// "fanout", or "echo" (one datagram in flight per client, answered at once).
+    mode: &'static str,
+    client_work_us: u64,
     clients: usize,
     rate: u32,
     payload_bytes: usize,
@@ -130,7 +151,12 @@ fn main() -> Result<()> {
 
     let (addrs_tx, addrs_rx) = mpsc::sync_channel(1);
     let client = {
-        let args = args.clone();
+        let mut args = args.clone();
+        if args.echo {
+            // Each answer is the client's next request, sent as soon as the reply is in.
+            args.ack_delay_ms = 0;
+            args.ack_bytes = args.payload_bytes;
+        }
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("udp-floor-client".into())
@@ -148,26 +174,42 @@ fn main() -> Result<()> {
             }
         }
     };
-    let report = serve(&args, &server, &addrs);
+    let report = if args.echo {
+        serve_echo(&args, &server)
+    } else {
+        serve(&args, &server, &addrs)
+    };
     stop.store(true, Ordering::Relaxed);
     client
         .join()
         .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
     let report = report?;
 
-    println!(
-        "udp-floor: {} clients at {}/s: {:.2} µs of server CPU per delivery \
+    if args.echo {
+        println!(
+            "udp-floor --echo: {} clients, one datagram in flight each: {:.2} µs of server \
+             CPU per round trip ({} round trips, {:.1} per recvmmsg, {:.1} per sendmmsg)",
+            report.clients,
+            report.us_per_delivery,
+            report.deliveries,
+            report.datagrams_per_recvmmsg,
+            report.datagrams_per_sendmmsg
+        );
+    } else {
+        println!(
+            "udp-floor: {} clients at {}/s: {:.2} µs of server CPU per delivery \
          ({} deliveries, {:.2} answers each, {:.1} per recvmmsg, {:.1} per sendmmsg, \
          {} late fan-outs)",
-        report.clients,
-        report.rate,
-        report.us_per_delivery,
-        report.deliveries,
-        report.datagrams_in_per_delivery,
-        report.datagrams_per_recvmmsg,
-        report.datagrams_per_sendmmsg,
-        report.late_fanouts
-    );
+            report.clients,
+            report.rate,
+            report.us_per_delivery,
+            report.deliveries,
+            report.datagrams_in_per_delivery,
+            report.datagrams_per_recvmmsg,
+            report.datagrams_per_sendmmsg,
+            report.late_fanouts
+        );
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -219,6 +261,138 @@ fn set_buffers(sock: &UdpSocket, bytes: libc::c_int) {
     }
 }
 
+/// The measured window: the server thread's CPU and its CPU's steal when it opened.
+struct Meter {
+    cpu: usize,
+    start: Instant,
+    end: Instant,
+    opened: Option<(f64, Option<u64>)>,
+}
+
+impl Meter {
+    fn new(args: &Args) -> Self {
+        let start = Instant::now() + Duration::from_secs(args.warmup);
+        Self {
+            cpu: args.server_cpu,
+            start,
+            end: start + Duration::from_secs(args.duration),
+            opened: None,
+        }
+    }
+
+    /// Whether `now` is inside the window, opening it when reached.
+    fn inside(&mut self, now: Instant) -> Result<bool> {
+        if self.opened.is_none() && now >= self.start {
+            let cpu = thread_cpu_s().context("reading /proc/thread-self/stat")?;
+            self.opened = Some((cpu, server_steal_ticks(self.cpu)));
+        }
+        Ok(self.opened.is_some())
+    }
+
+    /// At the window's end: the report's CPU, steal and ratios filled in.
+    fn close(&self, now: Instant, mut r: Report) -> Result<Report> {
+        let (cpu0, steal0) = self.opened.unwrap_or((0.0, None));
+        let cpu1 = thread_cpu_s().context("reading /proc/thread-self/stat")?;
+        let window = now.duration_since(self.start).as_secs_f64();
+        r.window_s = window;
+        r.server_cpu_s = cpu1 - cpu0;
+        let per = |n: f64, d: u64| if d == 0 { 0.0 } else { n / d as f64 };
+        r.us_per_delivery = per(r.server_cpu_s * 1e6, r.deliveries);
+        r.datagrams_in_per_delivery = per(r.answers as f64, r.deliveries);
+        r.datagrams_per_recvmmsg = per(r.answers as f64, r.recvmmsg_calls);
+        r.datagrams_per_sendmmsg = per(r.deliveries as f64, r.sendmmsg_calls);
+        r.server_steal_pct = match (steal0, server_steal_ticks(self.cpu)) {
+            (Some(a), Some(b)) => Some(100.0 * (b - a) as f64 / clock_ticks() / window),
+            _ => None,
+        };
+        Ok(r)
+    }
+}
+
+/// Echo: answer every datagram as it arrives, to its sender, with `--payload-bytes`.
+fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
+    pin(args.server_cpu)?;
+    set_buffers(sock, 8 << 20);
+    let fd = sock.as_raw_fd();
+    let reply = vec![0x5au8; args.payload_bytes];
+    let mut bufs = vec![[0u8; 1_500]; BATCH];
+    // SAFETY: sockaddr_in is plain data; recvmmsg fills those it reports.
+    let mut from: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
+    let mut meter = Meter::new(args);
+    let mut r = Report {
+        mode: "echo",
+        client_work_us: args.client_work_us,
+        clients: args.clients,
+        payload_bytes: args.payload_bytes,
+        ack_bytes: args.payload_bytes,
+        ..Report::default()
+    };
+    loop {
+        let now = Instant::now();
+        let inside = meter.inside(now)?;
+        if now >= meter.end {
+            return meter.close(now, r);
+        }
+        let n = recv_from(fd, &mut bufs, &mut from)?;
+        if n == 0 {
+            wait_readable(fd, meter.end.saturating_duration_since(now));
+            continue;
+        }
+        let (sent, calls) = send_all(fd, &from[..n], &reply)?;
+        if inside {
+            r.answers += n as u64;
+            r.recvmmsg_calls += 1;
+            r.deliveries += sent;
+            r.sendmmsg_calls += calls;
+        }
+    }
+}
+
+/// One `recvmmsg` of up to `BATCH` datagrams, their senders into `from`. Returns how
+/// many (0 when none was waiting).
+fn recv_from(
+    fd: libc::c_int,
+    bufs: &mut [[u8; 1_500]],
+    from: &mut [libc::sockaddr_in; BATCH],
+) -> Result<usize> {
+    // SAFETY: iovec is plain data; each is pointed into `bufs` below.
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: mmsghdr is plain data; each is given one iovec and one name below.
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (((iov, m), buf), name) in iovs
+        .iter_mut()
+        .zip(msgs.iter_mut())
+        .zip(bufs.iter_mut())
+        .zip(from.iter_mut())
+    {
+        iov.iov_base = buf.as_mut_ptr().cast();
+        iov.iov_len = buf.len();
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+        m.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
+        m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+    }
+    // SAFETY: BATCH initialised headers, each with one iovec into a live buffer and a
+    // name of the size given.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            BATCH as u32,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            return Ok(0);
+        }
+        return Err(e).context("recvmmsg");
+    }
+    Ok(n as usize)
+}
+
 fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report> {
     pin(args.server_cpu)?;
     set_buffers(sock, 8 << 20);
@@ -229,12 +403,12 @@ fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report
     let period = Duration::from_secs(1) / args.rate;
     let coalesce = Duration::from_micros(args.coalesce_us);
 
-    let start = Instant::now();
-    let window_start = start + Duration::from_secs(args.warmup);
-    let window_end = window_start + Duration::from_secs(args.duration);
-    let mut next_fanout = start;
-    let mut in_window = false;
+    let mut meter = Meter::new(args);
+    let window_end = meter.end;
+    let mut next_fanout = Instant::now();
     let mut r = Report {
+        mode: "fanout",
+        client_work_us: args.client_work_us,
         clients: args.clients,
         rate: args.rate,
         payload_bytes: args.payload_bytes,
@@ -244,29 +418,11 @@ fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report
         regular: args.regular,
         ..Report::default()
     };
-    let (mut cpu0, mut steal0) = (0.0, None);
     loop {
         let now = Instant::now();
-        if !in_window && now >= window_start {
-            in_window = true;
-            cpu0 = thread_cpu_s().context("reading /proc/thread-self/stat")?;
-            steal0 = server_steal_ticks(args.server_cpu);
-        }
+        let in_window = meter.inside(now)?;
         if now >= window_end {
-            let cpu1 = thread_cpu_s().context("reading /proc/thread-self/stat")?;
-            let window = now.duration_since(window_start).as_secs_f64();
-            r.window_s = window;
-            r.server_cpu_s = cpu1 - cpu0;
-            let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-            r.us_per_delivery = per((r.server_cpu_s * 1e9) as u64, r.deliveries) / 1e3;
-            r.datagrams_in_per_delivery = per(r.answers, r.deliveries);
-            r.datagrams_per_recvmmsg = per(r.answers, r.recvmmsg_calls);
-            r.datagrams_per_sendmmsg = per(r.deliveries, r.sendmmsg_calls);
-            r.server_steal_pct = match (steal0, server_steal_ticks(args.server_cpu)) {
-                (Some(a), Some(b)) => Some(100.0 * (b - a) as f64 / clock_ticks() / window),
-                _ => None,
-            };
-            return Ok(r);
+            return meter.close(now, r);
         }
         if now >= next_fanout {
             let (sent, calls) = send_all(fd, &names, &payload)?;
@@ -446,7 +602,15 @@ fn clients(
         .map_err(|_| anyhow::anyhow!("the server thread is gone"))?;
 
     let delay = Duration::from_millis(args.ack_delay_ms);
+    let work = Duration::from_micros(args.client_work_us);
     let answer = vec![0xa5u8; args.ack_bytes];
+    if args.echo {
+        // Echo: every client puts its first datagram in flight (`answer` is a request
+        // of `--payload-bytes` there).
+        for s in &socks {
+            let _ = s.send(&answer);
+        }
+    }
     let mut buf = [0u8; 1_500];
     let mut pending = vec![false; args.clients];
     // Answers due, oldest first: every entry waits the same delay, so the queue is in
@@ -461,6 +625,10 @@ fn clients(
             }
             due.pop_front();
             pending[i] = false;
+            let spin_until = Instant::now() + work;
+            while Instant::now() < spin_until {
+                std::hint::spin_loop();
+            }
             // A full socket buffer loses the answer, as a lost ACK would be.
             let _ = socks[i].send(&answer);
         }
