@@ -127,6 +127,35 @@ struct Report {
     server_steal_pct: Option<f64>,
 }
 
+impl Report {
+    /// An empty report of the run `args` describe; in echo mode the fan-out's settings
+    /// (rate, ACK delay, pause) do not apply and stay 0, and answers are requests.
+    fn new(args: &Args) -> Self {
+        let common = Self {
+            client_work_us: args.client_work_us,
+            clients: args.clients,
+            payload_bytes: args.payload_bytes,
+            ..Self::default()
+        };
+        if args.echo {
+            return Self {
+                mode: "echo",
+                ack_bytes: args.payload_bytes,
+                ..common
+            };
+        }
+        Self {
+            mode: "fanout",
+            rate: args.rate,
+            ack_bytes: args.ack_bytes,
+            ack_delay_ms: args.ack_delay_ms,
+            coalesce_us: args.coalesce_us,
+            regular: args.regular,
+            ..common
+        }
+    }
+}
+
 /// Datagrams per `sendmmsg` / `recvmmsg` call.
 const BATCH: usize = 64;
 
@@ -315,30 +344,21 @@ fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
     set_buffers(sock, 8 << 20);
     let fd = sock.as_raw_fd();
     let reply = vec![0x5au8; args.payload_bytes];
-    let mut bufs = vec![[0u8; 1_500]; BATCH];
-    // SAFETY: sockaddr_in is plain data; recvmmsg fills those it reports.
-    let mut from: [libc::sockaddr_in; BATCH] = unsafe { std::mem::zeroed() };
+    let mut rx = Receiver::new();
     let mut meter = Meter::new(args);
-    let mut r = Report {
-        mode: "echo",
-        client_work_us: args.client_work_us,
-        clients: args.clients,
-        payload_bytes: args.payload_bytes,
-        ack_bytes: args.payload_bytes,
-        ..Report::default()
-    };
+    let mut r = Report::new(args);
     loop {
         let now = Instant::now();
         let inside = meter.inside(now)?;
         if now >= meter.end {
             return meter.close(now, r);
         }
-        let n = recv_from(fd, &mut bufs, &mut from)?;
+        let n = rx.recv(fd)?;
         if n == 0 {
             wait_readable(fd, meter.end.saturating_duration_since(now));
             continue;
         }
-        let (sent, calls) = send_all(fd, &from[..n], &reply)?;
+        let (sent, calls) = send_all(fd, &rx.from[..n], &reply)?;
         if inside {
             r.answers += n as u64;
             r.recvmmsg_calls += 1;
@@ -348,49 +368,74 @@ fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
     }
 }
 
-/// One `recvmmsg` of up to `BATCH` datagrams, their senders into `from`. Returns how
-/// many (0 when none was waiting).
-fn recv_from(
-    fd: libc::c_int,
-    bufs: &mut [[u8; 1_500]],
-    from: &mut [libc::sockaddr_in; BATCH],
-) -> Result<usize> {
-    // SAFETY: iovec is plain data; each is pointed into `bufs` below.
-    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: mmsghdr is plain data; each is given one iovec and one name below.
-    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-    for (((iov, m), buf), name) in iovs
-        .iter_mut()
-        .zip(msgs.iter_mut())
-        .zip(bufs.iter_mut())
-        .zip(from.iter_mut())
-    {
-        iov.iov_base = buf.as_mut_ptr().cast();
-        iov.iov_len = buf.len();
-        m.msg_hdr.msg_iov = iov;
-        m.msg_hdr.msg_iovlen = 1;
-        m.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
-        m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-    }
-    // SAFETY: BATCH initialised headers, each with one iovec into a live buffer and a
-    // name of the size given.
-    let n = unsafe {
-        libc::recvmmsg(
-            fd,
-            msgs.as_mut_ptr(),
-            BATCH as u32,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        )
-    };
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            return Ok(0);
+/// The server's receive buffers: `BATCH` datagrams and their senders per `recvmmsg`.
+struct Receiver {
+    bufs: Vec<[u8; 1_500]>,
+    from: [libc::sockaddr_in; BATCH],
+}
+
+impl Receiver {
+    fn new() -> Self {
+        Self {
+            bufs: vec![[0u8; 1_500]; BATCH],
+            // SAFETY: sockaddr_in is plain data; recvmmsg fills those it reports.
+            from: unsafe { std::mem::zeroed() },
         }
-        return Err(e).context("recvmmsg");
     }
-    Ok(n as usize)
+
+    /// One `recvmmsg` of up to `BATCH` datagrams, their senders into `from`. Returns
+    /// how many (0 when none was waiting).
+    fn recv(&mut self, fd: libc::c_int) -> Result<usize> {
+        // SAFETY: iovec is plain data; each is pointed into `bufs` below.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: mmsghdr is plain data; each is given one iovec and one name below.
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (((iov, m), buf), name) in iovs
+            .iter_mut()
+            .zip(msgs.iter_mut())
+            .zip(self.bufs.iter_mut())
+            .zip(self.from.iter_mut())
+        {
+            iov.iov_base = buf.as_mut_ptr().cast();
+            iov.iov_len = buf.len();
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        }
+        // SAFETY: BATCH initialised headers, each with one iovec into a live buffer and
+        // a name of the size given.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                return Ok(0);
+            }
+            return Err(e).context("recvmmsg");
+        }
+        Ok(n as usize)
+    }
+
+    /// Read every datagram waiting. Returns (datagrams, `recvmmsg` calls).
+    fn drain(&mut self, fd: libc::c_int) -> Result<(u64, u64)> {
+        let (mut got, mut calls) = (0u64, 0u64);
+        loop {
+            let n = self.recv(fd)?;
+            calls += 1;
+            got += n as u64;
+            if n < BATCH {
+                return Ok((got, calls));
+            }
+        }
+    }
 }
 
 fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report> {
@@ -399,25 +444,14 @@ fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report
     let fd = sock.as_raw_fd();
     let names: Vec<libc::sockaddr_in> = addrs.iter().map(sockaddr).collect();
     let payload = vec![0x5au8; args.payload_bytes];
-    let mut rx_bufs = vec![[0u8; 1_500]; BATCH];
+    let mut rx = Receiver::new();
     let period = Duration::from_secs(1) / args.rate;
     let coalesce = Duration::from_micros(args.coalesce_us);
 
     let mut meter = Meter::new(args);
     let window_end = meter.end;
     let mut next_fanout = Instant::now();
-    let mut r = Report {
-        mode: "fanout",
-        client_work_us: args.client_work_us,
-        clients: args.clients,
-        rate: args.rate,
-        payload_bytes: args.payload_bytes,
-        ack_bytes: args.ack_bytes,
-        ack_delay_ms: args.ack_delay_ms,
-        coalesce_us: args.coalesce_us,
-        regular: args.regular,
-        ..Report::default()
-    };
+    let mut r = Report::new(args);
     loop {
         let now = Instant::now();
         let in_window = meter.inside(now)?;
@@ -445,7 +479,7 @@ fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report
                 next_fanout = Instant::now() + period;
             }
         }
-        let (got, calls) = recv_all(fd, &mut rx_bufs)?;
+        let (got, calls) = rx.drain(fd)?;
         if in_window {
             r.answers += got;
             r.recvmmsg_calls += calls;
@@ -500,45 +534,6 @@ fn send_all(fd: libc::c_int, names: &[libc::sockaddr_in], payload: &[u8]) -> Res
         }
     }
     Ok((sent, calls))
-}
-
-/// Read every datagram waiting, `BATCH` per `recvmmsg`. Returns (datagrams, calls).
-fn recv_all(fd: libc::c_int, bufs: &mut [[u8; 1_500]]) -> Result<(u64, u64)> {
-    let (mut got, mut calls) = (0u64, 0u64);
-    loop {
-        // SAFETY: iovec is plain data; each is pointed into `bufs` below.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        // SAFETY: mmsghdr is plain data; each is given one iovec below.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for ((iov, m), buf) in iovs.iter_mut().zip(msgs.iter_mut()).zip(bufs.iter_mut()) {
-            iov.iov_base = buf.as_mut_ptr().cast();
-            iov.iov_len = buf.len();
-            m.msg_hdr.msg_iov = iov;
-            m.msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: BATCH initialised headers, each with one iovec into a live buffer.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                msgs.as_mut_ptr(),
-                BATCH as u32,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        calls += 1;
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                return Ok((got, calls));
-            }
-            return Err(e).context("recvmmsg");
-        }
-        got += n as u64;
-        if (n as usize) < BATCH {
-            return Ok((got, calls));
-        }
-    }
 }
 
 fn poll_one(fd: libc::c_int, events: libc::c_short, timeout: Duration) {

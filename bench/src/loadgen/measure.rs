@@ -610,13 +610,16 @@ pub fn self_cpu_s() -> Option<f64> {
 
 /// CPU seconds (utime + stime) of process `pid` from /proc/<pid>/stat.
 pub fn pid_cpu_s(pid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_cpu_ticks(&text).map(|t| t as f64 / clock_ticks())
+    stat_file_cpu_s(&format!("/proc/{pid}/stat"))
 }
 
 /// CPU seconds (utime + stime) of the calling thread from /proc/thread-self/stat.
 pub fn thread_cpu_s() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    stat_file_cpu_s("/proc/thread-self/stat")
+}
+
+fn stat_file_cpu_s(path: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
     stat_cpu_ticks(&text).map(|t| t as f64 / clock_ticks())
 }
 
