@@ -17,7 +17,9 @@
 #   setup      new QUIC connection + WebTransport CONNECT + one 32-byte echo + close,
 #              --setup-concurrency (32) at once
 #   echo100x8  100 sessions × 8 messages in flight × 64 B, one bidi stream per session
-#   echo10x1   10 sessions × 1 in flight × 64 B
+#   echo10x1   10 sessions × 1 in flight × 64 B. After each pair of runs, the same
+#              datagrams in plain UDP (udp-floor --echo) at the round trips per second
+#              the peer reached: what the kernel alone takes per round trip at that pace
 #   fanout     mc-service only: one meeting of 1,000 participants, mute toggles at 10 and
 #              40 msg/s (each reaches all 1,000): server CPU per delivered notification;
 #              up to 30 s of drain for notifications still queued at the end. After each
@@ -239,7 +241,23 @@ run_pair_op() { # op, scenario args...
       loadgen "$op-$kind-$run" $(common) "${extra[@]}" "$@"
       stop_server
     done
+    [[ $op == echo10x1 ]] && echo_floor "$run"
   done
+  return 0
+}
+
+# Echo 10 × 1's datagrams with no QUIC, pinned the same way, the clients paced to the
+# round trips per second the peer reached in this run: the server sleeps and wakes as
+# often as the peer's did, and its CPU per round trip is the kernel's share of that pace.
+echo_floor() { # run
+  local pace
+  pace=$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["window"]["ops_per_s"]))' \
+    "$OUT/echo10x1-peer-$1.json")
+  log "echo10x1 run $1/$RUNS: the same datagrams in plain UDP at $pace round trips/s (udp-floor --echo)"
+  local cmd=("$FLOOR" --echo --clients 10 --requests-per-s "$pace" --warmup "$WARMUP" --duration "$DURATION"
+    --server-cpu "$SERVER_CPU" --client-cpu "$CLIENT_CPU" --json "$OUT/echo-floor-$1.json")
+  record "${cmd[*]}"
+  "${cmd[@]}" >"$OUT/echo-floor-$1.txt" 2>&1
 }
 
 if has_op setup; then

@@ -205,6 +205,57 @@ if rows:
             f"{fmt(m['datagrams_to_server_per_op'], 3)}, {fmt(m['datagrams_from_server_per_op'], 3)} / "
             f"{fmt(p['datagrams_to_server_per_op'], 3)}, {fmt(p['datagrams_from_server_per_op'], 3)} |"
         )
+    echo = summary["pairs"].get("echo10x1")
+    floors = [load(f"echo-floor-{r['run']}") for r in echo["runs"]] if echo else []
+    if any(floors):
+        md += [
+            "",
+            "### Echo 10 × 1 beside the same datagrams in plain UDP (`udp-floor --echo`, after each pair)",
+            "",
+            "| run | peer round trips/s | plain UDP round trips/s (paced to the peer's) | server µs per round trip: mc-service, peer, plain UDP | plain UDP ÷ peer | mc-service ÷ peer | above plain UDP: mc-service ÷ peer | datagrams per recvmmsg, plain UDP | % steal, plain UDP |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        rows_floor = []
+        for r, f in zip(echo["runs"], floors):
+            if not f:
+                continue
+            m, p, u = r["mc"]["us_per_op"], r["peer"]["us_per_op"], f.get("us_per_delivery")
+            x = {
+                "run": r["run"],
+                "floor_us_per_rt": u,
+                "floor_rt_per_s": f["deliveries"] / f["window_s"] if f.get("window_s") else None,
+                "floor_over_peer": u / p if u is not None and p else None,
+                "mc_over_peer": r["ratio"],
+                "above_floor_mc_over_peer": (m - u) / (p - u)
+                if None not in (m, p, u) and p > u
+                else None,
+                "report": f,
+            }
+            rows_floor.append(x)
+            md.append(
+                f"| {r['run']} | {fmt(r['peer']['ops_per_s'], 0)} | {fmt(x['floor_rt_per_s'], 0)} | "
+                f"{fmt(m, 2)}, {fmt(p, 2)}, {fmt(u, 2)} | {fmt(x['floor_over_peer'], 2)} | "
+                f"{fmt(x['mc_over_peer'], 2)} | {fmt(x['above_floor_mc_over_peer'], 2)} | "
+                f"{fmt(f.get('datagrams_per_recvmmsg'), 2)} | {fmt(f.get('server_steal_pct'), 1)} |"
+            )
+        agg = {
+            k: med([x[k] for x in rows_floor])
+            for k in ("floor_us_per_rt", "floor_over_peer", "mc_over_peer", "above_floor_mc_over_peer")
+        }
+        agg["runs"] = rows_floor
+        echo["floor"] = agg
+        md += [
+            f"| median | | | {fmt(agg['floor_us_per_rt'], 2)} (plain UDP) | **{fmt(agg['floor_over_peer'], 2)}** | "
+            f"**{fmt(agg['mc_over_peer'], 2)}** | **{fmt(agg['above_floor_mc_over_peer'], 2)}** | | |",
+            "",
+            "`udp-floor --echo` (bench/src/bin/udp-floor.rs): ten client sockets, each with one "
+            "100-byte datagram in flight, paced together to the round trips per second the peer "
+            "reached in the same run, and a server thread that only answers each datagram as it "
+            "arrives (`recvmmsg`, `sendmmsg`) — no QUIC, TLS or HTTP/3. Its CPU per round trip "
+            "is what the kernel alone takes at that pace, waking as often as the peer did; "
+            "plain UDP ÷ peer is the lowest ratio any server could reach in that run, and the "
+            "last ratio compares what the two servers spend above it.",
+        ]
     rx_rows = [(op, a) for op, a in rows if any(r["mc"]["rx_path"] for r in a["runs"])]
     if rx_rows:
         md += [
@@ -451,6 +502,8 @@ md += [
     "- `<op>-<mc|peer>-<run>.json` / `.txt`: the load generator's report of each run "
     "(`window` holds operations, generator and server CPU).",
     "- `memory-<server>.rss.csv` and `.phases`: RSS samples and phase boundaries (ms since the epoch).",
+    "- `floor<rate>-<run>.json` / `.txt` and `echo-floor-<run>.json` / `.txt`: `udp-floor`'s "
+    "report of the plain UDP run after each fan-out run and after each echo 10 × 1 pair.",
 ]
 text = "\n".join(md) + "\n"
 with open(os.path.join(OUT, "summary" + ".md"), "w") as f:

@@ -84,6 +84,7 @@ fn bad_flags_are_refused_with_a_reason() {
         &["--rate", "0"],
         &["--payload-bytes", "5000"],
         &["--server-cpu", "100000"],
+        &["--requests-per-s", "1000"],
     ] {
         let out = Command::new(FLOOR)
             .args(args)
@@ -93,7 +94,7 @@ fn bad_flags_are_refused_with_a_reason() {
         assert!(!out.status.success(), "{args:?} accepted");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("must be") || err.contains("out of range"),
+            err.contains("must be") || err.contains("out of range") || err.contains("only with"),
             "{args:?}: {err}"
         );
     }
@@ -111,4 +112,17 @@ fn echo_answers_every_datagram_with_one_in_flight_per_client() {
     // datagrams per receive.
     assert!(answered > 1_000, "{r}");
     assert!(r["datagrams_per_recvmmsg"].as_f64().unwrap() <= 20.0, "{r}");
+}
+
+#[test]
+fn paced_echo_keeps_to_the_pace() {
+    let r = run(&["--echo", "--requests-per-s", "2000"]);
+    assert_eq!(r["requests_per_s"], 2000);
+    // One second at 2,000 requests a second: the pace is a ceiling, and loopback
+    // answers far faster than a request every 500 µs, so the clients reach it. The
+    // clients' first 20 requests go out together, before the pace (no warm-up here).
+    let answered = n(&r, "deliveries");
+    assert!((1_600..=2_000 + 20 + 5).contains(&answered), "{r}");
+    // Requests come one at a time, 500 µs apart: each receive finds one.
+    assert!(r["datagrams_per_recvmmsg"].as_f64().unwrap() < 1.5, "{r}");
 }

@@ -21,11 +21,14 @@
 //! With `--echo` it does the same for echo 10 × 1's traffic: each client keeps one
 //! datagram in flight, the server answers each as it arrives, and `--client-work-us`
 //! slows the clients to the pace of a QUIC client, so the server sleeps and wakes
-//! between datagrams as it does under `mc-loadgen echo --sessions 10 --window 1`.
+//! between datagrams as it does under `mc-loadgen echo --sessions 10 --window 1`;
+//! `--requests-per-s` paces them to a given rate instead (`compare.sh` gives it the
+//! tokio/quinn server's round trips per second of the run before).
 //!
 //! ```text
 //! udp-floor --clients 1000 --rate 10 --server-cpu 0 --client-cpu 1 --json floor.json
 //! udp-floor --echo --clients 10 --client-work-us 4
+//! udp-floor --echo --clients 10 --requests-per-s 98000
 //! ```
 
 use std::collections::VecDeque;
@@ -92,6 +95,13 @@ struct Args {
     /// waits for them, sleeping and waking as it does in `compare.sh`'s echo 10 × 1.
     #[arg(long, default_value_t = 0)]
     client_work_us: u64,
+    /// With `--echo`: the clients together send at most this many requests a second,
+    /// evenly spaced (a busy wait before each send; 0: as fast as the replies and
+    /// `--client-work-us` allow). `compare.sh` sets it to the round trips per second the
+    /// tokio/quinn server reached under the QUIC clients in the run before, so that the
+    /// plain server sleeps and wakes as often as that server did.
+    #[arg(long, default_value_t = 0)]
+    requests_per_s: u64,
     /// Write the report as JSON here as well.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -103,6 +113,8 @@ struct Report {
     /// "fanout", or "echo" (one datagram in flight per client, answered at once).
     mode: &'static str,
     client_work_us: u64,
+    /// The clients' pace with `--echo` (0: unpaced).
+    requests_per_s: u64,
     clients: usize,
     rate: u32,
     payload_bytes: usize,
@@ -133,6 +145,7 @@ impl Report {
     fn new(args: &Args) -> Self {
         let common = Self {
             client_work_us: args.client_work_us,
+            requests_per_s: args.requests_per_s,
             clients: args.clients,
             payload_bytes: args.payload_bytes,
             ..Self::default()
@@ -166,6 +179,9 @@ fn main() -> Result<()> {
     }
     if args.payload_bytes == 0 || args.payload_bytes > 1_200 || args.ack_bytes == 0 {
         bail!("--payload-bytes must be 1..=1200 and --ack-bytes above 0");
+    }
+    if args.requests_per_s > 0 && !args.echo {
+        bail!("--requests-per-s paces echo clients: it applies only with --echo");
     }
     let cpus = shards::allowed_cpus().context("reading this process's CPUs")?;
     for cpu in [args.server_cpu, args.client_cpu] {
@@ -598,6 +614,12 @@ fn clients(
 
     let delay = Duration::from_millis(args.ack_delay_ms);
     let work = Duration::from_micros(args.client_work_us);
+    // The pace: each send waits for its slot, `gap` after the last one's. A late send
+    // moves the slots on rather than sending a burst to catch up, so the rate never
+    // exceeds the pace.
+    let gap = (args.requests_per_s > 0)
+        .then(|| Duration::from_nanos(1_000_000_000 / args.requests_per_s));
+    let mut next_slot = Instant::now();
     let answer = vec![0xa5u8; args.ack_bytes];
     if args.echo {
         // Echo: every client puts its first datagram in flight (`answer` is a request
@@ -620,9 +642,17 @@ fn clients(
             }
             due.pop_front();
             pending[i] = false;
-            let spin_until = Instant::now() + work;
-            while Instant::now() < spin_until {
+            let mut spin_until = Instant::now() + work;
+            if gap.is_some() {
+                spin_until = spin_until.max(next_slot);
+            }
+            let mut t = Instant::now();
+            while t < spin_until {
                 std::hint::spin_loop();
+                t = Instant::now();
+            }
+            if let Some(gap) = gap {
+                next_slot = (next_slot + gap).max(t);
             }
             // A full socket buffer loses the answer, as a lost ACK would be.
             let _ = socks[i].send(&answer);
