@@ -253,6 +253,8 @@ echo_floor() { # run
   local pace
   pace=$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["window"]["ops_per_s"]))' \
     "$OUT/echo10x1-peer-$1.json")
+  # A pace of 0 would run the plain clients unpaced: a floor for another load than the pair's.
+  (( pace > 0 )) || { log "echo10x1 run $1: the peer completed no round trips; no floor to pace"; exit 1; }
   log "echo10x1 run $1/$RUNS: the same datagrams in plain UDP at $pace round trips/s (udp-floor --echo)"
   local cmd=("$FLOOR" --echo --clients 10 --requests-per-s "$pace" --warmup "$WARMUP" --duration "$DURATION"
     --server-cpu "$SERVER_CPU" --client-cpu "$CLIENT_CPU" --json "$OUT/echo-floor-$1.json")
