@@ -359,8 +359,8 @@ fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
     pin(args.server_cpu)?;
     set_buffers(sock, 8 << 20);
     let fd = sock.as_raw_fd();
-    let reply = vec![0x5au8; args.payload_bytes];
     let mut rx = Receiver::new();
+    let mut tx = Sender::new(vec![0x5au8; args.payload_bytes]);
     let mut meter = Meter::new(args);
     let mut r = Report::new(args);
     loop {
@@ -374,7 +374,7 @@ fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
             wait_readable(fd, meter.end.saturating_duration_since(now));
             continue;
         }
-        let (sent, calls) = send_all(fd, &rx.from[..n], &reply)?;
+        let (sent, calls) = tx.send_all(fd, &rx.from[..n])?;
         if inside {
             r.answers += n as u64;
             r.recvmmsg_calls += 1;
@@ -384,59 +384,79 @@ fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
     }
 }
 
-/// The server's receive buffers: `BATCH` datagrams and their senders per `recvmmsg`.
+/// The server's receive batch: `BATCH` buffers, their senders' addresses and the
+/// `recvmmsg` headers pointing at them, all built once. Each piece lives in its own
+/// heap allocation, so the pointers stay valid wherever the `Receiver` moves; a call
+/// then costs the kernel's work and nothing of ours but resetting the address lengths
+/// the last call used (a server that only moves datagrams, not one that rebuilds 64
+/// headers per read).
 struct Receiver {
-    bufs: Vec<[u8; 1_500]>,
-    from: [libc::sockaddr_in; BATCH],
+    /// The datagrams' buffers and the iovecs pointing at them: only the headers use
+    /// them, through their pointers.
+    _bufs: Vec<[u8; 1_500]>,
+    _iovs: Vec<libc::iovec>,
+    from: Vec<libc::sockaddr_in>,
+    msgs: Vec<libc::mmsghdr>,
+    /// Headers the last call filled, whose address lengths the kernel rewrote.
+    last: usize,
 }
 
 impl Receiver {
     fn new() -> Self {
-        Self {
-            bufs: vec![[0u8; 1_500]; BATCH],
-            // SAFETY: sockaddr_in is plain data; recvmmsg fills those it reports.
-            from: unsafe { std::mem::zeroed() },
-        }
-    }
-
-    /// One `recvmmsg` of up to `BATCH` datagrams, their senders into `from`. Returns
-    /// how many (0 when none was waiting).
-    fn recv(&mut self, fd: libc::c_int) -> Result<usize> {
-        // SAFETY: iovec is plain data; each is pointed into `bufs` below.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        // SAFETY: mmsghdr is plain data; each is given one iovec and one name below.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let mut bufs = vec![[0u8; 1_500]; BATCH];
+        // SAFETY: sockaddr_in, iovec and mmsghdr are plain data, all-zero valid; the
+        // headers are pointed at the buffers and addresses below.
+        let mut from: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; BATCH];
+        let mut iovs: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; BATCH];
+        let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
         for (((iov, m), buf), name) in iovs
             .iter_mut()
             .zip(msgs.iter_mut())
-            .zip(self.bufs.iter_mut())
-            .zip(self.from.iter_mut())
+            .zip(bufs.iter_mut())
+            .zip(from.iter_mut())
         {
             iov.iov_base = buf.as_mut_ptr().cast();
             iov.iov_len = buf.len();
             m.msg_hdr.msg_iov = iov;
             m.msg_hdr.msg_iovlen = 1;
             m.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
-            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            m.msg_hdr.msg_namelen = SOCKADDR_IN_LEN;
         }
-        // SAFETY: BATCH initialised headers, each with one iovec into a live buffer and
-        // a name of the size given.
+        Self {
+            _bufs: bufs,
+            _iovs: iovs,
+            from,
+            msgs,
+            last: 0,
+        }
+    }
+
+    /// One `recvmmsg` of up to `BATCH` datagrams, their senders into `from`. Returns
+    /// how many (0 when none was waiting).
+    fn recv(&mut self, fd: libc::c_int) -> Result<usize> {
+        for m in &mut self.msgs[..self.last] {
+            m.msg_hdr.msg_namelen = SOCKADDR_IN_LEN;
+        }
+        // SAFETY: BATCH headers, each with one iovec into a live buffer of `bufs` and a
+        // name in `from` of the size given; all four vectors live as long as `self`.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
-                msgs.as_mut_ptr(),
+                self.msgs.as_mut_ptr(),
                 BATCH as u32,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
         };
         if n < 0 {
+            self.last = 0;
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 return Ok(0);
             }
             return Err(e).context("recvmmsg");
         }
+        self.last = n as usize;
         Ok(n as usize)
     }
 
@@ -454,13 +474,82 @@ impl Receiver {
     }
 }
 
+const SOCKADDR_IN_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_in>() as _;
+
+/// The server's send batch: the payload every datagram carries, `BATCH` `sendmmsg`
+/// headers and the one iovec they share, built once (each in its own heap allocation,
+/// so the pointers survive moves); a call sets only the addresses it sends to.
+struct Sender {
+    _payload: Vec<u8>,
+    _iov: Box<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl Sender {
+    fn new(payload: Vec<u8>) -> Self {
+        let mut iov = Box::new(libc::iovec {
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
+        });
+        // SAFETY: mmsghdr is plain data, all-zero valid; each is pointed at the iovec
+        // here and at an address per call.
+        let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
+        for m in &mut msgs {
+            m.msg_hdr.msg_iov = &mut *iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_namelen = SOCKADDR_IN_LEN;
+        }
+        Self {
+            _payload: payload,
+            _iov: iov,
+            msgs,
+        }
+    }
+
+    /// One datagram of the payload to each of `names`, `BATCH` per `sendmmsg`.
+    /// Returns (datagrams, calls).
+    fn send_all(&mut self, fd: libc::c_int, names: &[libc::sockaddr_in]) -> Result<(u64, u64)> {
+        let (mut sent, mut calls) = (0u64, 0u64);
+        for chunk in names.chunks(BATCH) {
+            for (m, name) in self.msgs.iter_mut().zip(chunk) {
+                m.msg_hdr.msg_name = (name as *const libc::sockaddr_in).cast_mut().cast();
+            }
+            let mut off = 0;
+            while off < chunk.len() {
+                // SAFETY: msgs[off..chunk.len()] point at addresses of `names` (alive
+                // for this call) and at the iovec of the payload `self` owns.
+                let n = unsafe {
+                    libc::sendmmsg(
+                        fd,
+                        self.msgs[off..].as_mut_ptr(),
+                        (chunk.len() - off) as u32,
+                        0,
+                    )
+                };
+                calls += 1;
+                if n < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::WouldBlock {
+                        wait_writable(fd);
+                        continue;
+                    }
+                    return Err(e).context("sendmmsg");
+                }
+                off += n as usize;
+                sent += n as u64;
+            }
+        }
+        Ok((sent, calls))
+    }
+}
+
 fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report> {
     pin(args.server_cpu)?;
     set_buffers(sock, 8 << 20);
     let fd = sock.as_raw_fd();
     let names: Vec<libc::sockaddr_in> = addrs.iter().map(sockaddr).collect();
-    let payload = vec![0x5au8; args.payload_bytes];
     let mut rx = Receiver::new();
+    let mut tx = Sender::new(vec![0x5au8; args.payload_bytes]);
     let period = Duration::from_secs(1) / args.rate;
     let coalesce = Duration::from_micros(args.coalesce_us);
 
@@ -475,7 +564,7 @@ fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report
             return meter.close(now, r);
         }
         if now >= next_fanout {
-            let (sent, calls) = send_all(fd, &names, &payload)?;
+            let (sent, calls) = tx.send_all(fd, &names)?;
             if in_window {
                 r.fanouts += 1;
                 r.deliveries += sent;
@@ -511,45 +600,6 @@ fn serve(args: &Args, sock: &UdpSocket, addrs: &[SocketAddrV4]) -> Result<Report
 
 fn server_steal_ticks(cpu: usize) -> Option<u64> {
     stat_steal_ticks(&std::fs::read_to_string("/proc/stat").ok()?, &[cpu])
-}
-
-/// One datagram to each client, `BATCH` per `sendmmsg`. Returns (datagrams, calls).
-fn send_all(fd: libc::c_int, names: &[libc::sockaddr_in], payload: &[u8]) -> Result<(u64, u64)> {
-    let mut iov = libc::iovec {
-        iov_base: payload.as_ptr() as *mut libc::c_void,
-        iov_len: payload.len(),
-    };
-    let (mut sent, mut calls) = (0u64, 0u64);
-    for chunk in names.chunks(BATCH) {
-        // SAFETY: mmsghdr is plain data; every pointer set below outlives the call.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for (m, name) in msgs.iter_mut().zip(chunk) {
-            m.msg_hdr.msg_name = (name as *const libc::sockaddr_in).cast_mut().cast();
-            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            m.msg_hdr.msg_iov = &mut iov;
-            m.msg_hdr.msg_iovlen = 1;
-        }
-        let mut off = 0;
-        while off < chunk.len() {
-            // SAFETY: msgs[off..chunk.len()] are initialised headers whose names and
-            // iovec point at live memory of the lengths given.
-            let n = unsafe {
-                libc::sendmmsg(fd, msgs[off..].as_mut_ptr(), (chunk.len() - off) as u32, 0)
-            };
-            calls += 1;
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::WouldBlock {
-                    wait_writable(fd);
-                    continue;
-                }
-                return Err(e).context("sendmmsg");
-            }
-            off += n as usize;
-            sent += n as u64;
-        }
-    }
-    Ok((sent, calls))
 }
 
 fn poll_one(fd: libc::c_int, events: libc::c_short, timeout: Duration) {
