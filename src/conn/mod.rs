@@ -77,8 +77,6 @@ pub struct Conn {
     pub started: Instant,
     /// The handshake has not completed yet.
     pub handshaking: bool,
-    /// The earliest entry this connection has in the shard's timer heap.
-    pub armed: Option<Instant>,
     /// Queued in the shard's list of connections to drive and transmit this pass.
     pub queued: bool,
 }
@@ -94,7 +92,6 @@ impl Conn {
             remote,
             started: now,
             handshaking: true,
-            armed: None,
             queued: false,
         }
     }

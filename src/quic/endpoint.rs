@@ -23,7 +23,7 @@ use super::cid::{owner_shard, ShardCidGenerator, CID_LEN};
 use super::rx::{DatagramPool, PoolStats, RouteAhead, Routed};
 use super::udp::{RxBatch, Sent, TxBatch, UdpIo, RX_SLOTS};
 use super::{QuicError, QuicShared, RetryMode};
-use crate::conn::Conn;
+use crate::conn::{App, Conn};
 use crate::meeting::ConnKey;
 use crate::metrics::ShardMetrics;
 
@@ -95,18 +95,34 @@ impl Conns {
     /// another one: a fan-out walks 1,000 connections, each cold since the last mute.
     /// The parts quinn-proto keeps on the heap are not reached.
     pub fn prefetch(&self, handle: usize) {
-        #[cfg(target_arch = "x86_64")]
+        // The slot, not `Some(conn)`: looking whether it is occupied would wait for
+        // the very memory this asks for.
+        if let Some(slot) = self.slots.get(handle) {
+            prefetch_bytes(slot);
+        }
+    }
+
+    /// Start fetching the signaling session `handle`'s connection keeps on the heap.
+    /// Finding it reads the connection, so this comes a step after [`Self::prefetch`]
+    /// of the same handle, when that read no longer waits for memory.
+    pub fn prefetch_app(&self, handle: usize) {
         if let Some(Some(conn)) = self.slots.get(handle) {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let p = (conn as *const Conn).cast::<i8>();
-            for off in (0..std::mem::size_of::<Conn>()).step_by(64) {
-                // SAFETY: a prefetch is a hint to the cache: it reads nothing into the
-                // program and never faults, whatever the address.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) }
+            if let App::Signaling(s) = &conn.app {
+                prefetch_bytes(&**s);
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = handle;
+    }
+
+    /// [`Self::prefetch`] the connection `ahead[1]` names and [`Self::prefetch_app`]
+    /// the one `ahead[0]` names (prefetched a step before): called with the rest of a
+    /// list of handles while working on the one before it.
+    pub fn prefetch_ahead(&self, ahead: &[usize]) {
+        if let Some(&next) = ahead.get(1) {
+            self.prefetch(next);
+        }
+        if let Some(&next) = ahead.first() {
+            self.prefetch_app(next);
+        }
     }
 
     fn insert(&mut self, handle: usize, conn: Conn) {
@@ -477,6 +493,22 @@ impl QuicEndpoint {
     pub fn reclaim(&mut self) {
         self.pool.reclaim();
     }
+}
+
+/// Hint the CPU to fetch every cache line of `value` (no-op off x86-64).
+fn prefetch_bytes<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = (value as *const T).cast::<i8>();
+        for off in (0..std::mem::size_of::<T>()).step_by(64) {
+            // SAFETY: a prefetch is a hint to the cache: it reads nothing into the
+            // program and never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// Hand each routed datagram to its connection, in the order received. The connections

@@ -13,21 +13,18 @@ use super::{Shard, MEETING_TIMER, STOP_FLUSH};
 
 impl Shard {
     pub(super) fn fire_timers(&mut self, now: Instant) {
-        while let Some((at, key)) = self.timers.pop_due(now) {
+        while let Some(key) = self.timers.pop_due(now) {
             if key == MEETING_TIMER {
-                self.meetings_armed = None;
                 if self.meetings.poll_timeout().is_some_and(|t| t <= now) {
                     let mut d = delivery!(self, now);
                     self.meetings.handle_timeout(&mut d, now);
                 }
-                self.arm_meetings(now);
+                self.arm_meetings();
                 continue;
             }
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            debug_assert_eq!(conn.armed, Some(at), "one entry per connection");
-            conn.armed = None;
             match conn.poll_timeout() {
                 Some(t) if t <= now => {
                     let timeouts = conn.h3.stats().connect_timeouts;
@@ -40,7 +37,7 @@ impl Shard {
                 }
                 // The deadline crept on since it was armed: nothing to do now, only
                 // re-arm.
-                next => self.timers.update(key, &mut conn.armed, next, now),
+                next => self.timers.update(key, next),
             }
         }
     }
@@ -75,9 +72,7 @@ impl Shard {
         while i < self.dirty.len() {
             let handle = self.dirty[i];
             i += 1;
-            if let Some(&next) = self.dirty.get(i) {
-                self.conns.prefetch(next);
-            }
+            self.conns.prefetch_ahead(&self.dirty[i..]);
             let Some(conn) = self.conns.get_mut(handle) else {
                 continue;
             };
@@ -95,7 +90,7 @@ impl Shard {
                 continue;
             }
             let next = conn.poll_timeout();
-            self.timers.update(handle, &mut conn.armed, next, now);
+            self.timers.update(handle, next);
         }
         self.dirty.clear();
         for handle in self.carry.drain(..) {
@@ -120,7 +115,7 @@ impl Shard {
         let Some(mut conn) = self.conns.remove(handle) else {
             return;
         };
-        self.timers.disarm(handle, &mut conn.armed);
+        self.timers.disarm(handle);
         let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
         conn.on_drained(&mut ctx);
         self.quic.forget(&conn);

@@ -113,8 +113,11 @@ impl MeetingEnv for Delivery<'_> {
         match self.router.dest(ShardId(shard)) {
             Dest::Local => {
                 for (i, &conn) in conns.iter().enumerate() {
-                    if let Some(&next) = conns.get(i + 1) {
+                    if let Some(&next) = conns.get(i + 2) {
                         self.conns.prefetch(handle_of(next));
+                    }
+                    if let Some(&next) = conns.get(i + 1) {
+                        self.conns.prefetch_app(handle_of(next));
                     }
                     deliver_local(
                         self.now,

@@ -53,7 +53,7 @@ impl Shard {
                     let mut d = delivery!(self, now);
                     self.meetings.abort_handover(&mut d, now, &meeting_id);
                 }
-                self.arm_meetings(now);
+                self.arm_meetings();
             }
             ShardMsg::CommitHandover {
                 meeting_id,
@@ -69,7 +69,7 @@ impl Shard {
                     let mut d = delivery!(self, now);
                     self.meetings.abort_handover(&mut d, now, &meeting_id);
                 }
-                self.arm_meetings(now);
+                self.arm_meetings();
             }
             ShardMsg::ImportMeeting {
                 id,
@@ -95,7 +95,7 @@ impl Shard {
                     let mut d = delivery!(self, now);
                     self.meetings.forget_imported(&mut d, &meeting_id);
                 }
-                self.arm_meetings(now);
+                self.arm_meetings();
             }
             other => {
                 tracing::warn!(shard = %self.env.id, msg = ?other, "unexpected control message on a shard");

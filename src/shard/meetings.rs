@@ -46,7 +46,7 @@ impl Shard {
             self.meeting_cmds = cmds;
             self.meeting_cmds.append(&mut self.spare_cmds);
         }
-        self.arm_meetings(now);
+        self.arm_meetings();
     }
 
     /// A command the meeting's full queue could not take: the client is told.
@@ -86,9 +86,8 @@ impl Shard {
         }
     }
 
-    pub(super) fn arm_meetings(&mut self, now: Instant) {
+    pub(super) fn arm_meetings(&mut self) {
         let next = self.meetings.poll_timeout();
-        self.timers
-            .update(MEETING_TIMER, &mut self.meetings_armed, next, now);
+        self.timers.update(MEETING_TIMER, next);
     }
 }

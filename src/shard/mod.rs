@@ -68,7 +68,7 @@ pub struct ShardSeed {
     pub started: SyncSender<Result<SocketAddr, String>>,
 }
 
-/// The timer heap key of the meetings' grace deadlines (other keys are connection
+/// The timers key of the meetings' grace deadlines (other keys are connection
 /// handles).
 const MEETING_TIMER: usize = usize::MAX;
 
@@ -107,11 +107,9 @@ struct Shard {
     spare_cmds: Vec<MeetingCmd>,
     env: Env,
     control: ShardId,
-    /// Deadlines, earliest first, one per connection handle and one for
-    /// [`MEETING_TIMER`]. An entry may be early (its deadline crept later); firing
-    /// checks and re-arms.
+    /// Deadlines of the connections (by handle) and of [`MEETING_TIMER`]. An entry
+    /// may be early (its deadline crept later); firing checks and re-arms.
     timers: Timers,
-    meetings_armed: Option<Instant>,
     /// Start times of the fan-outs whose frames this pass wrote.
     fanouts: Vec<Instant>,
     /// HTTP/3 counters of connections already gone.
@@ -280,7 +278,6 @@ pub async fn run(seed: ShardSeed) {
         },
         control: seed.control,
         timers: Timers::default(),
-        meetings_armed: None,
         fanouts: Vec::new(),
         h3_gone: H3Stats::default(),
         published: Published::default(),
