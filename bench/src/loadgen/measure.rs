@@ -106,6 +106,8 @@ pub struct Mark {
     pub self_cpu_s: Option<f64>,
     /// The server process's CPU seconds from /proc/<pid>/stat.
     pub pid_cpu_s: Option<f64>,
+    /// The part of `pid_cpu_s` spent in user space (utime).
+    pub pid_user_s: Option<f64>,
     /// Run-queue wait of this process's threads, seconds.
     pub self_wait_s: Option<f64>,
     /// Run-queue wait of the server's threads, seconds.
@@ -139,6 +141,7 @@ impl Mark {
             counters: ALL_COUNTERS.iter().map(|c| stats.get(*c)).collect(),
             self_cpu_s: self_cpu_s(),
             pid_cpu_s: args.server_pid.and_then(pid_cpu_s),
+            pid_user_s: args.server_pid.and_then(pid_user_s),
             self_wait_s: runq_wait_s("self"),
             pid_wait_s: args.server_pid.and_then(|p| runq_wait_s(&p.to_string())),
             self_steal: steal(0),
@@ -175,6 +178,11 @@ pub struct ServerCpu {
     pub cores: f64,
     /// Server CPU microseconds per operation.
     pub us_per_op: f64,
+    /// The part of `us_per_op` spent in user space (utime; `pid` source only): the
+    /// server's own code, apart from the kernel's network path, which moves with the
+    /// host more than the server does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_us_per_op: Option<f64>,
     /// Seconds its threads waited for a CPU (run queue; `pid` source only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runq_wait_s: Option<f64>,
@@ -324,6 +332,7 @@ impl Window {
                         cpu_s: (b - a).max(0.0),
                         cores: (b - a).max(0.0) / secs,
                         us_per_op: per_op((b - a).max(0.0)),
+                        user_us_per_op: delta(start.pid_user_s, end.pid_user_s).map(per_op),
                         runq_wait_s: delta(start.pid_wait_s, end.pid_wait_s),
                         steal_s,
                         steal_pct,
@@ -344,6 +353,7 @@ impl Window {
                                 cpu_s: (y - x).max(0.0),
                                 cores: (y - x).max(0.0) / secs,
                                 us_per_op: per_op((y - x).max(0.0)),
+                                user_us_per_op: None,
                                 runq_wait_s: None,
                                 steal_s: None,
                                 steal_pct: None,
@@ -423,11 +433,15 @@ impl Window {
         }
         for c in &self.server {
             s += &format!(
-                "server CPU ({}): {:.2} cores, {:.2} µs per {}{}{}\n",
+                "server CPU ({}): {:.2} cores, {:.2} µs per {}{}{}{}\n",
                 c.source,
                 c.cores,
                 c.us_per_op,
                 self.operation,
+                c.user_us_per_op.map_or(String::new(), |u| format!(
+                    " ({u:.2} in user space, {:.2} in the kernel)",
+                    (c.us_per_op - u).max(0.0)
+                )),
                 waited(c.runq_wait_s, self.duration_s),
                 stolen(c.steal_s, c.steal_pct),
             );
@@ -613,6 +627,12 @@ pub fn pid_cpu_s(pid: u32) -> Option<f64> {
     stat_file_cpu_s(&format!("/proc/{pid}/stat"))
 }
 
+/// User-space CPU seconds (utime) of process `pid` from /proc/<pid>/stat.
+pub fn pid_user_s(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_split(&text).map(|(user, _)| user as f64 / clock_ticks())
+}
+
 /// CPU seconds (utime + stime) of the calling thread from /proc/thread-self/stat.
 pub fn thread_cpu_s() -> Option<f64> {
     stat_file_cpu_s("/proc/thread-self/stat")
@@ -626,11 +646,16 @@ fn stat_file_cpu_s(path: &str) -> Option<f64> {
 /// utime + stime in clock ticks from the text of /proc/<pid>/stat (proc(5): fields 14
 /// and 15; the command name, field 2, is in parentheses and may contain spaces).
 pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    stat_cpu_split(stat).map(|(utime, stime)| utime + stime)
+}
+
+/// utime and stime in clock ticks from the text of /proc/<pid>/stat.
+pub fn stat_cpu_split(stat: &str) -> Option<(u64, u64)> {
     let after = stat.get(stat.rfind(')')? + 1..)?;
     let mut f = after.split_whitespace().skip(11);
     let utime: u64 = f.next()?.parse().ok()?;
     let stime: u64 = f.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// Seconds the live threads of process `pid` (a number, or `self`) have spent waiting
@@ -907,6 +932,8 @@ mc_udp_datagrams_total_other 7
     fn proc_stat_fields_survive_spaces_in_the_name() {
         let stat = "4242 (mc service) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
         assert_eq!(stat_cpu_ticks(stat), Some(300));
+        assert_eq!(stat_cpu_split(stat), Some((250, 50)));
+        assert!(pid_user_s(std::process::id()).unwrap() >= 0.0);
         assert_eq!(stat_cpu_ticks("garbage"), None);
         let me = pid_cpu_s(std::process::id()).unwrap();
         assert!(me >= 0.0);
@@ -989,6 +1016,7 @@ mc_udp_datagrams_total_other 7
             counters: counters.clone(),
             self_cpu_s: Some(1.0),
             pid_cpu_s: Some(10.0),
+            pid_user_s: Some(6.0),
             self_wait_s: Some(0.0),
             pid_wait_s: Some(0.1),
             self_steal: None,
@@ -1017,6 +1045,7 @@ mc_udp_datagrams_total_other 7
             counters,
             self_cpu_s: Some(2.9),
             pid_cpu_s: Some(11.0),
+            pid_user_s: Some(6.6),
             self_wait_s: Some(0.5),
             pid_wait_s: Some(0.1),
             self_steal: None,
@@ -1039,6 +1068,10 @@ mc_udp_datagrams_total_other 7
         assert!((w.ops_per_s - 500.0).abs() < 1e-9);
         assert_eq!(w.server.len(), 2);
         assert!((w.server[0].us_per_op - 1000.0).abs() < 1e-6, "{w:?}");
+        assert!(w.server[0]
+            .user_us_per_op
+            .is_some_and(|u| (u - 600.0).abs() < 1e-6));
+        assert_eq!(w.server[1].user_us_per_op, None, "metrics give no split");
         assert!((w.server[1].us_per_op - 1500.0).abs() < 1e-6, "{w:?}");
         let g = w.generator.as_ref().unwrap();
         assert!((g.cores - 0.95).abs() < 1e-9 && g.saturated);
@@ -1079,10 +1112,14 @@ mc_udp_datagrams_total_other 7
             "{t}"
         );
         assert!(t.contains("warning: the generator"), "{t}");
-        assert!(t.contains(
-            "server CPU (pid 7): 0.50 cores, 1000.00 µs per round trip; waited 0.00 s (0 %) for a CPU; \
+        assert!(
+            t.contains(
+                "server CPU (pid 7): 0.50 cores, 1000.00 µs per round trip (600.00 in user space, \
+             400.00 in the kernel); waited 0.00 s (0 %) for a CPU; \
              the host took 0.20 s (10.0 %) of its CPUs (steal)\n"
-        ), "{t}");
+            ),
+            "{t}"
+        );
         assert!(
             t.contains("warning: the host (hypervisor) stopped the server's CPU"),
             "{t}"
