@@ -136,12 +136,15 @@ impl Mark {
             ),
             None => None,
         };
+        // One read of /proc/<pid>/stat gives both, so the user-space part and the
+        // whole are of the same instant.
+        let pid_cpu = args.server_pid.and_then(pid_cpu_split_s);
         Mark {
             at: Instant::now(),
             counters: ALL_COUNTERS.iter().map(|c| stats.get(*c)).collect(),
             self_cpu_s: self_cpu_s(),
-            pid_cpu_s: args.server_pid.and_then(pid_cpu_s),
-            pid_user_s: args.server_pid.and_then(pid_user_s),
+            pid_cpu_s: pid_cpu.map(|(user, system)| user + system),
+            pid_user_s: pid_cpu.map(|(user, _)| user),
             self_wait_s: runq_wait_s("self"),
             pid_wait_s: args.server_pid.and_then(|p| runq_wait_s(&p.to_string())),
             self_steal: steal(0),
@@ -627,10 +630,12 @@ pub fn pid_cpu_s(pid: u32) -> Option<f64> {
     stat_file_cpu_s(&format!("/proc/{pid}/stat"))
 }
 
-/// User-space CPU seconds (utime) of process `pid` from /proc/<pid>/stat.
-pub fn pid_user_s(pid: u32) -> Option<f64> {
+/// User-space and system CPU seconds (utime, stime) of process `pid` from
+/// /proc/<pid>/stat.
+pub fn pid_cpu_split_s(pid: u32) -> Option<(f64, f64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_cpu_split(&text).map(|(user, _)| user as f64 / clock_ticks())
+    let (user, system) = stat_cpu_split(&text)?;
+    Some((user as f64 / clock_ticks(), system as f64 / clock_ticks()))
 }
 
 /// CPU seconds (utime + stime) of the calling thread from /proc/thread-self/stat.
@@ -933,7 +938,8 @@ mc_udp_datagrams_total_other 7
         let stat = "4242 (mc service) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
         assert_eq!(stat_cpu_ticks(stat), Some(300));
         assert_eq!(stat_cpu_split(stat), Some((250, 50)));
-        assert!(pid_user_s(std::process::id()).unwrap() >= 0.0);
+        let (user, system) = pid_cpu_split_s(std::process::id()).unwrap();
+        assert!(user >= 0.0 && system >= 0.0);
         assert_eq!(stat_cpu_ticks("garbage"), None);
         let me = pid_cpu_s(std::process::id()).unwrap();
         assert!(me >= 0.0);
