@@ -501,14 +501,24 @@ fn prefetch_bytes<T>(value: &T) {
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let p = (value as *const T).cast::<i8>();
-        for off in (0..std::mem::size_of::<T>()).step_by(64) {
+        for off in line_offsets(p as usize, std::mem::size_of::<T>()) {
             // SAFETY: a prefetch is a hint to the cache: it reads nothing into the
             // program and never faults, whatever the address.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) }
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_offset(off)) }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
+}
+
+/// Offsets from `addr`, one in each 64-byte cache line that `len` bytes from `addr`
+/// touch: the first may be negative (the start of a line `addr` lies inside), so that a
+/// value not aligned to a line still gets its last line.
+fn line_offsets(addr: usize, len: usize) -> impl Iterator<Item = isize> {
+    let into_line = (addr % 64) as isize;
+    (0..len as isize + into_line)
+        .step_by(64)
+        .map(move |off| off - into_line)
 }
 
 /// Hand each routed datagram to its connection, in the order received. The connections
@@ -534,5 +544,28 @@ pub fn mark(conn: &mut Conn, handle: usize, dirty: &mut Vec<usize>) {
     if !conn.queued {
         conn.queued = true;
         dirty.push(handle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_offsets;
+
+    fn lines(addr: usize, len: usize) -> Vec<usize> {
+        line_offsets(addr, len)
+            .map(|off| (addr as isize + off) as usize / 64)
+            .collect()
+    }
+
+    #[test]
+    fn every_cache_line_a_value_touches_is_named_once() {
+        // Aligned: 128 bytes are two lines.
+        assert_eq!(lines(64 * 10, 128), vec![10, 11]);
+        // 48 bytes into a line, 6,576 bytes (a connection's slot) reach into a 104th
+        // line, which stepping 64 bytes from the value's own start missed.
+        let got = lines(64 * 10 + 48, 6_576);
+        assert_eq!(got, (10..114).collect::<Vec<_>>());
+        // Inside one line: one.
+        assert_eq!(lines(64 * 3 + 8, 40), vec![3]);
     }
 }

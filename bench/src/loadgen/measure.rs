@@ -625,36 +625,25 @@ pub fn self_cpu_s() -> Option<f64> {
     Some(tv(ru.ru_utime) + tv(ru.ru_stime))
 }
 
-/// CPU seconds (utime + stime) of process `pid` from /proc/<pid>/stat.
-pub fn pid_cpu_s(pid: u32) -> Option<f64> {
-    stat_file_cpu_s(&format!("/proc/{pid}/stat"))
-}
-
 /// User-space and system CPU seconds (utime, stime) of process `pid` from
 /// /proc/<pid>/stat.
 pub fn pid_cpu_split_s(pid: u32) -> Option<(f64, f64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (user, system) = stat_cpu_split(&text)?;
-    Some((user as f64 / clock_ticks(), system as f64 / clock_ticks()))
+    stat_file_split_s(&format!("/proc/{pid}/stat"))
 }
 
 /// CPU seconds (utime + stime) of the calling thread from /proc/thread-self/stat.
 pub fn thread_cpu_s() -> Option<f64> {
-    stat_file_cpu_s("/proc/thread-self/stat")
+    stat_file_split_s("/proc/thread-self/stat").map(|(user, system)| user + system)
 }
 
-fn stat_file_cpu_s(path: &str) -> Option<f64> {
+fn stat_file_split_s(path: &str) -> Option<(f64, f64)> {
     let text = std::fs::read_to_string(path).ok()?;
-    stat_cpu_ticks(&text).map(|t| t as f64 / clock_ticks())
+    let (user, system) = stat_cpu_split(&text)?;
+    Some((user as f64 / clock_ticks(), system as f64 / clock_ticks()))
 }
 
-/// utime + stime in clock ticks from the text of /proc/<pid>/stat (proc(5): fields 14
+/// utime and stime in clock ticks from the text of /proc/<pid>/stat (proc(5): fields 14
 /// and 15; the command name, field 2, is in parentheses and may contain spaces).
-pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
-    stat_cpu_split(stat).map(|(utime, stime)| utime + stime)
-}
-
-/// utime and stime in clock ticks from the text of /proc/<pid>/stat.
 pub fn stat_cpu_split(stat: &str) -> Option<(u64, u64)> {
     let after = stat.get(stat.rfind(')')? + 1..)?;
     let mut f = after.split_whitespace().skip(11);
@@ -936,13 +925,13 @@ mc_udp_datagrams_total_other 7
     #[test]
     fn proc_stat_fields_survive_spaces_in_the_name() {
         let stat = "4242 (mc service) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
-        assert_eq!(stat_cpu_ticks(stat), Some(300));
+        assert_eq!(stat_cpu_split(stat).map(|(u, s)| u + s), Some(300));
         assert_eq!(stat_cpu_split(stat), Some((250, 50)));
         let (user, system) = pid_cpu_split_s(std::process::id()).unwrap();
         assert!(user >= 0.0 && system >= 0.0);
-        assert_eq!(stat_cpu_ticks("garbage"), None);
-        let me = pid_cpu_s(std::process::id()).unwrap();
-        assert!(me >= 0.0);
+        assert_eq!(stat_cpu_split("garbage"), None);
+        assert!(user + system >= 0.0);
+        assert!(thread_cpu_s().unwrap() >= 0.0);
         assert!(self_cpu_s().unwrap() >= 0.0);
         assert!(runq_wait_s("self").unwrap() >= 0.0);
         assert!(runq_wait_s("0").is_none(), "no such process");
