@@ -11,8 +11,8 @@ ARG DEBIAN_RELEASE=bookworm
 
 # ---------------------------------------------------------------- build
 # The full (not slim) image: glommio's build script runs `git` and liburing's
-# `configure`, and ring and mimalloc compile C; it has git, gcc and make. protobuf is compiled in
-# build.rs with protox (no protoc) and TLS is rustls/ring (no OpenSSL).
+# `configure`, and ring and mimalloc compile C; it has git, gcc and make. protobuf is
+# compiled in build.rs with protox (no protoc) and TLS is rustls/ring (no OpenSSL).
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 # The cache mounts keep the registry and target dir between builds.

@@ -31,7 +31,7 @@ use tracing::{error, info};
 /// an acknowledgement covers), and a fan-out does so for each of 1,000 connections in
 /// turn. mimalloc serves them from per-thread pages of one size with no coalescing; in
 /// the fan-out benchmark that is several per cent less CPU per delivery (tuning.md,
-/// "Allocator").
+/// "allocator" row).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
