@@ -1,8 +1,8 @@
 //! Fan-out bookkeeping of the `meeting` scenario, free of I/O and clocks (times are
 //! microseconds since the run's base instant, passed in).
 //!
-//! Senders stamp implicitly: the n-th `MuteRequest` of a participant toggles its audio
-//! (muted when n is odd) and the n-th `PublishStream` carries n in
+//! Senders stamp implicitly: the n-th `MuteRequest` of a participant sets the self-mute
+//! flags [`mute_flags`]`(n)`, a cycle of three, and the n-th `PublishStream` carries n in
 //! `metadata.max_bitrate`. The MC must fan out one `ParticipantMuteUpdate` per mute change
 //! to every participant, the sender included (docs/protocol.md rule 3), and one
 //! `StreamPublished` to every participant, the publisher included; each receiver gets a
@@ -29,6 +29,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use super::explain::{Event, History};
+
 /// Kinds of fanned-out messages that are tracked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -38,6 +40,19 @@ pub enum Kind {
 
 /// Both kinds, in index order.
 pub const KINDS: [Kind; 2] = [Kind::Mute, Kind::Publish];
+
+/// The self-mute flags `(audio, video)` of a participant's n-th `MuteRequest` (n ≥ 1).
+/// A cycle of three in which some flag is always set, so that a participant that had any
+/// mute processed is among the mute states that follow a recovery JoinResponse, and in
+/// which consecutive requests differ, so that a mute state names n modulo 3 and a
+/// request dropped at a cut does not make the next one look like the one before it.
+pub fn mute_flags(n: u64) -> (bool, bool) {
+    match n % 3 {
+        1 => (true, false),
+        2 => (false, true),
+        _ => (true, true),
+    }
+}
 
 /// Send times kept per sender and kind; older entries are overwritten.
 const RING: usize = 1024;
@@ -259,7 +274,8 @@ pub enum Delivery {
 }
 
 /// Whether a sender had any mute processed when a receiver recovered, i.e. whether the
-/// recovery's mute states include it (every loadgen MuteRequest sets `video_muted`).
+/// recovery's mute states include it (every loadgen MuteRequest sets a flag,
+/// [`mute_flags`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MuteState {
     Muted,
@@ -287,6 +303,7 @@ pub struct Receiver {
     me: usize,
     next: Vec<[u64; 2]>,
     last: Vec<[u64; 2]>,
+    history: History,
 }
 
 impl Receiver {
@@ -295,7 +312,21 @@ impl Receiver {
             me,
             next: vec![[1, 1]; participants],
             last: vec![[0, 0]; participants],
+            history: History::default(),
         }
+    }
+
+    /// What this receiver did lately (for anomaly reports, [`super::explain`]).
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Recovered on the new MC: the recovery join was sent and answered at these times.
+    pub fn handle_moved(&mut self, join_sent_us: u64, answered_us: u64) {
+        self.history.push(Event::Moved {
+            join_sent_us,
+            answered_us,
+        });
     }
 
     fn latency(board: &Board, sender: usize, kind: Kind, seq: u64, now_us: u64) -> Option<u64> {
@@ -309,12 +340,13 @@ impl Receiver {
         self.last.get(sender).map_or(0, |l| l[kind as usize])
     }
 
-    /// A `ParticipantMuteUpdate` about `sender` with its audio flag, received at `now_us`.
+    /// A `ParticipantMuteUpdate` about `sender` with its self-mute flags
+    /// `(audio, video)`, received at `now_us`.
     pub fn handle_mute(
         &mut self,
         board: &Board,
         sender: usize,
-        audio_muted: bool,
+        flags: (bool, bool),
         now_us: u64,
     ) -> Delivery {
         let me = self.me;
@@ -336,8 +368,16 @@ impl Receiver {
             board.handle_echo(me, Kind::Mute, seq, now_us);
         }
         let lat = Self::latency(board, sender, Kind::Mute, seq, now_us);
-        // The n-th toggle sets audio_muted = (n odd); anything else means reordering.
-        if audio_muted == (seq % 2 == 1) {
+        // The n-th request sets mute_flags(n); anything else means reordering.
+        let in_order = flags == mute_flags(seq);
+        self.history.push(Event::Mute {
+            sender,
+            at_us: now_us,
+            flags,
+            taken_as: seq,
+            in_order,
+        });
+        if in_order {
             Delivery::InOrder(lat)
         } else {
             Delivery::OutOfOrder(lat)
@@ -365,6 +405,14 @@ impl Receiver {
             *next += 1;
         }
         let in_order = seq == *next;
+        if sender != me {
+            self.history.push(Event::Publish {
+                sender,
+                at_us: now_us,
+                seq,
+                expected: *next,
+            });
+        }
         if seq >= *next {
             *next = seq + 1;
             last[Kind::Publish as usize] = seq;
@@ -381,6 +429,26 @@ impl Receiver {
         }
     }
 
+    /// At the end of a run: per sender and kind, the first message after the last one
+    /// this receiver accounted for (delivered, or skipped at a resync) that the source did
+    /// not drop, and how many such messages there are. Empty when everything arrived.
+    pub fn unaccounted(&self, board: &Board) -> Vec<(usize, Kind, u64, u64)> {
+        let mut v = Vec::new();
+        for sender in 0..self.next.len() {
+            for kind in KINDS {
+                let sent = board.sent(sender, kind);
+                let from = self.last(sender, kind) + 1;
+                let owed: Vec<u64> = (from..=sent)
+                    .filter(|seq| !board.is_dropped(sender, kind, *seq))
+                    .collect();
+                if let Some(first) = owed.first() {
+                    v.push((sender, kind, *first, owed.len() as u64));
+                }
+            }
+        }
+        v
+    }
+
     /// At this receiver's own redirect: every message it sent that has not echoed yet
     /// was dropped by the source (module docs). Marks them; returns how many of each kind.
     pub fn handle_own_cut(&mut self, board: &Board) -> [u64; 2] {
@@ -393,6 +461,7 @@ impl Receiver {
                 }
             }
         }
+        self.history.push(Event::OwnCut { dropped });
         dropped
     }
 
@@ -461,19 +530,29 @@ impl Receiver {
             n[Kind::Publish as usize] = published + 1;
             l[Kind::Publish as usize] = published;
         }
+        self.history.push(Event::Resync {
+            sender,
+            kind: Kind::Publish,
+            from: last,
+            to: published,
+            result: r,
+        });
         r
     }
 
-    /// After this receiver's recovery: `sender`'s audio flag was `muted` when the new MC
-    /// processed it (between `join_sent_us` and `answered_us`). Its last mute processed by
-    /// then is the lowest candidate of that parity at or after the last one this receiver
-    /// got, not dropped, sent before `answered_us`, and not below one whose echo came
-    /// before `join_sent_us`.
+    /// After this receiver's recovery: `sender`'s self-mute flags were `flags` when the
+    /// new MC processed it (between `join_sent_us` and `answered_us`). Its last mute
+    /// processed by then is the lowest candidate n with [`mute_flags`]`(n) == flags` at or
+    /// after the last one this receiver got, not dropped, sent before `answered_us`, and
+    /// not below one whose echo came before `join_sent_us`. The state lists only
+    /// participants with a mute flag set, and every loadgen MuteRequest sets one (no
+    /// loadgen participant host-mutes): so a sender in it had at least one mute
+    /// processed, and "none yet" is no candidate.
     pub fn resync_mute(
         &mut self,
         board: &Board,
         sender: usize,
-        muted: bool,
+        flags: (bool, bool),
         join_sent_us: u64,
         answered_us: u64,
     ) -> Resync {
@@ -481,7 +560,7 @@ impl Receiver {
             return Resync::default();
         }
         let last = self.last(sender, Kind::Mute);
-        let mut candidates = vec![last];
+        let mut candidates = if last > 0 { vec![last] } else { Vec::new() };
         let mut floor = last;
         let sent = board.sent(sender, Kind::Mute);
         for seq in last + 1..=sent.min(last + RING as u64) {
@@ -499,13 +578,21 @@ impl Receiver {
             }
             candidates.push(seq);
         }
-        let fits = |c: &&u64| **c >= floor && (**c % 2 == 1) == muted;
+        let fits = |c: &&u64| **c >= floor && mute_flags(**c) == flags;
         let mut fitting = candidates.iter().filter(fits);
         let Some(&m0) = fitting.next() else {
-            return Resync {
+            let r = Resync {
                 inconsistent: true,
                 ..Resync::default()
             };
+            self.history.push(Event::Resync {
+                sender,
+                kind: Kind::Mute,
+                from: last,
+                to: last,
+                result: r,
+            });
+            return r;
         };
         let mut r = Self::skipped(board, sender, Kind::Mute, last, m0);
         r.ambiguous = fitting.next().is_some();
@@ -513,6 +600,13 @@ impl Receiver {
             n[Kind::Mute as usize] = m0 + 1;
             l[Kind::Mute as usize] = m0;
         }
+        self.history.push(Event::Resync {
+            sender,
+            kind: Kind::Mute,
+            from: last,
+            to: m0,
+            result: r,
+        });
         r
     }
 }
@@ -528,15 +622,15 @@ mod tests {
         b.handle_sent(1, Kind::Mute, 2, 2_000);
         let mut r = Receiver::new(0, 3);
         assert_eq!(
-            r.handle_mute(&b, 1, true, 1_500),
+            r.handle_mute(&b, 1, mute_flags(1), 1_500),
             Delivery::InOrder(Some(500))
         );
         assert_eq!(
-            r.handle_mute(&b, 1, false, 2_250),
+            r.handle_mute(&b, 1, mute_flags(2), 2_250),
             Delivery::InOrder(Some(250))
         );
         assert_eq!(
-            r.handle_mute(&b, 1, true, 3_000),
+            r.handle_mute(&b, 1, mute_flags(3), 3_000),
             Delivery::Unexpected,
             "never sent"
         );
@@ -551,12 +645,12 @@ mod tests {
         }
         let mut r = Receiver::new(1, 2);
         assert!(matches!(
-            r.handle_mute(&b, 0, true, 15),
+            r.handle_mute(&b, 0, mute_flags(1), 15),
             Delivery::InOrder(_)
         ));
-        // update 2 (audio unmuted) lost: update 3 (muted) arrives as the 2nd.
+        // update 2 lost: update 3 arrives as the 2nd.
         assert!(matches!(
-            r.handle_mute(&b, 0, true, 35),
+            r.handle_mute(&b, 0, mute_flags(3), 35),
             Delivery::OutOfOrder(_)
         ));
     }
@@ -588,6 +682,31 @@ mod tests {
     }
 
     #[test]
+    fn unaccounted_names_what_a_receiver_never_got() {
+        let b = Board::new(3);
+        for seq in 1..=4 {
+            b.handle_sent(0, Kind::Mute, seq, seq * 10);
+        }
+        b.handle_sent(2, Kind::Publish, 1, 10);
+        let mut r = Receiver::new(1, 3);
+        assert!(matches!(
+            r.handle_mute(&b, 0, mute_flags(1), 15),
+            Delivery::InOrder(_)
+        ));
+        assert!(b.handle_dropped(0, Kind::Mute, 2));
+        assert_eq!(
+            r.unaccounted(&b),
+            vec![(0, Kind::Mute, 3, 2), (2, Kind::Publish, 1, 1)],
+            "2 was dropped; 3, 4 and the publish never arrived"
+        );
+        for seq in [3, 4] {
+            r.handle_mute(&b, 0, mute_flags(seq), 50);
+        }
+        r.handle_publish(&b, 2, 1, 50);
+        assert!(r.unaccounted(&b).is_empty());
+    }
+
+    #[test]
     fn ring_forgets_old_send_times() {
         let b = Board::new(1);
         b.handle_sent(0, Kind::Mute, 1, 5);
@@ -608,7 +727,7 @@ mod tests {
         let mut late = Receiver::new(2, 3);
         for r in [&mut sender, &mut early, &mut late] {
             assert!(matches!(
-                r.handle_mute(&b, 0, true, 15),
+                r.handle_mute(&b, 0, mute_flags(1), 15),
                 Delivery::InOrder(_)
             ));
         }
@@ -620,16 +739,19 @@ mod tests {
         b.handle_moved(1);
         assert!(b.handle_sent(0, Kind::Mute, 4, 40), "member 2 still moving");
         assert!(matches!(
-            sender.handle_mute(&b, 0, false, 45),
+            sender.handle_mute(&b, 0, mute_flags(4), 45),
             Delivery::InOrder(_)
         ));
         assert!(
-            matches!(early.handle_mute(&b, 0, false, 45), Delivery::InOrder(_)),
+            matches!(
+                early.handle_mute(&b, 0, mute_flags(4), 45),
+                Delivery::InOrder(_)
+            ),
             "dropped 2 and 3 skipped"
         );
-        // `late` recovered after mute 4 was processed: the state says unmuted (even).
+        // `late` recovered after mute 4 was processed: the state has mute_flags(4).
         assert_eq!(late.mute_state(&b, 0, 50, 60), MuteState::Muted);
-        let r = late.resync_mute(&b, 0, false, 50, 60);
+        let r = late.resync_mute(&b, 0, mute_flags(4), 50, 60);
         assert_eq!(
             r,
             Resync {
@@ -640,7 +762,7 @@ mod tests {
         b.handle_moved(2);
         assert!(!b.handle_sent(0, Kind::Mute, 5, 70), "everyone arrived");
         assert!(matches!(
-            late.handle_mute(&b, 0, true, 75),
+            late.handle_mute(&b, 0, mute_flags(5), 75),
             Delivery::InOrder(_)
         ));
     }
@@ -652,8 +774,9 @@ mod tests {
             b.handle_sent(0, Kind::Mute, seq, seq * 10);
         }
         let mut r = Receiver::new(1, 2);
-        // Muted: 1 or 3 fit; 1 is taken (nothing lost) and the choice is ambiguous.
-        let got = r.resync_mute(&b, 0, true, 45, 50);
+        // mute_flags(1): 1 or 4 fit; 1 is taken (nothing lost) and the choice is
+        // ambiguous.
+        let got = r.resync_mute(&b, 0, mute_flags(1), 45, 50);
         assert_eq!((got.lost, got.ambiguous), (0, true));
         assert_eq!(r.last(0, Kind::Mute), 1);
         // An echo before the recovery was sent raises the floor: 3 was processed.
@@ -663,13 +786,47 @@ mod tests {
         }
         b.handle_echo(0, Kind::Mute, 3, 35);
         let mut r = Receiver::new(1, 2);
-        let got = r.resync_mute(&b, 0, true, 40, 50);
+        let got = r.resync_mute(&b, 0, mute_flags(3), 40, 50);
         assert_eq!((got.lost, got.unexposed, got.ambiguous), (0, 3, false));
         assert_eq!(r.last(0, Kind::Mute), 3);
         // Nothing fits: inconsistent, nothing changes.
         let mut r = Receiver::new(1, 2);
-        assert!(r.resync_mute(&b, 0, true, 5, 6).inconsistent);
+        assert!(r.resync_mute(&b, 0, mute_flags(1), 5, 6).inconsistent);
         assert_eq!(r.last(0, Kind::Mute), 0);
+    }
+
+    #[test]
+    fn a_sender_in_the_state_had_a_mute_processed() {
+        // Sender 0's mute 1 was dropped at its own cut; on the new MC it sent mute 2
+        // while receiver 1 was moving. The state after 1's recovery lists 0 with
+        // mute_flags(2): that is mute 2, not "no mute yet".
+        let b = Board::new(2);
+        b.handle_sent(0, Kind::Mute, 1, 10);
+        assert!(b.handle_dropped(0, Kind::Mute, 1));
+        b.handle_moved(0);
+        assert!(b.handle_sent(0, Kind::Mute, 2, 40), "member 1 still moving");
+        b.handle_echo(0, Kind::Mute, 2, 55);
+        let mut r = Receiver::new(1, 2);
+        assert_eq!(r.mute_state(&b, 0, 50, 60), MuteState::Unknown);
+        let got = r.resync_mute(&b, 0, mute_flags(2), 50, 60);
+        assert_eq!(
+            got,
+            Resync {
+                lost: 1,
+                ..Resync::default()
+            }
+        );
+        assert_eq!(r.last(0, Kind::Mute), 2);
+        b.handle_moved(1);
+        b.handle_sent(0, Kind::Mute, 3, 70);
+        assert!(matches!(
+            r.handle_mute(&b, 0, mute_flags(3), 75),
+            Delivery::InOrder(_)
+        ));
+        // Listed with mute_flags(1) while only mute 2 can have been processed: a
+        // contradiction.
+        let mut r = Receiver::new(1, 2);
+        assert!(r.resync_mute(&b, 0, mute_flags(1), 50, 60).inconsistent);
     }
 
     #[test]

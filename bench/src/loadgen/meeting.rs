@@ -11,7 +11,7 @@
 //! took their meeting over ([`super::participant`]); every cut is reported (moves, move
 //! time, notifications in flight and lost, [`super::fanout`]).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,11 @@ pub struct MeetingArgs {
     /// timeouts are retried after 100, 200, 400 ms…).
     #[arg(long, env = "LOADGEN_REDIRECT_ATTEMPTS", default_value_t = 3)]
     pub redirect_attempts: u32,
+    /// Anomaly reports printed on stderr at most (0: none): for a notification out of
+    /// order, a doubtful resynchronisation after a move, or messages that never arrived,
+    /// what the receiver saw next to what the sender sent.
+    #[arg(long, env = "LOADGEN_EXPLAIN", default_value_t = 3)]
+    pub explain: u32,
 }
 
 /// Parses `COUNTxSIZE,...` into (count, participants) pairs.
@@ -202,6 +207,9 @@ pub async fn run_once(
             follow: !args.no_follow_redirects,
             attempts: args.redirect_attempts.clamp(1, 10),
         },
+        explain: args.explain,
+        explained: AtomicU32::new(0),
+        drain_over: AtomicBool::new(false),
     });
     eprintln!(
         "meeting: {total} participants in {} meetings → {} at {rate} msg/s",
@@ -316,6 +324,9 @@ pub async fn run_once(
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !ctx.interrupt.is_set() {
+        shared.drain_over.store(true, Ordering::Relaxed);
     }
     // Leave: readers stop and every session closes with code 0 (VOLUNTARY).
     shared.end.trigger();

@@ -17,6 +17,7 @@
 pub mod client;
 pub mod connect;
 pub mod echo;
+pub mod explain;
 pub mod fanout;
 pub mod measure;
 pub mod meeting;

@@ -12,7 +12,7 @@
 //! accounted in [`super::fanout`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,8 @@ use wtransport::{Connection, RecvStream, SendStream};
 
 use super::client::{EndpointPool, Target};
 use super::echo::short;
-use super::fanout::{Board, Delivery, Kind, MuteState, Receiver, Resync};
+use super::explain;
+use super::fanout::{mute_flags, Board, Delivery, Kind, MuteState, Receiver, Resync};
 use super::meeting::{pick, Op};
 use super::proto::{
     self, client_message::Message as C, server_message::Message as S, ClientMessage, FrameReader,
@@ -62,6 +63,12 @@ pub(crate) struct Shared {
     pub(crate) minter: Arc<Minter>,
     pub(crate) target: Target,
     pub(crate) redirects: Redirects,
+    /// Anomaly reports to print (`--explain`), and how many were.
+    pub(crate) explain: u32,
+    pub(crate) explained: AtomicU32,
+    /// The drain phase ran its course (was not interrupted): a message not received by
+    /// now is missing.
+    pub(crate) drain_over: AtomicBool,
 }
 
 impl Shared {
@@ -282,6 +289,7 @@ pub(crate) async fn participant(
         layout_rx,
         layout_confirmed: false,
         burst: None,
+        explained_order: false,
     };
     let reader = tokio::spawn(reader.run());
     write_loop(idx, &link, &board, &sh, layout_tx).await;
@@ -351,12 +359,10 @@ async fn write_loop(
             Op::Mute => {
                 mute_seq += 1;
                 note_sent(board, sh, &mut rec, idx, Kind::Mute, mute_seq, t_us);
-                // video_muted stays set, so that after any processed mute this
-                // participant is among the mute states a recovery JoinResponse is
-                // followed by (the reader tells that state from notifications).
+                let (audio_muted, video_muted) = mute_flags(mute_seq);
                 C::MuteRequest(proto::MuteRequest {
-                    audio_muted: mute_seq % 2 == 1,
-                    video_muted: true,
+                    audio_muted,
+                    video_muted,
                 })
             }
             Op::Publish => {
@@ -480,6 +486,8 @@ struct Reader {
     /// the meeting).
     layout_confirmed: bool,
     burst: Option<Burst>,
+    /// An out-of-order notification was reported (one report per receiver).
+    explained_order: bool,
 }
 
 impl Reader {
@@ -531,6 +539,14 @@ impl Reader {
             .filter(|p| **p != self.pid && !self.known.contains(*p))
             .count();
         self.rec.add(Counter::RosterMissing, missing as u64);
+        if self.sh.drain_over.load(Ordering::Relaxed) {
+            for (sender, kind, first, count) in self.rx.unaccounted(&self.board) {
+                self.explain(
+                    sender,
+                    &format!("{count} {kind:?} message(s) from #{first} on never arrived"),
+                );
+            }
+        }
         self.rec.flush(&self.sh.stats, Instant::now());
         self.conn
     }
@@ -548,19 +564,20 @@ impl Reader {
         let now = Instant::now();
         let now_us = self.sh.micros_since_base(now);
         let board = &self.board;
+        let mut sender = None;
         let d = match msg {
-            S::ParticipantMuteUpdate(u) => self
-                .roster
-                .get(&u.participant_id)
-                .map(|s| self.rx.handle_mute(board, *s, u.audio_self_muted, now_us)),
+            S::ParticipantMuteUpdate(u) => {
+                sender = self.roster.get(&u.participant_id).copied();
+                let flags = (u.audio_self_muted, u.video_self_muted);
+                sender.map(|s| self.rx.handle_mute(board, s, flags, now_us))
+            }
             S::StreamPublished(u) => {
                 let seq = u
                     .stream
                     .and_then(|s| s.metadata)
                     .map_or(0, |m| u64::from(m.max_bitrate));
-                self.roster
-                    .get(&u.participant_id)
-                    .map(|s| self.rx.handle_publish(board, *s, seq, now_us))
+                sender = self.roster.get(&u.participant_id).copied();
+                sender.map(|s| self.rx.handle_publish(board, s, seq, now_us))
             }
             S::ParticipantJoined(j) => {
                 if let Some(p) = j.participant {
@@ -606,6 +623,11 @@ impl Reader {
             Some(Delivery::OutOfOrder(lat)) => {
                 self.board.delivered.fetch_add(1, Ordering::Relaxed);
                 self.rec.add(Counter::OutOfOrder, 1);
+                if !std::mem::replace(&mut self.explained_order, true) {
+                    if let Some(s) = sender {
+                        self.explain(s, "a notification out of order");
+                    }
+                }
                 if let Some(l) = lat {
                     self.rec.record(Lat::Fanout, Duration::from_micros(l));
                 }
@@ -652,20 +674,55 @@ impl Reader {
                 let mut r = self.rx.resync_mute(
                     &self.board,
                     s,
-                    u.audio_self_muted,
+                    (u.audio_self_muted, u.video_self_muted),
                     join_sent_us,
                     answered_us,
                 );
                 r.ambiguous |= state == MuteState::Unknown;
-                self.account(cut, r);
+                self.account(cut, s, r);
                 true
             }
             _ => false,
         }
     }
 
-    /// Counts what a resynchronisation found.
-    fn account(&mut self, cut: u32, r: Resync) {
+    /// Prints an anomaly report about `sender` (module [`super::explain`]), up to
+    /// `--explain` reports per run.
+    fn explain(&self, sender: usize, what: &str) {
+        if self.sh.explained.fetch_add(1, Ordering::Relaxed) < self.sh.explain {
+            eprint!(
+                "{}",
+                explain::describe(
+                    &self.mid,
+                    self.me,
+                    sender,
+                    what,
+                    self.rx.history(),
+                    &self.board
+                )
+            );
+        }
+    }
+
+    /// Counts what a resynchronisation of `sender` found.
+    fn account(&mut self, cut: u32, sender: usize, r: Resync) {
+        // An ambiguous one is counted, not reported: the choice it made shows in the
+        // history of any anomaly it leads to.
+        if r.inconsistent {
+            self.explain(
+                sender,
+                &format!("the state after move {cut} contradicts what was sent"),
+            );
+        }
+        if r.unexposed > 0 {
+            self.explain(
+                sender,
+                &format!(
+                    "the state after move {cut} skips {} message(s) never exposed to the cut",
+                    r.unexposed
+                ),
+            );
+        }
         if r.lost > 0 {
             self.rec.add(Counter::LostAtCut, r.lost);
             self.board.lost.fetch_add(r.lost, Ordering::Relaxed);
@@ -816,7 +873,7 @@ impl Reader {
                 .max()
                 .unwrap_or(0);
             let r = self.rx.resync_publish(&self.board, s, published);
-            self.account(cut, r);
+            self.account(cut, s, r);
         }
         self.sh.stats.udp.register(a.conn.quic_connection());
         // The connection to the old MC ends here (what dropping it would do, said
@@ -825,6 +882,10 @@ impl Reader {
         self.recv = a.recv;
         self.frames = a.frames;
         self.board.handle_moved(self.me);
+        self.rx.handle_moved(
+            self.sh.micros_since_base(a.join_sent),
+            self.sh.micros_since_base(a.answered),
+        );
         let took = a.answered.saturating_duration_since(redirected_at);
         let since = self.sh.stats.since_start(a.answered);
         self.rec.record(Lat::Move, took);
