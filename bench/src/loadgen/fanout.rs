@@ -370,13 +370,14 @@ impl Receiver {
         let lat = Self::latency(board, sender, Kind::Mute, seq, now_us);
         // The n-th request sets mute_flags(n); anything else means reordering.
         let in_order = flags == mute_flags(seq);
-        self.history.push(Event::Mute {
-            sender,
-            at_us: now_us,
-            flags,
-            taken_as: seq,
-            in_order,
-        });
+        if !in_order {
+            self.history.push(Event::Mute {
+                sender,
+                at_us: now_us,
+                flags,
+                taken_as: seq,
+            });
+        }
         if in_order {
             Delivery::InOrder(lat)
         } else {
@@ -405,7 +406,7 @@ impl Receiver {
             *next += 1;
         }
         let in_order = seq == *next;
-        if sender != me {
+        if sender != me && !in_order {
             self.history.push(Event::Publish {
                 sender,
                 at_us: now_us,
@@ -438,11 +439,9 @@ impl Receiver {
             for kind in KINDS {
                 let sent = board.sent(sender, kind);
                 let from = self.last(sender, kind) + 1;
-                let owed: Vec<u64> = (from..=sent)
-                    .filter(|seq| !board.is_dropped(sender, kind, *seq))
-                    .collect();
-                if let Some(first) = owed.first() {
-                    v.push((sender, kind, *first, owed.len() as u64));
+                let mut owed = (from..=sent).filter(|seq| !board.is_dropped(sender, kind, *seq));
+                if let Some(first) = owed.next() {
+                    v.push((sender, kind, first, 1 + owed.count() as u64));
                 }
             }
         }
@@ -827,6 +826,55 @@ mod tests {
         // contradiction.
         let mut r = Receiver::new(1, 2);
         assert!(r.resync_mute(&b, 0, mute_flags(1), 50, 60).inconsistent);
+
+        // Mutes 1 and 2 dropped, mute 3 processed while receiver 1 moved: the state has
+        // mute_flags(3), which "none yet" would also fit by its number alone.
+        let b = Board::new(2);
+        for seq in 1..=2 {
+            b.handle_sent(0, Kind::Mute, seq, seq * 10);
+            assert!(b.handle_dropped(0, Kind::Mute, seq));
+        }
+        b.handle_moved(0);
+        assert!(b.handle_sent(0, Kind::Mute, 3, 40));
+        let mut r = Receiver::new(1, 2);
+        let got = r.resync_mute(&b, 0, mute_flags(3), 50, 60);
+        assert_eq!((got.lost, got.ambiguous), (1, false));
+        assert_eq!(r.last(0, Kind::Mute), 3);
+    }
+
+    #[test]
+    fn a_request_dropped_at_a_cut_does_not_make_two_states_alike() {
+        // The receiver got mutes 1 and 2; 3 was dropped at the sender's cut; 4 was
+        // processed on the new MC while the receiver moved. The state is mute 4's, and
+        // it cannot be read as mute 2's (with audio toggling alone, 2 and 4 looked alike).
+        let b = Board::new(2);
+        for seq in 1..=3 {
+            b.handle_sent(0, Kind::Mute, seq, seq * 10);
+        }
+        let mut r = Receiver::new(1, 2);
+        for seq in 1..=2 {
+            assert!(matches!(
+                r.handle_mute(&b, 0, mute_flags(seq), seq * 10 + 5),
+                Delivery::InOrder(_)
+            ));
+        }
+        assert!(b.handle_dropped(0, Kind::Mute, 3));
+        b.handle_moved(0);
+        assert!(b.handle_sent(0, Kind::Mute, 4, 40));
+        let got = r.resync_mute(&b, 0, mute_flags(4), 50, 60);
+        assert_eq!(
+            got,
+            Resync {
+                lost: 1,
+                ..Resync::default()
+            }
+        );
+        b.handle_moved(1);
+        b.handle_sent(0, Kind::Mute, 5, 70);
+        assert!(matches!(
+            r.handle_mute(&b, 0, mute_flags(5), 75),
+            Delivery::InOrder(_)
+        ));
     }
 
     #[test]

@@ -539,7 +539,10 @@ impl Reader {
             .filter(|p| **p != self.pid && !self.known.contains(*p))
             .count();
         self.rec.add(Counter::RosterMissing, missing as u64);
-        if self.sh.drain_over.load(Ordering::Relaxed) {
+        // Looked for only while reports are left to print.
+        if self.sh.drain_over.load(Ordering::Relaxed)
+            && self.sh.explained.load(Ordering::Relaxed) < self.sh.explain
+        {
             for (sender, kind, first, count) in self.rx.unaccounted(&self.board) {
                 self.explain(
                     sender,
@@ -692,14 +695,7 @@ impl Reader {
         if self.sh.explained.fetch_add(1, Ordering::Relaxed) < self.sh.explain {
             eprint!(
                 "{}",
-                explain::describe(
-                    &self.mid,
-                    self.me,
-                    sender,
-                    what,
-                    self.rx.history(),
-                    &self.board
-                )
+                explain::describe(&self.mid, self.me, sender, what, &self.rx, &self.board)
             );
         }
     }
