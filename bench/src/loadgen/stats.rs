@@ -200,9 +200,16 @@ pub fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, MAX_US)
 }
 
-/// A task-local recorder.
+/// Samples a recorder holds before it merges them, whatever the time since the last merge.
+const SAMPLE_BATCH: usize = 512;
+
+/// A task-local recorder: counters, and latency samples kept as they came (a few bytes
+/// each) until they are merged. A histogram per task would cost every task eight
+/// 140 KB count arrays, and merging one means walking its arrays: with a thousand
+/// participants flushing ten times a second that walk was most of the generator's
+/// measuring cost, for the one or two samples each held.
 pub struct Recorder {
-    hists: Vec<Histogram<u64>>,
+    samples: Vec<(Lat, u32)>,
     counts: [u64; ALL_COUNTERS.len()],
     last_flush: Instant,
     dirty: bool,
@@ -211,7 +218,7 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(now: Instant) -> Self {
         Self {
-            hists: ALL_LAT.iter().map(|_| new_hist()).collect(),
+            samples: Vec::new(),
             counts: [0; ALL_COUNTERS.len()],
             last_flush: now,
             dirty: false,
@@ -220,10 +227,9 @@ impl Recorder {
 
     /// Records one latency sample.
     pub fn record(&mut self, lat: Lat, d: Duration) {
-        if let Some(h) = self.hists.get_mut(lat as usize) {
-            h.saturating_record(micros(d));
-            self.dirty = true;
-        }
+        // `micros` clamps to 60 s, well inside a u32.
+        self.samples.push((lat, micros(d) as u32));
+        self.dirty = true;
     }
 
     /// Adds to a counter.
@@ -234,9 +240,12 @@ impl Recorder {
         }
     }
 
-    /// Merges into `stats` when [`FLUSH_EVERY`] has passed since the last merge.
+    /// Merges into `stats` when [`FLUSH_EVERY`] has passed since the last merge, or when
+    /// [`SAMPLE_BATCH`] samples are waiting.
     pub fn maybe_flush(&mut self, stats: &Stats, now: Instant) {
-        if now.saturating_duration_since(self.last_flush) >= FLUSH_EVERY {
+        if self.samples.len() >= SAMPLE_BATCH
+            || now.saturating_duration_since(self.last_flush) >= FLUSH_EVERY
+        {
             self.flush(stats, now);
         }
     }
@@ -256,22 +265,24 @@ impl Recorder {
                 *v = 0;
             }
         }
-        if self.hists.iter().all(|h| h.is_empty()) {
+        if self.samples.is_empty() {
             return;
         }
         if let Ok(mut g) = stats.hists.lock() {
-            for (i, h) in self.hists.iter_mut().enumerate() {
-                if h.is_empty() {
-                    continue;
+            let Hists { total, interval } = &mut *g;
+            for &(lat, us) in &self.samples {
+                if let Some(t) = total.get_mut(lat as usize) {
+                    t.saturating_record(u64::from(us));
                 }
-                if let Some(t) = g.total.get_mut(i) {
-                    let _ = t.add(&*h);
+                if let Some(t) = interval.get_mut(lat as usize) {
+                    t.saturating_record(u64::from(us));
                 }
-                if let Some(t) = g.interval.get_mut(i) {
-                    let _ = t.add(&*h);
-                }
-                h.reset();
             }
+        }
+        self.samples.clear();
+        // A burst (a join storm, a fast echo) may have grown the buffer; do not keep that.
+        if self.samples.capacity() > SAMPLE_BATCH {
+            self.samples.shrink_to(SAMPLE_BATCH);
         }
     }
 }
@@ -532,6 +543,32 @@ mod tests {
             "interval was reset"
         );
         assert_eq!(stats.histogram(Lat::Rtt).len(), 100, "total kept");
+    }
+
+    #[test]
+    fn a_full_batch_of_samples_is_merged_before_it_is_due() {
+        let base = Instant::now();
+        let stats = Stats::new();
+        let mut r = Recorder::new(base);
+        for _ in 0..SAMPLE_BATCH - 1 {
+            r.record(Lat::Fanout, Duration::from_millis(3));
+            r.maybe_flush(&stats, base);
+        }
+        assert!(
+            stats.histogram(Lat::Fanout).is_empty(),
+            "neither due nor full"
+        );
+        r.record(Lat::Fanout, Duration::from_secs(3_600));
+        r.maybe_flush(&stats, base);
+        let h = stats.histogram(Lat::Fanout);
+        assert_eq!(h.len(), SAMPLE_BATCH as u64, "merged when the batch filled");
+        assert_eq!(
+            h.max(),
+            h.highest_equivalent(MAX_US),
+            "an hour is clamped to the histogram's 60 s"
+        );
+        assert_eq!(stats.take_interval(Lat::Fanout).len(), SAMPLE_BATCH as u64);
+        assert!(r.samples.is_empty() && r.samples.capacity() <= SAMPLE_BATCH);
     }
 
     #[test]
