@@ -28,10 +28,9 @@
 //! way has grown dearer than the other's last figure, it runs [`RECHECK_EPOCHS`] epochs
 //! the other way. The pause has to pay for itself ([`MARGIN`]): where both ways cost the
 //! same the shard reads at once, as a pause would hold the clients up for nothing. Each
-//! way's figure
-//! is a running mean of its last few epochs ([`MEAN_DEPTH`]), measured afresh when the
-//! way has not run for a while ([`STALE_AFTER`]): traffic changes (a run starts with
-//! handshakes), and an old figure must not outweigh a new one.
+//! way's figure is a running mean of its last few epochs ([`MEAN_DEPTH`]), measured
+//! afresh when the way has not run for a while ([`STALE_AFTER`]): traffic changes (a run
+//! starts with handshakes), and an old figure must not outweigh a new one.
 
 use std::time::{Duration, Instant};
 
