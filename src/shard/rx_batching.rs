@@ -20,17 +20,23 @@
 //! have plenty in flight (many clients, or a few with deep windows), they keep sending
 //! during the pause and each wake-up takes a large batch. When a few clients each wait
 //! for their reply before they send again, a pause only holds them up: they stop
-//! sending, go to sleep, and have to be woken again, and the shard's CPU per datagram
-//! rises instead of falling. So the shard measures: in epochs of at least [`EPOCH`] and
-//! [`MIN_DATAGRAMS`] (up to [`EPOCH_MAX`]) it reads its thread's CPU time and divides by
-//! the datagrams received, and keeps the way (pausing or reading at once) that costs
-//! less. Now and then ([`RECHECK_MIN`], [`RECHECK_MAX`]), and at once when the current
-//! way has grown dearer than the other's last figure, it runs [`RECHECK_EPOCHS`] epochs
-//! the other way. The pause has to pay for itself ([`MARGIN`]): where both ways cost the
-//! same the shard reads at once, as a pause would hold the clients up for nothing. Each
-//! way's figure is a running mean of its last few epochs ([`MEAN_DEPTH`]), measured
-//! afresh when the way has not run for a while ([`STALE_AFTER`]): traffic changes (a run
-//! starts with handshakes), and an old figure must not outweigh a new one.
+//! sending, go to sleep, and have to be woken again. Then the shard's CPU per datagram
+//! may rise, or fall only because the clients, held up, send half as many datagrams and
+//! each wake-up finds more of them: the shard saves CPU it did not need, and the clients
+//! lose half their round trips.
+//!
+//! So the shard measures: in epochs of at least [`EPOCH`] and [`MIN_DATAGRAMS`] (up to
+//! [`EPOCH_MAX`]) it reads its thread's CPU time and the datagrams received, and keeps
+//! the way (pausing or reading at once) that costs less CPU per datagram, unless the
+//! pause slows the clients' pace (datagrams received per second) by a larger fraction
+//! than it saves. Now and then ([`RECHECK_MIN`], [`RECHECK_MAX`]), and at once when the
+//! current way has grown dearer than the other's last figure, it runs
+//! [`RECHECK_EPOCHS`] epochs the other way. The pause has to pay for itself
+//! ([`MARGIN`]): where both ways cost the same the shard reads at once, as a pause would
+//! hold the clients up for nothing. Each way's figures are running means of its last few
+//! epochs ([`MEAN_DEPTH`]), measured afresh when the way has not run for a while
+//! ([`STALE_AFTER`]): traffic changes (a run starts with handshakes), and an old figure
+//! must not outweigh a new one.
 
 use std::time::{Duration, Instant};
 
@@ -93,12 +99,13 @@ pub(super) struct RxBatching {
     /// The last pass's reception was dense.
     dense: bool,
     /// Whether the pause for dense traffic is on: it stays on while it costs less CPU
-    /// per datagram than reading at once.
+    /// per datagram than reading at once, without slowing the clients by more.
     trial: Trial,
 }
 
-/// The running comparison of the shard's CPU per datagram received with and without the
-/// dense-traffic pause. Arrays are indexed by way: 0 reading at once, 1 pausing.
+/// The running comparison of the shard's CPU per datagram received, and of the clients'
+/// pace, with and without the dense-traffic pause. Arrays are indexed by way: 0 reading
+/// at once, 1 pausing.
 #[derive(Debug)]
 struct Trial {
     /// When the current epoch began, the thread's CPU time and the datagrams received then.
@@ -108,8 +115,8 @@ struct Trial {
     /// Epochs of the current re-check still to run (0: not re-checking). A re-check runs
     /// the way not chosen, to re-measure it.
     recheck_left: u32,
-    /// CPU nanoseconds per datagram received, each way (none until it has run).
-    cost: [Option<f64>; 2],
+    /// What each way measured (none until it has run).
+    measured: [Option<Figure>; 2],
     /// Epochs in each way's running mean, up to [`MEAN_DEPTH`].
     depth: [u32; 2],
     /// Epochs measured since each way last ran.
@@ -121,13 +128,22 @@ struct Trial {
     epochs: [u64; 2],
 }
 
+/// One way's measure: a running mean over its last epochs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Figure {
+    /// The shard thread's CPU nanoseconds per datagram received.
+    ns_per_datagram: f64,
+    /// Datagrams received per second: the clients' pace.
+    per_second: f64,
+}
+
 impl Trial {
     fn new() -> Self {
         Self {
             start: None,
             pausing: true,
             recheck_left: 0,
-            cost: [None, None],
+            measured: [None, None],
             depth: [0, 0],
             age: [0, 0],
             since_recheck: 0,
@@ -155,23 +171,27 @@ impl Trial {
         }
         let cpu1 = cpu();
         self.start = Some((now, cpu1, datagrams));
-        let per = cpu1.saturating_sub(cpu0).as_nanos() as f64 / received as f64;
-        self.record(per);
+        let epoch = Figure {
+            ns_per_datagram: cpu1.saturating_sub(cpu0).as_nanos() as f64 / received as f64,
+            per_second: received as f64 / elapsed.as_secs_f64(),
+        };
+        self.record(epoch);
         tracing::trace!(
             pausing = self.pausing,
             rechecking = self.recheck_left > 0,
             datagrams = received,
             ms = elapsed.as_millis() as u64,
-            ns_per_datagram = per as u64,
-            at_once = ?self.cost[0].map(|c| c as u64),
-            paused = ?self.cost[1].map(|c| c as u64),
+            ns_per_datagram = epoch.ns_per_datagram as u64,
+            per_second = epoch.per_second as u64,
+            at_once = ?self.measured[0].map(|c| (c.ns_per_datagram as u64, c.per_second as u64)),
+            paused = ?self.measured[1].map(|c| (c.ns_per_datagram as u64, c.per_second as u64)),
             "receive-pause epoch"
         );
         self.decide();
     }
 
-    /// Adds one epoch's CPU per datagram to the way it ran.
-    fn record(&mut self, per: f64) {
+    /// Adds one epoch's figures to the way it ran.
+    fn record(&mut self, epoch: Figure) {
         let way = usize::from(self.pausing);
         self.epochs[way] += 1;
         if self.age[way] > STALE_AFTER {
@@ -179,8 +199,14 @@ impl Trial {
         }
         self.depth[way] = (self.depth[way] + 1).min(MEAN_DEPTH);
         let weight = 1.0 / f64::from(self.depth[way]);
-        let mean = self.cost[way].filter(|_| self.depth[way] > 1);
-        self.cost[way] = Some(mean.map_or(per, |m| m + (per - m) * weight));
+        let mean = |m: f64, x: f64| m + (x - m) * weight;
+        self.measured[way] = Some(match self.measured[way].filter(|_| self.depth[way] > 1) {
+            None => epoch,
+            Some(m) => Figure {
+                ns_per_datagram: mean(m.ns_per_datagram, epoch.ns_per_datagram),
+                per_second: mean(m.per_second, epoch.per_second),
+            },
+        });
         self.age[way] = 0;
         self.age[1 - way] = self.age[1 - way].saturating_add(1);
     }
@@ -188,10 +214,10 @@ impl Trial {
     /// After an epoch: keep the way, start or finish a re-check.
     fn decide(&mut self) {
         let way = usize::from(self.pausing);
-        if self.cost[way].is_none() {
+        if self.measured[way].is_none() {
             return;
         }
-        if self.cost[1 - way].is_none() {
+        if self.measured[1 - way].is_none() {
             // The first epoch: measure the other way.
             self.start_recheck();
             return;
@@ -224,13 +250,19 @@ impl Trial {
     }
 
     /// Whether the pause pays, by both ways' current figures: it must cost [`MARGIN`]
-    /// less per datagram than reading at once to be taken, and half that to be kept.
+    /// less per datagram than reading at once to be taken, and half that to be kept, and
+    /// the datagrams per second must fall by a smaller fraction than that cost (or not
+    /// fall): where clients wait for their replies, a pause that batches more by slowing
+    /// them to half their pace has saved the shard nothing it needed and cost the
+    /// clients half their round trips.
     fn pause_pays(&self, pausing_now: bool) -> bool {
-        let [Some(at_once), Some(paused)] = self.cost else {
+        let [Some(at_once), Some(paused)] = self.measured else {
             return pausing_now;
         };
         let margin = if pausing_now { MARGIN / 2.0 } else { MARGIN };
-        paused < at_once * (1.0 - margin)
+        let cost = paused.ns_per_datagram / at_once.ns_per_datagram;
+        let pace = paused.per_second / at_once.per_second;
+        cost < 1.0 - margin && pace > cost
     }
 
     fn start_recheck(&mut self) {
@@ -424,6 +456,9 @@ mod tests {
         assert_eq!(b.nap(), None);
     }
 
+    /// Datagrams per epoch where a test does not vary the clients' pace.
+    const DG: u64 = 1_000;
+
     /// Runs `epochs` epochs of dense traffic, `DG` datagrams each, whose CPU per
     /// datagram is `ns(epoch, pausing)`; returns how each epoch ran (true: pausing).
     fn run_epochs_with(
@@ -434,7 +469,21 @@ mod tests {
         epochs: usize,
         mut ns: impl FnMut(usize, bool) -> u64,
     ) -> Vec<bool> {
-        const DG: u64 = 1_000;
+        run_epochs_paced(b, t, datagrams, cpu, epochs, |i, pausing| {
+            (ns(i, pausing), DG)
+        })
+    }
+
+    /// [`run_epochs_with`], where `paced(epoch, pausing)` gives the CPU per datagram and
+    /// the datagrams received in the epoch.
+    fn run_epochs_paced(
+        b: &mut RxBatching,
+        t: &mut Instant,
+        datagrams: &mut u64,
+        cpu: &mut Duration,
+        epochs: usize,
+        mut paced: impl FnMut(usize, bool) -> (u64, u64),
+    ) -> Vec<bool> {
         let mut ways = Vec::new();
         for i in 0..epochs {
             let pausing = b.trial.pausing;
@@ -443,9 +492,10 @@ mod tests {
             b.on_pass(rx(*t, true));
             b.on_pass(rx(*t + Duration::from_micros(30), true));
             assert_eq!(b.nap().is_some(), pausing);
+            let (ns, dg) = paced(i, pausing);
             *t += EPOCH;
-            *datagrams += DG;
-            *cpu += Duration::from_nanos(DG * ns(i, pausing));
+            *datagrams += dg;
+            *cpu += Duration::from_nanos(dg * ns);
             let now_cpu = *cpu;
             b.on_cost(*t, *datagrams, || now_cpu);
         }
@@ -515,6 +565,60 @@ mod tests {
         // the first comparison leaves it, later re-checks of it do not take it back.
         let ways = run_epochs(&mut b, &mut t, &mut d, &mut cpu, 60, 9_700, 10_000);
         assert_eq!(other_way(&ways, false), vec![0, 11, 12, 29, 30], "{ways:?}");
+    }
+
+    #[test]
+    fn a_pause_that_is_cheaper_per_datagram_but_slows_the_clients_is_not_taken() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        // Ten clients each waiting for its reply: the pause batches more and costs 13 %
+        // less per datagram, but the clients, held up, send half as many.
+        let ways = run_epochs_paced(&mut b, &mut t, &mut d, &mut cpu, 60, |_, pausing| {
+            if pausing {
+                (17_200, DG / 2)
+            } else {
+                (19_700, DG)
+            }
+        });
+        assert_eq!(other_way(&ways, false), vec![0, 11, 12, 29, 30], "{ways:?}");
+    }
+
+    #[test]
+    fn a_pause_that_slows_the_clients_less_than_it_saves_is_taken() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        // Many clients with deep windows: 30 % less CPU per datagram for 5 % of their pace.
+        let ways = run_epochs_paced(&mut b, &mut t, &mut d, &mut cpu, 60, |_, pausing| {
+            if pausing {
+                (7_000, DG * 95 / 100)
+            } else {
+                (10_000, DG)
+            }
+        });
+        assert_eq!(
+            other_way(&ways, true),
+            vec![1, 2, 19, 20, 53, 54],
+            "{ways:?}"
+        );
+    }
+
+    #[test]
+    fn a_pause_that_speeds_a_saturated_shard_up_is_taken() {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        // A shard at full load: what the pause saves per datagram it spends on more.
+        let ways = run_epochs_paced(&mut b, &mut t, &mut d, &mut cpu, 60, |_, pausing| {
+            if pausing {
+                (8_000, DG * 5 / 4)
+            } else {
+                (10_000, DG)
+            }
+        });
+        assert_eq!(
+            other_way(&ways, true),
+            vec![1, 2, 19, 20, 53, 54],
+            "{ways:?}"
+        );
     }
 
     #[test]
@@ -632,13 +736,13 @@ mod tests {
         b.on_cost(t0 + EPOCH_MAX, MIN_DATAGRAMS - 1, || {
             Duration::from_millis(50)
         });
-        assert_eq!(b.trial.cost, [None, None]);
+        assert_eq!(b.trial.measured, [None, None]);
         assert!(b.trial.pausing);
         // The next epoch starts there: its datagrams are counted from then.
         b.on_cost(t0 + EPOCH_MAX + EPOCH, 2 * MIN_DATAGRAMS - 2, || {
             Duration::from_millis(60)
         });
-        assert_eq!(b.trial.cost, [None, None]);
+        assert_eq!(b.trial.measured, [None, None]);
     }
 
     #[test]
@@ -647,10 +751,14 @@ mod tests {
         let (t0, _, _) = started(&mut b);
         // A pause that slows its few clients: 200 datagrams in the first 20 ms.
         b.on_cost(t0 + EPOCH, 200, || panic!("nothing to measure yet"));
-        assert_eq!(b.trial.cost, [None, None]);
+        assert_eq!(b.trial.measured, [None, None]);
         // 400 by 40 ms: the epoch is judged over all of it (8 ms of CPU ÷ 400).
         b.on_cost(t0 + 2 * EPOCH, 400, || Duration::from_millis(8));
-        assert_eq!(b.trial.cost, [None, Some(20_000.0)]);
+        let figure = Figure {
+            ns_per_datagram: 20_000.0,
+            per_second: 10_000.0,
+        };
+        assert_eq!(b.trial.measured, [None, Some(figure)]);
         // Then it reads at once to measure that way.
         assert!(!b.trial.pausing);
     }
