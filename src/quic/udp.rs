@@ -246,6 +246,9 @@ impl UdpIo {
             .as_socket()
             .ok_or_else(|| io::Error::other("bound socket has no IP address"))?;
         let fd = socket.as_raw_fd();
+        if let Err(e) = never_fragment(fd, addr.is_ipv6()) {
+            tracing::warn!(error = %e, "UDP socket: could not set Don't Fragment; QUIC datagrams may be fragmented");
+        }
         let gro = setsockopt_int(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
         let gso = getsockopt_int(fd, libc::SOL_UDP, libc::UDP_SEGMENT).is_ok();
         // SAFETY: the fd comes from `into_raw_fd` and is owned by the glommio socket only.
@@ -410,12 +413,23 @@ impl UdpIo {
                     sent.transmits += 1;
                     start += 1;
                 }
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        tracing::debug!(error = %e, "UDP send failed");
-                    }
+                // The socket's buffer or the device's queue is full: so it is for every
+                // transmit behind this one too.
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
                     sent.dropped += tx.items.len() - start;
                     break;
+                }
+                // Anything else is this transmit's own: larger than the interface allows
+                // (EMSGSIZE, a path MTU probe: see `never_fragment`), a destination the
+                // host will not send to (EACCES, EPERM, EHOSTUNREACH, ...). It alone is
+                // lost; the transmits of other connections behind it still go.
+                Err(e) => {
+                    tracing::debug!(error = %e, to = %tx.items[start].to, "UDP send failed");
+                    sent.dropped += 1;
+                    start += 1;
                 }
             }
         }
@@ -527,6 +541,31 @@ fn sockaddr_to_std(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// QUIC datagrams must not be fragmented (RFC 9000 §14): every datagram leaves with
+/// Don't Fragment set, whatever path MTU the kernel has cached for its destination, and
+/// one larger than the interface allows fails with EMSGSIZE instead of being split here.
+/// quinn-proto's path MTU discovery then learns a path's size from which of its probes
+/// arrive, never from fragments. (With DF the kernel also skips hashing an IP
+/// identification for each datagram.)
+fn never_fragment(fd: i32, ipv6: bool) -> io::Result<()> {
+    if ipv6 {
+        setsockopt_int(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        )?;
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 1)
+    } else {
+        setsockopt_int(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )
+    }
+}
+
 fn setsockopt_int(fd: i32, level: i32, name: i32, value: libc::c_int) -> io::Result<()> {
     // SAFETY: a c_int option value of the right size.
     let rc = unsafe {
@@ -562,5 +601,82 @@ fn getsockopt_int(fd: i32, level: i32, name: i32) -> io::Result<libc::c_int> {
         Ok(value)
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn run_local<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(256 * 1024)
+            .make()
+            .unwrap()
+            .run(f)
+    }
+
+    fn push(tx: &mut TxBatch, to: SocketAddr, payload: &[u8]) {
+        tx.next_buf().extend_from_slice(payload);
+        tx.push(to, payload.len(), None);
+    }
+
+    fn receiver() -> (UdpSocket, SocketAddr) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        (socket, addr)
+    }
+
+    #[test]
+    fn datagrams_leave_with_dont_fragment_on_both_families() {
+        run_local(async {
+            let v4 = UdpIo::bind("127.0.0.1:0".parse().unwrap(), None, None).unwrap();
+            assert_eq!(
+                getsockopt_int(v4.raw_fd(), libc::IPPROTO_IP, libc::IP_MTU_DISCOVER).unwrap(),
+                libc::IP_PMTUDISC_PROBE
+            );
+            let v6 = UdpIo::bind("[::1]:0".parse().unwrap(), None, None).unwrap();
+            assert_eq!(
+                getsockopt_int(v6.raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER).unwrap(),
+                libc::IPV6_PMTUDISC_PROBE
+            );
+            assert_eq!(
+                getsockopt_int(v6.raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG).unwrap(),
+                1
+            );
+        });
+    }
+
+    #[test]
+    fn a_transmit_the_kernel_refuses_is_lost_alone() {
+        run_local(async {
+            let io = UdpIo::bind("127.0.0.1:0".parse().unwrap(), None, None).unwrap();
+            let (a, a_addr) = receiver();
+            let (b, b_addr) = receiver();
+            let mut tx = TxBatch::new();
+            // Refused first, between and last: a broadcast address without SO_BROADCAST,
+            // and a datagram larger than UDP allows.
+            let broadcast: SocketAddr = "255.255.255.255:9".parse().unwrap();
+            push(&mut tx, broadcast, b"refused");
+            push(&mut tx, a_addr, b"first");
+            push(&mut tx, a_addr, &vec![7u8; 70_000]);
+            push(&mut tx, b_addr, b"second");
+            push(&mut tx, broadcast, b"refused");
+            let sent = io.send_batch(&mut tx);
+            assert_eq!(sent.dropped, 3, "{sent:?}");
+            assert_eq!(sent.datagrams, 2, "{sent:?}");
+            assert!(tx.is_empty());
+            let mut buf = [0u8; 64];
+            let n = a.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"first");
+            let n = b.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"second");
+        });
     }
 }
