@@ -320,3 +320,14 @@ impl ServerCertVerifier for AcceptAny {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// Runs `f` to completion on a small glommio executor on the calling thread: for unit
+/// tests of code that needs glommio's reactor (its sockets and timers).
+#[cfg(test)]
+pub(crate) fn run_local<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
+    glommio::LocalExecutorBuilder::default()
+        .io_memory(256 * 1024)
+        .make()
+        .unwrap()
+        .run(f)
+}

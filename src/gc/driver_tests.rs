@@ -8,6 +8,7 @@ use std::thread;
 use super::*;
 use crate::gc::client::{GcClientConfig, GcUrls, BACKOFF_MAX};
 use crate::http1::HttpError;
+use crate::testing::run_local;
 
 /// A GC that answers each accepted connection with the next canned response and
 /// reports each request's head line and body.
@@ -58,14 +59,6 @@ fn scripted_gc(replies: Vec<&'static str>) -> (SocketAddr, mpsc::Receiver<String
         }
     });
     (addr, rx)
-}
-
-fn run_local<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
-    glommio::LocalExecutorBuilder::default()
-        .io_memory(256 * 1024)
-        .make()
-        .unwrap()
-        .run(f)
 }
 
 fn config(addr: SocketAddr) -> GcClientConfig {

@@ -180,6 +180,7 @@ fn blocking_error(e: std::io::Error, timeout: Duration) -> HttpError {
 mod tests {
     use super::*;
     use crate::http1::HttpUrl;
+    use crate::testing::run_local;
     use std::net::TcpListener;
 
     /// A server on 127.0.0.1 that reads one request, answers `reply` (or holds the
@@ -203,14 +204,6 @@ mod tests {
             String::from_utf8_lossy(&req).to_string()
         });
         (port, server)
-    }
-
-    fn run_local<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(256 * 1024)
-            .make()
-            .unwrap()
-            .run(f)
     }
 
     fn closed_port() -> u16 {

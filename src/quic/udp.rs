@@ -610,14 +610,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    fn run_local<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(256 * 1024)
-            .make()
-            .unwrap()
-            .run(f)
-    }
+    use crate::testing::run_local;
 
     fn push(tx: &mut TxBatch, to: SocketAddr, payload: &[u8]) {
         tx.next_buf().extend_from_slice(payload);
