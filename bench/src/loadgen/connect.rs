@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::client::{ClientArgs, EndpointPool};
-use super::echo::{message, short};
+use super::echo::{label, message};
 use super::measure::{Mark, Window};
 use super::proto::{
     self, client_message::Message as C, server_message::Message as S, ClientMessage, FrameReader,
@@ -296,7 +296,7 @@ async fn one(
         .get()
         .connect(url)
         .await
-        .map_err(|e| format!("connect:{}", short(&e.to_string())))?;
+        .map_err(|e| label("connect", &e))?;
     rec.record(Lat::Connect, t0.elapsed());
     if args.echo_bytes > 0 {
         let stream = echo_once(&conn, i as u64, args.echo_bytes, step).await?;
@@ -321,9 +321,9 @@ async fn one(
     let (mut send, mut recv) = conn
         .open_bi()
         .await
-        .map_err(|e| format!("open:{}", short(&e.to_string())))?
+        .map_err(|e| label("open", &e))?
         .await
-        .map_err(|e| format!("open:{}", short(&e.to_string())))?;
+        .map_err(|e| label("open", &e))?;
     let req = ClientMessage {
         message: Some(C::JoinRequest(proto::JoinRequest {
             meeting_id: mid.clone(),
@@ -336,7 +336,7 @@ async fn one(
     *step = Step::Write;
     send.write_all(&proto::encode(&req))
         .await
-        .map_err(|e| format!("write:{}", short(&e.to_string())))?;
+        .map_err(|e| label("write", &e))?;
     *step = Step::Read;
     let mut frames = FrameReader::default();
     let mut buf = vec![0u8; 16 * 1024];
@@ -361,7 +361,7 @@ async fn one(
         let n = recv
             .read(&mut buf)
             .await
-            .map_err(|e| format!("read:{}", short(&e.to_string())))?
+            .map_err(|e| label("read", &e))?
             .ok_or_else(|| "join:stream finished".to_string())?;
         frames.handle_bytes(buf.get(..n).unwrap_or_default());
     }
@@ -378,19 +378,17 @@ async fn echo_once(
     let (mut send, mut recv) = conn
         .open_bi()
         .await
-        .map_err(|e| format!("open:{}", short(&e.to_string())))?
+        .map_err(|e| label("open", &e))?
         .await
-        .map_err(|e| format!("open:{}", short(&e.to_string())))?;
+        .map_err(|e| label("open", &e))?;
     let msg = message(seq, bytes);
     *step = Step::Write;
-    send.write_all(&msg)
-        .await
-        .map_err(|e| format!("write:{}", short(&e.to_string())))?;
+    send.write_all(&msg).await.map_err(|e| label("write", &e))?;
     *step = Step::Read;
     let mut reply = vec![0u8; msg.len()];
     recv.read_exact(&mut reply)
         .await
-        .map_err(|e| format!("read:{}", short(&e.to_string())))?;
+        .map_err(|e| label("read", &e))?;
     if reply != msg {
         return Err("echo:mismatch".into());
     }

@@ -12,6 +12,7 @@
 //! their loss is reported, not failed.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -201,8 +202,7 @@ impl Session {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
                 self.stats.add(Counter::SessionsFailed, 1);
-                self.stats
-                    .error(format!("connect:{}", short(&e.to_string())));
+                self.stats.error(label("connect", &e));
                 return;
             }
             Err(_) => {
@@ -238,8 +238,7 @@ impl Session {
         };
         if let Err(e) = r {
             rec.add(Counter::SessionsLost, 1);
-            self.stats
-                .error(format!("stream:{}", short(&e.to_string())));
+            self.stats.error(label("stream", &e));
         }
         if let Some(d) = dgram {
             let _ = d.await;
@@ -306,7 +305,7 @@ impl Session {
                     }
                 }
                 if let Err(e) = send.write_all(&message(seq, size)).await {
-                    stats.error(format!("write:{}", short(&e.to_string())));
+                    stats.error(label("write", &e));
                     break;
                 }
                 seq += 1;
@@ -395,7 +394,7 @@ impl Session {
                             rec.maybe_flush(&stats, now);
                         }
                         Err(e) => {
-                            stats.error(format!("stream:{}", short(&e.to_string())));
+                            stats.error(label("stream", &e));
                             break;
                         }
                     }
@@ -492,6 +491,22 @@ impl Datagrams {
     }
 }
 
+/// How many errors a run prints in full on stderr (see [`label`]).
+const ERRORS_IN_FULL: u32 = 5;
+
+/// The counted label of an error at `step` (`connect:connection closed by peer`). The
+/// label drops what varies (codes, reasons) so that errors add up by kind; the first
+/// [`ERRORS_IN_FULL`] errors of the process are also printed whole on stderr, so that a
+/// rare failure still shows which close code or reason the peer gave.
+pub fn label(step: &str, e: &impl std::fmt::Display) -> String {
+    static PRINTED: AtomicU32 = AtomicU32::new(0);
+    let full = e.to_string();
+    if PRINTED.fetch_add(1, Ordering::Relaxed) < ERRORS_IN_FULL {
+        eprintln!("error at {step}: {full}");
+    }
+    format!("{step}:{}", short(&full))
+}
+
 /// Shortens an error text into a stable code-like label.
 pub fn short(s: &str) -> String {
     s.split([':', '('])
@@ -529,5 +544,9 @@ mod tests {
     fn short_error_labels() {
         assert_eq!(short("connection lost: timed out"), "connection lost");
         assert_eq!(short("x".repeat(100).as_str()).len(), 48);
+        assert_eq!(
+            label("connect", &"connection closed by peer: 0x100 (H3_NO_ERROR)"),
+            "connect:connection closed by peer"
+        );
     }
 }

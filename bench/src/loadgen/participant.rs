@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, Mutex};
 use wtransport::{Connection, RecvStream, SendStream};
 
 use super::client::{EndpointPool, Target};
-use super::echo::short;
+use super::echo::{label, short};
 use super::explain;
 use super::fanout::{mute_flags, Board, Delivery, Kind, MuteState, Receiver, Resync};
 use super::meeting::{pick, Op};
@@ -184,7 +184,7 @@ pub(crate) async fn join(
     let t0 = Instant::now();
     let conn = match tokio::time::timeout(STEP_TIMEOUT, pool.get().connect(url)).await {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => return fail(format!("connect:{}", short(&e.to_string()))),
+        Ok(Err(e)) => return fail(label("connect", &e)),
         Err(_) => return fail("connect:timeout".into()),
     };
     let t1 = Instant::now();
@@ -526,9 +526,7 @@ impl Reader {
                 Err(_) if self.sh.end.is_set() => break, // teardown race, not a loss
                 Err(e) => {
                     self.rec.add(Counter::SessionsLost, 1);
-                    self.sh
-                        .stats
-                        .error(format!("session:{}", short(&e.to_string())));
+                    self.sh.stats.error(label("session", &e));
                     break;
                 }
             }
@@ -818,7 +816,7 @@ impl Reader {
     async fn try_follow(&self, url: &str) -> Result<Arrival, Attempt> {
         let conn = match tokio::time::timeout(STEP_TIMEOUT, self.sh.pool.get().connect(url)).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(Attempt::Retry(format!("connect:{}", short(&e.to_string())))),
+            Ok(Err(e)) => return Err(Attempt::Retry(label("connect", &e))),
             Err(_) => return Err(Attempt::Retry("connect:timeout".into())),
         };
         let token = self
