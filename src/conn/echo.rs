@@ -6,6 +6,8 @@
 //! Echoing waits for the client's flow control: bytes that could not be written yet are
 //! held (one read's worth per stream) and the stream is not read again until they are.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 use quinn_proto::{Connection, StreamId};
 
@@ -15,10 +17,13 @@ use crate::h3::{H3Conn, H3Event, ReadEnd};
 struct Pending {
     stream: StreamId,
     /// Read but not yet written back.
-    data: Vec<Bytes>,
+    data: VecDeque<Bytes>,
     /// The client finished: finish ours once `data` is written.
     fin: bool,
 }
+
+/// Chunks a stream's list keeps room for between reads.
+const KEEP_CHUNKS: usize = 16;
 
 /// The echo state of one session.
 #[derive(Debug, Default)]
@@ -59,7 +64,7 @@ impl Echo {
             None => {
                 self.pending.push(Pending {
                     stream,
-                    data: Vec::new(),
+                    data: VecDeque::new(),
                     fin: false,
                 });
                 self.pending.len() - 1
@@ -68,10 +73,10 @@ impl Echo {
         loop {
             // Write back what is held first.
             let p = &mut self.pending[i];
-            while let Some(chunk) = p.data.first_mut() {
+            while let Some(chunk) = p.data.front_mut() {
                 match h3.write(quic, stream, chunk) {
                     Some(n) if n == chunk.len() => {
-                        p.data.remove(0);
+                        p.data.pop_front();
                     }
                     Some(n) => {
                         bytes::Buf::advance(chunk, n);
@@ -90,11 +95,13 @@ impl Echo {
                 self.pending.swap_remove(i);
                 return;
             }
-            let mut got = Vec::new();
-            // Everything available: the stream's receive window bounds it.
-            let end = h3.read(quic, stream, usize::MAX, |b| got.push(b));
-            let p = &mut self.pending[i];
-            p.data = got;
+            // Everything available: the stream's receive window bounds it. `data` is
+            // empty here and keeps its capacity, so a stream's echoes allocate no list;
+            // a read of many small chunks does not keep its large list.
+            if p.data.capacity() > KEEP_CHUNKS {
+                p.data = VecDeque::new();
+            }
+            let end = h3.read(quic, stream, usize::MAX, |b| p.data.push_back(b));
             match end {
                 ReadEnd::Blocked | ReadEnd::Limit => {
                     if p.data.is_empty() {

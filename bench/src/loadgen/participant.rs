@@ -816,7 +816,8 @@ impl Reader {
     async fn try_follow(&self, url: &str) -> Result<Arrival, Attempt> {
         let conn = match tokio::time::timeout(STEP_TIMEOUT, self.sh.pool.get().connect(url)).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(Attempt::Retry(label("connect", &e))),
+            // An attempt that is retried is not an error yet: not printed like one.
+            Ok(Err(e)) => return Err(Attempt::Retry(format!("connect:{}", short(&e.to_string())))),
             Err(_) => return Err(Attempt::Retry("connect:timeout".into())),
         };
         let token = self
