@@ -24,7 +24,7 @@
 #
 # Needs root (uprobes), perf (Debian: linux-perf), taskset, curl, python3, and release
 # builds of mc-service and mc-bench (`cargo build --release -p mc-service -p mc-bench`).
-# Writes bench/results/<UTC stamp>-<commit>-alloc/: summary.md, summary.json,
+# Writes into bench/results/<UTC stamp>-<commit>-alloc/ its summary (.md and .json),
 # commands.txt and each run's load generator report and perf output.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
