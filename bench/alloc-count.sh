@@ -84,14 +84,8 @@ DEV=$(mktemp -d target/alloc-dev.XXXXXX)   # holds private keys: never under res
 SERVER_PID=
 PERF_PID=
 GROUP=
-stop_pid() {
-  local pid=$1
-  [[ -z $pid ]] && return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib.sh
+source bench/scripts/lib.sh
 drop_probes() { [[ -n $GROUP ]] && perf probe -q -d "$GROUP:*" 2>/dev/null; GROUP=; return 0; }
 cleanup() {
   if [[ -n $PERF_PID ]]; then kill -INT "$PERF_PID" 2>/dev/null || true; fi
@@ -123,10 +117,8 @@ one() {
   perf probe -q -d "$GROUP:*" 2>/dev/null || true
   perf probe -q -x "$bin" --add "$GROUP:malloc=mi_malloc_aligned"
   perf probe -q -x "$bin" --add "$GROUP:free=mi_free"
-  local cmd=(taskset -c "$SERVER_CPU" "$bin" --dev --enable-echo --shards 1 --dev-dir "$DEV"
-    --webtransport-bind-address "$WT" --http-bind-address "$HTTP" --log-filter warn
-    --capacity 100000 --max-sessions-per-ip 1000000 --max-participants-per-meeting 2000
-    --drain-timeout-secs 1)
+  mc_bench_args "$bin" "$DEV" "$WT" "$HTTP" 2000
+  local cmd=(taskset -c "$SERVER_CPU" "$bin" "${MC_ARGS[@]}")
   record "${cmd[*]}"
   "${cmd[@]}" >"$OUT/$name.server.log" 2>&1 &
   SERVER_PID=$!
@@ -176,11 +168,11 @@ def counts(name):
         m = re.match(r'mc_udp_datagrams_total\{direction="(in|out)".*\} (\S+)', line)
         if m:
             c[m.group(1)] = float(m.group(2))
-    w = json.load(open(f"{out}/{name}.json"))["window"]
-    c["to_per_op"] = w["udp"]["to_server_per_op"]
-    c["from_per_op"] = w["udp"]["from_server_per_op"]
-    c["op"] = w["operation"]
-    c["errors"] = sum(json.load(open(f"{out}/{name}.json"))["figures"].get("errors", {}).values())
+    j = json.load(open(f"{out}/{name}.json"))
+    c["to_per_op"] = j["window"]["udp"]["to_server_per_op"]
+    c["from_per_op"] = j["window"]["udp"]["from_server_per_op"]
+    c["op"] = j["window"]["operation"]
+    c["errors"] = sum(j["figures"].get("errors", {}).values())
     return c
 
 rows = []
@@ -197,8 +189,8 @@ for op in ops:
             "datagrams_in": [s["in"], l["in"]], "datagrams_out": [s["out"], l["out"]],
             "allocations_per_datagram_in": per_in, "allocations_per_datagram_out": per_out,
             "frees_per_datagram_in": d_f / d_in if d_in > 0 else float("nan"),
-            # The larger of the two directions carries the operation's payload.
-            "allocations_per_op": max(per_in * l["to_per_op"], 0) if l["to_per_op"] >= l["from_per_op"]
+            # The direction with more datagrams per op carries the operation's payload.
+            "allocations_per_op": per_in * l["to_per_op"] if l["to_per_op"] >= l["from_per_op"]
             else per_out * l["from_per_op"],
             "datagrams_per_op_to_from": [l["to_per_op"], l["from_per_op"]],
             "errors": s["errors"] + l["errors"],

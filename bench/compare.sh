@@ -129,30 +129,15 @@ mkdir -p "$OUT"
 DEV=$(mktemp -d target/compare-dev.XXXXXX)   # holds private keys: never under results/
 SCRATCH=$(mktemp -d /tmp/mc-compare-scratch.XXXXXX)
 
-# mc-service flags that keep its limits out of the way (all load comes from 127.0.0.1);
-# a flag this build does not have is left out.
-MC_HELP=$("$MC" --help)
-MC_ARGS=(--dev --enable-echo --shards 1 --dev-dir "$DEV" --webtransport-bind-address "$WT"
-  --http-bind-address "$HTTP" --log-filter warn)
-add_if() { grep -q -- "$1 " <<<"$MC_HELP" && MC_ARGS+=("$1" "$2"); return 0; }
-add_if --capacity 100000
-add_if --max-sessions-per-ip 1000000
-add_if --max-participants-per-meeting $((FANOUT_SIZE * 2))
-add_if --drain-timeout-secs 1
+# shellcheck source=scripts/lib.sh
+source bench/scripts/lib.sh
+mc_bench_args "$MC" "$DEV" "$WT" "$HTTP" $((FANOUT_SIZE * 2))
 PEER_ARGS=(--bind "$WT" --cert "$DEV/cert.pem" --key "$DEV/key.pem")
 
 SERVER_PID=
 SAMPLER_PID=
 LG_PID=
 PERF_PID=
-stop_pid() { # pid: TERM, then KILL after 5 s
-  local pid=$1
-  [[ -z $pid ]] && return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 stop_server() { stop_pid "$SERVER_PID"; SERVER_PID=; }
 cleanup() {
   if [[ -n $PERF_PID ]]; then kill -INT "$PERF_PID" 2>/dev/null || true; fi

@@ -504,7 +504,13 @@ pub fn label(step: &str, e: &impl std::fmt::Display) -> String {
     if PRINTED.fetch_add(1, Ordering::Relaxed) < ERRORS_IN_FULL {
         eprintln!("error at {step}: {full}");
     }
-    format!("{step}:{}", short(&full))
+    code(step, &full)
+}
+
+/// The counted label of a failure at `step` that is not printed (an attempt that will be
+/// retried is not an error yet).
+pub fn code(step: &str, e: &impl std::fmt::Display) -> String {
+    format!("{step}:{}", short(&e.to_string()))
 }
 
 /// Shortens an error text into a stable code-like label.
@@ -548,5 +554,6 @@ mod tests {
             label("connect", &"connection closed by peer: 0x100 (H3_NO_ERROR)"),
             "connect:connection closed by peer"
         );
+        assert_eq!(code("join", &"timed out: after 5 s"), "join:timed out");
     }
 }

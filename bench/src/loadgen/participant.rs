@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, Mutex};
 use wtransport::{Connection, RecvStream, SendStream};
 
 use super::client::{EndpointPool, Target};
-use super::echo::{label, short};
+use super::echo::{code, label, short};
 use super::explain;
 use super::fanout::{mute_flags, Board, Delivery, Kind, MuteState, Receiver, Resync};
 use super::meeting::{pick, Op};
@@ -225,7 +225,7 @@ pub(crate) async fn join(
             fail(if msg.starts_with("server:") {
                 msg
             } else {
-                format!("join:{}", short(&msg))
+                code("join", &msg)
             })
         }
         Err(_) => {
@@ -816,8 +816,7 @@ impl Reader {
     async fn try_follow(&self, url: &str) -> Result<Arrival, Attempt> {
         let conn = match tokio::time::timeout(STEP_TIMEOUT, self.sh.pool.get().connect(url)).await {
             Ok(Ok(c)) => c,
-            // An attempt that is retried is not an error yet: not printed like one.
-            Ok(Err(e)) => return Err(Attempt::Retry(format!("connect:{}", short(&e.to_string())))),
+            Ok(Err(e)) => return Err(Attempt::Retry(code("connect", &e))),
             Err(_) => return Err(Attempt::Retry("connect:timeout".into())),
         };
         let token = self
@@ -841,7 +840,7 @@ impl Reader {
                 Err(if msg.starts_with("server:") {
                     Attempt::Fatal(msg)
                 } else {
-                    Attempt::Retry(format!("join:{}", short(&msg)))
+                    Attempt::Retry(code("join", &msg))
                 })
             }
             Err(_) => Err(Attempt::Retry("join:timeout".into())),
