@@ -445,15 +445,18 @@ impl Signaling {
     ) {
         {
             let mut blocked = false;
-            while let Some(mut chunk) = self.sig.poll_transmit_chunk() {
-                let len = chunk.len();
-                match h3.write_chunks(quic, stream, std::slice::from_mut(&mut chunk)) {
-                    Some((_, n)) => {
-                        self.sig.advance_transmit(n);
-                        if n < len {
-                            blocked = true;
-                            break;
-                        }
+            // The head frame goes to quinn-proto by value (no copy, no reference
+            // count): whatever it takes leaves the queue.
+            while let Some(written) = self.sig.transmit_head(|head| {
+                let len = head.len();
+                h3.write_chunks(quic, stream, std::slice::from_mut(head))
+                    .map(|(_, n)| n == len)
+            }) {
+                match written {
+                    Some(true) => {}
+                    Some(false) => {
+                        blocked = true;
+                        break;
                     }
                     None => {
                         self.reason = "write_failed";

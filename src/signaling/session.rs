@@ -4,18 +4,19 @@
 //! Bytes from the client's bidirectional stream go in ([`Session::handle_bytes`]);
 //! decoded client messages come out ([`Session::poll_event`]). Server messages go in
 //! ([`Session::send`] / [`Session::send_frame`]) and leave as bytes for the stream
-//! ([`Session::poll_transmit`] + [`Session::advance_transmit`]). When the session must
-//! end, [`Session::poll_close`] names the WebTransport close code once the queued bytes
-//! (typically a final `ErrorMessage`) are flushed.
+//! ([`Session::poll_transmit`] + [`Session::advance_transmit`], or by value with
+//! [`Session::transmit_head`]). When the session must end, [`Session::poll_close`]
+//! names the WebTransport close code once the queued bytes (typically a final
+//! `ErrorMessage`) are flushed.
 //!
 //! Order of calls per driver pass: `handle_bytes` → `poll_event` until `None` → hand
-//! events to the meeting → `send*` its output → `poll_transmit`/`advance_transmit` →
-//! `poll_close`.
+//! events to the meeting → `send*` its output → `transmit_head` (or
+//! `poll_transmit`/`advance_transmit`) → `poll_close`.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use super::codec::{self, CodecError, FrameDecoder, DEFAULT_MAX_FRAME};
 use super::proto::{client_message, pb, ClientMessage, ErrorCode, ServerMessage};
@@ -249,10 +250,9 @@ pub struct Session {
     decoder: FrameDecoder,
     state: State,
     events: VecDeque<SessionEvent>,
+    /// Frames for the client; the head frame holds only its unwritten bytes.
     out: VecDeque<Bytes>,
     out_bytes: usize,
-    /// Bytes of the head frame already written.
-    head_off: usize,
     close: Option<CloseCode>,
     bucket: TokenBucket,
     stats: SessionStats,
@@ -268,7 +268,6 @@ impl Session {
             events: VecDeque::new(),
             out: VecDeque::new(),
             out_bytes: 0,
-            head_off: 0,
             close: None,
             stats: SessionStats::default(),
         }
@@ -371,7 +370,6 @@ impl Session {
         {
             self.out.clear();
             self.out_bytes = 0;
-            self.head_off = 0;
             self.close = Some(CloseCode::SlowConsumer);
             return Err(SessionError::SlowConsumer);
         }
@@ -388,38 +386,51 @@ impl Session {
 
     /// Unwritten bytes of the head frame, if any.
     pub fn poll_transmit(&self) -> Option<&[u8]> {
-        self.out.front().and_then(|f| f.get(self.head_off..))
+        self.out.front().map(|f| &f[..])
     }
 
-    /// The unwritten part of the head frame as a shared `Bytes` (no copy): the
-    /// transport may keep it until the client acknowledges it.
-    pub fn poll_transmit_chunk(&self) -> Option<Bytes> {
-        self.out.front().map(|f| f.slice(self.head_off..))
+    /// Hands the unwritten part of the head frame to `write`, which takes off its
+    /// front what it writes: `quinn_proto`'s `write_chunks` moves a whole chunk out
+    /// and splits a partial one, so the transport keeps the shared frame until the
+    /// client acknowledges it without a copy, and a whole frame leaves the queue
+    /// without its reference count being touched (a fan-out writes one frame into
+    /// a thousand streams). Returns `write`'s result, `None` with nothing queued.
+    pub fn transmit_head<R>(&mut self, write: impl FnOnce(&mut Bytes) -> R) -> Option<R> {
+        let head = self.out.front_mut()?;
+        let before = head.len();
+        let r = write(head);
+        let n = before.saturating_sub(head.len());
+        let whole = head.is_empty();
+        self.account(n, whole);
+        Some(r)
     }
 
     /// Drop everything queued (the client will never read it).
     pub fn discard_outbound(&mut self) {
         self.out.clear();
         self.out_bytes = 0;
-        self.head_off = 0;
     }
 
     /// Records that `n` bytes from [`Session::poll_transmit`] were written.
     pub fn advance_transmit(&mut self, mut n: usize) {
         while n > 0 {
-            let Some(head) = self.out.front() else { break };
-            let left = head.len() - self.head_off;
-            if n < left {
-                self.head_off += n;
-                self.out_bytes -= n;
-                self.stats.bytes_out += n as u64;
-                return;
-            }
-            n -= left;
-            self.out_bytes -= left;
-            self.stats.bytes_out += left as u64;
+            let Some(head) = self.out.front_mut() else {
+                break;
+            };
+            let k = n.min(head.len());
+            head.advance(k);
+            n -= k;
+            let whole = head.is_empty();
+            self.account(k, whole);
+        }
+    }
+
+    /// `n` bytes of the head frame were written; `whole`: it is all written.
+    fn account(&mut self, n: usize, whole: bool) {
+        self.out_bytes -= n;
+        self.stats.bytes_out += n as u64;
+        if whole {
             self.stats.frames_out += 1;
-            self.head_off = 0;
             self.out.pop_front();
         }
     }

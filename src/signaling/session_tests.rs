@@ -173,6 +173,41 @@ fn full_outbound_queue_closes_as_slow_consumer() {
     assert_eq!(s.poll_close(), Some(CloseCode::SlowConsumer));
 }
 
+/// A transport that takes the head frame by value, all of it, part of it or none
+/// (flow control), as quinn-proto's `write_chunks` does.
+#[test]
+fn transmit_head_hands_over_what_the_transport_takes() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), t0);
+    let a = codec::encode_to_bytes(&ServerMessage::error(ErrorCode::Unknown, "a"), 64).unwrap();
+    let b = codec::encode_to_bytes(&ServerMessage::error(ErrorCode::Unknown, "bb"), 64).unwrap();
+    s.send_frame(a.clone()).unwrap();
+    s.send_frame(b.clone()).unwrap();
+    let total = a.len() + b.len();
+
+    // Blocked: nothing taken, nothing accounted.
+    assert_eq!(s.transmit_head(|_| ()), Some(()));
+    assert_eq!(s.queued_bytes(), total);
+
+    // Three bytes of the first frame, then the rest of it by value: the very
+    // allocation that was queued, no copy.
+    let first = s.transmit_head(|h| h.split_to(3)).unwrap();
+    assert_eq!(&first[..], &a[..3]);
+    assert_eq!(s.poll_transmit(), Some(&a[3..]));
+    let rest = s.transmit_head(std::mem::take).unwrap();
+    assert_eq!(rest.as_ptr(), a[3..].as_ptr());
+    assert_eq!(s.queued_bytes(), b.len());
+
+    // The byte-wise path agrees on the second frame.
+    s.advance_transmit(1);
+    assert_eq!(s.poll_transmit(), Some(&b[1..]));
+    s.advance_transmit(b.len() - 1);
+    assert_eq!(s.transmit_head(std::mem::take), None);
+    assert_eq!(s.queued_bytes(), 0);
+    let stats = s.stats();
+    assert_eq!((stats.frames_out, stats.bytes_out), (2, total as u64));
+}
+
 #[test]
 fn never_sends_a_frame_above_the_limit() {
     let t0 = Instant::now();
