@@ -82,6 +82,20 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Read quinn-proto's state for the signaling session's stream: its entry in the
+    /// connection's stream map and the send state behind it, cold misses each waiting
+    /// for the one before. The shard calls this for a few connections in a row before
+    /// working on any of them (the fan-out's write, the transmit loop), so that their
+    /// misses overlap instead of coming one connection after another (tuning.md,
+    /// "cache").
+    pub fn touch_stream(&mut self) {
+        if let App::Signaling(s) = &self.app {
+            if let Some(stream) = s.stream() {
+                let _ = std::hint::black_box(self.quic.send_stream(stream).priority());
+            }
+        }
+    }
+
     pub fn new(quic: Connection, key: ConnKey, now: Instant) -> Self {
         let remote = quic.remote_address();
         Self {

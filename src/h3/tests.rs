@@ -461,6 +461,31 @@ fn refused_signaling(p: &mut Pair) -> (StreamId, StreamId) {
 }
 
 #[test]
+fn reading_ahead_of_a_fan_out_write_changes_nothing() {
+    let mut p = pair(QuicArgs::default());
+    let s = request(&mut p, &connect_frame("/"));
+    assert_eq!(status(&read(&mut p, s).bytes).0, Some(200));
+    // Half a frame's length: the session has its stream, and nothing to answer yet.
+    let w = wt_stream(&mut p, s, &[0, 0]);
+    p.advance(Duration::from_millis(50));
+    let (_, conn) = p.server.as_mut().expect("the server has the connection");
+    match &conn.app {
+        crate::conn::App::Signaling(sig) => assert_eq!(sig.stream(), Some(w)),
+        _ => panic!("a signaling session"),
+    }
+    conn.touch_stream();
+    conn.touch_stream();
+    p.drive();
+    assert!(read(&mut p, w).bytes.is_empty(), "nothing was written");
+    // The rest of a zero length: refused as it would have been without the reads.
+    write(&mut p, w, &[0, 0]);
+    p.advance(Duration::from_millis(50));
+    let got = read(&mut p, w);
+    assert!(!got.bytes.is_empty(), "the ErrorMessage arrived");
+    assert!(got.fin);
+}
+
+#[test]
 fn a_final_message_gets_time_to_be_read_before_the_session_closes() {
     let mut p = pair(QuicArgs::default());
     let (s, _) = refused_signaling(&mut p);

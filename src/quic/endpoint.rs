@@ -113,6 +113,13 @@ impl Conns {
         }
     }
 
+    /// [`Conn::touch_stream`] of `handle`'s connection, if there is one.
+    pub fn touch_stream(&mut self, handle: usize) {
+        if let Some(Some(conn)) = self.slots.get_mut(handle) {
+            conn.touch_stream();
+        }
+    }
+
     /// [`Self::prefetch`] the connection `ahead[1]` names and [`Self::prefetch_app`]
     /// the one `ahead[0]` names (prefetched a step before): called with the rest of a
     /// list of handles while working on the one before it.
