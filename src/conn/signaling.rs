@@ -418,13 +418,13 @@ impl Signaling {
         }
     }
 
-    /// Write what the session has queued, without copying the shared frames; then, if
-    /// the session decided to close, finish the stream and start closing.
     /// The stream the session's frames are written to, once there is one.
     pub fn stream(&self) -> Option<StreamId> {
         self.stream
     }
 
+    /// Write what the session has queued, without copying the shared frames; then, if
+    /// the session decided to close, finish the stream and start closing.
     fn flush(&mut self, quic: &mut Connection, h3: &mut H3Conn, ctx: &mut ConnCtx<'_>) {
         // Once our stream is finished (closing) or the session ended, nothing is written.
         if self.phase != Phase::Open {

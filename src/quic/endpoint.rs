@@ -35,6 +35,9 @@ const MAX_RECV_CALLS_PER_PASS: usize = 8;
 const MAX_TRANSMITS_PER_CONN: usize = 16;
 /// Most datagrams in one GSO transmit: enough for signaling bursts, small buffers.
 const MAX_SEGMENTS: usize = 16;
+/// Connections whose stream state the fan-out's write and the transmit loop read
+/// together before working on each ([`Conns::read_streams_ahead`]).
+const STREAM_READ_GROUP: usize = 8;
 
 /// A datagram that reached the wrong shard, on its way to its owner. `Send`.
 #[derive(Debug)]
@@ -113,10 +116,17 @@ impl Conns {
         }
     }
 
-    /// [`Conn::touch_stream`] of `handle`'s connection, if there is one.
-    pub fn touch_stream(&mut self, handle: usize) {
-        if let Some(Some(conn)) = self.slots.get_mut(handle) {
-            conn.touch_stream();
+    /// Called with the position `at` in a list of handles the caller works through and
+    /// the handles from there on: at the start of each group of [`STREAM_READ_GROUP`],
+    /// [`Conn::touch_stream`] every connection of the group before the caller works on
+    /// any of them, so that their misses overlap.
+    pub fn read_streams_ahead(&mut self, at: usize, ahead: impl Iterator<Item = usize>) {
+        if at % STREAM_READ_GROUP == 0 {
+            for handle in ahead.take(STREAM_READ_GROUP) {
+                if let Some(conn) = self.get_mut(handle) {
+                    conn.touch_stream();
+                }
+            }
         }
     }
 

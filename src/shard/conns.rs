@@ -9,7 +9,7 @@ use crate::meeting::CloseCode;
 use crate::quic::endpoint::mark;
 
 use super::stats::add_h3;
-use super::{Shard, MEETING_TIMER, STOP_FLUSH, TOUCH_GROUP};
+use super::{Shard, MEETING_TIMER, STOP_FLUSH};
 
 impl Shard {
     pub(super) fn fire_timers(&mut self, now: Instant) {
@@ -70,11 +70,8 @@ impl Shard {
     pub(super) fn transmit(&mut self, now: Instant) {
         let mut i = 0;
         while i < self.dirty.len() {
-            if i % TOUCH_GROUP == 0 {
-                for &next in self.dirty[i..].iter().take(TOUCH_GROUP) {
-                    self.conns.touch_stream(next);
-                }
-            }
+            self.conns
+                .read_streams_ahead(i, self.dirty[i..].iter().copied());
             let handle = self.dirty[i];
             i += 1;
             self.conns.prefetch_ahead(&self.dirty[i..]);

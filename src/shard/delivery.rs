@@ -17,7 +17,7 @@ use crate::metrics::ShardMetrics;
 use crate::quic::endpoint::{handle_of, mark, Conns};
 use crate::router::{Dest, Router, ShardMsg, LANE_CONNECTION};
 
-use super::{FANOUTS_PER_PASS, TOUCH_GROUP};
+use super::FANOUTS_PER_PASS;
 
 /// What connections and meetings need from their shard besides each other.
 pub(super) struct Env {
@@ -113,11 +113,8 @@ impl MeetingEnv for Delivery<'_> {
         match self.router.dest(ShardId(shard)) {
             Dest::Local => {
                 for (i, &conn) in conns.iter().enumerate() {
-                    if i % TOUCH_GROUP == 0 {
-                        for &next in conns[i..].iter().take(TOUCH_GROUP) {
-                            self.conns.touch_stream(handle_of(next));
-                        }
-                    }
+                    self.conns
+                        .read_streams_ahead(i, conns[i..].iter().map(|&c| handle_of(c)));
                     if let Some(&next) = conns.get(i + 2) {
                         self.conns.prefetch(handle_of(next));
                     }

@@ -39,9 +39,6 @@ use crate::router::{Router, ShardMsg, LANE_CONNECTION};
 const MEETING_ROUNDS: usize = 4;
 /// Distinct fan-out start times remembered per pass for `mc_fanout_duration_seconds`.
 const FANOUTS_PER_PASS: usize = 1024;
-/// Connections whose stream state the fan-out's write and the transmit loop read
-/// together before working on each of them ([`crate::conn::Conn::touch_stream`]).
-const TOUCH_GROUP: usize = 8;
 /// Most time between two copies of the shard's counters to Prometheus.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// How long a stopping shard keeps running so that closes reach the clients.
