@@ -68,12 +68,16 @@ for run in $(seq "$pairs"); do
         common=(--progress 0 --json "$work/report.json" "${load[@]}" --server-pid "$server"
             --server-metrics http://127.0.0.1:18533/metrics --threads 1)
         if [ "$op" = echo ]; then
-            taskset -c 1 "$loadgen" "${common[@]}" echo --target https://127.0.0.1:14533/echo \
-                --dev-dir "$dev" --sessions "$sessions" --window "$window" --size 64 >/dev/null 2>&1
+            args=(echo --target https://127.0.0.1:14533/echo --dev-dir "$dev"
+                --sessions "$sessions" --window "$window" --size 64)
         else
-            taskset -c 1 "$loadgen" "${common[@]}" meeting --target https://127.0.0.1:14533/ \
-                --dev-dir "$dev" --sizes 1x1000 --mix mute=100 --rate "$rate" \
-                --join-timeout 120 --drain 30 >/dev/null 2>&1
+            args=(meeting --target https://127.0.0.1:14533/ --dev-dir "$dev" --sizes 1x1000
+                --mix mute=100 --rate "$rate" --join-timeout 120 --drain 30)
+        fi
+        if ! taskset -c 1 "$loadgen" "${common[@]}" "${args[@]}" >"$work/loadgen.log" 2>&1; then
+            echo "paired.sh: run $run of $bin failed; mc-loadgen's last lines:" >&2
+            tail -n 20 "$work/loadgen.log" >&2
+            exit 1
         fi
         python3 - "$work/report.json" "$run" "$bin" "$op" <<'PY'
 import json, sys
