@@ -55,11 +55,17 @@ trap cleanup EXIT
 
 for run in $(seq "$pairs"); do
     for bin in "$@"; do
+        # The killed server's sockets close when the kernel tears down its io_uring
+        # rings, which can be a moment after the process is reaped: wait for the ports.
+        for _ in $(seq 100); do
+            [ -z "$(ss -Hlnut '( sport = :14533 or sport = :18533 )')" ] && break
+            sleep 0.1
+        done
         dev=$(mktemp -d -p "$work")
         taskset -c 0 "$bin" --dev --enable-echo --shards 1 --dev-dir "$dev" \
             --webtransport-bind-address 127.0.0.1:14533 --http-bind-address 127.0.0.1:18533 \
             --log-filter warn --capacity 100000 --max-sessions-per-ip 1000000 \
-            --max-participants-per-meeting 2000 --drain-timeout-secs 1 >/dev/null 2>&1 &
+            --max-participants-per-meeting 2000 --drain-timeout-secs 1 >"$work/server.log" 2>&1 &
         server=$!
         for _ in $(seq 50); do
             curl -sf http://127.0.0.1:18533/ready >/dev/null && break
@@ -77,6 +83,13 @@ for run in $(seq "$pairs"); do
         if ! taskset -c 1 "$loadgen" "${common[@]}" "${args[@]}" >"$work/loadgen.log" 2>&1; then
             echo "paired.sh: run $run of $bin failed; mc-loadgen's last lines:" >&2
             tail -n 20 "$work/loadgen.log" >&2
+            if ! kill -0 "$server" 2>/dev/null; then
+                wait "$server" && status=0 || status=$?
+                echo "paired.sh: the server had exited (status $status); its last lines:" >&2
+            else
+                echo "paired.sh: the server was still running; its last lines:" >&2
+            fi
+            tail -n 20 "$work/server.log" >&2
             exit 1
         fi
         python3 - "$work/report.json" "$run" "$bin" "$op" <<'PY'
