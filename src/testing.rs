@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
-use quinn_proto::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn_proto::crypto::rustls::QuicClientConfig;
 use quinn_proto::{
     ClientConfig, Connection, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig,
     ServerConfig, TransportConfig, VarInt,
@@ -65,10 +65,14 @@ pub struct Pair {
 impl Pair {
     /// A pair whose server uses `args` (windows, stream limits, timeouts, echo).
     pub fn new(args: QuicArgs) -> Self {
+        Self::with_client(args, b"h3", 1)
+    }
+
+    /// A pair whose client offers the one ALPN protocol `alpn` and QUIC `version`.
+    pub fn with_client(args: QuicArgs, alpn: &[u8], version: u32) -> Self {
         let now = Instant::now();
         let material = crate::tls::generate_material(SystemTime::now()).expect("dev certificate");
-        let crypto: Arc<QuicServerConfig> =
-            crate::tls::server_config(&material).expect("server crypto");
+        let crypto = crate::tls::server_config(&material).expect("server crypto");
         let shared = crate::quic::QuicShared::new(crypto, args.clone()).expect("quic config");
         let server_config: ServerConfig = (*shared.server).clone();
         let server_ep = Endpoint::new(
@@ -79,7 +83,7 @@ impl Pair {
         );
         let mut client_ep = Endpoint::new(Arc::new(EndpointConfig::default()), None, true, None);
         let (client_handle, client) = client_ep
-            .connect(now, client_config(), SERVER, "localhost")
+            .connect(now, client_config(alpn, version), SERVER, "localhost")
             .expect("client connect");
         let settings = ActorSettings {
             meeting: MeetingConfig::default(),
@@ -185,6 +189,7 @@ impl Pair {
         {
             Some(DatagramEvent::NewConnection(incoming)) => {
                 self.buf.clear();
+                crate::quic::crypto::take_started();
                 match self
                     .server_ep
                     .accept(incoming, self.now, &mut self.buf, None)
@@ -194,7 +199,9 @@ impl Pair {
                             shard: 0,
                             conn: h.0 as u64,
                         };
-                        self.server = Some((h, Conn::new(quic, key, self.now)));
+                        let mut conn = Conn::new(quic, key, self.now);
+                        conn.keys_at = crate::quic::crypto::take_started();
+                        self.server = Some((h, conn));
                     }
                     Err(e) => {
                         if let Some(t) = e.response {
@@ -254,7 +261,7 @@ fn ctx(f: &mut Fixtures, now: Instant) -> ConnCtx<'_> {
     }
 }
 
-fn client_config() -> ClientConfig {
+fn client_config(alpn: &[u8], version: u32) -> ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -262,9 +269,10 @@ fn client_config() -> ClientConfig {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = QuicClientConfig::try_from(tls).expect("quic client crypto");
     let mut config = ClientConfig::new(Arc::new(crypto));
+    config.version(version);
     let mut transport = TransportConfig::default();
     transport.max_concurrent_uni_streams(VarInt::from_u32(16));
     transport.datagram_receive_buffer_size(Some(64 * 1024));

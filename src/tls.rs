@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use quinn_proto::crypto::rustls::QuicServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+use crate::quic::crypto::ServerCrypto;
 
 /// How long a development certificate is valid (Chromium's limit is 14 days).
 pub const DEV_CERT_VALIDITY: Duration = Duration::from_secs(13 * 24 * 3600);
@@ -169,7 +170,7 @@ impl TlsMaterial {
 }
 
 /// The QUIC server crypto config shared by every shard: TLS 1.3, ALPN `h3`.
-pub fn server_config(material: &TlsMaterial) -> Result<Arc<QuicServerConfig>, TlsError> {
+pub fn server_config(material: &TlsMaterial) -> Result<Arc<ServerCrypto>, TlsError> {
     let mut provider = rustls::crypto::ring::default_provider();
     // AES-128-GCM/SHA-256 first, and our order over the client's: it is what browsers
     // prefer, and cheaper than AES-256-GCM/SHA-384 (whose SHA-384 transcript hash and
@@ -190,8 +191,7 @@ pub fn server_config(material: &TlsMaterial) -> Result<Arc<QuicServerConfig>, Tl
     // RFC 9001 §4.6.1: no 0-RTT for a signaling server (replay safety).
     tls.max_early_data_size = 0;
     tls.ignore_client_order = true;
-    let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Config(e.to_string()))?;
-    Ok(Arc::new(quic))
+    Ok(Arc::new(ServerCrypto::new(tls).map_err(TlsError::Config)?))
 }
 
 /// The development certificate kept in `--dev-dir`.

@@ -16,6 +16,7 @@ pub mod echo;
 pub mod signaling;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use quinn_proto::{Connection, Event, StreamId};
@@ -26,6 +27,7 @@ use crate::auth::keystore::ShardVerifier;
 use crate::h3::{H3Conn, H3Event, H3Limits, RequestHead};
 use crate::meeting::{CloseCode, ConnKey};
 use crate::metrics::ShardMetrics;
+use crate::quic::crypto::{KeyLines, KeysAt};
 
 pub use echo::Echo;
 pub use signaling::Signaling;
@@ -79,6 +81,10 @@ pub struct Conn {
     pub handshaking: bool,
     /// Queued in the shard's list of connections to drive and transmit this pass.
     pub queued: bool,
+    /// Where the TLS session notes its 1-RTT keys (none for a draft QUIC version).
+    pub keys_at: Option<Arc<KeysAt>>,
+    /// A copy of that, for the shard's prefetches (zero: not known yet).
+    pub keys: KeyLines,
 }
 
 impl Conn {
@@ -107,6 +113,8 @@ impl Conn {
             started: now,
             handshaking: true,
             queued: false,
+            keys_at: None,
+            keys: KeyLines::default(),
         }
     }
 
@@ -129,6 +137,9 @@ impl Conn {
         let now = ctx.now;
         if self.quic.poll_timeout().is_some_and(|t| t <= now) {
             self.quic.handle_timeout(now);
+            // A key update is followed by a timer (the retired keys are dropped three
+            // probe timeouts later), which brings the copy up to date.
+            self.copy_keys();
         }
         if self.h3.poll_timeout().is_some_and(|t| t <= now) {
             self.h3.handle_timeout(&mut self.quic, now);
@@ -140,6 +151,14 @@ impl Conn {
         }
     }
 
+    /// Copy where the 1-RTT keys live now: read from the TLS session's note, another
+    /// heap object, so only when they may have moved.
+    fn copy_keys(&mut self) {
+        if let Some(at) = &self.keys_at {
+            self.keys = at.get();
+        }
+    }
+
     /// Process every QUIC event: HTTP/3 first, then the application.
     pub fn drive(&mut self, ctx: &mut ConnCtx<'_>) -> Driven {
         let mut driven = Driven::default();
@@ -148,6 +167,7 @@ impl Conn {
             if matches!(ev, Event::Connected) {
                 driven.connected = true;
                 self.handshaking = false;
+                self.copy_keys();
             }
             if let Event::ConnectionLost { reason } = &ev {
                 tracing::debug!(conn = self.key.conn, %reason, "connection lost");

@@ -116,6 +116,22 @@ impl Conns {
         }
     }
 
+    /// Start fetching the keys that seal what `handle`'s connection sends (`send`) or
+    /// open what it receives. Finding them reads the connection, so this too comes a
+    /// step after [`Self::prefetch`] of the same handle.
+    pub fn prefetch_keys(&self, handle: usize, send: bool) {
+        if let Some(Some(conn)) = self.slots.get(handle) {
+            let spans = if send {
+                &conn.keys.send
+            } else {
+                &conn.keys.receive
+            };
+            for span in spans {
+                prefetch_span(span.addr, span.len);
+            }
+        }
+    }
+
     /// Called with the position `at` in a list of handles the caller works through and
     /// the handles from there on: at the start of each group of [`STREAM_READ_GROUP`],
     /// [`Conn::touch_stream`] every connection of the group before the caller works on
@@ -139,6 +155,7 @@ impl Conns {
         }
         if let Some(&next) = ahead.first() {
             self.prefetch_app(next);
+            self.prefetch_keys(next, true);
         }
     }
 
@@ -414,6 +431,7 @@ impl QuicEndpoint {
             }
         }
         let out = self.tx.next_buf();
+        super::crypto::take_started();
         match self.endpoint.accept(incoming, now, out, None) {
             Ok((handle, quic)) => {
                 self.serial = self.serial.wrapping_add(1);
@@ -422,6 +440,7 @@ impl QuicEndpoint {
                     conn: (u64::from(self.serial) << 32) | handle.0 as u64,
                 };
                 let mut conn = Conn::new(quic, key, now);
+                conn.keys_at = super::crypto::take_started();
                 *self.per_ip.entry(ip).or_insert(0) += 1;
                 self.handshaking += 1;
                 tracing::debug!(shard = %self.id, conn = handle.0, remote = %conn.remote, "connection accepted");
@@ -514,18 +533,24 @@ impl QuicEndpoint {
 
 /// Hint the CPU to fetch every cache line of `value` (no-op off x86-64).
 fn prefetch_bytes<T>(value: &T) {
+    prefetch_span((value as *const T) as usize, std::mem::size_of::<T>());
+}
+
+/// Hint the CPU to fetch every cache line of the `len` bytes at `addr`, which need not
+/// be memory the program may read (no-op off x86-64).
+fn prefetch_span(addr: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = (value as *const T).cast::<i8>();
-        for off in line_offsets(p as usize, std::mem::size_of::<T>()) {
+        let p = addr as *const i8;
+        for off in line_offsets(addr, len) {
             // SAFETY: a prefetch is a hint to the cache: it reads nothing into the
             // program and never faults, whatever the address.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_offset(off)) }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = (addr, len);
 }
 
 /// Offsets from `addr`, one in each 64-byte cache line that `len` bytes from `addr`
@@ -539,16 +564,27 @@ fn line_offsets(addr: usize, len: usize) -> impl Iterator<Item = isize> {
 }
 
 /// Hand each routed datagram to its connection, in the order received. The connections
-/// are cold after a fan-out's quiet time: each one's state is fetched while the one
-/// before it handles its datagram. Datagrams are routed ahead of their hand-over by at
-/// most `rx::ROUTE_AHEAD` (and never across a batch), which changes nothing for QUIC: a
-/// connection still sees its datagrams in order, and endpoint events are exchanged only
-/// after the receive.
+/// are cold after a fan-out's quiet time: while one handles its datagram, the state of
+/// the connection two datagrams on is fetched, and the keys of the next one (which its
+/// state, fetched a step before, says where to find). Datagrams are routed ahead of
+/// their hand-over by at most `rx::ROUTE_AHEAD` (and never across a batch), which
+/// changes nothing for QUIC: a connection still sees its datagrams in order, and
+/// endpoint events are exchanged only after the receive.
 fn hand_over(mut events: Routed<'_, ConnectionEvent>, conns: &mut Conns, dirty: &mut Vec<usize>) {
+    let mut first = true;
     while let Some((handle, event)) = events.next() {
-        if let Some(&(next, _)) = events.peek() {
-            conns.prefetch(next);
+        let ahead = events.as_slice();
+        if let Some(&(next, _)) = ahead.first() {
+            if first {
+                conns.prefetch(next);
+            } else {
+                conns.prefetch_keys(next, false);
+            }
         }
+        if let Some(&(after, _)) = ahead.get(1) {
+            conns.prefetch(after);
+        }
+        first = false;
         if let Some(conn) = conns.get_mut(handle) {
             conn.quic.handle_event(event);
             mark(conn, handle, dirty);

@@ -1,6 +1,7 @@
 //! QUIC on a shard: quinn-proto endpoint, connection IDs that name their shard, UDP I/O.
 //!
 //! - [`cid`]: CIDs carrying the owner shard, and `owner_shard` to route before decode.
+//! - [`crypto`]: each connection's TLS session, noting where its keys live.
 //! - [`udp`]: the SO_REUSEPORT socket with GSO/GRO and batched `recvmmsg`/`sendmmsg`.
 //! - [`rx`]: right-sized, reused buffers for received datagrams.
 //! - [`endpoint`]: the endpoint, the connection table, accept limits, transmit batches.
@@ -12,6 +13,7 @@
 //! the flags beside it; `tuning.md`).
 
 pub mod cid;
+pub mod crypto;
 pub mod endpoint;
 pub mod rx;
 pub mod shared;

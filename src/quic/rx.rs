@@ -9,7 +9,6 @@
 //! assumes — and the buffer returns to the pool once QUIC has let go of it. In the
 //! steady state nothing is allocated per datagram.
 
-use std::iter::Peekable;
 use std::vec;
 
 use bytes::BytesMut;
@@ -87,9 +86,9 @@ impl DatagramPool {
 /// connections (the prefetch needs one; more only hold memory).
 pub const ROUTE_AHEAD: usize = 16;
 
-/// Routed events taken out of a [`RouteAhead`], oldest first; peek to see the next
-/// one's connection. Dropping it unfinished still empties the queue.
-pub type Routed<'a, E> = Peekable<vec::Drain<'a, (usize, E)>>;
+/// Routed events taken out of a [`RouteAhead`], oldest first; `as_slice` shows the
+/// ones still to come. Dropping it unfinished still empties the queue.
+pub type Routed<'a, E> = vec::Drain<'a, (usize, E)>;
 
 /// Datagrams routed to their connections (by handle) and not handed over yet, in the
 /// order received: the hand-over fetches the next one's connection into the cache while
@@ -120,7 +119,7 @@ impl<E> RouteAhead<E> {
 
     /// Take every queued event: the end of a receive batch.
     pub fn drain(&mut self) -> Routed<'_, E> {
-        self.queue.drain(..).peekable()
+        self.queue.drain(..)
     }
 
     #[cfg(test)]
@@ -150,7 +149,7 @@ mod tests {
         let mut most = 0;
         let mut hand_over = |mut events: Routed<'_, u32>| {
             while let Some((handle, seq)) = events.next() {
-                prefetched.push(events.peek().map(|&(next, _)| next));
+                prefetched.push(events.as_slice().first().map(|&(next, _)| next));
                 handed.push((handle, seq));
             }
         };

@@ -20,7 +20,7 @@ pub struct QuicShared {
 
 impl QuicShared {
     pub fn new(
-        crypto: Arc<quinn_proto::crypto::rustls::QuicServerConfig>,
+        crypto: Arc<super::crypto::ServerCrypto>,
         args: QuicArgs,
     ) -> Result<Self, QuicError> {
         let mut transport = TransportConfig::default();
