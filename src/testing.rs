@@ -189,18 +189,20 @@ impl Pair {
         {
             Some(DatagramEvent::NewConnection(incoming)) => {
                 self.buf.clear();
-                crate::quic::crypto::take_started();
-                match self
-                    .server_ep
-                    .accept(incoming, self.now, &mut self.buf, None)
-                {
+                let (accepted, keys_at) = crate::quic::crypto::accept_noting_keys(
+                    &mut self.server_ep,
+                    incoming,
+                    self.now,
+                    &mut self.buf,
+                );
+                match accepted {
                     Ok((h, quic)) => {
                         let key = ConnKey {
                             shard: 0,
                             conn: h.0 as u64,
                         };
                         let mut conn = Conn::new(quic, key, self.now);
-                        conn.keys_at = crate::quic::crypto::take_started();
+                        conn.keys_at = keys_at;
                         self.server = Some((h, conn));
                     }
                     Err(e) => {

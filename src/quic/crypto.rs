@@ -17,13 +17,17 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use quinn_proto::crypto::rustls::{HandshakeData, QuicServerConfig};
 use quinn_proto::crypto::{
     self, ExportKeyingMaterialError, HeaderKey, KeyPair, Keys, PacketKey, UnsupportedVersion,
 };
 use quinn_proto::transport_parameters::TransportParameters;
-use quinn_proto::{ConnectionId, Side, TransportError, TransportErrorCode};
+use quinn_proto::{
+    AcceptError, Connection as QuicConnection, ConnectionHandle, ConnectionId, Endpoint, Incoming,
+    Side, TransportError, TransportErrorCode,
+};
 use rustls::pki_types::CertificateDer;
 use rustls::quic::{
     Connection, DirectionalKeys, KeyChange, Secrets, ServerConnection, Suite, Version,
@@ -106,15 +110,25 @@ impl crypto::ServerConfig for ServerCrypto {
 
 thread_local! {
     /// Where the session started last on this thread will note its keys: quinn-proto
-    /// starts it inside `Endpoint::accept`, whose caller takes it right after
-    /// ([`take_started`]).
+    /// starts it inside `Endpoint::accept`, which [`accept_noting_keys`] wraps.
     static STARTED: RefCell<Option<Arc<KeysAt>>> = const { RefCell::new(None) };
 }
 
-/// Where the session `Endpoint::accept` just started on this thread will note its 1-RTT
-/// keys (`None` for a session of another QUIC version, or when none started).
-pub fn take_started() -> Option<Arc<KeysAt>> {
-    STARTED.with(|s| s.borrow_mut().take())
+/// What quinn-proto's `Endpoint::accept` returns: the new connection, or why not.
+pub type Accepted = Result<(ConnectionHandle, QuicConnection), AcceptError>;
+
+/// quinn-proto's `Endpoint::accept`, returning with its result where the session it
+/// started will note its 1-RTT keys: `None` for a session of another QUIC version, or
+/// when none started.
+pub fn accept_noting_keys(
+    endpoint: &mut Endpoint,
+    incoming: Incoming,
+    now: Instant,
+    buf: &mut Vec<u8>,
+) -> (Accepted, Option<Arc<KeysAt>>) {
+    STARTED.with(|s| s.borrow_mut().take());
+    let accepted = endpoint.accept(incoming, now, buf, None);
+    (accepted, STARTED.with(|s| s.borrow_mut().take()))
 }
 
 /// Where a session's 1-RTT keys live now, written by the session (as the handshake makes

@@ -431,8 +431,9 @@ impl QuicEndpoint {
             }
         }
         let out = self.tx.next_buf();
-        super::crypto::take_started();
-        match self.endpoint.accept(incoming, now, out, None) {
+        let (accepted, keys_at) =
+            super::crypto::accept_noting_keys(&mut self.endpoint, incoming, now, out);
+        match accepted {
             Ok((handle, quic)) => {
                 self.serial = self.serial.wrapping_add(1);
                 let key = ConnKey {
@@ -440,7 +441,7 @@ impl QuicEndpoint {
                     conn: (u64::from(self.serial) << 32) | handle.0 as u64,
                 };
                 let mut conn = Conn::new(quic, key, now);
-                conn.keys_at = super::crypto::take_started();
+                conn.keys_at = keys_at;
                 *self.per_ip.entry(ip).or_insert(0) += 1;
                 self.handshaking += 1;
                 tracing::debug!(shard = %self.id, conn = handle.0, remote = %conn.remote, "connection accepted");
