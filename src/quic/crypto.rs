@@ -14,7 +14,7 @@
 //! (only QUIC version 1 runs here).
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -96,7 +96,7 @@ impl crypto::ServerConfig for ServerCrypto {
         let tls = ServerConnection::new(self.tls.clone(), Version::V1, encoded)
             .expect("ServerCrypto::new made a session with this configuration");
         let keys = Arc::new(KeysAt::default());
-        STARTED.with(|s| *s.borrow_mut() = Some(keys.clone()));
+        STARTED.set(Some(keys.clone()));
         Box::new(Session {
             tls: Connection::Server(tls),
             initial: self.initial,
@@ -111,7 +111,7 @@ impl crypto::ServerConfig for ServerCrypto {
 thread_local! {
     /// Where the session started last on this thread will note its keys: quinn-proto
     /// starts it inside `Endpoint::accept`, which [`accept_noting_keys`] wraps.
-    static STARTED: RefCell<Option<Arc<KeysAt>>> = const { RefCell::new(None) };
+    static STARTED: Cell<Option<Arc<KeysAt>>> = const { Cell::new(None) };
 }
 
 /// What quinn-proto's `Endpoint::accept` returns: the new connection, or why not.
@@ -126,9 +126,9 @@ pub fn accept_noting_keys(
     now: Instant,
     buf: &mut Vec<u8>,
 ) -> (Accepted, Option<Arc<KeysAt>>) {
-    STARTED.with(|s| s.borrow_mut().take());
+    STARTED.take();
     let accepted = endpoint.accept(incoming, now, buf, None);
-    (accepted, STARTED.with(|s| s.borrow_mut().take()))
+    (accepted, STARTED.take())
 }
 
 /// Where a session's 1-RTT keys live now, written by the session (as the handshake makes
