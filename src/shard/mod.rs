@@ -15,7 +15,8 @@
 //! It parks only when a pass found nothing to do: on the socket, the mesh doorbell and
 //! the next timer at once. While datagrams keep arriving, or a fan-out's
 //! acknowledgements trickle back, it first pauses for a moment with the socket unread,
-//! so the next pass takes them as one batch (`rx_batching`).
+//! so the next pass takes them as one batch (`rx_batching`); while many clients keep
+//! datagrams coming, it reads the socket once more instead of waiting on it (`reread`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -99,6 +100,11 @@ struct Shard {
     /// Whether the loop leaves the socket unread for a moment before the next pass
     /// (`--rx-coalesce-us`, `--rx-batch-us`; see `park`).
     batch: RxBatching,
+    /// Whether the last pass received datagrams with something for the application
+    /// (more than acknowledgements).
+    received_app: bool,
+    /// Whether the loop reads the socket again before parking.
+    reread: Reread,
     router: Router,
     /// Where the loop parks: the socket and the mesh doorbell.
     parker: shards::Parker,
@@ -123,11 +129,13 @@ mod delivery;
 mod handover;
 mod inbox;
 mod meetings;
+mod reread;
 mod rx_batching;
 mod stats;
 mod timers;
 
 use delivery::Env;
+use reread::Reread;
 use rx_batching::{Pass, RxBatching};
 use stats::Published;
 use timers::Timers;
@@ -157,9 +165,11 @@ impl Shard {
             .receive_forwarded(now, &mut self.conns, &mut self.dirty);
         self.fire_timers(now);
         let events = self.drive(now);
+        let received = self.quic.stats().datagrams_in > datagrams;
+        self.received_app = received && events;
         self.batch.on_pass(Pass {
             now,
-            received: self.quic.stats().datagrams_in > datagrams,
+            received,
             quiet: !events && !messages && self.meeting_cmds.is_empty(),
         });
         self.batch
@@ -262,6 +272,8 @@ pub async fn run(seed: ShardSeed) {
         dirty: Vec::new(),
         carry: Vec::new(),
         batch: RxBatching::new(seed.rx_coalesce, seed.rx_batch),
+        received_app: false,
+        reread: Reread::default(),
         router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
         parker,
         meetings: MeetingHost::default(),
@@ -295,9 +307,16 @@ pub async fn run(seed: ShardSeed) {
         if shard.router.mesh().is_stopping() {
             break;
         }
-        if more {
+        let overflowing = !more && shard.router.overflowing();
+        // Whether to read the socket again at once instead of parking (`reread`): only
+        // where the loop would park on it with no pause for receive batching.
+        let read_again = shard.reread.after_pass(
+            shard.received_app,
+            !more && !overflowing && shard.batch.nap().is_none(),
+        );
+        if more || read_again {
             glommio::yield_if_needed().await;
-        } else if shard.router.overflowing() {
+        } else if overflowing {
             // Parked messages wait for a peer to drain its queue: look again soon.
             glommio::timer::sleep(Duration::from_micros(200)).await;
         } else {
