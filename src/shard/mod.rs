@@ -16,7 +16,7 @@
 //! the next timer at once. While datagrams keep arriving, or a fan-out's
 //! acknowledgements trickle back, it first pauses for a moment with the socket unread,
 //! so the next pass takes them as one batch (`rx_batching`); while many clients keep
-//! datagrams coming, it reads the socket once more instead of waiting on it (`reread`).
+//! requests coming, it reads the socket once more instead of waiting on it (`reread`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -100,8 +100,8 @@ struct Shard {
     /// Whether the loop leaves the socket unread for a moment before the next pass
     /// (`--rx-coalesce-us`, `--rx-batch-us`; see `park`).
     batch: RxBatching,
-    /// Whether the last pass received datagrams with something for the application
-    /// (more than acknowledgements).
+    /// Whether the last pass received datagrams and its connections had something for
+    /// the application (more than acknowledgements).
     received_app: bool,
     /// Whether the loop reads the socket again before parking.
     reread: Reread,
