@@ -69,6 +69,16 @@ pub struct ShardSeed {
     pub started: SyncSender<Result<SocketAddr, String>>,
 }
 
+/// How a pass ended.
+struct PassEnd {
+    /// More work may be waiting right now (a bound of the pass was reached); otherwise
+    /// the loop parks, and the park returns at once if something arrived meanwhile.
+    more: bool,
+    /// The pass received datagrams and its connections had something for the
+    /// application (more than acknowledgements): see `reread`.
+    requests: bool,
+}
+
 /// The timers key of the meetings' grace deadlines (other keys are connection
 /// handles).
 const MEETING_TIMER: usize = usize::MAX;
@@ -100,9 +110,6 @@ struct Shard {
     /// Whether the loop leaves the socket unread for a moment before the next pass
     /// (`--rx-coalesce-us`, `--rx-batch-us`; see `park`).
     batch: RxBatching,
-    /// Whether the last pass received datagrams and its connections had something for
-    /// the application (more than acknowledgements).
-    received_app: bool,
     /// Whether the loop reads the socket again before parking.
     reread: Reread,
     router: Router,
@@ -141,10 +148,8 @@ use stats::Published;
 use timers::Timers;
 
 impl Shard {
-    /// One pass of the loop (module docs). Returns whether more work may be waiting
-    /// right now (a bound of the pass was reached); otherwise the loop parks, and
-    /// the park returns at once if something arrived meanwhile.
-    fn pass(&mut self) -> bool {
+    /// One pass of the loop (module docs).
+    fn pass(&mut self) -> PassEnd {
         let now = Instant::now();
         let mesh = self.router.mesh();
         let mut forward = |to: ShardId, f| {
@@ -166,7 +171,6 @@ impl Shard {
         self.fire_timers(now);
         let events = self.drive(now);
         let received = self.quic.stats().datagrams_in > datagrams;
-        self.received_app = received && events;
         self.batch.on_pass(Pass {
             now,
             received,
@@ -189,7 +193,10 @@ impl Shard {
         if now >= self.next_publish {
             self.publish_stats();
         }
-        more
+        PassEnd {
+            more,
+            requests: received && events,
+        }
     }
 
     /// Wait for a datagram, a mesh message or the next timer: one `epoll_pwait2(2)` on
@@ -272,7 +279,6 @@ pub async fn run(seed: ShardSeed) {
         dirty: Vec::new(),
         carry: Vec::new(),
         batch: RxBatching::new(seed.rx_coalesce, seed.rx_batch),
-        received_app: false,
         reread: Reread::default(),
         router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
         parker,
@@ -300,7 +306,7 @@ pub async fn run(seed: ShardSeed) {
 
     let mut connections = 0i64;
     loop {
-        let more = shard.pass();
+        let PassEnd { more, requests } = shard.pass();
         let live = shard.conns.len() as i64;
         shard.env.metrics.connections_active.add(live - connections);
         connections = live;
@@ -311,7 +317,7 @@ pub async fn run(seed: ShardSeed) {
         // Whether to read the socket again at once instead of parking (`reread`): only
         // where the loop would park on it with no pause for receive batching.
         let read_again = shard.reread.after_pass(
-            shard.received_app,
+            requests,
             !more && !overflowing && shard.batch.nap().is_none(),
         );
         if more || read_again {
