@@ -85,6 +85,7 @@ fn bad_flags_are_refused_with_a_reason() {
         &["--payload-bytes", "5000"],
         &["--server-cpu", "100000"],
         &["--requests-per-s", "1000"],
+        &["--io-uring"],
     ] {
         let out = Command::new(FLOOR)
             .args(args)
@@ -125,4 +126,18 @@ fn paced_echo_keeps_to_the_pace() {
     assert!((1_600..=2_000 + 20 + 5).contains(&answered), "{r}");
     // Requests come one at a time, 500 µs apart: each receive finds one.
     assert!(r["datagrams_per_recvmmsg"].as_f64().unwrap() < 1.5, "{r}");
+}
+
+#[test]
+fn echo_through_io_uring_answers_every_datagram() {
+    let r = run(&["--echo", "--io-uring", "--requests-per-s", "2000"]);
+    assert_eq!(r["io_uring"], true);
+    // As the paced echo above, every request answered, through the ring: no recvmmsg
+    // or sendmmsg, one io_uring_enter per wake-up.
+    let (asked, answered) = (n(&r, "answers"), n(&r, "deliveries"));
+    assert_eq!(asked, answered, "{r}");
+    assert!((1_600..=2_000 + 20 + 5).contains(&answered), "{r}");
+    assert_eq!(n(&r, "recvmmsg_calls"), 0, "{r}");
+    let per_enter = r["datagrams_per_ring_enter"].as_f64().unwrap();
+    assert!(per_enter > 0.5 && per_enter < 1.5, "{r}");
 }

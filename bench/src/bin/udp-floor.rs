@@ -102,6 +102,11 @@ struct Args {
     /// plain server sleeps and wakes as often as that server did.
     #[arg(long, default_value_t = 0)]
     requests_per_s: u64,
+    /// With `--echo`: the server waits, receives and sends through one io_uring
+    /// (multishot `recvmsg`, `sendmsg` entries submitted with the next wait) instead of
+    /// `poll`, `recvmmsg` and `sendmmsg`.
+    #[arg(long)]
+    io_uring: bool,
     /// Write the report as JSON here as well.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -130,11 +135,16 @@ struct Report {
     answers: u64,
     sendmmsg_calls: u64,
     recvmmsg_calls: u64,
+    /// With `--io-uring`: the server waited, received and sent through one io_uring, and
+    /// entered it this many times (no `recvmmsg` or `sendmmsg`).
+    io_uring: bool,
+    ring_enters: u64,
     server_cpu_s: f64,
     us_per_delivery: f64,
     datagrams_in_per_delivery: f64,
     datagrams_per_recvmmsg: f64,
     datagrams_per_sendmmsg: f64,
+    datagrams_per_ring_enter: f64,
     /// % of the server CPU's time the hypervisor ran something else (steal).
     server_steal_pct: Option<f64>,
 }
@@ -180,6 +190,9 @@ fn main() -> Result<()> {
     if args.payload_bytes == 0 || args.payload_bytes > 1_200 || args.ack_bytes == 0 {
         bail!("--payload-bytes must be 1..=1200 and --ack-bytes above 0");
     }
+    if args.io_uring && !args.echo {
+        bail!("--io-uring applies only with --echo");
+    }
     if args.requests_per_s > 0 && !args.echo {
         bail!("--requests-per-s paces echo clients: it applies only with --echo");
     }
@@ -219,7 +232,9 @@ fn main() -> Result<()> {
             }
         }
     };
-    let report = if args.echo {
+    let report = if args.echo && args.io_uring {
+        uring::serve_echo(&args, &server)
+    } else if args.echo {
         serve_echo(&args, &server)
     } else {
         serve(&args, &server, &addrs)
@@ -230,7 +245,16 @@ fn main() -> Result<()> {
         .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
     let report = report?;
 
-    if args.echo {
+    if report.io_uring {
+        println!(
+            "udp-floor --echo --io-uring: {} clients, one datagram in flight each: {:.2} µs \
+             of server CPU per round trip ({} round trips, {:.2} per io_uring_enter)",
+            report.clients,
+            report.us_per_delivery,
+            report.deliveries,
+            report.datagrams_per_ring_enter
+        );
+    } else if args.echo {
         println!(
             "udp-floor --echo: {} clients, one datagram in flight each: {:.2} µs of server \
              CPU per round trip ({} round trips, {:.1} per recvmmsg, {:.1} per sendmmsg)",
@@ -346,6 +370,7 @@ impl Meter {
         r.datagrams_in_per_delivery = per(r.answers as f64, r.deliveries);
         r.datagrams_per_recvmmsg = per(r.answers as f64, r.recvmmsg_calls);
         r.datagrams_per_sendmmsg = per(r.deliveries as f64, r.sendmmsg_calls);
+        r.datagrams_per_ring_enter = per(r.answers as f64, r.ring_enters);
         r.server_steal_pct = match (steal0, server_steal_ticks(self.cpu)) {
             (Some(a), Some(b)) => Some(100.0 * (b - a) as f64 / clock_ticks() / window),
             _ => None,
@@ -733,4 +758,311 @@ fn clients(
     // SAFETY: ep is an open descriptor owned here.
     unsafe { libc::close(ep) };
     Ok(())
+}
+
+/// `--echo --io-uring`: the echo server waiting, receiving and sending through one
+/// io_uring instead of `poll`, `recvmmsg` and `sendmmsg`.
+///
+/// A multishot `recvmsg` stays armed on the socket and fills buffers the kernel takes
+/// from a registered ring; each reply is a `sendmsg` entry submitted with the next wait,
+/// so a round trip costs one `io_uring_enter`. The ring is single-issuer with deferred
+/// task work: a datagram's receive runs in this thread when it next enters the ring
+/// (billed to the server, as `recvmmsg` is), not in the sender's softirq.
+mod uring {
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{anyhow, bail, Context, Result};
+    use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+    use super::{pin, set_buffers, Args, Meter, Report, SOCKADDR_IN_LEN};
+
+    /// The receive's user data; a send's is its slot.
+    const RECV: u64 = u64::MAX;
+    /// The provided buffers' group.
+    const GROUP: u16 = 1;
+    /// Provided receive buffers (a power of two) and the bytes of each: a datagram of at
+    /// most 1,200 bytes plus the header and sender address multishot `recvmsg` puts
+    /// before it.
+    const BUFS: u16 = 64;
+    const BUF_BYTES: usize = 2_048;
+    /// Send slots, taken in turn. A successful send posts no completion, so a slot is
+    /// never known to be free; a UDP `sendmsg` is done when submitted unless the socket
+    /// buffer is full, and ten clients keep at most ten replies in flight.
+    const SLOTS: usize = 64;
+
+    /// The provided-buffer ring: BUFS entries in page-aligned memory the kernel reads,
+    /// each pointing into `slab`, which the kernel writes. Both are reached only through
+    /// raw pointers once registered.
+    struct BufRing {
+        entries: *mut types::BufRingEntry,
+        layout: std::alloc::Layout,
+        slab: *mut u8,
+        slab_len: usize,
+        tail: u16,
+    }
+
+    impl BufRing {
+        fn new() -> Result<Self> {
+            let bytes = usize::from(BUFS) * std::mem::size_of::<types::BufRingEntry>();
+            let layout = std::alloc::Layout::from_size_align(bytes, 4_096)?;
+            // SAFETY: the layout's size is not zero; freed in Drop with the same layout.
+            let entries: *mut types::BufRingEntry =
+                unsafe { std::alloc::alloc_zeroed(layout) }.cast();
+            if entries.is_null() {
+                bail!("allocating the buffer ring");
+            }
+            let slab_len = usize::from(BUFS) * BUF_BYTES;
+            let slab = Box::into_raw(vec![0u8; slab_len].into_boxed_slice()).cast::<u8>();
+            let mut ring = Self {
+                entries,
+                layout,
+                slab,
+                slab_len,
+                tail: 0,
+            };
+            for bid in 0..BUFS {
+                ring.give(bid);
+            }
+            ring.publish();
+            Ok(ring)
+        }
+
+        /// Hand buffer `bid` (back) to the kernel; seen once published.
+        fn give(&mut self, bid: u16) {
+            // SAFETY: the index is masked into the BUFS entries; `bid` < BUFS, so the
+            // address is inside the slab.
+            unsafe {
+                let e = &mut *self.entries.add(usize::from(self.tail & (BUFS - 1)));
+                e.set_addr(self.slab.add(usize::from(bid) * BUF_BYTES) as u64);
+                e.set_len(BUF_BYTES as u32);
+                e.set_bid(bid);
+            }
+            self.tail = self.tail.wrapping_add(1);
+        }
+
+        fn publish(&self) {
+            // SAFETY: the tail lives in the ring's first entry, which the kernel reads:
+            // written with release ordering after the entries.
+            unsafe {
+                let tail = types::BufRingEntry::tail(self.entries).cast::<AtomicU16>();
+                (*tail).store(self.tail, Ordering::Release);
+            }
+        }
+
+        /// The first `len` bytes the kernel wrote into buffer `bid`.
+        ///
+        /// # Safety
+        /// The buffer is the caller's (its completion was taken, it was not given back).
+        unsafe fn filled(&self, bid: u16, len: usize) -> &[u8] {
+            let len = len.min(BUF_BYTES);
+            // SAFETY: inside the slab (bid < BUFS, len ≤ BUF_BYTES); the kernel does not
+            // write a buffer it does not hold.
+            unsafe { std::slice::from_raw_parts(self.slab.add(usize::from(bid) * BUF_BYTES), len) }
+        }
+    }
+
+    impl Drop for BufRing {
+        fn drop(&mut self) {
+            // SAFETY: allocated in `new` with these sizes; the io_uring that used them
+            // is dropped before (see `serve_echo`).
+            unsafe {
+                std::alloc::dealloc(self.entries.cast(), self.layout);
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.slab,
+                    self.slab_len,
+                )));
+            }
+        }
+    }
+
+    /// The replies' `sendmsg` headers, each with its destination, sharing one iovec of
+    /// the payload, built once. The kernel reads them through raw pointers.
+    struct Replies {
+        _payload: Vec<u8>,
+        _iov: Box<libc::iovec>,
+        to: *mut libc::sockaddr_in,
+        headers: *mut libc::msghdr,
+        next: usize,
+    }
+
+    impl Replies {
+        fn new(payload: Vec<u8>) -> Self {
+            let mut iov = Box::new(libc::iovec {
+                iov_base: payload.as_ptr() as *mut libc::c_void,
+                iov_len: payload.len(),
+            });
+            // SAFETY: sockaddr_in and msghdr are plain data, all-zero valid.
+            let to: Box<[libc::sockaddr_in]> = vec![unsafe { std::mem::zeroed() }; SLOTS].into();
+            let to = Box::into_raw(to).cast::<libc::sockaddr_in>();
+            let mut headers: Box<[libc::msghdr]> =
+                vec![unsafe { std::mem::zeroed() }; SLOTS].into();
+            for (i, h) in headers.iter_mut().enumerate() {
+                h.msg_iov = &mut *iov;
+                h.msg_iovlen = 1;
+                // SAFETY: i < SLOTS, inside `to`.
+                h.msg_name = unsafe { to.add(i) }.cast();
+                h.msg_namelen = SOCKADDR_IN_LEN;
+            }
+            Self {
+                _payload: payload,
+                _iov: iov,
+                to,
+                headers: Box::into_raw(headers).cast(),
+                next: 0,
+            }
+        }
+
+        /// The next slot's header, addressed to `to`.
+        fn to(&mut self, to: libc::sockaddr_in) -> (usize, *const libc::msghdr) {
+            let slot = self.next;
+            self.next = (slot + 1) % SLOTS;
+            // SAFETY: slot < SLOTS; slots are reused SLOTS sends later (see SLOTS).
+            unsafe {
+                self.to.add(slot).write(to);
+                (slot, self.headers.add(slot))
+            }
+        }
+    }
+
+    impl Drop for Replies {
+        fn drop(&mut self) {
+            // SAFETY: both came from boxed slices of SLOTS in `new`; the ring that read
+            // them is gone.
+            unsafe {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.to, SLOTS,
+                )));
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.headers,
+                    SLOTS,
+                )));
+            }
+        }
+    }
+
+    /// Echo as `super::serve_echo` does, through the ring.
+    pub(super) fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
+        pin(args.server_cpu)?;
+        set_buffers(sock, 8 << 20);
+        let fd = types::Fd(sock.as_raw_fd());
+        let mut bufs = BufRing::new()?;
+        let mut replies = Replies::new(vec![0x5au8; args.payload_bytes]);
+        // What the multishot receive is told: room for an IPv4 sender, no control data.
+        // SAFETY: msghdr is plain data, all-zero valid.
+        let mut recv_hdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        recv_hdr.msg_namelen = SOCKADDR_IN_LEN;
+
+        let mut ring: IoUring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_coop_taskrun()
+            .build(256)
+            .context("io_uring_setup (single issuer, deferred task work: Linux 6.1)")?;
+        // SAFETY: the entries are page-aligned, BUFS long, and outlive the ring (dropped
+        // first below).
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(bufs.entries as u64, BUFS, GROUP, 0)
+                .context("registering the buffer ring (Linux 5.19)")?;
+        }
+        let arm = |ring: &mut IoUring, hdr: &libc::msghdr| -> Result<()> {
+            let sqe = opcode::RecvMsgMulti::new(fd, hdr, GROUP)
+                .build()
+                .user_data(RECV);
+            // SAFETY: the header is boxed and outlives the ring.
+            unsafe { ring.submission().push(&sqe) }.map_err(|_| anyhow!("submission queue full"))
+        };
+        arm(&mut ring, &recv_hdr)?;
+
+        let mut meter = Meter::new(args);
+        let mut r = Report::new(args);
+        r.io_uring = true;
+        let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(256);
+        loop {
+            let now = Instant::now();
+            let inside = meter.inside(now)?;
+            if now >= meter.end {
+                break;
+            }
+            let wait = meter
+                .end
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(100));
+            let ts = types::Timespec::from(wait);
+            match ring
+                .submitter()
+                .submit_with_args(1, &types::SubmitArgs::new().timespec(&ts))
+            {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+                Err(e) => return Err(e).context("io_uring_enter"),
+            }
+            done.clear();
+            done.extend(
+                ring.completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            let mut answered = 0u64;
+            let mut rearm = false;
+            for &(data, res, flags) in &done {
+                if data != RECV {
+                    bail!("sendmsg: {}", std::io::Error::from_raw_os_error(-res));
+                }
+                // A multishot receive that ends (out of buffers, or an error) is armed
+                // again.
+                rearm |= !cqueue::more(flags);
+                if res == -libc::ENOBUFS {
+                    continue;
+                }
+                if res < 0 {
+                    bail!(
+                        "multishot recvmsg: {}",
+                        std::io::Error::from_raw_os_error(-res)
+                    );
+                }
+                let bid = cqueue::buffer_select(flags)
+                    .ok_or_else(|| anyhow!("a receive completion without a buffer"))?;
+                // SAFETY: the completion gave this buffer to us; it goes back below.
+                let msg =
+                    types::RecvMsgOut::parse(unsafe { bufs.filled(bid, res as usize) }, &recv_hdr)
+                        .map_err(|_| anyhow!("a receive too short for its header"))?;
+                if msg.name_data().len() < std::mem::size_of::<libc::sockaddr_in>() {
+                    bail!("a sender address that is not IPv4");
+                }
+                // SAFETY: at least a sockaddr_in's bytes, as the kernel wrote them.
+                let from = unsafe {
+                    std::ptr::read_unaligned(msg.name_data().as_ptr().cast::<libc::sockaddr_in>())
+                };
+                bufs.give(bid);
+                let (slot, header) = replies.to(from);
+                let sqe = opcode::SendMsg::new(fd, header)
+                    .build()
+                    .flags(squeue::Flags::SKIP_SUCCESS)
+                    .user_data(slot as u64);
+                // SAFETY: the header and what it points at live in `replies`, which
+                // outlives the ring.
+                unsafe { ring.submission().push(&sqe) }
+                    .map_err(|_| anyhow!("submission queue full"))?;
+                answered += 1;
+            }
+            bufs.publish();
+            if rearm {
+                arm(&mut ring, &recv_hdr)?;
+            }
+            if inside {
+                r.ring_enters += 1;
+                r.answers += answered;
+                r.deliveries += answered;
+            }
+        }
+        let report = meter.close(Instant::now(), r);
+        // The kernel lets go of the buffers and headers with the ring.
+        drop(ring);
+        drop(bufs);
+        drop(replies);
+        report
+    }
 }
