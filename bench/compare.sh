@@ -19,7 +19,8 @@
 #   echo100x8  100 sessions × 8 messages in flight × 64 B, one bidi stream per session
 #   echo10x1   10 sessions × 1 in flight × 64 B. After each pair of runs, the same
 #              datagrams in plain UDP (udp-floor --echo) at the round trips per second
-#              the peer reached: what the kernel alone takes per round trip at that pace
+#              the peer reached: what the kernel alone takes per round trip at that pace,
+#              once with recvmmsg/sendmmsg/poll and once through io_uring (--io-uring)
 #   fanout     mc-service only: one meeting of 1,000 participants, mute toggles at 10 and
 #              40 msg/s (each reaches all 1,000): server CPU per delivered notification;
 #              up to 30 s of drain for notifications still queued at the end. After each
@@ -245,6 +246,13 @@ echo_floor() { # run
     --server-cpu "$SERVER_CPU" --client-cpu "$CLIENT_CPU" --json "$OUT/echo-floor-$1.json")
   record "${cmd[*]}"
   "${cmd[@]}" >"$OUT/echo-floor-$1.txt" 2>&1
+  # The same through one io_uring (multishot recvmsg, sendmsg entries submitted with the
+  # next wait): what the kernel's part would be with the fewest system calls.
+  log "echo10x1 run $1/$RUNS: the same through io_uring (udp-floor --echo --io-uring)"
+  cmd=("$FLOOR" --echo --io-uring --clients 10 --requests-per-s "$pace" --warmup "$WARMUP" --duration "$DURATION"
+    --server-cpu "$SERVER_CPU" --client-cpu "$CLIENT_CPU" --json "$OUT/echo-floor-uring-$1.json")
+  record "${cmd[*]}"
+  "${cmd[@]}" >"$OUT/echo-floor-uring-$1.txt" 2>&1
 }
 
 if has_op setup; then

@@ -212,19 +212,22 @@ if rows:
         )
     echo = summary["pairs"].get("echo10x1")
     floors = [load(f"echo-floor-{r['run']}") for r in echo["runs"]] if echo else []
+    # The same floor through io_uring (older sittings have none).
+    uring_floors = [load(f"echo-floor-uring-{r['run']}") for r in echo["runs"]] if echo else []
     if any(floors):
         md += [
             "",
             "### Echo 10 × 1 beside the same datagrams in plain UDP (`udp-floor --echo`, after each pair)",
             "",
-            "| run | peer round trips/s | plain UDP round trips/s (paced to the peer's) | server µs per round trip: mc-service, peer, plain UDP | plain UDP ÷ peer | mc-service ÷ peer | above plain UDP: mc-service ÷ peer | datagrams per recvmmsg, plain UDP | % steal, plain UDP |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| run | peer round trips/s | plain UDP round trips/s (paced to the peer's) | server µs per round trip: mc-service, peer, plain UDP | plain UDP ÷ peer | mc-service ÷ peer | above plain UDP: mc-service ÷ peer | datagrams per recvmmsg, plain UDP | % steal, plain UDP | plain UDP through io_uring: µs per round trip, ÷ peer, ÷ plain UDP |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         rows_floor = []
-        for r, f in zip(echo["runs"], floors):
+        for r, f, g in zip(echo["runs"], floors, uring_floors or [None] * len(floors)):
             if not f:
                 continue
             m, p, u = r["mc"]["us_per_op"], r["peer"]["us_per_op"], f.get("us_per_delivery")
+            v = g.get("us_per_delivery") if g else None
             x = {
                 "run": r["run"],
                 "floor_us_per_rt": u,
@@ -235,6 +238,10 @@ if rows:
                 if None not in (m, p, u) and p > u
                 else None,
                 "report": f,
+                "uring_floor_us_per_rt": v,
+                "uring_floor_over_peer": v / p if v is not None and p else None,
+                "uring_floor_over_floor": v / u if v is not None and u else None,
+                "uring_report": g,
             }
             # Plain clients that fell well short of the pace measured another load (the
             # host busy with something else): shown, marked, and left out of the medians.
@@ -248,17 +255,28 @@ if rows:
                 f"| {r['run']} | {fmt(r['peer']['ops_per_s'], 0)} | {fmt(x['floor_rt_per_s'], 0)}{mark} | "
                 f"{fmt(m, 2)}, {fmt(p, 2)}, {fmt(u, 2)} | {fmt(x['floor_over_peer'], 2)} | "
                 f"{fmt(x['mc_over_peer'], 2)} | {fmt(x['above_floor_mc_over_peer'], 2)} | "
-                f"{fmt(f.get('datagrams_per_recvmmsg'), 2)} | {fmt(f.get('server_steal_pct'), 1)} |"
+                f"{fmt(f.get('datagrams_per_recvmmsg'), 2)} | {fmt(f.get('server_steal_pct'), 1)} | "
+                f"{fmt(v, 2)}, {fmt(x['uring_floor_over_peer'], 2)}, {fmt(x['uring_floor_over_floor'], 2)} |"
             )
         agg = {
             k: med([x[k] for x in rows_floor if x["pace_reached"]])
-            for k in ("floor_us_per_rt", "floor_over_peer", "mc_over_peer", "above_floor_mc_over_peer")
+            for k in (
+                "floor_us_per_rt",
+                "floor_over_peer",
+                "mc_over_peer",
+                "above_floor_mc_over_peer",
+                "uring_floor_us_per_rt",
+                "uring_floor_over_peer",
+                "uring_floor_over_floor",
+            )
         }
         agg["runs"] = rows_floor
         echo["floor"] = agg
         md += [
             f"| median | | | {fmt(agg['floor_us_per_rt'], 2)} (plain UDP) | **{fmt(agg['floor_over_peer'], 2)}** | "
-            f"**{fmt(agg['mc_over_peer'], 2)}** | **{fmt(agg['above_floor_mc_over_peer'], 2)}** | | |",
+            f"**{fmt(agg['mc_over_peer'], 2)}** | **{fmt(agg['above_floor_mc_over_peer'], 2)}** | | | "
+            f"{fmt(agg['uring_floor_us_per_rt'], 2)}, **{fmt(agg['uring_floor_over_peer'], 2)}**, "
+            f"**{fmt(agg['uring_floor_over_floor'], 2)}** |",
             "",
             "`udp-floor --echo` (bench/src/bin/udp-floor.rs): ten client sockets, each with one "
             "100-byte datagram in flight, paced together to the round trips per second the peer "
@@ -268,7 +286,11 @@ if rows:
             "plain UDP ÷ peer is the lowest ratio any server could reach in that run, and the "
             "last ratio compares what the two servers spend above it. A run whose plain clients "
             f"reached less than {PACE_REACHED:.0%} of the pace is marked and left out of the "
-            "medians: the host was busy, and the floor measured a slower load.",
+            "medians: the host was busy, and the floor measured a slower load. The last column "
+            "is the same plain server waiting, receiving and sending through one io_uring "
+            "(`udp-floor --echo --io-uring`: a multishot `recvmsg`, each reply a `sendmsg` "
+            "entry submitted with the next wait, one `io_uring_enter` per wake-up): the "
+            "kernel's part with the fewest system calls.",
         ]
     rx_rows = [(op, a) for op, a in rows if any(r["mc"]["rx_path"] for r in a["runs"])]
     if rx_rows:
@@ -518,8 +540,9 @@ md += [
     "- `<op>-<mc|peer>-<run>.json` / `.txt`: the load generator's report of each run "
     "(`window` holds operations, generator and server CPU).",
     "- `memory-<server>.rss.csv` and `.phases`: RSS samples and phase boundaries (ms since the epoch).",
-    "- `floor<rate>-<run>.json` / `.txt` and `echo-floor-<run>.json` / `.txt`: `udp-floor`'s "
-    "report of the plain UDP run after each fan-out run and after each echo 10 × 1 pair.",
+    "- `floor<rate>-<run>.json` / `.txt`, `echo-floor-<run>.json` / `.txt` and "
+    "`echo-floor-uring-<run>.json` / `.txt`: `udp-floor`'s report of the plain UDP run after "
+    "each fan-out run and after each echo 10 × 1 pair (the last through io_uring).",
 ]
 text = "\n".join(md) + "\n"
 with open(os.path.join(OUT, "summary" + ".md"), "w") as f:
