@@ -788,10 +788,8 @@ mod uring {
     /// before it.
     const BUFS: u16 = 64;
     const BUF_BYTES: usize = 2_048;
-    /// Send slots, taken in turn. A successful send posts no completion, so a slot is
-    /// never known to be free; a UDP `sendmsg` is done when submitted unless the socket
-    /// buffer is full, and ten clients keep at most ten replies in flight.
-    const SLOTS: usize = 64;
+    /// Fewest send slots (see `Replies`).
+    const MIN_SLOTS: usize = 64;
 
     /// The provided-buffer ring: BUFS entries in page-aligned memory the kernel reads,
     /// each pointing into `slab`, which the kernel writes. Both are reached only through
@@ -879,30 +877,36 @@ mod uring {
     }
 
     /// The replies' `sendmsg` headers, each with its destination, sharing one iovec of
-    /// the payload, built once. The kernel reads them through raw pointers.
+    /// the payload, built once; the kernel reads them through raw pointers. Slots are
+    /// taken in turn. A send is submitted with the next wait and, sent `MSG_DONTWAIT`,
+    /// finishes or fails within that submission, so its slot is free once the wait
+    /// returns: with one request in flight per client, at most `clients` replies are
+    /// pending at a time, and there are twice as many slots.
     struct Replies {
         _payload: Vec<u8>,
         _iov: Box<libc::iovec>,
         to: *mut libc::sockaddr_in,
         headers: *mut libc::msghdr,
+        slots: usize,
         next: usize,
     }
 
     impl Replies {
-        fn new(payload: Vec<u8>) -> Self {
+        fn new(payload: Vec<u8>, clients: usize) -> Self {
+            let slots = (2 * clients).max(MIN_SLOTS);
             let mut iov = Box::new(libc::iovec {
                 iov_base: payload.as_ptr() as *mut libc::c_void,
                 iov_len: payload.len(),
             });
             // SAFETY: sockaddr_in and msghdr are plain data, all-zero valid.
-            let to: Box<[libc::sockaddr_in]> = vec![unsafe { std::mem::zeroed() }; SLOTS].into();
+            let to: Box<[libc::sockaddr_in]> = vec![unsafe { std::mem::zeroed() }; slots].into();
             let to = Box::into_raw(to).cast::<libc::sockaddr_in>();
             let mut headers: Box<[libc::msghdr]> =
-                vec![unsafe { std::mem::zeroed() }; SLOTS].into();
+                vec![unsafe { std::mem::zeroed() }; slots].into();
             for (i, h) in headers.iter_mut().enumerate() {
                 h.msg_iov = &mut *iov;
                 h.msg_iovlen = 1;
-                // SAFETY: i < SLOTS, inside `to`.
+                // SAFETY: i < slots, inside `to`.
                 h.msg_name = unsafe { to.add(i) }.cast();
                 h.msg_namelen = SOCKADDR_IN_LEN;
             }
@@ -911,33 +915,44 @@ mod uring {
                 _iov: iov,
                 to,
                 headers: Box::into_raw(headers).cast(),
+                slots,
                 next: 0,
             }
         }
 
-        /// The next slot's header, addressed to `to`.
-        fn to(&mut self, to: libc::sockaddr_in) -> (usize, *const libc::msghdr) {
+        /// The next slot, addressed to `to`.
+        fn to(&mut self, to: libc::sockaddr_in) -> usize {
             let slot = self.next;
-            self.next = (slot + 1) % SLOTS;
-            // SAFETY: slot < SLOTS; slots are reused SLOTS sends later (see SLOTS).
-            unsafe {
-                self.to.add(slot).write(to);
-                (slot, self.headers.add(slot))
-            }
+            self.next = (slot + 1) % self.slots;
+            // SAFETY: slot < slots; a slot is rewritten only after its send finished
+            // (see the struct).
+            unsafe { self.to.add(slot).write(to) };
+            slot
+        }
+
+        /// The `sendmsg` entry of `slot` (`MSG_DONTWAIT`; no completion on success).
+        fn entry(&self, fd: types::Fd, slot: usize) -> squeue::Entry {
+            // SAFETY: slot < slots, inside `headers`.
+            let header = unsafe { self.headers.add(slot % self.slots) };
+            opcode::SendMsg::new(fd, header)
+                .flags(libc::MSG_DONTWAIT as u32)
+                .build()
+                .flags(squeue::Flags::SKIP_SUCCESS)
+                .user_data(slot as u64)
         }
     }
 
     impl Drop for Replies {
         fn drop(&mut self) {
-            // SAFETY: both came from boxed slices of SLOTS in `new`; the ring that read
+            // SAFETY: both came from boxed slices of `slots` in `new`; the ring that read
             // them is gone.
             unsafe {
                 drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                    self.to, SLOTS,
+                    self.to, self.slots,
                 )));
                 drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
                     self.headers,
-                    SLOTS,
+                    self.slots,
                 )));
             }
         }
@@ -949,7 +964,7 @@ mod uring {
         set_buffers(sock, 8 << 20);
         let fd = types::Fd(sock.as_raw_fd());
         let mut bufs = BufRing::new()?;
-        let mut replies = Replies::new(vec![0x5au8; args.payload_bytes]);
+        let mut replies = Replies::new(vec![0x5au8; args.payload_bytes], args.clients);
         // What the multishot receive is told: room for an IPv4 sender, no control data.
         // SAFETY: msghdr is plain data, all-zero valid.
         let mut recv_hdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
@@ -959,7 +974,8 @@ mod uring {
             .setup_single_issuer()
             .setup_defer_taskrun()
             .setup_coop_taskrun()
-            .build(256)
+            // Room for a reply to every client and the receive.
+            .build((replies.slots as u32 + 1).next_power_of_two())
             .context("io_uring_setup (single issuer, deferred task work: Linux 6.1)")?;
         // SAFETY: the entries are page-aligned, BUFS long, and outlive the ring (dropped
         // first below).
@@ -981,6 +997,9 @@ mod uring {
         let mut r = Report::new(args);
         r.io_uring = true;
         let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(256);
+        // Replies to submit with the next wait: new ones, and those the full socket
+        // buffer refused.
+        let mut pending: Vec<usize> = Vec::with_capacity(replies.slots);
         loop {
             let now = Instant::now();
             let inside = meter.inside(now)?;
@@ -1009,7 +1028,14 @@ mod uring {
             let mut rearm = false;
             for &(data, res, flags) in &done {
                 if data != RECV {
-                    bail!("sendmsg: {}", std::io::Error::from_raw_os_error(-res));
+                    // Only a failed send posts a completion. The socket buffer full: the
+                    // reply goes again with the next wait (its slot is untouched until
+                    // `slots` replies later); anything else ends the run.
+                    if res != -libc::EAGAIN {
+                        bail!("sendmsg: {}", std::io::Error::from_raw_os_error(-res));
+                    }
+                    pending.push(data as usize);
+                    continue;
                 }
                 // A multishot receive that ends (out of buffers, or an error) is armed
                 // again.
@@ -1037,16 +1063,15 @@ mod uring {
                     std::ptr::read_unaligned(msg.name_data().as_ptr().cast::<libc::sockaddr_in>())
                 };
                 bufs.give(bid);
-                let (slot, header) = replies.to(from);
-                let sqe = opcode::SendMsg::new(fd, header)
-                    .build()
-                    .flags(squeue::Flags::SKIP_SUCCESS)
-                    .user_data(slot as u64);
+                let slot = replies.to(from);
+                pending.push(slot);
+                answered += 1;
+            }
+            for slot in pending.drain(..) {
                 // SAFETY: the header and what it points at live in `replies`, which
                 // outlives the ring.
-                unsafe { ring.submission().push(&sqe) }
+                unsafe { ring.submission().push(&replies.entry(fd, slot)) }
                     .map_err(|_| anyhow!("submission queue full"))?;
-                answered += 1;
             }
             bufs.publish();
             if rearm {
