@@ -228,6 +228,10 @@ if rows:
                 continue
             m, p, u = r["mc"]["us_per_op"], r["peer"]["us_per_op"], f.get("us_per_delivery")
             v = g.get("us_per_delivery") if g else None
+            # A run through io_uring that fell short of the pace measured another load.
+            if g and g.get("window_s") and r["peer"]["ops_per_s"]:
+                if g["deliveries"] / g["window_s"] < PACE_REACHED * r["peer"]["ops_per_s"]:
+                    v = None
             x = {
                 "run": r["run"],
                 "floor_us_per_rt": u,
@@ -287,6 +291,7 @@ if rows:
             "last ratio compares what the two servers spend above it. A run whose plain clients "
             f"reached less than {PACE_REACHED:.0%} of the pace is marked and left out of the "
             "medians: the host was busy, and the floor measured a slower load. The last column "
+            f"(n/a where its clients too fell below {PACE_REACHED:.0%} of the pace) "
             "is the same plain server waiting, receiving and sending through one io_uring "
             "(`udp-floor --echo --io-uring`: a multishot `recvmsg`, each reply a `sendmsg` "
             "entry submitted with the next wait, one `io_uring_enter` per wake-up): the "
