@@ -36,8 +36,9 @@
 # operations of that phase. Loopback only; servers are stopped on exit.
 #
 # Writes into bench/results/<UTC stamp>-<commit>-compare/ (<run>/): <run>/summary.md, summary.json,
-# commands.txt, each load generator JSON and log, and with --perf the perf reports (the
-# fan-out's also splits the shard's time by step of its loop: bench/scripts/perf-phases.py).
+# commands.txt, each load generator JSON and log, and with --perf the perf reports (each
+# splits the server's time by whose code ran, bench/scripts/perf-crates.py; the fan-out's
+# also by step of the shard's loop, bench/scripts/perf-phases.py).
 # Every flag also has an environment variable (COMPARE_<FLAG>, e.g. COMPARE_RUNS=5).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -382,8 +383,10 @@ PY
       after=$(wakeups)
       wait "$lg_pid"
     else
-      record "perf record -g -p $SERVER_PID -o $file.data  # during the run below"
-      perf record -g -p "$SERVER_PID" -o "$data" 2>"$SCRATCH/$file.err" &
+      # DWARF call chains (the release build keeps no frame pointers), so that
+      # perf-crates.py below can give generic code and libc to the crate that called it.
+      record "perf record --call-graph dwarf,16384 -F 999 -p $SERVER_PID -o $file.data  # during the run below"
+      perf record --call-graph dwarf,16384 -F 999 -p "$SERVER_PID" -o "$data" 2>"$SCRATCH/$file.err" &
       PERF_PID=$!
       before=$(wakeups)
       # shellcheck disable=SC2046
@@ -401,7 +404,7 @@ PY
         echo "# perf record --call-graph dwarf -F 999 -p <$server pid> for the first $secs s of the measured window of: ${*}"
         wakeup_rates "$before" "$after" "the recording"
       else
-        echo "# perf record -g -p <$server pid> during: ${*}"
+        echo "# perf record --call-graph dwarf -F 999 -p <$server pid> during: ${*}"
         wakeup_rates "$before" "$after" "this run, warm-up included"
       fi
       echo "# perf report --no-children --stdio -g none --sort dso (share of samples by binary)"
@@ -410,14 +413,18 @@ PY
       echo "# perf report --no-children --stdio -g none (top 30 by overhead; self time)"
       perf report --no-children --stdio -g none --percent-limit 0.1 -i "$data" 2>/dev/null \
         | grep -v '^#' | grep -v '^$' | head -30 || true
+      local us
+      us=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["window"]["server"][0]["us_per_op"])' \
+        "$OUT/$file.json" 2>/dev/null || true)
+      perf script -F comm,ip,sym -i "$data" 2>/dev/null >"$SCRATCH/$file.script" || true
+      echo "# µs per operation below: shares of the profiled run's server CPU per operation, ${us:-n/a} µs (perf's own cost included)"
+      record "perf script -F comm,ip,sym -i $file.data | python3 bench/scripts/perf-crates.py $us"
+      python3 bench/scripts/perf-crates.py $us <"$SCRATCH/$file.script" || true
       if [[ ${PERF_PHASES:-0} == 1 ]]; then
-        local us
-        us=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["window"]["server"][0]["us_per_op"])' \
-          "$OUT/$file.json" 2>/dev/null || true)
         record "perf script -F comm,ip,sym -i $file.data | python3 bench/scripts/perf-phases.py $us"
-        echo "# µs per operation below: shares of the profiled run's server CPU per operation, ${us:-n/a} µs (perf's own cost included)"
-        perf script -F comm,ip,sym -i "$data" 2>/dev/null | python3 bench/scripts/perf-phases.py $us || true
+        python3 bench/scripts/perf-phases.py $us <"$SCRATCH/$file.script" || true
       fi
+      rm -f "$SCRATCH/$file.script"
       if grep -qi "kptr_restrict\|kernel symbols\|kallsyms" "$SCRATCH/$file.err" 2>/dev/null; then
         echo "# perf warned about kernel symbols: kernel frames may be unresolved"
       fi
