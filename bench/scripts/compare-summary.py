@@ -532,8 +532,12 @@ perf = [n for n in sorted(os.listdir(OUT)) if n.startswith("perf-") and n.endswi
 if perf:
     md += ["", "## Profiles", ""]
     md += [
-        f"- `{n}`: shares by binary (kernel, server, libc) and `perf report --no-children` "
-        f"top 30 (self time) of {'the peer' if n.endswith('-peer.txt') else 'mc-service'}"
+        f"- `{n}`: {'the peer' if n.endswith('-peer.txt') else 'mc-service'}: shares by "
+        "binary (kernel, server, libc), `perf report --no-children` top 30 (self time)"
+        + ("; its time by whose code ran (`bench/scripts/perf-crates.py`)"
+           if "by whose code ran" in open(os.path.join(OUT, n)).read() else "")
+        + ("; the shard's time by step of its loop (`bench/scripts/perf-phases.py`)"
+           if "by step of the loop" in open(os.path.join(OUT, n)).read() else "")
         for n in perf
     ]
 
