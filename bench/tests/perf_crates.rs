@@ -75,17 +75,26 @@ fn each_sample_counts_once_for_the_first_crate_with_code_of_its_own() {
     assert!(line(&out, "kernel:").starts_with(" 16.7 %"), "{out}");
     // The memmove inside a BTreeMap inside quinn-proto is quinn-proto's, as is a
     // trait method of one of its types.
-    assert!(line(&out, "QUIC: quinn-proto").starts_with(" 33.3 %"), "{out}");
+    assert!(
+        line(&out, "QUIC: quinn-proto").starts_with(" 33.3 %"),
+        "{out}"
+    );
     assert!(line(&out, "crypto:").starts_with(" 16.7 %"), "{out}");
     // Standard library iterators and a primitive's trait method count for their caller.
     assert!(line(&out, "mc-service:").starts_with(" 16.7 %"), "{out}");
     assert!(line(&out, "unattributed:").starts_with(" 16.7 %"), "{out}");
-    assert!(!out.contains("peer:"), "an owner with no samples is left out:\n{out}");
+    assert!(
+        !out.contains("peer:"),
+        "an owner with no samples is left out:\n{out}"
+    );
 }
 
 #[test]
 fn with_the_cpu_per_operation_each_owner_is_also_given_in_microseconds() {
     let out = split(&["12"]);
-    assert!(line(&out, "QUIC: quinn-proto").ends_with("4.00 µs/op"), "{out}");
+    assert!(
+        line(&out, "QUIC: quinn-proto").ends_with("4.00 µs/op"),
+        "{out}"
+    );
     assert!(line(&out, "kernel:").ends_with("2.00 µs/op"), "{out}");
 }
