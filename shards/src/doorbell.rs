@@ -77,13 +77,13 @@ impl Doorbell {
 /// The owner's half: awaited by the executor that parks on it. `!Send`.
 pub struct DoorbellReceiver {
     socket: std::cell::RefCell<glommio::net::UnixStream>,
-    /// The socket's descriptor (owned by `socket`), for owners that wait on it with epoll.
+    /// The socket's descriptor (owned by `socket`), for owners that park on it.
     fd: std::os::fd::RawFd,
 }
 
 impl DoorbellReceiver {
-    /// The receiving socket's descriptor, for an owner that waits on it with epoll
-    /// together with its other descriptors.
+    /// The receiving socket's descriptor, for an owner that waits on it together with
+    /// its other descriptors (`crate::parker`).
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.fd
     }

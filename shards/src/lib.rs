@@ -15,8 +15,8 @@
 //!   drop. Nothing here blocks a thread.
 //! - [`doorbell`]: how a parked executor is woken when a peer enqueues (glommio cannot
 //!   await a crossbeam receiver).
-//! - [`parker`]: parking a looping executor's thread in one `epoll_pwait2` on its
-//!   doorbell and its sockets.
+//! - [`parker`]: parking a looping executor's thread in one system call on its
+//!   doorbell and its sockets (an io_uring of its own; epoll where io_uring is refused).
 //!
 //! Seeds (`MeshSeed`) are `Send` and cross into the executor thread; the handle an
 //! executor builds from its seed (`MeshHandle`) is `!Send` and stays there.

@@ -221,7 +221,7 @@ impl<M: Send> MeshHandle<M> {
         bell.set_parked(false);
     }
 
-    /// An epoll-based [`Parker`] for this executor: its doorbell, plus `fds` watched for
+    /// A [`Parker`] for this executor: its doorbell, plus `fds` watched for
     /// input. For an executor whose one task is a loop that owns everything it waits
     /// for; see [`Self::park_on`].
     pub fn parker(&self, fds: &[std::os::fd::RawFd]) -> std::io::Result<Parker> {

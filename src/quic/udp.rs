@@ -266,7 +266,7 @@ impl UdpIo {
         self.local
     }
 
-    /// The socket's descriptor, registered with the loop's epoll parker.
+    /// The socket's descriptor, watched by the loop's parker (`shards::parker`).
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()
     }

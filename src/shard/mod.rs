@@ -199,11 +199,12 @@ impl Shard {
         }
     }
 
-    /// Wait for a datagram, a mesh message or the next timer: one `epoll_pwait2(2)` on
-    /// the socket and the mesh doorbell, registered once (`shards::parker`). The shard's
-    /// executor runs nothing but this loop, so blocking its thread here costs nobody; it
-    /// saves the io_uring submissions (and cancellations) an awaited socket, doorbell and
-    /// timer would cost on every park.
+    /// Wait for a datagram, a mesh message or the next timer: one `io_uring_enter` on
+    /// the shard's own ring, which holds the mesh doorbell's poll and arms the socket's
+    /// with the wait (`shards::parker`; `epoll_pwait2` where io_uring is refused). The
+    /// shard's executor runs nothing but this loop, so blocking its thread here costs
+    /// nobody; it saves glommio the submissions (and cancellations) an awaited socket,
+    /// doorbell and timer would cost on every park.
     fn park(&self) {
         // At least once per PUBLISH_EVERY, so counters from the last busy pass reach
         // /metrics while idle.
@@ -267,9 +268,9 @@ pub async fn run(seed: ShardSeed) {
     let parker = match mesh.parker(&[quic.raw_fd()]) {
         Ok(p) => p,
         Err(e) => {
-            let _ = seed
-                .started
-                .send(Err(format!("epoll for the shard loop: {e}")));
+            let _ = seed.started.send(Err(format!(
+                "parking for the shard loop (io_uring or epoll): {e}"
+            )));
             return;
         }
     };

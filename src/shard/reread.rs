@@ -1,7 +1,7 @@
 //! Whether the loop reads the socket once more before it parks, after a pass that
 //! received requests (datagrams with something for the application).
 //!
-//! Parking costs an `epoll_pwait2` even when a datagram is already waiting, and then a
+//! Parking costs a wait (`shards::parker`) even when a datagram is already waiting, and then a
 //! `recvmmsg` to read it. While many clients each keep a request in flight, the next
 //! one is often there by the end of a pass: reading straight away saves the wait. When
 //! one client waits for each reply before sending again, the read finds nothing and
