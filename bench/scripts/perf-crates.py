@@ -26,7 +26,7 @@ import sys
 PASS_THROUGH = {
     "core", "alloc", "std", "hashbrown", "bytes", "slab", "smallvec", "tinyvec",
     "indexmap", "rustc_hash", "fxhash", "rand", "rand_core", "rand_chacha", "tracing",
-    "tracing_core", "log", "mimalloc", "libmimalloc_sys", "chacha20",
+    "tracing_core", "log", "mimalloc", "libmimalloc_sys", "chacha20", "compiler_builtins",
     "socket2",
 }
 
@@ -36,10 +36,11 @@ OWNERS = [
     ("QUIC: quinn-proto (packets, frames, ACKs, loss detection, streams)", {"quinn_proto"}),
     ("crypto: ring, rustls (AES-GCM, header protection)", {"ring", "rustls"}),
     ("mc-service: shard loop, UDP batches, HTTP/3, WebTransport, echo (mc_service, shards, glommio, crossbeam-channel)",
-     {"mc_service", "shards", "glommio", "crossbeam_channel", "prometheus", "hdrhistogram"}),
+     {"mc_service", "shards", "glommio", "scoped_tls", "io_uring", "crossbeam_channel",
+      "prometheus", "procfs", "procfs_core", "hdrhistogram"}),
     ("peer: tokio, quinn, wtransport, the echo server",
      {"tokio", "quinn", "quinn_udp", "wtransport", "wtransport_proto", "wt_echo_server",
-      "futures_util", "futures_core", "h3"}),
+      "futures_util", "futures_core", "h3", "parking_lot", "parking_lot_core", "mio"}),
 ]
 KERNEL = "kernel: system calls, the wait, interrupts"
 UNATTRIBUTED = "unattributed: libc or generic code with no caller perf unwound"
