@@ -237,13 +237,13 @@ fn a_parked_loop_wakes_for_its_socket_only_when_it_watches_it() {
 }
 
 #[test]
-fn a_loop_parked_in_epoll_is_woken_by_a_peer_and_by_stop() {
+fn a_parked_loop_is_woken_by_a_peer_and_by_stop() {
     let (mut seeds, monitor) = Mesh::build::<Instant>(2, &[16]).unwrap();
     let sender_seed = seeds.pop().unwrap();
     let receiver_seed = seeds.pop().unwrap();
     let (parked_tx, parked_rx) = mpsc::channel();
     let (got_tx, got_rx) = mpsc::channel();
-    let receiver = floating("epoll-parked")
+    let receiver = floating("loop-parked")
         .spawn(move || async move {
             let me = receiver_seed.into_handle();
             let parker = me.parker(&[]).unwrap();
@@ -265,7 +265,7 @@ fn a_loop_parked_in_epoll_is_woken_by_a_peer_and_by_stop() {
             t.elapsed()
         })
         .unwrap();
-    let sender = floating("epoll-waker")
+    let sender = floating("loop-waker")
         .spawn(move || async move {
             let me = sender_seed.into_handle();
             for _ in 0..3 {

@@ -1,11 +1,11 @@
 //! Whether the loop reads the socket once more before it parks, after a pass that
 //! received requests (datagrams with something for the application).
 //!
-//! Parking costs a wait (`shards::parker`) even when a datagram is already waiting, and then a
-//! `recvmmsg` to read it. While many clients each keep a request in flight, the next
-//! one is often there by the end of a pass: reading straight away saves the wait. When
-//! one client waits for each reply before sending again, the read finds nothing and
-//! only adds an empty pass before the park. So the loop keeps the outcome of its last
+//! Parking costs a wait (`shards::parker`) even when a datagram is already waiting, and
+//! then a `recvmmsg` to read it. While many clients each keep a request in flight, the
+//! next one is often there by the end of a pass: reading straight away saves the wait.
+//! When one client waits for each reply before sending again, the read finds nothing
+//! and only adds an empty pass before the park. So the loop keeps the outcome of its last
 //! [`HISTORY`] reads-again and reads again only while at least [`HITS_WANTED`] of them
 //! found requests. In paired runs on the benchmark host an empty pass cost one client
 //! about 0.5 µs per round trip (+5.6 %) when the loop always read again, and a stricter
