@@ -21,6 +21,8 @@ given in microseconds per operation. Owners add up to 100 % of the samples.
 """
 import sys
 
+from perf_script import samples
+
 # Crates whose code is instantiated in, or only called by, another crate's: their time is
 # the caller's.
 PASS_THROUGH = {
@@ -59,28 +61,28 @@ def crate_of(symbol):
     return crate_of_path(s)
 
 
-def split_as(s):
-    """`A<B> as C>::f` → (`A<B>`, `C`): the type and trait of a qualified path."""
+def top_level(s):
+    """Where `s` has its first `>` or ` as ` outside angle brackets, and which."""
     depth = 0
     for i, ch in enumerate(s):
         if ch == "<":
             depth += 1
         elif ch == ">":
             if depth == 0:
-                return s[:i], None
+                return i, ">"
             depth -= 1
         elif depth == 0 and s.startswith(" as ", i):
-            rest = s[i + 4:]
-            d = 0
-            for j, c in enumerate(rest):
-                if c == "<":
-                    d += 1
-                elif c == ">":
-                    if d == 0:
-                        return s[:i], rest[:j]
-                    d -= 1
-            return s[:i], rest
-    return s, None
+            return i, "as"
+    return len(s), None
+
+
+def split_as(s):
+    """`A<B> as C>::f` → (`A<B>`, `C`): the type and trait of a qualified path."""
+    i, found = top_level(s)
+    if found != "as":
+        return s[:i], None
+    rest = s[i + 4:]
+    return s[:i], rest[:top_level(rest)[0]]
 
 
 def crate_of_path(p):
@@ -94,23 +96,6 @@ def crate_of_path(p):
     if crate in PASS_THROUGH or crate.startswith("__"):
         return None  # generic code, or the compiler's allocation shims (`__rustc`)
     return crate
-
-
-def samples(lines):
-    comm, frames = None, []
-    for line in lines:
-        if not line.strip():
-            if comm is not None:
-                yield comm, frames
-            comm, frames = None, []
-        elif line.startswith("\t"):
-            # A frame: its address, then its symbol.
-            parts = line.split(None, 1)
-            frames.append((parts[0], parts[1] if len(parts) > 1 else ""))
-        else:
-            comm = line.split()[0]
-    if comm is not None:
-        yield comm, frames
 
 
 def is_kernel(address):

@@ -15,6 +15,8 @@ given in microseconds per operation.
 """
 import sys
 
+from perf_script import samples
+
 # (step, marker frames: a sample whose stack holds any of them belongs to the step).
 STEPS = [
     ("transmit: sendmmsg, kernel (on loopback it also delivers into the client's socket)",
@@ -47,23 +49,6 @@ def normalise(frame):
     return frame.replace("<impl ", "").replace(" (inlined)", "")
 
 
-def samples(lines):
-    comm, frames = None, []
-    for line in lines:
-        if not line.strip():
-            if comm is not None:
-                yield comm, frames
-            comm, frames = None, []
-        elif line.startswith("\t"):
-            # A frame: its address, then its symbol.
-            parts = line.split(None, 1)
-            frames.append(normalise(parts[1] if len(parts) > 1 else parts[0]))
-        else:
-            comm = line.split()[0]
-    if comm is not None:
-        yield comm, frames
-
-
 def main():
     us = float(sys.argv[1]) if len(sys.argv) > 1 else None
     counts = {name: 0 for name, _ in STEPS}
@@ -73,7 +58,7 @@ def main():
         if not comm.startswith("shard"):
             continue
         total += 1
-        stack = "\n".join(frames)
+        stack = "\n".join(normalise(symbol or address) for address, symbol in frames)
         for name, markers in STEPS:
             if any(m in stack for m in markers):
                 counts[name] += 1

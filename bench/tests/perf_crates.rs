@@ -3,8 +3,9 @@
 //! kernel sample is the kernel's, generic code, libc and the allocator count for the
 //! crate that called them, and a stack with no crate of its own is unattributed.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod scripts;
+
+use scripts::line;
 
 /// Six samples in the layout of `perf script -F comm,ip,sym` (frames innermost first,
 /// tab-indented).
@@ -43,29 +44,7 @@ control-1
 ";
 
 fn split(args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/perf-crates.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(SCRIPT.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "perf-crates.py failed: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn line<'a>(out: &'a str, owner: &str) -> &'a str {
-    out.lines()
-        .find(|l| l.contains(owner))
-        .unwrap_or_else(|| panic!("no line for {owner:?} in:\n{out}"))
+    scripts::run("perf-crates.py", args, SCRIPT)
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! output: each sample counts once, in the first step on its stack, and only a shard
 //! thread's samples count.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod scripts;
+
+use scripts::line;
 
 /// Three samples of a shard thread and one of the control thread, in the layout of
 /// `perf script -F comm,ip,sym` (frames innermost first, tab-indented).
@@ -35,29 +36,7 @@ control-1
 ";
 
 fn split(args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/perf-phases.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(SCRIPT.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "perf-phases.py failed: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn line<'a>(out: &'a str, step: &str) -> &'a str {
-    out.lines()
-        .find(|l| l.contains(step))
-        .unwrap_or_else(|| panic!("no line for {step:?} in:\n{out}"))
+    scripts::run("perf-phases.py", args, SCRIPT)
 }
 
 #[test]
