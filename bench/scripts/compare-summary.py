@@ -536,6 +536,8 @@ if perf:
         "binary (kernel, server, libc), `perf report --no-children` top 30 (self time)"
         + ("; its time by whose code ran (`bench/scripts/perf-crates.py`)"
            if "by whose code ran" in open(os.path.join(OUT, n)).read() else "")
+        + ("; where it waits and is woken (`bench/scripts/perf-callers.py`)"
+           if "perf-callers.py" in open(os.path.join(OUT, n)).read() else "")
         + ("; the shard's time by step of its loop (`bench/scripts/perf-phases.py`)"
            if "by step of the loop" in open(os.path.join(OUT, n)).read() else "")
         for n in perf
