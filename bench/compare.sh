@@ -422,7 +422,7 @@ PY
       python3 bench/scripts/perf-crates.py $us <"$SCRATCH/$file.script" || true
       # Where the shard waits and is woken: the kernel's lock releases (whose locks),
       # and the system calls of the two ways it can park.
-      local frames="_raw_spin_unlock_irqrestore __x64_sys_io_uring_enter __x64_sys_epoll_pwait2 __x64_sys_epoll_ctl"
+      local frames="_raw_spin_unlock_irqrestore __do_sys_io_uring_enter __x64_sys_epoll_pwait2 __x64_sys_epoll_ctl"
       record "perf script -F comm,ip,sym -i $file.data | python3 bench/scripts/perf-callers.py $frames"
       # shellcheck disable=SC2086
       python3 bench/scripts/perf-callers.py $frames <"$SCRATCH/$file.script" || true

@@ -21,7 +21,7 @@ given in microseconds per operation. Owners add up to 100 % of the samples.
 """
 import sys
 
-from perf_script import samples
+from perf_script import samples, share_line
 
 # Crates whose code is instantiated in, or only called by, another crate's: their time is
 # the caller's.
@@ -139,9 +139,7 @@ def main():
     for name, n in counts.items():
         if n == 0 and name not in (KERNEL, UNATTRIBUTED, OWNERS[0][0], OWNERS[1][0]):
             continue
-        share = 100.0 * n / total
-        tail = f"  {us * share / 100:.2f} µs/op" if us is not None else ""
-        print(f"{share:5.1f} %  {name}{tail}")
+        print(share_line(name, n, total, us))
 
 
 if __name__ == "__main__":

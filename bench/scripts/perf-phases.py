@@ -15,7 +15,7 @@ given in microseconds per operation.
 """
 import sys
 
-from perf_script import samples
+from perf_script import samples, share_line
 
 # (step, marker frames: a sample whose stack holds any of them belongs to the step).
 STEPS = [
@@ -71,9 +71,7 @@ def main():
         print("no samples of a shard thread (were DWARF call chains recorded?)")
         return
     for name, n in counts.items():
-        share = 100.0 * n / total
-        tail = f"  {us * share / 100:.2f} µs/op" if us is not None else ""
-        print(f"{share:5.1f} %  {name}{tail}")
+        print(share_line(name, n, total, us))
 
 
 if __name__ == "__main__":

@@ -20,3 +20,11 @@ def samples(lines):
             comm = line.split()[0]
     if comm is not None:
         yield comm, frames
+
+
+def share_line(name, n, total, us):
+    """One line of a split: `name`'s share of `total` samples, and with `us` (the CPU
+    per operation of the profiled run) its microseconds per operation."""
+    share = 100.0 * n / total
+    tail = f"  {us * share / 100:.2f} µs/op" if us is not None else ""
+    return f"{share:5.1f} %  {name}{tail}"
