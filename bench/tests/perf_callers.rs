@@ -32,7 +32,11 @@ shard-0-2
 fn shares_under_each_frame_and_the_callers_of_the_innermost_ones() {
     let out = scripts::run(
         "perf-callers.py",
-        &["_raw_spin_unlock_irqrestore", "__x64_sys_epoll_pwait2", "__x64_sys_epoll_ctl"],
+        &[
+            "_raw_spin_unlock_irqrestore",
+            "__x64_sys_epoll_pwait2",
+            "__x64_sys_epoll_ctl",
+        ],
         SCRIPT,
     );
     assert!(out.contains("# 4 samples"), "{out}");
@@ -44,11 +48,17 @@ fn shares_under_each_frame_and_the_callers_of_the_innermost_ones() {
         line(&out, "from sock_wfree < loopback_xmit").contains("50.00 %"),
         "{out}"
     );
-    assert!(line(&out, "from sock_def_readable").contains("25.00 %"), "{out}");
+    assert!(
+        line(&out, "from sock_def_readable").contains("25.00 %"),
+        "{out}"
+    );
     // On the stack but never innermost: no callers listed.
     assert!(
         line(&out, "under __x64_sys_epoll_pwait2").contains("innermost in 0.00 %"),
         "{out}"
     );
-    assert!(line(&out, "under __x64_sys_epoll_ctl").starts_with(" 0.00 %"), "{out}");
+    assert!(
+        line(&out, "under __x64_sys_epoll_ctl").starts_with(" 0.00 %"),
+        "{out}"
+    );
 }

@@ -65,7 +65,8 @@ impl Parker {
     }
 
     /// Whether this parker waits through an io_uring (else epoll).
-    pub fn uses_io_uring(&self) -> bool {
+    #[cfg(test)]
+    fn uses_io_uring(&self) -> bool {
         matches!(self.how, How::Ring(_))
     }
 
