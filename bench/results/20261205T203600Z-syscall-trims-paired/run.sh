@@ -6,8 +6,9 @@
 #   - recvmmsg/sendmmsg as plain system calls, not libc's cancellation-point wrappers;
 #   - H3Event::Request's head boxed (the event queue moved 176-byte events);
 #   - the mesh asked whether any lane holds a message instead of summing their lengths.
-# Each was under 1 % of the profile (perf report of the base: 2 % for the cancellation
-# wrappers, 0.5 % for the header rewrite, 0.4 % each for the others).
+# The wrappers were 1.1 % of the samples in
+# bench/results/20261205T204746Z-f282d151-compare/perf-echo-10x1.txt; the other three
+# are inside Shard::pass (3.2 % there).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 git worktree add -f /tmp/trims fd5b575
