@@ -1,7 +1,7 @@
 //! Faults a real deployment meets, on loopback with the real binary:
 //! a client that stops reading is disconnected without hurting the others; abrupt
-//! client disconnects at each stage of the join leave nothing behind; SIGKILL and a
-//! restart serve new joins again.
+//! client disconnects at each stage of the join leave nothing behind; SIGKILL frees the
+//! port at once, and a restart serves new joins again.
 
 mod harness;
 
@@ -229,6 +229,23 @@ fn after_sigkill_a_restarted_mc_serves_joins_again() {
         assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
         c.leave().await;
     });
+}
+
+#[test]
+fn a_killed_mc_leaves_its_webtransport_port_free_as_it_exits() {
+    // Nothing the process leaves to the kernel may hold its socket past its exit (a poll
+    // armed in an io_uring would, until the ring's teardown some milliseconds later):
+    // a supervisor restarting it at once must find the port free.
+    for _ in 0..3 {
+        let mut server = Server::start_dev(&["--shards", "2"]);
+        // Both shards parked on their socket.
+        std::thread::sleep(Duration::from_millis(100));
+        server.signal(libc::SIGKILL);
+        // Reaped the moment it exits (SIGKILL cannot be caught: the wait is bounded).
+        server.child.wait().unwrap();
+        std::net::UdpSocket::bind(server.webtransport)
+            .expect("the killed MC's WebTransport port is free once it has exited");
+    }
 }
 
 #[test]

@@ -223,8 +223,7 @@ impl<M: Send> MeshHandle<M> {
 
     /// A [`Parker`] for this executor: its doorbell, plus `fds` watched for input. For
     /// an executor whose one task is a loop that owns everything it waits for; see
-    /// [`Self::park_on`]. Built on the thread that parks with it (it is not `Send`: an
-    /// io_uring parker's ring accepts one submitting thread).
+    /// [`Self::park_on`].
     pub fn parker(&self, fds: &[std::os::fd::RawFd]) -> std::io::Result<Parker> {
         Parker::new(self.doorbell.raw_fd(), fds)
     }

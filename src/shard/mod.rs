@@ -199,9 +199,8 @@ impl Shard {
         }
     }
 
-    /// Wait for a datagram, a mesh message or the next timer: one `io_uring_enter` on
-    /// the shard's own ring, which holds the mesh doorbell's poll and arms the socket's
-    /// with the wait (`shards::parker`; `epoll_pwait2` where io_uring is refused). The
+    /// Wait for a datagram, a mesh message or the next timer: one `ppoll` on the
+    /// socket and the mesh doorbell, with the timer's timeout (`shards::parker`). The
     /// shard's executor runs nothing but this loop, so blocking its thread here costs
     /// nobody; it saves glommio the submissions (and cancellations) an awaited socket,
     /// doorbell and timer would cost on every park.
