@@ -267,9 +267,9 @@ pub async fn run(seed: ShardSeed) {
     let parker = match mesh.parker(&[quic.raw_fd()]) {
         Ok(p) => p,
         Err(e) => {
-            let _ = seed.started.send(Err(format!(
-                "parking for the shard loop (io_uring or epoll): {e}"
-            )));
+            let _ = seed
+                .started
+                .send(Err(format!("parking for the shard loop: {e}")));
             return;
         }
     };
