@@ -420,9 +420,10 @@ PY
       echo "# µs per operation below: shares of the profiled run's server CPU per operation, ${us:-n/a} µs (perf's own cost included)"
       record "perf script -F comm,ip,sym -i $file.data | python3 bench/scripts/perf-crates.py $us"
       python3 bench/scripts/perf-crates.py $us <"$SCRATCH/$file.script" || true
-      # Where the shard waits and is woken: the kernel's lock releases (whose locks),
-      # and the system calls of the two ways it can park.
-      local frames="_raw_spin_unlock_irqrestore __do_sys_io_uring_enter __x64_sys_epoll_pwait2 __x64_sys_epoll_ctl"
+      # Where the server waits and is woken: the kernel's lock releases (whose locks),
+      # the shard's park (one ppoll), the io_uring waits (glommio's, the peer's none)
+      # and epoll's (the peer's tokio; the shard's before it parked with ppoll).
+      local frames="_raw_spin_unlock_irqrestore do_sys_poll __do_sys_io_uring_enter __x64_sys_epoll_pwait2 __x64_sys_epoll_wait __x64_sys_epoll_ctl"
       record "perf script -F comm,ip,sym -i $file.data | python3 bench/scripts/perf-callers.py $frames"
       # shellcheck disable=SC2086
       python3 bench/scripts/perf-callers.py $frames <"$SCRATCH/$file.script" || true
