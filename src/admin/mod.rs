@@ -171,10 +171,27 @@ pub fn respond(state: &dyn AdminState, req: &Request) -> Response {
     }
 }
 
+/// How long binding the admin port waits for a process that has just exited to let go
+/// of it. The listener's accept is in flight in glommio's io_uring, which holds the
+/// socket until the kernel tears the ring down, in a worker, some milliseconds after the
+/// process is gone (12 ms measured on an idle host; more under load): an MC restarted at
+/// once after being killed would otherwise fail on its own port.
+const PREDECESSOR_GRACE: Duration = Duration::from_secs(1);
+
 /// Bind the admin listener (without SO_REUSEPORT, so a second process on the same port
-/// fails with "Address already in use" instead of silently sharing it).
+/// fails with "Address already in use" instead of silently sharing it, after
+/// [`PREDECESSOR_GRACE`]).
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(addr)?;
+    let deadline = Instant::now() + PREDECESSOR_GRACE;
+    let listener = loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => break listener,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -344,6 +361,27 @@ async fn timed_out(stream: &mut TcpStream, mid_request: bool, out: &mut Vec<u8>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_waits_for_a_port_let_go_of_within_the_grace_and_not_beyond() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        let t = Instant::now();
+        bind(addr).expect("bound once the holder let go");
+        assert!(t.elapsed() >= Duration::from_millis(90));
+        release.join().unwrap();
+
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let t = Instant::now();
+        let e = bind(held.local_addr().unwrap()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert!(t.elapsed() >= PREDECESSOR_GRACE);
+        assert!(t.elapsed() < PREDECESSOR_GRACE + Duration::from_secs(1));
+    }
 
     struct Fixed(Readiness);
     impl AdminState for Fixed {
