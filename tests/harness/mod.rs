@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,9 @@ pub struct Server {
     pub webtransport: SocketAddr,
     pub dev_dir: PathBuf,
     pub output: Arc<Mutex<String>>,
+    /// How many of stdout and stderr have ended (both: the process has exited, and all
+    /// it wrote is in `output`).
+    pipes_ended: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -111,11 +115,13 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("spawn mc-service");
         let output = Arc::new(Mutex::new(String::new()));
+        let pipes_ended = Arc::new(AtomicUsize::new(0));
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let output = output.clone();
+            let ended = pipes_ended.clone();
             std::thread::spawn(move || {
                 let mut pipe = pipe;
                 let mut buf = [0u8; 4096];
@@ -128,6 +134,7 @@ impl Server {
                         .unwrap()
                         .push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
+                ended.fetch_add(1, Ordering::Release);
             });
         }
         let server = Server {
@@ -136,6 +143,7 @@ impl Server {
             webtransport,
             dev_dir,
             output,
+            pipes_ended,
         };
         server.wait_for_log("Meeting Controller ready", Duration::from_secs(30));
         server
@@ -145,12 +153,22 @@ impl Server {
         self.output.lock().unwrap().clone()
     }
 
-    /// Wait until the output contains `needle`; panics with the log on timeout.
+    /// Wait until the output contains `needle`; panics with the log on timeout, or at
+    /// once if the process has exited without logging it.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
+            // Read before the log: once both pipes have ended, the log is complete.
+            let exited = self.pipes_ended.load(Ordering::Acquire) == 2;
             if self.log().contains(needle) {
                 return;
+            }
+            if exited {
+                panic!(
+                    "{needle:?} not logged: the process exited; log:
+{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
