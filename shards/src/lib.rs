@@ -16,7 +16,7 @@
 //! - [`doorbell`]: how a parked executor is woken when a peer enqueues (glommio cannot
 //!   await a crossbeam receiver).
 //! - [`parker`]: parking a looping executor's thread in one system call on its
-//!   doorbell and its sockets (an io_uring of its own; epoll where io_uring is refused).
+//!   doorbell and its sockets (one `ppoll`).
 //!
 //! Seeds (`MeshSeed`) are `Send` and cross into the executor thread; the handle an
 //! executor builds from its seed (`MeshHandle`) is `!Send` and stays there.
