@@ -174,7 +174,7 @@ pub fn respond(state: &dyn AdminState, req: &Request) -> Response {
 /// How long binding the admin port waits for a process that has just exited to let go
 /// of it. The listener's accept is in flight in glommio's io_uring, which holds the
 /// socket until the kernel tears the ring down, in a worker, some milliseconds after the
-/// process is gone (12 ms measured on an idle host; more under load): an MC restarted at
+/// process is gone (up to 12 ms on an idle test host; more under load): an MC restarted at
 /// once after being killed would otherwise fail on its own port.
 const PREDECESSOR_GRACE: Duration = Duration::from_secs(1);
 
