@@ -19,6 +19,7 @@ E=/tmp/mc-service-epoll R=/tmp/mc-service-ring P=/tmp/mc-service-ppoll
 bench/paired.sh echo 10 1 4 $E $R $P; bench/paired.sh echo 10 1 4 $P $R $E   # echo10x1.txt
 bench/paired.sh echo 1 1 3 $E $R $P;  bench/paired.sh echo 1 1 3 $P $R $E    # echo1x1.txt
 bench/paired.sh echo 100 8 3 $E $R $P; bench/paired.sh echo 100 8 3 $P $R $E # echo100x8.txt
+bench/paired.sh fanout 10 3 $E $R $P; bench/paired.sh fanout 10 3 $P $R $E   # fanout10.txt
 # How long a killed server's ports stay taken after its exit (kill-rebind.txt).
 for b in $E $R $P; do python3 "$(dirname "$0")/kill-rebind.py" $b 20 webtransport; done
 for b in $E $R $P; do python3 "$(dirname "$0")/kill-rebind.py" $b 20 http; done
