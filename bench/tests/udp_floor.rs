@@ -2,6 +2,7 @@
 //! fan-out, delivery and answer of its window, and bad flags are refused with a reason.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const FLOOR: &str = env!("CARGO_BIN_EXE_udp-floor");
 
@@ -16,10 +17,12 @@ fn a_cpu() -> String {
 
 /// One second of 20 clients at 50 fan-outs a second, 5 ms ACK delay; its JSON report.
 fn run(extra: &[&str]) -> serde_json::Value {
+    // A directory of its own for each run, whether the tests share a process or not.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "udp-floor-test-{}-{}",
         std::process::id(),
-        extra.len()
+        RUNS.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("floor.json");
@@ -86,6 +89,8 @@ fn bad_flags_are_refused_with_a_reason() {
         &["--server-cpu", "100000"],
         &["--requests-per-s", "1000"],
         &["--io-uring"],
+        &["--server-work-ns", "1000"],
+        &["--echo", "--io-uring", "--server-work-ns", "1000"],
     ] {
         let out = Command::new(FLOOR)
             .args(args)
@@ -126,6 +131,29 @@ fn paced_echo_keeps_to_the_pace() {
     assert!((1_600..=2_000 + 20 + 5).contains(&answered), "{r}");
     // Requests come one at a time, 500 µs apart: each receive finds one.
     assert!(r["datagrams_per_recvmmsg"].as_f64().unwrap() < 1.5, "{r}");
+}
+
+#[test]
+fn the_servers_work_per_datagram_is_spent_and_reported() {
+    // 200 µs of busy work per request, 2,000 requests a second: 0.4 of a core.
+    let r = run(&[
+        "--echo",
+        "--requests-per-s",
+        "2000",
+        "--server-work-ns",
+        "200000",
+    ]);
+    assert_eq!(n(&r, "server_work_ns"), 200_000);
+    let (asked, answered) = (n(&r, "answers"), n(&r, "deliveries"));
+    assert!(asked.abs_diff(answered) <= 20, "{r}");
+    // About 2,000 on an idle host; a loaded one (the suite's other tests) slows the
+    // clients, but every request still takes its work.
+    assert!(answered >= 300, "{r}");
+    // The work is the server thread's CPU time: most of 200 µs per round trip (the
+    // clock-tick accounting is coarse, and a server preempted mid-wait is billed less
+    // than the wall time it waited), and not many times more.
+    let us = r["us_per_delivery"].as_f64().unwrap();
+    assert!((120.0..600.0).contains(&us), "{r}");
 }
 
 #[test]

@@ -24,11 +24,16 @@
 //! between datagrams as it does under `mc-loadgen echo --sessions 10 --window 1`;
 //! `--requests-per-s` paces them to a given rate instead (`compare.sh` gives it the
 //! tokio/quinn server's round trips per second of the run before).
+//! `--server-work-ns` has the echo server spend that much busy work on each datagram
+//! before it answers: the curve of CPU per round trip against it shows what a server's
+//! work above the kernel costs at a given pace, wake-ups included (bench/README.md,
+//! "What echo 10 × 1 leaves for the work above the kernel").
 //!
 //! ```text
 //! udp-floor --clients 1000 --rate 10 --server-cpu 0 --client-cpu 1 --json floor.json
 //! udp-floor --echo --clients 10 --client-work-us 4
 //! udp-floor --echo --clients 10 --requests-per-s 98000
+//! udp-floor --echo --clients 10 --requests-per-s 98000 --server-work-ns 1500
 //! ```
 
 use std::collections::VecDeque;
@@ -102,6 +107,13 @@ struct Args {
     /// plain server sleeps and wakes as often as that server did.
     #[arg(long, default_value_t = 0)]
     requests_per_s: u64,
+    /// With `--echo`: CPU time the server spends on each datagram it receives before it
+    /// answers, in nanoseconds (a busy wait; not with `--io-uring`). It stands for the
+    /// work a real server does per packet above the kernel (QUIC, crypto, HTTP/3, the
+    /// application): a sweep of it at the peer's pace shows what that work costs in
+    /// CPU per round trip, wake-ups included, and how much of it the target leaves.
+    #[arg(long, default_value_t = 0)]
+    server_work_ns: u64,
     /// With `--echo`: the server waits, receives and sends through one io_uring
     /// (multishot `recvmsg`, `sendmsg` entries submitted with the next wait) instead of
     /// `poll`, `recvmmsg` and `sendmmsg`.
@@ -120,6 +132,8 @@ struct Report {
     client_work_us: u64,
     /// The clients' pace with `--echo` (0: unpaced).
     requests_per_s: u64,
+    /// The server's busy wait per datagram received, with `--echo`.
+    server_work_ns: u64,
     clients: usize,
     rate: u32,
     payload_bytes: usize,
@@ -156,6 +170,7 @@ impl Report {
         let common = Self {
             client_work_us: args.client_work_us,
             requests_per_s: args.requests_per_s,
+            server_work_ns: args.server_work_ns,
             clients: args.clients,
             payload_bytes: args.payload_bytes,
             ..Self::default()
@@ -195,6 +210,9 @@ fn main() -> Result<()> {
     }
     if args.requests_per_s > 0 && !args.echo {
         bail!("--requests-per-s paces echo clients: it applies only with --echo");
+    }
+    if args.server_work_ns > 0 && (!args.echo || args.io_uring) {
+        bail!("--server-work-ns applies only with --echo, without --io-uring");
     }
     let cpus = shards::allowed_cpus().context("reading this process's CPUs")?;
     for cpu in [args.server_cpu, args.client_cpu] {
@@ -256,11 +274,14 @@ fn main() -> Result<()> {
         );
     } else if args.echo {
         println!(
-            "udp-floor --echo: {} clients, one datagram in flight each: {:.2} µs of server \
-             CPU per round trip ({} round trips, {:.1} per recvmmsg, {:.1} per sendmmsg)",
+            "udp-floor --echo: {} clients, one datagram in flight each, {} ns of server work \
+             per datagram: {:.2} µs of server CPU per round trip ({} round trips, {:.0}/s, \
+             {:.1} per recvmmsg, {:.1} per sendmmsg)",
             report.clients,
+            report.server_work_ns,
             report.us_per_delivery,
             report.deliveries,
+            report.deliveries as f64 / report.window_s.max(1e-9),
             report.datagrams_per_recvmmsg,
             report.datagrams_per_sendmmsg
         );
@@ -388,6 +409,7 @@ fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
     let mut tx = Sender::new(vec![0x5au8; args.payload_bytes]);
     let mut meter = Meter::new(args);
     let mut r = Report::new(args);
+    let work = Duration::from_nanos(args.server_work_ns);
     loop {
         let now = Instant::now();
         let inside = meter.inside(now)?;
@@ -399,6 +421,9 @@ fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
             wait_readable(fd, meter.end.saturating_duration_since(now));
             continue;
         }
+        if work > Duration::ZERO {
+            spin_for(work * n as u32);
+        }
         let (sent, calls) = tx.send_all(fd, &rx.from[..n])?;
         if inside {
             r.answers += n as u64;
@@ -406,6 +431,14 @@ fn serve_echo(args: &Args, sock: &UdpSocket) -> Result<Report> {
             r.deliveries += sent;
             r.sendmmsg_calls += calls;
         }
+    }
+}
+
+/// Keep this thread busy for `d` (reading the clock, as the clients' busy wait does).
+fn spin_for(d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        std::hint::spin_loop();
     }
 }
 
