@@ -91,6 +91,7 @@ fn bad_flags_are_refused_with_a_reason() {
         &["--io-uring"],
         &["--server-work-ns", "1000"],
         &["--echo", "--io-uring", "--server-work-ns", "1000"],
+        &["--echo", "--server-work-ns", "10000001"],
     ] {
         let out = Command::new(FLOOR)
             .args(args)

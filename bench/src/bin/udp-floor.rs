@@ -197,6 +197,10 @@ impl Report {
 /// Datagrams per `sendmmsg` / `recvmmsg` call.
 const BATCH: usize = 64;
 
+/// The most busy work `--server-work-ns` may ask for per datagram: far above any
+/// server's per-packet cost, and short enough that a run still ends on time.
+const MAX_SERVER_WORK_NS: u64 = 10_000_000;
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.clients == 0 || args.rate == 0 || args.duration == 0 {
@@ -213,6 +217,9 @@ fn main() -> Result<()> {
     }
     if args.server_work_ns > 0 && (!args.echo || args.io_uring) {
         bail!("--server-work-ns applies only with --echo, without --io-uring");
+    }
+    if args.server_work_ns > MAX_SERVER_WORK_NS {
+        bail!("--server-work-ns must be at most {MAX_SERVER_WORK_NS} (10 ms per datagram)");
     }
     let cpus = shards::allowed_cpus().context("reading this process's CPUs")?;
     for cpu in [args.server_cpu, args.client_cpu] {
