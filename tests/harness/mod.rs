@@ -165,8 +165,7 @@ impl Server {
             }
             if exited {
                 panic!(
-                    "{needle:?} not logged: the process exited; log:
-{}",
+                    "{needle:?} not logged: the process exited; log:\n{}",
                     self.log()
                 );
             }
