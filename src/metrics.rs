@@ -300,12 +300,10 @@ impl Metrics {
             registry,
         };
         // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, …:
-        // the standard process metrics, read from /proc at each scrape.
+        // the standard process metrics, read at each scrape.
         #[cfg(target_os = "linux")]
         m.registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(process::ProcessMetrics::default()))
             .expect("process metrics registered once");
         // Make the outcome series visible from the first scrape.
         for status in ["success", "error"] {
@@ -538,6 +536,74 @@ impl ShardMetrics {
     }
 }
 
+/// The standard `process_*` metrics of the prometheus crate's process collector, with
+/// `process_cpu_seconds_total` to the microsecond.
+///
+/// The crate's collector reads the CPU time from `/proc/self/stat` and divides the clock
+/// ticks by the tick rate in integers, so its counter moves in whole seconds. A shard
+/// using a tenth of a core then reads as 0 or 1 core over any ten-second window, and a
+/// `rate()` over a minute is good only to a sixtieth of a core. The Prometheus convention
+/// (and its Go client) is seconds as a float; this collector keeps everything the crate
+/// exports and overwrites that one value with `getrusage`'s user + system time of the
+/// whole process, which is the same clock `/proc` reads, in microseconds.
+#[cfg(target_os = "linux")]
+mod process {
+    use prometheus::core::{Collector, Desc};
+    use prometheus::process_collector::ProcessCollector;
+    use prometheus::proto::{Counter, MetricFamily};
+
+    const CPU_SECONDS: &str = "process_cpu_seconds_total";
+
+    pub struct ProcessMetrics {
+        inner: ProcessCollector,
+    }
+
+    impl Default for ProcessMetrics {
+        fn default() -> Self {
+            Self {
+                inner: ProcessCollector::for_self(),
+            }
+        }
+    }
+
+    impl Collector for ProcessMetrics {
+        fn desc(&self) -> Vec<&Desc> {
+            self.inner.desc()
+        }
+
+        fn collect(&self) -> Vec<MetricFamily> {
+            let mut families = self.inner.collect();
+            let Some(seconds) = cpu_seconds() else {
+                return families;
+            };
+            for family in families.iter_mut().filter(|f| f.name() == CPU_SECONDS) {
+                for metric in family.mut_metric() {
+                    let mut counter = Counter::default();
+                    counter.set_value(seconds);
+                    metric.set_counter(counter);
+                }
+            }
+            families
+        }
+    }
+
+    /// User + system CPU time of every thread of this process, live and exited.
+    pub fn cpu_seconds() -> Option<f64> {
+        let mut ru = std::mem::MaybeUninit::<libc::rusage>::uninit();
+        // SAFETY: getrusage writes a complete rusage into the pointer it is given, which
+        // points at space for one; it is read only when the call succeeded.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: the call succeeded, so the rusage is initialised.
+        let ru = unsafe { ru.assume_init() };
+        // Summed in whole microseconds, so that the value prints as it was measured.
+        let micros = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
+        Some((micros(ru.ru_utime) + micros(ru.ru_stime)) as f64 / 1e6)
+    }
+}
+
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid gauge");
     r.register(Box::new(g.clone())).expect("unique metric name");
@@ -582,6 +648,37 @@ fn histogram_vec(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value of the unlabelled series `name` in an exposition.
+    fn sample(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_cpu_seconds_count_fractions_of_a_second() {
+        let m = Metrics::new();
+        let scrape = || {
+            sample(
+                &String::from_utf8(m.encode()).unwrap(),
+                "process_cpu_seconds_total",
+            )
+        };
+        let before = scrape();
+        // 50 ms of CPU: a counter in whole seconds would move by 0 or 1.
+        let start = process::cpu_seconds().unwrap();
+        while process::cpu_seconds().unwrap() - start < 0.05 {}
+        let after = scrape();
+        let moved = after - before;
+        assert!(
+            (0.05..0.9).contains(&moved),
+            "process_cpu_seconds_total went from {before} to {after} over 50 ms of CPU"
+        );
+    }
 
     #[test]
     fn runbook_metrics_are_exported_with_shard_labels() {
