@@ -28,6 +28,8 @@ fn server_bin() -> Option<PathBuf> {
 
 struct Server {
     child: Child,
+    /// Its admin port (`/metrics`).
+    http: u16,
     /// Its dev dir (certificate, signing key); the test's reports go here too.
     dir: Scratch,
 }
@@ -83,6 +85,7 @@ fn start() -> Option<(Server, u16)> {
         .unwrap();
     let server = Server {
         child,
+        http,
         dir: scratch,
     };
     let t0 = Instant::now();
@@ -117,10 +120,16 @@ fn echo_and_meeting_against_mc_service() {
     let d = server.dir.dir().to_str().unwrap();
     let json = server.dir.path("echo.json");
     let url = format!("https://127.0.0.1:{port}/echo");
+    let pid = server.child.id().to_string();
+    let metrics = format!("http://127.0.0.1:{}/metrics", server.http);
     let (code, v, out) = loadgen(
         &[
             "--duration",
             "2",
+            "--server-pid",
+            &pid,
+            "--server-metrics",
+            &metrics,
             "echo",
             "--target",
             &url,
@@ -140,6 +149,22 @@ fn echo_and_meeting_against_mc_service() {
             .unwrap_or(0.0)
             > 0.0
     );
+    // The server's CPU over the window, read from /proc and from its own
+    // process_cpu_seconds_total, agree to within the ticks /proc counts in and the
+    // moments between the reads; the exported counter is not in whole seconds.
+    let cpu = |source: &str| {
+        v["window"]["server"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["source"] == source))
+            .and_then(|s| s["cpu_s"].as_f64())
+            .unwrap_or_else(|| panic!("no server CPU from {source} in {}", v["window"]))
+    };
+    let (proc_cpu, metrics_cpu) = (cpu(&format!("pid {pid}")), cpu(&metrics));
+    assert!(
+        proc_cpu > 0.0 && (metrics_cpu - proc_cpu).abs() <= 0.03 + 0.1 * proc_cpu,
+        "server CPU over the window: {proc_cpu} s from /proc, {metrics_cpu} s from /metrics\n{out}"
+    );
+    assert!(!out.contains("counts whole seconds"), "{out}");
 
     let json = server.dir.path("meeting.json");
     let url = format!("https://127.0.0.1:{port}/");

@@ -361,8 +361,9 @@ impl Window {
                                 steal_s: None,
                                 steal_pct: None,
                             });
-                            // The prometheus crate's process collector counts whole
-                            // seconds: over a short window that is a coarse figure.
+                            // A counter in whole seconds (the prometheus crate's own
+                            // process collector; mc-service exports microseconds) is a
+                            // coarse figure over a short window.
                             if x.fract() == 0.0 && y.fract() == 0.0 {
                                 notes.push(format!(
                                     "process_cpu_seconds_total at {url} counts whole seconds \
