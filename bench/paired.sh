@@ -4,8 +4,11 @@
 # builds"). Each run starts the binary on one shard pinned to CPU 0, runs mc-loadgen
 # pinned to CPU 1, and prints one line:
 #
-#   echo:   run binary server-µs-per-round-trip of-it-user-space %steal round-trips/s
-#   fanout: run binary server-µs-per-delivery   of-it-user-space %steal server-fan-out-p99-ms
+#   echo:   run binary server-µs-per-round-trip of-it-user-space %steal round-trips/s metrics-µs
+#   fanout: run binary server-µs-per-delivery   of-it-user-space %steal server-fan-out-p99-ms metrics-µs
+#
+# The server's CPU comes from /proc/PID/stat; metrics-µs is the same figure from the
+# server's own process_cpu_seconds_total at /metrics (n/a when it exports none).
 #
 #   bench/paired.sh echo 100 8 6 target/ab/mc-service-OLD target/release/mc-service
 #   bench/paired.sh echo 10 1 4 A B          # SESSIONS WINDOW PAIRS BINARY...
@@ -17,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,14p' "$0" >&2
+    sed -n '2,17p' "$0" >&2
     exit 2
 }
 
@@ -101,7 +104,9 @@ if sys.argv[4] == "echo":
 else:
     h = (w.get("server_histograms") or {}).get("mc_fanout_duration_seconds") or {}
     last = "%.1f" % (1000 * h["p99_s"]) if "p99_s" in h else "n/a"
-print(sys.argv[2], sys.argv[3], "%.3f %.3f %.1f" % (s["us_per_op"], s["user_us_per_op"], s.get("steal_pct", 0)), last)
+m = [x for x in w["server"] if x["source"].startswith("http")]
+metrics = "%.3f" % m[0]["us_per_op"] if m else "n/a"
+print(sys.argv[2], sys.argv[3], "%.3f %.3f %.1f" % (s["us_per_op"], s["user_us_per_op"], s.get("steal_pct", 0)), last, metrics)
 PY
         kill -9 "$server" 2>/dev/null || true
         wait "$server" 2>/dev/null || true
