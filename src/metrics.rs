@@ -5,8 +5,8 @@
 //! never by label on the message path. Control-plane series (GC client) have no shard.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Buckets for per-message processing: tens of microseconds up to the 500 ms SLO and
@@ -89,6 +89,7 @@ pub struct Metrics {
     pub udp_datagrams_total: IntCounterVec,
     pub udp_syscalls_total: IntCounterVec,
     pub rx_batch_epochs_total: IntCounterVec,
+    pub shard_cpu_seconds_total: CounterVec,
     pub h3_datagrams_dropped_total: IntCounterVec,
     pub h3_streams_refused_total: IntCounterVec,
     pub h3_protocol_errors_total: IntCounterVec,
@@ -275,6 +276,12 @@ impl Metrics {
                 "Epochs of the shard's receive-pause trial (MC_RX_BATCH_US), by the way they ran: pausing before reading the socket, or reading at once",
                 &["way", "shard"],
             ),
+            shard_cpu_seconds_total: float_counter_vec(
+                r,
+                "mc_shard_cpu_seconds_total",
+                "CPU time of the shard's thread, in user space and in the kernel (published about once a second)",
+                &["mode", "shard"],
+            ),
             h3_datagrams_dropped_total: counter_vec(
                 r,
                 "mc_h3_datagrams_dropped_total",
@@ -382,6 +389,8 @@ pub struct ShardMetrics {
     pub udp_send_calls: IntCounter,
     pub rx_batch_epochs_at_once: IntCounter,
     pub rx_batch_epochs_pausing: IntCounter,
+    pub cpu_user: Counter,
+    pub cpu_system: Counter,
     pub h3_datagrams_dropped: IntCounter,
     pub h3_streams_refused: IntCounter,
     pub h3_protocol_errors: IntCounter,
@@ -473,6 +482,8 @@ impl ShardMetrics {
             udp_send_calls: m.udp_syscalls_total.with_label_values(&["sendmmsg", s]),
             rx_batch_epochs_at_once: m.rx_batch_epochs_total.with_label_values(&["at_once", s]),
             rx_batch_epochs_pausing: m.rx_batch_epochs_total.with_label_values(&["pausing", s]),
+            cpu_user: m.shard_cpu_seconds_total.with_label_values(&["user", s]),
+            cpu_system: m.shard_cpu_seconds_total.with_label_values(&["system", s]),
             h3_datagrams_dropped: m.h3_datagrams_dropped_total.with_label_values(&[s]),
             h3_streams_refused: m.h3_streams_refused_total.with_label_values(&[s]),
             h3_protocol_errors: m.h3_protocol_errors_total.with_label_values(&[s]),
@@ -536,24 +547,26 @@ impl ShardMetrics {
     }
 }
 
-/// The standard `process_*` metrics of the prometheus crate's process collector, with
-/// `process_cpu_seconds_total` to the microsecond.
-///
-/// The crate's collector reads the CPU time from `/proc/self/stat` and divides the clock
-/// ticks by the tick rate in integers, so its counter moves in whole seconds. A shard
-/// using a tenth of a core then reads as 0 or 1 core over any ten-second window, and a
-/// `rate()` over a minute is good only to a sixtieth of a core. The Prometheus convention
-/// (and its Go client) is seconds as a float; this collector keeps everything the crate
-/// exports and overwrites that one value with `getrusage`'s user + system time of the
-/// whole process, which is the same clock `/proc` reads, in microseconds.
+/// CPU time of the process and of a thread, to the microsecond.
 #[cfg(target_os = "linux")]
-mod process {
+pub mod process {
     use prometheus::core::{Collector, Desc};
     use prometheus::process_collector::ProcessCollector;
     use prometheus::proto::{Counter, MetricFamily};
 
     const CPU_SECONDS: &str = "process_cpu_seconds_total";
 
+    /// The standard `process_*` metrics of the prometheus crate's process collector,
+    /// with `process_cpu_seconds_total` to the microsecond.
+    ///
+    /// The crate's collector reads the CPU time from `/proc/self/stat` and divides the
+    /// clock ticks by the tick rate in integers, so its counter moves in whole seconds. A
+    /// process using a tenth of a core then reads as 0 or 1 core over any ten-second window,
+    /// and a `rate()` over a minute is good only to a sixtieth of a core. The Prometheus
+    /// convention (and its Go client) is seconds as a float; this collector keeps
+    /// everything the crate exports and overwrites that one value with `getrusage`'s user +
+    /// system time of the whole process, which is the same clock `/proc` reads, in
+    /// microseconds.
     pub struct ProcessMetrics {
         inner: ProcessCollector,
     }
@@ -589,18 +602,28 @@ mod process {
 
     /// User + system CPU time of every thread of this process, live and exited.
     pub fn cpu_seconds() -> Option<f64> {
+        let [user, system] = rusage(libc::RUSAGE_SELF)?;
+        Some((user + system) as f64 / 1e6)
+    }
+
+    /// The calling thread's CPU time in microseconds: user space, kernel.
+    pub fn thread_cpu_micros() -> Option<[u64; 2]> {
+        rusage(libc::RUSAGE_THREAD)
+    }
+
+    fn rusage(who: libc::c_int) -> Option<[u64; 2]> {
         let mut ru = std::mem::MaybeUninit::<libc::rusage>::uninit();
         // SAFETY: getrusage writes a complete rusage into the pointer it is given, which
         // points at space for one; it is read only when the call succeeded.
-        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+        let rc = unsafe { libc::getrusage(who, ru.as_mut_ptr()) };
         if rc != 0 {
             return None;
         }
         // SAFETY: the call succeeded, so the rusage is initialised.
         let ru = unsafe { ru.assume_init() };
-        // Summed in whole microseconds, so that the value prints as it was measured.
-        let micros = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
-        Some((micros(ru.ru_utime) + micros(ru.ru_stime)) as f64 / 1e6)
+        // Whole microseconds, so that a value prints as it was measured.
+        let micros = |t: libc::timeval| (t.tv_sec * 1_000_000 + t.tv_usec).max(0) as u64;
+        Some([micros(ru.ru_utime), micros(ru.ru_stime)])
     }
 }
 
@@ -620,6 +643,23 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter vec");
     r.register(Box::new(c.clone())).expect("unique metric name");
     c
+}
+
+fn float_counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let c = CounterVec::new(Opts::new(name, help), labels).expect("valid counter vec");
+    r.register(Box::new(c.clone())).expect("unique metric name");
+    c
+}
+
+/// Raise `counter` to `micros` microseconds, in seconds. Its value then prints as the
+/// microseconds it was set from, with none of the float error a sum of increments
+/// gathers (only this counter's one writer sets it, so it never runs ahead).
+pub fn raise_to_micros(counter: &Counter, micros: u64) {
+    let target = micros as f64 / 1e6;
+    let now = counter.get();
+    if target > now {
+        counter.inc_by(target - now);
+    }
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
@@ -658,6 +698,41 @@ mod tests {
             .unwrap()
     }
 
+    #[test]
+    fn a_counter_raised_to_microseconds_prints_them_and_never_falls() {
+        let c = Counter::new("c", "c").unwrap();
+        raise_to_micros(&c, 1_234_567);
+        assert_eq!(c.get().to_string(), "1.234567");
+        raise_to_micros(&c, 1_000_000);
+        assert_eq!(c.get().to_string(), "1.234567");
+        raise_to_micros(&c, 2_000_001);
+        assert_eq!(c.get().to_string(), "2.000001");
+        raise_to_micros(&c, 987_654_321_012);
+        assert_eq!(c.get().to_string(), "987654.321012");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_threads_cpu_is_its_own() {
+        // 50 ms of CPU on a thread of its own: that thread's clock shows it, this
+        // thread's does not.
+        let here = process::thread_cpu_micros().unwrap();
+        let busy = std::thread::spawn(|| {
+            let start = process::thread_cpu_micros().unwrap();
+            let total = |t: [u64; 2]| t[0] + t[1];
+            while total(process::thread_cpu_micros().unwrap()) - total(start) < 50_000 {}
+            total(process::thread_cpu_micros().unwrap())
+        })
+        .join()
+        .unwrap();
+        let after = process::thread_cpu_micros().unwrap();
+        assert!(busy >= 50_000, "{busy}");
+        assert!(
+            after[0] + after[1] - here[0] - here[1] < 25_000,
+            "this thread's CPU rose from {here:?} to {after:?} while another spun"
+        );
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn process_cpu_seconds_count_fractions_of_a_second() {
@@ -693,6 +768,8 @@ mod tests {
             "mc_actor_mailbox_depth{actor_type=\"meeting\",shard=\"0\"} 0",
             "mc_messages_dropped_total{actor_type=\"meeting\",shard=\"0\"} 0",
             "mc_actor_panics_total{actor_type=\"meeting\",shard=\"0\"} 0",
+            "# TYPE mc_shard_cpu_seconds_total counter",
+            "mc_shard_cpu_seconds_total{mode=\"system\",shard=\"0\"} 0",
             "mc_message_processing_duration_seconds_bucket",
             "mc_gc_heartbeat_total{status=\"success\"} 0",
             "mc_gc_heartbeat_total{status=\"error\"} 0",

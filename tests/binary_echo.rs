@@ -1,6 +1,7 @@
 //! The data plane against the real binary: `mc-service --dev --enable-echo --shards 2`
 //! serves 1,000 concurrent WebTransport sessions that all echo, and
-//! `mc_connections_active` returns to 0 after they close.
+//! `mc_connections_active` returns to 0 after they close; each shard's CPU shows in
+//! `mc_shard_cpu_seconds_total`.
 
 mod harness;
 
@@ -81,4 +82,33 @@ fn a_thousand_sessions_echo_on_two_shards_and_connections_return_to_zero() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Each shard's thread did its share of the handshakes and echoes, and says so in
+    // mc_shard_cpu_seconds_total (published about once a second): every shard has both
+    // modes, their sum is the most of the process's CPU, and never more than it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, _, body) = server.get("/metrics");
+    let value = |line: &str| line.rsplit(' ').next()?.parse::<f64>().ok();
+    let process = body
+        .lines()
+        .find_map(|l| value(l.strip_prefix("process_cpu_seconds_total ")?))
+        .expect("process_cpu_seconds_total");
+    let mut shards = 0.0;
+    for shard in ["0", "1"] {
+        let mut per_shard = 0.0;
+        for mode in ["user", "system"] {
+            let series =
+                format!("mc_shard_cpu_seconds_total{{mode=\"{mode}\",shard=\"{shard}\"}} ");
+            let v = body
+                .lines()
+                .find_map(|l| value(l.strip_prefix(&series)?))
+                .unwrap_or_else(|| panic!("no {series} in\n{body}"));
+            per_shard += v;
+        }
+        assert!(per_shard > 0.0, "shard {shard} shows no CPU:\n{body}");
+        shards += per_shard;
+    }
+    assert!(
+        shards <= process && shards >= 0.25 * process,
+        "shards' CPU {shards} s against the process's {process} s"
+    );
 }

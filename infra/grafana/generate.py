@@ -206,6 +206,15 @@ def overview():
                       unit="percentunit",
                       description="Cores used (1.0 = one core). Each shard is one thread: "
                                   "compare with mc_shards."), 12, 8)
+    lo.add(timeseries("CPU by shard",
+                      [(f"sum by (pod, shard) (rate(mc_shard_cpu_seconds_total{{{SEL}}}[{RI}]))",
+                        "{{pod}} shard {{shard}}")],
+                      unit="percentunit",
+                      description="Cores each shard's thread used, user space and kernel "
+                                  "(1.0 = the whole CPU a shard is pinned to). A shard near "
+                                  "1.0 is saturated even when its pod's total is not; shards "
+                                  "far apart mean the load lands unevenly.",
+                      thresholds=[(0.7, "orange"), (0.9, "red")]), 12, 8)
     lo.add(timeseries("UDP datagrams per socket call",
                       [(f"sum by (pod) (rate(mc_udp_datagrams_total{{{SEL},direction=\"in\"}}[{RI}])) / "
                         f"sum by (pod) (rate(mc_udp_syscalls_total{{{SEL},op=\"recvmmsg\"}}[{RI}]))",

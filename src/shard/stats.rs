@@ -49,6 +49,11 @@ impl Shard {
         let was = std::mem::replace(&mut self.published.rx_epochs, epochs);
         m.rx_batch_epochs_at_once.inc_by(d(epochs[0], was[0]));
         m.rx_batch_epochs_pausing.inc_by(d(epochs[1], was[1]));
+        // Read on the shard's own thread: the CPU of this shard alone.
+        if let Some([user, system]) = crate::metrics::process::thread_cpu_micros() {
+            crate::metrics::raise_to_micros(&m.cpu_user, user);
+            crate::metrics::raise_to_micros(&m.cpu_system, system);
+        }
         let mut h3 = self.h3_gone;
         for handle in self.conns.handles().collect::<Vec<_>>() {
             if let Some(c) = self.conns.get_mut(handle) {
