@@ -60,13 +60,14 @@ pub struct MeasureArgs {
     /// Server counters whose increase over the measured phase is reported, one figure
     /// per series (needs --server-metrics; absent ones are left out). The default is the
     /// shard's receive path: datagrams and socket calls each way, and the epochs its
-    /// receive-pause trial ran pausing or reading at once.
+    /// receive-pause trial ran pausing or reading at once; and each shard's CPU, user and
+    /// system.
     #[arg(
         long,
         global = true,
         env = "LOADGEN_SERVER_COUNTER",
         value_delimiter = ',',
-        default_value = "mc_udp_datagrams_total,mc_udp_syscalls_total,mc_rx_batch_epochs_total"
+        default_value = "mc_udp_datagrams_total,mc_udp_syscalls_total,mc_rx_batch_epochs_total,mc_shard_cpu_seconds_total"
     )]
     pub server_counter: Vec<String>,
 }
