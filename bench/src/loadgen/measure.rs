@@ -172,6 +172,17 @@ impl Mark {
     }
 }
 
+/// A counter's increase as the report prints it: a count as a whole number, seconds
+/// (a float counter) to the microsecond, without the float error of the subtraction.
+fn increase(d: f64) -> String {
+    if d.fract() == 0.0 {
+        format!("{d}")
+    } else {
+        let s = format!("{d:.6}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 /// CPU of one server over the window, from one source.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ServerCpu {
@@ -473,7 +484,7 @@ impl Window {
             }
         }
         for (series, d) in &self.server_counters {
-            s += &format!("server {series}: +{d} over the window\n");
+            s += &format!("server {series}: +{} over the window\n", increase(*d));
         }
         if let Some(w) = &self.udp {
             s += &format!(
@@ -1109,6 +1120,10 @@ mc_udp_datagrams_total_other 7
             "{t}"
         );
         assert!(t.contains("warning: the generator"), "{t}");
+        assert_eq!(increase(25.0), "25");
+        assert_eq!(increase(0.546_781_000_000_000_1), "0.546781");
+        assert_eq!(increase(1.5), "1.5");
+        assert_eq!(increase(1e-9), "0");
         assert!(
             t.contains(
                 "server CPU (pid 7): 0.50 cores, 1000.00 µs per round trip (600.00 in user space, \
