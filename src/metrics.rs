@@ -560,9 +560,9 @@ pub mod process {
     /// with `process_cpu_seconds_total` to the microsecond.
     ///
     /// The crate's collector reads the CPU time from `/proc/self/stat` and divides the
-    /// clock ticks by the tick rate in integers, so its counter moves in whole seconds. A
-    /// process using a tenth of a core then reads as 0 or 1 core over any ten-second window,
-    /// and a `rate()` over a minute is good only to a sixtieth of a core. The Prometheus
+    /// clock ticks by the tick rate in integers, so its counter moves in whole seconds:
+    /// over a ten-second window it is good only to a tenth of a core (a server at a
+    /// twentieth can read as none), and a `rate()` over a minute to a sixtieth. The Prometheus
     /// convention (and its Go client) is seconds as a float; this collector keeps
     /// everything the crate exports and overwrites that one value with `getrusage`'s user +
     /// system time of the whole process, which is the same clock `/proc` reads, in
