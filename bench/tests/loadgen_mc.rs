@@ -165,6 +165,19 @@ fn echo_and_meeting_against_mc_service() {
         "server CPU over the window: {proc_cpu} s from /proc, {metrics_cpu} s from /metrics\n{out}"
     );
     assert!(!out.contains("counts whole seconds"), "{out}");
+    // Four sessions share one client socket (eight per socket by default), which the
+    // kernel sends to one of the two shards: the report shows both shards' CPU and warns.
+    let shards = v["window"]["server_shards"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(shards.len(), 2, "{}", v["window"]);
+    assert_eq!(v["window"]["uneven_shards"], true, "{}", v["window"]);
+    assert!(out.contains("server CPU by shard (cores): 0 "), "{out}");
+    assert!(
+        out.contains("warning: the load reached the server's shards unevenly"),
+        "{out}"
+    );
 
     let json = server.dir.path("meeting.json");
     let url = format!("https://127.0.0.1:{port}/");

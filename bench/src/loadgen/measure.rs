@@ -30,6 +30,13 @@ pub const SATURATION: f64 = 0.9;
 pub const CONTENDED: f64 = 0.1;
 /// Steal time of the server's CPUs, percent of the window, from which the table warns.
 pub const STOLEN_PCT: f64 = 5.0;
+/// Shards are unevenly loaded when the idlest used less than this share of the busiest's
+/// CPU, the busiest at least `UNEVEN_BUSIEST_CORES`.
+pub const UNEVEN_SHARE: f64 = 0.25;
+pub const UNEVEN_BUSIEST_CORES: f64 = 0.05;
+
+/// mc-service's per-shard CPU counter (`mode` user / system, `shard`).
+const SHARD_CPU: &str = "mc_shard_cpu_seconds_total";
 
 /// Flags of the measured window (global, every scenario).
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -183,6 +190,54 @@ fn increase(d: f64) -> String {
     }
 }
 
+/// CPU of one of the server's shards over the window, user and system together, from
+/// the increase of its `mc_shard_cpu_seconds_total` series.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ShardCpu {
+    pub shard: String,
+    pub cpu_s: f64,
+    pub cores: f64,
+}
+
+/// Each shard's CPU from the counter increases, in shard order (numeric where the
+/// labels are numbers).
+fn shard_cpu(counters: &BTreeMap<String, f64>, secs: f64) -> Vec<ShardCpu> {
+    let mut by_shard: BTreeMap<(u64, String), f64> = BTreeMap::new();
+    for (series, d) in counters {
+        let Some(labels) = series
+            .strip_prefix(SHARD_CPU)
+            .and_then(|l| l.strip_prefix('{'))
+        else {
+            continue;
+        };
+        let Some(shard) = labels
+            .split_once("shard=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(shard, _)| shard.to_string())
+        else {
+            continue;
+        };
+        let order = shard.parse().unwrap_or(u64::MAX);
+        *by_shard.entry((order, shard)).or_default() += d;
+    }
+    by_shard
+        .into_iter()
+        .map(|((_, shard), cpu_s)| ShardCpu {
+            shard,
+            cpu_s,
+            cores: cpu_s / secs,
+        })
+        .collect()
+}
+
+/// Whether the load missed some shards: two or more, the busiest doing real work and
+/// the idlest less than `UNEVEN_SHARE` of it.
+fn uneven(shards: &[ShardCpu]) -> bool {
+    let busiest = shards.iter().map(|s| s.cores).fold(0.0, f64::max);
+    let idlest = shards.iter().map(|s| s.cores).fold(f64::INFINITY, f64::min);
+    shards.len() >= 2 && busiest >= UNEVEN_BUSIEST_CORES && idlest < UNEVEN_SHARE * busiest
+}
+
 /// CPU of one server over the window, from one source.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ServerCpu {
@@ -283,6 +338,13 @@ pub struct Window {
     /// Increase of each server counter series named by --server-counter (`name{labels}`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub server_counters: BTreeMap<String, f64>,
+    /// Each shard's CPU (from `mc_shard_cpu_seconds_total` among the counters).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_shards: Vec<ShardCpu>,
+    /// The shards were unevenly loaded (`UNEVEN_SHARE`): the load reached only part of
+    /// the server.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uneven_shards: bool,
     /// UDP datagrams per operation, each way (None when the scenario does not count
     /// them, or no operation completed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -401,6 +463,7 @@ impl Window {
                 _ => {}
             }
         }
+        let server_shards = shard_cpu(&server_counters, secs);
         Window {
             duration_s: secs,
             operation: operation.into(),
@@ -409,6 +472,8 @@ impl Window {
             generator,
             server,
             server_histograms,
+            uneven_shards: uneven(&server_shards),
+            server_shards,
             server_counters,
             udp: UdpPerOp::between(start.udp, end.udp, ops),
             notes,
@@ -468,6 +533,23 @@ impl Window {
                      machine slower than this one\n"
                 );
             }
+        }
+        if !self.server_shards.is_empty() {
+            let each: Vec<String> = self
+                .server_shards
+                .iter()
+                .map(|c| format!("{} {:.2}", c.shard, c.cores))
+                .collect();
+            s += &format!("server CPU by shard (cores): {}\n", each.join(", "));
+        }
+        if self.uneven_shards {
+            s += &format!(
+                "warning: the load reached the server's shards unevenly (the idlest used less \
+                 than {:.0} % of the busiest's CPU): the kernel sends each client socket to one \
+                 shard by its address and port, and a few sockets can leave shards idle; a lower \
+                 --sessions-per-endpoint spreads the sessions over more sockets\n",
+                100.0 * UNEVEN_SHARE
+            );
         }
         for (name, q) in &self.server_histograms {
             match q {
@@ -1139,5 +1221,50 @@ mc_udp_datagrams_total_other 7
         assert!(t.contains("waited 0.50 s (25 %) for a CPU"), "{t}");
         assert!(t.contains("warning: the generator waited"), "{t}");
         assert!(t.contains("server mc_x: n/a"), "{t}");
+    }
+
+    #[test]
+    fn shard_cpu_sums_modes_and_warns_when_the_load_missed_a_shard() {
+        let counters: BTreeMap<String, f64> = [
+            (
+                "mc_shard_cpu_seconds_total{mode=\"user\",shard=\"10\"}",
+                0.0,
+            ),
+            (
+                "mc_shard_cpu_seconds_total{mode=\"system\",shard=\"10\"}",
+                0.01,
+            ),
+            ("mc_shard_cpu_seconds_total{mode=\"user\",shard=\"2\"}", 1.5),
+            (
+                "mc_shard_cpu_seconds_total{mode=\"system\",shard=\"2\"}",
+                2.5,
+            ),
+            (
+                "mc_udp_datagrams_total{direction=\"in\",shard=\"2\"}",
+                100.0,
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let shards = shard_cpu(&counters, 10.0);
+        let got: Vec<_> = shards.iter().map(|c| (c.shard.as_str(), c.cpu_s)).collect();
+        assert_eq!(got, vec![("2", 4.0), ("10", 0.01)], "numeric shard order");
+        assert!((shards[0].cores - 0.4).abs() < 1e-9);
+        assert!(uneven(&shards));
+        // Even enough, one shard only, or too little load to judge: no warning.
+        let even = [("0", 0.40), ("1", 0.15)].map(|(s, c)| ShardCpu {
+            shard: s.into(),
+            cpu_s: c * 10.0,
+            cores: c,
+        });
+        assert!(!uneven(&even));
+        assert!(!uneven(&even[..1]));
+        let idle = [("0", 0.04), ("1", 0.0)].map(|(s, c)| ShardCpu {
+            shard: s.into(),
+            cpu_s: c * 10.0,
+            cores: c,
+        });
+        assert!(!uneven(&idle));
     }
 }
