@@ -7,6 +7,10 @@
 #   bench/compare.sh                               # everything, 3 runs of 10 s each
 #   bench/compare.sh --ops echo100x8 --runs 5      # one operation
 #   bench/compare.sh --duration 5 --runs 1 --perf  # quick, plus perf profiles of both servers
+#   bench/compare.sh --ops echo100x8,echo10x1 --sessions-per-endpoint 1
+#                                                  # each session on a client socket of its
+#                                                  # own, as browsers connect (mc-loadgen
+#                                                  # puts 8 on one by default)
 #   bench/compare.sh --skip-build --mc-bin target/ab/mc-service-OLD --ops fanout
 #                                                  # another build of mc-service (e.g. an
 #                                                  # older commit's, to tell a regression
@@ -58,6 +62,7 @@ FANOUT_SIZE=${COMPARE_FANOUT_SIZE:-1000}
 FANOUT_WARMUP=${COMPARE_FANOUT_WARMUP:-20}
 MEM_SESSIONS=${COMPARE_MEM_SESSIONS:-2000}
 MEM_HOLD=${COMPARE_MEM_HOLD:-10}
+SESSIONS_PER_ENDPOINT=${COMPARE_SESSIONS_PER_ENDPOINT:-${LOADGEN_SESSIONS_PER_ENDPOINT:-8}}
 PERF=${COMPARE_PERF:-0}
 # Seconds the fan-out's profile records from the start of its measured window (--perf).
 PERF_SECONDS=${COMPARE_PERF_SECONDS:-10}
@@ -72,6 +77,7 @@ Flags (defaults): --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS
   --fanout-rates $FANOUT_RATES --fanout-size $FANOUT_SIZE --fanout-warmup $FANOUT_WARMUP
   --mem-sessions $MEM_SESSIONS
   --mem-hold $MEM_HOLD (seconds of steady hold) --perf --skip-build
+  --sessions-per-endpoint $SESSIONS_PER_ENDPOINT (sessions mc-loadgen puts on one client UDP socket)
   --perf-seconds $PERF_SECONDS (how long the fan-out's profile records, from the start of its measured window; at most --duration)
   --mc-bin $MC (the mc-service binary; give a path inside the repository, it is recorded)
   --wt-port $WT_PORT --http-port $HTTP_PORT
@@ -91,6 +97,7 @@ while [[ $# -gt 0 ]]; do
     --fanout-warmup) FANOUT_WARMUP=$2; shift ;;
     --mem-sessions) MEM_SESSIONS=$2; shift ;;
     --mem-hold) MEM_HOLD=$2; shift ;;
+    --sessions-per-endpoint) SESSIONS_PER_ENDPOINT=$2; shift ;;
     --perf) PERF=1 ;;
     --perf-seconds) PERF_SECONDS=$2; shift ;;
     --skip-build) SKIP_BUILD=1 ;;
@@ -102,6 +109,9 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
+[[ $SESSIONS_PER_ENDPOINT =~ ^[1-9][0-9]*$ ]] || { echo "compare: --sessions-per-endpoint must be a positive integer" >&2; exit 2; }
+# Every mc-loadgen run below reads it (its --sessions-per-endpoint).
+export LOADGEN_SESSIONS_PER_ENDPOINT=$SESSIONS_PER_ENDPOINT
 for tool in taskset curl python3; do
   command -v "$tool" >/dev/null || { echo "compare: $tool is required" >&2; exit 2; }
 done
@@ -207,8 +217,9 @@ mc_settings=$(env | grep -E '^MC_' | sort | tr '\n' ' ' | sed 's/ $//' || true)
   echo "- server on CPU $SERVER_CPU, mc-loadgen on CPU $CLIENT_CPU; $RUNS run(s) of ${DURATION} s after ${WARMUP} s of warm-up"
   echo "- mc-service binary: \`$MC\`, built $(date -u -r "$MC" +%FT%TZ)"
   echo "- mc-service settings from the environment: ${mc_settings:-none}"
+  echo "- client sockets: mc-loadgen puts up to $SESSIONS_PER_ENDPOINT session(s) on one UDP socket (--sessions-per-endpoint; a browser's sessions have one each)"
 } >"$OUT/machine.md"
-record "# $(date -u +%FT%TZ) ${mc_settings:+$mc_settings }bench/compare.sh --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS --mc-bin $MC"
+record "# $(date -u +%FT%TZ) ${mc_settings:+$mc_settings }bench/compare.sh --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS --sessions-per-endpoint $SESSIONS_PER_ENDPOINT --mc-bin $MC"
 
 has_op() { [[ ",$OPS," == *",$1,"* ]]; }
 common() { echo --warmup "${1:-$WARMUP}" --duration "$DURATION" --server-pid "$SERVER_PID"; }
