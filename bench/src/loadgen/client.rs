@@ -251,6 +251,7 @@ impl EndpointPool {
         let endpoints = (0..n)
             .map(|_| args.endpoint(target).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
+        eprintln!("{}", sockets_line(n, per));
         Ok(Self {
             endpoints,
             next: AtomicUsize::new(0),
@@ -264,9 +265,36 @@ impl EndpointPool {
     }
 }
 
+/// How the sessions share the client's sockets, for the run's header. A server's cost
+/// per datagram depends on it (bench/README.md, "One client socket per session"), and a
+/// browser gives each session a socket of its own.
+fn sockets_line(sockets: usize, per: usize) -> String {
+    if per == 1 {
+        format!("client sockets: {sockets}, one per session, as browsers connect")
+    } else {
+        format!(
+            "client sockets: {sockets}, up to {per} sessions on each (a browser's sessions \
+             have one each: --sessions-per-endpoint 1)"
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_says_how_sessions_share_sockets() {
+        assert_eq!(
+            sockets_line(13, 8),
+            "client sockets: 13, up to 8 sessions on each (a browser's sessions have one \
+             each: --sessions-per-endpoint 1)"
+        );
+        assert_eq!(
+            sockets_line(100, 1),
+            "client sockets: 100, one per session, as browsers connect"
+        );
+    }
 
     fn args(target: &str) -> ClientArgs {
         ClientArgs {
