@@ -41,6 +41,16 @@ pub enum ClientError {
     NoTrust,
     #[error("cannot create a client endpoint: {0}")]
     Endpoint(std::io::Error),
+    #[error(
+        "{sockets} client sockets need {need} open files, above this process's limit of \
+         {limit}: raise it (ulimit -n) or put more sessions on each socket \
+         (--sessions-per-endpoint)"
+    )]
+    OpenFiles {
+        sockets: usize,
+        need: u64,
+        limit: u64,
+    },
 }
 
 impl ClientError {
@@ -248,6 +258,7 @@ impl EndpointPool {
     pub fn new(args: &ClientArgs, target: &Target, sessions: usize) -> Result<Self, ClientError> {
         let per = args.sessions_per_endpoint.max(1);
         let n = sessions.div_ceil(per).clamp(1, 4096);
+        make_room_for(n)?;
         let endpoints = (0..n)
             .map(|_| args.endpoint(target).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
@@ -263,6 +274,46 @@ impl EndpointPool {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len().max(1);
         self.endpoints[i].clone()
     }
+}
+
+/// Open files the runtime, the reports and the server's scrapes may hold beside the
+/// endpoints' sockets.
+const FD_HEADROOM: u64 = 256;
+
+/// Each endpoint holds a UDP socket of its own: raise the soft RLIMIT_NOFILE (1,024 on
+/// many systems) as far as `sockets` of them need, within the hard limit, or say which
+/// limit stands in the way before any endpoint is made.
+fn make_room_for(sockets: usize) -> Result<(), ClientError> {
+    let need = (sockets as u64).saturating_add(FD_HEADROOM);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit; the call only writes to it.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        // Unknown: the sockets themselves will say if there are too many.
+        return Ok(());
+    }
+    if lim.rlim_cur >= need {
+        return Ok(());
+    }
+    let refused = |limit| ClientError::OpenFiles {
+        sockets,
+        need,
+        limit,
+    };
+    if lim.rlim_max < need {
+        return Err(refused(lim.rlim_max));
+    }
+    let raised = libc::rlimit {
+        rlim_cur: need,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: `raised` is a valid rlimit, read only.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(refused(lim.rlim_cur));
+    }
+    Ok(())
 }
 
 /// How the sessions share the client's sockets, for the run's header. A server's cost
@@ -282,6 +333,20 @@ fn sockets_line(sockets: usize, per: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_sockets_than_the_hard_limit_allows_are_refused_with_the_way_out() {
+        // Within the limit (the test process has far more than 300 files to spare).
+        make_room_for(44).unwrap();
+        // Beyond any hard limit the kernel allows (nr_open is at most 2^30).
+        let err = make_room_for(1 << 31).unwrap_err().to_string();
+        assert!(
+            err.starts_with("2147483648 client sockets need 2147483904 open files"),
+            "{err}"
+        );
+        assert!(err.contains("ulimit -n"), "{err}");
+        assert!(err.contains("--sessions-per-endpoint"), "{err}");
+    }
 
     #[test]
     fn the_header_says_how_sessions_share_sockets() {
