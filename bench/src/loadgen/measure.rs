@@ -204,16 +204,11 @@ pub struct ShardCpu {
 fn shard_cpu(counters: &BTreeMap<String, f64>, secs: f64) -> Vec<ShardCpu> {
     let mut by_shard: BTreeMap<(u64, String), f64> = BTreeMap::new();
     for (series, d) in counters {
-        let Some(labels) = series
+        let Some(shard) = series
             .strip_prefix(SHARD_CPU)
             .and_then(|l| l.strip_prefix('{'))
-        else {
-            continue;
-        };
-        let Some(shard) = labels
-            .split_once("shard=\"")
-            .and_then(|(_, rest)| rest.split_once('"'))
-            .map(|(shard, _)| shard.to_string())
+            .and_then(|l| label(l, "shard"))
+            .map(str::to_string)
         else {
             continue;
         };
@@ -1266,5 +1261,12 @@ mc_udp_datagrams_total_other 7
             cores: c,
         });
         assert!(!uneven(&idle));
+        // The shard label by its whole name, not a label that ends in "shard".
+        let other: BTreeMap<String, f64> = [(
+            "mc_shard_cpu_seconds_total{subshard=\"9\",shard=\"3\"}".to_string(),
+            1.0,
+        )]
+        .into();
+        assert_eq!(shard_cpu(&other, 1.0)[0].shard, "3");
     }
 }
