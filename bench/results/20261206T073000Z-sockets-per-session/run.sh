@@ -43,7 +43,8 @@ for spe in 8 1; do
         echo "# perf report --no-children --sort sym (self time; binary names vary by build)"
         perf report -i "$work/perf-$spe.data" --no-children --stdio -g none --sort sym 2>/dev/null | grep % | awk 'NR <= 200'
     } >"$here/profile-spe$spe.txt"
-    # ss -tuan shows the ports were released before the next server binds them.
+    # Wait until the killed server's ports are released (ss lists none) before the next
+    # server binds them.
     for _ in $(seq 100); do
         [ -z "$(ss -Hlnut '( sport = :14533 or sport = :18533 )')" ] && break
         sleep 0.1
