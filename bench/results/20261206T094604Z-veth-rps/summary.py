@@ -16,7 +16,7 @@ def med(runs, field):
 
 
 print("medians over runs; server CPU per round trip in µs (process: /proc/PID/stat; cpu0: all of CPU 0)")
-print("spe = sessions per client socket; steal = CPU 0's stolen ticks per run (of 600), median")
+print("spe = sessions per client socket; steal = CPU 0's stolen ticks per run (of 600: 6 s at 100 ticks per second), median")
 print(f"{'mode':8} {'op':9} {'spe':3} | {'mc proc':>7} {'peer':>6} {'ratio':>5} | "
       f"{'mc cpu0':>7} {'peer':>6} {'ratio':>5} | {'mc rt/s':>8} {'peer rt/s':>9} | {'steal mc/peer':>13}")
 for (mode, op, spe), by in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], -int(kv[0][2]))):
