@@ -82,7 +82,7 @@ wait "$server" 2>/dev/null || true
 server=
 [[ -s $dev/cert.sha256 ]] || { echo "run.sh: no dev certificate" >&2; exit 1; }
 
-# cpu0: CPU 0's busy and softirq ticks from /proc/stat.
+# cpu0: CPU 0's busy, softirq and stolen ticks from /proc/stat.
 cpu0() { awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8, $8, $9 }' /proc/stat; }
 # proc_ticks PID: the process's user + system ticks.
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
