@@ -28,20 +28,42 @@
 #
 # Both are read by this script over the same 6 s inside the measured phase, with CPU 0's
 # stolen ticks (time the hypervisor ran something else), the server's sleeps (voluntary
-# context switches) and CPU 0's wake-up and function-call IPIs per round trip. Needs root,
-# iproute2 and target/release/{mc-service,wt-echo-server,mc-loadgen}. Writes runs.txt
-# and, with summary.py, summary.txt (medians and mc-service ÷ peer) next to itself.
+# context switches) and CPU 0's wake-up and function-call IPIs per round trip.
+#
+# After each echo 10 × 1 pair, the same datagrams in plain UDP with no work above the
+# kernel (`udp-floor --echo --clients 10`, its server socket in the namespace on veth),
+# paced to the round trips per second the peer reached in that pair: the floor that
+# echo 10 × 1's target is read against (bench/README.md, "Echo 10 × 1 beside the same
+# datagrams in plain UDP"). Its process figure is its server thread's.
+#
+# For mc-service each line also gives the epochs of its receive-pause trial (tuning.md,
+# MC_RX_BATCH_US) over the same 6 s: pausing/all.
+#
+# OPS (default "100x8 10x1") picks the echo settings, MODES (default "loopback veth") and
+# SPES (default "8 1") the modes and sessions per socket, KINDS (default "mc peer") the
+# servers: "mc-nopause" is mc-service with the trial's pause off (MC_RX_BATCH_US=0),
+# "mc-base" the mc-service binary MC_BASE (another build, to compare two), and each run
+# rotates their order. LOG_FILTER, when set, is mc-service's --log-filter, and each
+# mc-service run's log is kept in OUT (server-MODE-KIND-spe-SPE-run-RUN.log). OUT (default: this directory) is where
+# runs.txt and, with summary.py, summary.txt (medians and ratios to the peer) go. Needs
+# root, iproute2 and target/release/{mc-service,wt-echo-server,mc-loadgen,udp-floor}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../.."
 RUNS=${RUNS:-3}
+OPS=${OPS:-"100x8 10x1"}
+MODES=${MODES:-"loopback veth"}
+SPES=${SPES:-"8 1"}
+read -r -a KINDS <<<"${KINDS:-mc peer}"
+OUT=${OUT:-$here}
 NS=mcbench-veth
 SRV=198.18.0.1
 CLI=198.18.0.2
 MC=target/release/mc-service
 PEER=target/release/wt-echo-server
 LG=target/release/mc-loadgen
-for b in "$MC" "$PEER" "$LG"; do
+FLOOR=target/release/udp-floor
+for b in "$MC" "$PEER" "$LG" "$FLOOR"; do
     [[ -x $b ]] || { echo "run.sh: $b is missing" >&2; exit 2; }
 done
 # shellcheck source=../../scripts/lib.sh
@@ -84,13 +106,13 @@ server=
 
 # cpu0: CPU 0's busy, softirq and stolen ticks from /proc/stat.
 cpu0() { awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8, $8, $9 }' /proc/stat; }
-# proc_ticks PID: the process's user + system ticks.
-proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# wakeups PID: the process's voluntary context switches (all its threads: each is one
-# sleep), then CPU 0's rescheduling and function-call interrupts (the IPIs that wake a
-# sleeping CPU and hand it steered packets).
+# proc_ticks PID [TID]: the process's user + system ticks, or only its thread TID's.
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1${2:+/task/$2}/stat"; }
+# wakeups PID [TID]: the voluntary context switches of the process's threads (each is
+# one sleep), or of its thread TID only, then CPU 0's rescheduling and function-call
+# interrupts (the IPIs that wake a sleeping CPU and hand it steered packets).
 wakeups() {
-    cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ { n += $2 } END { printf "%d ", n }'
+    cat /proc/"$1"/task/${2:-*}/status | awk '/^voluntary_ctxt_switches/ { n += $2 } END { printf "%d ", n }'
     awk '$1 == "RES:" || $1 == "CAL:" { n += $2 } END { print n }' /proc/interrupts
 }
 
@@ -106,9 +128,13 @@ run_one() {
         sleep 0.1
     done
     local metrics=()
-    if [[ $kind == mc ]]; then
-        mc_bench_args "$MC" "$dev" "$addr:14533" "$addr:18533" 2000
-        "${inns[@]}" taskset -c 0 "$MC" "${MC_ARGS[@]}" >"$work/server.log" 2>&1 &
+    if [[ $kind == mc* ]]; then
+        local settings=() bin=$MC
+        [[ $kind == mc-nopause ]] && settings=(MC_RX_BATCH_US=0)
+        [[ $kind == mc-base ]] && bin=${MC_BASE:?KINDS has mc-base: set MC_BASE to a binary}
+        mc_bench_args "$bin" "$dev" "$addr:14533" "$addr:18533" 2000
+        [[ -n ${LOG_FILTER:-} ]] && MC_ARGS=("${MC_ARGS[@]/#warn/$LOG_FILTER}")
+        "${inns[@]}" taskset -c 0 env "${settings[@]}" "$bin" "${MC_ARGS[@]}" >"$work/server.log" 2>&1 &
         server=$!
         for _ in $(seq 100); do curl -sf "http://$addr:18533/ready" >/dev/null && break; sleep 0.1; done
         metrics=(--server-metrics "http://$addr:18533/metrics")
@@ -128,23 +154,55 @@ run_one() {
         --sessions-per-endpoint "$spe" >"$work/loadgen.txt" 2>&1 &
     loadgen=$!
     sleep 3.5
-    local c1 p1 w1 c2 p2 w2
+    local c1 p1 w1 e1 c2 p2 w2 e2
     c1=$(cpu0)
     p1=$(proc_ticks "$server")
     w1=$(wakeups "$server")
+    e1=$(epochs "$addr")
     sleep 6
     c2=$(cpu0)
     p2=$(proc_ticks "$server")
     w2=$(wakeups "$server")
+    e2=$(epochs "$addr")
     wait "$loadgen" || { echo "run.sh: mc-loadgen failed:" >&2; cat "$work/loadgen.txt" >&2; exit 1; }
     loadgen=
     kill -9 "$server"
     wait "$server" 2>/dev/null || true
     server=
-    python3 - "$work/report.json" "$mode" "$kind" "echo${sessions}x$window" "$spe" "$run" \
-        "$c1" "$p1" "$c2" "$p2" "$(getconf CLK_TCK)" "$w1" "$w2" <<'EOF'
+    if [[ -n ${LOG_FILTER:-} && $kind == mc* ]]; then
+        cp "$work/server.log" "$OUT/server-$mode-$kind-spe-$spe-run-$run.log"
+    fi
+    report "$work/report.json" "$mode" "$kind" "echo${sessions}x$window" "$spe" "$run" \
+        "$c1" "$p1" "$c2" "$p2" "$w1" "$w2" |
+        if [[ $kind == mc* ]]; then
+            read -r pa1 all1 <<<"$e1"
+            read -r pa2 all2 <<<"$e2"
+            sed "s|\$| pausing-epochs=$((pa2 - pa1))/$((all2 - all1))|"
+        else
+            cat
+        fi
+}
+
+# epochs ADDR: mc-service's receive-pause trial epochs so far, pausing then all (0 0 for
+# a server without the counter).
+epochs() {
+    { curl -sf "http://$1:18533/metrics" 2>/dev/null || true; } |
+        awk '/^mc_rx_batch_epochs_total/ { all += $2; if (/way="pausing"/) p += $2 }
+             END { print p + 0, all + 0 }'
+}
+
+# report JSON MODE KIND OP SPE RUN CPU0-BEFORE PROC-BEFORE CPU0-AFTER PROC-AFTER
+#        WAKEUPS-BEFORE WAKEUPS-AFTER: prints a run's line from its report and samples.
+report() {
+    python3 - "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10}" "$(getconf CLK_TCK)" \
+        "${11}" "${12}" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
+if "window" not in j:
+    # udp-floor's report: its server thread's CPU over its own measured window.
+    j = {"passed": True, "window": {"ops_per_s": j["deliveries"] / j["window_s"],
+                                    "server": [{"us_per_op": j["us_per_delivery"]}],
+                                    "generator": {"saturated": "n/a"}}}
 mode, kind, op, spe, run = sys.argv[2:7]
 c1, p1, c2, p2 = ([float(x) for x in s.split()] for s in sys.argv[7:11])
 hz = float(sys.argv[11])
@@ -154,7 +212,7 @@ assert j["passed"], "the load generator reported failures"
 rate = w["ops_per_s"]
 ops = rate * 6.0
 us = lambda ticks: ticks / hz / ops * 1e6
-print(f"{mode:8} {kind:4} {op:9} spe={spe} run={run} rt/s={rate:.0f} "
+print(f"{mode:8} {kind:5} {op:9} spe={spe} run={run} rt/s={rate:.0f} "
       f"loadgen-process-us={w['server'][0]['us_per_op']:.3f} process-us={us(p2[0] - p1[0]):.3f} "
       f"cpu0-us={us(c2[0] - c1[0]):.3f} cpu0-softirq-us={us(c2[1] - c1[1]):.3f} "
       f"cpu0-steal-ticks={c2[2] - c1[2]:.0f} sleeps-per-rt={(w2[0] - w1[0]) / ops:.3f} "
@@ -162,23 +220,54 @@ print(f"{mode:8} {kind:4} {op:9} spe={spe} run={run} rt/s={rate:.0f} "
 EOF
 }
 
-: >"$here/runs.txt"
+# run_plain MODE SPE RUN RATE: udp-floor's echo 10 × 1 in plain UDP, paced to RATE round
+# trips per second; its server is its main thread, on CPU 0.
+run_plain() {
+    local mode=$1 spe=$2 run=$3 rate=$4 inns=()
+    if [[ $mode == veth ]]; then
+        inns=(--server-netns "$NS" --server-ip "$SRV" --client-ip "$CLI")
+    fi
+    "$FLOOR" --echo --clients 10 --payload-bytes 64 --requests-per-s "$rate" --warmup 2 \
+        --duration 8 --server-cpu 0 --client-cpu 1 "${inns[@]}" --json "$work/floor.json" \
+        >"$work/floor.txt" 2>&1 &
+    server=$!
+    sleep 3.5
+    local c1 p1 w1 c2 p2 w2
+    c1=$(cpu0)
+    p1=$(proc_ticks "$server" "$server")
+    w1=$(wakeups "$server" "$server")
+    sleep 6
+    c2=$(cpu0)
+    p2=$(proc_ticks "$server" "$server")
+    w2=$(wakeups "$server" "$server")
+    wait "$server" || { echo "run.sh: udp-floor failed:" >&2; cat "$work/floor.txt" >&2; exit 1; }
+    server=
+    report "$work/floor.json" "$mode" plain echo10x1 "$spe" "$run" "$c1" "$p1" "$c2" "$p2" \
+        "$w1" "$w2"
+}
+
+: >"$OUT/runs.txt"
 for run in $(seq "$RUNS"); do
-    # Alternate which server goes first, so that a drift of the host falls on both.
-    order=(mc peer)
-    ((run % 2 == 0)) && order=(peer mc)
-    for mode in loopback veth; do
-        for spe in 8 1; do
-            for op in "100 8" "10 1"; do
+    # Rotate the servers' order from run to run, so that a drift of the host falls on all.
+    r=$(((run - 1) % ${#KINDS[@]}))
+    order=("${KINDS[@]:r}" "${KINDS[@]:0:r}")
+    for mode in $MODES; do
+        for spe in $SPES; do
+            for op in $OPS; do
                 for kind in "${order[@]}"; do
-                    # shellcheck disable=SC2086
-                    run_one "$mode" "$kind" $op "$spe" "$run" >>"$here/runs.txt"
-                    tail -n 1 "$here/runs.txt"
+                    run_one "$mode" "$kind" "${op%x*}" "${op#*x}" "$spe" "$run" >>"$OUT/runs.txt"
+                    tail -n 1 "$OUT/runs.txt"
                 done
+                if [[ $op == 10x1 ]]; then
+                    # The peer's round trips per second in the pair just run.
+                    rate=$(awk '$2 == "peer" && $3 == "echo10x1" { r = $6 } END { sub("rt/s=", "", r); print r }' "$OUT/runs.txt")
+                    run_plain "$mode" "$spe" "$run" "$rate" >>"$OUT/runs.txt"
+                    tail -n 1 "$OUT/runs.txt"
+                fi
             done
         done
     done
 done
 
-python3 "$here/summary.py" "$here/runs.txt" >"$here/summary.txt"
-cat "$here/summary.txt"
+python3 "$here/summary.py" "$OUT/runs.txt" >"$OUT/summary.txt"
+cat "$OUT/summary.txt"

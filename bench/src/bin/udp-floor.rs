@@ -34,7 +34,14 @@
 //! udp-floor --echo --clients 10 --client-work-us 4
 //! udp-floor --echo --clients 10 --requests-per-s 98000
 //! udp-floor --echo --clients 10 --requests-per-s 98000 --server-work-ns 1500
+//! udp-floor --echo --clients 10 --requests-per-s 98000 --server-netns mcbench-veth \
+//!     --server-ip 198.18.0.1 --client-ip 198.18.0.2
 //! ```
+//!
+//! `--server-netns` creates the server's socket in another network namespace, so that
+//! with a veth pair between the two each side's CPU pays for its own receive path, as
+//! on a network, instead of the sender paying for the receiver's as on loopback
+//! (`bench/results/20261206T094604Z-veth-rps/run.sh` sets the pair up).
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -119,6 +126,18 @@ struct Args {
     /// `poll`, `recvmmsg` and `sendmmsg`.
     #[arg(long)]
     io_uring: bool,
+    /// Create the server's socket in this network namespace (a name under /run/netns,
+    /// as `ip netns add` makes it); the clients stay in this process's namespace. The
+    /// two then reach each other only through a link between the namespaces (a veth
+    /// pair), whose addresses `--server-ip` and `--client-ip` give.
+    #[arg(long)]
+    server_netns: Option<String>,
+    /// Address the server's socket binds to.
+    #[arg(long, default_value_t = Ipv4Addr::LOCALHOST)]
+    server_ip: Ipv4Addr,
+    /// Address the client sockets bind to.
+    #[arg(long, default_value_t = Ipv4Addr::LOCALHOST)]
+    client_ip: Ipv4Addr,
     /// Write the report as JSON here as well.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -227,7 +246,14 @@ fn main() -> Result<()> {
             bail!("CPU {cpu} is out of range: this process may run on {cpus:?}");
         }
     }
-    let server = UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+    let bind = || {
+        UdpSocket::bind(SocketAddr::from((args.server_ip, 0)))
+            .with_context(|| format!("binding the server's socket to {}", args.server_ip))
+    };
+    let server = match &args.server_netns {
+        Some(ns) => in_netns(ns, bind)?,
+        None => bind()?,
+    };
     server.set_nonblocking(true)?;
     let server_addr = server.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -310,6 +336,30 @@ fn main() -> Result<()> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs `f` with the calling thread in the network namespace `name` (under
+/// /run/netns), then moves the thread back to the namespace it was in. A socket stays in
+/// the namespace it was created in.
+fn in_netns<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let own = std::fs::File::open("/proc/thread-self/ns/net")
+        .context("opening this thread's network namespace")?;
+    let path = std::path::Path::new("/run/netns").join(name);
+    let target = std::fs::File::open(&path)
+        .with_context(|| format!("opening network namespace {}", path.display()))?;
+    setns_net(&target).with_context(|| format!("entering network namespace {name}"))?;
+    let out = f();
+    setns_net(&own).context("returning to this process's network namespace")?;
+    out
+}
+
+fn setns_net(ns: &std::fs::File) -> Result<()> {
+    // SAFETY: `ns` is an open namespace file; setns changes only the calling thread's
+    // network namespace and touches no memory of ours.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
     }
     Ok(())
 }
@@ -699,12 +749,14 @@ fn clients(
     let mut socks = Vec::with_capacity(args.clients);
     let mut addrs = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
-        let s = UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-        s.connect(server)?;
+        let s = UdpSocket::bind(SocketAddr::from((args.client_ip, 0)))
+            .with_context(|| format!("binding a client socket to {}", args.client_ip))?;
+        s.connect(server)
+            .with_context(|| format!("connecting a client socket to {server}"))?;
         s.set_nonblocking(true)?;
         match s.local_addr()? {
             SocketAddr::V4(a) => addrs.push(a),
-            SocketAddr::V6(_) => bail!("bound to IPv6 on 127.0.0.1"),
+            SocketAddr::V6(_) => bail!("bound to IPv6 on {}", args.client_ip),
         }
         socks.push(s);
     }
