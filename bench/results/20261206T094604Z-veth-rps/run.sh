@@ -43,10 +43,12 @@
 # SPES (default "8 1") the modes and sessions per socket, KINDS (default "mc peer") the
 # servers: "mc-nopause" is mc-service with the trial's pause off (MC_RX_BATCH_US=0),
 # "mc-base" the mc-service binary MC_BASE (another build, to compare two), and each run
-# rotates their order. LOG_FILTER, when set, is mc-service's --log-filter, and each
-# mc-service run's log is kept in OUT (server-MODE-KIND-spe-SPE-run-RUN.log). OUT (default: this directory) is where
-# runs.txt and, with summary.py, summary.txt (medians and ratios to the peer) go. Needs
-# root, iproute2 and target/release/{mc-service,wt-echo-server,mc-loadgen,udp-floor}.
+# rotates their order; "peer" must be among them (the ratios and the plain floor's pace
+# are the peer's). LOG_FILTER, when set, is mc-service's --log-filter, and each
+# mc-service run's log is kept in OUT (server-MODE-KIND-spe-SPE-run-RUN.log). OUT
+# (default: this directory) is where runs.txt and, with summary.py, summary.txt (medians
+# and ratios to the peer) go. Needs root, iproute2 and
+# target/release/{mc-service,wt-echo-server,mc-loadgen,udp-floor}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../.."
@@ -56,6 +58,8 @@ MODES=${MODES:-"loopback veth"}
 SPES=${SPES:-"8 1"}
 read -r -a KINDS <<<"${KINDS:-mc peer}"
 OUT=${OUT:-$here}
+[[ " ${KINDS[*]} " == *" peer "* ]] ||
+    { echo "run.sh: KINDS must include peer" >&2; exit 2; }
 NS=mcbench-veth
 SRV=198.18.0.1
 CLI=198.18.0.2
