@@ -28,16 +28,16 @@
 //! So the shard measures: in epochs of at least [`EPOCH`] and [`MIN_DATAGRAMS`] (up to
 //! [`EPOCH_MAX`]) it reads its thread's CPU time and the datagrams received, and keeps
 //! the way (pausing or reading at once) that costs less CPU per datagram, unless the
-//! pause slows the clients' pace (datagrams received per second) by more than [`MARGIN`],
-//! or by a larger fraction than it saves. The bound on the pace holds whatever the pause
-//! saves, because where clients wait for their replies a pause cuts the CPU per
+//! pause slows the clients' pace (datagrams received per second) by [`MAX_SLOWDOWN`] or
+//! more, or by a larger fraction than it saves. The bound on the pace holds whatever the
+//! pause saves, because where clients wait for their replies a pause cuts the CPU per
 //! datagram about as much as it cuts their pace (the wake-ups it saves are the ones
 //! their requests caused), so the two fractions lie within the epochs' noise of each
 //! other and a comparison of them alone took the pause in some runs and not in others:
 //! ten such clients over a veth pair measured paused epochs at 0.47–0.61 of the CPU per
 //! datagram of reading at once and 0.43–0.46 of the pace, and ran paused in 4–52 % of
-//! their epochs from run to run. Now and then ([`RECHECK_MIN`], [`RECHECK_MAX`]), and at once when the
-//! current way has grown dearer than the other's last figure, it runs
+//! their epochs from run to run. Now and then ([`RECHECK_MIN`], [`RECHECK_MAX`]), and at
+//! once when the current way has grown dearer than the other's last figure, it runs
 //! [`RECHECK_EPOCHS`] epochs the other way. The pause has to pay for itself
 //! ([`MARGIN`]): where both ways cost the same the shard reads at once, as a pause would
 //! hold the clients up for nothing. Each way's figures are running means of its last few
@@ -79,6 +79,9 @@ const STALE_AFTER: u32 = 4;
 /// can tell, and the shard reads at once, because a pause holds up every client waiting
 /// for a reply. The band between taking and keeping stops it switching back and forth.
 const MARGIN: f64 = 0.1;
+/// The most the pause may slow the clients' pace (datagrams received per second), as a
+/// fraction, whatever it saves (module docs).
+const MAX_SLOWDOWN: f64 = 0.1;
 /// An epoch lasts until it has received this many datagrams, so that its CPU per
 /// datagram is not mostly the loop's fixed costs (timers, counters).
 const MIN_DATAGRAMS: u64 = 256;
@@ -258,7 +261,7 @@ impl Trial {
 
     /// Whether the pause pays, by both ways' current figures: it must cost [`MARGIN`]
     /// less per datagram than reading at once to be taken, and half that to be kept, and
-    /// the datagrams per second must fall by less than [`MARGIN`] and by a smaller
+    /// the datagrams per second must fall by less than [`MAX_SLOWDOWN`] and by a smaller
     /// fraction than that cost (or not fall): where clients wait for their replies, a
     /// pause that batches more by slowing them to half their pace has saved the shard
     /// nothing it needed and cost the clients half their round trips.
@@ -269,7 +272,7 @@ impl Trial {
         let margin = if pausing_now { MARGIN / 2.0 } else { MARGIN };
         let cost = paused.ns_per_datagram / at_once.ns_per_datagram;
         let pace = paused.per_second / at_once.per_second;
-        cost < 1.0 - margin && pace > cost && pace > 1.0 - MARGIN
+        cost < 1.0 - margin && pace > cost && pace > 1.0 - MAX_SLOWDOWN
     }
 
     fn start_recheck(&mut self) {
@@ -509,6 +512,20 @@ mod tests {
         ways
     }
 
+    /// Sixty epochs from a fresh trial, each way at a constant (CPU ns per datagram,
+    /// datagrams per epoch); returns how each epoch ran (true: pausing).
+    fn sixty_paced_epochs(pausing: (u64, u64), at_once: (u64, u64)) -> Vec<bool> {
+        let mut b = RxBatching::new(Duration::ZERO, W);
+        let (mut t, mut d, mut cpu) = started(&mut b);
+        run_epochs_paced(&mut b, &mut t, &mut d, &mut cpu, 60, |_, p| {
+            if p {
+                pausing
+            } else {
+                at_once
+            }
+        })
+    }
+
     /// [`run_epochs_with`] at a constant cost each way.
     fn run_epochs(
         b: &mut RxBatching,
@@ -576,64 +593,32 @@ mod tests {
 
     #[test]
     fn a_pause_that_is_cheaper_per_datagram_but_slows_the_clients_is_not_taken() {
-        let mut b = RxBatching::new(Duration::ZERO, W);
-        let (mut t, mut d, mut cpu) = started(&mut b);
         // Ten clients each waiting for its reply: the pause batches more and costs 13 %
         // less per datagram, but the clients, held up, send half as many.
-        let ways = run_epochs_paced(&mut b, &mut t, &mut d, &mut cpu, 60, |_, pausing| {
-            if pausing {
-                (17_200, DG / 2)
-            } else {
-                (19_700, DG)
-            }
-        });
+        let ways = sixty_paced_epochs((17_200, DG / 2), (19_700, DG));
         assert_eq!(other_way(&ways, false), vec![0, 11, 12, 29, 30], "{ways:?}");
     }
 
     #[test]
     fn a_pause_that_halves_the_clients_pace_is_not_taken_however_much_it_saves() {
-        let mut b = RxBatching::new(Duration::ZERO, W);
-        let (mut t, mut d, mut cpu) = started(&mut b);
         // Ten clients each waiting for its reply: paused epochs cost 60 % less CPU per
         // datagram at 45 % of the clients' pace. Saving more than the pace falls, it
         // would pass the comparison of the two alone.
-        let ways = run_epochs_paced(&mut b, &mut t, &mut d, &mut cpu, 60, |_, pausing| {
-            if pausing {
-                (6_600, DG * 45 / 100)
-            } else {
-                (16_500, DG)
-            }
-        });
+        let ways = sixty_paced_epochs((6_600, DG * 45 / 100), (16_500, DG));
         assert_eq!(other_way(&ways, false), vec![0, 11, 12, 29, 30], "{ways:?}");
     }
 
     #[test]
-    fn a_pause_that_slows_the_clients_by_more_than_the_margin_is_not_taken() {
-        let mut b = RxBatching::new(Duration::ZERO, W);
-        let (mut t, mut d, mut cpu) = started(&mut b);
+    fn a_pause_that_slows_the_clients_by_a_tenth_or_more_is_not_taken() {
         // 30 % less CPU per datagram for 15 % of the clients' pace.
-        let ways = run_epochs_paced(&mut b, &mut t, &mut d, &mut cpu, 60, |_, pausing| {
-            if pausing {
-                (7_000, DG * 85 / 100)
-            } else {
-                (10_000, DG)
-            }
-        });
+        let ways = sixty_paced_epochs((7_000, DG * 85 / 100), (10_000, DG));
         assert_eq!(other_way(&ways, false), vec![0, 11, 12, 29, 30], "{ways:?}");
     }
 
     #[test]
     fn a_pause_that_slows_the_clients_less_than_it_saves_is_taken() {
-        let mut b = RxBatching::new(Duration::ZERO, W);
-        let (mut t, mut d, mut cpu) = started(&mut b);
         // Many clients with deep windows: 30 % less CPU per datagram for 5 % of their pace.
-        let ways = run_epochs_paced(&mut b, &mut t, &mut d, &mut cpu, 60, |_, pausing| {
-            if pausing {
-                (7_000, DG * 95 / 100)
-            } else {
-                (10_000, DG)
-            }
-        });
+        let ways = sixty_paced_epochs((7_000, DG * 95 / 100), (10_000, DG));
         assert_eq!(
             other_way(&ways, true),
             vec![1, 2, 19, 20, 53, 54],
@@ -643,16 +628,8 @@ mod tests {
 
     #[test]
     fn a_pause_that_speeds_a_saturated_shard_up_is_taken() {
-        let mut b = RxBatching::new(Duration::ZERO, W);
-        let (mut t, mut d, mut cpu) = started(&mut b);
         // A shard at full load: what the pause saves per datagram it spends on more.
-        let ways = run_epochs_paced(&mut b, &mut t, &mut d, &mut cpu, 60, |_, pausing| {
-            if pausing {
-                (8_000, DG * 5 / 4)
-            } else {
-                (10_000, DG)
-            }
-        });
+        let ways = sixty_paced_epochs((8_000, DG * 5 / 4), (10_000, DG));
         assert_eq!(
             other_way(&ways, true),
             vec![1, 2, 19, 20, 53, 54],

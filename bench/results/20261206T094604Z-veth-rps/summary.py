@@ -61,6 +61,13 @@ if plain:
 
 servers = [(key, kind, by[kind]) for key, by in order for kind in sorted(by)
            if kind.startswith("mc") and "pausing-epochs" in by[kind][0]]
+
+
+def pausing_share(run):
+    paused, epochs = (int(x) for x in run["pausing-epochs"].split("/"))
+    return paused / epochs if epochs else 0.0
+
+
 if servers:
     print()
     print("each mc-service setting against the peer, medians; pausing = the receive-pause trial's epochs")
@@ -69,12 +76,7 @@ if servers:
           f"{'rt/s':>7} {'÷ peer':>6} | {'pausing':>7}")
     for (mode, op, spe), kind, runs in servers:
         peer = rows[(mode, op, spe)]["peer"]
-
-        def share(r):
-            p, n = (int(x) for x in r["pausing-epochs"].split("/"))
-            return p / n if n else 0.0
-
-        pausing = statistics.median(share(r) for r in runs)
+        pausing = statistics.median(pausing_share(r) for r in runs)
         print(f"{mode:8} {op:9} {spe:3} {kind:10} | {med(runs, 'process-us'):6.2f} "
               f"{med(runs, 'process-us') / med(peer, 'process-us'):6.2f} | {med(runs, 'cpu0-us'):6.2f} "
               f"{med(runs, 'cpu0-us') / med(peer, 'cpu0-us'):6.2f} | {med(runs, 'rt/s'):7.0f} "

@@ -56,7 +56,9 @@ use mc_bench::loadgen::measure::{clock_ticks, stat_steal_ticks, thread_cpu_s};
 use serde::Serialize;
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "The fan-out's datagrams in plain UDP on loopback: server CPU per delivery")]
+#[command(
+    about = "The fan-out's (or echo 10 × 1's) datagrams in plain UDP: server CPU per delivery"
+)]
 struct Args {
     /// Client sockets (the meeting's participants).
     #[arg(long, default_value_t = 1_000)]
