@@ -218,6 +218,10 @@ mc_settings=$(env | grep -E '^MC_' | sort | tr '\n' ' ' | sed 's/ $//' || true)
   echo "- mc-service binary: \`$MC\`, built $(date -u -r "$MC" +%FT%TZ)"
   echo "- mc-service settings from the environment: ${mc_settings:-none}"
   echo "- client sockets: mc-loadgen puts up to $SESSIONS_PER_ENDPOINT session(s) on one UDP socket (--sessions-per-endpoint; a browser's sessions have one each)"
+  # A container runtime's port forwarding turns connection tracking on for every
+  # datagram in this namespace, loopback included (bench/README.md, "Connection tracking
+  # on loopback").
+  echo "- netfilter connection tracking: $(cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 'no') flows tracked at start"
 } >"$OUT/machine.md"
 record "# $(date -u +%FT%TZ) ${mc_settings:+$mc_settings }bench/compare.sh --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS --sessions-per-endpoint $SESSIONS_PER_ENDPOINT --mc-bin $MC"
 
