@@ -31,7 +31,11 @@
 #            interrupt context while the server sleeps and is charged to no process.
 #
 # and the IPIs (function-call and rescheduling interrupts) CPU 0 and CPU 1 received over
-# the same 8 s, per delivery.
+# the same 8 s, per delivery; the server's sleeps (voluntary context switches: all of
+# mc-service's threads, udp-floor's server thread) per delivery over the same 8 s; and
+# for mc-service, from its own counters over the window, the datagrams it received and
+# its recvmmsg calls per delivery and its receive-pause trial's epochs (pausing/all).
+# (runs.txt in this directory was written before the last three were added.)
 #
 # RUNS (default 3), RATES (default "10"), MODES (default "loopback veth"), OUT (default:
 # this directory: runs.txt, and summary.txt from summary.py). Needs root, iproute2 and
@@ -82,6 +86,12 @@ ip netns exec "$NS" sh -c 'echo 1 >/sys/class/net/mcb-s/queues/rx-0/rps_cpus'
 
 dev=$work/dev
 
+# sleeps PID [TID]: the voluntary context switches (each one sleep) of the process's
+# threads, or of its thread TID only.
+sleeps() {
+    cat /proc/"$1"/task/${2:-*}/status | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n }'
+}
+
 # cpu0: CPU 0's busy, softirq and stolen ticks from /proc/stat, then the function-call
 # and rescheduling interrupts (IPIs) CPU 0 and CPU 1 have received: with RPS each
 # datagram steered to the other CPU's backlog may cost one, when that backlog was idle.
@@ -108,10 +118,22 @@ if "window" in j:
     per_s, proc = w["ops_per_s"], w["server"][0]["us_per_op"]
     extra = (f" fanout-p99-ms={j['figures']['latencies']['fanout']['p99_ms']:.2f}"
              f" server-p99-ms={1e3 * w['server_histograms']['mc_fanout_duration_seconds']['p99_s']:.2f}")
+    # mc-service's own counters over the window, per delivery.
+    counters = w["server_counters"]
+    def pick(name, label):
+        return sum(v for k, v in counters.items() if k.startswith(name + "{") and label in k)
+    ops = w["ops"]
+    din = pick("mc_udp_datagrams_total", 'direction="in"') / ops
+    reads = pick("mc_udp_syscalls_total", 'op="recvmmsg"') / ops
+    pausing = pick("mc_rx_batch_epochs_total", 'way="pausing"')
+    epochs = pick("mc_rx_batch_epochs_total", "")
+    extra += (f" datagrams-in={din:.3f} recvmmsg={reads:.4f}"
+              f" pausing-epochs={pausing:.0f}/{epochs:.0f}")
 else:
     per_s, proc, extra = j["deliveries"] / j["window_s"], j["us_per_delivery"], ""
 c1, c2 = ([float(x) for x in s.split()] for s in (c1, c2))
 ops = per_s * float(secs)
+extra += f" sleeps={(c2[5] - c1[5]) / ops:.4f}"
 us = lambda ticks: ticks / float(hz) / ops * 1e6
 print(f"{mode:8} {kind:5} rate={rate} run={run} deliveries/s={per_s:.0f} process-us={proc:.3f} "
       f"cpu0-us={us(c2[0] - c1[0]):.3f} cpu0-softirq-us={us(c2[1] - c1[1]):.3f} "
@@ -154,9 +176,9 @@ run_mc() {
     ((n >= SIZE)) || { echo "run.sh: only $n of $SIZE participants joined" >&2; exit 1; }
     sleep $((WARMUP + 1))
     local c1 c2
-    c1=$(cpu0)
+    c1="$(cpu0) $(sleeps "$server")"
     sleep 8
-    c2=$(cpu0)
+    c2="$(cpu0) $(sleeps "$server")"
     wait "$loadgen" || { echo "run.sh: mc-loadgen failed:" >&2; cat "$work/loadgen.txt" >&2; exit 1; }
     loadgen=
     kill -9 "$server"
@@ -176,9 +198,9 @@ run_plain() {
     server=$!
     sleep 3
     local c1 c2
-    c1=$(cpu0)
+    c1="$(cpu0) $(sleeps "$server" "$server")"
     sleep 8
-    c2=$(cpu0)
+    c2="$(cpu0) $(sleeps "$server" "$server")"
     wait "$server" || { echo "run.sh: udp-floor failed:" >&2; cat "$work/floor.txt" >&2; exit 1; }
     server=
     line "$mode" plain "$rate" "$run" "$work/floor.json" "$c1" "$c2" 8

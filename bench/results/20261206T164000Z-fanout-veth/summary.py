@@ -42,3 +42,18 @@ for (mode, rate), by in sorted(rows.items(), key=lambda kv: (kv[0][0], int(kv[0]
         continue
     print(f"{mode:8} {rate:>4} | {med(mc, 'cpu0-ipis'):7.3f} {med(pl, 'cpu0-ipis'):6.3f} | "
           f"{med(mc, 'cpu1-ipis'):7.3f} {med(pl, 'cpu1-ipis'):6.3f}")
+
+if any("sleeps" in r for by in rows.values() for runs in by.values() for r in runs):
+    print()
+    print("per delivery, medians: the server's sleeps (voluntary context switches; mc-service: all its")
+    print("threads, plain: its server thread), and mc-service's datagrams received and recvmmsg calls")
+    print("(its counters); pausing = the receive-pause trial's epochs that paused, summed over runs")
+    print(f"{'mode':8} {'rate':>4} | {'mc sleeps':>9} {'plain':>6} | {'mc datagrams in':>15} {'recvmmsg':>8} | {'pausing':>9}")
+    for (mode, rate), by in sorted(rows.items(), key=lambda kv: (kv[0][0], int(kv[0][1]))):
+        mc, pl = by.get("mc"), by.get("plain")
+        if not mc or not pl or "sleeps" not in mc[0]:
+            continue
+        paused = sum(int(r["pausing-epochs"].split("/")[0]) for r in mc)
+        epochs = sum(int(r["pausing-epochs"].split("/")[1]) for r in mc)
+        print(f"{mode:8} {rate:>4} | {med(mc, 'sleeps'):9.4f} {med(pl, 'sleeps'):6.4f} | "
+              f"{med(mc, 'datagrams-in'):15.3f} {med(mc, 'recvmmsg'):8.4f} | {paused:>4}/{epochs:<4}")
