@@ -1,4 +1,5 @@
-# Shell pieces shared by bench/compare.sh and bench/alloc-count.sh (sourced, not run).
+# Shell pieces shared by bench/compare.sh, bench/alloc-count.sh and the run.sh scripts of
+# bench/results (sourced, not run).
 
 # stop_pid PID: TERM, then KILL after 5 s; waits for it.
 stop_pid() {
@@ -30,4 +31,34 @@ mc_bench_args() {
 --drain-timeout-secs 1
 EOF2
   return 0
+}
+
+# veth_pair_up NS SERVER_IP CLIENT_IP: a network namespace NS (made afresh) reached over a
+# veth pair, mcb-c here with CLIENT_IP/30 and mcb-s in NS with SERVER_IP/30, each end
+# steering its receive processing (RPS) to its own side's CPU: mcb-s to CPU 0 (the
+# server's), mcb-c to CPU 1 (the clients'). Take the addresses from 198.18.0.0/15, the
+# range set aside for benchmarks (RFC 2544); no packet leaves the host. Needs root and
+# iproute2; `ip netns del NS` removes it all.
+veth_pair_up() {
+  local ns=$1 srv=$2 cli=$3
+  ip netns del "$ns" 2>/dev/null || true
+  ip netns add "$ns"
+  ip link add mcb-c type veth peer name mcb-s netns "$ns"
+  ip addr add "$cli/30" dev mcb-c
+  ip link set mcb-c up
+  ip -n "$ns" addr add "$srv/30" dev mcb-s
+  ip -n "$ns" link set mcb-s up
+  ip -n "$ns" link set lo up
+  # RPS masks: bit 0 is CPU 0, bit 1 is CPU 1.
+  echo 2 >/sys/class/net/mcb-c/queues/rx-0/rps_cpus
+  ip netns exec "$ns" sh -c 'echo 1 >/sys/class/net/mcb-s/queues/rx-0/rps_cpus'
+}
+
+# cpu0_sample: CPU 0's busy, softirq and stolen ticks (/proc/stat: user, nice, system,
+# irq and softirq; softirq; steal), then the function-call and rescheduling interrupts
+# (IPIs) CPU 0 and CPU 1 have received (/proc/interrupts), on one line. With RPS each
+# datagram steered to the other CPU's idle backlog costs that CPU one.
+cpu0_sample() {
+  awk '$1 == "cpu0" { printf "%d %d %d ", $2 + $3 + $4 + $7 + $8, $8, $9 }' /proc/stat
+  awk '$1 == "RES:" || $1 == "CAL:" { a += $2; b += $3 } END { print a, b }' /proc/interrupts
 }

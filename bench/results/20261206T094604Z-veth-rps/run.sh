@@ -84,17 +84,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns del "$NS" 2>/dev/null || true
-ip netns add "$NS"
-ip link add mcb-c type veth peer name mcb-s netns "$NS"
-ip addr add "$CLI/30" dev mcb-c
-ip link set mcb-c up
-ip -n "$NS" addr add "$SRV/30" dev mcb-s
-ip -n "$NS" link set mcb-s up
-ip -n "$NS" link set lo up
-# RPS masks: bit 0 is CPU 0 (the server's), bit 1 is CPU 1 (the client's).
-echo 2 >/sys/class/net/mcb-c/queues/rx-0/rps_cpus
-ip netns exec "$NS" sh -c 'echo 1 >/sys/class/net/mcb-s/queues/rx-0/rps_cpus'
+veth_pair_up "$NS" "$SRV" "$CLI"
 
 # The dev certificate, signing key and cert hash: mc-service --dev writes them on its
 # first start. Both servers serve the same certificate.

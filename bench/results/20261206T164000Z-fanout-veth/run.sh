@@ -72,17 +72,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns del "$NS" 2>/dev/null || true
-ip netns add "$NS"
-ip link add mcb-c type veth peer name mcb-s netns "$NS"
-ip addr add "$CLI/30" dev mcb-c
-ip link set mcb-c up
-ip -n "$NS" addr add "$SRV/30" dev mcb-s
-ip -n "$NS" link set mcb-s up
-ip -n "$NS" link set lo up
-# RPS masks: bit 0 is CPU 0 (the server's), bit 1 is CPU 1 (the clients').
-echo 2 >/sys/class/net/mcb-c/queues/rx-0/rps_cpus
-ip netns exec "$NS" sh -c 'echo 1 >/sys/class/net/mcb-s/queues/rx-0/rps_cpus'
+veth_pair_up "$NS" "$SRV" "$CLI"
 
 dev=$work/dev
 
@@ -90,14 +80,6 @@ dev=$work/dev
 # threads, or of its thread TID only.
 sleeps() {
     cat /proc/"$1"/task/${2:-*}/status | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n }'
-}
-
-# cpu0: CPU 0's busy, softirq and stolen ticks from /proc/stat, then the function-call
-# and rescheduling interrupts (IPIs) CPU 0 and CPU 1 have received: with RPS each
-# datagram steered to the other CPU's backlog may cost one, when that backlog was idle.
-cpu0() {
-    awk '$1 == "cpu0" { printf "%d %d %d ", $2 + $3 + $4 + $7 + $8, $8, $9 }' /proc/stat
-    awk '$1 == "RES:" || $1 == "CAL:" { a += $2; b += $3 } END { print a, b }' /proc/interrupts
 }
 
 # joined ADDR: the sessions that have joined a meeting so far.
@@ -176,9 +158,9 @@ run_mc() {
     ((n >= SIZE)) || { echo "run.sh: only $n of $SIZE participants joined" >&2; exit 1; }
     sleep $((WARMUP + 1))
     local c1 c2
-    c1="$(cpu0) $(sleeps "$server")"
+    c1="$(cpu0_sample) $(sleeps "$server")"
     sleep 8
-    c2="$(cpu0) $(sleeps "$server")"
+    c2="$(cpu0_sample) $(sleeps "$server")"
     wait "$loadgen" || { echo "run.sh: mc-loadgen failed:" >&2; cat "$work/loadgen.txt" >&2; exit 1; }
     loadgen=
     kill -9 "$server"
@@ -198,9 +180,9 @@ run_plain() {
     server=$!
     sleep 3
     local c1 c2
-    c1="$(cpu0) $(sleeps "$server" "$server")"
+    c1="$(cpu0_sample) $(sleeps "$server" "$server")"
     sleep 8
-    c2="$(cpu0) $(sleeps "$server" "$server")"
+    c2="$(cpu0_sample) $(sleeps "$server" "$server")"
     wait "$server" || { echo "run.sh: udp-floor failed:" >&2; cat "$work/floor.txt" >&2; exit 1; }
     server=
     line "$mode" plain "$rate" "$run" "$work/floor.json" "$c1" "$c2" 8

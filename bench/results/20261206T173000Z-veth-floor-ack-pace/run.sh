@@ -27,6 +27,8 @@ SRV=198.18.0.1
 CLI=198.18.0.2
 FLOOR=target/release/udp-floor
 [[ -x $FLOOR ]] || { echo "run.sh: $FLOOR is missing" >&2; exit 2; }
+# shellcheck source=../../scripts/lib.sh
+source bench/scripts/lib.sh
 
 work=$(mktemp -d)
 server=
@@ -37,23 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The pair of bench/results/20261206T094604Z-veth-rps/run.sh.
-ip netns del "$NS" 2>/dev/null || true
-ip netns add "$NS"
-ip link add mcb-c type veth peer name mcb-s netns "$NS"
-ip addr add "$CLI/30" dev mcb-c
-ip link set mcb-c up
-ip -n "$NS" addr add "$SRV/30" dev mcb-s
-ip -n "$NS" link set mcb-s up
-ip -n "$NS" link set lo up
-echo 2 >/sys/class/net/mcb-c/queues/rx-0/rps_cpus
-ip netns exec "$NS" sh -c 'echo 1 >/sys/class/net/mcb-s/queues/rx-0/rps_cpus'
+veth_pair_up "$NS" "$SRV" "$CLI"
 
-# CPU 0's busy, softirq and stolen ticks, then the IPIs CPU 0 and CPU 1 have received.
-cpu0() {
-    awk '$1 == "cpu0" { printf "%d %d %d ", $2 + $3 + $4 + $7 + $8, $8, $9 }' /proc/stat
-    awk '$1 == "RES:" || $1 == "CAL:" { a += $2; b += $3 } END { print a, b }' /proc/interrupts
-}
 
 : >"$OUT/runs.txt"
 for run in $(seq "$RUNS"); do
@@ -64,9 +51,9 @@ for run in $(seq "$RUNS"); do
             --client-ip "$CLI" --json "$work/floor.json" >"$work/floor.txt" 2>&1 &
         server=$!
         sleep 3
-        c1=$(cpu0)
+        c1=$(cpu0_sample)
         sleep 8
-        c2=$(cpu0)
+        c2=$(cpu0_sample)
         wait "$server" || { echo "run.sh: udp-floor failed:" >&2; cat "$work/floor.txt" >&2; exit 1; }
         server=
         python3 - "$work/floor.json" "$w" "$run" "$c1" "$c2" "$(getconf CLK_TCK)" <<'PY' | tee -a "$OUT/runs.txt"
