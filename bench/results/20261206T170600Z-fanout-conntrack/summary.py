@@ -32,8 +32,12 @@ for ct in ("on", "off"):
 print()
 print("per pair, process µs per delivery: on − off")
 pairs = sorted({r["pair"] for runs in rows.values() for r in runs}, key=int)
+
+
+def one(ct, kind, pair):
+    return next(float(r["process-us"]) for r in rows[(ct, kind)] if r["pair"] == pair)
+
+
 for p in pairs:
-    def one(ct, kind):
-        return next(float(r["process-us"]) for r in rows[(ct, kind)] if r["pair"] == p)
-    print(f"pair {p}: mc {one('on', 'mc') - one('off', 'mc'):+.2f}, "
-          f"plain {one('on', 'plain') - one('off', 'plain'):+.2f}")
+    print(f"pair {p}: mc {one('on', 'mc', p) - one('off', 'mc', p):+.2f}, "
+          f"plain {one('on', 'plain', p) - one('off', 'plain', p):+.2f}")
