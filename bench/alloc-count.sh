@@ -11,6 +11,14 @@
 #   bench/alloc-count.sh --mc-bin target/ab/mc-service-OLD,target/release/mc-service
 #                                                           # two builds, one table
 #   bench/alloc-count.sh --ops echo100x8,echo10x1,fanout
+#   bench/alloc-count.sh --ops fanout \
+#     --calls quinn_proto::connection::Connection::poll_transmit,mc_service::conn::Conn::poll_timeout
+#                                                           # and calls of these functions
+#
+# --calls counts, the same way, the calls of any function the binary keeps as a function
+# of its own (named as `nm -C` prints it; one that is only ever inlined has no symbol and
+# is refused): how many times per datagram a step of the data path runs, which tells
+# whether a change removed work even where its time is within the host's drift.
 #
 # Each operation runs twice per build, with --short and --long seconds of measured load
 # after the same warm-up, each on a fresh server pinned to --server-cpu (0) with
@@ -32,6 +40,7 @@ cd "$ROOT"
 
 OPS=echo100x8
 MCS=target/release/mc-service
+CALLS=
 SHORT=2
 LONG=8
 WARMUP=2
@@ -42,6 +51,7 @@ HTTP_PORT=18533
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; cat <<EOF
 Flags (defaults): --ops $OPS (echo100x8, echo10x1, fanout) --mc-bin $MCS (comma separated)
+  --calls FUNCTION,... (none; Rust paths as nm -C prints them)
   --short $SHORT --long $LONG (seconds of measured load) --warmup $WARMUP (echo; the
   fan-out's is 20: its meeting's join storm) --server-cpu $SERVER_CPU --client-cpu $CLIENT_CPU
   --wt-port $WT_PORT --http-port $HTTP_PORT
@@ -51,6 +61,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --ops) OPS=$2; shift ;;
     --mc-bin) MCS=$2; shift ;;
+    --calls) CALLS=$2; shift ;;
     --short) SHORT=$2; shift ;;
     --long) LONG=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
@@ -63,7 +74,7 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-for tool in perf taskset curl python3; do
+for tool in perf taskset curl python3 nm; do
   command -v "$tool" >/dev/null || { echo "alloc-count: $tool is required" >&2; exit 2; }
 done
 (( LONG > SHORT )) || { echo "alloc-count: --long must exceed --short" >&2; exit 2; }
@@ -71,6 +82,26 @@ LG=target/release/mc-loadgen
 IFS=, read -r -a BINS <<<"$MCS"
 for b in "${BINS[@]}" "$LG"; do
   [[ -x $b ]] || { echo "alloc-count: $b is missing (cargo build --release -p mc-service -p mc-bench)" >&2; exit 2; }
+done
+CALL_LIST=()
+[[ -n $CALLS ]] && IFS=, read -r -a CALL_LIST <<<"$CALLS"
+
+# symbol_of BIN PATH: the mangled name of the function nm -C prints as PATH (the first
+# address that has it), or nothing when the binary holds no such function.
+symbol_of() {
+  local addr
+  addr=$(nm -C "$1" | awk -v p="$2" '($2 == "t" || $2 == "T") && substr($0, index($0, $3)) == p { print $1; exit }')
+  [[ -n $addr ]] && nm "$1" | awk -v a="$addr" '$1 == a && ($2 == "t" || $2 == "T") { print $3; exit }'
+  return 0
+}
+# Resolve every --calls function in every binary before any run starts.
+declare -A CALL_SYMBOL
+for i in "${!BINS[@]}"; do
+  for c in "${!CALL_LIST[@]}"; do
+    sym=$(symbol_of "${BINS[$i]}" "${CALL_LIST[$c]}")
+    [[ -n $sym ]] || { echo "alloc-count: ${BINS[$i]} has no function ${CALL_LIST[$c]} (misspelt, or always inlined)" >&2; exit 2; }
+    CALL_SYMBOL[$i,$c]=$sym
+  done
 done
 
 WT=127.0.0.1:$WT_PORT
@@ -117,6 +148,12 @@ one() {
   perf probe -q -d "$GROUP:*" 2>/dev/null || true
   perf probe -q -x "$bin" --add "$GROUP:malloc=mi_malloc_aligned"
   perf probe -q -x "$bin" --add "$GROUP:free=mi_free"
+  local events="$GROUP:malloc,$GROUP:free" c
+  for c in "${!CALL_LIST[@]}"; do
+    perf probe -q -x "$bin" --add "$GROUP:call$c=${CALL_SYMBOL[$i,$c]}"
+    record "# $GROUP:call$c counts calls of ${CALL_LIST[$c]} (${CALL_SYMBOL[$i,$c]})"
+    events+=",$GROUP:call$c"
+  done
   mc_bench_args "$bin" "$DEV" "$WT" "$HTTP" 2000
   local cmd=(taskset -c "$SERVER_CPU" "$bin" "${MC_ARGS[@]}")
   record "${cmd[*]}"
@@ -127,8 +164,8 @@ one() {
     kill -0 "$SERVER_PID" 2>/dev/null || { log "server exited at start:"; cat "$OUT/$name.server.log" >&2; exit 1; }
     sleep 0.1
   done
-  record "perf stat -x, -e $GROUP:malloc,$GROUP:free -p <server>"
-  perf stat -x, -e "$GROUP:malloc,$GROUP:free" -p "$SERVER_PID" 2>"$OUT/$name.perf" &
+  record "perf stat -x, -e $events -p <server>"
+  perf stat -x, -e "$events" -p "$SERVER_PID" 2>"$OUT/$name.perf" &
   PERF_PID=$!
   sleep 0.5
   # shellcheck disable=SC2207
@@ -154,15 +191,16 @@ for op in "${OPLIST[@]}"; do
   done
 done
 
-python3 - "$OUT" "$SHORT" "$LONG" "$OPS" "$MCS" <<'PY'
+python3 - "$OUT" "$SHORT" "$LONG" "$OPS" "$MCS" "$CALLS" <<'PY'
 import json, re, sys
 out, short, long_, ops, bins = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(","), sys.argv[5].split(",")
+calls = [c for c in sys.argv[6].split(",") if c]
 
 def counts(name):
     c = {}
     for line in open(f"{out}/{name}.perf"):
         f = line.strip().split(",")
-        if len(f) > 2 and f[2].endswith((":malloc", ":free")) and f[0].isdigit():
+        if len(f) > 2 and re.search(r":(malloc|free|call\d+)$", f[2]) and f[0].isdigit():
             c[f[2].rsplit(":", 1)[1]] = int(f[0])
     for line in open(f"{out}/{name}.metrics"):
         m = re.match(r'mc_udp_datagrams_total\{direction="(in|out)".*\} (\S+)', line)
@@ -174,6 +212,14 @@ def counts(name):
     c["op"] = j["window"]["operation"]
     c["errors"] = sum(j["figures"].get("errors", {}).values())
     return c
+
+def per_datagram_and_op(n, d_in, d_out, l):
+    """n counted events per datagram received, and per op (the direction with more
+    datagrams per op carries the operation's payload)."""
+    per_in = n / d_in if d_in > 0 else float("nan")
+    per_out = n / d_out if d_out > 0 else float("nan")
+    per_op = per_in * l["to_per_op"] if l["to_per_op"] >= l["from_per_op"] else per_out * l["from_per_op"]
+    return {"per_datagram_in": per_in, "per_op": per_op}
 
 rows = []
 for op in ops:
@@ -194,6 +240,10 @@ for op in ops:
             else per_out * l["from_per_op"],
             "datagrams_per_op_to_from": [l["to_per_op"], l["from_per_op"]],
             "errors": s["errors"] + l["errors"],
+            "calls": {
+                fn: per_datagram_and_op(l[f"call{k}"] - s[f"call{k}"], d_in, d_out, l)
+                for k, fn in enumerate(calls)
+            },
         })
 json.dump(rows, open(f"{out}/summary.json", "w"), indent=1)
 with open(f"{out}/summary.md", "w") as f:
@@ -208,6 +258,14 @@ with open(f"{out}/summary.md", "w") as f:
                 f"{r['allocations_per_datagram_out']:.2f} | {r['frees_per_datagram_in']:.2f} | "
                 f"{r['allocations_per_op']:.3f} per {r['operation_unit']} | "
                 f"{r['datagrams_per_op_to_from'][0]:.3f} / {r['datagrams_per_op_to_from'][1]:.3f} | {r['errors']} |\n")
+    if calls:
+        f.write("\nCalls of each function per datagram received, and per op (per datagram in the "
+                "direction that carries the operation, as for the allocations):\n\n"
+                "| operation | binary | function | calls per datagram received | calls per op |\n|---|---|---|---|---|\n")
+        for r in rows:
+            for fn, c in r["calls"].items():
+                f.write(f"| {r['operation']} | `{r['binary']}` | `{fn}` | {c['per_datagram_in']:.3f} | "
+                        f"**{c['per_op']:.3f}** per {r['operation_unit']} |\n")
 print(open(f"{out}/summary.md").read())
 PY
 log "results in $OUT"
