@@ -17,8 +17,11 @@
 #
 # --calls counts, the same way, the calls of any function the binary keeps as a function
 # of its own (named as `nm -C` prints it; one that is only ever inlined has no symbol and
-# is refused): how many times per datagram a step of the data path runs, which tells
-# whether a change removed work even where its time is within the host's drift.
+# is refused; of a generic function with several copies only the first is counted): how
+# many times per datagram a step of the data path runs, which tells whether a change
+# removed work even where its time is within the host's drift. Calls are counted
+# reliably at the default lengths; allocations vary with the fan-out's join storm (about
+# 1.5 million allocations before each run), so count those over a longer --long.
 #
 # Each operation runs twice per build, with --short and --long seconds of measured load
 # after the same warm-up, each on a fresh server pinned to --server-cpu (0) with
