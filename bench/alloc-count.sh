@@ -216,37 +216,35 @@ def counts(name):
     c["errors"] = sum(j["figures"].get("errors", {}).values())
     return c
 
-def per_datagram_and_op(n, d_in, d_out, l):
-    """n counted events per datagram received, and per op (the direction with more
-    datagrams per op carries the operation's payload)."""
+def rates(n, d_in, d_out, l):
+    """n counted events per datagram received, per datagram sent, and per op: per
+    datagram in the direction with more datagrams per op, which carries the operation's
+    payload, times those datagrams."""
     per_in = n / d_in if d_in > 0 else float("nan")
     per_out = n / d_out if d_out > 0 else float("nan")
     per_op = per_in * l["to_per_op"] if l["to_per_op"] >= l["from_per_op"] else per_out * l["from_per_op"]
-    return {"per_datagram_in": per_in, "per_op": per_op}
+    return per_in, per_out, per_op
 
 rows = []
 for op in ops:
     for i, b in enumerate(bins):
         s, l = counts(f"{op}-b{i}-{short}s"), counts(f"{op}-b{i}-{long_}s")
         d_in, d_out = l["in"] - s["in"], l["out"] - s["out"]
-        d_m, d_f = l["malloc"] - s["malloc"], l["free"] - s["free"]
-        per_in = d_m / d_in if d_in > 0 else float("nan")
-        per_out = d_m / d_out if d_out > 0 else float("nan")
+        per_in, per_out, per_op = rates(l["malloc"] - s["malloc"], d_in, d_out, l)
+        calls_rows = {}
+        for k, fn in enumerate(calls):
+            c_in, _, c_op = rates(l[f"call{k}"] - s[f"call{k}"], d_in, d_out, l)
+            calls_rows[fn] = {"per_datagram_in": c_in, "per_op": c_op}
         rows.append({
             "operation": op, "binary": b, "operation_unit": l["op"],
             "allocations": [s["malloc"], l["malloc"]], "frees": [s["free"], l["free"]],
             "datagrams_in": [s["in"], l["in"]], "datagrams_out": [s["out"], l["out"]],
             "allocations_per_datagram_in": per_in, "allocations_per_datagram_out": per_out,
-            "frees_per_datagram_in": d_f / d_in if d_in > 0 else float("nan"),
-            # The direction with more datagrams per op carries the operation's payload.
-            "allocations_per_op": per_in * l["to_per_op"] if l["to_per_op"] >= l["from_per_op"]
-            else per_out * l["from_per_op"],
+            "frees_per_datagram_in": rates(l["free"] - s["free"], d_in, d_out, l)[0],
+            "allocations_per_op": per_op,
             "datagrams_per_op_to_from": [l["to_per_op"], l["from_per_op"]],
             "errors": s["errors"] + l["errors"],
-            "calls": {
-                fn: per_datagram_and_op(l[f"call{k}"] - s[f"call{k}"], d_in, d_out, l)
-                for k, fn in enumerate(calls)
-            },
+            "calls": calls_rows,
         })
 json.dump(rows, open(f"{out}/summary.json", "w"), indent=1)
 with open(f"{out}/summary.md", "w") as f:
