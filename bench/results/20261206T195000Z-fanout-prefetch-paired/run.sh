@@ -9,7 +9,8 @@
 #   - distance.diff ("three"): the delivery loop, the transmit loop and the receive
 #     hand-over ask for a connection's slot three connections ahead (was: two), so it
 #     has two steps to arrive before its keys are looked up.
-# summary.py prints summary.txt from paired-order.txt and paired-distance.txt.
+# bench/scripts/paired-summary.py prints summary.txt from paired-order.txt and
+# paired-distance.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 HERE=bench/results/20261206T195000Z-fanout-prefetch-paired
@@ -33,4 +34,7 @@ cargo build --release --locked -p mc-bench
     bench/paired.sh fanout 10 3 /tmp/mc-service-three /tmp/mc-service-base
   done
 } | tee "$HERE/paired-distance.txt"
-python3 "$HERE/summary.py" | tee "$HERE/summary.txt"
+{
+  python3 bench/scripts/paired-summary.py /tmp/mc-service-base /tmp/mc-service-keysfirst "$HERE/paired-order.txt"
+  python3 bench/scripts/paired-summary.py /tmp/mc-service-base /tmp/mc-service-three "$HERE/paired-distance.txt"
+} | tee "$HERE/summary.txt"

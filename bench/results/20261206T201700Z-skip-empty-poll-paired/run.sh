@@ -18,6 +18,6 @@ for _ in 1 2; do
   bench/paired.sh fanout 10 3 /tmp/mc-service-base /tmp/mc-service-skip
   bench/paired.sh fanout 10 3 /tmp/mc-service-skip /tmp/mc-service-base
 done | tee "$HERE/paired.txt"
-python3 "$HERE/summary.py" | tee "$HERE/summary.txt"
+python3 bench/scripts/paired-summary.py /tmp/mc-service-base /tmp/mc-service-skip "$HERE/paired.txt" | tee "$HERE/summary.txt"
 bench/alloc-count.sh --ops fanout --short 4 --long 12 --mc-bin /tmp/mc-service-base,/tmp/mc-service-skip \
   --calls quinn_proto::connection::Connection::poll_transmit,quinn_proto::connection::Connection::populate_packet,quinn_proto::connection::Connection::handle_event
