@@ -222,6 +222,9 @@ mc_settings=$(env | grep -E '^MC_' | sort | tr '\n' ' ' | sed 's/ $//' || true)
   # datagram in this namespace, loopback included (bench/README.md, "Connection tracking
   # on loopback").
   echo "- netfilter connection tracking: $(cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 'no') flows tracked at start"
+  # A virtual machine's idle polling changes what each wake-up costs (tuning.md, "Idle
+  # polling in virtual machines").
+  echo "- idle: cpuidle driver $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo 'none'), guest_halt_poll_ns $(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo 'n/a')"
 } >"$OUT/machine.md"
 record "# $(date -u +%FT%TZ) ${mc_settings:+$mc_settings }bench/compare.sh --duration $DURATION --runs $RUNS --warmup $WARMUP --ops $OPS --sessions-per-endpoint $SESSIONS_PER_ENDPOINT --mc-bin $MC"
 
