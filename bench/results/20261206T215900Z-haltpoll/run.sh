@@ -13,7 +13,9 @@
 # The script runs `bench/compare.sh --skip-build --ops echo10x1,fanout --runs 2` in
 # SITTINGS sittings (default 4), the budget alternating between 0 (the host's setting)
 # and BUDGET_NS (default 200000, the kernel's own default): 0, B, B, 0, 0, B, ... It
-# restores the value it found on exit. runs.txt names each sitting's results directory.
+# restores the value it found on exit. Each sitting appends a line to runs.txt naming its
+# results directory (move the committed runs.txt aside to start afresh); compare.sh's own
+# output goes to standard error.
 #
 # Needs root, and the release builds bench/compare.sh --skip-build uses.
 set -euo pipefail
@@ -29,7 +31,7 @@ for ((i = 0; i < SITTINGS; i++)); do
     case $((i % 4)) in 0 | 3) ns=0 ;; *) ns=$BUDGET_NS ;; esac
     echo "$ns" >"$param"
     before=$(ls -d bench/results/*-compare | sort | tail -1)
-    bench/compare.sh --skip-build --ops echo10x1,fanout --runs 2 >/dev/null 2>&1
+    bench/compare.sh --skip-build --ops echo10x1,fanout --runs 2 >&2
     after=$(ls -d bench/results/*-compare | sort | tail -1)
     [[ $after != "$before" ]] || { echo "run.sh: sitting $i left no results" >&2; exit 1; }
     poll=$(cat /sys/devices/system/cpu/cpu0/cpuidle/state0/usage)
