@@ -516,6 +516,67 @@ fn unread_stream_data_is_bounded() {
     });
 }
 
+/// A short header's first DCID byte names the shard that owns the connection, and a
+/// shard forwards a datagram whose byte names another one. Anyone can send such a
+/// datagram, with any byte: only the data shards are forwarded to. The mesh id just
+/// above them is the control plane's, which takes no datagrams, and the rest name
+/// nobody; those datagrams are handled where they land (no connection has their DCID,
+/// so QUIC drops them).
+#[test]
+fn short_headers_naming_no_data_shard_are_not_forwarded() {
+    let server = start(&[]);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+    let forwarded = |server: &Server| {
+        metric(server, "mc_datagrams_forwarded_total", &[])
+            + metric(server, "mc_datagrams_forward_dropped_total", &[])
+    };
+    let before = forwarded(&server);
+    let mut datagram = vec![0x40u8; 64];
+    for byte in 2..=255u8 {
+        datagram[1] = byte;
+        for _ in 0..4 {
+            socket
+                .send_to(&datagram, server.webtransport)
+                .expect("send a datagram");
+        }
+    }
+    // Counters reach /metrics about once a second.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let mut failures = Failures::default();
+    let after = forwarded(&server);
+    failures.check(
+        "no datagram forwarded or dropped as forwarded",
+        if after == before {
+            Ok(())
+        } else {
+            Err(format!(
+                "mc_datagrams_forwarded_total + mc_datagrams_forward_dropped_total went \
+                 from {before} to {after}"
+            ))
+        },
+    );
+    let log = server.log();
+    failures.check(
+        "nothing reached the control plane",
+        if log.contains("unexpected message on the control plane") {
+            Err("the control plane logged a datagram it was sent".into())
+        } else {
+            Ok(())
+        },
+    );
+    failures.check(
+        "/health",
+        match server.get("/health") {
+            (200, _, _) => Ok(()),
+            (status, _, body) => Err(format!("{status} {body}")),
+        },
+    );
+    runtime().block_on(async {
+        failures.check("normal echo afterwards", normal_echo(&server).await);
+    });
+    failures.assert_none();
+}
+
 #[test]
 fn unknown_frame_of_huge_length_on_the_control_stream_is_skipped_not_buffered() {
     const CONNS: usize = 4;

@@ -57,12 +57,21 @@ impl ConnectionIdGenerator for ShardCidGenerator {
 /// QUIC version 1 (RFC 9000 §15).
 const QUIC_V1: u32 = 1;
 
-/// The shard owning the connection `datagram` is addressed to, when the datagram says.
+/// The shard owning the connection `datagram` is addressed to, when the datagram says,
+/// one of the data shards `0..shards`.
 ///
 /// `None` means "handle it here": Initial and 0-RTT packets carry a client-chosen DCID
-/// (RFC 9000 §7.2), version negotiation and unknown versions have no owner, and
-/// anything too short to parse is left to quinn-proto to drop.
-pub fn owner_shard(datagram: &[u8], local_cid_len: usize) -> Option<ShardId> {
+/// (RFC 9000 §7.2), version negotiation and unknown versions have no owner, anything
+/// too short to parse is left to quinn-proto to drop, and so is a DCID naming no data
+/// shard: no connection of ours has it, and the mesh ids above the data shards belong
+/// to executors that take no datagrams.
+pub fn owner_shard(datagram: &[u8], local_cid_len: usize, shards: usize) -> Option<ShardId> {
+    let owner = cid_shard(datagram, local_cid_len)?;
+    (owner.index() < shards).then_some(owner)
+}
+
+/// The shard the DCID of `datagram` names, if it names one (see [`owner_shard`]).
+fn cid_shard(datagram: &[u8], local_cid_len: usize) -> Option<ShardId> {
     let first = *datagram.first()?;
     if first & 0x80 == 0 {
         // Short header (RFC 9000 §17.3.1): flags, then the DCID of our own length.
@@ -111,33 +120,49 @@ mod tests {
         let mut short = vec![0x40];
         short.extend_from_slice(&a);
         short.extend_from_slice(&[0; 20]);
-        assert_eq!(owner_shard(&short, CID_LEN), Some(ShardId(3)));
+        assert_eq!(owner_shard(&short, CID_LEN, 8), Some(ShardId(3)));
     }
 
     #[test]
     fn short_header_routes_by_first_cid_byte() {
         let mut p = vec![0x5f, 7, 1, 2, 3, 4, 5, 6, 7];
         p.extend_from_slice(&[0; 16]);
-        assert_eq!(owner_shard(&p, CID_LEN), Some(ShardId(7)));
-        assert_eq!(owner_shard(&[0x40, 1, 2], CID_LEN), None);
-        assert_eq!(owner_shard(&[], CID_LEN), None);
+        assert_eq!(owner_shard(&p, CID_LEN, 8), Some(ShardId(7)));
+        assert_eq!(owner_shard(&[0x40, 1, 2], CID_LEN, 8), None);
+        assert_eq!(owner_shard(&[], CID_LEN, 8), None);
+    }
+
+    /// A short header may name any byte: only the data shards' ids are routed. The id
+    /// just above them is the control executor's in the mesh, and the rest name nobody.
+    #[test]
+    fn ids_beyond_the_data_shards_are_handled_here() {
+        let mut p = vec![0x40, 0, 1, 2, 3, 4, 5, 6, 7];
+        p.extend_from_slice(&[0; 16]);
+        for b in 0..=255u8 {
+            p[1] = b;
+            let want = (b < 2).then_some(ShardId(b.into()));
+            assert_eq!(owner_shard(&p, CID_LEN, 2), want, "byte {b}");
+        }
+        let handshake = long(2, &[2, 9, 9, 9, 9, 9, 9, 9]);
+        assert_eq!(owner_shard(&handshake, CID_LEN, 2), None);
+        assert_eq!(owner_shard(&handshake, CID_LEN, 3), Some(ShardId(2)));
     }
 
     #[test]
     fn long_headers_route_only_handshake_packets() {
         let ours = [5, 9, 9, 9, 9, 9, 9, 9];
-        assert_eq!(owner_shard(&long(2, &ours), CID_LEN), Some(ShardId(5)));
+        assert_eq!(owner_shard(&long(2, &ours), CID_LEN, 8), Some(ShardId(5)));
         // Initial and 0-RTT: client-chosen DCID, handled where they land.
-        assert_eq!(owner_shard(&long(0, &ours), CID_LEN), None);
-        assert_eq!(owner_shard(&long(1, &ours), CID_LEN), None);
+        assert_eq!(owner_shard(&long(0, &ours), CID_LEN, 8), None);
+        assert_eq!(owner_shard(&long(1, &ours), CID_LEN, 8), None);
         // A DCID of another length is not ours.
-        assert_eq!(owner_shard(&long(2, &[5, 1, 2, 3]), CID_LEN), None);
+        assert_eq!(owner_shard(&long(2, &[5, 1, 2, 3]), CID_LEN, 8), None);
         // Version negotiation / other versions.
         let mut vn = long(2, &ours);
         vn[4] = 0;
-        assert_eq!(owner_shard(&vn, CID_LEN), None);
+        assert_eq!(owner_shard(&vn, CID_LEN, 8), None);
         // Truncated.
-        assert_eq!(owner_shard(&[0xe0, 0, 0], CID_LEN), None);
-        assert_eq!(owner_shard(&long(2, &ours)[..6], CID_LEN), None);
+        assert_eq!(owner_shard(&[0xe0, 0, 0], CID_LEN, 8), None);
+        assert_eq!(owner_shard(&long(2, &ours)[..6], CID_LEN, 8), None);
     }
 }

@@ -184,6 +184,8 @@ pub fn handle_of(conn: u64) -> usize {
 /// One shard's QUIC endpoint. `!Send`: it lives on its executor.
 pub struct QuicEndpoint {
     id: ShardId,
+    /// The data shards (ids `0..shards`); higher mesh ids are not connections' owners.
+    shards: usize,
     shared: QuicShared,
     udp: UdpIo,
     endpoint: Endpoint,
@@ -204,9 +206,10 @@ pub struct QuicEndpoint {
 }
 
 impl QuicEndpoint {
-    /// Bind this shard's socket on `addr` (SO_REUSEPORT).
+    /// Bind this shard's socket on `addr` (SO_REUSEPORT), one of `shards`.
     pub fn bind(
         id: ShardId,
+        shards: usize,
         addr: SocketAddr,
         shared: QuicShared,
         max_per_ip: u32,
@@ -232,6 +235,7 @@ impl QuicEndpoint {
         tracing::debug!(shard = %id, local = %udp.local_addr(), gso, gro, "QUIC endpoint bound");
         Ok(Self {
             id,
+            shards,
             shared,
             udp,
             endpoint,
@@ -354,7 +358,7 @@ impl QuicEndpoint {
     ) {
         self.stats.datagrams_in += 1;
         if may_forward {
-            if let Some(owner) = owner_shard(data, CID_LEN) {
+            if let Some(owner) = owner_shard(data, CID_LEN, self.shards) {
                 if owner != self.id {
                     let fwd = Forwarded {
                         from,

@@ -252,6 +252,7 @@ pub async fn run(seed: ShardSeed) {
     let enable_echo = seed.quic.args.enable_echo;
     let quic = match QuicEndpoint::bind(
         id,
+        seed.shards,
         seed.bind,
         seed.quic,
         seed.actors.max_sessions_per_ip,
