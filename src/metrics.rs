@@ -333,6 +333,7 @@ impl Metrics {
             "max_handshakes_per_shard",
             "connect_timeout",
             "join_timeout",
+            "receive_budget",
         ] {
             m.refusals_total.with_label_values(&[reason]);
         }
@@ -437,6 +438,7 @@ const SHARD_REFUSALS: &[&str] = &[
     "max_handshakes_per_shard",
     "connect_timeout",
     "join_timeout",
+    "receive_budget",
 ];
 
 impl ShardMetrics {

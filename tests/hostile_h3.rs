@@ -516,6 +516,118 @@ fn unread_stream_data_is_bounded() {
     });
 }
 
+/// Stream data a byte per packet on streams the server does not read yet: QUIC keeps
+/// each byte as a slice of the datagram it came in, so every packet would hold a whole
+/// receive buffer. The streams name as their session a request whose HEADERS are still
+/// arriving, so the server keeps them unread until it knows whether that request opens
+/// a session. The server charges a connection for the buffers it holds and closes it
+/// with H3_EXCESSIVE_LOAD past its budget, counted as
+/// `mc_refusals_total{reason="receive_budget"}`.
+#[test]
+fn stream_data_a_byte_per_packet_is_bounded() {
+    const CONNS: usize = 4;
+    const STREAMS: usize = 4;
+    const WRITES: usize = 1_000;
+    let server = start(&[]);
+    runtime().block_on(async {
+        warm_up(&server, CONNS).await;
+        let before = settled_rss(&server).await;
+        let refused = metric(&server, "mc_refusals_total", &["reason=\"receive_budget\""]);
+        let mut held = Vec::new();
+        let mut streams = Vec::new();
+        for _ in 0..CONNS {
+            let client = connect(&server).await;
+            // Stream 0: a HEADERS frame that never completes.
+            let request = client
+                .open_bi_with(&wire::frame_header(0x01, 4_096))
+                .await
+                .unwrap_or_else(|e| panic!("request stream: {e}"));
+            for _ in 0..STREAMS {
+                let (send, recv) = client
+                    .wt_bidi(0, b"u")
+                    .await
+                    .unwrap_or_else(|e| panic!("stream naming session 0: {e}"));
+                streams.push((send, recv));
+            }
+            held.push((client, request));
+        }
+        let opened = settled_rss(&server).await;
+        // One byte per write, a millisecond apart: a packet (or one per stream) each.
+        let tasks: Vec<_> = streams
+            .into_iter()
+            .map(|(mut send, recv)| {
+                tokio::spawn(async move {
+                    let mut written = 0;
+                    for i in 0..WRITES {
+                        if send.write_all(&[i as u8]).await.is_err() {
+                            break;
+                        }
+                        written += 1;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    (written, send, recv)
+                })
+            })
+            .collect();
+        let mut written = 0;
+        let mut streams = Vec::new();
+        for t in tasks {
+            let (n, send, recv) = tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .expect("writing timed out")
+                .expect("writing task");
+            written += n;
+            streams.push((send, recv));
+        }
+        eprintln!(
+            "{written} one-byte writes accepted on {} streams",
+            CONNS * STREAMS
+        );
+        let after = settled_rss(&server).await;
+        let mut failures = Failures::default();
+        failures.check(
+            "RSS growth",
+            check_growth(
+                &format!(
+                    "{WRITES} one-byte writes a millisecond apart on each of {STREAMS} \
+                     streams waiting for their session, on {CONNS} connections"
+                ),
+                before,
+                opened,
+                after,
+                CONNS as u64,
+            ),
+        );
+        for (i, (client, _)) in held.iter().enumerate() {
+            failures.check(
+                &format!("connection {i} closed with H3_EXCESSIVE_LOAD"),
+                expect_conn_error(client, &[0x107], Duration::from_secs(2)).await,
+            );
+        }
+        let now = metric_rises(
+            &server,
+            "mc_refusals_total",
+            &["reason=\"receive_budget\""],
+            refused,
+        );
+        failures.check(
+            "mc_refusals_total{reason=\"receive_budget\"}",
+            if now >= refused + CONNS as f64 {
+                Ok(())
+            } else {
+                Err(format!("rose from {refused} to {now}, expected +{CONNS}"))
+            },
+        );
+        failures.check("normal echo afterwards", normal_echo(&server).await);
+        drop(streams);
+        for (client, request) in held {
+            drop(request);
+            client.close().await;
+        }
+        failures.assert_none();
+    });
+}
+
 /// A short header's first DCID byte names the shard that owns the connection, and a
 /// shard forwards a datagram whose byte names another one. Anyone can send such a
 /// datagram, with any byte: only the data shards are forwarded to. The mesh id just

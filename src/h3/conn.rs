@@ -632,6 +632,19 @@ impl H3Conn {
         self.close_connection(quic, now, code::H3_NO_ERROR, "");
     }
 
+    /// Close the connection because its client made the server hold more received
+    /// data than the connection's budget (H3_EXCESSIVE_LOAD, RFC 9114 §8.1).
+    pub fn excessive_load(&mut self, quic: &mut Connection, now: Instant) {
+        self.fail(
+            quic,
+            now,
+            ConnError::new(
+                code::H3_EXCESSIVE_LOAD,
+                "received data held past the connection's budget",
+            ),
+        );
+    }
+
     pub(super) fn fail(&mut self, quic: &mut Connection, now: Instant, e: ConnError) {
         self.stats.protocol_errors += 1;
         tracing::debug!(error = %e, "HTTP/3 connection error");

@@ -231,6 +231,7 @@ impl QuicEndpoint {
             .max_udp_payload_size(super::MAX_UDP_PAYLOAD)
             .map_err(|e| QuicError::Config(e.to_string()))?;
         let endpoint = Endpoint::new(Arc::new(config), Some(shared.server.clone()), true, None);
+        let budget = shared.args.receive_budget_bytes();
         let (gso, gro) = udp.offloads();
         tracing::debug!(shard = %id, local = %udp.local_addr(), gso, gro, "QUIC endpoint bound");
         Ok(Self {
@@ -241,7 +242,10 @@ impl QuicEndpoint {
             endpoint,
             rx: RxBatch::new(),
             tx: TxBatch::new(),
-            pool: DatagramPool::default(),
+            // A client within its windows sending full-sized packets keeps at most about
+            // 1.7 times its receive budget in buffers (2 KiB each for about 1,200 bytes of
+            // payload); twice the budget leaves it room and bounds every other client.
+            pool: DatagramPool::new(2 * budget),
             forwarded: VecDeque::new(),
             handshaking: 0,
             per_ip: HashMap::new(),
@@ -376,6 +380,7 @@ impl QuicEndpoint {
         let out = self.tx.next_buf();
         match self.endpoint.handle(now, from, None, None, buf, out) {
             Some(DatagramEvent::ConnectionEvent(handle, event)) => {
+                self.pool.lent_to(handle.0);
                 // Routed ahead only as far as the prefetch needs: however many
                 // datagrams a client packs into one batch, a few are held at once.
                 if let Some(full) = self.routed.push(handle.0, event) {
@@ -444,6 +449,7 @@ impl QuicEndpoint {
                     shard: self.id.0,
                     conn: (u64::from(self.serial) << 32) | handle.0 as u64,
                 };
+                self.pool.lent_to(handle.0);
                 let mut conn = Conn::new(quic, key, now);
                 conn.keys_at = keys_at;
                 *self.per_ip.entry(ip).or_insert(0) += 1;
@@ -480,7 +486,8 @@ impl QuicEndpoint {
     }
 
     /// A drained connection leaves the shard: release what it counted against.
-    pub fn forget(&mut self, conn: &Conn) {
+    pub fn forget(&mut self, handle: usize, conn: &Conn) {
+        self.pool.forget(handle);
         if conn.handshaking {
             self.handshaking = self.handshaking.saturating_sub(1);
         }
@@ -530,9 +537,16 @@ impl QuicEndpoint {
         self.stats.send_errors += dropped as u64;
     }
 
-    /// End of a pass: receive buffers QUIC let go of return to the pool.
-    pub fn reclaim(&mut self) {
-        self.pool.reclaim();
+    /// End of a pass: receive buffers QUIC let go of return to the pool (those lent in
+    /// this pass, and those held by the connections in `touched`, the ones worked on).
+    pub fn reclaim(&mut self, touched: &[usize]) {
+        self.pool.reclaim(touched);
+    }
+
+    /// Connections that came to hold more received data than their budget since the
+    /// last call (see [`DatagramPool`]): the shard closes them.
+    pub fn take_over_budget(&mut self) -> Vec<usize> {
+        self.pool.take_over_budget()
     }
 }
 

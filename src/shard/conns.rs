@@ -94,6 +94,7 @@ impl Shard {
             let next = conn.poll_timeout();
             self.timers.update(handle, next);
         }
+        self.quic.reclaim(&self.dirty);
         self.dirty.clear();
         for handle in self.carry.drain(..) {
             if let Some(conn) = self.conns.get_mut(handle) {
@@ -110,7 +111,24 @@ impl Shard {
                     .observe(done.saturating_duration_since(at).as_secs_f64());
             }
         }
-        self.quic.reclaim();
+        self.close_over_budget(now);
+    }
+
+    /// Close the connections whose clients made them hold more received data than
+    /// their budget (`DatagramPool`); their closes go out in the next pass.
+    fn close_over_budget(&mut self, now: Instant) {
+        for handle in self.quic.take_over_budget() {
+            let Some(conn) = self.conns.get_mut(handle) else {
+                continue;
+            };
+            if conn.h3.is_closed() {
+                continue;
+            }
+            conn.h3.excessive_load(&mut conn.quic, now);
+            self.env.metrics.refusal("receive_budget");
+            tracing::debug!(shard = %self.env.id, conn = handle, remote = %conn.remote, "connection closed: received data held past its budget");
+            mark(conn, handle, &mut self.dirty);
+        }
     }
 
     fn drop_conn(&mut self, now: Instant, handle: usize) {
@@ -120,7 +138,7 @@ impl Shard {
         self.timers.disarm(handle);
         let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
         conn.on_drained(&mut ctx);
-        self.quic.forget(&conn);
+        self.quic.forget(handle, &conn);
         add_h3(&mut self.h3_gone, conn.h3.stats());
         tracing::debug!(shard = %self.env.id, conn = handle, "connection drained");
     }
