@@ -572,6 +572,30 @@ mod tests {
     }
 
     #[test]
+    fn zero_deadlines_are_refused_naming_the_env_var() {
+        let quic = |args: &[&str]| {
+            let m = Cli::command()
+                .try_get_matches_from(std::iter::once("mc-service").chain(args.iter().copied()))
+                .expect("parses");
+            Cli::from_arg_matches(&m).unwrap().config.quic
+        };
+        let q = quic(&["--dev"]);
+        assert_eq!(q.handshake_timeout_ms, 10_000);
+        assert_eq!(q.validate(), Ok(()));
+        for (flag, env) in [
+            ("--handshake-timeout-ms", "MC_HANDSHAKE_TIMEOUT_MS"),
+            ("--connect-timeout-ms", "MC_CONNECT_TIMEOUT_MS"),
+            ("--join-timeout-ms", "MC_JOIN_TIMEOUT_MS"),
+        ] {
+            let e = quic(&["--dev", flag, "0"]).validate().unwrap_err();
+            assert!(
+                e.contains(env) && e.contains("must be positive"),
+                "{flag}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn zero_values_are_usage_errors_naming_the_env_var() {
         let mut cmd = Cli::command();
         for (flag, env) in [

@@ -42,6 +42,8 @@ pub struct Fixtures {
     pub settings: ActorSettings,
     pub verifier: ShardVerifier,
     pub metrics: ShardMetrics,
+    /// The families behind `metrics`, for tests that read a count.
+    pub registry: Metrics,
     /// Commands the server's sessions sent to meetings (not routed anywhere).
     pub meeting_cmds: Vec<MeetingCmd>,
     pub enable_echo: bool,
@@ -57,6 +59,11 @@ pub struct Pair {
     pub client: Connection,
     client_handle: ConnectionHandle,
     pub fixtures: Fixtures,
+    /// While set, the server's datagrams are lost on their way to the client.
+    pub drop_to_client: bool,
+    /// quinn-proto has forgotten the server's connection (it drained).
+    pub server_drained: bool,
+    handshake_timeout: Duration,
     to_server: VecDeque<BytesMut>,
     to_client: VecDeque<BytesMut>,
     buf: Vec<u8>,
@@ -94,6 +101,7 @@ impl Pair {
             join_timeout: args.join_timeout(),
             max_sessions_per_ip: 100,
         };
+        let registry = Metrics::new();
         let fixtures = Fixtures {
             limits: args.h3_limits(),
             settings,
@@ -101,7 +109,8 @@ impl Pair {
                 KeyStore::new(Arc::new(Jwks::empty())),
                 VerifierConfig::default(),
             ),
-            metrics: ShardMetrics::new(&Metrics::new(), 0),
+            metrics: ShardMetrics::new(&registry, 0),
+            registry,
             meeting_cmds: Vec::new(),
             enable_echo: args.enable_echo,
         };
@@ -113,6 +122,9 @@ impl Pair {
             client,
             client_handle,
             fixtures,
+            drop_to_client: false,
+            server_drained: false,
+            handshake_timeout: args.handshake_timeout(),
             to_server: VecDeque::new(),
             to_client: VecDeque::new(),
             buf: Vec::new(),
@@ -137,6 +149,9 @@ impl Pair {
             }
             self.server_step();
             while let Some(d) = self.to_client.pop_front() {
+                if self.drop_to_client {
+                    continue;
+                }
                 moved = true;
                 if let Some(DatagramEvent::ConnectionEvent(_, ev)) =
                     self.client_ep
@@ -201,7 +216,7 @@ impl Pair {
                             shard: 0,
                             conn: h.0 as u64,
                         };
-                        let mut conn = Conn::new(quic, key, self.now);
+                        let mut conn = Conn::new(quic, key, self.now, self.handshake_timeout);
                         conn.keys_at = keys_at;
                         self.server = Some((h, conn));
                     }
@@ -236,6 +251,7 @@ impl Pair {
         let mut ctx = ctx(&mut self.fixtures, self.now);
         conn.drive(&mut ctx);
         while let Some(ev) = conn.quic.poll_endpoint_events() {
+            self.server_drained |= ev.is_drained();
             if let Some(back) = self.server_ep.handle_event(*handle, ev) {
                 conn.quic.handle_event(back);
             }

@@ -1262,6 +1262,8 @@ fn deadline_flags_are_documented() {
         .expect("mc-service --help");
     let help = String::from_utf8_lossy(&out.stdout);
     for needle in [
+        "--handshake-timeout-ms",
+        "MC_HANDSHAKE_TIMEOUT_MS",
         "--connect-timeout-ms",
         "MC_CONNECT_TIMEOUT_MS",
         "--join-timeout-ms",
@@ -1370,6 +1372,94 @@ fn connections_without_connect_count_toward_the_per_ip_limit() {
         }
         a.close().await;
         b.close().await;
+    });
+}
+
+/// A QUIC client that sends its Initial and then a PING every 250 ms for `stall`, never
+/// reading the server's answer: its handshake cannot complete (it never sends its
+/// Finished), yet the server keeps hearing from it.
+fn stall_handshake(server: &Server, stall: Duration) {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    // No certificate is ever read, so none needs to be trusted.
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC TLS");
+    let config = quinn::ClientConfig::new(std::sync::Arc::new(crypto));
+    let mut endpoint = quinn_proto::Endpoint::new(
+        std::sync::Arc::new(quinn_proto::EndpointConfig::default()),
+        None,
+        true,
+        None,
+    );
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("client socket");
+    let start = Instant::now();
+    let (_, mut conn) = endpoint
+        .connect(start, config, server.webtransport, "localhost")
+        .expect("client connection");
+    let mut next_ping = start;
+    let mut buf = Vec::new();
+    while start.elapsed() < stall {
+        let now = Instant::now();
+        if conn.poll_timeout().is_some_and(|t| t <= now) {
+            conn.handle_timeout(now);
+        }
+        if now >= next_ping {
+            conn.ping();
+            next_ping = now + Duration::from_millis(250);
+        }
+        while let Some(t) = conn.poll_transmit(now, 1, &mut buf) {
+            socket
+                .send_to(&buf[..t.size], t.destination)
+                .expect("send to the server");
+            buf.clear();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_handshake_that_never_completes_is_closed_at_the_handshake_deadline() {
+    // One shard that holds one handshake at a time.
+    let server = start_with(
+        "1",
+        &["--max-handshakes-per-shard", "1"],
+        &[("MC_HANDSHAKE_TIMEOUT_MS", "1000")],
+    );
+    let reason = ["reason=\"handshake_timeout\""];
+    let before = metric(&server, "mc_refusals_total", &reason);
+    stall_handshake(&server, Duration::from_millis(1500));
+    let after = metric_rises(&server, "mc_refusals_total", &reason, before);
+    assert!(
+        after > before,
+        "a handshake kept alive by PINGs for 1.5 s was not closed \
+         (MC_HANDSHAKE_TIMEOUT_MS=1000; mc_refusals_total{{reason=\"handshake_timeout\"}} \
+         {before} -> {after})"
+    );
+    // Once the closed connection drains, its handshake slot is free again.
+    let cert = dev_cert_hash(&server.dev_dir);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    runtime().block_on(async {
+        let mut refused = 0;
+        loop {
+            match Client::connect(server.webtransport, cert, Options::default()).await {
+                Ok(c) => {
+                    eprintln!("a new client got the slot after {refused} refused handshakes");
+                    return c.close().await;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    refused += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!(
+                    "8 s after a handshake was closed at its deadline, a new client still \
+                     cannot get the shard's only handshake slot: {e}"
+                ),
+            }
+        }
     });
 }
 

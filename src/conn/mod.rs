@@ -17,14 +17,15 @@ pub mod signaling;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use quinn_proto::{Connection, Event, StreamId};
+use bytes::Bytes;
+use quinn_proto::{Connection, Event, StreamId, VarInt};
 use shards::ShardId;
 
 use crate::actors::{ActorSettings, ConnCmd, MeetingCmd};
 use crate::auth::keystore::ShardVerifier;
-use crate::h3::{H3Conn, H3Event, H3Limits, RequestHead};
+use crate::h3::{code, H3Conn, H3Event, H3Limits, RequestHead};
 use crate::meeting::{CloseCode, ConnKey};
 use crate::metrics::ShardMetrics;
 use crate::quic::crypto::{KeyLines, KeysAt};
@@ -76,9 +77,14 @@ pub struct Conn {
     /// handle never receives an older connection's frames).
     pub key: ConnKey,
     pub remote: SocketAddr,
+    /// When the client's first packet arrived.
     pub started: Instant,
     /// The handshake has not completed yet.
     pub handshaking: bool,
+    /// When the connection is closed if its handshake has not completed by then
+    /// (`started` plus `--handshake-timeout-ms`); none once it completed or the deadline
+    /// fired.
+    handshake_deadline: Option<Instant>,
     /// Queued in the shard's list of connections to drive and transmit this pass.
     pub queued: bool,
     /// Where the TLS session notes its 1-RTT keys (none for a draft QUIC version).
@@ -102,7 +108,9 @@ impl Conn {
         }
     }
 
-    pub fn new(quic: Connection, key: ConnKey, now: Instant) -> Self {
+    /// A connection whose first packet arrived at `now`, with `handshake_timeout` to
+    /// complete its handshake.
+    pub fn new(quic: Connection, key: ConnKey, now: Instant, handshake_timeout: Duration) -> Self {
         let remote = quic.remote_address();
         Self {
             quic,
@@ -112,14 +120,15 @@ impl Conn {
             remote,
             started: now,
             handshaking: true,
+            handshake_deadline: Some(now + handshake_timeout),
             queued: false,
             keys_at: None,
             keys: KeyLines::default(),
         }
     }
 
-    /// The next time something is due: QUIC's timers, the HTTP/3 deadlines or the
-    /// application's.
+    /// The next time something is due: the handshake deadline, QUIC's timers, the
+    /// HTTP/3 deadlines or the application's.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let min = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -129,12 +138,16 @@ impl Conn {
             App::Signaling(s) => s.poll_timeout(),
             _ => None,
         };
-        min(min(self.quic.poll_timeout(), self.h3.poll_timeout()), app)
+        let quic = min(self.handshake_deadline, self.quic.poll_timeout());
+        min(min(quic, self.h3.poll_timeout()), app)
     }
 
     /// Fire whatever is due at `ctx.now`.
     pub fn handle_timeout(&mut self, ctx: &mut ConnCtx<'_>) {
         let now = ctx.now;
+        if self.handshake_deadline.is_some_and(|t| t <= now) {
+            self.handshake_expired(ctx);
+        }
         if self.quic.poll_timeout().is_some_and(|t| t <= now) {
             self.quic.handle_timeout(now);
             // A key update is followed by a timer (the retired keys are dropped three
@@ -149,6 +162,32 @@ impl Conn {
                 s.handle_timeout(&mut self.quic, &mut self.h3, ctx);
             }
         }
+    }
+
+    /// The handshake did not complete in time: close the connection. quinn-proto's idle
+    /// timer would not, since any packet from the client restarts it, Initial and
+    /// Handshake packets included; a client that never sends its Finished would hold
+    /// one of the shard's handshakes and one of its address's connections for as long
+    /// as it keeps sending. The slot and the count are given back when the connection
+    /// drains ([`crate::quic::QuicEndpoint::forget`]).
+    fn handshake_expired(&mut self, ctx: &mut ConnCtx<'_>) {
+        self.handshake_deadline = None;
+        if !self.handshaking || self.quic.is_closed() {
+            return;
+        }
+        ctx.metrics.refusal("handshake_timeout");
+        tracing::debug!(conn = self.key.conn, remote = %self.remote, "handshake timed out");
+        // quinn-proto closes only with an application error code. In Initial and
+        // Handshake packets it sends that as a transport CONNECTION_CLOSE (0x1c) with
+        // APPLICATION_ERROR and no reason, as RFC 9000 §10.2.3 asks before the
+        // handshake is confirmed; only a 1-RTT packet, which a client that has the
+        // server's Finished can read, carries the HTTP/3 code and the reason. The
+        // connection then drains like any other closed one.
+        self.quic.close(
+            ctx.now,
+            VarInt::from_u64(code::H3_NO_ERROR).unwrap_or(VarInt::MAX),
+            Bytes::from_static(b"handshake not completed in time"),
+        );
     }
 
     /// Copy where the 1-RTT keys live now: read from the TLS session's note, another
@@ -167,6 +206,7 @@ impl Conn {
             if matches!(ev, Event::Connected) {
                 driven.connected = true;
                 self.handshaking = false;
+                self.handshake_deadline = None;
                 self.copy_keys();
             }
             if let Event::ConnectionLost { reason } = &ev {
@@ -261,3 +301,6 @@ impl Conn {
         self.dispatch(ctx);
     }
 }
+
+#[cfg(test)]
+mod tests;

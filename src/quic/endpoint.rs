@@ -450,7 +450,7 @@ impl QuicEndpoint {
                     conn: (u64::from(self.serial) << 32) | handle.0 as u64,
                 };
                 self.pool.lent_to(handle.0);
-                let mut conn = Conn::new(quic, key, now);
+                let mut conn = Conn::new(quic, key, now, args.handshake_timeout());
                 conn.keys_at = keys_at;
                 *self.per_ip.entry(ip).or_insert(0) += 1;
                 self.handshaking += 1;

@@ -111,6 +111,10 @@ pub struct QuicArgs {
     /// clients that each wait for their reply are read at once).
     #[arg(long, env = "MC_RX_BATCH_US", default_value_t = 300)]
     pub rx_batch_us: u64,
+    /// Time a client has from its first packet to complete the QUIC handshake; then the
+    /// connection is closed (counted as `handshake_timeout`), in milliseconds.
+    #[arg(long, env = "MC_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub handshake_timeout_ms: u64,
     /// Time a client has after its QUIC handshake to request a WebTransport session;
     /// then the connection is closed (counted as `connect_timeout`), in milliseconds.
     #[arg(long, env = "MC_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
@@ -143,6 +147,7 @@ impl Default for QuicArgs {
             max_field_section_bytes: 8 * 1024,
             rx_coalesce_us: 500,
             rx_batch_us: 300,
+            handshake_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
             join_timeout_ms: 10_000,
         }
@@ -156,6 +161,10 @@ impl QuicArgs {
 
     pub fn keep_alive(&self) -> Option<Duration> {
         (self.keep_alive_secs > 0).then(|| Duration::from_secs(self.keep_alive_secs))
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -213,8 +222,11 @@ impl QuicArgs {
         if self.send_window_bytes < 16 * 1024 {
             return Err("--send-window-bytes (MC_SEND_WINDOW_BYTES) must be at least 16384".into());
         }
-        if self.connect_timeout_ms == 0 || self.join_timeout_ms == 0 {
-            return Err("--connect-timeout-ms (MC_CONNECT_TIMEOUT_MS) and --join-timeout-ms (MC_JOIN_TIMEOUT_MS) must be positive".into());
+        if self.handshake_timeout_ms == 0
+            || self.connect_timeout_ms == 0
+            || self.join_timeout_ms == 0
+        {
+            return Err("--handshake-timeout-ms (MC_HANDSHAKE_TIMEOUT_MS), --connect-timeout-ms (MC_CONNECT_TIMEOUT_MS) and --join-timeout-ms (MC_JOIN_TIMEOUT_MS) must be positive".into());
         }
         Ok(())
     }
