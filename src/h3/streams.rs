@@ -449,7 +449,9 @@ fn request_piece(
             if len > max as u64 {
                 return Err(StreamOrConn::Stream(code::H3_EXCESSIVE_LOAD));
             }
-            headers.reserve_exact(len as usize);
+            // Nothing is reserved for the declared length: a client could declare a
+            // full section on every request stream and send none of it. The section
+            // grows with what arrives.
             Ok(RequestStep::More)
         }
         Piece::Start { ty, .. } => check_request_frame(ty)

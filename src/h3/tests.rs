@@ -421,6 +421,29 @@ fn an_oversized_header_section_is_refused_without_buffering_it() {
     echo_session(&mut p);
 }
 
+/// HEADERS frames that declare a full section and send ten bytes of it, on several
+/// request streams at once: the layer holds what arrived, not what was declared.
+#[test]
+fn declared_header_sections_are_not_reserved_before_they_arrive() {
+    const STREAMS: usize = 8;
+    let args = QuicArgs::default();
+    let max = u64::from(args.max_field_section_bytes);
+    let mut p = pair(args);
+    for _ in 0..STREAMS {
+        let mut bytes = Vec::new();
+        frame::put_header(&mut bytes, frame::HEADERS, max);
+        bytes.extend_from_slice(&[0; 10]);
+        request(&mut p, &bytes);
+    }
+    let (_, conn) = p.server.as_ref().expect("server connection");
+    let held = conn.h3.buffered_bytes();
+    assert!(
+        held <= STREAMS * 64,
+        "{held} bytes held for {STREAMS} sections of {max} bytes declared and 10 sent"
+    );
+    assert!(!p.server_closed());
+}
+
 #[test]
 fn a_connection_without_connect_is_closed_after_the_timeout() {
     let mut p = pair(QuicArgs {
