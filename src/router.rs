@@ -6,8 +6,9 @@
 //! is handled by a direct call; for another shard it goes over that shard's bounded mesh
 //! queue ([`Router::send`]). When a queue is full the message waits, in order, in a
 //! bounded overflow kept per destination (`--mesh-overflow-max`); only a full overflow
-//! drops (counted in `mc_messages_dropped_total`). Parked messages count in
-//! `mc_actor_mailbox_depth` with the queue they wait for.
+//! drops (counted in `mc_messages_dropped_total`). A participant's disconnect is not
+//! dropped there: it may wait in a reserve as large again ([`Router::send`]). Parked
+//! messages count in `mc_actor_mailbox_depth` with the queue they wait for.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -167,7 +168,10 @@ impl Router {
 
     /// Send to another executor, in order with anything already parked for it. A full
     /// queue parks the message; only a full overflow hands it back (the caller counts
-    /// the drop).
+    /// the drop). A participant's disconnect may park beyond a full overflow, up to
+    /// twice its size: a join or a message the meeting's shard cannot take is answered to
+    /// its client, who may try again, but nothing would ever tell the meeting that a
+    /// participant whose disconnect was dropped has gone.
     #[allow(clippy::result_large_err)] // handing the message back is the point
     pub fn send(&mut self, to: ShardId, lane: Lane, msg: ShardMsg) -> Result<(), ShardMsg> {
         let Some(queue) = self.overflow.get_mut(to.index()) else {
@@ -182,7 +186,12 @@ impl Router {
                 }
             };
         }
-        if queue.len() >= self.overflow_max {
+        let room = if must_arrive(&msg) {
+            2 * self.overflow_max
+        } else {
+            self.overflow_max
+        };
+        if queue.len() >= room {
             return Err(msg);
         }
         queue.push_back((lane, msg));
@@ -227,9 +236,56 @@ impl Router {
     }
 }
 
+/// Messages that park beyond a full overflow ([`Router::send`]).
+fn must_arrive(msg: &ShardMsg) -> bool {
+    matches!(msg, ShardMsg::ToMeeting(MeetingCmd::Disconnect { .. }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meeting::ConnKey;
+
+    fn disconnect(conn: u64) -> ShardMsg {
+        ShardMsg::ToMeeting(MeetingCmd::Disconnect {
+            conn: ConnKey { shard: 0, conn },
+            meeting_id: "m".into(),
+            clean: false,
+        })
+    }
+
+    /// The peer never reads: its queue takes one message, the overflow two more of
+    /// any kind, and a reserve as large again only disconnects, in order with the rest.
+    #[test]
+    fn disconnects_park_beyond_a_full_overflow() {
+        crate::testing::run_local(disconnects_park_beyond_a_full_overflow_on_an_executor());
+    }
+
+    async fn disconnects_park_beyond_a_full_overflow_on_an_executor() {
+        let (mut seeds, _monitor) = shards::Mesh::build::<ShardMsg>(2, &[1; LANES]).expect("mesh");
+        let _peer = seeds.pop().expect("peer seed");
+        let me = Rc::new(seeds.pop().expect("own seed").into_handle());
+        let mut router = Router::new(me, 2, 2);
+        let to = ShardId(1);
+        for seq in 0..3 {
+            let ping = ShardMsg::Ping { seq };
+            assert!(router.send(to, LANE_MEETING, ping).is_ok(), "ping {seq}");
+        }
+        assert!(matches!(
+            router.send(to, LANE_MEETING, ShardMsg::Ping { seq: 3 }),
+            Err(ShardMsg::Ping { seq: 3 })
+        ));
+        assert!(router.send(to, LANE_MEETING, disconnect(1)).is_ok());
+        assert!(router.send(to, LANE_MEETING, disconnect(2)).is_ok());
+        assert!(matches!(
+            router.send(to, LANE_MEETING, disconnect(3)),
+            Err(ShardMsg::ToMeeting(MeetingCmd::Disconnect { .. }))
+        ));
+        assert!(router
+            .send(to, LANE_MEETING, ShardMsg::Ping { seq: 4 })
+            .is_err());
+        assert_eq!(router.parked()[to.index()][LANE_MEETING.0 as usize], 4);
+    }
 
     #[test]
     fn meeting_shard_is_stable_and_in_range() {
