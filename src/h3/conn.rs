@@ -247,8 +247,9 @@ impl H3Conn {
         true
     }
 
-    /// Answer the request on `stream` with `status` and stop reading it. A refused
-    /// CONNECT takes the streams that named it along.
+    /// Answer the request on `stream` with `status` and stop reading it. The streams
+    /// that named it as their session while its HEADERS were arriving go with it: it
+    /// is no session now, or a refused one.
     pub fn respond(&mut self, quic: &mut Connection, stream: StreamId, status: u16) {
         let webtransport = self.session.as_ref().is_some_and(|s| s.id == stream);
         let mut send = quic.send_stream(stream);
@@ -261,8 +262,8 @@ impl H3Conn {
         self.remove(stream);
         if webtransport {
             self.session = None;
-            self.reject_pending(quic, u64::from(stream));
         }
+        self.reject_pending(quic, u64::from(stream));
     }
 
     /// Read the application's stream: every chunk available now, up to `max` bytes,

@@ -332,7 +332,10 @@ impl H3Conn {
                     ConnError::new(e.code(), "undecodable header section"),
                 )
             }
-            Err(e @ HeadError::Malformed(_)) => return self.abort_stream(quic, id, e.code()),
+            Err(e @ HeadError::Malformed(_)) => {
+                self.abort_stream(quic, id, e.code());
+                return self.reject_pending(quic, u64::from(id));
+            }
         };
         if !head.is_webtransport() {
             self.set(id, Inbound::Answering);

@@ -312,6 +312,41 @@ fn streams_of_unknown_sessions_are_refused_and_bad_ids_close_the_connection() {
     assert_eq!(app_code(&client_lost(&mut p)), Some(code::H3_ID_ERROR));
 }
 
+/// A stream that names a request as its session while the request's HEADERS are still
+/// arriving waits; once the request turns out to be no CONNECT (answered here) or a
+/// malformed one, the stream is refused, not left unread.
+#[test]
+fn streams_naming_a_request_that_opens_no_session_are_refused() {
+    let mut p = pair(echo_args());
+    for fields in [
+        &[
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":authority", "localhost"),
+            (":path", "/"),
+        ][..],
+        &[(":scheme", "https"), (":path", "/")][..],
+    ] {
+        let frame = headers_frame(fields);
+        let (head, tail) = frame.split_at(frame.len() - 2);
+        let req = request(&mut p, head);
+        let waiting = wt_stream(&mut p, req, b"x");
+        assert_eq!(read(&mut p, waiting).reset, None, "waits for the request");
+        write(&mut p, req, tail);
+        p.drive();
+        let got = read(&mut p, waiting);
+        assert_eq!(
+            got.reset,
+            Some(code::WEBTRANSPORT_BUFFERED_STREAM_REJECTED),
+            "{fields:?}"
+        );
+    }
+    // The connection is fine: a session still opens and echoes.
+    let s = echo_session(&mut p);
+    let w = wt_stream(&mut p, s, b"still here");
+    assert_eq!(read(&mut p, w).bytes, b"still here");
+}
+
 #[test]
 fn reset_streams_give_back_their_credit() {
     let mut p = pair(echo_args());
