@@ -62,7 +62,7 @@ pub fn decode_request(block: &[u8]) -> Result<RequestHead, HeadError> {
     if block.first() != Some(&0) {
         return Err(HeadError::Decompression);
     }
-    let fields = Decoder::decode(block).map_err(|_| HeadError::Decompression)?;
+    let fields = decode_fields(block).ok_or(HeadError::Decompression)?;
     let get = |name: &str| fields.get(name).cloned();
     let method = get(":method").ok_or(HeadError::Malformed("missing :method"))?;
     let head = RequestHead {
@@ -116,7 +116,19 @@ pub fn request_block(fields: &[(&str, &str)]) -> Vec<u8> {
 
 /// Decode a response's `:status` (tests and the in-memory client).
 pub fn decode_status(block: &[u8]) -> Option<u16> {
-    Decoder::decode(block).ok()?.get(":status")?.parse().ok()
+    decode_fields(block)?.get(":status")?.parse().ok()
+}
+
+/// The fields of a section, or none if it does not decode. wtransport-proto's decoder
+/// shifts each continuation byte of a prefixed integer by 7 more bits without bound: a
+/// peer's integer of ten or more continuation bytes overflows the shift, which panics
+/// where overflow checks are on (debug and fuzzing builds; a release build wraps it and
+/// the section fails to decode or decodes to garbage a later check refuses). That panic
+/// is a decoding failure like any other.
+fn decode_fields(block: &[u8]) -> Option<std::collections::HashMap<String, String>> {
+    std::panic::catch_unwind(|| Decoder::decode(block))
+        .ok()?
+        .ok()
 }
 
 #[cfg(test)]
@@ -156,6 +168,12 @@ mod tests {
             decode_request(&[0x00, 0x00, 0xff]),
             Err(HeadError::Decompression)
         );
+        // An indexed field line whose index runs on for eleven continuation bytes: a
+        // prefixed integer far wider than 64 bits.
+        let mut long = vec![0x00, 0x00, 0xff];
+        long.extend_from_slice(&[0x80; 10]);
+        long.push(0x00);
+        assert_eq!(decode_request(&long), Err(HeadError::Decompression));
         assert_eq!(
             decode_request(&request_block(&[
                 (":method", "GET"),
