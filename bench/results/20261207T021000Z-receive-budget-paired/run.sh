@@ -10,3 +10,8 @@ out=bench/results/20261207T021000Z-receive-budget-paired
 bench/paired.sh fanout 10 4 target/ab/mc-service-419d6c5 target/ab/mc-service-2612e7b >"$out/fanout10.txt"
 bench/paired.sh fanout 10 4 target/ab/mc-service-2612e7b target/ab/mc-service-419d6c5 >>"$out/fanout10.txt"
 bench/scripts/paired-summary.py target/ab/mc-service-419d6c5 target/ab/mc-service-2612e7b "$out/fanout10.txt"
+# Then the same against the release build of ba6b8af (the head after the handshake
+# deadline was added too), copied to target/ab/mc-service-ba6b8af.
+bench/paired.sh fanout 10 4 target/ab/mc-service-419d6c5 target/ab/mc-service-ba6b8af >"$out/fanout10-head.txt"
+bench/paired.sh fanout 10 4 target/ab/mc-service-ba6b8af target/ab/mc-service-419d6c5 >>"$out/fanout10-head.txt"
+bench/scripts/paired-summary.py target/ab/mc-service-419d6c5 target/ab/mc-service-ba6b8af "$out/fanout10-head.txt"
