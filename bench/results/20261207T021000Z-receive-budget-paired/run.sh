@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The fan-out (1,000 participants, 10 mutes/s) of the release build of 419d6c5 and of
-# 2612e7b (each connection charged for the receive buffers QUIC keeps for it), four pairs
+# fb043fa (each connection charged for the receive buffers QUIC keeps for it; named here
+# by 2612e7b, that commit's hash before its message was corrected), four pairs
 # in each order (bench/README.md, "Paired runs of two builds"). Both binaries were built
 # with `cargo build --release --locked -p mc-service` at their commits and copied to
 # target/ab/.
