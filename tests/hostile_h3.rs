@@ -193,6 +193,40 @@ impl Failures {
     }
 }
 
+/// A client's stream pair.
+type Streams = (quinn::SendStream, quinn::RecvStream);
+
+/// Run `write` on every stream's sending half at once (each returns what it got
+/// through, and the half); the sum of those, and the streams back to keep them open.
+async fn write_on_all<F, Fut>(
+    streams: Vec<Streams>,
+    within: Duration,
+    write: F,
+) -> (usize, Vec<Streams>)
+where
+    F: Fn(quinn::SendStream) -> Fut,
+    Fut: std::future::Future<Output = (usize, quinn::SendStream)> + Send + 'static,
+{
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|(send, recv)| {
+            let writing = tokio::spawn(write(send));
+            (writing, recv)
+        })
+        .collect();
+    let mut total = 0;
+    let mut back = Vec::new();
+    for (writing, recv) in tasks {
+        let (n, send) = tokio::time::timeout(within, writing)
+            .await
+            .expect("writing timed out")
+            .expect("writing task");
+        total += n;
+        back.push((send, recv));
+    }
+    (total, back)
+}
+
 // ---------------------------------------------------------------------------------------
 // Signaling over the raw client
 // ---------------------------------------------------------------------------------------
@@ -467,25 +501,12 @@ fn unread_stream_data_is_bounded() {
             held.push(sig);
         }
         let opened = settled_rss(&server).await;
-        let mut total_written = 0usize;
-        let tasks: Vec<_> = extra
-            .into_iter()
-            .map(|(mut send, recv)| {
-                tokio::spawn(async move {
-                    let n = stuff(&mut send, 8 << 20, Duration::from_secs(3)).await;
-                    (n, send, recv)
-                })
+        let (total_written, streams) =
+            write_on_all(extra, Duration::from_secs(10), |mut send| async move {
+                let n = stuff(&mut send, 8 << 20, Duration::from_secs(3)).await;
+                (n, send)
             })
-            .collect();
-        let mut streams = Vec::new();
-        for t in tasks {
-            let (n, send, recv) = tokio::time::timeout(Duration::from_secs(10), t)
-                .await
-                .expect("stuffing timed out")
-                .expect("stuffing task");
-            total_written += n;
-            streams.push((send, recv));
-        }
+            .await;
         eprintln!(
             "the server's flow control took {} KiB on {} unread streams",
             total_written / 1024,
@@ -553,32 +574,19 @@ fn stream_data_a_byte_per_packet_is_bounded() {
         }
         let opened = settled_rss(&server).await;
         // One byte per write, a millisecond apart: a packet (or one per stream) each.
-        let tasks: Vec<_> = streams
-            .into_iter()
-            .map(|(mut send, recv)| {
-                tokio::spawn(async move {
-                    let mut written = 0;
-                    for i in 0..WRITES {
-                        if send.write_all(&[i as u8]).await.is_err() {
-                            break;
-                        }
-                        written += 1;
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+        let (written, streams) =
+            write_on_all(streams, Duration::from_secs(20), |mut send| async move {
+                let mut written = 0;
+                for i in 0..WRITES {
+                    if send.write_all(&[i as u8]).await.is_err() {
+                        break;
                     }
-                    (written, send, recv)
-                })
+                    written += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                (written, send)
             })
-            .collect();
-        let mut written = 0;
-        let mut streams = Vec::new();
-        for t in tasks {
-            let (n, send, recv) = tokio::time::timeout(Duration::from_secs(20), t)
-                .await
-                .expect("writing timed out")
-                .expect("writing task");
-            written += n;
-            streams.push((send, recv));
-        }
+            .await;
         eprintln!(
             "{written} one-byte writes accepted on {} streams",
             CONNS * STREAMS
