@@ -326,16 +326,8 @@ impl Metrics {
         for result in MIGRATED_IN {
             m.meetings_migrated_total.with_label_values(&["in", result]);
         }
-        for reason in [
-            "admin_connections",
-            "max_sessions_per_ip",
-            "max_sessions_per_shard",
-            "max_handshakes_per_shard",
-            "handshake_timeout",
-            "connect_timeout",
-            "join_timeout",
-            "receive_budget",
-        ] {
+        // The control plane's own reason, then every shard's.
+        for reason in std::iter::once(&"admin_connections").chain(SHARD_REFUSALS) {
             m.refusals_total.with_label_values(&[reason]);
         }
         m.build_info
