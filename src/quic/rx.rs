@@ -178,6 +178,7 @@ impl DatagramPool {
     }
 
     /// Bytes of buffers the connection `handle` holds.
+    #[cfg(test)]
     pub fn held_bytes(&self, handle: usize) -> u64 {
         self.held.get(handle).map_or(0, |h| h.bytes)
     }
