@@ -99,6 +99,24 @@ fn check_growth(
     Ok(())
 }
 
+/// The server's RSS after an attack, checked with [`check_growth`]: the first check of
+/// the attack's failures.
+async fn rss_after_attack(
+    server: &Server,
+    what: &str,
+    before: u64,
+    opened: u64,
+    conns: usize,
+) -> Failures {
+    let after = settled_rss(server).await;
+    let mut failures = Failures::default();
+    failures.check(
+        "RSS growth",
+        check_growth(what, before, opened, after, conns as u64),
+    );
+    failures
+}
+
 /// Wait (up to 3 s: shards copy their counters to /metrics about once a second) for
 /// the series of `name` with `labels` to rise above `before`; returns the last value.
 fn metric_rises(server: &Server, name: &str, labels: &[&str], before: f64) -> f64 {
@@ -454,18 +472,14 @@ fn unread_datagrams_do_not_pin_receive_buffers() {
                 .expect("datagram sends timed out")
                 .expect("datagram task");
         }
-        let after = settled_rss(&server).await;
-        let mut failures = Failures::default();
-        failures.check(
-            "RSS growth",
-            check_growth(
-                &format!("{DATAGRAMS} unread one-byte datagrams on each of {CONNS} `/` sessions"),
-                before,
-                opened,
-                after,
-                CONNS as u64,
-            ),
-        );
+        let mut failures = rss_after_attack(
+            &server,
+            &format!("{DATAGRAMS} unread one-byte datagrams on each of {CONNS} `/` sessions"),
+            before,
+            opened,
+            CONNS,
+        )
+        .await;
         failures.check("normal echo afterwards", normal_echo(&server).await);
         for (c, _) in clients {
             c.close().await;
@@ -512,22 +526,18 @@ fn unread_stream_data_is_bounded() {
             total_written / 1024,
             CONNS * EXTRA_STREAMS
         );
-        let after = settled_rss(&server).await;
-        let mut failures = Failures::default();
-        failures.check(
-            "RSS growth",
-            check_growth(
-                &format!(
-                    "a partial 64 KiB signaling frame and {EXTRA_STREAMS} unread streams \
+        let mut failures = rss_after_attack(
+            &server,
+            &format!(
+                "a partial 64 KiB signaling frame and {EXTRA_STREAMS} unread streams \
                      ({} KiB accepted in all) on each of {CONNS} `/` sessions",
-                    total_written / 1024
-                ),
-                before,
-                opened,
-                after,
-                CONNS as u64,
+                total_written / 1024
             ),
-        );
+            before,
+            opened,
+            CONNS,
+        )
+        .await;
         failures.check("normal echo afterwards", normal_echo(&server).await);
         drop(streams);
         for s in held {
@@ -591,21 +601,17 @@ fn stream_data_a_byte_per_packet_is_bounded() {
             "{written} one-byte writes accepted on {} streams",
             CONNS * STREAMS
         );
-        let after = settled_rss(&server).await;
-        let mut failures = Failures::default();
-        failures.check(
-            "RSS growth",
-            check_growth(
-                &format!(
-                    "{WRITES} one-byte writes a millisecond apart on each of {STREAMS} \
+        let mut failures = rss_after_attack(
+            &server,
+            &format!(
+                "{WRITES} one-byte writes a millisecond apart on each of {STREAMS} \
                      streams waiting for their session, on {CONNS} connections"
-                ),
-                before,
-                opened,
-                after,
-                CONNS as u64,
             ),
-        );
+            before,
+            opened,
+            CONNS,
+        )
+        .await;
         for (i, (client, _)) in held.iter().enumerate() {
             failures.check(
                 &format!("connection {i} closed with H3_EXCESSIVE_LOAD"),
@@ -722,21 +728,17 @@ fn unknown_frame_of_huge_length_on_the_control_stream_is_skipped_not_buffered() 
             c.control = Some(control);
         }
         eprintln!("the server took {} KiB of frame body", total / 1024);
-        let after = settled_rss(&server).await;
-        let mut failures = Failures::default();
-        failures.check(
-            "RSS growth",
-            check_growth(
-                &format!(
-                    "1 MiB of a 2^62-1-byte unknown frame on the control stream of {CONNS} \
+        let mut failures = rss_after_attack(
+            &server,
+            &format!(
+                "1 MiB of a 2^62-1-byte unknown frame on the control stream of {CONNS} \
                      connections"
-                ),
-                before,
-                opened,
-                after,
-                CONNS as u64,
             ),
-        );
+            before,
+            opened,
+            CONNS,
+        )
+        .await;
         for (i, c) in clients.iter().enumerate() {
             failures.check(
                 &format!("connection {i} stays up (unknown frames are skipped)"),
@@ -790,18 +792,14 @@ fn headers_frame_of_huge_length_is_refused_not_buffered() {
             clients.push((c, send, h3raw::StreamReader::new(recv)));
         }
         eprintln!("the server took {} KiB of HEADERS body", total / 1024);
-        let after = settled_rss(&server).await;
-        let mut failures = Failures::default();
-        failures.check(
-            "RSS growth",
-            check_growth(
-                &format!("1 MiB of a 2^62-1-byte HEADERS frame on {CONNS} connections"),
-                before,
-                opened,
-                after,
-                CONNS as u64,
-            ),
-        );
+        let mut failures = rss_after_attack(
+            &server,
+            &format!("1 MiB of a 2^62-1-byte HEADERS frame on {CONNS} connections"),
+            before,
+            opened,
+            CONNS,
+        )
+        .await;
         for (i, (c, send, reader)) in clients.iter_mut().enumerate() {
             // Connection closed with H3_EXCESSIVE_LOAD / H3_FRAME_ERROR, or the request
             // stream reset/stopped: anything but buffering on.
