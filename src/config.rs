@@ -114,6 +114,12 @@ pub struct ServiceArgs {
     #[arg(long, env = "MC_MESH_OVERFLOW_MAX", default_value = "65536", value_parser = nonzero_usize)]
     pub mesh_overflow_max: NonZeroUsize,
 
+    /// Bytes a shard may hold in that overflow, all destinations together (a message
+    /// counts with what it points to: a client's message at its encoded size). Beyond
+    /// this, messages are dropped and counted as for the message limit.
+    #[arg(long, env = "MC_MESH_OVERFLOW_MAX_BYTES", default_value = "67108864", value_parser = nonzero_usize)]
+    pub mesh_overflow_max_bytes: NonZeroUsize,
+
     /// Heartbeat interval to the GC, in seconds (the GC's own interval wins when given).
     #[arg(long, env = "GC_HEARTBEAT_INTERVAL_SECS", default_value = "10", value_parser = nonzero_u64)]
     pub gc_heartbeat_interval_secs: NonZeroU64,
@@ -198,6 +204,7 @@ pub struct Settings {
     pub http_bind_address: SocketAddr,
     pub actor_mailbox_size: usize,
     pub mesh_overflow_max: usize,
+    pub mesh_overflow_max_bytes: usize,
     #[serde(serialize_with = "secs")]
     pub gc_heartbeat_interval: Duration,
     pub shards: usize,
@@ -338,6 +345,7 @@ impl Config {
             http_bind_address,
             actor_mailbox_size: s.actor_mailbox_size.get(),
             mesh_overflow_max: s.mesh_overflow_max.get(),
+            mesh_overflow_max_bytes: s.mesh_overflow_max_bytes.get(),
             gc_heartbeat_interval: Duration::from_secs(s.gc_heartbeat_interval_secs.get()),
             shards,
             drain_timeout: Duration::from_secs(s.drain_timeout_secs),

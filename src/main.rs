@@ -17,7 +17,7 @@ use mc_service::gc::{GcArgs, GcClientConfig, GcIdentity};
 use mc_service::meeting::MeetingConfig;
 use mc_service::metrics::Metrics;
 use mc_service::quic::{QuicArgs, QuicShared};
-use mc_service::router::{ShardMsg, LANES};
+use mc_service::router::{OverflowLimits, ShardMsg, LANES};
 use mc_service::shard::{self, ShardSeed};
 use mc_service::shutdown::{self, Shutdown};
 use mc_service::signaling::session::SessionConfig;
@@ -272,7 +272,10 @@ fn run(
             verifier: auth.verifier.clone(),
             quic: quic.clone(),
             limits: limits.clone(),
-            mesh_overflow_max: settings.mesh_overflow_max,
+            mesh_overflow: OverflowLimits {
+                messages: settings.mesh_overflow_max,
+                bytes: settings.mesh_overflow_max_bytes,
+            },
             rx_coalesce,
             rx_batch,
             bind,

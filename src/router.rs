@@ -5,13 +5,18 @@
 //! on the shard that accepted it. A command for a meeting or a connection on this shard
 //! is handled by a direct call; for another shard it goes over that shard's bounded mesh
 //! queue ([`Router::send`]). When a queue is full the message waits, in order, in a
-//! bounded overflow kept per destination (`--mesh-overflow-max`); only a full overflow
-//! drops (counted in `mc_messages_dropped_total`). A participant's disconnect is not
-//! dropped there: it may wait in a reserve as large again ([`Router::send`]). Parked
-//! messages count in `mc_actor_mailbox_depth` with the queue they wait for.
+//! bounded overflow kept per destination (`--mesh-overflow-max` messages each, and
+//! `--mesh-overflow-max-bytes` for all destinations together, counted by
+//! [`parked_bytes`]); only a full overflow drops (counted in
+//! `mc_messages_dropped_total`). A participant's disconnect is not dropped there: it may
+//! wait in a reserve as large again ([`Router::send`]). Parked messages count in
+//! `mc_actor_mailbox_depth` with the queue they wait for.
 
 use std::collections::VecDeque;
+use std::mem::size_of;
 use std::rc::Rc;
+
+use prost::Message;
 use std::time::Instant;
 
 use shards::{Lane, MeshHandle, ShardId};
@@ -124,11 +129,23 @@ pub struct Router {
     shards: usize,
     overflow: Vec<VecDeque<(Lane, ShardMsg)>>,
     overflow_max: usize,
+    /// [`parked_bytes`] of everything in `overflow`, all destinations together.
+    overflow_bytes: usize,
+    overflow_max_bytes: usize,
+}
+
+/// How many messages and bytes a shard may park ([`Router::send`]).
+#[derive(Clone, Copy, Debug)]
+pub struct OverflowLimits {
+    /// Messages per destination.
+    pub messages: usize,
+    /// [`parked_bytes`] for all destinations together.
+    pub bytes: usize,
 }
 
 impl Router {
     /// `shards` meeting shards (the control executor is one more mesh member).
-    pub fn new(mesh: Rc<MeshHandle<ShardMsg>>, shards: usize, overflow_max: usize) -> Self {
+    pub fn new(mesh: Rc<MeshHandle<ShardMsg>>, shards: usize, limits: OverflowLimits) -> Self {
         let id = mesh.id();
         let members = mesh.peers();
         Self {
@@ -136,7 +153,9 @@ impl Router {
             id,
             shards,
             overflow: (0..members).map(|_| VecDeque::new()).collect(),
-            overflow_max,
+            overflow_max: limits.messages,
+            overflow_bytes: 0,
+            overflow_max_bytes: limits.bytes,
         }
     }
 
@@ -168,32 +187,34 @@ impl Router {
 
     /// Send to another executor, in order with anything already parked for it. A full
     /// queue parks the message; only a full overflow hands it back (the caller counts
-    /// the drop). A participant's disconnect may park beyond a full overflow, up to
-    /// twice its size: a join or a message the meeting's shard cannot take is answered to
-    /// its client, who may try again, but nothing would ever tell the meeting that a
-    /// participant whose disconnect was dropped has gone.
+    /// the drop). The overflow is full at `messages` for the destination or `bytes` for
+    /// all of them: a client's signaling message may be as large as a frame (64 KiB by
+    /// default), so a count alone would not bound the memory. A participant's
+    /// disconnect may park beyond a full overflow, up to twice both limits: a join or a
+    /// message the meeting's shard cannot take is answered to its client, who may try
+    /// again, but nothing would ever tell the meeting that a participant whose
+    /// disconnect was dropped has gone.
     #[allow(clippy::result_large_err)] // handing the message back is the point
     pub fn send(&mut self, to: ShardId, lane: Lane, msg: ShardMsg) -> Result<(), ShardMsg> {
         let Some(queue) = self.overflow.get_mut(to.index()) else {
             return Err(msg);
         };
-        if queue.is_empty() {
-            return match self.mesh.try_send(to, lane, msg) {
-                Ok(()) => Ok(()),
-                Err(full) => {
-                    queue.push_back((lane, full.msg));
-                    Ok(())
-                }
-            };
-        }
-        let room = if must_arrive(&msg) {
-            2 * self.overflow_max
+        let msg = if queue.is_empty() {
+            match self.mesh.try_send(to, lane, msg) {
+                Ok(()) => return Ok(()),
+                Err(full) => full.msg,
+            }
         } else {
-            self.overflow_max
+            msg
         };
-        if queue.len() >= room {
+        let scale = if must_arrive(&msg) { 2 } else { 1 };
+        let bytes = parked_bytes(&msg);
+        if queue.len() >= scale * self.overflow_max
+            || self.overflow_bytes + bytes > scale * self.overflow_max_bytes
+        {
             return Err(msg);
         }
+        self.overflow_bytes += bytes;
         queue.push_back((lane, msg));
         Ok(())
     }
@@ -202,10 +223,12 @@ impl Router {
     pub fn flush_overflow(&mut self) {
         for (to, queue) in self.overflow.iter_mut().enumerate() {
             while let Some((lane, msg)) = queue.pop_front() {
+                let bytes = parked_bytes(&msg);
                 if let Err(full) = self.mesh.try_send(ShardId(to as u16), lane, msg) {
                     queue.push_front((lane, full.msg));
                     break;
                 }
+                self.overflow_bytes -= bytes;
             }
         }
     }
@@ -234,6 +257,31 @@ impl Router {
     pub fn try_recv(&self) -> Option<(ShardId, Lane, ShardMsg)> {
         self.mesh.try_recv()
     }
+}
+
+/// What a parked message holds: its slot, and the heap it points to. A client's message
+/// counts at its encoded size (what it was decoded from, less the unknown fields the
+/// decoder dropped), a fan-out frame at its length, once per destination that parks it.
+pub fn parked_bytes(msg: &ShardMsg) -> usize {
+    let heap = match msg {
+        ShardMsg::ToMeeting(MeetingCmd::Join {
+            identity, request, ..
+        }) => identity.sub.len() + identity.name.len() + request.encoded_len(),
+        ShardMsg::ToMeeting(MeetingCmd::Message {
+            meeting_id, msg, ..
+        }) => meeting_id.len() + msg.encoded_len(),
+        ShardMsg::ToMeeting(MeetingCmd::Disconnect { meeting_id, .. }) => meeting_id.len(),
+        ShardMsg::ToConnections { conns, cmd } => {
+            let frame = match cmd {
+                ConnCmd::Frame { frame, .. } => frame.len(),
+                ConnCmd::Close(_) => 0,
+            };
+            conns.len() * size_of::<u64>() + frame
+        }
+        ShardMsg::Forwarded(f) => f.data.len(),
+        _ => 0,
+    };
+    size_of::<ShardMsg>() + heap
 }
 
 /// Messages that park beyond a full overflow ([`Router::send`]).
@@ -265,7 +313,11 @@ mod tests {
         let (mut seeds, _monitor) = shards::Mesh::build::<ShardMsg>(2, &[1; LANES]).expect("mesh");
         let _peer = seeds.pop().expect("peer seed");
         let me = Rc::new(seeds.pop().expect("own seed").into_handle());
-        let mut router = Router::new(me, 2, 2);
+        let limits = OverflowLimits {
+            messages: 2,
+            bytes: usize::MAX / 2,
+        };
+        let mut router = Router::new(me, 2, limits);
         let to = ShardId(1);
         for seq in 0..3 {
             let ping = ShardMsg::Ping { seq };
@@ -285,6 +337,71 @@ mod tests {
             .send(to, LANE_MEETING, ShardMsg::Ping { seq: 4 })
             .is_err());
         assert_eq!(router.parked()[to.index()][LANE_MEETING.0 as usize], 4);
+    }
+
+    fn message(conn: u64, text_bytes: usize) -> ShardMsg {
+        use crate::signaling::proto::pb::HostMuteRequest;
+        use crate::signaling::proto::{client_message, ClientMessage};
+        ShardMsg::ToMeeting(MeetingCmd::Message {
+            conn: ConnKey { shard: 0, conn },
+            meeting_id: "m".into(),
+            msg: ClientMessage {
+                message: Some(client_message::Message::HostMuteRequest(HostMuteRequest {
+                    reason: "r".repeat(text_bytes),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+            received_at: Instant::now(),
+        })
+    }
+
+    /// Messages as large as a frame fill the byte limit long before the message limit;
+    /// small ones still park up to the message limit; what is sent on gives its bytes
+    /// back; disconnects have their reserve in bytes too.
+    #[test]
+    fn the_overflow_is_bounded_in_bytes() {
+        crate::testing::run_local(the_overflow_is_bounded_in_bytes_on_an_executor());
+    }
+
+    async fn the_overflow_is_bounded_in_bytes_on_an_executor() {
+        let (mut seeds, _monitor) = shards::Mesh::build::<ShardMsg>(2, &[1; LANES]).expect("mesh");
+        let peer = seeds.pop().expect("peer seed").into_handle();
+        let me = Rc::new(seeds.pop().expect("own seed").into_handle());
+        let big = parked_bytes(&message(0, 64 * 1024));
+        assert!(big > 64 * 1024, "{big}");
+        let limits = OverflowLimits {
+            messages: 1000,
+            bytes: 4 * big,
+        };
+        let mut router = Router::new(me, 2, limits);
+        let to = ShardId(1);
+        // The queue takes one; four park; the fifth does not fit in bytes.
+        for conn in 0..5 {
+            assert!(router
+                .send(to, LANE_MEETING, message(conn, 64 * 1024))
+                .is_ok());
+        }
+        assert!(router
+            .send(to, LANE_MEETING, message(5, 64 * 1024))
+            .is_err());
+        assert_eq!(router.overflow_bytes, 4 * big);
+        // A disconnect still parks, in the reserve.
+        assert!(router.send(to, LANE_MEETING, disconnect(9)).is_ok());
+        // The peer takes one: one parked message moves to the queue and gives back its
+        // bytes.
+        assert!(peer.try_recv().is_some());
+        router.flush_overflow();
+        assert_eq!(
+            router.overflow_bytes,
+            3 * big + parked_bytes(&disconnect(9))
+        );
+        assert!(router
+            .send(to, LANE_MEETING, message(6, 64 * 1024))
+            .is_err());
+        assert!(router.send(to, LANE_MEETING, message(7, 10)).is_ok());
+        let parked: u32 = router.parked()[to.index()].iter().sum();
+        assert_eq!(parked, 5);
     }
 
     #[test]

@@ -42,7 +42,7 @@ use crate::gc::{self, GcClient, GcClientConfig, GcHooks, GcStatus, Load};
 use crate::meeting::MeetingConfig;
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::migration::{MigrationKey, SourceMc};
-use crate::router::{Router, ShardMsg, LANE_CONTROL};
+use crate::router::{OverflowLimits, Router, ShardMsg, LANE_CONTROL};
 use crate::shutdown::Shutdown;
 use driver::{GcSide, Input};
 pub use health::{ShardHealth, PING_INTERVAL, PONG_STALE_AFTER};
@@ -50,8 +50,13 @@ use mesh::{Inputs, Replies};
 
 /// How long startup waits for the first GC registration (runbook startup order).
 const FIRST_REGISTRATION_WAIT: Duration = Duration::from_secs(3);
-/// Messages the control plane may hold for one shard whose control lane is full.
-const OUTBOX_MAX: usize = 4096;
+/// Messages the control plane may hold for one shard whose control lane is full. They
+/// are the control plane's own (pings, drain and hand-over steps; imports come with
+/// bodies the admin plane has bounded), so the count is their bound, not bytes.
+const OUTBOX_MAX: OverflowLimits = OverflowLimits {
+    messages: 4096,
+    bytes: usize::MAX / 2,
+};
 
 /// What the control executor is started with. `Send`: built on the main thread.
 pub struct ControlSeed {

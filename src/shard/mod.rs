@@ -34,7 +34,7 @@ use crate::h3::{H3Limits, H3Stats};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::quic::endpoint::{Conns, QuicEndpoint};
 use crate::quic::QuicShared;
-use crate::router::{Router, ShardMsg, LANE_CONNECTION};
+use crate::router::{OverflowLimits, Router, ShardMsg, LANE_CONNECTION};
 
 /// Rounds of meeting commands per pass (a delivery can produce a follow-up command).
 const MEETING_ROUNDS: usize = 4;
@@ -59,7 +59,7 @@ pub struct ShardSeed {
     /// QUIC/TLS settings shared by every shard, and the address to bind.
     pub quic: QuicShared,
     pub limits: H3Limits,
-    pub mesh_overflow_max: usize,
+    pub mesh_overflow: OverflowLimits,
     /// How long the loop may let acknowledgements accumulate before reading them.
     pub rx_coalesce: Duration,
     /// How long the loop may leave the socket unread while datagrams keep arriving.
@@ -281,7 +281,7 @@ pub async fn run(seed: ShardSeed) {
         carry: Vec::new(),
         batch: RxBatching::new(seed.rx_coalesce, seed.rx_batch),
         reread: Reread::default(),
-        router: Router::new(mesh, seed.shards, seed.mesh_overflow_max),
+        router: Router::new(mesh, seed.shards, seed.mesh_overflow),
         parker,
         meetings: MeetingHost::default(),
         meeting_cmds: Vec::new(),

@@ -19,7 +19,7 @@ use mc_service::auth::BindingSecret;
 use mc_service::meeting::MeetingConfig;
 use mc_service::metrics::Metrics;
 use mc_service::quic::{QuicArgs, QuicShared};
-use mc_service::router::{ShardMsg, LANES};
+use mc_service::router::{OverflowLimits, ShardMsg, LANES};
 use mc_service::shard::{self, ShardSeed};
 use mc_service::signaling::session::SessionConfig;
 use mc_service::tls::{server_config, DevCert};
@@ -91,7 +91,10 @@ impl TestServer {
                 verifier: VerifierConfig::default(),
                 quic: shared.clone(),
                 limits: limits.clone(),
-                mesh_overflow_max: 65_536,
+                mesh_overflow: OverflowLimits {
+                    messages: 65_536,
+                    bytes: 64 << 20,
+                },
                 rx_coalesce: Duration::ZERO,
                 rx_batch: Duration::ZERO,
                 bind: addr,
