@@ -35,9 +35,16 @@ use super::{ConnKey, EndReason, Meeting, MeetingConfig, MeetingError};
 use crate::auth::binding::{BindingSecret, MeetingBindingKey};
 use crate::signaling::proto::ClientMessage;
 
-/// Inputs held while a meeting is frozen for a hand-over. Beyond this many, further
-/// inputs are dropped and counted (`MeetingStats::handover_inputs_dropped`).
+/// Inputs held while a meeting is frozen for a hand-over. Beyond this many, or beyond
+/// [`MAX_HELD_BYTES`], further messages are dropped and counted
+/// (`MeetingStats::handover_inputs_dropped`). Disconnects are always held: there is at
+/// most one per participant, and nothing else would tell the meeting if the hand-over
+/// fails.
 pub const MAX_HELD_INPUTS: usize = 4096;
+/// Bytes of held inputs, each counted as its slot plus its message's encoded size: a
+/// client's message may be as large as a frame (64 KiB by default), so the count alone
+/// would let a meeting hold 256 MiB.
+pub const MAX_HELD_BYTES: usize = 4 << 20;
 
 /// An input that arrived while the meeting was frozen, with its arrival time.
 #[derive(Debug)]
@@ -52,12 +59,23 @@ impl Held {
             Self::Message(_, conn, _) | Self::Disconnect(_, conn, _) => *conn,
         }
     }
+
+    /// What holding it costs against [`MAX_HELD_BYTES`].
+    fn bytes(&self) -> usize {
+        let message = match self {
+            Self::Message(_, _, msg) => prost::Message::encoded_len(&**msg),
+            Self::Disconnect(..) => 0,
+        };
+        std::mem::size_of::<Self>() + message
+    }
 }
 
 /// A hand-over in progress on the source.
 #[derive(Debug, Default)]
 pub(super) struct Handover {
     pub(super) held: VecDeque<Held>,
+    /// [`Held::bytes`] of `held`.
+    held_bytes: usize,
 }
 
 impl Meeting {
@@ -234,9 +252,13 @@ impl Meeting {
         let Some(handover) = self.handover.as_mut() else {
             return Ok(());
         };
-        if handover.held.len() >= MAX_HELD_INPUTS {
+        let bytes = input.bytes();
+        let full =
+            handover.held.len() >= MAX_HELD_INPUTS || handover.held_bytes + bytes > MAX_HELD_BYTES;
+        if full && matches!(input, Held::Message(..)) {
             self.stats.handover_inputs_dropped += 1;
         } else {
+            handover.held_bytes += bytes;
             handover.held.push_back(input);
             self.stats.handover_inputs_held += 1;
         }

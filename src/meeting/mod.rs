@@ -38,7 +38,7 @@ use std::time::Instant;
 
 pub use crate::signaling::session::CloseCode;
 pub use config::{MeetingArgs, MeetingConfig};
-pub use handover::MAX_HELD_INPUTS;
+pub use handover::{MAX_HELD_BYTES, MAX_HELD_INPUTS};
 pub use snapshot::{
     ConnectionSnapshot, ImportError, LayerSnapshot, LayoutSnapshot, MeetingSettings,
     MeetingSnapshot, MuteSnapshot, ParticipantSnapshot, StreamKind, StreamMetadataSnapshot,
@@ -189,8 +189,8 @@ pub struct MeetingStats {
     pub handovers_aborted: u64,
     /// Client inputs held while frozen.
     pub handover_inputs_held: u64,
-    /// Client inputs dropped: beyond [`MAX_HELD_INPUTS`], or held when the meeting was
-    /// handed over (rule 20).
+    /// Client messages dropped: beyond [`MAX_HELD_INPUTS`] or [`MAX_HELD_BYTES`], or
+    /// inputs held when the meeting was handed over (rule 20).
     pub handover_inputs_dropped: u64,
     /// Target side: participants that arrived in an imported snapshot.
     pub imported_participants: u64,

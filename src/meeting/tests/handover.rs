@@ -504,6 +504,60 @@ fn held_inputs_are_dropped_when_the_meeting_is_handed_over() {
     assert_eq!(s.handover_inputs_dropped, MAX_HELD_INPUTS as u64 + 3);
 }
 
+/// Messages as large as a frame fill the hold in bytes long before its count; a
+/// disconnect is held even when the hold is full, and replayed when the hand-over fails.
+#[test]
+fn held_messages_are_bounded_in_bytes_and_disconnects_always_held() {
+    let mut h = H::new();
+    h.join(c(1), "a", Role::Host);
+    let b = h.join(c(2), "b", Role::Participant);
+    h.drain();
+    h.m.begin_handover(h.now);
+    let big = || {
+        client_message::Message::HostMuteRequest(pb::HostMuteRequest {
+            participant_id: b.participant_id.clone(),
+            audio_muted: true,
+            reason: "r".repeat(64 * 1024),
+            ..Default::default()
+        })
+    };
+    for _ in 0..100 {
+        h.m.handle_message(h.now, c(1), ClientMessage::of(big()))
+            .unwrap();
+    }
+    let s = h.m.stats();
+    let fit = MAX_HELD_BYTES / (64 * 1024);
+    assert!(
+        (fit - 2..fit).contains(&(s.handover_inputs_held as usize)),
+        "{s:?}"
+    );
+    assert_eq!(s.handover_inputs_held + s.handover_inputs_dropped, 100);
+    h.m.abort_handover(h.now);
+
+    // Full in count: the disconnect is held all the same.
+    h.m.begin_handover(h.now);
+    for _ in 0..MAX_HELD_INPUTS {
+        h.m.handle_message(h.now, c(1), ClientMessage::of(mute(true)))
+            .unwrap();
+    }
+    h.m.handle_message(h.now, c(1), ClientMessage::of(mute(false)))
+        .unwrap();
+    let s = h.m.stats();
+    h.m.handle_disconnect(h.now, c(2), true).unwrap();
+    assert_eq!(
+        h.m.stats().handover_inputs_dropped,
+        s.handover_inputs_dropped
+    );
+
+    h.drain();
+    h.m.abort_handover(h.now);
+    let out = h.drain();
+    assert_eq!(
+        left(&to(&out, c(1))),
+        vec![(b.participant_id.clone(), pb::LeaveReason::Voluntary as i32)]
+    );
+}
+
 #[test]
 fn inconsistent_snapshots_are_refused() {
     let good = rich().h.m.export(Instant::now());
