@@ -178,6 +178,25 @@ impl SessionError {
     }
 }
 
+/// Longest `trace_parent` kept (docs/protocol.md rule 1): W3C Trace Context's version
+/// 00 `traceparent` is 55 bytes; the rest leaves room for later versions.
+pub const MAX_TRACE_PARENT: usize = 256;
+/// Longest `trace_state` kept: W3C Trace Context asks that at least 512 bytes of
+/// `tracestate` be carried on.
+pub const MAX_TRACE_STATE: usize = 512;
+
+/// Clears trace context longer than W3C Trace Context allows, so that a message waiting
+/// in a queue holds no more than its meeting can use. Tracing is optional: the message
+/// itself is unaffected.
+fn bound_trace_context(msg: &mut ClientMessage) {
+    if msg.trace_parent.len() > MAX_TRACE_PARENT {
+        msg.trace_parent = String::new();
+    }
+    if msg.trace_state.len() > MAX_TRACE_STATE {
+        msg.trace_state = String::new();
+    }
+}
+
 /// What the client sent, for the meeting layer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
@@ -298,8 +317,9 @@ impl Session {
         }
     }
 
-    fn on_message(&mut self, now: Instant, msg: ClientMessage) {
+    fn on_message(&mut self, now: Instant, mut msg: ClientMessage) {
         self.stats.frames_in += 1;
+        bound_trace_context(&mut msg);
         if !self.bucket.take(now) {
             self.stats.rate_limited += 1;
             self.fail(

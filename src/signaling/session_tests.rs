@@ -87,6 +87,35 @@ fn first_frame_join_then_messages() {
     assert_eq!(s.poll_close(), None);
 }
 
+/// Trace context within W3C's lengths goes on with the message; longer is dropped and
+/// the message still goes on (rule 1).
+#[test]
+fn trace_context_beyond_w3c_lengths_is_dropped() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), t0);
+    let traced = |parent: usize, state: usize| ClientMessage {
+        trace_parent: "p".repeat(parent),
+        trace_state: "s".repeat(state),
+        ..mute()
+    };
+    let mut w = wire(&[join()]);
+    w.extend(wire(&[
+        traced(MAX_TRACE_PARENT, MAX_TRACE_STATE),
+        traced(MAX_TRACE_PARENT + 1, 30_000),
+    ]));
+    s.handle_bytes(t0, &w);
+    assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
+    assert_eq!(
+        s.poll_event(),
+        Some(SessionEvent::Message(traced(
+            MAX_TRACE_PARENT,
+            MAX_TRACE_STATE
+        )))
+    );
+    assert_eq!(s.poll_event(), Some(SessionEvent::Message(mute())));
+    assert_eq!(s.poll_close(), None);
+}
+
 #[test]
 fn non_join_first_message_is_invalid_request_then_close() {
     let t0 = Instant::now();
