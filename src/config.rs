@@ -160,6 +160,12 @@ pub struct ServiceArgs {
     #[arg(long, env = "MC_MAX_SESSIONS_PER_IP", default_value = "100", value_parser = nonzero_u32)]
     pub max_sessions_per_ip: NonZeroU32,
 
+    /// Leading bits of an IPv6 client address that name one client for
+    /// MC_MAX_SESSIONS_PER_IP (1..=128; 128 counts each address on its own). IPv4
+    /// addresses are counted whole.
+    #[arg(long, env = "MC_IPV6_CLIENT_PREFIX", default_value = "64", value_parser = ipv6_prefix)]
+    pub ipv6_client_prefix: u8,
+
     /// WebTransport URL of another MC to send participants to when this one drains
     /// (RedirectToMc); without it, drained meetings end with MEETING_ENDED.
     #[arg(long, env = "MC_REDIRECT_ENDPOINT", value_name = "URL")]
@@ -219,6 +225,7 @@ pub struct Settings {
     /// Move live meetings to other MCs when draining (`--live-migration`).
     pub live_migration: bool,
     pub max_sessions_per_ip: u32,
+    pub ipv6_client_prefix: u8,
     pub admin: AdminSettings,
 }
 
@@ -357,6 +364,7 @@ impl Config {
             redirect_endpoint: s.redirect_endpoint.clone(),
             live_migration: s.live_migration == Switch::On,
             max_sessions_per_ip: s.max_sessions_per_ip.get(),
+            ipv6_client_prefix: s.ipv6_client_prefix,
             admin: AdminSettings {
                 max_connections: a.admin_max_connections.get(),
                 header_timeout: Duration::from_millis(a.admin_header_timeout_ms.get()),
@@ -481,6 +489,18 @@ fn nonzero_u32(s: &str) -> Result<NonZeroU32, String> {
         .parse()
         .map_err(|e| format!("not a whole number ({e})"))?;
     NonZeroU32::new(n).ok_or_else(|| "must be at least 1".to_string())
+}
+
+fn ipv6_prefix(s: &str) -> Result<u8, String> {
+    let n: u8 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a whole number ({e})"))?;
+    if (1..=128).contains(&n) {
+        Ok(n)
+    } else {
+        Err("must be 1 to 128".to_string())
+    }
 }
 
 fn nonzero_u64(s: &str) -> Result<NonZeroU64, String> {

@@ -176,6 +176,7 @@ fn run(
         mailbox: settings.actor_mailbox_size,
         join_timeout: quic_args.join_timeout(),
         max_sessions_per_ip: settings.max_sessions_per_ip,
+        ipv6_client_prefix: settings.ipv6_client_prefix,
     };
     let limits = quic_args.h3_limits();
     let rx_coalesce = quic_args.rx_coalesce();

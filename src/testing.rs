@@ -100,6 +100,7 @@ impl Pair {
             mailbox: 64,
             join_timeout: args.join_timeout(),
             max_sessions_per_ip: 100,
+            ipv6_client_prefix: 64,
         };
         let registry = Metrics::new();
         let fixtures = Fixtures {

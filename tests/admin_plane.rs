@@ -225,6 +225,21 @@ fn bad_configuration_fails_fast_with_exit_2_naming_flag_and_env() {
             "GC_HEARTBEAT_INTERVAL_SECS",
         ),
         (&["--dev", "--log-format", "xml"], &[], "MC_LOG_FORMAT"),
+        (
+            &["--dev", "--ipv6-client-prefix", "0"],
+            &[],
+            "MC_IPV6_CLIENT_PREFIX",
+        ),
+        (
+            &["--dev"],
+            &[("MC_IPV6_CLIENT_PREFIX", "129")],
+            "MC_IPV6_CLIENT_PREFIX",
+        ),
+        (
+            &["--dev"],
+            &[("MC_MESH_OVERFLOW_MAX_BYTES", "0")],
+            "MC_MESH_OVERFLOW_MAX_BYTES",
+        ),
         (&["--dev", "--mc-id", "has space"], &[], "MC_ID"),
         (
             &[],

@@ -105,6 +105,8 @@ pub struct ActorSettings {
     pub join_timeout: Duration,
     /// Connections one client IP may hold on one shard.
     pub max_sessions_per_ip: u32,
+    /// Leading bits of an IPv6 client address counted as one client.
+    pub ipv6_client_prefix: u8,
 }
 
 #[cfg(test)]

@@ -197,12 +197,39 @@ pub struct QuicEndpoint {
     /// `hand_over`); empty between batches.
     routed: RouteAhead<ConnectionEvent>,
     handshaking: usize,
+    /// Connections per client, keyed by [`PerClient::key`].
     per_ip: HashMap<IpAddr, u32>,
-    max_per_ip: u32,
+    per_client: PerClient,
     serial: u32,
     stats: ShardStats,
     /// Refusals and retries are rare: counted in Prometheus as they happen.
     metrics: ShardMetrics,
+}
+
+/// The per-client connection limit (`--max-sessions-per-ip`), and what one client is.
+#[derive(Clone, Copy, Debug)]
+pub struct PerClient {
+    /// Connections one client may hold on this shard.
+    pub max: u32,
+    /// Leading bits of an IPv6 address that name one client (`--ipv6-client-prefix`):
+    /// a single subscriber is usually given a whole /64, so counting exact addresses
+    /// would let one client spread across 2^64 of them. 128 counts exact addresses.
+    pub ipv6_prefix: u8,
+}
+
+impl PerClient {
+    /// The address `ip` is counted under: an IPv4 address (or one mapped into IPv6 by a
+    /// dual-stack socket) as it is, an IPv6 address cut to its first `ipv6_prefix` bits.
+    pub fn key(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let bits = u32::from(self.ipv6_prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+            v4 => v4,
+        }
+    }
 }
 
 impl QuicEndpoint {
@@ -212,7 +239,7 @@ impl QuicEndpoint {
         shards: usize,
         addr: SocketAddr,
         shared: QuicShared,
-        max_per_ip: u32,
+        per_client: PerClient,
         metrics: ShardMetrics,
     ) -> Result<Self, QuicError> {
         let shard_byte = u8::try_from(id.0).map_err(|_| QuicError::TooManyShards(id.0))?;
@@ -249,7 +276,7 @@ impl QuicEndpoint {
             forwarded: VecDeque::new(),
             handshaking: 0,
             per_ip: HashMap::new(),
-            max_per_ip,
+            per_client,
             serial: 0,
             routed: RouteAhead::default(),
             stats: ShardStats::default(),
@@ -403,12 +430,12 @@ impl QuicEndpoint {
         dirty: &mut Vec<usize>,
     ) {
         let args = &self.shared.args;
-        let ip = incoming.remote_address().ip();
+        let ip = self.per_client.key(incoming.remote_address().ip());
         let refusal = if conns.len() >= args.max_sessions_per_shard {
             Some("max_sessions_per_shard")
         } else if self.handshaking >= args.max_handshakes_per_shard {
             Some("max_handshakes_per_shard")
-        } else if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
+        } else if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.per_client.max {
             // Connections count toward the per-address limit from the handshake, with
             // or without a session.
             Some("max_sessions_per_ip")
@@ -491,7 +518,7 @@ impl QuicEndpoint {
         if conn.handshaking {
             self.handshaking = self.handshaking.saturating_sub(1);
         }
-        let ip = conn.remote.ip();
+        let ip = self.per_client.key(conn.remote.ip());
         if let Some(n) = self.per_ip.get_mut(&ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -621,7 +648,33 @@ pub fn mark(conn: &mut Conn, handle: usize, dirty: &mut Vec<usize>) {
 
 #[cfg(test)]
 mod tests {
-    use super::line_offsets;
+    use std::net::IpAddr;
+
+    use super::{line_offsets, PerClient};
+
+    #[test]
+    fn ipv6_clients_are_counted_by_prefix_and_ipv4_clients_by_address() {
+        let key = |prefix: u8, ip: &str| {
+            let per = PerClient {
+                max: 1,
+                ipv6_prefix: prefix,
+            };
+            per.key(ip.parse::<IpAddr>().unwrap()).to_string()
+        };
+        assert_eq!(key(64, "2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(
+            key(64, "2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "2001:db8:1:2::"
+        );
+        assert_eq!(key(64, "2001:db8:1:3::1"), "2001:db8:1:3::");
+        assert_eq!(key(56, "2001:db8:1:2ff::1"), "2001:db8:1:200::");
+        assert_eq!(key(128, "2001:db8::7"), "2001:db8::7");
+        assert_eq!(key(1, "ffff::1"), "8000::");
+        // IPv4, as such or mapped by a dual-stack socket, is never cut.
+        assert_eq!(key(64, "192.0.2.7"), "192.0.2.7");
+        assert_eq!(key(64, "::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key(64, "::1"), "::");
+    }
 
     fn lines(addr: usize, len: usize) -> Vec<usize> {
         line_offsets(addr, len)

@@ -32,7 +32,7 @@ use crate::auth::jwt::VerifierConfig;
 use crate::auth::keystore::{KeyStore, ShardVerifier};
 use crate::h3::{H3Limits, H3Stats};
 use crate::metrics::{Metrics, ShardMetrics};
-use crate::quic::endpoint::{Conns, QuicEndpoint};
+use crate::quic::endpoint::{Conns, PerClient, QuicEndpoint};
 use crate::quic::QuicShared;
 use crate::router::{OverflowLimits, Router, ShardMsg, LANE_CONNECTION};
 
@@ -255,7 +255,10 @@ pub async fn run(seed: ShardSeed) {
         seed.shards,
         seed.bind,
         seed.quic,
-        seed.actors.max_sessions_per_ip,
+        PerClient {
+            max: seed.actors.max_sessions_per_ip,
+            ipv6_prefix: seed.actors.ipv6_client_prefix,
+        },
         metrics.clone(),
     ) {
         Ok(q) => q,

@@ -62,6 +62,7 @@ impl TestServer {
             mailbox: 1024,
             join_timeout: args.join_timeout(),
             max_sessions_per_ip: 100_000,
+            ipv6_client_prefix: 64,
         };
         let shared = QuicShared::new(crypto, args).expect("quic shared");
         let metrics = Metrics::new();
