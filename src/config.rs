@@ -186,15 +186,18 @@ pub struct ServiceArgs {
 /// The admin HTTP plane's limits.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Concurrent admin HTTP connections; more are answered 503 and closed.
+    /// Concurrent admin HTTP connections; a new one closes the open one least far along
+    /// (waiting longest for a request head, else reading a body longest); 503 only when
+    /// all are being answered.
     #[arg(long, env = "MC_ADMIN_MAX_CONNECTIONS", default_value = "64", value_parser = nonzero_usize)]
     pub admin_max_connections: NonZeroUsize,
 
-    /// Time a client has to send a request's headers, in milliseconds.
+    /// Time a client has to send a request's headers (on a new connection, from
+    /// connect), in milliseconds.
     #[arg(long, env = "MC_ADMIN_HEADER_TIMEOUT_MS", default_value = "5000", value_parser = nonzero_u64)]
     pub admin_header_timeout_ms: NonZeroU64,
 
-    /// Time an idle keep-alive admin connection is kept open, in seconds.
+    /// Time a keep-alive admin connection may idle between requests, in seconds.
     #[arg(long, env = "MC_ADMIN_IDLE_TIMEOUT_SECS", default_value = "30", value_parser = nonzero_u64)]
     pub admin_idle_timeout_secs: NonZeroU64,
 }

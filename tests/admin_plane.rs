@@ -130,18 +130,103 @@ fn a_slow_client_is_timed_out_and_many_scrapers_are_served() {
     }
 }
 
-#[test]
-fn admin_connection_limit_answers_503() {
-    let server = Server::start_dev(&["--shards", "1", "--admin-max-connections", "2"]);
-    let idle: Vec<_> = (0..2)
-        .map(|_| TcpStream::connect(server.http).unwrap())
+/// The exact keep-alive answer to `GET /health`.
+const HEALTH_OK: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nOK";
+
+/// `n` connections to the admin port that each send `first` (possibly nothing), given
+/// time to be accepted and read.
+fn hold(server: &Server, n: usize, first: &[u8]) -> Vec<TcpStream> {
+    let held: Vec<_> = (0..n)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.http).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s.write_all(first).unwrap();
+            // Distinct arrival times, so that which one waited longest is clear.
+            std::thread::sleep(Duration::from_millis(20));
+            s
+        })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let (status, _, _) = server.get("/health");
-    assert_eq!(status, 503);
-    drop(idle);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(server.get("/health").0, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    held
+}
+
+/// The server closed `s` without answering.
+fn closed_unanswered(s: &mut TcpStream) -> bool {
+    matches!(s.read_to_end(&mut Vec::new()), Ok(0))
+}
+
+/// Nothing arrives on `s` for a while, and it is not closed.
+fn still_open(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    matches!(s.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        || e.kind() == std::io::ErrorKind::TimedOut)
+}
+
+#[test]
+fn at_the_connection_limit_the_least_advanced_connection_makes_room() {
+    let server = Server::start_dev(&["--shards", "1", "--admin-max-connections", "2"]);
+    let cases: [(&str, &[u8]); 3] = [
+        ("idle", b""),
+        ("partial head", b"GET /metrics HTTP/1.1\r\nHost: x\r\n"),
+        (
+            "head without its body",
+            b"POST /health HTTP/1.1\r\nContent-Length: 100\r\n\r\n",
+        ),
+    ];
+    for (case, first) in cases {
+        let mut held = hold(&server, 2, first);
+        let t = Instant::now();
+        let (status, _, body) = server.get("/health");
+        assert_eq!((status, body.as_str()), (200, "OK"), "{case}");
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{case}: {:?}",
+            t.elapsed()
+        );
+        assert!(
+            closed_unanswered(&mut held[0]),
+            "{case}: the oldest is closed"
+        );
+        assert!(still_open(&mut held[1]), "{case}: the newer one is kept");
+        drop(held);
+        // Let the server see the rest go before the next case.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_new_connection_has_the_header_timeout_to_start_and_keep_alive_the_idle_timeout() {
+    let server = Server::start_dev(&["--shards", "1", "--admin-header-timeout-ms", "300"]);
+    let mut silent = TcpStream::connect(server.http).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut kept = TcpStream::connect(server.http).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let t = Instant::now();
+    kept.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
+    let mut first = vec![0u8; HEALTH_OK.len()];
+    kept.read_exact(&mut first).unwrap();
+    assert_eq!(first, HEALTH_OK);
+
+    // Nothing sent: closed without an answer at the header timeout, not the idle one.
+    assert!(closed_unanswered(&mut silent));
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(1),
+        "{waited:?}"
+    );
+
+    // A connection that has finished a request may idle past the header timeout.
+    std::thread::sleep(Duration::from_millis(600).saturating_sub(t.elapsed()));
+    kept.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut second = String::new();
+    kept.read_to_string(&mut second).unwrap();
+    assert!(second.starts_with("HTTP/1.1 200 OK"), "{second}");
 }
 
 #[test]

@@ -6,17 +6,22 @@
 //! - [`http`]: the sans-IO request parser and response encoder.
 //! - [`import`]: the import route: size, signature, body, then the meeting's shard.
 //! - [`demo`]: the dev-mode browser demo and its token endpoint.
-//! - [`serve`]: the accept loop; one task per connection, a connection limit, header and
-//!   idle timeouts (a slow client cannot hold a slot), keep-alive, bounded bodies.
+//! - [`serve`]: the accept loop; one task per connection, keep-alive, bounded bodies.
+//!   A new connection must send its first request head within the header timeout; the
+//!   idle timeout only applies between requests. At the connection limit a new
+//!   connection closes the one least far along (waiting longest for a head, else reading
+//!   a body longest) instead of being refused, so idle or slow clients cannot lock out
+//!   the liveness probe; it is answered 503 only when every open connection is being
+//!   answered.
 
 pub mod demo;
 pub mod http;
 pub mod import;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -196,6 +201,115 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
+/// How far an open admin connection is with its current request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request head: nothing sent yet, idle between requests, or part of
+    /// a head.
+    Head,
+    /// Reading a request body.
+    Body,
+    /// Routing the request or writing its response.
+    Answering,
+}
+
+/// Which open connection to close so that a new one can be admitted, given each one's
+/// phase and since when it has been in it: the one waiting longest for a request head,
+/// else the one reading a body longest, never one being answered. Equal waits go to the
+/// earlier in `open`. `None`: every connection is being answered.
+fn to_evict(open: impl IntoIterator<Item = (Phase, Instant)>) -> Option<usize> {
+    open.into_iter()
+        .enumerate()
+        .filter_map(|(i, (phase, since))| match phase {
+            Phase::Head => Some((0, since, i)),
+            Phase::Body => Some((1, since, i)),
+            Phase::Answering => None,
+        })
+        .min_by_key(|&(rank, since, _)| (rank, since))
+        .map(|(_, _, i)| i)
+}
+
+/// An open connection of one listener.
+struct Open {
+    id: u64,
+    fd: RawFd,
+    phase: Phase,
+    since: Instant,
+}
+
+/// The open connections of one admin listener, at most `max_connections` (the control
+/// executor is single-threaded, so plain cells do).
+#[derive(Default)]
+struct Registry {
+    next_id: Cell<u64>,
+    open: RefCell<Vec<Open>>,
+}
+
+impl Registry {
+    fn len(&self) -> usize {
+        self.open.borrow().len()
+    }
+
+    /// Register a new connection, waiting for its first request head.
+    fn enter(self: &Rc<Self>, fd: RawFd) -> Slot {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.open.borrow_mut().push(Open {
+            id,
+            fd,
+            phase: Phase::Head,
+            since: Instant::now(),
+        });
+        Slot {
+            registry: self.clone(),
+            id,
+        }
+    }
+
+    /// Close the connection [`to_evict`] picks and forget it; `false` when every open
+    /// connection is being answered. Its pending read returns 0 and its task ends.
+    fn evict_one(&self) -> bool {
+        let mut open = self.open.borrow_mut();
+        let Some(i) = to_evict(open.iter().map(|c| (c.phase, c.since))) else {
+            return false;
+        };
+        let victim = open.remove(i);
+        tracing::debug!(
+            phase = ?victim.phase,
+            waited_ms = victim.since.elapsed().as_millis() as u64,
+            "admin connection closed to admit a new one"
+        );
+        // SAFETY: shutdown(2) only reads the descriptor number. It is still the
+        // connection's: an entry leaves the registry before its stream is dropped, and
+        // the stream is what closes the descriptor.
+        unsafe { libc::shutdown(victim.fd, libc::SHUT_RDWR) };
+        true
+    }
+}
+
+/// A connection's entry in its [`Registry`], removed when dropped. Drop it before the
+/// stream, so that the registry never holds a descriptor that may have been reused.
+struct Slot {
+    registry: Rc<Registry>,
+    id: u64,
+}
+
+impl Slot {
+    fn set(&self, phase: Phase) {
+        let mut open = self.registry.open.borrow_mut();
+        if let Some(c) = open.iter_mut().find(|c| c.id == self.id) {
+            c.phase = phase;
+            c.since = Instant::now();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.registry.open.borrow_mut().retain(|c| c.id != self.id);
+    }
+}
+
 /// Serve until the executor ends. Call on the control-plane executor.
 pub async fn serve(
     listener: std::net::TcpListener,
@@ -205,7 +319,7 @@ pub async fn serve(
     // SAFETY: the descriptor comes from a live std listener and is owned by glommio's
     // listener from here on.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
-    let open = Rc::new(Cell::new(0usize));
+    let registry = Rc::new(Registry::default());
     let budget = Rc::new(BodyBudget::default());
     loop {
         let stream = match listener.accept().await {
@@ -216,20 +330,24 @@ pub async fn serve(
                 continue;
             }
         };
+        // At the limit, close the connection least far along to make room; refuse
+        // only when every open connection is being answered.
+        if registry.len() >= limits.max_connections && !registry.evict_one() {
+            state.refused();
+            glommio::spawn_local(refuse(stream)).detach();
+            continue;
+        }
+        let slot = registry.enter(stream.as_raw_fd());
         let state = state.clone();
         let limits = limits.clone();
-        let open = open.clone();
         let budget = budget.clone();
-        let over = open.get() >= limits.max_connections;
-        open.set(open.get() + 1);
         glommio::spawn_local(async move {
-            if over {
-                state.refused();
-                refuse(stream).await;
-            } else if let Err(e) = connection(stream, &*state, &limits, &budget).await {
+            let mut stream = stream;
+            if let Err(e) = connection(&mut stream, &slot, &*state, &limits, &budget).await {
                 tracing::debug!(error = %e, "admin connection ended");
             }
-            open.set(open.get() - 1);
+            drop(slot);
+            drop(stream);
         })
         .detach();
     }
@@ -244,7 +362,8 @@ async fn refuse(mut stream: TcpStream) {
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
+    slot: &Slot,
     state: &dyn AdminState,
     limits: &AdminSettings,
     budget: &BodyBudget,
@@ -254,16 +373,21 @@ async fn connection(
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
+    // The first request's head must arrive within the header timeout of the accept.
+    let mut head_deadline = Some(Instant::now() + limits.header_timeout);
     loop {
-        // Between requests a connection may idle; once a request starts, its head must
-        // arrive within the header timeout.
+        slot.set(Phase::Head);
+        // After a request a connection may idle; once the next one starts, its head
+        // must arrive within the header timeout.
         let idle_deadline = Instant::now() + limits.idle_timeout;
-        let mut head_deadline: Option<Instant> = None;
         let (req, head_len) = loop {
             match parse_request(&buf) {
                 Ok(Some(parsed)) => break parsed,
                 Ok(None) => {}
-                Err(e) => return answer_error(&mut stream, &e, &mut out).await,
+                Err(e) => {
+                    slot.set(Phase::Answering);
+                    return answer_error(stream, &e, &mut out).await;
+                }
             }
             if !buf.is_empty() && head_deadline.is_none() {
                 head_deadline = Some(Instant::now() + limits.header_timeout);
@@ -271,21 +395,25 @@ async fn connection(
             let deadline = head_deadline.unwrap_or(idle_deadline);
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return timed_out(&mut stream, !buf.is_empty(), &mut out).await;
+                slot.set(Phase::Answering);
+                return timed_out(stream, !buf.is_empty(), &mut out).await;
             }
             stream.set_read_timeout(Some(left))?;
             let n = match stream.read(&mut chunk).await {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return timed_out(&mut stream, !buf.is_empty(), &mut out).await
+                    slot.set(Phase::Answering);
+                    return timed_out(stream, !buf.is_empty(), &mut out).await;
                 }
                 Err(e) => return Err(e),
             };
             buf.extend_from_slice(&chunk[..n]);
         };
+        head_deadline = None;
         buf.drain(..head_len);
         if req.body_len > body_limit(&req.path) {
+            slot.set(Phase::Answering);
             out.clear();
             too_large(state, &req).encode(false, false, &mut out);
             stream.write_all(&out).await?;
@@ -293,12 +421,14 @@ async fn connection(
             return Ok(());
         }
         let Some(_reserved) = budget.reserve(req.body_len) else {
+            slot.set(Phase::Answering);
             out.clear();
             busy(state, &req).encode(false, false, &mut out);
             stream.write_all(&out).await?;
             let _ = stream.close().await;
             return Ok(());
         };
+        slot.set(Phase::Body);
         if req.expect_continue && req.body_len > buf.len() {
             stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
         }
@@ -307,7 +437,8 @@ async fn connection(
         while buf.len() < req.body_len {
             let left = body_deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return timed_out(&mut stream, true, &mut out).await;
+                slot.set(Phase::Answering);
+                return timed_out(stream, true, &mut out).await;
             }
             stream.set_read_timeout(Some(left))?;
             let want = (req.body_len - buf.len()).min(chunk.len());
@@ -315,7 +446,8 @@ async fn connection(
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return timed_out(&mut stream, true, &mut out).await
+                    slot.set(Phase::Answering);
+                    return timed_out(stream, true, &mut out).await;
                 }
                 Err(e) => return Err(e),
             };
@@ -323,6 +455,7 @@ async fn connection(
         }
         let body: Vec<u8> = buf.drain(..req.body_len).collect();
 
+        slot.set(Phase::Answering);
         let response = route(state, &req, &body).await;
         out.clear();
         response.encode(req.method == Method::Head, req.keep_alive, &mut out);
@@ -361,6 +494,7 @@ async fn timed_out(stream: &mut TcpStream, mid_request: bool, out: &mut Vec<u8>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read as _;
 
     #[test]
     fn bind_waits_for_a_port_let_go_of_within_the_grace_and_not_beyond() {
@@ -440,6 +574,90 @@ mod tests {
         assert_eq!(budget.used.get(), 0);
         assert_eq!(body_limit(IMPORT_PATH), MAX_IMPORT_BODY_BYTES);
         assert_eq!(body_limit("/metrics"), MAX_PROBE_BODY_BYTES);
+    }
+
+    #[test]
+    fn eviction_takes_the_longest_waiting_head_first() {
+        let t = Instant::now();
+        let ms = |n| t + Duration::from_millis(n);
+        let open = [
+            (Phase::Body, ms(0)),
+            (Phase::Head, ms(20)),
+            (Phase::Answering, ms(1)),
+            (Phase::Head, ms(10)),
+            (Phase::Head, ms(30)),
+        ];
+        assert_eq!(to_evict(open), Some(3));
+    }
+
+    #[test]
+    fn eviction_takes_body_readers_only_when_no_head_is_awaited() {
+        let t = Instant::now();
+        let ms = |n| t + Duration::from_millis(n);
+        let open = [
+            (Phase::Answering, ms(0)),
+            (Phase::Body, ms(20)),
+            (Phase::Body, ms(5)),
+        ];
+        assert_eq!(to_evict(open), Some(2));
+        // A head-waiter that has just arrived still goes before an old body reader.
+        let open = [(Phase::Body, ms(0)), (Phase::Head, ms(100))];
+        assert_eq!(to_evict(open), Some(1));
+    }
+
+    #[test]
+    fn eviction_never_takes_a_connection_being_answered() {
+        let t = Instant::now();
+        assert_eq!(to_evict([(Phase::Answering, t); 3]), None);
+        assert_eq!(to_evict([]), None);
+    }
+
+    #[test]
+    fn eviction_ties_go_to_the_earlier_connection() {
+        let t = Instant::now();
+        assert_eq!(to_evict([(Phase::Head, t); 4]), Some(0));
+        let open = [(Phase::Answering, t), (Phase::Body, t), (Phase::Body, t)];
+        assert_eq!(to_evict(open), Some(1));
+    }
+
+    #[test]
+    fn the_registry_shuts_the_chosen_socket_and_forgets_what_leaves() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pair = || {
+            let client = std::net::TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            (client, server)
+        };
+        let registry = Rc::new(Registry::default());
+        let (mut busy_client, busy_server) = pair();
+        let busy = registry.enter(busy_server.as_raw_fd());
+        busy.set(Phase::Answering);
+        let (mut waiting_client, waiting_server) = pair();
+        let waiting = registry.enter(waiting_server.as_raw_fd());
+        let (_gone_client, gone_server) = pair();
+        let gone = registry.enter(gone_server.as_raw_fd());
+        drop(gone);
+        drop(gone_server);
+        assert_eq!(registry.len(), 2);
+
+        assert!(registry.evict_one());
+        assert_eq!(registry.len(), 1);
+        let mut byte = [0u8; 1];
+        assert_eq!(waiting_client.read(&mut byte).unwrap(), 0, "EOF");
+        drop(waiting);
+        assert_eq!(registry.len(), 1);
+
+        assert!(!registry.evict_one(), "the one left is being answered");
+        busy_client
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        assert!(busy_client.read(&mut byte).is_err(), "still open");
+        drop(busy);
+        assert_eq!(registry.len(), 0);
     }
 
     #[test]
