@@ -11,6 +11,12 @@
 //! `mc_messages_dropped_total`). A participant's disconnect is not dropped there: it may
 //! wait in a reserve as large again ([`Router::send`]). Parked messages count in
 //! `mc_actor_mailbox_depth` with the queue they wait for.
+//!
+//! A queue holds `ACTOR_MAILBOX_SIZE` messages whatever their size, and a client's
+//! message may be as large as a frame. So a client message of more than
+//! [`LARGE_MESSAGE`] bytes also counts against [`MAX_IN_FLIGHT_BYTES`] from this shard
+//! to its destination until the destination takes it; past that it parks like a
+//! message for a full queue.
 
 use std::collections::VecDeque;
 use std::mem::size_of;
@@ -134,6 +140,14 @@ pub struct Router {
     overflow_max_bytes: usize,
 }
 
+/// A client's message (a join or a signaling message) larger than this, encoded,
+/// counts against [`MAX_IN_FLIGHT_BYTES`] on its way to another shard.
+pub const LARGE_MESSAGE: usize = 1024;
+/// [`parked_bytes`] of large client messages one shard may have in its queues to
+/// another at once: frame-sized messages would make a queue of 1,000 hold 64 MiB; with
+/// this it holds at most 8 MiB of them besides its small messages.
+pub const MAX_IN_FLIGHT_BYTES: usize = 8 << 20;
+
 /// How many messages and bytes a shard may park ([`Router::send`]).
 #[derive(Clone, Copy, Debug)]
 pub struct OverflowLimits {
@@ -200,7 +214,11 @@ impl Router {
             return Err(msg);
         };
         let msg = if queue.is_empty() {
-            match self.mesh.try_send(to, lane, msg) {
+            let weight = in_flight_weight(&msg);
+            match self
+                .mesh
+                .try_send_weighted(to, lane, msg, weight, MAX_IN_FLIGHT_BYTES)
+            {
                 Ok(()) => return Ok(()),
                 Err(full) => full.msg,
             }
@@ -224,7 +242,12 @@ impl Router {
         for (to, queue) in self.overflow.iter_mut().enumerate() {
             while let Some((lane, msg)) = queue.pop_front() {
                 let bytes = parked_bytes(&msg);
-                if let Err(full) = self.mesh.try_send(ShardId(to as u16), lane, msg) {
+                let weight = in_flight_weight(&msg);
+                let to = ShardId(to as u16);
+                if let Err(full) =
+                    self.mesh
+                        .try_send_weighted(to, lane, msg, weight, MAX_IN_FLIGHT_BYTES)
+                {
                     queue.push_front((lane, full.msg));
                     break;
                 }
@@ -254,8 +277,12 @@ impl Router {
             .collect()
     }
 
+    /// The next message from another executor; a large client message gives its bytes
+    /// back to its sender's [`MAX_IN_FLIGHT_BYTES`].
     pub fn try_recv(&self) -> Option<(ShardId, Lane, ShardMsg)> {
-        self.mesh.try_recv()
+        let (from, lane, msg) = self.mesh.try_recv()?;
+        self.mesh.release(from, in_flight_weight(&msg));
+        Some((from, lane, msg))
     }
 }
 
@@ -282,6 +309,23 @@ pub fn parked_bytes(msg: &ShardMsg) -> usize {
         _ => 0,
     };
     size_of::<ShardMsg>() + heap
+}
+
+/// What `msg` counts against [`MAX_IN_FLIGHT_BYTES`]: its [`parked_bytes`] when it is a
+/// client's message larger than [`LARGE_MESSAGE`], else nothing. The sender and the
+/// receiver compute it from the same message, so they agree.
+fn in_flight_weight(msg: &ShardMsg) -> usize {
+    match msg {
+        ShardMsg::ToMeeting(MeetingCmd::Join { .. } | MeetingCmd::Message { .. }) => {
+            let bytes = parked_bytes(msg);
+            if bytes - size_of::<ShardMsg>() > LARGE_MESSAGE {
+                bytes
+            } else {
+                0
+            }
+        }
+        _ => 0,
+    }
 }
 
 /// Messages that park beyond a full overflow ([`Router::send`]).
@@ -402,6 +446,53 @@ mod tests {
         assert!(router.send(to, LANE_MEETING, message(7, 10)).is_ok());
         let parked: u32 = router.parked()[to.index()].iter().sum();
         assert_eq!(parked, 5);
+    }
+
+    /// Frame-sized client messages fill a queue only up to MAX_IN_FLIGHT_BYTES, then
+    /// park; the receiver taking one lets one more through. Small ones are not weighed.
+    #[test]
+    fn large_client_messages_in_a_queue_are_bounded_in_bytes() {
+        crate::testing::run_local(large_client_messages_on_an_executor());
+    }
+
+    async fn large_client_messages_on_an_executor() {
+        let (mut seeds, _monitor) =
+            shards::Mesh::build::<ShardMsg>(2, &[1000; LANES]).expect("mesh");
+        let peer = Router::new(
+            Rc::new(seeds.pop().expect("peer seed").into_handle()),
+            2,
+            OverflowLimits {
+                messages: 1000,
+                bytes: 64 << 20,
+            },
+        );
+        let me = Rc::new(seeds.pop().expect("own seed").into_handle());
+        let mut router = Router::new(
+            me.clone(),
+            2,
+            OverflowLimits {
+                messages: 1000,
+                bytes: 64 << 20,
+            },
+        );
+        let to = ShardId(1);
+        let big = parked_bytes(&message(0, 64 * 1024));
+        let fit = MAX_IN_FLIGHT_BYTES / big;
+        for conn in 0..fit as u64 + 10 {
+            assert!(router
+                .send(to, LANE_MEETING, message(conn, 64 * 1024))
+                .is_ok());
+        }
+        let parked = |r: &Router| -> u32 { r.parked()[to.index()].iter().sum() };
+        assert_eq!(me.in_flight(to), fit * big);
+        assert_eq!(parked(&router), 10);
+        assert_eq!(in_flight_weight(&message(0, LARGE_MESSAGE / 2)), 0);
+
+        assert!(peer.try_recv().is_some());
+        assert_eq!(me.in_flight(to), (fit - 1) * big);
+        router.flush_overflow();
+        assert_eq!(parked(&router), 9);
+        assert_eq!(me.in_flight(to), fit * big);
     }
 
     #[test]

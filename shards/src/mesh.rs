@@ -12,10 +12,16 @@
 //!   and `wait()` to park until a peer enqueues or the mesh is stopped.
 //!
 //! A full queue returns the message in [`Full`]; nothing here blocks or grows.
+//!
+//! Queues count messages. Where messages differ widely in size, a sender may also give
+//! each a weight ([`MeshHandle::try_send_weighted`]): the weights in flight from one
+//! executor to another are kept in one shared counter per ordered pair, with a ceiling
+//! the sender names, and the receiver gives a message's weight back
+//! ([`MeshHandle::release`]) once it has taken it.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -41,6 +47,8 @@ pub struct Lane(pub u8);
 struct Shared {
     doorbells: Vec<Doorbell>,
     stop: AtomicBool,
+    /// Weight in flight per ordered pair, at `from * peers + to`.
+    in_flight: Vec<AtomicUsize>,
 }
 
 /// Builds the mesh.
@@ -71,6 +79,7 @@ impl Mesh {
         let shared = Arc::new(Shared {
             doorbells,
             stop: AtomicBool::new(false),
+            in_flight: (0..peers * peers).map(|_| AtomicUsize::new(0)).collect(),
         });
         // senders[from][to][lane], receivers[to][from][lane]
         let mut senders: Vec<Vec<Lanes<Sender<M>>>> = (0..peers).map(|_| Vec::new()).collect();
@@ -184,6 +193,57 @@ impl<M: Send> MeshHandle<M> {
                 Err(Full { to, msg })
             }
         }
+    }
+
+    /// [`Self::try_send`] for a message of `weight`, which must also fit under `max`
+    /// together with the weight already in flight to `to`; otherwise the message is
+    /// handed back as from a full queue. The receiver gives the weight back with
+    /// [`Self::release`] when it takes the message. A weight of 0 is a plain send.
+    pub fn try_send_weighted(
+        &self,
+        to: ShardId,
+        lane: Lane,
+        msg: M,
+        weight: usize,
+        max: usize,
+    ) -> Result<(), Full<M>> {
+        if weight == 0 {
+            return self.try_send(to, lane, msg);
+        }
+        let Some(counter) = self.pair(self.id, to) else {
+            return Err(Full { to, msg });
+        };
+        if counter.fetch_add(weight, Ordering::AcqRel) + weight > max {
+            counter.fetch_sub(weight, Ordering::AcqRel);
+            return Err(Full { to, msg });
+        }
+        self.try_send(to, lane, msg).inspect_err(|_| {
+            counter.fetch_sub(weight, Ordering::AcqRel);
+        })
+    }
+
+    /// Give back the weight of a message taken from `from` ([`Self::try_send_weighted`]).
+    pub fn release(&self, from: ShardId, weight: usize) {
+        if weight == 0 {
+            return;
+        }
+        if let Some(counter) = self.pair(from, self.id) {
+            counter.fetch_sub(weight, Ordering::AcqRel);
+        }
+    }
+
+    /// Weight in flight from this executor to `to`.
+    pub fn in_flight(&self, to: ShardId) -> usize {
+        self.pair(self.id, to)
+            .map_or(0, |c| c.load(Ordering::Acquire))
+    }
+
+    fn pair(&self, from: ShardId, to: ShardId) -> Option<&AtomicUsize> {
+        let peers = self.peers();
+        if from.index() >= peers || to.index() >= peers {
+            return None;
+        }
+        self.shared.in_flight.get(from.index() * peers + to.index())
     }
 
     /// Take one message from any peer and lane, round-robin across peers so one chatty

@@ -46,6 +46,39 @@ fn a_full_queue_hands_the_message_back_and_never_blocks() {
     assert_eq!(d[0].capacity, 3);
 }
 
+/// Weighted sends share one ceiling per ordered pair, across lanes; the receiver's
+/// release makes room again; a send the queue refuses takes no weight.
+#[test]
+fn weights_in_flight_are_bounded_per_pair_and_given_back_by_the_receiver() {
+    let (mut seeds, _monitor) = Mesh::build::<u32>(2, &[4, 1]).unwrap();
+    let b = seeds.pop().unwrap();
+    let a = seeds.pop().unwrap();
+    let handle = floating("weighted")
+        .spawn(move || async move {
+            let a = a.into_handle();
+            let b = b.into_handle();
+            let to = ShardId(1);
+            assert!(a.try_send_weighted(to, L0, 1, 60, 100).is_ok());
+            assert_eq!(a.try_send_weighted(to, L1, 2, 50, 100).unwrap_err().msg, 2);
+            assert!(a.try_send_weighted(to, L1, 3, 40, 100).is_ok());
+            assert_eq!(a.in_flight(to), 100);
+            // Unweighted messages pass while the queue has room.
+            assert!(a.try_send_weighted(to, L0, 4, 0, 100).is_ok());
+            // A full queue hands back the message and takes no weight.
+            assert_eq!(a.try_send_weighted(to, L1, 5, 0, 100).unwrap_err().msg, 5);
+            assert_eq!(a.in_flight(to), 100);
+            // The other direction has its own counter.
+            assert_eq!(b.in_flight(ShardId(0)), 0);
+            let (from, _, msg) = b.try_recv().unwrap();
+            assert_eq!((from, msg), (ShardId(0), 1));
+            b.release(from, 60);
+            assert_eq!(a.in_flight(to), 40);
+            assert!(a.try_send_weighted(to, L0, 6, 60, 100).is_ok());
+        })
+        .unwrap();
+    handle.join().unwrap();
+}
+
 #[test]
 fn a_parked_executor_is_woken_by_a_peer() {
     let (mut seeds, monitor) = Mesh::build::<Instant>(2, &[16]).unwrap();
