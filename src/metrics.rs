@@ -433,6 +433,7 @@ const SHARD_REFUSALS: &[&str] = &[
     "connect_timeout",
     "join_timeout",
     "receive_budget",
+    "too_many_requests",
 ];
 
 impl ShardMetrics {
@@ -514,9 +515,22 @@ impl ShardMetrics {
 
     /// `mc_refusals_total{reason}` for the limits a shard enforces.
     pub fn refusal(&self, reason: &'static str) {
+        self.refusals_by(reason, 1);
+    }
+
+    /// `mc_refusals_total{reason}` raised by `n` (refusals counted in the data path and
+    /// published with the shard's other counters).
+    pub fn refusals_by(&self, reason: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
         match self.refusals.iter().find(|(l, _)| *l == reason) {
-            Some((_, c)) => c.inc(),
-            None => self.all.refusals_total.with_label_values(&[reason]).inc(),
+            Some((_, c)) => c.inc_by(n),
+            None => self
+                .all
+                .refusals_total
+                .with_label_values(&[reason])
+                .inc_by(n),
         }
     }
 

@@ -285,7 +285,7 @@ impl Conn {
         if let Some(status) = status {
             ctx.metrics.wt_rejected.inc();
             tracing::debug!(path = %head.path_only(), status, "request refused");
-            return self.h3.respond(&mut self.quic, stream, status);
+            return self.h3.respond(&mut self.quic, ctx.now, stream, status);
         }
         if !self.h3.accept_session(&mut self.quic, ctx.now, stream) {
             return;

@@ -42,6 +42,14 @@ const STREAM_CONTROL: u64 = 0x00;
 /// After the peer closed the session, how long it has to close the QUIC connection
 /// itself before this side does.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Requests a connection may have answered without opening a session (404, 405, 429,
+/// 503, a malformed or oversized header section...) before it is closed with
+/// H3_EXCESSIVE_LOAD. A browser sends one CONNECT per `new WebTransport()` on its own
+/// connection, and may try again after a refusal: a handful of refusals is a page
+/// retrying, sixteen is a client using the connection to make the server decode
+/// request after request. Without the cap that would last until the CONNECT deadline,
+/// or, once a session is open, for as long as the connection lives.
+pub const MAX_REFUSED_REQUESTS: usize = 16;
 /// After we closed the session and the peer answered (its FIN or capsule on the
 /// CONNECT stream), how long it has to close the QUIC connection itself. A browser
 /// hands the close to the page asynchronously: a CONNECTION_CLOSE that overtakes that
@@ -85,6 +93,8 @@ pub struct H3Conn {
     pub(super) close_deadline: Option<Instant>,
     /// The connection is closed (by us or the peer): nothing more is processed.
     pub(super) closed: bool,
+    /// Requests answered without opening a session (see [`MAX_REFUSED_REQUESTS`]).
+    pub(super) refused_requests: usize,
     pub(super) stats: H3Stats,
 }
 
@@ -108,6 +118,7 @@ impl H3Conn {
             connect_deadline: None,
             close_deadline: None,
             closed: false,
+            refused_requests: 0,
             stats: H3Stats::default(),
         }
     }
@@ -249,8 +260,9 @@ impl H3Conn {
 
     /// Answer the request on `stream` with `status` and stop reading it. The streams
     /// that named it as their session while its HEADERS were arriving go with it: it
-    /// is no session now, or a refused one.
-    pub fn respond(&mut self, quic: &mut Connection, stream: StreamId, status: u16) {
+    /// is no session now, or a refused one. The answer counts toward
+    /// [`MAX_REFUSED_REQUESTS`].
+    pub fn respond(&mut self, quic: &mut Connection, now: Instant, stream: StreamId, status: u16) {
         let webtransport = self.session.as_ref().is_some_and(|s| s.id == stream);
         let mut send = quic.send_stream(stream);
         let _ = send.write(&qpack::response_frame(status, webtransport));
@@ -264,6 +276,7 @@ impl H3Conn {
             self.session = None;
         }
         self.reject_pending(quic, u64::from(stream));
+        self.request_refused(quic, now);
     }
 
     /// Read the application's stream: every chunk available now, up to `max` bytes,
@@ -644,6 +657,28 @@ impl H3Conn {
                 "received data held past the connection's budget",
             ),
         );
+    }
+
+    /// A request was answered without opening a session (a status, or a stream error
+    /// for its header section): past [`MAX_REFUSED_REQUESTS`] of them the connection
+    /// is closed with H3_EXCESSIVE_LOAD, ending its session if it has one.
+    pub(super) fn request_refused(&mut self, quic: &mut Connection, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.stats.requests_refused += 1;
+        self.refused_requests += 1;
+        if self.refused_requests > MAX_REFUSED_REQUESTS {
+            self.stats.too_many_requests += 1;
+            self.fail(
+                quic,
+                now,
+                ConnError::new(
+                    code::H3_EXCESSIVE_LOAD,
+                    "too many requests without a session",
+                ),
+            );
+        }
     }
 
     pub(super) fn fail(&mut self, quic: &mut Connection, now: Instant, e: ConnError) {

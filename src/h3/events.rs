@@ -122,6 +122,12 @@ pub struct H3Stats {
     pub connect_timeouts: u64,
     /// Connections this layer closed with an HTTP/3 error.
     pub protocol_errors: u64,
+    /// Requests answered without opening a session (any status, or a stream error for
+    /// a malformed or oversized header section).
+    pub requests_refused: u64,
+    /// Connections closed because they had more requests refused than
+    /// `MAX_REFUSED_REQUESTS` (also counted in `protocol_errors`).
+    pub too_many_requests: u64,
 }
 
 /// How a read of the application's stream stopped.

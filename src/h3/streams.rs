@@ -152,7 +152,8 @@ impl H3Conn {
                         }
                         Err(StreamOrConn::Conn(e)) => return self.fail(quic, now, e),
                         Err(StreamOrConn::Stream(code)) => {
-                            return self.abort_stream(quic, id, code)
+                            self.abort_stream(quic, id, code);
+                            return self.request_refused(quic, now);
                         }
                     }
                 }
@@ -334,7 +335,8 @@ impl H3Conn {
             }
             Err(e @ HeadError::Malformed(_)) => {
                 self.abort_stream(quic, id, e.code());
-                return self.reject_pending(quic, u64::from(id));
+                self.reject_pending(quic, u64::from(id));
+                return self.request_refused(quic, now);
             }
         };
         if !head.is_webtransport() {
@@ -345,7 +347,7 @@ impl H3Conn {
         if self.session.is_some() {
             // One session per connection.
             self.set(id, Inbound::Answering);
-            return self.respond(quic, id, 429);
+            return self.respond(quic, now, id, 429);
         }
         self.session = Some(Session {
             id,

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use quinn_proto::{ConnectionError, Dir, Event, ReadError, StreamId, VarInt};
 
 use super::capsule::{self, Capsule, CapsuleDecoder};
+use super::conn::MAX_REFUSED_REQUESTS;
 use super::frame::{self, FrameReader, Piece};
 use super::{code, qpack, settings, varint};
 use crate::quic::QuicArgs;
@@ -501,6 +502,86 @@ fn a_second_connect_is_answered_429() {
     assert_eq!(status(&read(&mut p, again).bytes).0, Some(429));
     let w = wt_stream(&mut p, s, b"first still works");
     assert_eq!(read(&mut p, w).bytes, b"first still works");
+}
+
+/// Requests answered without a session count on the connection, before a session and
+/// while one is open: past `MAX_REFUSED_REQUESTS` the connection is closed with
+/// H3_EXCESSIVE_LOAD. The accepted CONNECT does not count.
+#[test]
+fn a_connection_with_too_many_refused_requests_is_closed() {
+    let mut p = pair(echo_args());
+    let get = headers_frame(&[
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", "localhost"),
+        (":path", "/"),
+    ]);
+    let no_method = headers_frame(&[(":scheme", "https"), (":path", "/")]);
+    // A CONNECT padded past MAX_FIELD_LINES with one-byte static references.
+    let mut block = qpack::request_block(&[
+        (":method", "CONNECT"),
+        (":protocol", "webtransport"),
+        (":scheme", "https"),
+        (":authority", "localhost"),
+        (":path", "/echo"),
+    ]);
+    block.extend(std::iter::repeat_n(0xC0 | 31, qpack::MAX_FIELD_LINES));
+    let mut too_many_lines = Vec::new();
+    frame::put_header(&mut too_many_lines, frame::HEADERS, block.len() as u64);
+    too_many_lines.extend_from_slice(&block);
+    /// Send a request that must be refused with `expected` (a status, or a reset
+    /// code), and count it.
+    fn refuse(p: &mut Pair, refused: &mut usize, bytes: &[u8], expected: Result<u16, u64>) {
+        let id = request(p, bytes);
+        let got = read(p, id);
+        match expected {
+            Ok(st) => assert_eq!(status(&got.bytes).0, Some(st), "request {refused}"),
+            Err(code) => assert_eq!(got.reset, Some(code), "request {refused}"),
+        }
+        *refused += 1;
+        // Our half ends too, so the stream closes and its credit returns.
+        let _ = p.client.send_stream(id).reset(VarInt::from_u32(0));
+        p.drive();
+    }
+    let mut refused = 0;
+    for _ in 0..2 {
+        refuse(&mut p, &mut refused, &connect_frame("/nope"), Ok(404));
+        refuse(&mut p, &mut refused, &get, Ok(405));
+        refuse(
+            &mut p,
+            &mut refused,
+            &no_method,
+            Err(code::H3_MESSAGE_ERROR),
+        );
+        refuse(
+            &mut p,
+            &mut refused,
+            &too_many_lines,
+            Err(code::H3_MESSAGE_ERROR),
+        );
+    }
+    let s = echo_session(&mut p);
+    while refused < MAX_REFUSED_REQUESTS {
+        refuse(&mut p, &mut refused, &connect_frame("/echo"), Ok(429));
+        if refused < MAX_REFUSED_REQUESTS {
+            refuse(&mut p, &mut refused, &get, Ok(405));
+        }
+    }
+    assert!(
+        client_lost(&mut p).is_none(),
+        "{refused} refused: still open"
+    );
+    let w = wt_stream(&mut p, s, b"still here");
+    assert_eq!(read(&mut p, w).bytes, b"still here");
+    // One more ends the connection, and the session with it.
+    request(&mut p, &get);
+    assert_eq!(
+        app_code(&client_lost(&mut p)),
+        Some(code::H3_EXCESSIVE_LOAD)
+    );
+    let stats = p.server.as_ref().unwrap().1.h3.stats();
+    assert_eq!(stats.requests_refused, MAX_REFUSED_REQUESTS as u64 + 1);
+    assert_eq!(stats.too_many_requests, 1);
 }
 
 /// A signaling session whose first frame is invalid: the server answers with an

@@ -23,6 +23,8 @@ pub(super) fn add_h3(total: &mut H3Stats, s: H3Stats) {
     total.streams_rejected += s.streams_rejected;
     total.connect_timeouts += s.connect_timeouts;
     total.protocol_errors += s.protocol_errors;
+    total.requests_refused += s.requests_refused;
+    total.too_many_requests += s.too_many_requests;
 }
 
 impl Shard {
@@ -70,6 +72,10 @@ impl Shard {
             .inc_by(d(h3.streams_rejected, was.streams_rejected));
         m.h3_protocol_errors
             .inc_by(d(h3.protocol_errors, was.protocol_errors));
+        m.refusals_by(
+            "too_many_requests",
+            d(h3.too_many_requests, was.too_many_requests),
+        );
     }
 
     /// What the control plane's pings learn of this shard.
