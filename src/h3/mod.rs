@@ -12,7 +12,11 @@
 //! fixed arrays, a request's header section by [`H3Limits::max_field_section`], SETTINGS
 //! and GOAWAY payloads by small constants, capsules by their own strict limits. Frames
 //! of unknown type and capsules of unknown type are skipped as they arrive, never
-//! buffered.
+//! buffered. So is the work a peer can make it do on requests:
+//! - a header section is walked without allocating before it is decoded, and one of
+//!   more than [`qpack::MAX_FIELD_LINES`] field lines is refused as malformed;
+//! - a connection that has had more than [`conn::MAX_REFUSED_REQUESTS`] requests
+//!   answered without opening a session is closed with H3_EXCESSIVE_LOAD.
 //!
 //! - [`varint`]: QUIC variable-length integers.
 //! - [`frame`]: HTTP/3 frame headers and an incremental frame reader.
