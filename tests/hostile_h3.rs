@@ -1,8 +1,9 @@
 //! Hostile clients against the real `mc-service` binary on loopback, below the signaling:
 //! memory held for unread data, stream credit after resets, session ids, session close
 //! codes on the wire, streams and datagrams of other sessions, broken stream headers,
-//! the CONNECT-stream capsule parser, deadlines before a session exists, and RFC 9114
-//! MUSTs. The client is tests/support/h3raw.rs (quinn, every byte chosen by the test).
+//! the CONNECT-stream capsule parser, deadlines before a session exists, the CPU cost
+//! of requests that open no session, and RFC 9114 MUSTs. The client is
+//! tests/support/h3raw.rs (quinn, every byte chosen by the test).
 //!
 //! The servers run as `mc-service --dev --shards 2 --enable-echo` (plus the flags a test
 //! names) with a fresh dev dir and free loopback ports. Every wait is bounded, and each
@@ -1559,6 +1560,168 @@ fn second_connect_on_a_signaling_connection_gets_429() {
         }
         p.client.close().await;
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Requests that cost the server work
+// ---------------------------------------------------------------------------------------
+
+/// The server's CPU time so far (utime + stime of `/proc/<pid>/stat`), seconds.
+fn cpu_seconds(server: &Server) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id()))
+        .expect("server /proc stat");
+    // Fields after the command name (which may hold spaces): state is field 3, utime
+    // and stime fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat's command")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    ticks as f64 / per_second as f64
+}
+
+/// The time the server's threads have spent on a CPU (`/proc/<pid>/task/*/schedstat`,
+/// nanoseconds), seconds: the same as [`cpu_seconds`] without its clock-tick grain.
+fn run_seconds(server: &Server) -> f64 {
+    let tasks =
+        std::fs::read_dir(format!("/proc/{}/task", server.child.id())).expect("server /proc tasks");
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
+}
+
+/// One request on `conn`: `first` written on a new bidi stream, then FIN, then wait for
+/// the server's side to end (a response and FIN, a reset, or the connection gone).
+async fn one_request(conn: quinn::Connection, first: std::sync::Arc<Vec<u8>>) -> End {
+    let Ok(Ok((mut send, recv))) =
+        tokio::time::timeout(Duration::from_secs(3), conn.open_bi()).await
+    else {
+        return End::Lost(
+            "no stream".into(),
+            conn.close_reason().and_then(|e| app_code(&e)),
+        );
+    };
+    if send.write_all(&first).await.is_err() {
+        return End::Lost(
+            "write".into(),
+            conn.close_reason().and_then(|e| app_code(&e)),
+        );
+    }
+    let _ = send.finish();
+    h3raw::StreamReader::new(recv)
+        .end(Duration::from_secs(3))
+        .await
+}
+
+/// One connection sends request after request, each a header section of the largest
+/// size allowed made of one-byte static references (thousands of field lines), as
+/// fast as it can for up to 3 s. The walk refuses each as malformed before the decoder
+/// builds a string pair per line, and the connection is closed with H3_EXCESSIVE_LOAD
+/// once it has had `MAX_REFUSED_REQUESTS` (16) refused. Reports the server's CPU time
+/// per request.
+#[test]
+fn requests_of_thousands_of_field_lines_are_refused_and_capped() {
+    const IN_FLIGHT: usize = 16;
+    const SECTION: usize = 8 * 1024;
+    let server = start(&[]);
+    let before = metric(
+        &server,
+        "mc_refusals_total",
+        &["reason=\"too_many_requests\""],
+    );
+    // 0x00 0x00: Required Insert Count and Base; then 0xC0 | 31, an indexed field line
+    // naming static entry 31 (accept-encoding: gzip, deflate, br).
+    let mut section = vec![0x00, 0x00];
+    section.resize(SECTION, 0xC0 | 31);
+    let first = std::sync::Arc::new(wire::frame(wire::HEADERS, &section));
+    let mut failures = Failures::default();
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let (cpu0, run0) = (cpu_seconds(&server), run_seconds(&server));
+        let t0 = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        let (mut sent, mut answered, mut other) = (0usize, 0usize, Vec::new());
+        while t0.elapsed() < Duration::from_secs(3) {
+            while tasks.len() < IN_FLIGHT && c.conn.close_reason().is_none() {
+                tasks.spawn(one_request(c.conn.clone(), first.clone()));
+                sent += 1;
+            }
+            let Some(done) = tasks.join_next().await else {
+                break;
+            };
+            match done.expect("request task") {
+                End::Reset(code) if code == wire::H3_MESSAGE_ERROR => answered += 1,
+                End::Lost(..) => {}
+                end => other.push(end),
+            }
+        }
+        tasks.abort_all();
+        let elapsed = t0.elapsed();
+        let cpu = cpu_seconds(&server) - cpu0;
+        let run = run_seconds(&server) - run0;
+        let closed = c.conn.close_reason();
+        let per = |secs: f64| secs * 1e3 / answered.max(1) as f64;
+        eprintln!(
+            "{sent} requests of {} one-byte field lines sent in {elapsed:?}; {answered} \
+             refused with H3_MESSAGE_ERROR, then the connection closed ({}); server CPU \
+             {cpu:.3} s by /proc stat ticks ({:.3} ms per request answered), {run:.4} s \
+             by schedstat ({:.3} ms per request answered)",
+            SECTION - 2,
+            closed.as_ref().map_or("still open".into(), describe),
+            per(cpu),
+            per(run),
+        );
+        failures.check(
+            "every answered request was refused as malformed",
+            if other.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("other answers: {other:?}"))
+            },
+        );
+        failures.check(
+            "the connection is closed with H3_EXCESSIVE_LOAD",
+            expect_conn_error(&c, &[wire::H3_EXCESSIVE_LOAD], Duration::from_secs(1)).await,
+        );
+        failures.check(
+            "at most 17 requests answered on the connection",
+            if answered <= 17 {
+                Ok(())
+            } else {
+                Err(format!("{answered} answered"))
+            },
+        );
+        failures.check(
+            "/health",
+            match server.get("/health") {
+                (200, _, _) => Ok(()),
+                (status, _, body) => Err(format!("{status} {body}")),
+            },
+        );
+        failures.check("normal echo afterwards", normal_echo(&server).await);
+    });
+    let after = metric_rises(
+        &server,
+        "mc_refusals_total",
+        &["reason=\"too_many_requests\""],
+        before,
+    );
+    failures.check(
+        "mc_refusals_total{reason=\"too_many_requests\"} rises",
+        if after > before {
+            Ok(())
+        } else {
+            Err(format!("{before} -> {after}"))
+        },
+    );
+    failures.assert_none();
 }
 
 // ---------------------------------------------------------------------------------------
