@@ -197,8 +197,10 @@ impl<M: Send> MeshHandle<M> {
 
     /// [`Self::try_send`] for a message of `weight`, which must also fit under `max`
     /// together with the weight already in flight to `to`; otherwise the message is
-    /// handed back as from a full queue. The receiver gives the weight back with
-    /// [`Self::release`] when it takes the message. A weight of 0 is a plain send.
+    /// handed back as from a full queue. A message heavier than `max` on its own goes
+    /// when nothing else is in flight, so that it is never held back for ever. The
+    /// receiver gives the weight back with [`Self::release`] when it takes the message.
+    /// A weight of 0 is a plain send.
     pub fn try_send_weighted(
         &self,
         to: ShardId,
@@ -213,7 +215,8 @@ impl<M: Send> MeshHandle<M> {
         let Some(counter) = self.pair(self.id, to) else {
             return Err(Full { to, msg });
         };
-        if counter.fetch_add(weight, Ordering::AcqRel) + weight > max {
+        let before = counter.fetch_add(weight, Ordering::AcqRel);
+        if before > 0 && before + weight > max {
             counter.fetch_sub(weight, Ordering::AcqRel);
             return Err(Full { to, msg });
         }

@@ -74,6 +74,15 @@ fn weights_in_flight_are_bounded_per_pair_and_given_back_by_the_receiver() {
             b.release(from, 60);
             assert_eq!(a.in_flight(to), 40);
             assert!(a.try_send_weighted(to, L0, 6, 60, 100).is_ok());
+            // Heavier than the ceiling: only alone.
+            assert_eq!(a.try_send_weighted(to, L0, 7, 150, 100).unwrap_err().msg, 7);
+            for _ in 0..3 {
+                let (from, _, msg) = b.try_recv().unwrap();
+                b.release(from, [0, 60, 0, 40, 0, 0, 60][msg as usize]);
+            }
+            assert_eq!(a.in_flight(to), 0);
+            assert!(a.try_send_weighted(to, L0, 7, 150, 100).is_ok());
+            assert_eq!(a.in_flight(to), 150);
         })
         .unwrap();
     handle.join().unwrap();
