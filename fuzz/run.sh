@@ -14,7 +14,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(signaling_session meeting_script admin_http jwt_verify jwks_parse gc_response capsule_codec h3_connection)
+    targets=(signaling_session meeting_script admin_http jwt_verify jwks_parse gc_response capsule_codec h3_connection qpack_section)
 fi
 export RUSTC_BOOTSTRAP=1
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
