@@ -320,6 +320,7 @@ pub async fn serve(
     // listener from here on.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let registry = Rc::new(Registry::default());
+    let refusing = Rc::new(Cell::new(0usize));
     let budget = Rc::new(BodyBudget::default());
     loop {
         let stream = match listener.accept().await {
@@ -334,7 +335,17 @@ pub async fn serve(
         // only when every open connection is being answered.
         if registry.len() >= limits.max_connections && !registry.evict_one() {
             state.refused();
-            glommio::spawn_local(refuse(stream)).detach();
+            // The 503 is written by a task of its own, at most `max_connections` of
+            // them at once; beyond that the connection is closed without one.
+            if refusing.get() < limits.max_connections {
+                refusing.set(refusing.get() + 1);
+                let refusing = refusing.clone();
+                glommio::spawn_local(async move {
+                    refuse(stream).await;
+                    refusing.set(refusing.get() - 1);
+                })
+                .detach();
+            }
             continue;
         }
         let slot = registry.enter(stream.as_raw_fd());
