@@ -21,10 +21,9 @@
 use std::collections::VecDeque;
 use std::mem::size_of;
 use std::rc::Rc;
-
-use prost::Message;
 use std::time::Instant;
 
+use prost::Message;
 use shards::{Lane, MeshHandle, ShardId};
 
 use crate::actors::{ConnCmd, MeetingCmd};
@@ -133,7 +132,8 @@ pub struct Router {
     mesh: Rc<MeshHandle<ShardMsg>>,
     id: ShardId,
     shards: usize,
-    overflow: Vec<VecDeque<(Lane, ShardMsg)>>,
+    /// Parked messages per destination, each with its [`parked_bytes`].
+    overflow: Vec<VecDeque<(Lane, usize, ShardMsg)>>,
     overflow_max: usize,
     /// [`parked_bytes`] of everything in `overflow`, all destinations together.
     overflow_bytes: usize,
@@ -213,8 +213,9 @@ impl Router {
         let Some(queue) = self.overflow.get_mut(to.index()) else {
             return Err(msg);
         };
+        let bytes = parked_bytes(&msg);
         let msg = if queue.is_empty() {
-            let weight = in_flight_weight(&msg);
+            let weight = in_flight_weight(&msg, bytes);
             match self
                 .mesh
                 .try_send_weighted(to, lane, msg, weight, MAX_IN_FLIGHT_BYTES)
@@ -226,29 +227,27 @@ impl Router {
             msg
         };
         let scale = if must_arrive(&msg) { 2 } else { 1 };
-        let bytes = parked_bytes(&msg);
         if queue.len() >= scale * self.overflow_max
             || self.overflow_bytes + bytes > scale * self.overflow_max_bytes
         {
             return Err(msg);
         }
         self.overflow_bytes += bytes;
-        queue.push_back((lane, msg));
+        queue.push_back((lane, bytes, msg));
         Ok(())
     }
 
     /// Retry parked messages, in order, until a queue is full again.
     pub fn flush_overflow(&mut self) {
         for (to, queue) in self.overflow.iter_mut().enumerate() {
-            while let Some((lane, msg)) = queue.pop_front() {
-                let bytes = parked_bytes(&msg);
-                let weight = in_flight_weight(&msg);
+            while let Some((lane, bytes, msg)) = queue.pop_front() {
+                let weight = in_flight_weight(&msg, bytes);
                 let to = ShardId(to as u16);
                 if let Err(full) =
                     self.mesh
                         .try_send_weighted(to, lane, msg, weight, MAX_IN_FLIGHT_BYTES)
                 {
-                    queue.push_front((lane, full.msg));
+                    queue.push_front((lane, bytes, full.msg));
                     break;
                 }
                 self.overflow_bytes -= bytes;
@@ -267,7 +266,7 @@ impl Router {
             .iter()
             .map(|q| {
                 let mut per_lane = [0u32; LANES];
-                for (lane, _) in q {
+                for (lane, _, _) in q {
                     if let Some(n) = per_lane.get_mut(usize::from(lane.0)) {
                         *n += 1;
                     }
@@ -281,7 +280,10 @@ impl Router {
     /// back to its sender's [`MAX_IN_FLIGHT_BYTES`].
     pub fn try_recv(&self) -> Option<(ShardId, Lane, ShardMsg)> {
         let (from, lane, msg) = self.mesh.try_recv()?;
-        self.mesh.release(from, in_flight_weight(&msg));
+        if matches!(msg, ShardMsg::ToMeeting(_)) {
+            self.mesh
+                .release(from, in_flight_weight(&msg, parked_bytes(&msg)));
+        }
         Some((from, lane, msg))
     }
 }
@@ -311,20 +313,18 @@ pub fn parked_bytes(msg: &ShardMsg) -> usize {
     size_of::<ShardMsg>() + heap
 }
 
-/// What `msg` counts against [`MAX_IN_FLIGHT_BYTES`]: its [`parked_bytes`] when it is a
-/// client's message larger than [`LARGE_MESSAGE`], else nothing. The sender and the
-/// receiver compute it from the same message, so they agree.
-fn in_flight_weight(msg: &ShardMsg) -> usize {
-    match msg {
-        ShardMsg::ToMeeting(MeetingCmd::Join { .. } | MeetingCmd::Message { .. }) => {
-            let bytes = parked_bytes(msg);
-            if bytes - size_of::<ShardMsg>() > LARGE_MESSAGE {
-                bytes
-            } else {
-                0
-            }
-        }
-        _ => 0,
+/// What `msg`, of [`parked_bytes`] `bytes`, counts against [`MAX_IN_FLIGHT_BYTES`]: all
+/// of them when it is a client's message larger than [`LARGE_MESSAGE`], else nothing.
+/// The sender and the receiver compute it from the same message, so they agree.
+fn in_flight_weight(msg: &ShardMsg, bytes: usize) -> usize {
+    let client = matches!(
+        msg,
+        ShardMsg::ToMeeting(MeetingCmd::Join { .. } | MeetingCmd::Message { .. })
+    );
+    if client && bytes - size_of::<ShardMsg>() > LARGE_MESSAGE {
+        bytes
+    } else {
+        0
     }
 }
 
@@ -486,7 +486,8 @@ mod tests {
         let parked = |r: &Router| -> u32 { r.parked()[to.index()].iter().sum() };
         assert_eq!(me.in_flight(to), fit * big);
         assert_eq!(parked(&router), 10);
-        assert_eq!(in_flight_weight(&message(0, LARGE_MESSAGE / 2)), 0);
+        let small = message(0, LARGE_MESSAGE / 2);
+        assert_eq!(in_flight_weight(&small, parked_bytes(&small)), 0);
 
         assert!(peer.try_recv().is_some());
         assert_eq!(me.in_flight(to), (fit - 1) * big);
