@@ -93,8 +93,6 @@ pub struct H3Conn {
     pub(super) close_deadline: Option<Instant>,
     /// The connection is closed (by us or the peer): nothing more is processed.
     pub(super) closed: bool,
-    /// Requests answered without opening a session (see [`MAX_REFUSED_REQUESTS`]).
-    pub(super) refused_requests: usize,
     pub(super) stats: H3Stats,
 }
 
@@ -118,7 +116,6 @@ impl H3Conn {
             connect_deadline: None,
             close_deadline: None,
             closed: false,
-            refused_requests: 0,
             stats: H3Stats::default(),
         }
     }
@@ -649,14 +646,11 @@ impl H3Conn {
     /// Close the connection because its client made the server hold more received
     /// data than the connection's budget (H3_EXCESSIVE_LOAD, RFC 9114 §8.1).
     pub fn excessive_load(&mut self, quic: &mut Connection, now: Instant) {
-        self.fail(
-            quic,
-            now,
-            ConnError::new(
-                code::H3_EXCESSIVE_LOAD,
-                "received data held past the connection's budget",
-            ),
-        );
+        self.overloaded(quic, now, "received data held past the connection's budget");
+    }
+
+    fn overloaded(&mut self, quic: &mut Connection, now: Instant, reason: &'static str) {
+        self.fail(quic, now, ConnError::new(code::H3_EXCESSIVE_LOAD, reason));
     }
 
     /// A request was answered without opening a session (a status, or a stream error
@@ -667,17 +661,9 @@ impl H3Conn {
             return;
         }
         self.stats.requests_refused += 1;
-        self.refused_requests += 1;
-        if self.refused_requests > MAX_REFUSED_REQUESTS {
+        if self.stats.requests_refused > MAX_REFUSED_REQUESTS as u64 {
             self.stats.too_many_requests += 1;
-            self.fail(
-                quic,
-                now,
-                ConnError::new(
-                    code::H3_EXCESSIVE_LOAD,
-                    "too many requests without a session",
-                ),
-            );
+            self.overloaded(quic, now, "too many requests without a session");
         }
     }
 
