@@ -188,8 +188,7 @@ pub fn walk(block: &[u8]) -> Result<(), HeadError> {
 
 /// Decode a request's field section (the payload of its HEADERS frame).
 pub fn decode_request(block: &[u8]) -> Result<RequestHead, HeadError> {
-    walk(block)?;
-    let fields = decode_fields(block).ok_or(HeadError::Decompression)?;
+    let fields = decode_fields(block)?;
     let get = |name: &str| fields.get(name).cloned();
     let method = get(":method").ok_or(HeadError::Malformed("missing :method"))?;
     let head = RequestHead {
@@ -243,17 +242,16 @@ pub fn request_block(fields: &[(&str, &str)]) -> Vec<u8> {
 
 /// Decode a response's `:status` (tests and the in-memory client).
 pub fn decode_status(block: &[u8]) -> Option<u16> {
-    decode_fields(block)?.get(":status")?.parse().ok()
+    decode_fields(block).ok()?.get(":status")?.parse().ok()
 }
 
-/// The fields of a section, or none if it does not decode. wtransport-proto's decoder
-/// shifts each continuation byte of a prefixed integer by 7 more bits without bound,
-/// which panics where overflow checks are on once an integer has ten or more
-/// continuation bytes: [`field_lines`] refuses those first, so the decoder only ever
-/// reads integers of at most nine.
-fn decode_fields(block: &[u8]) -> Option<std::collections::HashMap<String, String>> {
-    field_lines(block)?;
-    Decoder::decode(block).ok()
+/// The fields of a section that passes [`walk`]. wtransport-proto's decoder shifts each
+/// continuation byte of a prefixed integer by 7 more bits without bound, which panics
+/// where overflow checks are on once an integer has ten or more continuation bytes: the
+/// walk refuses those first, so the decoder only ever reads integers of at most nine.
+fn decode_fields(block: &[u8]) -> Result<std::collections::HashMap<String, String>, HeadError> {
+    walk(block)?;
+    Decoder::decode(block).map_err(|_| HeadError::Decompression)
 }
 
 #[cfg(test)]
