@@ -209,7 +209,8 @@ enum Phase {
     Head,
     /// Reading a request body.
     Body,
-    /// Routing the request or writing its response.
+    /// Routing the request or writing its response. (An error answered before the route,
+    /// a 400, 408, 413 or 503, is written in the phase it ends: the connection is over.)
     Answering,
 }
 
@@ -395,10 +396,7 @@ async fn connection(
             match parse_request(&buf) {
                 Ok(Some(parsed)) => break parsed,
                 Ok(None) => {}
-                Err(e) => {
-                    slot.set(Phase::Answering);
-                    return answer_error(stream, &e, &mut out).await;
-                }
+                Err(e) => return answer_error(stream, &e, &mut out).await,
             }
             if !buf.is_empty() && head_deadline.is_none() {
                 head_deadline = Some(Instant::now() + limits.header_timeout);
@@ -406,7 +404,6 @@ async fn connection(
             let deadline = head_deadline.unwrap_or(idle_deadline);
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                slot.set(Phase::Answering);
                 return timed_out(stream, !buf.is_empty(), &mut out).await;
             }
             stream.set_read_timeout(Some(left))?;
@@ -414,7 +411,6 @@ async fn connection(
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    slot.set(Phase::Answering);
                     return timed_out(stream, !buf.is_empty(), &mut out).await;
                 }
                 Err(e) => return Err(e),
@@ -424,7 +420,6 @@ async fn connection(
         head_deadline = None;
         buf.drain(..head_len);
         if req.body_len > body_limit(&req.path) {
-            slot.set(Phase::Answering);
             out.clear();
             too_large(state, &req).encode(false, false, &mut out);
             stream.write_all(&out).await?;
@@ -432,7 +427,6 @@ async fn connection(
             return Ok(());
         }
         let Some(_reserved) = budget.reserve(req.body_len) else {
-            slot.set(Phase::Answering);
             out.clear();
             busy(state, &req).encode(false, false, &mut out);
             stream.write_all(&out).await?;
@@ -448,7 +442,6 @@ async fn connection(
         while buf.len() < req.body_len {
             let left = body_deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                slot.set(Phase::Answering);
                 return timed_out(stream, true, &mut out).await;
             }
             stream.set_read_timeout(Some(left))?;
@@ -457,7 +450,6 @@ async fn connection(
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    slot.set(Phase::Answering);
                     return timed_out(stream, true, &mut out).await;
                 }
                 Err(e) => return Err(e),
