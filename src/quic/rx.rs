@@ -145,7 +145,7 @@ impl DatagramPool {
             }
             self.stats.kept += 1;
             if lent.conn == NO_CONN {
-                // QUIC keeps it without a connection we know of: its to free.
+                // QUIC keeps it without a connection we know of: it is QUIC's to free.
                 continue;
             }
             if self.held.len() <= lent.conn {
