@@ -187,8 +187,8 @@ pub struct ServiceArgs {
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// Concurrent admin HTTP connections; a new one closes the open one least far along
-    /// (waiting longest for a request head, else reading a body longest); 503 only when
-    /// all are being answered.
+    /// (waiting longest for a request head, else reading a body longest, else answered
+    /// longest); 503 only when all are handing an import to a shard.
     #[arg(long, env = "MC_ADMIN_MAX_CONNECTIONS", default_value = "64", value_parser = nonzero_usize)]
     pub admin_max_connections: NonZeroUsize,
 

@@ -197,6 +197,52 @@ fn at_the_connection_limit_the_least_advanced_connection_makes_room() {
     }
 }
 
+/// A connection that asks for `/metrics` hundreds of times in one write and reads
+/// nothing: with a receive buffer of a few KiB, the server's answers soon fill both
+/// sides' buffers and its write waits, the connection held "being answered".
+fn unread_scrapes(server: &Server) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.http.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    s.write_all(&b"GET /metrics HTTP/1.1\r\n\r\n".repeat(256))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s
+}
+
+#[test]
+fn at_the_connection_limit_a_probe_closes_a_scrape_its_client_does_not_read() {
+    let server = Server::start_dev(&["--shards", "1", "--admin-max-connections", "2"]);
+    let mut held: Vec<_> = (0..2).map(|_| unread_scrapes(&server)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let (status, _, body) = server.get("/health");
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // The one answered longest was closed: what was written before ends in EOF. The
+    // other is still answered, and then kept open for its next request.
+    let drained = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut answers = Vec::new();
+        let end = s.read_to_end(&mut answers);
+        assert!(answers.starts_with(b"HTTP/1.1 200 OK"));
+        end
+    };
+    let closed = drained(&mut held[0]);
+    assert!(
+        closed.is_ok()
+            || matches!(&closed, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{closed:?}"
+    );
+    let kept = drained(&mut held[1]);
+    assert!(
+        matches!(&kept, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            || e.kind() == std::io::ErrorKind::TimedOut),
+        "{kept:?}"
+    );
+}
+
 #[test]
 fn a_new_connection_has_the_header_timeout_to_start_and_keep_alive_the_idle_timeout() {
     let server = Server::start_dev(&["--shards", "1", "--admin-header-timeout-ms", "300"]);

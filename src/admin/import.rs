@@ -43,8 +43,14 @@ pub trait ImportHost {
     fn count(&self, result: &'static str);
 }
 
-/// Serve one import request whose body has been read in full.
-pub async fn handle(host: &dyn ImportHost, req: &Request, body: &[u8]) -> Response {
+/// Serve one import request whose body has been read in full; `forwarding` is called
+/// when a signed, well-formed request is handed to the meeting's shard.
+pub async fn handle(
+    host: &dyn ImportHost,
+    req: &Request,
+    body: &[u8],
+    forwarding: impl FnOnce(),
+) -> Response {
     if req.method != Method::Post {
         let mut r = Response::text(405, "method not allowed\n");
         r.allow = Some("POST");
@@ -66,6 +72,7 @@ pub async fn handle(host: &dyn ImportHost, req: &Request, body: &[u8]) -> Respon
         Ok(request) => {
             let meeting_id = request.snapshot.meeting_id.clone();
             let source = request.source.id.clone();
+            forwarding();
             (Some(meeting_id), Some(source), host.forward(request).await)
         }
     };
@@ -196,14 +203,24 @@ mod tests {
         futures_lite::future::block_on(f)
     }
 
+    /// The `forwarding` of a request that must not reach a shard.
+    fn not_forwarded() {
+        panic!("a refused import was forwarded");
+    }
+
     #[test]
     fn a_bad_signature_never_reaches_a_shard() {
         let h = host(Some(ImportAnswer::Accepted));
-        let r = run(handle(&h, &post(Some("t=1,v1=00".into())), b"{}"));
+        let r = run(handle(
+            &h,
+            &post(Some("t=1,v1=00".into())),
+            b"{}",
+            not_forwarded,
+        ));
         assert_eq!(r.status, 401);
         assert!(h.forwarded.borrow().is_empty());
         assert_eq!(*h.counted.borrow(), ["unauthorized"]);
-        let r = run(handle(&h, &post(None), b"{}"));
+        let r = run(handle(&h, &post(None), b"{}", not_forwarded));
         assert_eq!(r.status, 401, "{SIGNATURE_HEADER} is required");
     }
 
@@ -215,12 +232,12 @@ mod tests {
             .unwrap()
             .as_secs();
         let sig = h.key.sign(now, b"{}");
-        let r = run(handle(&h, &post(Some(sig)), b"{}"));
+        let r = run(handle(&h, &post(Some(sig)), b"{}", not_forwarded));
         assert_eq!(r.status, 400);
         assert_eq!(*h.counted.borrow(), ["bad_request"]);
         let mut get = post(None);
         get.method = Method::Get;
-        assert_eq!(run(handle(&h, &get, b"")).status, 405);
+        assert_eq!(run(handle(&h, &get, b"", not_forwarded)).status, 405);
         assert_eq!(too_large(&h).status, 413);
         assert_eq!(h.counted.borrow().last(), Some(&"too_large"));
     }

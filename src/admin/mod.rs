@@ -10,9 +10,9 @@
 //!   A new connection must send its first request head within the header timeout; the
 //!   idle timeout only applies between requests. At the connection limit a new
 //!   connection closes the one least far along (waiting longest for a head, else reading
-//!   a body longest) instead of being refused, so idle or slow clients cannot lock out
-//!   the liveness probe; it is answered 503 only when every open connection is being
-//!   answered.
+//!   a body longest, else answered longest) instead of being refused, so idle, slow or
+//!   non-reading clients cannot lock out the liveness probe; it is answered 503 only
+//!   when every open connection is handing a signed import to a shard.
 
 pub mod demo;
 pub mod http;
@@ -90,10 +90,16 @@ pub fn body_limit(path: &str) -> usize {
 }
 
 /// Route one request with its body: the import route waits for the meeting's shard
-/// (bounded); every other route answers at once.
-pub async fn route(state: &dyn AdminState, req: &Request, body: &[u8]) -> Response {
+/// (bounded), calling `forwarding` when a signed import is handed to it; every other
+/// route answers at once.
+pub async fn route(
+    state: &dyn AdminState,
+    req: &Request,
+    body: &[u8],
+    forwarding: impl FnOnce(),
+) -> Response {
     match (req.path.as_str(), state.importer()) {
-        (IMPORT_PATH, Some(host)) => import::handle(host, req, body).await,
+        (IMPORT_PATH, Some(host)) => import::handle(host, req, body, forwarding).await,
         _ => respond(state, req),
     }
 }
@@ -209,22 +215,31 @@ enum Phase {
     Head,
     /// Reading a request body.
     Body,
-    /// Routing the request or writing its response. (An error answered before the route,
-    /// a 400, 408, 413 or 503, is written in the phase it ends: the connection is over.)
+    /// Routing a request or writing its response, when the client loses nothing by
+    /// asking again: a probe, the demo, a refused import. (An error answered before the
+    /// route, a 400, 408, 413 or 503, is written in the phase it ends: the connection is
+    /// over.)
     Answering,
+    /// Handing a signed import to the meeting's shard, or writing the shard's 200. The
+    /// shard may have taken the meeting: closing the connection now would tell the
+    /// sending MC that the hand-over failed.
+    Importing,
 }
 
 /// Which open connection to close so that a new one can be admitted, given each one's
 /// phase and since when it has been in it: the one waiting longest for a request head,
-/// else the one reading a body longest, never one being answered. Equal waits go to the
-/// earlier in `open`. `None`: every connection is being answered.
+/// else the one reading a body longest, else the one answered longest (a client that
+/// does not read its answers holds its connection in this phase until the write
+/// timeout), never one importing. Equal waits go to the earlier in `open`. `None`:
+/// every connection is importing.
 fn to_evict(open: impl IntoIterator<Item = (Phase, Instant)>) -> Option<usize> {
     open.into_iter()
         .enumerate()
         .filter_map(|(i, (phase, since))| match phase {
             Phase::Head => Some((0, since, i)),
             Phase::Body => Some((1, since, i)),
-            Phase::Answering => None,
+            Phase::Answering => Some((2, since, i)),
+            Phase::Importing => None,
         })
         .min_by_key(|&(rank, since, _)| (rank, since))
         .map(|(_, _, i)| i)
@@ -268,7 +283,7 @@ impl Registry {
     }
 
     /// Close the connection [`to_evict`] picks and forget it; `false` when every open
-    /// connection is being answered. Its pending read returns 0 and its task ends.
+    /// connection is importing. Its pending read returns 0 and its task ends.
     fn evict_one(&self) -> bool {
         let mut open = self.open.borrow_mut();
         let Some(i) = to_evict(open.iter().map(|c| (c.phase, c.since))) else {
@@ -303,6 +318,14 @@ impl Slot {
             c.since = Instant::now();
         }
     }
+
+    /// Move to `to` if in `from`, keeping since when.
+    fn set_from(&self, from: Phase, to: Phase) {
+        let mut open = self.registry.open.borrow_mut();
+        if let Some(c) = open.iter_mut().find(|c| c.id == self.id && c.phase == from) {
+            c.phase = to;
+        }
+    }
 }
 
 impl Drop for Slot {
@@ -333,7 +356,7 @@ pub async fn serve(
             }
         };
         // At the limit, close the connection least far along to make room; refuse
-        // only when every open connection is being answered.
+        // only when every open connection is importing.
         if registry.len() >= limits.max_connections && !registry.evict_one() {
             state.refused();
             // The 503 is written by a task of its own, at most `max_connections` of
@@ -459,7 +482,11 @@ async fn connection(
         let body: Vec<u8> = buf.drain(..req.body_len).collect();
 
         slot.set(Phase::Answering);
-        let response = route(state, &req, &body).await;
+        let response = route(state, &req, &body, || slot.set(Phase::Importing)).await;
+        if response.status != 200 {
+            // A refused import lost nothing: the source keeps the meeting.
+            slot.set_from(Phase::Importing, Phase::Answering);
+        }
         out.clear();
         response.encode(req.method == Method::Head, req.keep_alive, &mut out);
         stream.write_all(&out).await?;
@@ -609,9 +636,23 @@ mod tests {
     }
 
     #[test]
-    fn eviction_never_takes_a_connection_being_answered() {
+    fn eviction_takes_the_longest_answered_only_when_no_head_or_body_is_awaited() {
         let t = Instant::now();
-        assert_eq!(to_evict([(Phase::Answering, t); 3]), None);
+        let ms = |n| t + Duration::from_millis(n);
+        let open = [
+            (Phase::Importing, ms(0)),
+            (Phase::Answering, ms(20)),
+            (Phase::Answering, ms(5)),
+            (Phase::Body, ms(30)),
+        ];
+        assert_eq!(to_evict(open), Some(3));
+        assert_eq!(to_evict(open.into_iter().take(3)), Some(2));
+    }
+
+    #[test]
+    fn eviction_never_takes_a_connection_importing() {
+        let t = Instant::now();
+        assert_eq!(to_evict([(Phase::Importing, t); 3]), None);
         assert_eq!(to_evict([]), None);
     }
 
@@ -619,7 +660,7 @@ mod tests {
     fn eviction_ties_go_to_the_earlier_connection() {
         let t = Instant::now();
         assert_eq!(to_evict([(Phase::Head, t); 4]), Some(0));
-        let open = [(Phase::Answering, t), (Phase::Body, t), (Phase::Body, t)];
+        let open = [(Phase::Importing, t), (Phase::Body, t), (Phase::Body, t)];
         assert_eq!(to_evict(open), Some(1));
     }
 
@@ -638,7 +679,7 @@ mod tests {
         let registry = Rc::new(Registry::default());
         let (mut busy_client, busy_server) = pair();
         let busy = registry.enter(busy_server.as_raw_fd());
-        busy.set(Phase::Answering);
+        busy.set(Phase::Importing);
         let (mut waiting_client, waiting_server) = pair();
         let waiting = registry.enter(waiting_server.as_raw_fd());
         let (_gone_client, gone_server) = pair();
@@ -654,7 +695,7 @@ mod tests {
         drop(waiting);
         assert_eq!(registry.len(), 1);
 
-        assert!(!registry.evict_one(), "the one left is being answered");
+        assert!(!registry.evict_one(), "the one left is importing");
         busy_client
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
