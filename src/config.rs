@@ -188,7 +188,8 @@ pub struct ServiceArgs {
 pub struct AdminArgs {
     /// Concurrent admin HTTP connections; a new one closes the open one least far along
     /// (waiting longest for a request head, else reading a body longest, else answered
-    /// longest); 503 only when all are handing an import to a shard.
+    /// longest), counted in mc_refusals_total{reason="admin_evicted"}; 503 only when all
+    /// are handing an import to a shard, counted in reason="admin_connections".
     #[arg(long, env = "MC_ADMIN_MAX_CONNECTIONS", default_value = "64", value_parser = nonzero_usize)]
     pub admin_max_connections: NonZeroUsize,
 

@@ -326,8 +326,11 @@ impl Metrics {
         for result in MIGRATED_IN {
             m.meetings_migrated_total.with_label_values(&["in", result]);
         }
-        // The control plane's own reason, then every shard's.
-        for reason in std::iter::once(&"admin_connections").chain(SHARD_REFUSALS) {
+        // The control plane's own reasons, then every shard's.
+        for reason in ["admin_connections", "admin_evicted"]
+            .iter()
+            .chain(SHARD_REFUSALS)
+        {
             m.refusals_total.with_label_values(&[reason]);
         }
         m.build_info

@@ -241,6 +241,12 @@ fn at_the_connection_limit_a_probe_closes_a_scrape_its_client_does_not_read() {
             || e.kind() == std::io::ErrorKind::TimedOut),
         "{kept:?}"
     );
+    let (_, _, metrics) = server.get("/metrics");
+    assert!(
+        metrics.contains("mc_refusals_total{reason=\"admin_evicted\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mc_refusals_total{reason=\"admin_connections\"} 0\n"));
 }
 
 #[test]

@@ -70,6 +70,8 @@ pub trait AdminState {
     fn metrics(&self) -> Vec<u8>;
     /// A connection was refused by the admin connection limit.
     fn refused(&self) {}
+    /// An open connection was closed to admit a new one at the admin connection limit.
+    fn evicted(&self) {}
     /// Routes beyond the three probes (the dev-mode demo); `None` means 404.
     fn extra(&self, _req: &Request) -> Option<Response> {
         None
@@ -357,7 +359,10 @@ pub async fn serve(
         };
         // At the limit, close the connection least far along to make room; refuse
         // only when every open connection is importing.
-        if registry.len() >= limits.max_connections && !registry.evict_one() {
+        let full = registry.len() >= limits.max_connections;
+        if full && registry.evict_one() {
+            state.evicted();
+        } else if full {
             state.refused();
             // The 503 is written by a task of its own, at most `max_connections` of
             // them at once; beyond that the connection is closed without one.

@@ -27,6 +27,13 @@ impl AdminState for Control {
             .inc();
     }
 
+    fn evicted(&self) {
+        self.metrics
+            .refusals_total
+            .with_label_values(&["admin_evicted"])
+            .inc();
+    }
+
     fn extra(&self, req: &Request) -> Option<Response> {
         demo::respond(&self.settings, req)
     }
