@@ -4,9 +4,11 @@
 //! the other participants (self only with `include_self`), never `excluded_users`,
 //! `pinned_users` first in their given order, then by join time — participants with
 //! video before audio-only ones when `prefer_video_over_audio`. A slot carries the
-//! participant's best stream: screen, then camera, then audio. Mute flags do not change
-//! the result in v1: layouts are recomputed on mute changes but only re-sent when the
-//! assignments differ.
+//! participant's best stream: screen, then camera, then audio. The result depends only on
+//! the roster's order and each participant's best stream, so layouts are recomputed when
+//! one of those changes (a join, a leave, a publication that changes a best stream) and
+//! never on mute changes: every subscriber's computation walks the roster and its own
+//! lists, and a participant may send a mute change 50 times a second.
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use super::{ConnKey, Meeting, MeetingConfig};
 use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode, ServerMessage};
 
 /// The stream a slot shows for `p` (rule 11), if `p` publishes any.
-fn best_stream(p: &Participant) -> Option<pb::MediaType> {
+pub(super) fn best_stream(p: &Participant) -> Option<pb::MediaType> {
     let has = |t: pb::StreamType| p.streams.iter().any(|s| s.stream_type == t as i32);
     if has(pb::StreamType::VideoScreen) {
         Some(pb::MediaType::MediaVideoScreen)
@@ -145,6 +147,7 @@ impl Meeting {
             return;
         };
         let a = compute(p.seq, sub, &self.participants, &self.cfg);
+        self.stats.layout_computes += 1;
         self.send_assignments(idx, conn, a);
     }
 
@@ -158,6 +161,7 @@ impl Meeting {
                 continue;
             };
             let a = compute(p.seq, sub, &self.participants, &self.cfg);
+            self.stats.layout_computes += 1;
             if sub.last.as_ref() != Some(&a) {
                 self.send_assignments(idx, conn, a);
             }

@@ -179,6 +179,8 @@ pub struct MeetingStats {
     pub unmute_requests_forwarded: u64,
     pub streams_published: u64,
     pub layout_sends: u64,
+    /// Layout assignments computed (one per subscriber a change can affect).
+    pub layout_computes: u64,
     pub quality_updates: u64,
     pub media_connection_updates: u64,
     /// Source side of a move: [`Meeting::begin_handover`] calls (once per freeze).

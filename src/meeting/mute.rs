@@ -40,7 +40,8 @@ impl MuteState {
 
 impl Meeting {
     /// Rule 3: one ParticipantMuteUpdate with the full current flags, to everyone
-    /// (subject and initiator included).
+    /// (subject and initiator included). Layouts do not depend on mute flags (rule 11):
+    /// none is recomputed.
     fn broadcast_mute(&mut self, idx: usize) {
         let Some(p) = self.participants.get(idx) else {
             return;
@@ -48,7 +49,6 @@ impl Meeting {
         let update = S::ParticipantMuteUpdate(p.mute.to_pb(&p.participant_id));
         self.stats.mute_updates += 1;
         self.broadcast(update, None);
-        self.refresh_layouts();
     }
 
     /// `MuteRequest` changes only the sender's self flags; host flags are untouched,

@@ -1,5 +1,6 @@
 //! Stream publication (docs/protocol.md "Semantics the MC owns" → Streams; rule 10).
 
+use super::layout::best_stream;
 use super::{ConnKey, Meeting, MeetingConfig};
 use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode};
 
@@ -37,7 +38,8 @@ pub(super) fn validate(cfg: &MeetingConfig, p: &pb::PublishStream) -> Result<(),
 
 impl Meeting {
     /// Validates, stores (re-publishing an id replaces it) and broadcasts
-    /// `StreamPublished` to every participant, the publisher included; then layouts.
+    /// `StreamPublished` to every participant, the publisher included; then layouts, if
+    /// the publisher's best stream changed.
     pub(super) fn on_publish(&mut self, idx: usize, conn: ConnKey, p: pb::PublishStream) {
         if let Err(why) = validate(&self.cfg, &p) {
             return self.reply_error(conn, ErrorCode::InvalidRequest, why);
@@ -58,16 +60,23 @@ impl Meeting {
         if existing.is_none() && me.streams.len() >= max {
             return self.reply_error(conn, ErrorCode::InvalidRequest, "too many streams");
         }
+        let best_before = best_stream(me);
         match existing.and_then(|i| me.streams.get_mut(i)) {
             Some(slot) => *slot = stream.clone(),
             None => me.streams.push(stream.clone()),
         }
+        // Layouts show each participant's best stream only (rule 11): a publication
+        // that leaves it as it was (a re-publication, a second stream of a kind) changes
+        // no subscriber's assignments and recomputes none.
+        let best_changed = best_stream(me) != best_before;
         let published = S::StreamPublished(pb::StreamPublished {
             participant_id: me.participant_id.clone(),
             stream: Some(stream),
         });
         self.stats.streams_published += 1;
         self.broadcast(published, None);
-        self.refresh_layouts();
+        if best_changed {
+            self.refresh_layouts();
+        }
     }
 }

@@ -279,3 +279,81 @@ fn publish_validation_limits() {
     assert_eq!(a.streams.len(), 8);
     assert_eq!(a.streams.iter().filter(|s| s.stream_id == "s1").count(), 1);
 }
+
+/// A meeting of `n` participants publishing audio, each subscribed with the longest
+/// pinned and excluded lists allowed (none of them naming a participant, so every
+/// computation walks them in full).
+fn crowded(n: u64) -> H {
+    let mut h = H::new();
+    for i in 1..=n {
+        h.join(c(i), &format!("u{i}"), Role::Participant);
+        h.msg(c(i), publish("mic", T::Audio));
+    }
+    let max = MeetingConfig::default().max_layout_list as u64;
+    let list: Vec<u64> = (1_000_000..1_000_000 + max).collect();
+    for i in 1..=n {
+        let out = h.msg(
+            c(i),
+            subscribe(
+                pb::LayoutConfig {
+                    max_streams: 64,
+                    pinned_users: list.clone(),
+                    excluded_users: list.clone(),
+                    ..Default::default()
+                },
+                vec![],
+            ),
+        );
+        assert_eq!(assignments(&to(&out, c(i))).len(), 1);
+    }
+    h
+}
+
+/// Mute flags are no input of a layout (rule 11): a mute change, which any participant
+/// may send 50 times a second, recomputes no subscriber's layout. Each recomputation
+/// walks the roster and the subscriber's lists, so one participant toggling its mute
+/// in a meeting of 100 such subscribers made the meeting compute 5,000 layouts a
+/// second.
+#[test]
+fn mute_changes_compute_no_layouts() {
+    let mut h = crowded(100);
+    let before = h.m.stats().layout_computes;
+    let t = std::time::Instant::now();
+    for k in 0..50 {
+        let out = h.msg(
+            c(1),
+            M::MuteRequest(pb::MuteRequest {
+                audio_muted: k % 2 == 0,
+                video_muted: false,
+            }),
+        );
+        // Rule 3 still holds: everyone gets the update.
+        assert_eq!(out.len(), 100);
+    }
+    eprintln!(
+        "50 mute changes among 100 subscribers: {} layouts computed, {:?}",
+        h.m.stats().layout_computes - before,
+        t.elapsed()
+    );
+    assert_eq!(h.m.stats().layout_computes, before);
+}
+
+/// A publication that leaves the publisher's best stream as it was (a re-publication,
+/// another stream of the same kind) changes no assignment and recomputes no layout; one
+/// that changes it recomputes every subscriber's and sends the new assignments.
+#[test]
+fn publications_recompute_layouts_only_when_a_best_stream_changes() {
+    let mut h = crowded(100);
+    let before = h.m.stats().layout_computes;
+    for _ in 0..50 {
+        let out = h.msg(c(1), publish("mic", T::Audio));
+        assert_eq!(out.len(), 100, "StreamPublished to everyone");
+    }
+    h.msg(c(1), publish("mic2", T::Audio));
+    assert_eq!(h.m.stats().layout_computes, before);
+    let out = h.msg(c(1), publish("cam", T::VideoCamera));
+    assert_eq!(h.m.stats().layout_computes, before + 100);
+    let seen = assignments(&to(&out, c(2)));
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].iter().any(|&(_, _, t, _)| t == CAM));
+}
