@@ -197,6 +197,51 @@ fn bound_trace_context(msg: &mut ClientMessage) {
     }
 }
 
+/// Most entries a client message may carry in any one repeated field; a message with
+/// more is answered `ErrorMessage{INVALID_REQUEST}` here (rule 4), before it is queued
+/// for its meeting. A repeated entry costs a byte or two on the wire and its whole
+/// struct once decoded (an empty `MhConnectionStatus` is two bytes sent and about a
+/// hundred held), so a 64 KiB frame of them decodes to megabytes, and the queues
+/// between a session and its meeting (the mesh, a hand-over's held inputs) weigh
+/// messages by their wire size. The meeting's own limits are lower (256 user ids or
+/// stream ids in a layout, 32 statuses, 8 simulcast layers) and still apply.
+pub const MAX_LIST_ENTRIES: usize = 256;
+
+/// The longest repeated field of a client message, in entries. The join's capability
+/// lists, which the MC does not use, are left out: [`bound_join`] cuts them.
+fn longest_list(msg: &client_message::Message) -> usize {
+    use client_message::Message as M;
+    let layout = |c: &Option<pb::LayoutConfig>| {
+        c.as_ref()
+            .map_or(0, |c| c.pinned_users.len().max(c.excluded_users.len()))
+    };
+    match msg {
+        M::PublishStream(p) => p
+            .metadata
+            .as_ref()
+            .and_then(|m| m.video.as_ref())
+            .map_or(0, |v| v.simulcast_layers.len()),
+        M::SubscribeToLayout(s) => layout(&s.config).max(s.stream_ids.len()),
+        M::UpdateLayout(u) => layout(&u.new_config),
+        M::MediaConnectionUpdate(u) => u.statuses.len(),
+        _ => 0,
+    }
+}
+
+/// Cuts the join's capability lists to [`MAX_LIST_ENTRIES`] (and gives back what they
+/// held beyond): the join waits for its keys and crosses to its meeting's shard, and
+/// the MC reads none of it.
+fn bound_join(request: &mut pb::JoinRequest) {
+    if let Some(caps) = request.capabilities.as_mut() {
+        for list in [&mut caps.video_codecs, &mut caps.audio_codecs] {
+            if list.len() > MAX_LIST_ENTRIES {
+                list.truncate(MAX_LIST_ENTRIES);
+                list.shrink_to_fit();
+            }
+        }
+    }
+}
+
 /// What the client sent, for the meeting layer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
@@ -218,6 +263,8 @@ pub struct SessionStats {
     pub bytes_out: u64,
     pub unknown_messages: u64,
     pub rate_limited: u64,
+    /// Messages answered INVALID_REQUEST for a repeated field over [`MAX_LIST_ENTRIES`].
+    pub oversized_lists: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,8 +377,9 @@ impl Session {
             return;
         }
         match (self.state, msg.message) {
-            (State::AwaitingJoin, Some(client_message::Message::JoinRequest(request))) => {
+            (State::AwaitingJoin, Some(client_message::Message::JoinRequest(mut request))) => {
                 self.state = State::Open;
+                bound_join(&mut request);
                 self.events.push_back(SessionEvent::Join {
                     request,
                     trace_parent: msg.trace_parent,
@@ -349,6 +397,14 @@ impl Session {
                 let _ = self.send(&ServerMessage::error(
                     ErrorCode::InvalidRequest,
                     "unknown message",
+                ));
+            }
+            // Rule 4: a per-request problem, the session stays up.
+            (State::Open, Some(m)) if longest_list(&m) > MAX_LIST_ENTRIES => {
+                self.stats.oversized_lists += 1;
+                let _ = self.send(&ServerMessage::error(
+                    ErrorCode::InvalidRequest,
+                    "too many list entries",
                 ));
             }
             (State::Open, Some(m)) => self.events.push_back(SessionEvent::Message(ClientMessage {

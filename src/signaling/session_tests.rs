@@ -318,3 +318,133 @@ proptest::proptest! {
         }
     }
 }
+
+/// A joined session, its join event taken.
+fn joined(t0: Instant) -> Session {
+    let mut s = Session::new(SessionConfig::default(), t0);
+    s.handle_bytes(t0, &wire(&[join()]));
+    assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
+    s
+}
+
+/// A MediaConnectionUpdate of as many empty statuses as fit in one maximal frame.
+fn status_flood() -> ClientMessage {
+    let n = (DEFAULT_MAX_FRAME - 16) / 2;
+    ClientMessage::of(client_message::Message::MediaConnectionUpdate(
+        pb::MediaConnectionUpdate {
+            statuses: vec![pb::MhConnectionStatus::default(); n],
+        },
+    ))
+}
+
+/// A repeated entry is a byte or two on the wire and a whole struct once decoded: a
+/// frame of empty statuses decodes to about fifty times its size, and the queues on
+/// its way to the meeting (the mesh, a hand-over's held inputs) weigh it at its wire
+/// size. The session answers it with INVALID_REQUEST and queues nothing for the
+/// meeting; the session stays up (rule 4).
+#[test]
+fn messages_with_oversized_lists_are_refused_before_the_meeting() {
+    let t0 = Instant::now();
+    let mut s = joined(t0);
+    let flood = status_flood();
+    let wire_len = flood.encoded_len();
+    let held = match &flood.message {
+        Some(client_message::Message::MediaConnectionUpdate(u)) => {
+            u.statuses.len() * std::mem::size_of::<pb::MhConnectionStatus>()
+        }
+        _ => unreachable!(),
+    };
+    eprintln!(
+        "a {wire_len}-byte MediaConnectionUpdate decodes to {held} bytes of statuses ({}x)",
+        held / wire_len
+    );
+    assert!(held > 20 * wire_len);
+    s.handle_bytes(t0, &wire(&[flood]));
+    assert_eq!(s.poll_event(), None, "nothing for the meeting");
+    assert_eq!(s.stats().oversized_lists, 1);
+    let out = drain(&mut s);
+    assert_eq!(out.len(), 1);
+    assert_eq!(error_code(&out[0]), Some(ErrorCode::InvalidRequest as i32));
+    assert!(!s.is_closing());
+
+    // Every repeated field of a client message is bounded the same way; lists at the
+    // bound still go to the meeting, which applies its own limits.
+    let ids = |n: usize| (0..n as u64).collect::<Vec<_>>();
+    let layout = |n: usize| pb::LayoutConfig {
+        pinned_users: ids(n),
+        ..Default::default()
+    };
+    let cases = |n: usize| {
+        vec![
+            client_message::Message::SubscribeToLayout(pb::SubscribeToLayout {
+                layout_type: 0,
+                config: Some(layout(n)),
+                stream_ids: vec![],
+            }),
+            client_message::Message::SubscribeToLayout(pb::SubscribeToLayout {
+                layout_type: 0,
+                config: None,
+                stream_ids: vec![7; n],
+            }),
+            client_message::Message::UpdateLayout(pb::UpdateLayout {
+                new_config: Some(pb::LayoutConfig {
+                    excluded_users: ids(n),
+                    ..Default::default()
+                }),
+            }),
+            client_message::Message::PublishStream(pb::PublishStream {
+                stream_id: "cam".into(),
+                stream_type: 1,
+                metadata: Some(pb::StreamMetadata {
+                    video: Some(pb::VideoMetadata {
+                        simulcast_layers: vec![pb::SimulcastLayer::default(); n],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            }),
+        ]
+    };
+    let mut now = t0;
+    for m in cases(MAX_LIST_ENTRIES + 1) {
+        now += Duration::from_secs(1);
+        s.handle_bytes(now, &wire(&[ClientMessage::of(m)]));
+        assert_eq!(s.poll_event(), None);
+    }
+    assert_eq!(s.stats().oversized_lists, 5);
+    for m in cases(MAX_LIST_ENTRIES) {
+        now += Duration::from_secs(1);
+        s.handle_bytes(now, &wire(&[ClientMessage::of(m.clone())]));
+        assert_eq!(
+            s.poll_event(),
+            Some(SessionEvent::Message(ClientMessage::of(m)))
+        );
+    }
+    assert!(!s.is_closing());
+}
+
+/// The join's capability lists, which the MC does not read, are cut to the bound
+/// before the join waits for its keys or crosses to its meeting's shard.
+#[test]
+fn a_join_keeps_at_most_the_bound_of_capabilities() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), t0);
+    let mut j = join();
+    if let Some(client_message::Message::JoinRequest(r)) = j.message.as_mut() {
+        r.capabilities = Some(pb::ParticipantCapabilities {
+            video_codecs: vec![String::new(); 30_000],
+            audio_codecs: vec!["opus".into(); 2],
+            ..Default::default()
+        });
+    }
+    s.handle_bytes(t0, &wire(&[j]));
+    match s.poll_event() {
+        Some(SessionEvent::Join { request, .. }) => {
+            let caps = request.capabilities.expect("capabilities kept");
+            assert_eq!(caps.video_codecs.len(), MAX_LIST_ENTRIES);
+            assert!(caps.video_codecs.capacity() <= MAX_LIST_ENTRIES);
+            assert_eq!(caps.audio_codecs, vec!["opus".to_string(); 2]);
+        }
+        other => panic!("a join, not {other:?}"),
+    }
+}
