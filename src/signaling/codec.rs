@@ -16,6 +16,9 @@ use prost::Message;
 pub const DEFAULT_MAX_FRAME: usize = 65_536;
 /// Length of the frame header.
 pub const HEADER_LEN: usize = 4;
+/// Room a decoder keeps once empty: typical signaling messages are well under it, so
+/// they are assembled without an allocation each.
+pub const KEEP_CAPACITY: usize = 4096;
 
 /// Framing errors. Every one closes the session with [`CodecError::code`] = 0x100.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,7 +83,17 @@ impl FrameDecoder {
         self.buf.len() - self.pos
     }
 
+    /// Bytes the decoder holds allocated, used or not.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Appends a chunk read from the stream. After an error the input is ignored.
+    ///
+    /// What is held follows what the frame being assembled needs: the buffer grows by
+    /// doubling up to the frame's end, never past it (growing freely, it would hold up
+    /// to twice the largest frame), and a buffer left empty gives back more than
+    /// [`KEEP_CAPACITY`] ([`FrameDecoder::release`]).
     pub fn push(&mut self, chunk: &[u8]) {
         if self.failed.is_some() {
             return;
@@ -90,7 +103,37 @@ impl FrameDecoder {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
+        let need = self.buf.len() + chunk.len();
+        if need > self.buf.capacity() {
+            // The frame's end, once its header is in `buf` and `chunk` together.
+            let mut header = [0u8; HEADER_LEN];
+            let have = self.buf.len().min(HEADER_LEN);
+            header[..have].copy_from_slice(&self.buf[..have]);
+            let from_chunk = (HEADER_LEN - have).min(chunk.len());
+            header[have..have + from_chunk].copy_from_slice(&chunk[..from_chunk]);
+            // Doubling, as a Vec grows, but never past the end of the frame: the
+            // declared length alone reserves nothing (a client could declare a maximal
+            // frame and send none of it), and what is held follows what arrived.
+            let doubled = (2 * self.buf.capacity()).max(need);
+            let want = if have + from_chunk == HEADER_LEN {
+                let len = (u32::from_be_bytes(header) as usize).min(self.max);
+                doubled.min(HEADER_LEN + len).max(need)
+            } else {
+                doubled
+            };
+            self.buf.reserve_exact(want - self.buf.len());
+        }
         self.buf.extend_from_slice(chunk);
+    }
+
+    /// Gives back the buffer once everything in it has been taken, if it grew past
+    /// [`KEEP_CAPACITY`]: a session that once sent a large frame does not hold room
+    /// for another while it sends small ones or nothing.
+    pub fn release(&mut self) {
+        if self.pos == self.buf.len() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::new();
+            self.pos = 0;
+        }
     }
 
     /// The next complete payload, `Ok(None)` when more bytes are needed.

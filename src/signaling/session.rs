@@ -362,6 +362,12 @@ impl Session {
                 }
             }
         }
+        self.decoder.release();
+    }
+
+    /// Bytes the session holds allocated for frames being assembled.
+    pub fn receive_capacity(&self) -> usize {
+        self.decoder.capacity()
     }
 
     fn on_message(&mut self, now: Instant, mut msg: ClientMessage) {

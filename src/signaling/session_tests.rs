@@ -448,3 +448,47 @@ fn a_join_keeps_at_most_the_bound_of_capabilities() {
         other => panic!("a join, not {other:?}"),
     }
 }
+
+/// What a session holds for frames being assembled follows the frame: a maximal frame
+/// arriving a packet at a time is assembled in no more room than it takes, and once
+/// it is decoded the room is given back. Grown freely, the buffer held 76,800 bytes
+/// for a 65,540-byte frame, for as long as the session lived.
+#[test]
+fn a_large_frame_leaves_no_room_behind() {
+    let t0 = Instant::now();
+    let mut s = joined(t0);
+    let big = ClientMessage::of(client_message::Message::StreamQualityUpdate(
+        pb::StreamQualityUpdate {
+            stream_id: "x".repeat(DEFAULT_MAX_FRAME - 8),
+            ..Default::default()
+        },
+    ));
+    let w = wire(std::slice::from_ref(&big));
+    assert!(w.len() > DEFAULT_MAX_FRAME - 8);
+    let mut most = 0;
+    for piece in w.chunks(1_200) {
+        s.handle_bytes(t0, piece);
+        most = most.max(s.receive_capacity());
+    }
+    assert_eq!(s.poll_event(), Some(SessionEvent::Message(big)));
+    eprintln!(
+        "a {}-byte frame in 1,200-byte pieces: at most {most} bytes held while assembling, {} after",
+        w.len(),
+        s.receive_capacity()
+    );
+    assert!(most <= w.len(), "{most} held for a {}-byte frame", w.len());
+    assert!(s.receive_capacity() <= codec::KEEP_CAPACITY);
+
+    // A declared length alone reserves nothing; a partial frame holds what arrived.
+    s.handle_bytes(t0, &(DEFAULT_MAX_FRAME as u32).to_be_bytes());
+    s.handle_bytes(t0, &[0x0a; 10]);
+    assert!(s.receive_capacity() <= codec::KEEP_CAPACITY);
+    // Small messages after it are assembled in the room kept.
+    let mut s = joined(t0);
+    s.handle_bytes(t0, &wire(&[mute()]));
+    let kept = s.receive_capacity();
+    for k in 1..50 {
+        s.handle_bytes(t0 + Duration::from_secs(k), &wire(&[mute()]));
+        assert_eq!(s.receive_capacity(), kept, "no allocation per message");
+    }
+}
