@@ -647,3 +647,76 @@ fn a_client_that_finishes_its_stream_after_our_last_message_is_closed_at_once() 
     p.drive();
     assert_eq!(capsules(&read(&mut p, s).bytes), protocol_violation_close());
 }
+
+/// A signaling session whose client floods datagrams (its session's and another's)
+/// and opens every stream it may, each left inside its header: the datagrams are
+/// dropped as they arrive, the streams hold a few bytes each and no more than the
+/// stream limits allow, and the session's deadlines still end it all.
+#[test]
+fn datagrams_and_half_written_streams_hold_nothing_past_the_stream_limits() {
+    let args = QuicArgs::default();
+    let mut p = pair(args.clone());
+    let s = request(&mut p, &connect_frame("/"));
+    assert_eq!(status(&read(&mut p, s).bytes).0, Some(200));
+    let sig = wt_stream(&mut p, s, &[0, 0]);
+    let payload = vec![0xab; 1_000];
+    for _ in 0..1_000 {
+        for quarter in [s.index(), s.index() + 7] {
+            let mut d = Vec::new();
+            varint::put(&mut d, quarter);
+            d.extend_from_slice(&payload);
+            p.client.datagrams().send(Bytes::from(d), true).unwrap();
+        }
+        p.drive();
+    }
+    let (_, conn) = p.server.as_ref().unwrap();
+    assert_eq!(conn.h3.stats().datagrams_unknown_session, 1_000);
+    assert!(conn.h3.events.is_empty(), "every event was handled");
+    assert_eq!(conn.h3.buffered_bytes(), 0);
+
+    // Every uni and bidi stream the client may open, each inside its header.
+    let mut uni = 0;
+    while let Some(id) = p.client.streams().open(Dir::Uni) {
+        // WebTransport uni stream type, then the first byte of a 4-byte session id.
+        write(&mut p, id, &[0x40, 0x54, 0x80]);
+        uni += 1;
+    }
+    let mut bidi = 0;
+    while let Some(id) = p.client.streams().open(Dir::Bi) {
+        // The first byte of a 2-byte frame type.
+        write(&mut p, id, &[0x40]);
+        bidi += 1;
+    }
+    p.drive();
+    assert_eq!(
+        uni,
+        args.max_uni_streams as usize - 1,
+        "the control stream is one"
+    );
+    assert_eq!(
+        bidi,
+        args.max_bidi_streams as usize - 2,
+        "CONNECT and signaling"
+    );
+    assert!(
+        client_lost(&mut p).is_none(),
+        "a stream left unfinished is no error"
+    );
+    let (_, conn) = p.server.as_ref().unwrap();
+    assert!(conn.h3.streams.len() <= 2 + uni + bidi + 1);
+    assert_eq!(
+        conn.h3.buffered_bytes(),
+        0,
+        "headers are parsed as they arrive"
+    );
+
+    // No join comes: the join deadline ends the session and the connection with it,
+    // and everything the streams held goes.
+    p.advance(args.join_timeout() + Duration::from_millis(10));
+    let got = read(&mut p, sig);
+    assert!(!got.bytes.is_empty(), "the ErrorMessage");
+    for _ in 0..20 {
+        p.advance(Duration::from_millis(250));
+    }
+    assert!(p.server_closed(), "the connection outlived its session");
+}
