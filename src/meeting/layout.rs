@@ -32,6 +32,12 @@ pub(super) fn best_stream(p: &Participant) -> Option<pb::MediaType> {
 }
 
 /// Rule 11 for the subscriber `me` (by join `seq`).
+///
+/// A computation costs about the roster plus the subscriber's lists, not their
+/// product: `excluded_users` is looked up in a sorted copy, `pinned_users` in the
+/// roster sorted by user id, and who is taken in a flag per participant. Every roster
+/// change recomputes every subscriber's layout, and each list may hold
+/// `max_layout_list` (256) entries.
 pub(super) fn compute(
     me: u64,
     sub: &LayoutSub,
@@ -45,24 +51,38 @@ pub(super) fn compute(
         u64::from(c.rows) * u64::from(c.columns)
     };
     let slots = slots.min(cfg.max_layout_slots as u64) as usize;
-    let eligible =
-        |p: &Participant| (p.seq != me || c.include_self) && !c.excluded_users.contains(&p.user_id);
-    let mut chosen: Vec<(&Participant, pb::MediaType)> = Vec::with_capacity(slots);
-    let taken = |chosen: &[(&Participant, pb::MediaType)], p: &Participant| {
-        chosen.iter().any(|(q, _)| q.seq == p.seq)
+    let mut excluded = c.excluded_users.clone();
+    excluded.sort_unstable();
+    let eligible = |p: &Participant| {
+        (p.seq != me || c.include_self) && excluded.binary_search(&p.user_id).is_err()
     };
+    // By user id, then roster (join) order.
+    let mut by_user: Vec<(u64, usize)> = roster
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.user_id, i))
+        .collect();
+    by_user.sort_unstable();
+    let mut taken = vec![false; roster.len()];
+    let mut chosen: Vec<(&Participant, pb::MediaType)> = Vec::with_capacity(slots);
     for uid in &c.pinned_users {
-        for p in roster.iter().filter(|p| p.user_id == *uid && eligible(p)) {
-            if chosen.len() < slots && !taken(&chosen, p) {
+        if chosen.len() >= slots {
+            break;
+        }
+        let from = by_user.partition_point(|&(u, _)| u < *uid);
+        for &(_, i) in by_user[from..].iter().take_while(|&&(u, _)| u == *uid) {
+            let Some(p) = roster.get(i) else { continue };
+            if chosen.len() < slots && !taken[i] && eligible(p) {
                 if let Some(t) = best_stream(p) {
                     chosen.push((p, t));
+                    taken[i] = true;
                 }
             }
         }
     }
     let pinned = chosen.len();
-    for p in roster.iter().filter(|p| eligible(p)) {
-        if !taken(&chosen[..pinned], p) {
+    for (i, p) in roster.iter().enumerate() {
+        if !taken[i] && eligible(p) {
             if let Some(t) = best_stream(p) {
                 chosen.push((p, t));
             }

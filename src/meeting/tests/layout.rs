@@ -357,3 +357,129 @@ fn publications_recompute_layouts_only_when_a_best_stream_changes() {
     assert_eq!(seen.len(), 1);
     assert!(seen[0].iter().any(|&(_, _, t, _)| t == CAM));
 }
+
+/// Rule 11 as first written, each candidate checked against the whole lists: the
+/// reference [`crate::meeting::layout::compute`] must agree with.
+fn reference(
+    me: u64,
+    sub: &crate::meeting::layout_sub::LayoutSub,
+    roster: &[crate::meeting::roster::Participant],
+    cfg: &MeetingConfig,
+) -> Vec<pb::StreamAssignment> {
+    use crate::meeting::layout::best_stream;
+    use crate::meeting::roster::Participant;
+    let c = &sub.config;
+    let slots = if c.max_streams > 0 {
+        u64::from(c.max_streams)
+    } else {
+        u64::from(c.rows) * u64::from(c.columns)
+    };
+    let slots = slots.min(cfg.max_layout_slots as u64) as usize;
+    let eligible =
+        |p: &Participant| (p.seq != me || c.include_self) && !c.excluded_users.contains(&p.user_id);
+    let mut chosen: Vec<(&Participant, pb::MediaType)> = Vec::new();
+    let taken = |chosen: &[(&Participant, pb::MediaType)], p: &Participant| {
+        chosen.iter().any(|(q, _)| q.seq == p.seq)
+    };
+    for uid in &c.pinned_users {
+        for p in roster.iter().filter(|p| p.user_id == *uid && eligible(p)) {
+            if chosen.len() < slots && !taken(&chosen, p) {
+                if let Some(t) = best_stream(p) {
+                    chosen.push((p, t));
+                }
+            }
+        }
+    }
+    let pinned = chosen.len();
+    for p in roster.iter().filter(|p| eligible(p)) {
+        if !taken(&chosen[..pinned], p) {
+            if let Some(t) = best_stream(p) {
+                chosen.push((p, t));
+            }
+        }
+    }
+    if c.prefer_video_over_audio {
+        if let Some(rest) = chosen.get_mut(pinned..) {
+            rest.sort_by_key(|(_, t)| *t == pb::MediaType::MediaAudio);
+        }
+    }
+    chosen.truncate(slots);
+    let url = cfg.media_servers.first().cloned().unwrap_or_default();
+    chosen
+        .iter()
+        .enumerate()
+        .map(|(i, (p, t))| pb::StreamAssignment {
+            stream_id: sub.stream_ids.get(i).copied().unwrap_or(i as u32),
+            user_id: p.user_id,
+            media_type: *t as i32,
+            slot_index: i as u32,
+            media_handler_url: url.clone(),
+        })
+        .collect()
+}
+
+/// The computation that looks lists up instead of scanning them gives what rule 11
+/// gives, on seeded random meetings: users joining more than once, participants with
+/// and without streams of each kind, lists with duplicates, members and strangers.
+#[test]
+fn layouts_match_the_rule_on_random_meetings() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let kinds = [T::Audio, T::VideoCamera, T::VideoScreen];
+    for round in 0..40 {
+        let mut h = H::with(MeetingConfig {
+            media_servers: vec!["https://mh".into()],
+            ..MeetingConfig::default()
+        });
+        let n = rng.random_range(1..=30u64);
+        for i in 1..=n {
+            let sub = format!("u{}", rng.random_range(0..n.div_ceil(2) + 1));
+            h.join(c(i), &sub, Role::Participant);
+            for (k, kind) in kinds.iter().enumerate() {
+                if rng.random_bool(0.4) {
+                    h.msg(c(i), publish(&format!("s{k}"), *kind));
+                }
+            }
+        }
+        let roster = &h.m.participants;
+        let users: Vec<u64> = roster.iter().map(|p| p.user_id).collect();
+        let list = |rng: &mut rand::rngs::StdRng| -> Vec<u64> {
+            (0..rng.random_range(0..12))
+                .map(|_| {
+                    if rng.random_bool(0.7) {
+                        users[rng.random_range(0..users.len())]
+                    } else {
+                        rng.random_range(1_000..1_010)
+                    }
+                })
+                .collect()
+        };
+        for _ in 0..20 {
+            let config = pb::LayoutConfig {
+                rows: rng.random_range(0..4),
+                columns: rng.random_range(0..4),
+                max_streams: if rng.random_bool(0.5) {
+                    rng.random_range(0..10)
+                } else {
+                    0
+                },
+                pinned_users: list(&mut rng),
+                excluded_users: list(&mut rng),
+                prefer_video_over_audio: rng.random_bool(0.5),
+                include_self: rng.random_bool(0.5),
+            };
+            let sub = crate::meeting::layout_sub::LayoutSub::new(
+                config,
+                (0..rng.random_range(0..6)).map(|i| 100 + i).collect(),
+            );
+            let me = roster[rng.random_range(0..roster.len())].seq;
+            let cfg = &h.m.cfg;
+            assert_eq!(
+                crate::meeting::layout::compute(me, &sub, roster, cfg),
+                reference(me, &sub, roster, cfg),
+                "round {round}: {:?}",
+                sub.config
+            );
+        }
+    }
+}
