@@ -20,7 +20,7 @@ use crate::actors::{ConnCmd, MeetingCmd};
 use crate::auth::jwt::{self, Role as TokenRole, CLIENT_ERROR_MESSAGE};
 use crate::h3::{H3Conn, H3Event, ReadEnd};
 use crate::meeting::{CloseCode, ConnKey, JoinIdentity, Role};
-use crate::signaling::proto::{pb, ErrorCode};
+use crate::signaling::proto::{pb, ClientMessage, ErrorCode};
 use crate::signaling::session::{Session, SessionEvent};
 
 /// How long a stream may stay blocked by the client's flow control with frames queued
@@ -54,6 +54,8 @@ enum Phase {
 }
 
 /// A join waiting for the signing keys to be reloaded (its token names an unknown kid).
+/// The stream is not read meanwhile; the messages that came with the join, in the same
+/// read, wait with it and follow it to the meeting once it is verified.
 #[derive(Debug)]
 struct KeyWait {
     request: pb::JoinRequest,
@@ -61,6 +63,7 @@ struct KeyWait {
     generation: u64,
     give_up: Instant,
     next_look: Instant,
+    held: Vec<(ClientMessage, Instant)>,
 }
 
 /// The signaling state of one session.
@@ -153,6 +156,10 @@ impl Signaling {
         }
         if self.key_wait.as_ref().is_some_and(|w| w.next_look <= now) {
             self.retry_key_wait(ctx);
+            if self.key_wait.is_none() {
+                // What the client sent after its join waited in the stream.
+                self.read(quic, h3, ctx);
+            }
         }
         if let Phase::Closing { code, deadline } = self.phase {
             if deadline <= now {
@@ -290,7 +297,9 @@ impl Signaling {
 
     fn read(&mut self, quic: &mut Connection, h3: &mut H3Conn, ctx: &mut ConnCtx<'_>) {
         let Some(stream) = self.stream else { return };
-        if self.phase != Phase::Open || self.sig.is_closing() {
+        // While the join waits for its keys the rest stays in the stream, under the
+        // client's flow control.
+        if self.phase != Phase::Open || self.sig.is_closing() || self.key_wait.is_some() {
             return;
         }
         let now = ctx.now;
@@ -327,7 +336,12 @@ impl Signaling {
             }
             SessionEvent::Message(msg) => {
                 ctx.metrics.client_message(msg.kind());
-                // Before the join is verified there is no participant to act for.
+                // A join waiting for its keys: the message follows it once verified.
+                if let Some(w) = self.key_wait.as_mut() {
+                    w.held.push((msg, ctx.now));
+                    return;
+                }
+                // A refused join leaves no participant to act for.
                 let Some(meeting_id) = self.meeting_id.clone() else {
                     return;
                 };
@@ -362,6 +376,7 @@ impl Signaling {
                 received_at,
                 give_up: ctx.now + UNKNOWN_KID_WAIT,
                 next_look: ctx.now + UNKNOWN_KID_POLL,
+                held: Vec::new(),
             });
             return;
         }
@@ -415,6 +430,17 @@ impl Signaling {
         }
         if let Some(w) = self.key_wait.take() {
             self.verify_and_join(w.request, w.received_at, false, ctx);
+            // Joined: the messages that came with the join follow it, in order.
+            if let Some(meeting_id) = &self.meeting_id {
+                for (msg, received_at) in w.held {
+                    ctx.meeting_cmds.push(MeetingCmd::Message {
+                        conn: self.key,
+                        meeting_id: meeting_id.clone(),
+                        msg,
+                        received_at,
+                    });
+                }
+            }
         }
     }
 

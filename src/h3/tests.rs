@@ -720,3 +720,84 @@ fn datagrams_and_half_written_streams_hold_nothing_past_the_stream_limits() {
     }
     assert!(p.server_closed(), "the connection outlived its session");
 }
+
+/// A join whose token names a key not loaded yet waits for the keys; the messages the
+/// client sent right after its join (in the same packet here) wait with it and follow
+/// it to the meeting, in order, instead of being dropped; and the stream is read again
+/// once the join has gone.
+#[test]
+fn messages_behind_a_join_waiting_for_its_keys_follow_it() {
+    use crate::actors::MeetingCmd;
+    use crate::auth::devkeys::DevKeys;
+    use crate::auth::jwt::Role;
+    use crate::signaling::codec::encode_frame;
+    use crate::signaling::proto::{client_message::Message as C, pb, ClientMessage};
+    use std::time::SystemTime;
+
+    let dir = std::env::temp_dir().join(format!("mc-h3-keywait-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let keys = DevKeys::load_or_create(&dir).unwrap();
+    let token = keys.mint_meeting_token(
+        "m1",
+        "alice",
+        Role::Participant,
+        SystemTime::now(),
+        Duration::from_secs(600),
+    );
+    let mut p = pair(QuicArgs::default());
+    let s = request(&mut p, &connect_frame("/"));
+    assert_eq!(status(&read(&mut p, s).bytes).0, Some(200));
+    let mute = |audio_muted| {
+        ClientMessage::of(C::MuteRequest(pb::MuteRequest {
+            audio_muted,
+            video_muted: false,
+        }))
+    };
+    let mut bytes = Vec::new();
+    let join = ClientMessage::of(C::JoinRequest(pb::JoinRequest {
+        meeting_id: "m1".into(),
+        join_token: token,
+        ..Default::default()
+    }));
+    for m in [join, mute(true), mute(false)] {
+        encode_frame(&m, &mut bytes, 1 << 16).unwrap();
+    }
+    let sig = wt_stream(&mut p, s, &bytes);
+    p.advance(Duration::from_millis(5));
+    assert!(
+        p.fixtures.meeting_cmds.is_empty(),
+        "the join waits for keys"
+    );
+
+    p.fixtures
+        .verifier
+        .store()
+        .publish(std::sync::Arc::new(keys.jwks()));
+    p.advance(Duration::from_millis(25));
+    let muted = |cmd: &MeetingCmd| match cmd {
+        MeetingCmd::Message { msg, .. } => match &msg.message {
+            Some(C::MuteRequest(m)) => Some(m.audio_muted),
+            _ => None,
+        },
+        _ => None,
+    };
+    let cmds = std::mem::take(&mut p.fixtures.meeting_cmds);
+    assert!(
+        matches!(cmds.first(), Some(MeetingCmd::Join { .. })),
+        "{cmds:?}"
+    );
+    assert_eq!(
+        cmds.iter().skip(1).map(muted).collect::<Vec<_>>(),
+        vec![Some(true), Some(false)],
+        "the messages behind the join, in order"
+    );
+
+    // Reading goes on after the join.
+    let mut more = Vec::new();
+    encode_frame(&mute(true), &mut more, 1 << 16).unwrap();
+    write(&mut p, sig, &more);
+    p.advance(Duration::from_millis(5));
+    let cmds = std::mem::take(&mut p.fixtures.meeting_cmds);
+    assert_eq!(cmds.iter().map(muted).collect::<Vec<_>>(), vec![Some(true)]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
