@@ -109,7 +109,14 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_CONFIG as u8);
     }
     let transport = (cli.config.tls, cli.config.quic);
-    match run(settings, auth, gc, (session, meeting), transport) {
+    let shard_outbound = cli.config.signaling.shard_outbound_max_bytes;
+    match run(
+        settings,
+        auth,
+        gc,
+        (session, meeting, shard_outbound),
+        transport,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }
@@ -149,7 +156,7 @@ fn run(
     settings: Settings,
     auth: ValidatedAuth,
     gc: Option<(GcClientConfig, Duration)>,
-    (session, meeting): (SessionConfig, MeetingConfig),
+    (session, meeting, shard_outbound_max_bytes): (SessionConfig, MeetingConfig, usize),
     (tls_args, quic_args): (TlsArgs, QuicArgs),
 ) -> Result<(), u8> {
     if let Err(e) = shards::probe_io_uring() {
@@ -177,6 +184,7 @@ fn run(
         join_timeout: quic_args.join_timeout(),
         max_sessions_per_ip: settings.max_sessions_per_ip,
         ipv6_client_prefix: settings.ipv6_client_prefix,
+        shard_outbound_max_bytes,
     };
     let limits = quic_args.h3_limits();
     let rx_coalesce = quic_args.rx_coalesce();

@@ -437,6 +437,7 @@ const SHARD_REFUSALS: &[&str] = &[
     "join_timeout",
     "receive_budget",
     "too_many_requests",
+    "outbound_budget",
 ];
 
 impl ShardMetrics {

@@ -47,6 +47,8 @@ pub struct Fixtures {
     /// Commands the server's sessions sent to meetings (not routed anywhere).
     pub meeting_cmds: Vec<MeetingCmd>,
     pub enable_echo: bool,
+    /// The shard's sessions' queued bytes (`ConnCtx::outbound_bytes`).
+    pub outbound_bytes: usize,
 }
 
 /// One client connection to one server connection, in memory.
@@ -101,6 +103,7 @@ impl Pair {
             join_timeout: args.join_timeout(),
             max_sessions_per_ip: 100,
             ipv6_client_prefix: 64,
+            shard_outbound_max_bytes: crate::signaling::session::DEFAULT_SHARD_OUTBOUND_MAX,
         };
         let registry = Metrics::new();
         let fixtures = Fixtures {
@@ -114,6 +117,7 @@ impl Pair {
             registry,
             meeting_cmds: Vec::new(),
             enable_echo: args.enable_echo,
+            outbound_bytes: 0,
         };
         Self {
             now,
@@ -180,6 +184,15 @@ impl Pair {
             conn.handle_timeout(&mut ctx);
         }
         self.drive();
+    }
+
+    /// Hand the server's connection a command from its meeting (a frame, a close), as
+    /// the shard does; nothing is sent until the next drive.
+    pub fn deliver(&mut self, cmd: crate::actors::ConnCmd) {
+        if let Some((_, conn)) = self.server.as_mut() {
+            let mut ctx = ctx(&mut self.fixtures, self.now);
+            conn.deliver(cmd, &mut ctx);
+        }
     }
 
     /// The server's connection has been drained or was never created.
@@ -277,6 +290,7 @@ fn ctx(f: &mut Fixtures, now: Instant) -> ConnCtx<'_> {
         verifier: &mut f.verifier,
         meeting_cmds: &mut f.meeting_cmds,
         metrics: &mut f.metrics,
+        outbound_bytes: &mut f.outbound_bytes,
     }
 }
 

@@ -107,6 +107,9 @@ pub struct ActorSettings {
     pub max_sessions_per_ip: u32,
     /// Leading bits of an IPv6 client address counted as one client.
     pub ipv6_client_prefix: u8,
+    /// Bytes the sessions of one shard may hold queued for their clients together
+    /// (`MC_SHARD_OUTBOUND_MAX_BYTES`).
+    pub shard_outbound_max_bytes: usize,
 }
 
 #[cfg(test)]

@@ -47,6 +47,8 @@ pub struct ConnCtx<'a> {
     /// Commands for meetings, routed by the shard after the connection phase.
     pub meeting_cmds: &'a mut Vec<MeetingCmd>,
     pub metrics: &'a mut ShardMetrics,
+    /// Bytes the shard's sessions hold queued for their clients, all together.
+    pub outbound_bytes: &'a mut usize,
 }
 
 /// What one [`Conn::drive`] found.
@@ -161,6 +163,7 @@ impl Conn {
             if s.poll_timeout().is_some_and(|t| t <= now) {
                 s.handle_timeout(&mut self.quic, &mut self.h3, ctx);
             }
+            s.sync_outbound(ctx);
         }
     }
 
@@ -217,6 +220,9 @@ impl Conn {
             self.dispatch(ctx);
         }
         self.dispatch(ctx);
+        if let App::Signaling(s) = &mut self.app {
+            s.sync_outbound(ctx);
+        }
         driven
     }
 
@@ -224,6 +230,7 @@ impl Conn {
     pub fn deliver(&mut self, cmd: ConnCmd, ctx: &mut ConnCtx<'_>) {
         if let App::Signaling(s) = &mut self.app {
             s.deliver(&mut self.quic, &mut self.h3, cmd, ctx);
+            s.sync_outbound(ctx);
         }
     }
 
@@ -238,7 +245,10 @@ impl Conn {
     /// Close the session (or the bare connection) with `code`: the shard is stopping.
     pub fn shutdown(&mut self, ctx: &mut ConnCtx<'_>, code: CloseCode) {
         match &mut self.app {
-            App::Signaling(s) => s.shutdown(&mut self.quic, &mut self.h3, ctx, code),
+            App::Signaling(s) => {
+                s.shutdown(&mut self.quic, &mut self.h3, ctx, code);
+                s.sync_outbound(ctx);
+            }
             _ => self.h3.close_session(
                 &mut self.quic,
                 ctx.now,

@@ -88,6 +88,8 @@ pub struct Signaling {
     reason: &'static str,
     /// The meeting has been told this session is gone.
     reported: bool,
+    /// What this session's queue adds to the shard's `ConnCtx::outbound_bytes`.
+    counted: usize,
 }
 
 impl Signaling {
@@ -106,7 +108,25 @@ impl Signaling {
             client_done: false,
             reason: "error",
             reported: false,
+            counted: 0,
         }
+    }
+
+    /// Brings the shard's count of queued bytes up to date with this session's queue.
+    /// The connection calls it after each of its calls into the session.
+    pub fn sync_outbound(&mut self, ctx: &mut ConnCtx<'_>) {
+        let now = self.sig.queued_bytes();
+        *ctx.outbound_bytes = (*ctx.outbound_bytes + now).saturating_sub(self.counted);
+        self.counted = now;
+    }
+
+    /// Whether a frame for this session finds the shard over its outbound budget with
+    /// this session among those holding it: a queue past an eighth of the session's own
+    /// limit is a client that has fallen well behind (a client that keeps up holds next
+    /// to nothing here, QUIC takes what it can send).
+    fn over_shard_budget(&self, ctx: &ConnCtx<'_>) -> bool {
+        *ctx.outbound_bytes > ctx.settings.shard_outbound_max_bytes
+            && self.sig.queued_bytes() > ctx.settings.session.outbound_max_bytes / 8
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -265,8 +285,15 @@ impl Signaling {
                             .as_secs_f64(),
                     );
                 }
-                // A full queue makes poll_close report SlowConsumer at once.
-                if self.sig.send_frame(frame).is_err() {
+                if self.over_shard_budget(ctx) {
+                    // The shard holds more for its clients than it may: those that have
+                    // fallen furthest behind go first, as slow consumers.
+                    ctx.metrics.refusal("outbound_budget");
+                    self.reason = "slow_consumer";
+                    self.sig.close(CloseCode::SlowConsumer);
+                    self.sig.discard_outbound();
+                } else if self.sig.send_frame(frame).is_err() {
+                    // A full queue makes poll_close report SlowConsumer at once.
                     self.reason = "slow_consumer";
                 }
             }
@@ -279,6 +306,9 @@ impl Signaling {
     pub fn on_drained(&mut self, ctx: &mut ConnCtx<'_>) {
         self.phase = Phase::Ended;
         self.report_end(ctx);
+        // The connection goes, and its queue with it.
+        self.sig.discard_outbound();
+        self.sync_outbound(ctx);
     }
 
     /// The shard is stopping: close with `code` now.

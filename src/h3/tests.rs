@@ -801,3 +801,81 @@ fn messages_behind_a_join_waiting_for_its_keys_follow_it() {
     assert_eq!(cmds.iter().map(muted).collect::<Vec<_>>(), vec![Some(true)]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `mc_refusals_total{reason="outbound_budget"}`.
+fn outbound_budget_closes(p: &Pair) -> u64 {
+    p.fixtures
+        .registry
+        .refusals_total
+        .with_label_values(&["outbound_budget"])
+        .get()
+}
+
+fn queued(p: &Pair) -> usize {
+    match &p.server.as_ref().unwrap().1.app {
+        crate::conn::App::Signaling(sig) => sig.queued_bytes(),
+        _ => panic!("a signaling session"),
+    }
+}
+
+/// A signaling session with its stream, the client having sent half a frame length.
+fn open_signaling(p: &mut Pair) -> StreamId {
+    let s = request(p, &connect_frame("/"));
+    assert_eq!(status(&read(p, s).bytes).0, Some(200));
+    wt_stream(p, s, &[0, 0])
+}
+
+fn frame_cmd(p: &Pair, len: usize) -> crate::actors::ConnCmd {
+    crate::actors::ConnCmd::Frame {
+        frame: Bytes::from(vec![0u8; len]),
+        join_response: false,
+        at: p.now,
+    }
+}
+
+/// Each session's queue is bounded (1 MiB), but a shard holds thousands of sessions:
+/// clients that fall behind together could make it hold their limit each. Past the
+/// shard's budget, a session that has fallen well behind (more than an eighth of its
+/// own limit queued) is closed as a slow consumer when the next frame comes; one that
+/// keeps up is not, whatever the others hold.
+#[test]
+fn sessions_behind_past_the_shard_budget_are_closed_first() {
+    let mut p = pair(QuicArgs::default());
+    p.fixtures.settings.shard_outbound_max_bytes = 64 * 1024;
+    let session_max = p.fixtures.settings.session.outbound_max_bytes;
+    open_signaling(&mut p);
+    // Frames arrive faster than the client acknowledges: QUIC takes its send window,
+    // the session queues the rest.
+    let mut most = 0;
+    for _ in 0..1_500 {
+        let cmd = frame_cmd(&p, 800);
+        p.deliver(cmd);
+        most = most.max(queued(&p));
+        if outbound_budget_closes(&p) > 0 {
+            break;
+        }
+    }
+    eprintln!(
+        "closed past the shard budget with {most} bytes queued (session limit {session_max})"
+    );
+    assert_eq!(outbound_budget_closes(&p), 1);
+    assert!(most <= session_max / 8 + 800, "{most}");
+    assert_eq!(queued(&p), 0, "its queue went with it");
+    assert_eq!(p.fixtures.outbound_bytes, 0, "and left the shard's count");
+
+    // A session that keeps up is left alone while the shard is over its budget.
+    let mut p = pair(QuicArgs::default());
+    p.fixtures.settings.shard_outbound_max_bytes = 64 * 1024;
+    p.fixtures.outbound_bytes = 1 << 30;
+    let sig = open_signaling(&mut p);
+    let mut got = 0;
+    for _ in 0..500 {
+        let cmd = frame_cmd(&p, 800);
+        p.deliver(cmd);
+        p.drive();
+        got += read(&mut p, sig).bytes.len();
+    }
+    assert_eq!(got, 500 * 800);
+    assert_eq!(outbound_budget_closes(&p), 0);
+    assert_eq!(p.fixtures.outbound_bytes, 1 << 30);
+}

@@ -28,6 +28,8 @@ pub(super) struct Env {
     pub(super) admission: Arc<Admission>,
     pub(super) verifier: ShardVerifier,
     pub(super) metrics: ShardMetrics,
+    /// Bytes this shard's sessions hold queued for their clients, all together.
+    pub(super) outbound_bytes: usize,
 }
 
 impl Env {
@@ -46,6 +48,7 @@ impl Env {
             verifier: &mut self.verifier,
             meeting_cmds: cmds,
             metrics: &mut self.metrics,
+            outbound_bytes: &mut self.outbound_bytes,
         }
     }
 }

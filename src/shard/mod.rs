@@ -297,6 +297,7 @@ pub async fn run(seed: ShardSeed) {
             admission: seed.admission,
             verifier: ShardVerifier::new(seed.keys, seed.verifier),
             metrics,
+            outbound_bytes: 0,
         },
         control: seed.control,
         timers: Timers::default(),

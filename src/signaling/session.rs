@@ -94,7 +94,16 @@ pub struct SignalingArgs {
     /// Burst of client messages a session may send above the sustained rate.
     #[arg(long, env = "MC_SESSION_MESSAGE_BURST", default_value_t = 100)]
     pub session_message_burst: u32,
+    /// Bytes all the sessions of one shard may hold queued for their clients together.
+    /// Past it, a session handed a frame while it holds more than an eighth of
+    /// `--session-outbound-max-bytes` is closed as a slow consumer (0x104), counted in
+    /// `mc_refusals_total{reason="outbound_budget"}`.
+    #[arg(long, env = "MC_SHARD_OUTBOUND_MAX_BYTES", default_value_t = DEFAULT_SHARD_OUTBOUND_MAX)]
+    pub shard_outbound_max_bytes: usize,
 }
+
+/// Default of `--shard-outbound-max-bytes`: 128 MiB.
+pub const DEFAULT_SHARD_OUTBOUND_MAX: usize = 128 << 20;
 
 impl SignalingArgs {
     /// Validates the flags into a [`SessionConfig`].

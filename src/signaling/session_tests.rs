@@ -284,6 +284,7 @@ fn config_validation() {
         session_outbound_max_frames: 10,
         session_message_rate: 1,
         session_message_burst: 1,
+        shard_outbound_max_bytes: DEFAULT_SHARD_OUTBOUND_MAX,
     };
     assert!(args.session_config().is_err());
     let ok = SignalingArgs {

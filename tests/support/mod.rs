@@ -63,6 +63,7 @@ impl TestServer {
             join_timeout: args.join_timeout(),
             max_sessions_per_ip: 100_000,
             ipv6_client_prefix: 64,
+            shard_outbound_max_bytes: mc_service::signaling::session::DEFAULT_SHARD_OUTBOUND_MAX,
         };
         let shared = QuicShared::new(crypto, args).expect("quic shared");
         let metrics = Metrics::new();
