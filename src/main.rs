@@ -98,7 +98,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
-                "error: --max-frame-bytes / --session-* (MC_MAX_FRAME_BYTES, MC_SESSION_*): {e}"
+                "error: --max-frame-bytes / --session-* / --shard-outbound-max-bytes (MC_MAX_FRAME_BYTES, MC_SESSION_*, MC_SHARD_OUTBOUND_MAX_BYTES): {e}"
             );
             return ExitCode::from(EXIT_CONFIG as u8);
         }

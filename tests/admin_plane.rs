@@ -377,6 +377,11 @@ fn bad_configuration_fails_fast_with_exit_2_naming_flag_and_env() {
             &[("MC_MESH_OVERFLOW_MAX_BYTES", "0")],
             "MC_MESH_OVERFLOW_MAX_BYTES",
         ),
+        (
+            &["--dev", "--session-outbound-max-bytes", "2097152"],
+            &[("MC_SHARD_OUTBOUND_MAX_BYTES", "1048576")],
+            "MC_SHARD_OUTBOUND_MAX_BYTES",
+        ),
         (&["--dev", "--mc-id", "has space"], &[], "MC_ID"),
         (
             &[],

@@ -94,7 +94,8 @@ pub struct SignalingArgs {
     /// Burst of client messages a session may send above the sustained rate.
     #[arg(long, env = "MC_SESSION_MESSAGE_BURST", default_value_t = 100)]
     pub session_message_burst: u32,
-    /// Bytes all the sessions of one shard may hold queued for their clients together.
+    /// Bytes all the sessions of one shard may hold queued for their clients together
+    /// (at least `--session-outbound-max-bytes`).
     /// Past it, a session handed a frame while it holds more than an eighth of
     /// `--session-outbound-max-bytes` is closed as a slow consumer (0x104), counted in
     /// `mc_refusals_total{reason="outbound_budget"}`.
@@ -116,6 +117,13 @@ impl SignalingArgs {
             rate_burst: self.session_message_burst,
         };
         c.validate()?;
+        // A shard budget below one session's own limit would close a session for a queue
+        // that session is allowed to hold.
+        if self.shard_outbound_max_bytes < self.session_outbound_max_bytes {
+            return Err(SessionError::InvalidConfig(
+                "shard outbound max bytes must be at least the session outbound max bytes",
+            ));
+        }
         Ok(c)
     }
 }

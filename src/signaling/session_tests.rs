@@ -292,6 +292,11 @@ fn config_validation() {
         ..args
     };
     assert_eq!(ok.session_config().unwrap().max_frame, 65_536);
+    let below_one_session = SignalingArgs {
+        shard_outbound_max_bytes: (1 << 20) - 1,
+        ..ok
+    };
+    assert!(below_one_session.session_config().is_err());
     // Encoded sanity: a join encodes to a non-empty payload.
     assert!(!join().encode_to_vec().is_empty());
 }
