@@ -290,9 +290,10 @@ enum State {
     Open,
 }
 
-/// Token bucket in micro-tokens (integer arithmetic, injected time).
+/// Token bucket in micro-tokens (integer arithmetic, injected time). Also the meeting's
+/// budget on requests that notify every participant.
 #[derive(Debug)]
-struct TokenBucket {
+pub(crate) struct TokenBucket {
     micro: u64,
     cap: u64,
     rate: u64,
@@ -302,7 +303,7 @@ struct TokenBucket {
 const MICRO: u64 = 1_000_000;
 
 impl TokenBucket {
-    fn new(rate: u32, burst: u32, now: Instant) -> Self {
+    pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> Self {
         let cap = u64::from(burst.max(1)) * MICRO;
         Self {
             micro: cap,
@@ -312,7 +313,8 @@ impl TokenBucket {
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    /// Takes one token if there is one, after refilling for the time since the last call.
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last);
         self.last = self.last.max(now);
         let refill = (elapsed.as_micros() as u64).saturating_mul(self.rate);
