@@ -487,7 +487,7 @@ fn env_of(cmd: &clap::Command, arg: &str) -> Option<String> {
         .map(|e| e.to_string_lossy().into_owned())
 }
 
-fn nonzero_u32(s: &str) -> Result<NonZeroU32, String> {
+pub(crate) fn nonzero_u32(s: &str) -> Result<NonZeroU32, String> {
     let n: u32 = s
         .trim()
         .parse()
@@ -634,6 +634,8 @@ mod tests {
             ("--capacity", "MC_CAPACITY"),
             ("--actor-mailbox-size", "ACTOR_MAILBOX_SIZE"),
             ("--shards", "MC_SHARDS"),
+            ("--meeting-broadcast-rate", "MC_MEETING_BROADCAST_RATE"),
+            ("--meeting-broadcast-burst", "MC_MEETING_BROADCAST_BURST"),
         ] {
             let e = cmd
                 .try_get_matches_from_mut(["mc-service", "--dev", flag, "0"])

@@ -103,7 +103,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
-    let meeting = cli.config.meeting.meeting_config(session.max_frame);
+    let meeting = match cli.config.meeting.meeting_config(&session) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
     if let Err(e) = cli.config.quic.validate() {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_CONFIG as u8);

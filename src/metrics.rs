@@ -438,6 +438,7 @@ const SHARD_REFUSALS: &[&str] = &[
     "receive_budget",
     "too_many_requests",
     "outbound_budget",
+    "meeting_rate",
 ];
 
 impl ShardMetrics {

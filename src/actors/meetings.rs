@@ -36,6 +36,8 @@ struct Entry {
     /// Connections that sent a join to this meeting and have not gone: who to tell if
     /// the meeting panics (its own state may then be unusable).
     members: HashSet<ConnKey>,
+    /// `MeetingStats::broadcasts_refused` already added to `mc_refusals_total`.
+    refusals_reported: u64,
 }
 
 /// Meetings owned by one shard.
@@ -103,6 +105,7 @@ impl MeetingHost {
                         Entry {
                             meeting,
                             members: HashSet::new(),
+                            refusals_reported: 0,
                         },
                     );
                     env.meetings_changed(1);
@@ -330,6 +333,7 @@ impl MeetingHost {
             Entry {
                 meeting,
                 members: HashSet::new(),
+                refusals_reported: 0,
             },
         );
         if !replacing {
@@ -415,6 +419,11 @@ impl MeetingHost {
         let Some(entry) = self.meetings.get_mut(meeting_id) else {
             return;
         };
+        let refused = entry.meeting.stats().broadcasts_refused;
+        if refused > entry.refusals_reported {
+            env.refusals("meeting_rate", refused - entry.refusals_reported);
+            entry.refusals_reported = refused;
+        }
         let max = env.max_frame();
         // A fan-out is a run of Sends sharing one Arc: encode it once and deliver it as
         // one command per destination shard. Runs are emitted in order, so every

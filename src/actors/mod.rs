@@ -89,6 +89,8 @@ pub trait MeetingEnv {
     fn meeting_panicked(&mut self);
     fn meetings_changed(&mut self, delta: i64);
     fn message_processed(&mut self, received_at: Instant);
+    /// `n` requests refused by a meeting's limit (`mc_refusals_total{reason}`).
+    fn refusals(&mut self, reason: &'static str, n: u64);
 }
 
 /// Settings every actor of every shard shares. `Send + Sync`, cloned into each shard.

@@ -86,6 +86,7 @@ impl MeetingEnv for FakeEnv {
         *self.meetings.borrow_mut() += delta;
     }
     fn message_processed(&mut self, _: Instant) {}
+    fn refusals(&mut self, _: &'static str, _: u64) {}
 }
 
 fn conn(n: u64) -> ConnKey {

@@ -1,6 +1,10 @@
 //! Meeting limits and their flags (`docs/protocol.md` rules 6, 10).
 
+use std::num::NonZeroU32;
 use std::time::Duration;
+
+use crate::config::{nonzero_u32, ConfigError};
+use crate::signaling::session::SessionConfig;
 
 /// Per-meeting flags, flattened into the top-level `Config`.
 #[derive(clap::Args, Debug, Clone)]
@@ -24,22 +28,52 @@ pub struct MeetingArgs {
         value_delimiter = ','
     )]
     pub media_handler_urls: Vec<String>,
+    /// Requests per second, per meeting, that notify every participant (mute changes,
+    /// host mutes and their lifting, publications); beyond it they get
+    /// ErrorMessage{INVALID_REQUEST} and change nothing.
+    #[arg(long, env = "MC_MEETING_BROADCAST_RATE", default_value = "100", value_parser = nonzero_u32)]
+    pub meeting_broadcast_rate: NonZeroU32,
+    /// Burst of such requests a meeting may take above the rate; at most a quarter of
+    /// --session-outbound-max-frames.
+    #[arg(long, env = "MC_MEETING_BROADCAST_BURST", default_value = "100", value_parser = nonzero_u32)]
+    pub meeting_broadcast_burst: NonZeroU32,
 }
 
 impl MeetingArgs {
-    /// The typed configuration; `max_frame` is the signaling frame limit
-    /// (`SignalingArgs::max_frame_bytes`).
-    pub fn meeting_config(&self, max_frame: usize) -> MeetingConfig {
-        MeetingConfig {
-            max_frame,
+    /// The typed configuration, checked against the sessions' limits: a meeting's burst
+    /// of broadcasts must fit in every recipient's outbound queue with room to spare.
+    pub fn meeting_config(&self, session: &SessionConfig) -> Result<MeetingConfig, ConfigError> {
+        let burst = self.meeting_broadcast_burst.get();
+        let most = session.outbound_max_frames / BURST_SHARE_OF_OUTBOUND;
+        if burst as usize > most {
+            return Err(ConfigError {
+                flag: "--meeting-broadcast-burst",
+                env: "MC_MEETING_BROADCAST_BURST",
+                reason: format!(
+                    "{burst} is more than a quarter of --session-outbound-max-frames / \
+                     MC_SESSION_OUTBOUND_MAX_FRAMES ({}): at most {most}, or one burst \
+                     could fill every participant's outbound queue",
+                    session.outbound_max_frames
+                ),
+            });
+        }
+        Ok(MeetingConfig {
+            max_frame: session.max_frame,
             grace: Duration::from_secs(self.disconnect_grace_secs),
             max_participants: self.max_participants_per_meeting.max(1),
             max_streams_per_participant: self.max_streams_per_participant,
             media_servers: self.media_handler_urls.clone(),
+            broadcast_rate: self.meeting_broadcast_rate.get(),
+            broadcast_burst: burst,
             ..MeetingConfig::default()
-        }
+        })
     }
 }
+
+/// Each request the broadcast budget admits may hand a recipient two frames (the
+/// notification and a layout change); the rest of a recipient's queue is left for roster
+/// changes and its own answers.
+const BURST_SHARE_OF_OUTBOUND: usize = 4;
 
 /// Limits of one meeting.
 #[derive(Debug, Clone)]
@@ -69,6 +103,12 @@ pub struct MeetingConfig {
     pub max_layout_list: usize,
     /// Statuses in one MediaConnectionUpdate.
     pub max_media_statuses: usize,
+    /// Requests per second that notify every participant (mute changes, host mutes and
+    /// their lifting, publications), whoever sends them: the meeting's fan-out is at most
+    /// this times its participants.
+    pub broadcast_rate: u32,
+    /// Such requests the meeting takes at once above the rate.
+    pub broadcast_burst: u32,
 }
 
 impl Default for MeetingConfig {
@@ -86,6 +126,54 @@ impl Default for MeetingConfig {
             max_layout_slots: 64,
             max_layout_list: 256,
             max_media_statuses: 32,
+            broadcast_rate: 100,
+            broadcast_burst: 100,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(flags: &[&str]) -> MeetingArgs {
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            m: MeetingArgs,
+        }
+        <P as clap::Parser>::try_parse_from(std::iter::once("mc").chain(flags.iter().copied()))
+            .expect("parses")
+            .m
+    }
+
+    #[test]
+    fn the_broadcast_burst_must_leave_room_in_a_recipients_queue() {
+        let session = SessionConfig::default();
+        let c = args(&[]).meeting_config(&session).unwrap();
+        assert_eq!((c.broadcast_rate, c.broadcast_burst), (100, 100));
+        let c = args(&[
+            "--meeting-broadcast-burst",
+            "256",
+            "--meeting-broadcast-rate",
+            "7",
+        ])
+        .meeting_config(&session)
+        .unwrap();
+        assert_eq!((c.broadcast_rate, c.broadcast_burst), (7, 256));
+        let e = args(&["--meeting-broadcast-burst", "257"])
+            .meeting_config(&session)
+            .unwrap_err();
+        assert_eq!(
+            (e.flag, e.env),
+            ("--meeting-broadcast-burst", "MC_MEETING_BROADCAST_BURST")
+        );
+        assert!(e.to_string().contains("at most 256"), "{e}");
+        // The default burst does not fit a queue of 200 frames.
+        let small = SessionConfig {
+            outbound_max_frames: 200,
+            ..SessionConfig::default()
+        };
+        assert!(args(&[]).meeting_config(&small).is_err());
     }
 }

@@ -51,6 +51,7 @@ use crate::signaling::proto::{
     client_message::Message as C, pb, truncate_str, ClientMessage, ErrorCode, ServerMessage,
     LOG_STRING_MAX,
 };
+use crate::signaling::session::TokenBucket;
 use roster::Participant;
 
 /// Names one client connection anywhere in the process: the shard that owns it and the
@@ -196,6 +197,9 @@ pub struct MeetingStats {
     pub handover_inputs_dropped: u64,
     /// Target side: participants that arrived in an imported snapshot.
     pub imported_participants: u64,
+    /// Requests that would have notified every participant, refused because the
+    /// meeting's broadcast budget was spent (`mc_refusals_total{reason="meeting_rate"}`).
+    pub broadcasts_refused: u64,
 }
 
 /// One meeting's state.
@@ -225,6 +229,10 @@ pub struct Meeting {
     handover: Option<handover::Handover>,
     /// Digest of the snapshot this meeting was imported from, for idempotent imports.
     imported_digest: Option<[u8; 32]>,
+    /// The budget of requests that notify every participant, whoever sends them: one
+    /// `sub` may hold many seats, each at the session's message rate, and each such
+    /// request costs a delivery per participant.
+    broadcasts: TokenBucket,
     stats: MeetingStats,
 }
 
@@ -251,6 +259,7 @@ impl Meeting {
         now: Instant,
         unix_ms: u64,
     ) -> Self {
+        let broadcasts = TokenBucket::new(cfg.broadcast_rate, cfg.broadcast_burst, now);
         Self {
             id: meeting_id.into(),
             cfg,
@@ -267,6 +276,7 @@ impl Meeting {
             ended: false,
             handover: None,
             imported_digest: None,
+            broadcasts,
             stats: MeetingStats::default(),
         }
     }
@@ -297,7 +307,7 @@ impl Meeting {
             Some(C::JoinRequest(_)) => {
                 self.reply_error(conn, ErrorCode::InvalidRequest, "already joined")
             }
-            Some(C::PublishStream(p)) => self.on_publish(idx, conn, p),
+            Some(C::PublishStream(p)) => self.on_publish(now, idx, conn, p),
             Some(C::SubscribeToLayout(s)) => self.on_subscribe(idx, conn, s),
             Some(C::UpdateLayout(u)) => self.on_update_layout(idx, conn, u),
             Some(C::UnsubscribeLayout(_)) => {
@@ -314,10 +324,10 @@ impl Meeting {
                     "stream quality update"
                 );
             }
-            Some(C::MuteRequest(m)) => self.on_mute(idx, m),
-            Some(C::HostMuteRequest(h)) => self.on_host_mute(idx, conn, h),
+            Some(C::MuteRequest(m)) => self.on_mute(now, idx, conn, m),
+            Some(C::HostMuteRequest(h)) => self.on_host_mute(now, idx, conn, h),
             Some(C::UnmuteRequest(u)) => self.on_unmute_request(idx, conn, u),
-            Some(C::UnmuteResponse(r)) => self.on_unmute_response(idx, conn, r),
+            Some(C::UnmuteResponse(r)) => self.on_unmute_response(now, idx, conn, r),
             Some(C::MediaConnectionUpdate(u)) => self.on_media_connection_update(conn, u),
         }
         Ok(())
@@ -462,6 +472,22 @@ impl Meeting {
                 });
             }
         }
+    }
+
+    /// Spends the meeting's budget for one request about to notify every participant,
+    /// once the request is known to be valid. Without budget the sender gets
+    /// `ErrorMessage{INVALID_REQUEST}` and the caller must change nothing (rule 4).
+    fn take_broadcast(&mut self, now: Instant, conn: ConnKey) -> bool {
+        if self.broadcasts.take(now) {
+            return true;
+        }
+        self.stats.broadcasts_refused += 1;
+        self.reply_error(
+            conn,
+            ErrorCode::InvalidRequest,
+            "meeting message rate limit exceeded",
+        );
+        false
     }
 
     fn reply_error(&mut self, to: ConnKey, code: ErrorCode, message: &'static str) {

@@ -2,6 +2,7 @@
 //! MC owns" → Mute; Precise rules 2 and 3).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{ConnKey, Meeting, Role};
 use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode, ServerMessage};
@@ -53,7 +54,10 @@ impl Meeting {
 
     /// `MuteRequest` changes only the sender's self flags; host flags are untouched,
     /// so a host-muted participant cannot unmute itself this way (rule 3).
-    pub(super) fn on_mute(&mut self, idx: usize, m: pb::MuteRequest) {
+    pub(super) fn on_mute(&mut self, now: Instant, idx: usize, conn: ConnKey, m: pb::MuteRequest) {
+        if !self.take_broadcast(now, conn) {
+            return;
+        }
         let Some(p) = self.participants.get_mut(idx) else {
             return;
         };
@@ -64,7 +68,13 @@ impl Meeting {
 
     /// `HostMuteRequest`: role=host only (FORBIDDEN), known target only (NOT_FOUND);
     /// `false` lifts that host mute directly (rule 3).
-    pub(super) fn on_host_mute(&mut self, idx: usize, conn: ConnKey, h: pb::HostMuteRequest) {
+    pub(super) fn on_host_mute(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        conn: ConnKey,
+        h: pb::HostMuteRequest,
+    ) {
         let Some(host) = self.participants.get(idx) else {
             return;
         };
@@ -75,6 +85,9 @@ impl Meeting {
         let Some(target) = self.idx_by_pid(&h.participant_id) else {
             return self.reply_error(conn, ErrorCode::NotFound, "unknown participant");
         };
+        if !self.take_broadcast(now, conn) {
+            return;
+        }
         let Some(t) = self.participants.get_mut(target) else {
             return;
         };
@@ -121,8 +134,16 @@ impl Meeting {
     }
 
     /// A host's `UnmuteResponse` lifts the approved host mutes (→ ParticipantMuteUpdate
-    /// to all) and is forwarded to the participant (rule 3).
-    pub(super) fn on_unmute_response(&mut self, idx: usize, conn: ConnKey, r: pb::UnmuteResponse) {
+    /// to all) and is forwarded to the participant (rule 3). One that lifts nothing
+    /// notifies only the participant and is not counted against the broadcast budget;
+    /// one refused by it lifts nothing and is not forwarded.
+    pub(super) fn on_unmute_response(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        conn: ConnKey,
+        r: pb::UnmuteResponse,
+    ) {
         let Some(host) = self.participants.get(idx) else {
             return;
         };
@@ -132,6 +153,14 @@ impl Meeting {
         let Some(target) = self.idx_by_pid(&r.participant_id) else {
             return self.reply_error(conn, ErrorCode::NotFound, "unknown participant");
         };
+        let Some(t) = self.participants.get(target) else {
+            return;
+        };
+        let lifts =
+            (r.audio_approved && t.mute.audio_host) || (r.video_approved && t.mute.video_host);
+        if lifts && !self.take_broadcast(now, conn) {
+            return;
+        }
         let Some(t) = self.participants.get_mut(target) else {
             return;
         };

@@ -1,5 +1,7 @@
 //! Stream publication (docs/protocol.md "Semantics the MC owns" → Streams; rule 10).
 
+use std::time::Instant;
+
 use super::layout::best_stream;
 use super::{ConnKey, Meeting, MeetingConfig};
 use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode};
@@ -40,7 +42,14 @@ impl Meeting {
     /// Validates, stores (re-publishing an id replaces it) and broadcasts
     /// `StreamPublished` to every participant, the publisher included; then layouts, if
     /// the publisher's best stream changed.
-    pub(super) fn on_publish(&mut self, idx: usize, conn: ConnKey, p: pb::PublishStream) {
+    /// A valid publication refused by the meeting's broadcast budget stores nothing.
+    pub(super) fn on_publish(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        conn: ConnKey,
+        p: pb::PublishStream,
+    ) {
         if let Err(why) = validate(&self.cfg, &p) {
             return self.reply_error(conn, ErrorCode::InvalidRequest, why);
         }
@@ -60,6 +69,12 @@ impl Meeting {
         if existing.is_none() && me.streams.len() >= max {
             return self.reply_error(conn, ErrorCode::InvalidRequest, "too many streams");
         }
+        if !self.take_broadcast(now, conn) {
+            return;
+        }
+        let Some(me) = self.participants.get_mut(idx) else {
+            return;
+        };
         let best_before = best_stream(me);
         match existing.and_then(|i| me.streams.get_mut(i)) {
             Some(slot) => *slot = stream.clone(),

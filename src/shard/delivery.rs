@@ -162,6 +162,10 @@ impl MeetingEnv for Delivery<'_> {
         self.env.metrics.meetings_active.add(delta);
     }
 
+    fn refusals(&mut self, reason: &'static str, n: u64) {
+        self.env.metrics.refusals_by(reason, n);
+    }
+
     fn message_processed(&mut self, received_at: Instant) {
         self.env.metrics.message_processing.observe(
             self.now

@@ -1,5 +1,6 @@
 //! Meeting tests with a fake clock: a base `Instant` plus offsets.
 
+mod budget;
 mod handover;
 mod layout;
 mod mute;
