@@ -70,6 +70,22 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
+    let session = match cli.config.signaling.session_config() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: --max-frame-bytes / --session-* / --shard-outbound-max-bytes (MC_MAX_FRAME_BYTES, MC_SESSION_*, MC_SHARD_OUTBOUND_MAX_BYTES): {e}"
+            );
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let meeting = match cli.config.meeting.meeting_config(&session) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
     if let Some(Command::PrintConfig) = cli.command {
         println!(
             "{}",
@@ -89,22 +105,6 @@ fn main() -> ExitCode {
     );
     let gc = match gc_settings(&settings, &cli.config.gc) {
         Ok(gc) => gc,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_CONFIG as u8);
-        }
-    };
-    let session = match cli.config.signaling.session_config() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "error: --max-frame-bytes / --session-* / --shard-outbound-max-bytes (MC_MAX_FRAME_BYTES, MC_SESSION_*, MC_SHARD_OUTBOUND_MAX_BYTES): {e}"
-            );
-            return ExitCode::from(EXIT_CONFIG as u8);
-        }
-    };
-    let meeting = match cli.config.meeting.meeting_config(&session) {
-        Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_CONFIG as u8);

@@ -384,6 +384,16 @@ fn bad_configuration_fails_fast_with_exit_2_naming_flag_and_env() {
         ),
         (&["--dev", "--mc-id", "has space"], &[], "MC_ID"),
         (
+            &["--dev", "--meeting-broadcast-rate", "0"],
+            &[],
+            "MC_MEETING_BROADCAST_RATE",
+        ),
+        (
+            &["--dev"],
+            &[("MC_MEETING_BROADCAST_BURST", "300")],
+            "MC_MEETING_BROADCAST_BURST",
+        ),
+        (
             &[],
             &[("GC_REGISTRATION_URL", "http://gc:8080/api/v1/mc/register")],
             "MC_REGION",

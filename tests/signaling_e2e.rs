@@ -394,3 +394,73 @@ fn closing_the_session_with_code_zero_is_a_voluntary_leave_and_an_error_code_is_
         stay.leave().await;
     });
 }
+
+/// Several seats of one `sub` share their meeting's broadcast budget with everyone else
+/// in it: past the burst a mute is answered INVALID_REQUEST, applied nowhere and sent to
+/// no one, the session stays up, and the refusal is counted.
+#[test]
+fn a_meetings_broadcast_budget_refuses_past_its_burst_and_keeps_the_sender() {
+    let server = Server::start_dev(&[
+        "--shards",
+        "2",
+        "--meeting-broadcast-rate",
+        "1",
+        "--meeting-broadcast-burst",
+        "2",
+    ]);
+    assert_eq!(
+        metric_with(&server, "mc_refusals_total", &["reason=\"meeting_rate\""]),
+        0.0
+    );
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    let m = "budget";
+    let is_update = |m: &M| matches!(m, M::ParticipantMuteUpdate(_));
+    runtime().block_on(async {
+        let mut honest = SigClient::connect(&url).await;
+        let r = honest
+            .join(m, &token(&keys, m, "honest", Role::Participant), "h")
+            .await;
+        assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
+        // Two seats of one sub, one token.
+        let t = token(&keys, m, "many", Role::Participant);
+        let mut a = SigClient::connect(&url).await;
+        a.join(m, &t, "a").await;
+        let mut b = SigClient::connect(&url).await;
+        b.join(m, &t, "b").await;
+        let mute = |on: bool| {
+            C::Message::MuteRequest(pb::MuteRequest {
+                audio_muted: on,
+                video_muted: false,
+            })
+        };
+        // Three back to back (well within one token's refill of a second): two pass.
+        a.send(mute(true)).await;
+        a.send(mute(false)).await;
+        a.send(mute(true)).await;
+        honest.expect("first update", is_update).await;
+        honest.expect("second update", is_update).await;
+        let M::Error(e) = a.expect("refusal", |m| matches!(m, M::Error(_))).await else {
+            unreachable!()
+        };
+        assert_eq!(e.code, pb::ErrorCode::InvalidRequest as i32);
+        assert_eq!(e.message, "meeting message rate limit exceeded");
+        honest
+            .expect_none(Duration::from_millis(300), "refused update", is_update)
+            .await;
+        // A second later the budget has one request again and `a` is still there.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        a.send(mute(false)).await;
+        let M::ParticipantMuteUpdate(u) = honest.expect("update", is_update).await else {
+            unreachable!()
+        };
+        assert!(!u.audio_self_muted);
+        assert_eq!(
+            metric_with(&server, "mc_refusals_total", &["reason=\"meeting_rate\""]),
+            1.0
+        );
+        a.leave().await;
+        b.leave().await;
+        honest.leave().await;
+    });
+}
