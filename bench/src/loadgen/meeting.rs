@@ -128,6 +128,22 @@ pub fn parse_mix(s: &str) -> anyhow::Result<Vec<(Op, u32)>> {
     Ok(out)
 }
 
+/// Mutes and publications per second sent into the largest meeting: what mc-service's
+/// per-meeting broadcast budget (MC_MEETING_BROADCAST_RATE) counts.
+fn broadcast_rate(mix: &[(Op, u32)], sizes: &[(usize, usize)], per_participant: f64) -> f64 {
+    let total = mix.last().map_or(1, |m| m.1).max(1);
+    let mut prev = 0;
+    let mut share = 0;
+    for &(op, c) in mix {
+        if matches!(op, Op::Mute | Op::Publish) {
+            share += c - prev;
+        }
+        prev = c;
+    }
+    let largest = sizes.iter().map(|&(_, p)| p).max().unwrap_or(0);
+    per_participant * largest as f64 * f64::from(share) / f64::from(total)
+}
+
 pub(crate) fn pick(mix: &[(Op, u32)], r: u32) -> Op {
     let total = mix.last().map_or(1, |m| m.1).max(1);
     let x = r % total;
@@ -182,6 +198,14 @@ pub async fn run_once(
         eprintln!(
             "meeting: warning: {per_participant:.0} msg/s per participant is above mc-service's default \
              MC_SESSION_MESSAGE_RATE (50); sessions will be closed with 0x105"
+        );
+    }
+    let broadcast = broadcast_rate(&mix, sizes, per_participant);
+    if broadcast > 100.0 {
+        eprintln!(
+            "meeting: warning: {broadcast:.0} mutes and publications/s into the largest meeting \
+             is above mc-service's default MC_MEETING_BROADCAST_RATE (100); the excess is \
+             refused with ErrorMessage"
         );
     }
     let target = args.client.resolve()?;
@@ -428,5 +452,26 @@ mod tests {
         assert_eq!(pick(&m, 7), Op::Publish);
         assert!(parse_mix("dance=1").is_err());
         assert!(parse_mix("mute=0").is_err());
+    }
+
+    /// The scenarios the repository runs stay under mc-service's default per-meeting
+    /// budget of 100 mutes and publications per second.
+    #[test]
+    fn the_repositorys_scenarios_stay_under_the_meeting_broadcast_budget() {
+        let default_mix = "mute=40,quality=30,layout=20,publish=10";
+        for (sizes, rate, mix, expect) in [
+            ("1x100", 50.0, "mute=1", 50.0),
+            ("1x1000", 40.0, "mute=100", 40.0),
+            ("50x4,2x50", 500.0, default_mix, 41.7),
+            ("200x5,10x50", 2000.0, default_mix, 33.3),
+            ("4x5", 100.0, default_mix, 12.5),
+            ("50x5", 250.0, default_mix, 2.5),
+        ] {
+            let sizes = parse_sizes(sizes).unwrap();
+            let total: usize = sizes.iter().map(|(c, p)| c * p).sum();
+            let b = broadcast_rate(&parse_mix(mix).unwrap(), &sizes, rate / total as f64);
+            assert!((b - expect).abs() < 0.1, "{sizes:?} {rate}: {b}");
+            assert!(b < 100.0);
+        }
     }
 }

@@ -19,7 +19,8 @@ use super::{Ctx, Outcome};
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {
     /// The total signaling rate (msg/s); meetings stay as --sizes. Past the MC's
-    /// per-session rate limit (MC_SESSION_MESSAGE_RATE) this finds the limit, not capacity.
+    /// per-session rate limit (MC_SESSION_MESSAGE_RATE), or a meeting's budget of mutes
+    /// and publications (MC_MEETING_BROADCAST_RATE), this finds the limit, not capacity.
     Rate,
     /// The number of meetings of every size, the rate growing with it (constant per
     /// participant): capacity in meetings and participants per pod.
