@@ -29,8 +29,8 @@ pub struct MeetingArgs {
     )]
     pub media_handler_urls: Vec<String>,
     /// Requests per second, per meeting, that notify every participant (mute changes,
-    /// host mutes and their lifting, publications); beyond it they get
-    /// ErrorMessage{INVALID_REQUEST} and change nothing.
+    /// host mutes and their lifting, publications) or every host (unmute requests);
+    /// beyond it they get ErrorMessage{INVALID_REQUEST} and change nothing.
     #[arg(long, env = "MC_MEETING_BROADCAST_RATE", default_value = "100", value_parser = nonzero_u32)]
     pub meeting_broadcast_rate: NonZeroU32,
     /// Burst of such requests a meeting may take above the rate; at most a quarter of
@@ -104,7 +104,7 @@ pub struct MeetingConfig {
     /// Statuses in one MediaConnectionUpdate.
     pub max_media_statuses: usize,
     /// Requests per second that notify every participant (mute changes, host mutes and
-    /// their lifting, publications), whoever sends them: the meeting's fan-out is at most
+    /// their lifting, publications) or every host (unmute requests), whoever sends them: the meeting's fan-out is at most
     /// this times its participants.
     pub broadcast_rate: u32,
     /// Such requests the meeting takes at once above the rate.

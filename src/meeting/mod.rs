@@ -326,7 +326,7 @@ impl Meeting {
             }
             Some(C::MuteRequest(m)) => self.on_mute(now, idx, conn, m),
             Some(C::HostMuteRequest(h)) => self.on_host_mute(now, idx, conn, h),
-            Some(C::UnmuteRequest(u)) => self.on_unmute_request(idx, conn, u),
+            Some(C::UnmuteRequest(u)) => self.on_unmute_request(now, idx, conn, u),
             Some(C::UnmuteResponse(r)) => self.on_unmute_response(now, idx, conn, r),
             Some(C::MediaConnectionUpdate(u)) => self.on_media_connection_update(conn, u),
         }

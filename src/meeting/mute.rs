@@ -102,8 +102,15 @@ impl Meeting {
     }
 
     /// A host-muted participant's `UnmuteRequest` is forwarded to every connected host
-    /// with `participant_id` filled in (rules 2, 3).
-    pub(super) fn on_unmute_request(&mut self, idx: usize, conn: ConnKey, u: pb::UnmuteRequest) {
+    /// with `participant_id` filled in (rules 2, 3), within the meeting's broadcast
+    /// budget.
+    pub(super) fn on_unmute_request(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        conn: ConnKey,
+        u: pb::UnmuteRequest,
+    ) {
         let Some(p) = self.participants.get(idx) else {
             return;
         };
@@ -126,6 +133,11 @@ impl Meeting {
             .collect();
         if hosts.is_empty() {
             return self.reply_error(conn, ErrorCode::NotFound, "no host connected");
+        }
+        // Delivered to every host, and every seat may be a host's: it spends the budget
+        // as a request delivered to everyone does.
+        if !self.take_broadcast(now, conn) {
+            return;
         }
         self.stats.unmute_requests_forwarded += 1;
         for h in hosts {

@@ -1,6 +1,6 @@
 //! The meeting's budget on requests that notify every participant (mute changes, host
-//! mutes, lifted host mutes, publications): docs/protocol.md "Semantics the MC owns",
-//! "In this service".
+//! mutes, lifted host mutes, publications) or every host (unmute requests):
+//! docs/protocol.md "Semantics the MC owns", "In this service".
 //!
 //! One `sub` may hold many seats (a join token may be used more than once, and several
 //! devices of one user are legitimate), and each seat may send at the session's message
@@ -219,6 +219,43 @@ fn a_refused_request_changes_nothing_and_the_sender_stays() {
         2,
         "the update and the forwarded response"
     );
+}
+
+/// A host-muted participant's `UnmuteRequest` reaches every host, and every seat of a
+/// meeting may be a host's: it spends the budget as a request to everyone does.
+#[test]
+fn unmute_requests_to_the_hosts_spend_the_budget() {
+    let cfg = MeetingConfig {
+        broadcast_rate: 10,
+        broadcast_burst: 2,
+        ..MeetingConfig::default()
+    };
+    let mut h = H::with(cfg);
+    h.join(c(1), "host", Role::Host);
+    let p = h.join(c(2), "p", Role::Participant);
+    h.drain();
+    let host_mute = M::HostMuteRequest(pb::HostMuteRequest {
+        participant_id: p.participant_id.clone(),
+        audio_muted: true,
+        video_muted: false,
+        reason: String::new(),
+    });
+    assert_eq!(to(&h.msg(c(1), host_mute), c(2)).len(), 1);
+    let ask = M::UnmuteRequest(pb::UnmuteRequest {
+        request_audio: true,
+        request_video: false,
+        participant_id: String::new(),
+    });
+    assert_eq!(to(&h.msg(c(2), ask.clone()), c(1)).len(), 1);
+    // The budget is spent: the host is not asked, the participant is told why.
+    let out = h.msg(c(2), ask.clone());
+    assert!(to(&out, c(1)).is_empty(), "{out:?}");
+    assert_eq!(rate_errors(&to(&out, c(2))), 1);
+    assert!(closes(&out).is_empty());
+    assert_eq!(h.m.stats().broadcasts_refused, 1);
+    assert_eq!(h.m.stats().unmute_requests_forwarded, 1);
+    h.advance(Duration::from_millis(100));
+    assert_eq!(to(&h.msg(c(2), ask), c(1)).len(), 1);
 }
 
 /// Every scenario the repository runs stays under the default budget: loadgen `--rate`
