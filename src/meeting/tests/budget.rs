@@ -148,8 +148,9 @@ fn sustained_fan_out_is_bounded_by_the_budget_times_the_participants() {
     assert!(deliveries as u64 <= bound, "{deliveries} > {bound}");
 }
 
-#[test]
-fn a_refused_request_changes_nothing_and_the_sender_stays() {
+/// A meeting with a budget of 10 a second, bursts of 2: a host on `c(1)` and a
+/// participant on `c(2)`, whose join response is returned.
+fn host_and_participant() -> (H, pb::JoinResponse) {
     let cfg = MeetingConfig {
         broadcast_rate: 10,
         broadcast_burst: 2,
@@ -159,6 +160,22 @@ fn a_refused_request_changes_nothing_and_the_sender_stays() {
     h.join(c(1), "host", Role::Host);
     let p = h.join(c(2), "p", Role::Participant);
     h.drain();
+    (h, p)
+}
+
+/// A host's request to mute `p`'s audio.
+fn audio_host_mute(p: &pb::JoinResponse) -> M {
+    M::HostMuteRequest(pb::HostMuteRequest {
+        participant_id: p.participant_id.clone(),
+        audio_muted: true,
+        video_muted: false,
+        reason: String::new(),
+    })
+}
+
+#[test]
+fn a_refused_request_changes_nothing_and_the_sender_stays() {
+    let (mut h, p) = host_and_participant();
     let muted = |a| {
         M::MuteRequest(pb::MuteRequest {
             audio_muted: a,
@@ -168,12 +185,7 @@ fn a_refused_request_changes_nothing_and_the_sender_stays() {
     assert_eq!(to(&h.msg(c(2), muted(true)), c(1)).len(), 1);
     assert_eq!(to(&h.msg(c(2), muted(false)), c(1)).len(), 1);
     // The budget is spent: each kind of broadcasting request is refused, unapplied.
-    let host_mute = M::HostMuteRequest(pb::HostMuteRequest {
-        participant_id: p.participant_id.clone(),
-        audio_muted: true,
-        video_muted: false,
-        reason: String::new(),
-    });
+    let host_mute = audio_host_mute(&p);
     for (from, req) in [
         (c(2), muted(true)),
         (c(1), host_mute.clone()),
@@ -225,21 +237,8 @@ fn a_refused_request_changes_nothing_and_the_sender_stays() {
 /// meeting may be a host's: it spends the budget as a request to everyone does.
 #[test]
 fn unmute_requests_to_the_hosts_spend_the_budget() {
-    let cfg = MeetingConfig {
-        broadcast_rate: 10,
-        broadcast_burst: 2,
-        ..MeetingConfig::default()
-    };
-    let mut h = H::with(cfg);
-    h.join(c(1), "host", Role::Host);
-    let p = h.join(c(2), "p", Role::Participant);
-    h.drain();
-    let host_mute = M::HostMuteRequest(pb::HostMuteRequest {
-        participant_id: p.participant_id.clone(),
-        audio_muted: true,
-        video_muted: false,
-        reason: String::new(),
-    });
+    let (mut h, p) = host_and_participant();
+    let host_mute = audio_host_mute(&p);
     assert_eq!(to(&h.msg(c(1), host_mute), c(2)).len(), 1);
     let ask = M::UnmuteRequest(pb::UnmuteRequest {
         request_audio: true,
