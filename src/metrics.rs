@@ -410,6 +410,7 @@ const JOIN_STATUSES: &[&str] = &[
     "capacity",
     "draining",
     "invalid",
+    "rate_limited",
     "error",
 ];
 /// `mc_client_messages_total` kinds.
@@ -439,6 +440,7 @@ const SHARD_REFUSALS: &[&str] = &[
     "too_many_requests",
     "outbound_budget",
     "meeting_rate",
+    "join_rate",
 ];
 
 impl ShardMetrics {

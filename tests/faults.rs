@@ -37,8 +37,9 @@ fn a_slow_consumer_is_disconnected_and_the_others_lose_nothing() {
     // 40,000 updates at 4,000/s (paced, within the rate limit set here): about 2 MB for
     // the client that never reads, more than its QUIC stream window plus the server's
     // outbound queue, so the server's writes stall and it is closed as a slow consumer.
-    // The meeting's broadcast budget is raised with the session's rate to take batches of
-    // 400; its burst must stay within a quarter of the outbound frame limit.
+    // The meeting's broadcast budget is raised with the session's rate so that one user's
+    // quarter of it takes batches of 400; its burst must stay within a quarter of the
+    // outbound frame limit, and the bytes limit still closes the slow consumer first.
     const UPDATES: usize = 40_000;
     const BATCH: usize = 400;
     let server = Server::start_dev(&[
@@ -51,11 +52,11 @@ fn a_slow_consumer_is_disconnected_and_the_others_lose_nothing() {
         "--session-outbound-max-bytes",
         "131072",
         "--session-outbound-max-frames",
-        "2048",
+        "8192",
         "--meeting-broadcast-rate",
-        "5000",
+        "20000",
         "--meeting-broadcast-burst",
-        "512",
+        "2048",
     ]);
     let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
     let url = format!("https://{}/", server.webtransport);

@@ -395,18 +395,19 @@ fn closing_the_session_with_code_zero_is_a_voluntary_leave_and_an_error_code_is_
     });
 }
 
-/// Several seats of one `sub` share their meeting's broadcast budget with everyone else
-/// in it: past the burst a mute is answered INVALID_REQUEST, applied nowhere and sent to
-/// no one, the session stays up, and the refusal is counted.
+/// Several seats of one `sub` share one user's part of their meeting's broadcast
+/// budget, a quarter of it: past that share's burst a mute is answered INVALID_REQUEST,
+/// applied nowhere and sent to no one, the session stays up, the refusal is counted, and
+/// another user's mute still passes.
 #[test]
 fn a_meetings_broadcast_budget_refuses_past_its_burst_and_keeps_the_sender() {
     let server = Server::start_dev(&[
         "--shards",
         "2",
         "--meeting-broadcast-rate",
-        "1",
+        "4",
         "--meeting-broadcast-burst",
-        "2",
+        "8",
     ]);
     assert_eq!(
         metric_with(&server, "mc_refusals_total", &["reason=\"meeting_rate\""]),
@@ -421,8 +422,13 @@ fn a_meetings_broadcast_budget_refuses_past_its_burst_and_keeps_the_sender() {
         let r = honest
             .join(m, &token(&keys, m, "honest", Role::Participant), "h")
             .await;
-        assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
-        // Two seats of one sub, one token.
+        let Some(M::JoinResponse(joined)) = r.message else {
+            panic!("{r:?}")
+        };
+        let honest_update = |m: &M| {
+            matches!(m, M::ParticipantMuteUpdate(u) if u.participant_id == joined.participant_id)
+        };
+        // Two seats of one sub, one token: a share of 1 a second, bursts of 2.
         let t = token(&keys, m, "many", Role::Participant);
         let mut a = SigClient::connect(&url).await;
         a.join(m, &t, "a").await;
@@ -434,21 +440,30 @@ fn a_meetings_broadcast_budget_refuses_past_its_burst_and_keeps_the_sender() {
                 video_muted: false,
             })
         };
-        // Three back to back (well within one token's refill of a second): two pass.
+        // Three back to back from the two seats (well within one token's refill of a
+        // second): two pass.
         a.send(mute(true)).await;
-        a.send(mute(false)).await;
-        a.send(mute(true)).await;
+        b.send(mute(false)).await;
         honest.expect("first update", is_update).await;
         honest.expect("second update", is_update).await;
+        a.send(mute(false)).await;
         let M::Error(e) = a.expect("refusal", |m| matches!(m, M::Error(_))).await else {
             unreachable!()
         };
         assert_eq!(e.code, pb::ErrorCode::InvalidRequest as i32);
-        assert_eq!(e.message, "meeting message rate limit exceeded");
+        assert_eq!(
+            e.message,
+            "user's share of the meeting message rate exceeded"
+        );
         honest
             .expect_none(Duration::from_millis(300), "refused update", is_update)
             .await;
-        // A second later the budget has one request again and `a` is still there.
+        // The meeting's budget has more than that user's share: the honest participant's
+        // own mute passes and reaches the seats.
+        honest.send(mute(true)).await;
+        honest.expect("own update", honest_update).await;
+        b.expect("honest update", honest_update).await;
+        // A second later the share has one request again and `a` is still there.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         a.send(mute(false)).await;
         let M::ParticipantMuteUpdate(u) = honest.expect("update", is_update).await else {
@@ -462,5 +477,64 @@ fn a_meetings_broadcast_budget_refuses_past_its_burst_and_keeps_the_sender() {
         a.leave().await;
         b.leave().await;
         honest.leave().await;
+    });
+}
+
+/// One token joining and leaving in a loop: each join and leave goes to everyone, so a
+/// user's fresh joins are budgeted (as many as the meeting has seats, then one a second).
+/// Past that the join is answered INVALID_REQUEST and closed, and the refusal counted;
+/// another user still joins.
+#[test]
+fn a_user_past_its_joins_is_refused_and_others_still_join() {
+    let server = Server::start_dev(&["--shards", "2", "--max-participants-per-meeting", "3"]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    let m = "churn";
+    runtime().block_on(async {
+        // Someone stays in the meeting, so it lives (and its budgets with it).
+        let mut stay = SigClient::connect(&url).await;
+        let r = stay
+            .join(m, &token(&keys, m, "stay", Role::Participant), "s")
+            .await;
+        assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
+        let t = token(&keys, m, "churn", Role::Participant);
+        for seat in 0..3 {
+            let mut s = SigClient::connect(&url).await;
+            let r = s.join(m, &t, "c").await;
+            assert!(
+                matches!(r.message, Some(M::JoinResponse(_))),
+                "{seat}: {r:?}"
+            );
+            s.leave().await;
+            stay.expect("leave", |m| matches!(m, M::ParticipantLeft(_)))
+                .await;
+        }
+        let mut s = SigClient::connect(&url).await;
+        let r = s.join(m, &t, "c").await;
+        let Some(M::Error(e)) = r.message else {
+            panic!("{r:?}")
+        };
+        assert_eq!(e.code, pb::ErrorCode::InvalidRequest as i32);
+        assert_eq!(e.message, "join rate limit exceeded");
+        s.expect_closed().await;
+        let mut other = SigClient::connect(&url).await;
+        let r = other
+            .join(m, &token(&keys, m, "other", Role::Participant), "o")
+            .await;
+        assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
+        assert_eq!(
+            metric_with(&server, "mc_refusals_total", &["reason=\"join_rate\""]),
+            1.0
+        );
+        assert_eq!(
+            metric_with(
+                &server,
+                "mc_session_joins_total",
+                &["status=\"rate_limited\""]
+            ),
+            1.0
+        );
+        other.leave().await;
+        stay.leave().await;
     });
 }

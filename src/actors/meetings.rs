@@ -36,8 +36,9 @@ struct Entry {
     /// Connections that sent a join to this meeting and have not gone: who to tell if
     /// the meeting panics (its own state may then be unusable).
     members: HashSet<ConnKey>,
-    /// `MeetingStats::broadcasts_refused` already added to `mc_refusals_total`.
-    refusals_reported: u64,
+    /// `MeetingStats::broadcasts_refused` and `joins_rate_limited` already added to
+    /// `mc_refusals_total`.
+    refusals_reported: [u64; 2],
 }
 
 /// Meetings owned by one shard.
@@ -105,7 +106,7 @@ impl MeetingHost {
                         Entry {
                             meeting,
                             members: HashSet::new(),
-                            refusals_reported: 0,
+                            refusals_reported: [0; 2],
                         },
                     );
                     env.meetings_changed(1);
@@ -333,7 +334,7 @@ impl MeetingHost {
             Entry {
                 meeting,
                 members: HashSet::new(),
-                refusals_reported: 0,
+                refusals_reported: [0; 2],
             },
         );
         if !replacing {
@@ -419,10 +420,17 @@ impl MeetingHost {
         let Some(entry) = self.meetings.get_mut(meeting_id) else {
             return;
         };
-        let refused = entry.meeting.stats().broadcasts_refused;
-        if refused > entry.refusals_reported {
-            env.refusals("meeting_rate", refused - entry.refusals_reported);
-            entry.refusals_reported = refused;
+        let stats = entry.meeting.stats();
+        let refused = [stats.broadcasts_refused, stats.joins_rate_limited];
+        for ((reason, now_refused), reported) in ["meeting_rate", "join_rate"]
+            .into_iter()
+            .zip(refused)
+            .zip(&mut entry.refusals_reported)
+        {
+            if now_refused > *reported {
+                env.refusals(reason, now_refused - *reported);
+                *reported = now_refused;
+            }
         }
         let max = env.max_frame();
         // A fan-out is a run of Sends sharing one Arc: encode it once and deliver it as

@@ -29,12 +29,13 @@ pub struct MeetingArgs {
     )]
     pub media_handler_urls: Vec<String>,
     /// Requests per second, per meeting, that notify every participant (mute changes,
-    /// host mutes and their lifting, publications) or every host (unmute requests);
-    /// beyond it they get ErrorMessage{INVALID_REQUEST} and change nothing.
+    /// host mutes and their lifting, publications) or every host (unmute requests); one
+    /// user (all seats of one `sub`) may spend a quarter of it. Beyond either they get
+    /// ErrorMessage{INVALID_REQUEST} and change nothing.
     #[arg(long, env = "MC_MEETING_BROADCAST_RATE", default_value = "100", value_parser = nonzero_u32)]
     pub meeting_broadcast_rate: NonZeroU32,
-    /// Burst of such requests a meeting may take above the rate; at most a quarter of
-    /// --session-outbound-max-frames.
+    /// Burst of such requests a meeting may take above the rate (one user: a quarter of
+    /// it); at most a quarter of --session-outbound-max-frames.
     #[arg(long, env = "MC_MEETING_BROADCAST_BURST", default_value = "100", value_parser = nonzero_u32)]
     pub meeting_broadcast_burst: NonZeroU32,
 }
@@ -109,6 +110,29 @@ pub struct MeetingConfig {
     pub broadcast_rate: u32,
     /// Such requests the meeting takes at once above the rate.
     pub broadcast_burst: u32,
+    /// One user's share of that budget is its rate and burst divided by this
+    /// ([`USER_SHARE_DIVISOR`]; 1 lets one user spend all of it).
+    pub user_share_divisor: u32,
+}
+
+/// The part of the meeting's broadcast budget one user (one `sub`, all its seats
+/// together) may spend: a quarter of the rate and of the burst, at least one of each.
+/// One user cannot then take more than a quarter of the notifications of a meeting,
+/// and the others keep the rest; a user who mutes and publishes by hand never comes
+/// near it (25 a second at the default budget).
+pub const USER_SHARE_DIVISOR: u32 = 4;
+
+/// Fresh joins (not recoveries, rule 7) one user may make into one meeting per second,
+/// once it has made as many as the meeting has seats. Each join and each leave is
+/// delivered to every participant; one join token may be used again and again.
+pub const USER_JOIN_RATE: u32 = 1;
+
+impl MeetingConfig {
+    /// One user's share of the broadcast budget: (rate per second, burst).
+    pub fn user_broadcast_share(&self) -> (u32, u32) {
+        let share = |x: u32| (x / self.user_share_divisor.max(1)).max(1);
+        (share(self.broadcast_rate), share(self.broadcast_burst))
+    }
 }
 
 impl Default for MeetingConfig {
@@ -128,6 +152,7 @@ impl Default for MeetingConfig {
             max_media_statuses: 32,
             broadcast_rate: 100,
             broadcast_burst: 100,
+            user_share_divisor: USER_SHARE_DIVISOR,
         }
     }
 }

@@ -149,6 +149,7 @@ impl JoinOutcome {
             Self::Refused(CloseCode::Unauthorized) => "unauthorized",
             Self::Refused(CloseCode::Capacity) => "capacity",
             Self::Refused(CloseCode::Draining) => "draining",
+            Self::Refused(CloseCode::RateLimited) => "rate_limited",
             Self::Refused(_) => "error",
         }
     }
@@ -200,6 +201,19 @@ pub struct MeetingStats {
     /// Requests that would have notified every participant, refused because the
     /// meeting's broadcast budget was spent (`mc_refusals_total{reason="meeting_rate"}`).
     pub broadcasts_refused: u64,
+    /// Fresh joins refused because their user had spent its joins
+    /// (`mc_refusals_total{reason="join_rate"}`).
+    pub joins_rate_limited: u64,
+}
+
+/// What one user (all seats of one `sub`) may still do in a meeting.
+struct UserBudget {
+    /// Its share of the meeting's broadcast budget
+    /// ([`MeetingConfig::user_broadcast_share`]).
+    broadcasts: TokenBucket,
+    /// Fresh joins: as many as the meeting has seats, then [`config::USER_JOIN_RATE`] a
+    /// second.
+    joins: TokenBucket,
 }
 
 /// One meeting's state.
@@ -233,6 +247,10 @@ pub struct Meeting {
     /// `sub` may hold many seats, each at the session's message rate, and each such
     /// request costs a delivery per participant.
     broadcasts: TokenBucket,
+    /// Each user's budgets, by user id, made at the user's first join or request. As
+    /// many as `user_ids`, and kept as long: a user cannot refill them by leaving and
+    /// joining again.
+    users: HashMap<u64, UserBudget>,
     stats: MeetingStats,
 }
 
@@ -277,6 +295,7 @@ impl Meeting {
             handover: None,
             imported_digest: None,
             broadcasts,
+            users: HashMap::new(),
             stats: MeetingStats::default(),
         }
     }
@@ -474,20 +493,47 @@ impl Meeting {
         }
     }
 
-    /// Spends the meeting's budget for one request about to notify every participant,
-    /// once the request is known to be valid. Without budget the sender gets
-    /// `ErrorMessage{INVALID_REQUEST}` and the caller must change nothing (rule 4).
-    fn take_broadcast(&mut self, now: Instant, conn: ConnKey) -> bool {
-        if self.broadcasts.take(now) {
+    /// Spends the meeting's budget, and the sender's share of it, for one request about
+    /// to notify every participant, once the request is known to be valid. Without
+    /// budget the sender gets `ErrorMessage{INVALID_REQUEST}` and the caller must change
+    /// nothing (rule 4). `idx` is the sender's place in the roster.
+    fn take_broadcast(&mut self, now: Instant, idx: usize, conn: ConnKey) -> bool {
+        let Some(user_id) = self.participants.get(idx).map(|p| p.user_id) else {
+            return false;
+        };
+        self.user_budget(user_id, now);
+        let Some(UserBudget {
+            broadcasts: share, ..
+        }) = self.users.get_mut(&user_id)
+        else {
+            return false;
+        };
+        let refusal = if !share.ready(now) {
+            "user's share of the meeting message rate exceeded"
+        } else if !self.broadcasts.ready(now) {
+            "meeting message rate limit exceeded"
+        } else {
+            share.spend();
+            self.broadcasts.spend();
             return true;
-        }
+        };
         self.stats.broadcasts_refused += 1;
-        self.reply_error(
-            conn,
-            ErrorCode::InvalidRequest,
-            "meeting message rate limit exceeded",
-        );
+        self.reply_error(conn, ErrorCode::InvalidRequest, refusal);
         false
+    }
+
+    /// `user_id`'s budgets, full when the user has none yet (its first join, or the first
+    /// request of a participant imported from another MC).
+    fn user_budget(&mut self, user_id: u64, now: Instant) -> &mut UserBudget {
+        let cfg = &self.cfg;
+        self.users.entry(user_id).or_insert_with(|| {
+            let (rate, burst) = cfg.user_broadcast_share();
+            let seats = u32::try_from(cfg.max_participants).unwrap_or(u32::MAX);
+            UserBudget {
+                broadcasts: TokenBucket::new(rate, burst, now),
+                joins: TokenBucket::new(config::USER_JOIN_RATE, seats, now),
+            }
+        })
     }
 
     fn reply_error(&mut self, to: ConnKey, code: ErrorCode, message: &'static str) {

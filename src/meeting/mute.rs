@@ -55,7 +55,7 @@ impl Meeting {
     /// `MuteRequest` changes only the sender's self flags; host flags are untouched,
     /// so a host-muted participant cannot unmute itself this way (rule 3).
     pub(super) fn on_mute(&mut self, now: Instant, idx: usize, conn: ConnKey, m: pb::MuteRequest) {
-        if !self.take_broadcast(now, conn) {
+        if !self.take_broadcast(now, idx, conn) {
             return;
         }
         let Some(p) = self.participants.get_mut(idx) else {
@@ -85,7 +85,7 @@ impl Meeting {
         let Some(target) = self.idx_by_pid(&h.participant_id) else {
             return self.reply_error(conn, ErrorCode::NotFound, "unknown participant");
         };
-        if !self.take_broadcast(now, conn) {
+        if !self.take_broadcast(now, idx, conn) {
             return;
         }
         let Some(t) = self.participants.get_mut(target) else {
@@ -136,7 +136,7 @@ impl Meeting {
         }
         // Delivered to every host, and every seat may be a host's: it spends the budget
         // as a request delivered to everyone does.
-        if !self.take_broadcast(now, conn) {
+        if !self.take_broadcast(now, idx, conn) {
             return;
         }
         self.stats.unmute_requests_forwarded += 1;
@@ -170,7 +170,7 @@ impl Meeting {
         };
         let lifts =
             (r.audio_approved && t.mute.audio_host) || (r.video_approved && t.mute.video_host);
-        if lifts && !self.take_broadcast(now, conn) {
+        if lifts && !self.take_broadcast(now, idx, conn) {
             return;
         }
         let Some(t) = self.participants.get_mut(target) else {

@@ -125,6 +125,17 @@ impl Meeting {
                 id
             }
         };
+        // Each join and each leave goes to every participant, and one token may join
+        // again and again: a user's fresh joins are budgeted (recoveries are not).
+        if !self.user_budget(user_id, now).joins.take(now) {
+            self.stats.joins_rate_limited += 1;
+            return Ok(self.refuse(
+                conn,
+                ErrorCode::InvalidRequest,
+                "join rate limit exceeded",
+                CloseCode::RateLimited,
+            ));
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let unix_ms = self.unix_ms(now);

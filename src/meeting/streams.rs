@@ -69,7 +69,7 @@ impl Meeting {
         if existing.is_none() && me.streams.len() >= max {
             return self.reply_error(conn, ErrorCode::InvalidRequest, "too many streams");
         }
-        if !self.take_broadcast(now, conn) {
+        if !self.take_broadcast(now, idx, conn) {
             return;
         }
         let Some(me) = self.participants.get_mut(idx) else {

@@ -315,16 +315,28 @@ impl TokenBucket {
 
     /// Takes one token if there is one, after refilling for the time since the last call.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last);
-        self.last = self.last.max(now);
-        let refill = (elapsed.as_micros() as u64).saturating_mul(self.rate);
-        self.micro = self.micro.saturating_add(refill).min(self.cap);
-        if self.micro >= MICRO {
+        if self.ready(now) {
             self.micro -= MICRO;
             true
         } else {
             false
         }
+    }
+
+    /// Refills for the time since the last call and tells whether a token is there,
+    /// without taking it: for a request that must pass two buckets before spending
+    /// either.
+    pub(crate) fn ready(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last);
+        self.last = self.last.max(now);
+        let refill = (elapsed.as_micros() as u64).saturating_mul(self.rate);
+        self.micro = self.micro.saturating_add(refill).min(self.cap);
+        self.micro >= MICRO
+    }
+
+    /// Takes the token [`TokenBucket::ready`] found.
+    pub(crate) fn spend(&mut self) {
+        self.micro = self.micro.saturating_sub(MICRO);
     }
 }
 

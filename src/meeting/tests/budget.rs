@@ -5,7 +5,8 @@
 //! One `sub` may hold many seats (a join token may be used more than once, and several
 //! devices of one user are legitimate), and each seat may send at the session's message
 //! rate. Without a per-meeting budget the meeting's fan-out is that rate times the seats,
-//! each to every participant.
+//! each to every participant; without a share per user within it, one user's seats
+//! spend the meeting's budget and the others' requests are refused.
 use super::*;
 use client_message::Message as M;
 
@@ -38,9 +39,21 @@ fn sends(out: &[Outbound]) -> usize {
         .count()
 }
 
+const MEETING_SPENT: &str = "meeting message rate limit exceeded";
+const SHARE_SPENT: &str = "user's share of the meeting message rate exceeded";
+
+/// Refusals for the budget, the meeting's or the sender's share of it.
 fn rate_errors(msgs: &[S]) -> usize {
     msgs.iter()
-        .filter(|m| matches!(m, S::Error(e) if e.message == "meeting message rate limit exceeded"))
+        .filter(
+            |m| matches!(m, S::Error(e) if e.message == MEETING_SPENT || e.message == SHARE_SPENT),
+        )
+        .count()
+}
+
+fn errors_saying(msgs: &[S], what: &str) -> usize {
+    msgs.iter()
+        .filter(|m| matches!(m, S::Error(e) if e.message == what))
         .count()
 }
 
@@ -106,17 +119,94 @@ fn a_burst_of_every_seat_stays_below_the_recipients_queue() {
          recipient at once, {refused} requests refused"
     );
     // Each accepted request hands a recipient at most two frames (the notification and
-    // a layout change): the burst bounds what one instant queues.
-    assert!(honest <= 2 * cfg.broadcast_burst as usize, "{honest}");
+    // a layout change): the user's share of the burst bounds what one instant queues.
+    let (_, share_burst) = cfg.user_broadcast_share();
+    assert!(honest <= 2 * share_burst as usize, "{honest}");
     assert!(honest < OUTBOUND_MAX_FRAMES / 2, "{honest}");
     assert!(closes(&out).is_empty());
     assert_eq!(
         refused as u64,
-        seats * SESSION_BURST - u64::from(cfg.broadcast_burst)
+        seats * SESSION_BURST - u64::from(share_burst)
     );
     assert_eq!(h.m.stats().broadcasts_refused, refused as u64);
     // The refused seats are still there.
     assert_eq!(h.m.connected_count() as u64, seats + 1);
+    // The rest of the meeting's budget is the others': the honest participant's own
+    // mute passes at the same instant and reaches every seat.
+    let out = h.msg(c(HONEST), mute(1));
+    assert_eq!(rate_errors(&to(&out, c(HONEST))), 0, "{out:?}");
+    assert_eq!(to(&out, c(0)).len(), 1);
+}
+
+/// A user's share of the budget is spent by all its seats together, the other users
+/// keep the rest of the meeting's, and the share refills at its own rate.
+#[test]
+fn one_user_spends_a_quarter_of_the_budget_and_the_others_keep_the_rest() {
+    let cfg = MeetingConfig {
+        broadcast_rate: 40,
+        broadcast_burst: 8,
+        ..MeetingConfig::default()
+    };
+    assert_eq!(cfg.user_broadcast_share(), (10, 2));
+    let mut h = H::with(cfg);
+    for i in 0..3 {
+        h.join(c(i), "many", Role::Participant);
+    }
+    for i in 10..16 {
+        h.join(c(i), &format!("u{i}"), Role::Participant);
+    }
+    h.drain();
+    // The three seats of "many": two requests pass, the third is refused with the
+    // share's reason, whichever seat sends it, and applies nothing.
+    assert_eq!(to(&h.msg(c(0), mute(0)), c(10)).len(), 1);
+    assert_eq!(to(&h.msg(c(1), mute(0)), c(10)).len(), 1);
+    let out = h.msg(c(2), mute(0));
+    assert!(to(&out, c(10)).is_empty(), "{out:?}");
+    assert_eq!(errors_saying(&to(&out, c(2)), SHARE_SPENT), 1);
+    assert_eq!(
+        error_of(&to(&out, c(2))),
+        Some(pb::ErrorCode::InvalidRequest)
+    );
+    assert_eq!(h.m.participants[2].mute, Default::default());
+    // The others spend the rest of the meeting's burst (8 − 2), two users of them
+    // their whole share; the next user is refused for the meeting, not for its share.
+    for (i, n) in [(10, 2), (11, 2), (12, 1), (13, 1)] {
+        for _ in 0..n {
+            let out = h.msg(c(i), mute(0));
+            assert_eq!(rate_errors(&to(&out, c(i))), 0, "{out:?}");
+        }
+    }
+    let out = h.msg(c(14), mute(0));
+    assert_eq!(errors_saying(&to(&out, c(14)), MEETING_SPENT), 1, "{out:?}");
+    assert_eq!(h.m.stats().broadcasts_refused, 2);
+    // A tenth of a second later the meeting has four requests' worth again, each
+    // user one: "many" one request, not four.
+    h.advance(Duration::from_millis(100));
+    assert_eq!(rate_errors(&to(&h.msg(c(1), mute(0)), c(1))), 0);
+    let out = h.msg(c(2), mute(0));
+    assert_eq!(errors_saying(&to(&out, c(2)), SHARE_SPENT), 1, "{out:?}");
+    assert_eq!(rate_errors(&to(&h.msg(c(14), mute(0)), c(14))), 0);
+    assert_eq!(rate_errors(&to(&h.msg(c(15), mute(0)), c(15))), 0);
+}
+
+/// Leaving and joining again does not give a user a fresh share.
+#[test]
+fn a_user_that_joins_again_finds_its_share_as_it_left_it() {
+    let mut h = H::new();
+    h.join(c(0), "many", Role::Participant);
+    h.join(c(9), "other", Role::Participant);
+    h.drain();
+    let (_, burst) = MeetingConfig::default().user_broadcast_share();
+    for seq in 0..u64::from(burst) {
+        assert_eq!(rate_errors(&to(&h.msg(c(0), mute(seq)), c(0))), 0);
+    }
+    assert_eq!(rate_errors(&to(&h.msg(c(0), mute(0)), c(0))), 1);
+    h.m.handle_disconnect(h.now, c(0), true).unwrap();
+    h.drain();
+    h.join(c(1), "many", Role::Participant);
+    h.drain();
+    let out = h.msg(c(1), mute(0));
+    assert_eq!(errors_saying(&to(&out, c(1)), SHARE_SPENT), 1, "{out:?}");
 }
 
 #[test]
@@ -148,12 +238,14 @@ fn sustained_fan_out_is_bounded_by_the_budget_times_the_participants() {
     assert!(deliveries as u64 <= bound, "{deliveries} > {bound}");
 }
 
-/// A meeting with a budget of 10 a second, bursts of 2: a host on `c(1)` and a
-/// participant on `c(2)`, whose join response is returned.
+/// A meeting with a budget of 10 a second, bursts of 2, all of which one user may spend:
+/// a host on `c(1)` and a participant on `c(2)`, whose join response is returned.
 fn host_and_participant() -> (H, pb::JoinResponse) {
     let cfg = MeetingConfig {
         broadcast_rate: 10,
         broadcast_burst: 2,
+        // The meeting's own budget: either user may spend all of it.
+        user_share_divisor: 1,
         ..MeetingConfig::default()
     };
     let mut h = H::with(cfg);
@@ -304,4 +396,97 @@ fn honest_traffic_under_the_rate_is_untouched() {
         }
         assert_eq!(refused, 0, "{participants} participants at {rate}/s");
     }
+}
+
+/// One join token may be used again and again, and each join and each leave is sent to
+/// every participant: a user joining and leaving in a loop costs the meeting two
+/// deliveries per participant each time. A user's fresh joins are budgeted: as many as
+/// the meeting has seats, then one a second.
+#[test]
+fn a_user_joining_and_leaving_in_a_loop_is_refused_past_its_joins() {
+    let cfg = MeetingConfig::default();
+    let seats = cfg.max_participants as u64;
+    let mut h = H::with(cfg);
+    h.join(c(HONEST), "honest", Role::Participant);
+    h.drain();
+    const SECS: u64 = 10;
+    // A new session every millisecond, each joining and leaving at once.
+    let mut honest_frames = 0usize;
+    let mut refused = 0u64;
+    let mut joined = 0u64;
+    for i in 10_000..10_000 + SECS * 1000 {
+        let (outcome, out) = h.join_raw(c(i), "churn", Role::Participant, "", "");
+        honest_frames += to(&out, c(HONEST)).len();
+        match outcome {
+            JoinOutcome::Joined => {
+                joined += 1;
+                h.m.handle_disconnect(h.now, c(i), true).unwrap();
+                honest_frames += to(&h.drain(), c(HONEST)).len();
+            }
+            JoinOutcome::Refused(code) => {
+                assert_eq!(code, CloseCode::RateLimited);
+                assert_eq!(outcome.label(), "rate_limited");
+                let back = to(&out, c(i));
+                assert_eq!(error_of(&back), Some(pb::ErrorCode::InvalidRequest));
+                assert!(
+                    matches!(&back[..], [S::Error(e)] if e.message == "join rate limit exceeded"),
+                    "{back:?}"
+                );
+                assert_eq!(closes(&out), vec![(c(i), CloseCode::RateLimited)]);
+                refused += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+        h.advance(Duration::from_millis(1));
+    }
+    eprintln!(
+        "join churn: {} attempts in {SECS} s → {joined} joins, {refused} refused, \
+         {honest_frames} frames to the honest participant",
+        SECS * 1000
+    );
+    // The seats' worth at once, then one a second (the clock starts with a full
+    // bucket: the last second's refill may or may not have landed).
+    assert!(
+        joined >= seats + SECS - 1 && joined <= seats + SECS,
+        "{joined}"
+    );
+    assert_eq!(joined + refused, SECS * 1000);
+    assert_eq!(honest_frames as u64, 2 * joined);
+    assert_eq!(h.m.stats().joins_rate_limited, refused);
+    assert_eq!(h.m.participant_count(), 1);
+    // Another user is not affected, nor is a recovery of the churning user.
+    let other = h.join(c(50_000), "other", Role::Participant);
+    assert!(!other.participant_id.is_empty());
+}
+
+/// A recovery (rule 7) is not a fresh join: it sends nothing to the others and spends
+/// nothing, even when the user has spent its joins.
+#[test]
+fn recoveries_do_not_spend_joins() {
+    let cfg = MeetingConfig {
+        max_participants: 3,
+        ..MeetingConfig::default()
+    };
+    let mut h = H::with(cfg);
+    let first = h.join(c(0), "u", Role::Participant);
+    h.join(c(1), "u", Role::Participant);
+    h.join(c(2), "u", Role::Participant);
+    h.m.handle_disconnect(h.now, c(2), true).unwrap();
+    h.drain();
+    let (outcome, _) = h.join_raw(c(3), "u", Role::Participant, "", "");
+    assert_eq!(outcome, JoinOutcome::Refused(CloseCode::RateLimited));
+    let (outcome, _) = h.join_raw(
+        c(4),
+        "u",
+        Role::Participant,
+        &first.correlation_id,
+        &first.binding_token,
+    );
+    assert_eq!(outcome, JoinOutcome::Recovered);
+    // A second later the user may join afresh once.
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        h.join_raw(c(5), "u", Role::Participant, "", "").0,
+        JoinOutcome::Joined
+    );
 }
