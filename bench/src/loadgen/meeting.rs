@@ -208,6 +208,14 @@ pub async fn run_once(
              refused with ErrorMessage"
         );
     }
+    let own = broadcast_rate(&mix, &[(1, 1)], per_participant);
+    if own > 25.0 {
+        eprintln!(
+            "meeting: warning: {own:.0} mutes and publications/s per participant is above one \
+             user's share of mc-service's default MC_MEETING_BROADCAST_RATE (a quarter: 25); \
+             the excess is refused with ErrorMessage"
+        );
+    }
     let target = args.client.resolve()?;
     let minter = Arc::new(Minter::load(&args.token, args.client.dev_dir.as_deref())?);
     let pool = Arc::new(EndpointPool::new(&args.client, &target, total)?);
@@ -455,7 +463,8 @@ mod tests {
     }
 
     /// The scenarios the repository runs stay under mc-service's default per-meeting
-    /// budget of 100 mutes and publications per second.
+    /// budget of 100 mutes and publications per second, and each participant under one
+    /// user's quarter of it.
     #[test]
     fn the_repositorys_scenarios_stay_under_the_meeting_broadcast_budget() {
         let default_mix = "mute=40,quality=30,layout=20,publish=10";
@@ -469,9 +478,13 @@ mod tests {
         ] {
             let sizes = parse_sizes(sizes).unwrap();
             let total: usize = sizes.iter().map(|(c, p)| c * p).sum();
-            let b = broadcast_rate(&parse_mix(mix).unwrap(), &sizes, rate / total as f64);
+            let mix = parse_mix(mix).unwrap();
+            let b = broadcast_rate(&mix, &sizes, rate / total as f64);
             assert!((b - expect).abs() < 0.1, "{sizes:?} {rate}: {b}");
             assert!(b < 100.0);
+            // Every participant is its own user, within a quarter of the budget.
+            let own = broadcast_rate(&mix, &[(1, 1)], rate / total as f64);
+            assert!(own < 25.0, "{sizes:?} {rate}: {own}");
         }
     }
 }
