@@ -84,6 +84,7 @@ pub struct Metrics {
     // Limits and refusals.
     pub refusals_total: IntCounterVec,
     pub connection_receive_budget_bytes: IntGauge,
+    pub connection_send_window_bytes: IntGaugeVec,
     // The shard's data path.
     pub fanout_duration_seconds: HistogramVec,
     pub udp_datagrams_total: IntCounterVec,
@@ -251,6 +252,12 @@ impl Metrics {
                 "mc_connection_receive_budget_bytes",
                 "Most bytes of received data one client connection can make the server hold (stream and connection windows, datagram queue, header and capsule buffers)",
             ),
+            connection_send_window_bytes: gauge_vec(
+                r,
+                "mc_connection_send_window_bytes",
+                "Send window of each connection of the shard: stream data QUIC may hold for one client, unsent or unacknowledged (MC_SEND_WINDOW_BYTES, halved while the shard's connections together would pass MC_SHARD_OUTBOUND_MAX_BYTES)",
+                &["shard"],
+            ),
             fanout_duration_seconds: histogram_vec(
                 r,
                 "mc_fanout_duration_seconds",
@@ -366,6 +373,7 @@ impl Default for Metrics {
 pub struct ShardMetrics {
     pub meetings_active: IntGauge,
     pub connections_active: IntGauge,
+    pub send_window: IntGauge,
     pub mailbox_depth_meeting: IntGauge,
     pub mailbox_depth_connection: IntGauge,
     pub dropped_meeting: IntCounter,
@@ -456,6 +464,7 @@ impl ShardMetrics {
         Self {
             meetings_active: m.meetings_active.with_label_values(&[s]),
             connections_active: m.connections_active.with_label_values(&[s]),
+            send_window: m.connection_send_window_bytes.with_label_values(&[s]),
             mailbox_depth_meeting: m.actor_mailbox_depth.with_label_values(&["meeting", s]),
             mailbox_depth_connection: m.actor_mailbox_depth.with_label_values(&["connection", s]),
             dropped_meeting: m.messages_dropped_total.with_label_values(&["meeting", s]),

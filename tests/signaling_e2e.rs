@@ -538,3 +538,40 @@ fn a_user_past_its_joins_is_refused_and_others_still_join() {
         stay.leave().await;
     });
 }
+
+/// A client that stops acknowledging leaves its whole QUIC send window with the server,
+/// so a shard's connections share its outbound budget for their windows: at 1 MiB, four
+/// connections keep 256 KiB each, a fifth halves everyone's, and the window grows back
+/// once they leave.
+#[test]
+fn the_send_window_shrinks_as_a_shard_fills_and_grows_back() {
+    let server = Server::start_dev(&["--shards", "1", "--shard-outbound-max-bytes", "1048576"]);
+    let url = format!("https://{}/", server.webtransport);
+    let window =
+        |server: &Server| metric_with(server, "mc_connection_send_window_bytes", &["shard=\"0\""]);
+    let settles = |server: &Server, want: f64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while window(server) != want && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(window(server), want);
+    };
+    settles(&server, 262_144.0);
+    runtime().block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(SigClient::connect(&url).await);
+        }
+        settles(&server, 262_144.0);
+        clients.push(SigClient::connect(&url).await);
+        settles(&server, 131_072.0);
+        // Seven eighths of 1 MiB is 3.5 windows of 256 KiB: back at three connections.
+        for c in clients.drain(..2) {
+            c.crash();
+        }
+        settles(&server, 262_144.0);
+        for c in clients {
+            c.crash();
+        }
+    });
+}

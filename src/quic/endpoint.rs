@@ -21,6 +21,7 @@ use shards::ShardId;
 
 use super::cid::{owner_shard, ShardCidGenerator, CID_LEN};
 use super::rx::{DatagramPool, PoolStats, RouteAhead, Routed};
+use super::send_window::SendWindows;
 use super::udp::{RxBatch, Sent, TxBatch, UdpIo, RX_SLOTS};
 use super::{QuicError, QuicShared, RetryMode};
 use crate::conn::{App, Conn};
@@ -60,13 +61,27 @@ pub struct ShardStats {
 }
 
 /// The shard's connections, indexed by quinn-proto's connection handle.
-#[derive(Default)]
 pub struct Conns {
     slots: Vec<Option<Conn>>,
     live: usize,
+    /// Their send window, sized to the shard's outbound budget as their number changes.
+    windows: SendWindows,
 }
 
 impl Conns {
+    pub fn new(windows: SendWindows) -> Self {
+        Self {
+            slots: Vec::new(),
+            live: 0,
+            windows,
+        }
+    }
+
+    /// The send window each connection has now.
+    pub fn send_window(&self) -> u64 {
+        self.windows.current()
+    }
+
     pub fn len(&self) -> usize {
         self.live
     }
@@ -159,19 +174,33 @@ impl Conns {
         }
     }
 
-    fn insert(&mut self, handle: usize, conn: Conn) {
+    fn insert(&mut self, handle: usize, mut conn: Conn) {
         if self.slots.len() <= handle {
             self.slots.resize_with(handle + 1, || None);
         }
+        conn.quic.set_send_window(self.windows.current());
         if self.slots[handle].replace(conn).is_none() {
             self.live += 1;
+            self.resize_windows();
         }
     }
 
     pub fn remove(&mut self, handle: usize) -> Option<Conn> {
         let conn = self.slots.get_mut(handle)?.take()?;
         self.live -= 1;
+        self.resize_windows();
         Some(conn)
+    }
+
+    /// Gives every connection the window their number allows, when it changed: at most
+    /// a few times as the shard fills and empties ([`SendWindows::update`]).
+    fn resize_windows(&mut self) {
+        if let Some(window) = self.windows.update(self.live) {
+            tracing::debug!(connections = self.live, window, "send window resized");
+            for conn in self.slots.iter_mut().flatten() {
+                conn.quic.set_send_window(window);
+            }
+        }
     }
 }
 

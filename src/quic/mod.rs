@@ -5,17 +5,20 @@
 //! - [`udp`]: the SO_REUSEPORT socket with GSO/GRO and batched `recvmmsg`/`sendmmsg`.
 //! - [`rx`]: right-sized, reused buffers for received datagrams.
 //! - [`endpoint`]: the endpoint, the connection table, accept limits, transmit batches.
+//! - [`send_window`]: the connections' send window, sized to the shard's outbound budget.
 //! - [`shared`]: the server and transport configuration every shard shares.
 //!
 //! The transport is sized for signaling rather than bulk transfer: the connection and
 //! stream receive windows, the datagram receive queue and the concurrent stream limits
 //! bound what one client can make the server hold (`--conn-receive-window-bytes` and
-//! the flags beside it; `tuning.md`).
+//! the flags beside it; `tuning.md`); the send window bounds what the server holds for
+//! one, and all of a shard's connections together share its outbound budget.
 
 pub mod cid;
 pub mod crypto;
 pub mod endpoint;
 pub mod rx;
+pub mod send_window;
 pub mod shared;
 pub mod udp;
 
@@ -82,7 +85,9 @@ pub struct QuicArgs {
     /// Bytes of received datagrams a connection may queue before older ones are dropped.
     #[arg(long, env = "MC_DATAGRAM_RECEIVE_BUFFER_BYTES", default_value_t = 16 * 1024)]
     pub datagram_receive_buffer_bytes: u32,
-    /// Bytes one connection may have sent but not yet acknowledged, across its streams.
+    /// Bytes one connection may have sent but not yet acknowledged, across its streams;
+    /// halved, down to 16 KiB, while a shard's connections times their window would pass
+    /// --shard-outbound-max-bytes (mc_connection_send_window_bytes).
     #[arg(long, env = "MC_SEND_WINDOW_BYTES", default_value_t = 256 * 1024)]
     pub send_window_bytes: u32,
     /// Bidirectional streams a client may have open at once (the CONNECT stream and the

@@ -33,6 +33,7 @@ use crate::auth::keystore::{KeyStore, ShardVerifier};
 use crate::h3::{H3Limits, H3Stats};
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::quic::endpoint::{Conns, PerClient, QuicEndpoint};
+use crate::quic::send_window::SendWindows;
 use crate::quic::QuicShared;
 use crate::router::{OverflowLimits, Router, ShardMsg, LANE_CONNECTION};
 
@@ -250,6 +251,7 @@ pub async fn run(seed: ShardSeed) {
     let id = mesh.id();
     let metrics = ShardMetrics::new(&seed.metrics, id.0);
     let enable_echo = seed.quic.args.enable_echo;
+    let send_window = seed.quic.args.send_window_bytes;
     let quic = match QuicEndpoint::bind(
         id,
         seed.shards,
@@ -279,7 +281,10 @@ pub async fn run(seed: ShardSeed) {
     };
     let mut shard = Shard {
         quic,
-        conns: Conns::default(),
+        conns: Conns::new(SendWindows::new(
+            u64::from(send_window),
+            seed.actors.shard_outbound_max_bytes as u64,
+        )),
         dirty: Vec::new(),
         carry: Vec::new(),
         batch: RxBatching::new(seed.rx_coalesce, seed.rx_batch),

@@ -47,6 +47,8 @@ impl Shard {
             .inc_by(d(now.datagrams_out, was.datagrams_out));
         m.udp_recv_calls.inc_by(d(now.recv_calls, was.recv_calls));
         m.udp_send_calls.inc_by(d(now.send_calls, was.send_calls));
+        m.send_window
+            .set(i64::try_from(self.conns.send_window()).unwrap_or(i64::MAX));
         let epochs = self.batch.epochs();
         let was = std::mem::replace(&mut self.published.rx_epochs, epochs);
         m.rx_batch_epochs_at_once.inc_by(d(epochs[0], was[0]));

@@ -98,7 +98,9 @@ pub struct SignalingArgs {
     /// (at least `--session-outbound-max-bytes`).
     /// Past it, a session handed a frame while it holds more than an eighth of
     /// `--session-outbound-max-bytes` is closed as a slow consumer (0x104), counted in
-    /// `mc_refusals_total{reason="outbound_budget"}`.
+    /// `mc_refusals_total{reason="outbound_budget"}`. The shard's connections' QUIC send
+    /// windows share as much again: the window halves (down to 16 KiB) while the
+    /// connections times their window would pass it.
     #[arg(long, env = "MC_SHARD_OUTBOUND_MAX_BYTES", default_value_t = DEFAULT_SHARD_OUTBOUND_MAX)]
     pub shard_outbound_max_bytes: usize,
 }
