@@ -216,6 +216,25 @@ struct UserBudget {
     joins: TokenBucket,
 }
 
+/// `user_id`'s budgets in `users`, full when the user has none yet (its first join, or
+/// the first request of a participant imported from another MC). A free function, so
+/// that the meeting's own budget can be borrowed beside it.
+fn user_budget<'a>(
+    users: &'a mut HashMap<u64, UserBudget>,
+    cfg: &MeetingConfig,
+    user_id: u64,
+    now: Instant,
+) -> &'a mut UserBudget {
+    users.entry(user_id).or_insert_with(|| {
+        let (rate, burst) = cfg.user_broadcast_share();
+        let seats = u32::try_from(cfg.max_participants).unwrap_or(u32::MAX);
+        UserBudget {
+            broadcasts: TokenBucket::new(rate, burst, now),
+            joins: TokenBucket::new(config::USER_JOIN_RATE, seats, now),
+        }
+    })
+}
+
 /// One meeting's state.
 pub struct Meeting {
     id: String,
@@ -501,13 +520,7 @@ impl Meeting {
         let Some(user_id) = self.participants.get(idx).map(|p| p.user_id) else {
             return false;
         };
-        self.user_budget(user_id, now);
-        let Some(UserBudget {
-            broadcasts: share, ..
-        }) = self.users.get_mut(&user_id)
-        else {
-            return false;
-        };
+        let share = &mut user_budget(&mut self.users, &self.cfg, user_id, now).broadcasts;
         let refusal = if !share.ready(now) {
             "user's share of the meeting message rate exceeded"
         } else if !self.broadcasts.ready(now) {
@@ -520,20 +533,6 @@ impl Meeting {
         self.stats.broadcasts_refused += 1;
         self.reply_error(conn, ErrorCode::InvalidRequest, refusal);
         false
-    }
-
-    /// `user_id`'s budgets, full when the user has none yet (its first join, or the first
-    /// request of a participant imported from another MC).
-    fn user_budget(&mut self, user_id: u64, now: Instant) -> &mut UserBudget {
-        let cfg = &self.cfg;
-        self.users.entry(user_id).or_insert_with(|| {
-            let (rate, burst) = cfg.user_broadcast_share();
-            let seats = u32::try_from(cfg.max_participants).unwrap_or(u32::MAX);
-            UserBudget {
-                broadcasts: TokenBucket::new(rate, burst, now),
-                joins: TokenBucket::new(config::USER_JOIN_RATE, seats, now),
-            }
-        })
     }
 
     fn reply_error(&mut self, to: ConnKey, code: ErrorCode, message: &'static str) {

@@ -127,7 +127,10 @@ impl Meeting {
         };
         // Each join and each leave goes to every participant, and one token may join
         // again and again: a user's fresh joins are budgeted (recoveries are not).
-        if !self.user_budget(user_id, now).joins.take(now) {
+        if !super::user_budget(&mut self.users, &self.cfg, user_id, now)
+            .joins
+            .take(now)
+        {
             self.stats.joins_rate_limited += 1;
             return Ok(self.refuse(
                 conn,
