@@ -30,8 +30,8 @@ pub struct MeetingArgs {
     pub media_handler_urls: Vec<String>,
     /// Requests per second, per meeting, that notify every participant (mute changes,
     /// host mutes and their lifting, publications) or every host (unmute requests); one
-    /// user (all seats of one `sub`) may spend a quarter of it. Beyond either they get
-    /// ErrorMessage{INVALID_REQUEST} and change nothing.
+    /// user (all seats of one `sub`) may spend a quarter of it, a host all of it. Beyond
+    /// either they get ErrorMessage{INVALID_REQUEST} and change nothing.
     #[arg(long, env = "MC_MEETING_BROADCAST_RATE", default_value = "100", value_parser = nonzero_u32)]
     pub meeting_broadcast_rate: NonZeroU32,
     /// Burst of such requests a meeting may take above the rate (one user: a quarter of
@@ -117,9 +117,11 @@ pub struct MeetingConfig {
 
 /// The part of the meeting's broadcast budget one user (one `sub`, all its seats
 /// together) may spend: a quarter of the rate and of the burst, at least one of each.
-/// One user cannot then take more than a quarter of the notifications of a meeting,
-/// and the others keep the rest; a user who mutes and publishes by hand never comes
-/// near it (25 a second at the default budget).
+/// One participant cannot then take more than a quarter of the notifications of a
+/// meeting, and the others keep the rest; a user who mutes and publishes by hand never
+/// comes near it (25 a second at the default budget). A host's requests are not held to
+/// it: a host muting everyone sends a host mute per participant at once, and the host
+/// role is the meeting owner's to give.
 pub const USER_SHARE_DIVISOR: u32 = 4;
 
 /// Fresh joins (not recoveries, rule 7) one user may make into one meeting per second,

@@ -516,17 +516,28 @@ impl Meeting {
     /// to notify every participant, once the request is known to be valid. Without
     /// budget the sender gets `ErrorMessage{INVALID_REQUEST}` and the caller must change
     /// nothing (rule 4). `idx` is the sender's place in the roster.
+    ///
+    /// A host's requests spend only the meeting's budget: a host muting everyone sends a
+    /// host mute per participant at once, and the host role is the meeting owner's to
+    /// give.
     fn take_broadcast(&mut self, now: Instant, idx: usize, conn: ConnKey) -> bool {
-        let Some(user_id) = self.participants.get(idx).map(|p| p.user_id) else {
+        let Some((user_id, role)) = self.participants.get(idx).map(|p| (p.user_id, p.role)) else {
             return false;
         };
-        let share = &mut user_budget(&mut self.users, &self.cfg, user_id, now).broadcasts;
-        let refusal = if !share.ready(now) {
+        let mut share = match role {
+            Role::Host => None,
+            Role::Participant => {
+                Some(&mut user_budget(&mut self.users, &self.cfg, user_id, now).broadcasts)
+            }
+        };
+        let refusal = if share.as_mut().is_some_and(|s| !s.ready(now)) {
             "user's share of the meeting message rate exceeded"
         } else if !self.broadcasts.ready(now) {
             "meeting message rate limit exceeded"
         } else {
-            share.spend();
+            if let Some(s) = share {
+                s.spend();
+            }
             self.broadcasts.spend();
             return true;
         };

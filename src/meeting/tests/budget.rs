@@ -490,3 +490,34 @@ fn recoveries_do_not_spend_joins() {
         JoinOutcome::Joined
     );
 }
+
+/// A host muting everyone sends a host mute per participant at once: a host's requests
+/// spend only the meeting's budget, not a user's share of it.
+#[test]
+fn a_host_mutes_everyone_at_once() {
+    let cfg = MeetingConfig::default();
+    let others = cfg.max_participants as u64 - 1;
+    let mut h = H::with(cfg);
+    h.join(c(0), "host", Role::Host);
+    let ids: Vec<String> = (1..=others)
+        .map(|i| {
+            h.join(c(i), &format!("u{i}"), Role::Participant)
+                .participant_id
+        })
+        .collect();
+    h.drain();
+    for id in &ids {
+        let out = h.msg(
+            c(0),
+            M::HostMuteRequest(pb::HostMuteRequest {
+                participant_id: id.clone(),
+                audio_muted: true,
+                video_muted: false,
+                reason: String::new(),
+            }),
+        );
+        assert_eq!(rate_errors(&to(&out, c(0))), 0, "{out:?}");
+    }
+    assert!(h.m.participants.iter().skip(1).all(|p| p.mute.audio_host));
+    assert_eq!(h.m.stats().broadcasts_refused, 0);
+}
