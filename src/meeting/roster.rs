@@ -118,6 +118,16 @@ impl Meeting {
         }
         let user_id = match self.user_ids.get(&identity.sub) {
             Some(id) => *id,
+            // Rule 9 keeps every user's id while the meeting lives; past what a snapshot
+            // may carry the meeting could no longer move to another MC.
+            None if self.user_ids.len() >= super::MAX_SNAPSHOT_USERS => {
+                return Ok(self.refuse(
+                    conn,
+                    ErrorCode::CapacityExceeded,
+                    "meeting has had too many users",
+                    CloseCode::Capacity,
+                ));
+            }
             None => {
                 let id = self.next_user_id;
                 self.next_user_id += 1;

@@ -450,3 +450,29 @@ fn join_response_stays_under_the_frame_limit() {
     }
     assert_eq!(seen, ids, "everyone, in join order, split across frames");
 }
+
+/// Rule 9 keeps one user id per `sub` for the meeting's life, and a snapshot carries at
+/// most `MAX_SNAPSHOT_USERS` of them: past that a new user is refused for capacity, so
+/// the meeting can always be handed to another MC; a known user still joins.
+#[test]
+fn a_meeting_takes_no_more_users_than_a_snapshot_carries() {
+    let mut h = H::new();
+    h.join(c(0), "stay", Role::Participant);
+    for i in 1..MAX_SNAPSHOT_USERS as u64 {
+        h.join(c(i), &format!("u{i}"), Role::Participant);
+        h.m.handle_disconnect(h.now, c(i), true).unwrap();
+        h.drain();
+    }
+    let next = MAX_SNAPSHOT_USERS as u64;
+    let (outcome, out) = h.join_raw(c(next), "one-too-many", Role::Participant, "", "");
+    assert_eq!(outcome, JoinOutcome::Refused(CloseCode::Capacity));
+    assert_eq!(
+        error_of(&to(&out, c(next))),
+        Some(pb::ErrorCode::CapacityExceeded)
+    );
+    let again = h.join(c(next + 1), "u1", Role::Participant);
+    assert_eq!(again.user_id, 2);
+    let snapshot = h.m.begin_handover(h.now);
+    assert_eq!(snapshot.user_ids.len(), MAX_SNAPSHOT_USERS);
+    snapshot.validate(&MeetingConfig::default()).unwrap();
+}
