@@ -482,11 +482,14 @@ fn a_meetings_broadcast_budget_refuses_past_its_burst_and_keeps_the_sender() {
 
 /// One token joining and leaving in a loop: each join and leave goes to everyone, so a
 /// user's fresh joins are budgeted (as many as the meeting has seats, then one a second).
-/// Past that the join is answered INVALID_REQUEST and closed, and the refusal counted;
-/// another user still joins.
+/// Past that the join is answered INVALID_REQUEST and closed, the refusal counted and, at
+/// debug level, logged with its meeting; another user still joins.
 #[test]
 fn a_user_past_its_joins_is_refused_and_others_still_join() {
-    let server = Server::start_dev(&["--shards", "2", "--max-participants-per-meeting", "3"]);
+    let server = Server::start_dev_env(
+        &["--shards", "2", "--max-participants-per-meeting", "3"],
+        &[("RUST_LOG", "info,mc_service::meeting=debug")],
+    );
     let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
     let url = format!("https://{}/", server.webtransport);
     let m = "churn";
@@ -533,6 +536,15 @@ fn a_user_past_its_joins_is_refused_and_others_still_join() {
                 &["status=\"rate_limited\""]
             ),
             1.0
+        );
+        server.wait_for_log(
+            "join refused: the user's joins are spent",
+            Duration::from_secs(5),
+        );
+        assert!(
+            server.log().contains("meeting_id=churn"),
+            "{}",
+            server.log()
         );
         other.leave().await;
         stay.leave().await;

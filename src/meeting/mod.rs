@@ -542,6 +542,7 @@ impl Meeting {
             return true;
         };
         self.stats.broadcasts_refused += 1;
+        tracing::debug!(meeting_id = %self.id, user_id, ?conn, refusal, "request refused");
         self.reply_error(conn, ErrorCode::InvalidRequest, refusal);
         false
     }

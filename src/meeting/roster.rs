@@ -142,6 +142,7 @@ impl Meeting {
             .take(now)
         {
             self.stats.joins_rate_limited += 1;
+            tracing::debug!(meeting_id = %self.id, user_id, ?conn, "join refused: the user's joins are spent");
             return Ok(self.refuse(
                 conn,
                 ErrorCode::InvalidRequest,
