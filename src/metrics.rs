@@ -213,7 +213,7 @@ impl Metrics {
             session_joins_total: counter_vec(
                 r,
                 "mc_session_joins_total",
-                "Join attempts by outcome (success, recovered, unauthorized, capacity, draining, invalid, error)",
+                "Join attempts by outcome (success, recovered, unauthorized, capacity, draining, invalid, rate_limited, error)",
                 &["status", "shard"],
             ),
             session_join_duration_seconds: histogram_vec(

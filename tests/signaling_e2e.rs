@@ -501,25 +501,36 @@ fn a_user_past_its_joins_is_refused_and_others_still_join() {
             .await;
         assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
         let t = token(&keys, m, "churn", Role::Participant);
-        for seat in 0..3 {
+        // Join and leave until refused: three joins at once, then one a second, so a
+        // slow host that takes longer gets one more join per second it took.
+        let started = std::time::Instant::now();
+        let mut joined = 0u64;
+        let e = loop {
+            assert!(joined < 20, "never refused after {joined} joins");
             let mut s = SigClient::connect(&url).await;
             let r = s.join(m, &t, "c").await;
-            assert!(
-                matches!(r.message, Some(M::JoinResponse(_))),
-                "{seat}: {r:?}"
-            );
-            s.leave().await;
-            stay.expect("leave", |m| matches!(m, M::ParticipantLeft(_)))
-                .await;
-        }
-        let mut s = SigClient::connect(&url).await;
-        let r = s.join(m, &t, "c").await;
-        let Some(M::Error(e)) = r.message else {
-            panic!("{r:?}")
+            match r.message {
+                Some(M::JoinResponse(_)) => {
+                    joined += 1;
+                    s.leave().await;
+                    stay.expect("leave", |m| matches!(m, M::ParticipantLeft(_)))
+                        .await;
+                }
+                Some(M::Error(e)) => {
+                    s.expect_closed().await;
+                    break e;
+                }
+                other => panic!("{other:?}"),
+            }
         };
+        let refills = started.elapsed().as_secs() + 1;
+        assert!(
+            (3..=3 + refills).contains(&joined),
+            "{joined} joins in {:?}",
+            started.elapsed()
+        );
         assert_eq!(e.code, pb::ErrorCode::InvalidRequest as i32);
         assert_eq!(e.message, "join rate limit exceeded");
-        s.expect_closed().await;
         let mut other = SigClient::connect(&url).await;
         let r = other
             .join(m, &token(&keys, m, "other", Role::Participant), "o")

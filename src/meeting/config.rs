@@ -14,7 +14,8 @@ pub struct MeetingArgs {
     #[arg(long, env = "MC_DISCONNECT_GRACE_SECS", default_value_t = 30)]
     pub disconnect_grace_secs: u64,
     /// Participants per meeting (connected or within grace); beyond it joins get
-    /// CAPACITY_EXCEEDED and close 0x102.
+    /// CAPACITY_EXCEEDED and close 0x102. Also the fresh joins one user may make into a
+    /// meeting at once (then one a second; beyond: INVALID_REQUEST, close 0x105).
     #[arg(long, env = "MC_MAX_PARTICIPANTS_PER_MEETING", default_value_t = 100)]
     pub max_participants_per_meeting: usize,
     /// Streams one participant may publish (docs/protocol.md rule 10).

@@ -679,7 +679,54 @@ pub fn mark(conn: &mut Conn, handle: usize, dirty: &mut Vec<usize>) {
 mod tests {
     use std::net::IpAddr;
 
-    use super::{line_offsets, PerClient};
+    use super::{line_offsets, Conns, PerClient, SendWindows};
+
+    /// What the server's QUIC takes on a new stream of `conn` before it blocks, nothing
+    /// being acknowledged meanwhile.
+    fn takes(conn: &mut crate::conn::Conn) -> u64 {
+        let id = conn
+            .quic
+            .streams()
+            .open(quinn_proto::Dir::Uni)
+            .expect("server uni stream");
+        let chunk = [0u8; 1024];
+        let mut n = 0;
+        while let Ok(k) = conn.quic.send_stream(id).write(&chunk) {
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        n
+    }
+
+    #[test]
+    fn the_shards_window_reaches_every_connection_and_each_new_one() {
+        const KIB: u64 = 1024;
+        let connection = || {
+            let mut p = crate::testing::Pair::new(crate::quic::QuicArgs::default());
+            p.drive();
+            p.server.take().expect("server connection").1
+        };
+        let mut conns = Conns::new(SendWindows::new(256 * KIB, 512 * KIB));
+        conns.insert(0, connection());
+        conns.insert(1, connection());
+        assert_eq!(conns.send_window(), 256 * KIB);
+        // A third would pass 512 KiB: every connection's window halves.
+        conns.insert(2, connection());
+        assert_eq!(conns.send_window(), 128 * KIB);
+        assert_eq!(takes(conns.get_mut(0).expect("conn 0")), 128 * KIB);
+        // A connection that arrives now gets the halved window.
+        conns.insert(3, connection());
+        assert_eq!(takes(conns.get_mut(3).expect("conn 3")), 128 * KIB);
+        // Back to one: the window doubles, and the first connection, holding 128 KiB
+        // unacknowledged, takes 128 KiB more.
+        for handle in [3, 2, 1] {
+            conns.remove(handle);
+        }
+        assert_eq!(conns.send_window(), 256 * KIB);
+        assert_eq!(takes(conns.get_mut(0).expect("conn 0")), 128 * KIB);
+    }
 
     #[test]
     fn ipv6_clients_are_counted_by_prefix_and_ipv4_clients_by_address() {

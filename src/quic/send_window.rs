@@ -8,7 +8,7 @@
 //! connections together at most the shard's outbound budget
 //! (`MC_SHARD_OUTBOUND_MAX_BYTES`) of send window: while its connections times their
 //! window would pass it, the window halves, down to [`FLOOR`]; it doubles back, up to
-//! the configured window, once the connections fall below seven eighths of what the
+//! the configured window, once the connections fit in seven eighths of what the
 //! larger window allows (so a count that hovers at one boundary does not flap).
 //!
 //! A smaller window only paces what quinn-proto takes from a session: the rest waits in

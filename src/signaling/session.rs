@@ -100,7 +100,8 @@ pub struct SignalingArgs {
     /// `--session-outbound-max-bytes` is closed as a slow consumer (0x104), counted in
     /// `mc_refusals_total{reason="outbound_budget"}`. The shard's connections' QUIC send
     /// windows share as much again: the window halves (down to 16 KiB) while the
-    /// connections times their window would pass it.
+    /// connections times their window would pass it, so they hold at most this or 16 KiB
+    /// per connection, whichever is more.
     #[arg(long, env = "MC_SHARD_OUTBOUND_MAX_BYTES", default_value_t = DEFAULT_SHARD_OUTBOUND_MAX)]
     pub shard_outbound_max_bytes: usize,
 }

@@ -179,6 +179,13 @@ fn one_user_spends_a_quarter_of_the_budget_and_the_others_keep_the_rest() {
     let out = h.msg(c(14), mute(0));
     assert_eq!(errors_saying(&to(&out, c(14)), MEETING_SPENT), 1, "{out:?}");
     assert_eq!(h.m.stats().broadcasts_refused, 2);
+    // A request the meeting refused spent nothing of its user's share: 50 ms later the
+    // meeting has two requests' worth, and that user, its share still whole, takes both.
+    h.advance(Duration::from_millis(50));
+    for _ in 0..2 {
+        let out = h.msg(c(14), mute(0));
+        assert_eq!(rate_errors(&to(&out, c(14))), 0, "{out:?}");
+    }
     // A tenth of a second later the meeting has four requests' worth again, each
     // user one: "many" one request, not four.
     h.advance(Duration::from_millis(100));
@@ -233,8 +240,11 @@ fn sustained_fan_out_is_bounded_by_the_budget_times_the_participants() {
          ({} per participant)",
         per_sec / participants
     );
-    let bound =
-        (u64::from(cfg.broadcast_rate) * SECS + u64::from(cfg.broadcast_burst)) * participants * 2;
+    // One user's seats: what its share admits reaches everyone, with at most a layout
+    // change each; every other request is a refusal's reply to its seat.
+    let (rate, burst) = cfg.user_broadcast_share();
+    let admitted = u64::from(rate) * SECS + u64::from(burst);
+    let bound = admitted * participants * 2 + seats * SESSION_RATE * SECS;
     assert!(deliveries as u64 <= bound, "{deliveries} > {bound}");
 }
 
@@ -454,7 +464,7 @@ fn a_user_joining_and_leaving_in_a_loop_is_refused_past_its_joins() {
     assert_eq!(honest_frames as u64, 2 * joined);
     assert_eq!(h.m.stats().joins_rate_limited, refused);
     assert_eq!(h.m.participant_count(), 1);
-    // Another user is not affected, nor is a recovery of the churning user.
+    // Another user is not affected (recoveries: `recoveries_do_not_spend_joins`).
     let other = h.join(c(50_000), "other", Role::Participant);
     assert!(!other.participant_id.is_empty());
 }
