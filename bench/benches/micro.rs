@@ -82,12 +82,20 @@ fn main() {
     });
 
     // One fan-out step: a self-mute in a 100-participant meeting, through the state
-    // machine and out of poll_outbound (100 recipients), plus encoding it once.
+    // machine and out of poll_outbound (100 recipients), plus encoding it once. The
+    // clock stands still, so the meeting's broadcast budget (and one user's share of it)
+    // is lifted: with the defaults all but the first 25 mutes would be refusals.
     let secret = BindingSecret::from_bytes(vec![7u8; 32]).unwrap();
     let now = Instant::now();
+    let unbudgeted = MeetingConfig {
+        broadcast_rate: u32::MAX,
+        broadcast_burst: u32::MAX,
+        user_share_divisor: 1,
+        ..MeetingConfig::default()
+    };
     let mut meeting = Meeting::new(
         "bench",
-        MeetingConfig::default(),
+        unbudgeted,
         MeetingBindingKey::derive(&secret, "bench"),
         now,
     );
@@ -130,6 +138,52 @@ fn main() {
                 }
             }
             black_box(first);
+        }),
+    );
+    assert_eq!(
+        meeting.stats().broadcasts_refused,
+        0,
+        "the fan-out step was refused"
+    );
+
+    // What one request can make the meeting compute: an UpdateLayout of a 2 × 2 grid
+    // with 256 pinned and 256 excluded user ids (the most a message may carry), in the
+    // same meeting of 100, answered with the subscriber's new assignments.
+    let layout = |pinned: Vec<u64>| pb::LayoutConfig {
+        rows: 2,
+        columns: 2,
+        pinned_users: pinned.clone(),
+        excluded_users: pinned.iter().map(|u| u + 1_000).collect(),
+        ..Default::default()
+    };
+    let subscriber = ConnKey { shard: 0, conn: 1 };
+    meeting
+        .handle_message(
+            now,
+            subscriber,
+            ClientMessage::of(client_message::Message::SubscribeToLayout(
+                pb::SubscribeToLayout {
+                    layout_type: pb::LayoutType::Grid as i32,
+                    config: Some(layout(vec![])),
+                    stream_ids: vec![],
+                },
+            )),
+        )
+        .unwrap();
+    while meeting.poll_outbound().is_some() {}
+    let mut flip = 0u64;
+    report(
+        "meeting: UpdateLayout, 256 pinned + 256 excluded, roster of 100",
+        measure(runs, 2_000 * scale, || {
+            flip ^= 1;
+            let pinned = (flip..flip + 256).collect();
+            let msg = ClientMessage::of(client_message::Message::UpdateLayout(pb::UpdateLayout {
+                new_config: Some(layout(pinned)),
+            }));
+            meeting.handle_message(now, subscriber, msg).unwrap();
+            while let Some(out) = meeting.poll_outbound() {
+                black_box(out);
+            }
         }),
     );
 
