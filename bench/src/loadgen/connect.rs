@@ -353,7 +353,7 @@ async fn one(
                 }
                 Some(S::Error(e)) => {
                     rec.add(Counter::JoinsFailed, 1);
-                    return Err(format!("server:{}", proto::error_code_name(e.code)));
+                    return Err(proto::error_key(&e));
                 }
                 _ => {}
             }

@@ -154,7 +154,7 @@ async fn open_and_join(
         while let Some(m) = frames.poll_frame()? {
             match m.message {
                 Some(S::JoinResponse(r)) => return Ok((send, recv, frames, r, sent)),
-                Some(S::Error(e)) => bail!("server:{}", proto::error_code_name(e.code)),
+                Some(S::Error(e)) => bail!("{}", proto::error_key(&e)),
                 _ => {}
             }
         }
@@ -605,9 +605,7 @@ impl Reader {
                 None
             }
             S::Error(e) => {
-                self.sh
-                    .stats
-                    .error(format!("server:{}", proto::error_code_name(e.code)));
+                self.sh.stats.error(proto::error_key(&e));
                 None
             }
             S::RedirectToMc(r) => return self.redirected(r, now).await,

@@ -253,6 +253,23 @@ pub struct ErrorMessage {
     pub message: String,
 }
 
+/// The key an ErrorMessage is counted under: `server:` and its code's name, plus the
+/// budget that refused it when mc-service names one (its messages, docs/protocol.md),
+/// so a run that reaches a server's limits says which.
+pub fn error_key(e: &ErrorMessage) -> String {
+    let budget = match e.message.as_str() {
+        "message rate limit exceeded" => Some("session_rate"),
+        "meeting message rate limit exceeded" => Some("meeting_rate"),
+        "user's share of the meeting message rate exceeded" => Some("user_share"),
+        "join rate limit exceeded" => Some("join_rate"),
+        _ => None,
+    };
+    match budget {
+        Some(b) => format!("server:{}:{b}", error_code_name(e.code)),
+        None => format!("server:{}", error_code_name(e.code)),
+    }
+}
+
 /// Name of a signaling ErrorCode, for counting errors by code.
 pub fn error_code_name(code: i32) -> &'static str {
     match code {
@@ -320,6 +337,27 @@ impl FrameReader {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn errors_are_counted_by_code_and_by_the_budget_that_refused_them() {
+        let e = |code, message: &str| ErrorMessage {
+            code,
+            message: message.into(),
+        };
+        assert_eq!(
+            error_key(&e(7, "meeting is full")),
+            "server:CAPACITY_EXCEEDED"
+        );
+        assert_eq!(
+            error_key(&e(1, "user's share of the meeting message rate exceeded")),
+            "server:INVALID_REQUEST:user_share"
+        );
+        assert_eq!(
+            error_key(&e(1, "join rate limit exceeded")),
+            "server:INVALID_REQUEST:join_rate"
+        );
+        assert_eq!(error_key(&e(1, "anything else")), "server:INVALID_REQUEST");
+    }
+
     use super::*;
 
     #[test]
