@@ -106,8 +106,8 @@ pub struct MeetingConfig {
     /// Statuses in one MediaConnectionUpdate.
     pub max_media_statuses: usize,
     /// Requests per second that notify every participant (mute changes, host mutes and
-    /// their lifting, publications) or every host (unmute requests), whoever sends them: the meeting's fan-out is at most
-    /// this times its participants.
+    /// their lifting, publications) or every host (unmute requests), whoever sends them:
+    /// the meeting's fan-out is at most this times its participants.
     pub broadcast_rate: u32,
     /// Such requests the meeting takes at once above the rate.
     pub broadcast_burst: u32,

@@ -27,6 +27,12 @@ impl MuteState {
         self.audio_host || self.video_host
     }
 
+    /// Whether lifting the host mutes named by `audio` and `video` would lift any: what
+    /// an unmute request may ask for, and what an unmute response changes.
+    fn would_lift(&self, audio: bool, video: bool) -> bool {
+        (audio && self.audio_host) || (video && self.video_host)
+    }
+
     pub(super) fn to_pb(&self, participant_id: &str) -> pb::ParticipantMuteUpdate {
         pb::ParticipantMuteUpdate {
             participant_id: participant_id.to_owned(),
@@ -114,9 +120,7 @@ impl Meeting {
         let Some(p) = self.participants.get(idx) else {
             return;
         };
-        let relevant =
-            (u.request_audio && p.mute.audio_host) || (u.request_video && p.mute.video_host);
-        if !relevant {
+        if !p.mute.would_lift(u.request_audio, u.request_video) {
             return self.reply_error(conn, ErrorCode::InvalidRequest, "not host-muted");
         }
         let fwd = Arc::new(ServerMessage::of(S::UnmuteRequest(pb::UnmuteRequest {
@@ -168,22 +172,18 @@ impl Meeting {
         let Some(t) = self.participants.get(target) else {
             return;
         };
-        let lifts =
-            (r.audio_approved && t.mute.audio_host) || (r.video_approved && t.mute.video_host);
-        if lifts && !self.take_broadcast(now, idx, conn) {
+        let lifted = t.mute.would_lift(r.audio_approved, r.video_approved);
+        if lifted && !self.take_broadcast(now, idx, conn) {
             return;
         }
         let Some(t) = self.participants.get_mut(target) else {
             return;
         };
-        let mut lifted = false;
-        if r.audio_approved && t.mute.audio_host {
+        if r.audio_approved {
             t.mute.audio_host = false;
-            lifted = true;
         }
-        if r.video_approved && t.mute.video_host {
+        if r.video_approved {
             t.mute.video_host = false;
-            lifted = true;
         }
         if !t.mute.host_muted() {
             t.mute.host_muted_by.clear();

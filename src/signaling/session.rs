@@ -294,7 +294,8 @@ enum State {
 }
 
 /// Token bucket in micro-tokens (integer arithmetic, injected time). Also the meeting's
-/// budget on requests that notify every participant.
+/// budgets: its requests that notify every participant, and each user's share of them
+/// and fresh joins.
 #[derive(Debug)]
 pub(crate) struct TokenBucket {
     micro: u64,
