@@ -372,3 +372,18 @@ pub(crate) fn run_local<T: 'static>(f: impl std::future::Future<Output = T> + 's
         .unwrap()
         .run(f)
 }
+
+/// Bytes the server's QUIC takes on `conn`'s stream `id`, 1 KiB at a time, until it
+/// blocks: what its send window (less what it already holds) and the client's credit
+/// allow, nothing being acknowledged meanwhile.
+pub fn write_until_blocked(conn: &mut Conn, id: quinn_proto::StreamId) -> u64 {
+    let chunk = [0u8; 1024];
+    let mut taken = 0;
+    while let Ok(n) = conn.quic.send_stream(id).write(&chunk) {
+        if n == 0 {
+            break;
+        }
+        taken += n as u64;
+    }
+    taken
+}

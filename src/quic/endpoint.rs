@@ -689,15 +689,7 @@ mod tests {
             .streams()
             .open(quinn_proto::Dir::Uni)
             .expect("server uni stream");
-        let chunk = [0u8; 1024];
-        let mut n = 0;
-        while let Ok(k) = conn.quic.send_stream(id).write(&chunk) {
-            if k == 0 {
-                break;
-            }
-            n += k as u64;
-        }
-        n
+        crate::testing::write_until_blocked(conn, id)
     }
 
     #[test]

@@ -69,7 +69,7 @@ mod tests {
 
     use super::*;
     use crate::quic::QuicArgs;
-    use crate::testing::Pair;
+    use crate::testing::{write_until_blocked, Pair};
 
     const KIB: u64 = 1024;
     const MIB: u64 = 1024 * KIB;
@@ -81,7 +81,6 @@ mod tests {
         let mut p = Pair::new(QuicArgs::default());
         p.drive();
         p.drop_to_client = true;
-        let chunk = [0u8; 1024];
         let mut held = 0u64;
         let mut stream = None;
         for _ in 0..20 {
@@ -97,12 +96,7 @@ mod tests {
                     .open(Dir::Uni)
                     .expect("server uni stream")
             });
-            while let Ok(n) = conn.quic.send_stream(id).write(&chunk) {
-                if n == 0 {
-                    break;
-                }
-                held += n as u64;
-            }
+            held += write_until_blocked(conn, id);
             p.advance(Duration::from_secs(1));
         }
         held
