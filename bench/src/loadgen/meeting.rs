@@ -128,9 +128,9 @@ pub fn parse_mix(s: &str) -> anyhow::Result<Vec<(Op, u32)>> {
     Ok(out)
 }
 
-/// Mutes and publications per second sent into the largest meeting: what mc-service's
-/// per-meeting broadcast budget (MC_MEETING_BROADCAST_RATE) counts.
-fn broadcast_rate(mix: &[(Op, u32)], sizes: &[(usize, usize)], per_participant: f64) -> f64 {
+/// The fraction of the mix that is mutes and publications: what mc-service's broadcast
+/// budget (MC_MEETING_BROADCAST_RATE, and one user's quarter of it) counts.
+fn broadcast_fraction(mix: &[(Op, u32)]) -> f64 {
     let total = mix.last().map_or(1, |m| m.1).max(1);
     let mut prev = 0;
     let mut share = 0;
@@ -140,8 +140,13 @@ fn broadcast_rate(mix: &[(Op, u32)], sizes: &[(usize, usize)], per_participant: 
         }
         prev = c;
     }
+    f64::from(share) / f64::from(total)
+}
+
+/// Mutes and publications per second sent into the largest meeting.
+fn broadcast_rate(mix: &[(Op, u32)], sizes: &[(usize, usize)], per_participant: f64) -> f64 {
     let largest = sizes.iter().map(|&(_, p)| p).max().unwrap_or(0);
-    per_participant * largest as f64 * f64::from(share) / f64::from(total)
+    per_participant * largest as f64 * broadcast_fraction(mix)
 }
 
 pub(crate) fn pick(mix: &[(Op, u32)], r: u32) -> Op {
@@ -208,7 +213,7 @@ pub async fn run_once(
              refused with ErrorMessage"
         );
     }
-    let own = broadcast_rate(&mix, &[(1, 1)], per_participant);
+    let own = per_participant * broadcast_fraction(&mix);
     if own > 25.0 {
         eprintln!(
             "meeting: warning: {own:.0} mutes and publications/s per participant is above one \
@@ -483,7 +488,7 @@ mod tests {
             assert!((b - expect).abs() < 0.1, "{sizes:?} {rate}: {b}");
             assert!(b < 100.0);
             // Every participant is its own user, within a quarter of the budget.
-            let own = broadcast_rate(&mix, &[(1, 1)], rate / total as f64);
+            let own = rate / total as f64 * broadcast_fraction(&mix);
             assert!(own < 25.0, "{sizes:?} {rate}: {own}");
         }
     }
