@@ -17,7 +17,7 @@ use mc_service::gc::{GcArgs, GcClientConfig, GcIdentity};
 use mc_service::meeting::MeetingConfig;
 use mc_service::metrics::Metrics;
 use mc_service::quic::{QuicArgs, QuicShared};
-use mc_service::router::{OverflowLimits, ShardMsg, LANES};
+use mc_service::router::{lane_capacities, OverflowLimits, ShardMsg};
 use mc_service::shard::{self, ShardSeed};
 use mc_service::shutdown::{self, Shutdown};
 use mc_service::signaling::session::SessionConfig;
@@ -208,7 +208,7 @@ fn run(
 
     // The mesh: shards 0..n, then the control plane as peer n.
     let control_id = ShardId(n as u16);
-    let lanes = [settings.actor_mailbox_size; LANES];
+    let lanes = lane_capacities(settings.actor_mailbox_size);
     let (mut seeds, monitor) = Mesh::build::<ShardMsg>(n + 1, &lanes).map_err(|e| {
         error!(error = %e, "Actor system failed to initialize: cannot create the mesh");
         1u8

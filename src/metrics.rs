@@ -188,7 +188,7 @@ impl Metrics {
             datagrams_forward_dropped_total: counter_vec(
                 r,
                 "mc_datagrams_forward_dropped_total",
-                "Misrouted UDP datagrams dropped because the owner shard's queue was full",
+                "Misrouted UDP datagrams dropped: the owner shard's queue was full, or no client could have sent them (size)",
                 &["shard"],
             ),
             udp_send_errors_total: counter_vec(

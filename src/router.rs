@@ -36,10 +36,28 @@ use crate::quic::Forwarded;
 pub const LANE_CONTROL: Lane = Lane(0);
 /// Commands for meetings on the destination shard.
 pub const LANE_MEETING: Lane = Lane(1);
-/// Commands for connections (and forwarded datagrams) on the destination shard.
+/// Commands for connections on the destination shard.
 pub const LANE_CONNECTION: Lane = Lane(2);
+/// UDP datagrams for connections of the destination shard (`quic::Forwarded`). Anyone
+/// can write a connection ID's shard byte, and a forged packet needs no handshake, so
+/// these have their own lane: a flood of them fills only this lane, and the receiver
+/// takes each sender's other lanes first.
+pub const LANE_DATAGRAM: Lane = Lane(3);
 /// Number of lanes; the mesh is built with one capacity per lane.
-pub const LANES: usize = 3;
+pub const LANES: usize = 4;
+/// Slots of [`LANE_DATAGRAM`] from one executor to another. Datagrams reach the wrong
+/// shard only after a client's address changes, and a full lane drops them (QUIC
+/// retransmits), so a few hundred are plenty; with each at most
+/// `quic::MAX_UDP_PAYLOAD` bytes they hold under 400 KiB per pair of shards.
+pub const DATAGRAM_LANE_SLOTS: usize = 256;
+
+/// The mesh's capacity per lane: `mailbox` messages on the lanes of commands
+/// (`MC_ACTOR_MAILBOX_SIZE`), [`DATAGRAM_LANE_SLOTS`] on the datagrams'.
+pub fn lane_capacities(mailbox: usize) -> [usize; LANES] {
+    let mut lanes = [mailbox; LANES];
+    lanes[LANE_DATAGRAM.0 as usize] = DATAGRAM_LANE_SLOTS;
+    lanes
+}
 
 /// Everything that crosses between executors.
 ///
@@ -344,6 +362,47 @@ mod tests {
             meeting_id: "m".into(),
             clean: false,
         })
+    }
+
+    /// Forwarded datagrams have a lane of their own: with it full, commands still go
+    /// straight into their queues (nothing parks), and the receiver takes them first.
+    #[test]
+    fn a_full_datagram_lane_holds_back_no_command() {
+        crate::testing::run_local(a_full_datagram_lane_holds_back_no_command_on_an_executor());
+    }
+
+    async fn a_full_datagram_lane_holds_back_no_command_on_an_executor() {
+        let (mut seeds, _monitor) =
+            shards::Mesh::build::<ShardMsg>(2, &lane_capacities(4)).expect("mesh");
+        let peer = seeds.pop().expect("peer seed").into_handle();
+        let me = Rc::new(seeds.pop().expect("own seed").into_handle());
+        let limits = OverflowLimits {
+            messages: 2,
+            bytes: usize::MAX / 2,
+        };
+        let mut router = Router::new(me.clone(), 2, limits);
+        let to = ShardId(1);
+        let datagram = || {
+            ShardMsg::Forwarded(Forwarded {
+                from: ([127, 0, 0, 1], 9).into(),
+                data: bytes::BytesMut::from(&[0x40u8, 1][..]),
+            })
+        };
+        let mut sent = 0;
+        while me.try_send(to, LANE_DATAGRAM, datagram()).is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, DATAGRAM_LANE_SLOTS);
+        assert!(router.send(to, LANE_MEETING, disconnect(1)).is_ok());
+        assert!(router
+            .send(to, LANE_CONNECTION, ShardMsg::Ping { seq: 1 })
+            .is_ok());
+        assert!(router.parked().iter().flatten().all(|n| *n == 0));
+        let lanes: Vec<Lane> = std::iter::from_fn(|| peer.try_recv())
+            .map(|(_, lane, _)| lane)
+            .take(3)
+            .collect();
+        assert_eq!(lanes, [LANE_MEETING, LANE_CONNECTION, LANE_DATAGRAM]);
     }
 
     /// The peer never reads: its queue takes one message, the overflow two more of

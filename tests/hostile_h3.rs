@@ -704,6 +704,84 @@ fn short_headers_naming_no_data_shard_are_not_forwarded() {
     failures.assert_none();
 }
 
+/// A datagram naming another shard is copied into that shard's queue, and anyone can
+/// send one without a handshake. One that no client of ours could send (shorter than a
+/// protected packet, or longer than the 1472 bytes we advertise as
+/// `max_udp_payload_size`) is dropped where it lands and counted, not copied: a forged
+/// flood of them would otherwise hold up to 64 KiB per queued datagram.
+#[test]
+fn datagrams_no_client_could_send_are_dropped_not_forwarded() {
+    const EACH: usize = 8;
+    let server = start(&[]);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+    let forwarded = || metric(&server, "mc_datagrams_forwarded_total", &[]);
+    let dropped = || metric(&server, "mc_datagrams_forward_dropped_total", &[]);
+    let (forwarded_before, dropped_before) = (forwarded(), dropped());
+    // The socket's datagrams all land on one of the two shards; each size is sent naming
+    // both, so one of the two names the other shard.
+    let send = |len: usize| {
+        let mut datagram = vec![0x40u8; len];
+        for shard in 0..2u8 {
+            datagram[1] = shard;
+            for _ in 0..EACH {
+                socket
+                    .send_to(&datagram, server.webtransport)
+                    .expect("send a datagram");
+            }
+        }
+    };
+    send(28);
+    send(1473);
+    send(20_000);
+    let mut failures = Failures::default();
+    let now = metric_rises(
+        &server,
+        "mc_datagrams_forward_dropped_total",
+        &[],
+        dropped_before + 3.0 * EACH as f64 - 1.0,
+    );
+    failures.check(
+        "every foreign datagram of a size no client sends dropped",
+        if now == dropped_before + 3.0 * EACH as f64 {
+            Ok(())
+        } else {
+            Err(format!("dropped went from {dropped_before} to {now}"))
+        },
+    );
+    failures.check(
+        "none of them forwarded",
+        if forwarded() == forwarded_before {
+            Ok(())
+        } else {
+            Err(format!(
+                "forwarded went from {forwarded_before} to {}",
+                forwarded()
+            ))
+        },
+    );
+    // The sizes a client does send are forwarded, the shortest and the longest.
+    send(29);
+    send(1472);
+    let now = metric_rises(
+        &server,
+        "mc_datagrams_forwarded_total",
+        &[],
+        forwarded_before + 2.0 * EACH as f64 - 1.0,
+    );
+    failures.check(
+        "datagrams of 29 and 1472 bytes forwarded",
+        if now == forwarded_before + 2.0 * EACH as f64 {
+            Ok(())
+        } else {
+            Err(format!("forwarded went from {forwarded_before} to {now}"))
+        },
+    );
+    runtime().block_on(async {
+        failures.check("normal echo afterwards", normal_echo(&server).await);
+    });
+    failures.assert_none();
+}
+
 #[test]
 fn unknown_frame_of_huge_length_on_the_control_stream_is_skipped_not_buffered() {
     const CONNS: usize = 4;

@@ -30,6 +30,10 @@ use crate::metrics::ShardMetrics;
 
 /// Forwarded datagrams waiting for this shard's loop.
 const FORWARD_QUEUE: usize = 4096;
+/// The shortest datagram worth forwarding: a short header (1 byte, our connection ID)
+/// and the 4 + 16 bytes from the packet number's start that header protection samples
+/// (RFC 9001 §5.4.2). Anything shorter cannot be a packet of ours.
+const MIN_FORWARD: usize = 1 + CID_LEN + 4 + 16;
 /// Most `recvmmsg` calls per pass before the loop moves on (then it comes back).
 const MAX_RECV_CALLS_PER_PASS: usize = 8;
 /// Most transmits one connection makes per pass (fairness between connections).
@@ -420,6 +424,13 @@ impl QuicEndpoint {
         if may_forward {
             if let Some(owner) = owner_shard(data, CID_LEN, self.shards) {
                 if owner != self.id {
+                    // Not a packet any client of ours may send (too short, or larger
+                    // than the `max_udp_payload_size` we advertise): dropped here
+                    // rather than copied to another shard.
+                    if !(MIN_FORWARD..=usize::from(super::MAX_UDP_PAYLOAD)).contains(&data.len()) {
+                        self.stats.forward_dropped += 1;
+                        return;
+                    }
                     let fwd = Forwarded {
                         from,
                         data: BytesMut::from(data),

@@ -35,7 +35,7 @@ use crate::metrics::{Metrics, ShardMetrics};
 use crate::quic::endpoint::{Conns, PerClient, QuicEndpoint};
 use crate::quic::send_window::SendWindows;
 use crate::quic::QuicShared;
-use crate::router::{OverflowLimits, Router, ShardMsg, LANE_CONNECTION};
+use crate::router::{OverflowLimits, Router, ShardMsg, LANE_DATAGRAM};
 
 /// Rounds of meeting commands per pass (a delivery can produce a follow-up command).
 const MEETING_ROUNDS: usize = 4;
@@ -154,7 +154,7 @@ impl Shard {
         let now = Instant::now();
         let mesh = self.router.mesh();
         let mut forward = |to: ShardId, f| {
-            mesh.try_send(to, LANE_CONNECTION, ShardMsg::Forwarded(f))
+            mesh.try_send(to, LANE_DATAGRAM, ShardMsg::Forwarded(f))
                 .map_err(|full| match full.msg {
                     ShardMsg::Forwarded(f) => f,
                     _ => unreachable!("a Forwarded was sent"),

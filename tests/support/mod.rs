@@ -19,7 +19,7 @@ use mc_service::auth::BindingSecret;
 use mc_service::meeting::MeetingConfig;
 use mc_service::metrics::Metrics;
 use mc_service::quic::{QuicArgs, QuicShared};
-use mc_service::router::{OverflowLimits, ShardMsg, LANES};
+use mc_service::router::{lane_capacities, OverflowLimits, ShardMsg};
 use mc_service::shard::{self, ShardSeed};
 use mc_service::signaling::session::SessionConfig;
 use mc_service::tls::{server_config, DevCert};
@@ -71,7 +71,7 @@ impl TestServer {
         let admission = Arc::new(Admission::new(1000));
         // One more mesh member stands for the control plane (it never answers).
         let (mut seeds, monitor) =
-            Mesh::build::<ShardMsg>(shards + 1, &[4096; LANES]).expect("mesh");
+            Mesh::build::<ShardMsg>(shards + 1, &lane_capacities(4096)).expect("mesh");
         seeds.pop();
         let mut joins = Vec::new();
         let mut addr = bind;
