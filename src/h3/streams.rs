@@ -87,6 +87,9 @@ impl H3Conn {
     ) {
         let mut data: &[u8] = &chunk;
         while !data.is_empty() && !self.closed {
+            let room = limits
+                .max_field_section
+                .saturating_sub(self.sections_in_assembly(id));
             let Some((_, state)) = self.streams.iter_mut().find(|(s, _)| *s == id) else {
                 return;
             };
@@ -125,6 +128,8 @@ impl H3Conn {
                     };
                     if ty == frame::WEBTRANSPORT_STREAM {
                         *state = Inbound::WtBiHeader(VarintReader::default());
+                        // Not a request after all: no session will have its id.
+                        self.reject_pending(quic, u64::from(id));
                     } else if let Err(e) = check_request_frame(ty) {
                         return self.fail(quic, now, e);
                     } else {
@@ -144,7 +149,7 @@ impl H3Conn {
                     let Some(piece) = reader.next(&mut data) else {
                         continue;
                     };
-                    match request_piece(piece, headers, limits.max_field_section) {
+                    match request_piece(piece, headers, limits.max_field_section, room) {
                         Ok(RequestStep::More) => {}
                         Ok(RequestStep::Headers) => {
                             let block = std::mem::take(headers);
@@ -153,6 +158,7 @@ impl H3Conn {
                         Err(StreamOrConn::Conn(e)) => return self.fail(quic, now, e),
                         Err(StreamOrConn::Stream(code)) => {
                             self.abort_stream(quic, id, code);
+                            self.reject_pending(quic, u64::from(id));
                             return self.request_refused(quic, now);
                         }
                     }
@@ -212,9 +218,25 @@ impl H3Conn {
                 let _ = quic
                     .send_stream(id)
                     .reset(VarInt::from_u64(code).unwrap_or(VarInt::MAX));
+                // Streams waiting for a session of this id will never have one.
+                self.reject_pending(quic, u64::from(id));
             }
             _ => {}
         }
+    }
+
+    /// Bytes of the header sections being assembled on request streams other than
+    /// `except`: together with the one arriving they stay within one section's limit,
+    /// the amount the connection's receive budget counts for them.
+    fn sections_in_assembly(&self, except: StreamId) -> usize {
+        self.streams
+            .iter()
+            .filter(|(s, _)| *s != except)
+            .map(|(_, st)| match st {
+                Inbound::Request { headers, .. } => headers.len(),
+                _ => 0,
+            })
+            .sum()
     }
 
     fn on_uni_type(
@@ -341,12 +363,14 @@ impl H3Conn {
         };
         if !head.is_webtransport() {
             self.set(id, Inbound::Answering);
+            self.reject_pending(quic, u64::from(id));
             self.events.push_back(H3Event::Request { stream: id, head });
             return;
         }
         if self.session.is_some() {
             // One session per connection.
             self.set(id, Inbound::Answering);
+            self.reject_pending(quic, u64::from(id));
             return self.respond(quic, now, id, 429);
         }
         self.session = Some(Session {
@@ -437,11 +461,14 @@ fn check_request_frame(ty: u64) -> Result<(), ConnError> {
     }
 }
 
-/// One piece of a request stream before its HEADERS are complete.
+/// One piece of a request stream before its HEADERS are complete. `max` is the limit
+/// of one section; `room` what is left of it beside the sections being assembled on
+/// the connection's other request streams.
 fn request_piece(
     piece: Piece<'_>,
     headers: &mut Vec<u8>,
     max: usize,
+    room: usize,
 ) -> Result<RequestStep, StreamOrConn> {
     match piece {
         Piece::Start {
@@ -467,6 +494,11 @@ fn request_piece(
             data,
             end,
         } => {
+            // Many request streams could each assemble a whole section; together they
+            // may hold one.
+            if headers.len() + data.len() > room {
+                return Err(StreamOrConn::Stream(code::H3_EXCESSIVE_LOAD));
+            }
             headers.extend_from_slice(data);
             Ok(if end {
                 RequestStep::Headers

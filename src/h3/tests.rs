@@ -348,6 +348,99 @@ fn streams_naming_a_request_that_opens_no_session_are_refused() {
     assert_eq!(read(&mut p, w).bytes, b"still here");
 }
 
+/// A stream waiting for a request to become its session is refused as soon as the
+/// request can no longer become one: reset, finished inside its HEADERS, refused for
+/// an oversized section, or turned out to be a WebTransport stream itself. Otherwise it
+/// would hold its stream slot and what it carries for the connection's life.
+#[test]
+fn streams_naming_a_request_that_ends_unfinished_are_refused() {
+    let mut p = pair(echo_args());
+    let partial = {
+        let frame = connect_frame("/echo");
+        frame[..frame.len() - 2].to_vec()
+    };
+    let mut oversized_type = Vec::new();
+    varint::put(&mut oversized_type, frame::HEADERS);
+    type End = fn(&mut Pair, StreamId);
+    let cases: [(&str, Vec<u8>, End); 4] = [
+        ("reset", partial.clone(), |p, req| {
+            p.client
+                .send_stream(req)
+                .reset(VarInt::from_u32(0))
+                .unwrap();
+        }),
+        ("finished inside its HEADERS", partial, |p, req| {
+            p.client.send_stream(req).finish().unwrap();
+        }),
+        ("an oversized section", oversized_type, |p, req| {
+            let mut len = Vec::new();
+            varint::put(
+                &mut len,
+                u64::from(QuicArgs::default().max_field_section_bytes) + 1,
+            );
+            write(p, req, &len);
+        }),
+        // The first byte of the two-byte varint 0x41 (WEBTRANSPORT_STREAM), then the
+        // second.
+        ("a WebTransport stream", vec![0x40], |p, req| {
+            write(p, req, &[0x41]);
+        }),
+    ];
+    for (what, start, end) in cases {
+        let req = request(&mut p, &start);
+        let waiting = wt_stream(&mut p, req, b"x");
+        assert_eq!(read(&mut p, waiting).reset, None, "{what}: waits");
+        end(&mut p, req);
+        p.drive();
+        assert_eq!(
+            read(&mut p, waiting).reset,
+            Some(code::WEBTRANSPORT_BUFFERED_STREAM_REJECTED),
+            "{what}"
+        );
+    }
+    let (_, conn) = p.server.as_ref().expect("server connection");
+    assert_eq!(conn.h3.stats().streams_rejected, 4);
+    // The connection is fine: a session still opens and echoes.
+    let s = echo_session(&mut p);
+    let w = wt_stream(&mut p, s, b"still here");
+    assert_eq!(read(&mut p, w).bytes, b"still here");
+}
+
+/// Header sections that never complete, on many request streams at once: together they
+/// hold at most one section's limit, the amount the connection's receive budget counts
+/// for them. The stream whose bytes would pass it is refused with H3_EXCESSIVE_LOAD.
+#[test]
+fn header_sections_in_assembly_together_hold_at_most_one_section() {
+    const STREAMS: usize = 8;
+    let args = QuicArgs::default();
+    let max = args.max_field_section_bytes as usize;
+    let mut p = pair(args);
+    let mut ids = Vec::new();
+    for _ in 0..STREAMS {
+        let mut bytes = Vec::new();
+        frame::put_header(&mut bytes, frame::HEADERS, max as u64);
+        bytes.extend_from_slice(&vec![0; max / 2]);
+        ids.push(request(&mut p, &bytes));
+    }
+    let (_, conn) = p.server.as_ref().expect("server connection");
+    let held = conn.h3.buffered_bytes();
+    eprintln!(
+        "{held} bytes held for {STREAMS} sections of {} bytes each",
+        max / 2
+    );
+    assert!(
+        held <= 2 * max,
+        "{held} bytes held for {STREAMS} sections of {} bytes each",
+        max / 2
+    );
+    let refused = ids
+        .iter()
+        .filter(|id| read(&mut p, **id).reset == Some(code::H3_EXCESSIVE_LOAD))
+        .count();
+    assert_eq!(refused, STREAMS - 2, "two halves fit in one section");
+    assert!(!p.server_closed());
+}
+
 #[test]
 fn reset_streams_give_back_their_credit() {
     let mut p = pair(echo_args());

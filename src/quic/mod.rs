@@ -197,9 +197,9 @@ impl QuicArgs {
     }
 
     /// Most bytes of received data one connection can make the server hold: unread
-    /// stream data (the connection window), queued datagrams, a header section being
-    /// assembled, and the few small buffers of the HTTP/3 layer (a control frame, a
-    /// close capsule).
+    /// stream data (the connection window), queued datagrams, the header sections being
+    /// assembled (together at most one section's limit), and the few small buffers of
+    /// the HTTP/3 layer (a control frame, a close capsule).
     pub fn receive_budget_bytes(&self) -> u64 {
         u64::from(self.conn_receive_window_bytes)
             + u64::from(self.datagram_receive_buffer_bytes)
