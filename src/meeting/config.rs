@@ -136,6 +136,11 @@ impl MeetingConfig {
         let share = |x: u32| (x / self.user_share_divisor.max(1)).max(1);
         (share(self.broadcast_rate), share(self.broadcast_burst))
     }
+
+    /// A user's fresh joins at once: as many as the meeting has seats.
+    pub fn join_burst(&self) -> u32 {
+        u32::try_from(self.max_participants).unwrap_or(u32::MAX)
+    }
 }
 
 impl Default for MeetingConfig {

@@ -20,6 +20,9 @@
 //!
 //! The grace carried over restarts at import time, so it is extended by the hand-over's
 //! own duration (bounded by the driver's timeouts): the MCs' clocks are never compared.
+//! The budgets travel the same way: what was left of the meeting's broadcast budget and
+//! of each user's budgets that were not full, in whole requests, refilling on the
+//! target from import time. A drain refills nothing a user spent.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -29,11 +32,12 @@ use super::mute::MuteState;
 use super::roster::Participant;
 use super::snapshot::{
     ConnectionSnapshot, ImportError, LayoutSnapshot, MeetingSettings, MeetingSnapshot,
-    MuteSnapshot, ParticipantSnapshot, StreamSnapshot, SNAPSHOT_VERSION,
+    MuteSnapshot, ParticipantSnapshot, StreamSnapshot, UserBudgetSnapshot, SNAPSHOT_VERSION,
 };
-use super::{ConnKey, EndReason, Meeting, MeetingConfig, MeetingError};
+use super::{ConnKey, EndReason, Meeting, MeetingConfig, MeetingError, UserBudget};
 use crate::auth::binding::{BindingSecret, MeetingBindingKey};
 use crate::signaling::proto::ClientMessage;
+use crate::signaling::session::TokenBucket;
 
 /// Inputs held while a meeting is frozen for a hand-over. Beyond this many, or beyond
 /// [`MAX_HELD_BYTES`], further messages are dropped and counted
@@ -101,7 +105,30 @@ impl Meeting {
                 .iter()
                 .map(|p| export_participant(p, now))
                 .collect(),
+            broadcasts_left: Some(self.broadcasts.left(now)),
+            user_budgets: self.export_user_budgets(now),
         }
+    }
+
+    /// The users whose budgets are not full at `now`, by user id.
+    fn export_user_budgets(&self, now: Instant) -> Vec<UserBudgetSnapshot> {
+        let mut out: Vec<UserBudgetSnapshot> = self
+            .users
+            .iter()
+            .map(|(id, b)| UserBudgetSnapshot {
+                user_id: *id,
+                broadcasts_left: b.broadcasts.left(now),
+                joins_left: b.joins.left(now),
+            })
+            .filter(|b| {
+                let full = self.users.get(&b.user_id).is_some_and(|u| {
+                    b.broadcasts_left >= u.broadcasts.burst() && b.joins_left >= u.joins.burst()
+                });
+                !full
+            })
+            .collect();
+        out.sort_unstable_by_key(|b| b.user_id);
+        out
     }
 
     /// Expires what is due, exports the state and freezes the meeting until
@@ -225,6 +252,14 @@ impl Meeting {
                 },
                 layout: p.layout.map(|l| LayoutSub::new(l.config(), l.stream_ids)),
             });
+        }
+        if let Some(left) = snapshot.broadcasts_left {
+            let (rate, burst) = (m.cfg.broadcast_rate, m.cfg.broadcast_burst);
+            m.broadcasts = TokenBucket::with_left(rate, burst, left, now);
+        }
+        for b in snapshot.user_budgets {
+            m.users
+                .insert(b.user_id, UserBudget::carried(&m.cfg, &b, now));
         }
         m.next_seq = m.participants.len() as u64;
         m.stats.imported_participants = m.participants.len() as u64;

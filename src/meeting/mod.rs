@@ -42,8 +42,8 @@ pub use handover::{MAX_HELD_BYTES, MAX_HELD_INPUTS};
 pub use snapshot::{
     ConnectionSnapshot, ImportError, LayerSnapshot, LayoutSnapshot, MeetingSettings,
     MeetingSnapshot, MuteSnapshot, ParticipantSnapshot, StreamKind, StreamMetadataSnapshot,
-    StreamSnapshot, VideoSnapshot, MAX_ID_BYTES, MAX_SHORT_ID_BYTES, MAX_SNAPSHOT_USERS,
-    NONCE_BYTES, SNAPSHOT_VERSION,
+    StreamSnapshot, UserBudgetSnapshot, VideoSnapshot, MAX_ID_BYTES, MAX_SHORT_ID_BYTES,
+    MAX_SNAPSHOT_USERS, NONCE_BYTES, SNAPSHOT_VERSION,
 };
 
 use crate::auth::binding::MeetingBindingKey;
@@ -216,6 +216,31 @@ struct UserBudget {
     joins: TokenBucket,
 }
 
+impl UserBudget {
+    /// Full budgets, for a user's first join or request here.
+    fn full(cfg: &MeetingConfig, now: Instant) -> Self {
+        let (rate, burst) = cfg.user_broadcast_share();
+        UserBudget {
+            broadcasts: TokenBucket::new(rate, burst, now),
+            joins: TokenBucket::new(config::USER_JOIN_RATE, cfg.join_burst(), now),
+        }
+    }
+
+    /// What another MC handed over, clamped to this MC's bursts.
+    fn carried(cfg: &MeetingConfig, b: &UserBudgetSnapshot, now: Instant) -> Self {
+        let (rate, burst) = cfg.user_broadcast_share();
+        UserBudget {
+            broadcasts: TokenBucket::with_left(rate, burst, b.broadcasts_left, now),
+            joins: TokenBucket::with_left(
+                config::USER_JOIN_RATE,
+                cfg.join_burst(),
+                b.joins_left,
+                now,
+            ),
+        }
+    }
+}
+
 /// `user_id`'s budgets in `users`, full when the user has none yet (its first join, or
 /// the first request of a participant imported from another MC). A free function, so
 /// that the meeting's own budget can be borrowed beside it.
@@ -225,14 +250,9 @@ fn user_budget<'a>(
     user_id: u64,
     now: Instant,
 ) -> &'a mut UserBudget {
-    users.entry(user_id).or_insert_with(|| {
-        let (rate, burst) = cfg.user_broadcast_share();
-        let seats = u32::try_from(cfg.max_participants).unwrap_or(u32::MAX);
-        UserBudget {
-            broadcasts: TokenBucket::new(rate, burst, now),
-            joins: TokenBucket::new(config::USER_JOIN_RATE, seats, now),
-        }
-    })
+    users
+        .entry(user_id)
+        .or_insert_with(|| UserBudget::full(cfg, now))
 }
 
 /// One meeting's state.

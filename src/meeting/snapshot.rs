@@ -46,6 +46,25 @@ pub struct MeetingSnapshot {
     pub next_user_id: u64,
     /// In join order (layouts rank by it, rule 11).
     pub participants: Vec<ParticipantSnapshot>,
+    /// Requests left in the meeting's broadcast budget at export. Absent from an MC that
+    /// does not carry budgets: the target then starts the budget full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcasts_left: Option<u32>,
+    /// The users whose budgets were not full at export, by user_id ascending, so that a
+    /// user cannot refill them by waiting for a drain. A user left out starts full.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_budgets: Vec<UserBudgetSnapshot>,
+}
+
+/// What one user had left of its budgets at export (the target clamps each to its own
+/// burst).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserBudgetSnapshot {
+    pub user_id: u64,
+    /// Requests left in its share of the broadcast budget.
+    pub broadcasts_left: u32,
+    /// Fresh joins left.
+    pub joins_left: u32,
 }
 
 /// The limits the meeting ran under on the source.
@@ -167,6 +186,8 @@ pub enum ImportError {
     TooManyUsers(usize),
     #[error("user_ids: {0}")]
     UserIds(&'static str),
+    #[error("user_budgets: {0}")]
+    UserBudgets(&'static str),
     #[error("participant {index}: {problem}")]
     Participant { index: usize, problem: &'static str },
 }
@@ -196,6 +217,7 @@ impl MeetingSnapshot {
             });
         }
         self.validate_user_ids()?;
+        self.validate_user_budgets()?;
         let mut pids = HashSet::with_capacity(self.participants.len());
         let mut cids = HashSet::with_capacity(self.participants.len());
         for (i, p) in self.participants.iter().enumerate() {
@@ -228,6 +250,32 @@ impl MeetingSnapshot {
             if !seen.insert(*id) {
                 return Err(ImportError::UserIds("two subs share a user_id"));
             }
+        }
+        Ok(())
+    }
+
+    /// One entry per known user at most, ascending, each naming a user of `user_ids`.
+    fn validate_user_budgets(&self) -> Result<(), ImportError> {
+        if self.user_budgets.len() > self.user_ids.len() {
+            return Err(ImportError::UserBudgets("more entries than user_ids"));
+        }
+        if self
+            .user_budgets
+            .windows(2)
+            .any(|w| w[0].user_id >= w[1].user_id)
+        {
+            return Err(ImportError::UserBudgets("user_id not ascending"));
+        }
+        if self.user_budgets.is_empty() {
+            return Ok(());
+        }
+        let known: HashSet<u64> = self.user_ids.values().copied().collect();
+        if self
+            .user_budgets
+            .iter()
+            .any(|b| !known.contains(&b.user_id))
+        {
+            return Err(ImportError::UserBudgets("user_id not in user_ids"));
         }
         Ok(())
     }

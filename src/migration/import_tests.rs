@@ -39,6 +39,9 @@ fn snapshot(meeting_id: &str) -> MeetingSnapshot {
             layout: None,
             connection: ConnectionSnapshot::Connected,
         }],
+        // As an MC that does not carry budgets writes it.
+        broadcasts_left: None,
+        user_budgets: vec![],
     }
 }
 

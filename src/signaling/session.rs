@@ -317,6 +317,27 @@ impl TokenBucket {
         }
     }
 
+    /// As [`TokenBucket::new`], holding `left` whole tokens at `now` (at most the burst):
+    /// a budget carried over from another MC.
+    pub(crate) fn with_left(rate: u32, burst: u32, left: u32, now: Instant) -> Self {
+        let mut b = Self::new(rate, burst, now);
+        b.micro = (u64::from(left) * MICRO).min(b.cap);
+        b
+    }
+
+    /// Whole tokens there would be at `now`, without changing the bucket.
+    pub(crate) fn left(&self, now: Instant) -> u32 {
+        let elapsed = now.saturating_duration_since(self.last);
+        let refill = (elapsed.as_micros() as u64).saturating_mul(self.rate);
+        let micro = self.micro.saturating_add(refill).min(self.cap);
+        u32::try_from(micro / MICRO).unwrap_or(u32::MAX)
+    }
+
+    /// The most whole tokens the bucket holds.
+    pub(crate) fn burst(&self) -> u32 {
+        u32::try_from(self.cap / MICRO).unwrap_or(u32::MAX)
+    }
+
     /// Takes one token if there is one, after refilling for the time since the last call.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
         if self.ready(now) {

@@ -633,6 +633,18 @@ fn inconsistent_snapshots_are_refused() {
             s.user_ids.insert(String::new(), 9);
             s.next_user_id = 10;
         }),
+        ("budget of an unknown user", |s| {
+            s.user_budgets = vec![budget(4), budget(9)]
+        }),
+        ("budgets not ascending", |s| {
+            s.user_budgets = vec![budget(2), budget(1)]
+        }),
+        ("two budgets of one user", |s| {
+            s.user_budgets = vec![budget(1), budget(1)]
+        }),
+        ("more budgets than users", |s| {
+            s.user_budgets = (1..=5).map(budget).collect()
+        }),
     ];
     for (what, edit) in edits {
         let mut bad = good.clone();
@@ -670,4 +682,107 @@ fn inconsistent_snapshots_are_refused() {
     ] {
         assert!(serde_json::from_str::<MeetingSnapshot>(&broken).is_err());
     }
+}
+
+fn budget(user_id: u64) -> UserBudgetSnapshot {
+    UserBudgetSnapshot {
+        user_id,
+        broadcasts_left: 0,
+        joins_left: 0,
+    }
+}
+
+const SHARE_SPENT: &str = "user's share of the meeting message rate exceeded";
+const JOINS_SPENT: &str = "join rate limit exceeded";
+
+fn says(msgs: &[S], what: &str) -> bool {
+    msgs.iter()
+        .any(|m| matches!(m, S::Error(e) if e.message == what))
+}
+
+/// A drain does not refill what a user spent: its share of the broadcast budget and its
+/// fresh joins travel with the meeting, and so does the meeting's own budget. Users
+/// with full budgets are left out of the snapshot.
+#[test]
+fn spent_budgets_travel_with_the_meeting() {
+    let cfg = MeetingConfig::default();
+    let (_, share) = cfg.user_broadcast_share();
+    let mut h = H::new();
+    let spender = h.join(c(1), "spender", Role::Participant);
+    h.join(c(2), "quiet", Role::Participant);
+    // The two joins' tokens come back.
+    h.advance(Duration::from_secs(1));
+    // One user spends its share; another spends its fresh joins, joining and leaving.
+    for i in 0..u64::from(share) {
+        h.msg(c(1), mute(i % 2 == 0));
+    }
+    assert!(says(&to(&h.msg(c(1), mute(true)), c(1)), SHARE_SPENT));
+    let mut churn = 100;
+    loop {
+        let (outcome, out) = h.join_raw(c(churn), "churn", Role::Participant, "", "");
+        if outcome != JoinOutcome::Joined {
+            assert!(says(&to(&out, c(churn)), JOINS_SPENT));
+            break;
+        }
+        h.m.handle_disconnect(h.now, c(churn), true).unwrap();
+        churn += 1;
+    }
+    h.drain();
+
+    let snap = h.m.begin_handover(h.now);
+    assert_eq!(
+        snap.broadcasts_left,
+        Some(cfg.broadcast_burst - share),
+        "the meeting's budget: less every mute that passed"
+    );
+    let ids: Vec<u64> = snap.user_budgets.iter().map(|b| b.user_id).collect();
+    let churn_id = snap.user_ids["churn"];
+    assert_eq!(ids, [spender.user_id, churn_id], "the quiet user is full");
+    assert_eq!(snap.user_budgets[0].broadcasts_left, 0);
+    assert_eq!(snap.user_budgets[1].joins_left, 0);
+
+    // Through JSON, as the hand-over sends it.
+    let json = serde_json::to_string(&snap).unwrap();
+    let mut t = target(serde_json::from_str(&json).unwrap());
+    let (outcome, _) = t.join_raw(
+        c(11),
+        "spender",
+        Role::Participant,
+        &spender.correlation_id,
+        &spender.binding_token,
+    );
+    assert_eq!(outcome, JoinOutcome::Recovered);
+    assert!(says(&to(&t.msg(c(11), mute(true)), c(11)), SHARE_SPENT));
+    let (outcome, out) = t.join_raw(c(12), "churn", Role::Participant, "", "");
+    assert_eq!(outcome, JoinOutcome::Refused(CloseCode::RateLimited));
+    assert!(says(&to(&out, c(12)), JOINS_SPENT));
+    // Time refills them on the target as it would have on the source.
+    t.advance(Duration::from_secs(1));
+    assert!(!says(&to(&t.msg(c(11), mute(false)), c(11)), SHARE_SPENT));
+    let (outcome, _) = t.join_raw(c(13), "churn", Role::Participant, "", "");
+    assert_eq!(outcome, JoinOutcome::Joined);
+    // Re-exported, the target's view is the same kind of snapshot.
+    assert!(t.m.export(t.now).validate(&cfg).is_ok());
+}
+
+/// An MC that does not carry budgets writes neither field: the target starts them full.
+#[test]
+fn a_snapshot_without_budgets_starts_them_full() {
+    let r = rich();
+    let mut snap = r.h.m.export(r.h.now);
+    let mut json: serde_json::Value = serde_json::to_value(&snap).unwrap();
+    let obj = json.as_object_mut().unwrap();
+    obj.remove("broadcasts_left");
+    obj.remove("user_budgets");
+    let old: MeetingSnapshot = serde_json::from_value(json).unwrap();
+    snap.broadcasts_left = None;
+    snap.user_budgets.clear();
+    assert_eq!(old, snap);
+    let t = target(old);
+    let back = t.m.export(t.now);
+    assert_eq!(
+        back.broadcasts_left,
+        Some(MeetingConfig::default().broadcast_burst)
+    );
+    assert!(back.user_budgets.is_empty());
 }
