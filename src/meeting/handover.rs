@@ -115,16 +115,14 @@ impl Meeting {
         let mut out: Vec<UserBudgetSnapshot> = self
             .users
             .iter()
-            .map(|(id, b)| UserBudgetSnapshot {
-                user_id: *id,
-                broadcasts_left: b.broadcasts.left(now),
-                joins_left: b.joins.left(now),
-            })
-            .filter(|b| {
-                let full = self.users.get(&b.user_id).is_some_and(|u| {
-                    b.broadcasts_left >= u.broadcasts.burst() && b.joins_left >= u.joins.burst()
-                });
-                !full
+            .filter_map(|(id, b)| {
+                let (broadcasts_left, joins_left) = (b.broadcasts.left(now), b.joins.left(now));
+                let full = broadcasts_left >= b.broadcasts.burst() && joins_left >= b.joins.burst();
+                (!full).then_some(UserBudgetSnapshot {
+                    user_id: *id,
+                    broadcasts_left,
+                    joins_left,
+                })
             })
             .collect();
         out.sort_unstable_by_key(|b| b.user_id);
