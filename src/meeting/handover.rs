@@ -131,7 +131,8 @@ impl Meeting {
 
     /// Expires what is due, exports the state and freezes the meeting until
     /// [`Meeting::end`] or [`Meeting::abort_handover`] (module docs). Calling it again
-    /// while frozen exports the same state again.
+    /// while frozen exports the same state again, its budgets refilled to `now` (which
+    /// [`MeetingSnapshot::digest`] leaves out).
     pub fn begin_handover(&mut self, now: Instant) -> MeetingSnapshot {
         if self.handover.is_none() {
             self.expire(now);

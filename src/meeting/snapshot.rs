@@ -280,11 +280,31 @@ impl MeetingSnapshot {
         Ok(())
     }
 
-    /// SHA-256 of the snapshot's JSON: two imports of the same content have the same
-    /// digest (docs/gc-api.md: importing the same meeting twice is idempotent).
+    /// SHA-256 of the snapshot's JSON without its budgets: two imports of the same
+    /// content have the same digest (docs/gc-api.md: importing the same meeting twice is
+    /// idempotent). The budgets refill with time, so a meeting exported again after an
+    /// aborted hand-over differs in them alone; it is still the same meeting. Without
+    /// budgets the JSON is the snapshot's own, as an MC that does not carry them writes it.
     pub fn digest(&self) -> [u8; 32] {
+        #[derive(Serialize)]
+        struct Content<'a> {
+            version: u32,
+            meeting_id: &'a str,
+            settings: &'a MeetingSettings,
+            user_ids: &'a BTreeMap<String, u64>,
+            next_user_id: u64,
+            participants: &'a [ParticipantSnapshot],
+        }
+        let content = Content {
+            version: self.version,
+            meeting_id: &self.meeting_id,
+            settings: &self.settings,
+            user_ids: &self.user_ids,
+            next_user_id: self.next_user_id,
+            participants: &self.participants,
+        };
         // Serializing plain structs (string keys) cannot fail.
-        let json = serde_json::to_vec(self).unwrap_or_default();
+        let json = serde_json::to_vec(&content).unwrap_or_default();
         Sha256::digest(&json).into()
     }
 
