@@ -254,17 +254,17 @@ impl MeetingSnapshot {
         Ok(())
     }
 
-    /// One entry per known user at most, ascending, each naming a user of `user_ids`.
+    /// Ascending by user id, each naming a user of `user_ids` (so at most one entry per
+    /// user, and no more entries than users).
     fn validate_user_budgets(&self) -> Result<(), ImportError> {
-        if self.user_budgets.len() > self.user_ids.len() {
-            return Err(ImportError::UserBudgets("more entries than user_ids"));
-        }
         if self
             .user_budgets
             .windows(2)
             .any(|w| w[0].user_id >= w[1].user_id)
         {
-            return Err(ImportError::UserBudgets("user_id not ascending"));
+            return Err(ImportError::UserBudgets(
+                "user_id not ascending or repeated",
+            ));
         }
         if self.user_budgets.is_empty() {
             return Ok(());

@@ -633,18 +633,6 @@ fn inconsistent_snapshots_are_refused() {
             s.user_ids.insert(String::new(), 9);
             s.next_user_id = 10;
         }),
-        ("budget of an unknown user", |s| {
-            s.user_budgets = vec![budget(4), budget(9)]
-        }),
-        ("budgets not ascending", |s| {
-            s.user_budgets = vec![budget(2), budget(1)]
-        }),
-        ("two budgets of one user", |s| {
-            s.user_budgets = vec![budget(1), budget(1)]
-        }),
-        ("more budgets than users", |s| {
-            s.user_budgets = (1..=5).map(budget).collect()
-        }),
     ];
     for (what, edit) in edits {
         let mut bad = good.clone();
@@ -654,6 +642,34 @@ fn inconsistent_snapshots_are_refused() {
             .err()
             .unwrap_or_else(|| panic!("{what}: imported"));
         assert!(!err.to_string().is_empty());
+    }
+    // Budgets: each names a known user, in ascending order, once.
+    let budgets: [(&str, Vec<u64>, &str); 4] = [
+        ("an unknown user", vec![4, 9], "user_id not in user_ids"),
+        (
+            "not ascending",
+            vec![2, 1],
+            "user_id not ascending or repeated",
+        ),
+        (
+            "one user twice",
+            vec![1, 1],
+            "user_id not ascending or repeated",
+        ),
+        (
+            "more than the users",
+            (1..=5).collect(),
+            "user_id not in user_ids",
+        ),
+    ];
+    for (what, ids, why) in budgets {
+        let mut bad = good.clone();
+        bad.user_budgets = ids.into_iter().map(budget).collect();
+        assert_eq!(
+            bad.validate(&cfg),
+            Err(ImportError::UserBudgets(why)),
+            "{what}"
+        );
     }
     // Limits of this MC: more participants than it holds per meeting.
     let small = MeetingConfig {
