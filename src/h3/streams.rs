@@ -59,6 +59,7 @@ impl H3Conn {
                 let mut recv = quic.recv_stream(id);
                 let Ok(mut chunks) = recv.read(true) else {
                     self.remove(id);
+                    self.reject_pending(quic, u64::from(id));
                     return;
                 };
                 let got = chunks.next(usize::MAX);
@@ -363,14 +364,12 @@ impl H3Conn {
         };
         if !head.is_webtransport() {
             self.set(id, Inbound::Answering);
-            self.reject_pending(quic, u64::from(id));
             self.events.push_back(H3Event::Request { stream: id, head });
             return;
         }
         if self.session.is_some() {
             // One session per connection.
             self.set(id, Inbound::Answering);
-            self.reject_pending(quic, u64::from(id));
             return self.respond(quic, now, id, 429);
         }
         self.session = Some(Session {
