@@ -104,7 +104,8 @@ pub struct ServiceArgs {
     #[arg(long, env = "HTTP_BIND_ADDRESS", default_value = "0.0.0.0:8080", value_parser = socket_addr)]
     pub http_bind_address: SocketAddr,
 
-    /// Capacity of each actor mailbox (each cross-shard queue).
+    /// Capacity of each actor mailbox (each cross-shard queue of commands; forwarded
+    /// datagrams have a queue of 256 of their own).
     #[arg(long, env = "ACTOR_MAILBOX_SIZE", default_value = "1000", value_parser = nonzero_usize)]
     pub actor_mailbox_size: NonZeroUsize,
 

@@ -2,8 +2,9 @@
 # Forged short-header datagrams naming each of two shards, sent from 64 source ports
 # (so both shards' sockets get them) as fast as one Python process can, while a meeting
 # of 20 fans out mutes at 10/s across both shards. Reports the server's RSS (idle, and
-# the peak sampled every 100 ms during the flood), the forwarding counters, the mesh's
-# drops and the meeting's fan-out as the load generator saw it.
+# the peak sampled every 100 ms), the forwarding counters, the mesh's
+# drops and the meeting's fan-out as the load generator saw it. The RSS peak is sampled
+# from the flood's start to the end of the meeting's run, 2 s after the flood.
 #
 #   MC_BIN=<mc-service binary> LABEL=<name> SIZE=<datagram bytes> SECS=<flood seconds> run.sh
 #
