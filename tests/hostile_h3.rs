@@ -706,8 +706,8 @@ fn short_headers_naming_no_data_shard_are_not_forwarded() {
 
 /// A datagram naming another shard is copied into that shard's queue, and anyone can
 /// send one without a handshake. One that no client of ours could send (shorter than a
-/// protected packet, or longer than the 1472 bytes we advertise as
-/// `max_udp_payload_size`) is dropped where it lands and counted, not copied: a forged
+/// protected packet, or longer than the 1472 bytes the server accepts; it asks clients
+/// for 1200 as `max_udp_payload_size`) is dropped where it lands and counted, not copied: a forged
 /// flood of them would otherwise hold up to 64 KiB per queued datagram.
 #[test]
 fn datagrams_no_client_could_send_are_dropped_not_forwarded() {

@@ -285,10 +285,9 @@ impl QuicEndpoint {
         udp.buffers().warn_if_capped();
         let mut config = EndpointConfig::new(shared.reset_key.clone());
         config.cid_generator(move || Box::new(ShardCidGenerator::from_byte(shard_byte)));
-        // What we tell peers we can receive (RFC 9000 §18.2 max_udp_payload_size):
-        // every datagram then fits a pooled receive buffer.
+        // What we ask peers to send us at most (RFC 9000 §18.2 max_udp_payload_size).
         config
-            .max_udp_payload_size(super::MAX_UDP_PAYLOAD)
+            .max_udp_payload_size(super::ADVERTISED_UDP_PAYLOAD)
             .map_err(|e| QuicError::Config(e.to_string()))?;
         let endpoint = Endpoint::new(Arc::new(config), Some(shared.server.clone()), true, None);
         let budget = shared.args.receive_budget_bytes();
@@ -425,8 +424,8 @@ impl QuicEndpoint {
             if let Some(owner) = owner_shard(data, CID_LEN, self.shards) {
                 if owner != self.id {
                     // Not a packet any client of ours may send (too short, or larger
-                    // than the `max_udp_payload_size` we advertise): dropped here
-                    // rather than copied to another shard.
+                    // than any datagram we accept): dropped here rather than copied to
+                    // another shard.
                     if !(MIN_FORWARD..=usize::from(super::MAX_UDP_PAYLOAD)).contains(&data.len()) {
                         self.stats.forward_dropped += 1;
                         return;

@@ -28,10 +28,20 @@ pub use cid::{owner_shard, ShardCidGenerator, CID_LEN};
 pub use endpoint::{Forwarded, QuicEndpoint, ShardStats};
 pub use shared::QuicShared;
 
-/// The largest UDP payload we accept (RFC 9000 §18.2 `max_udp_payload_size`): a
-/// 1500-byte Ethernet MTU minus IPv4 and UDP headers. Every datagram then fits a pooled
+/// The largest UDP payload we accept: a 1500-byte Ethernet MTU minus IPv4 and UDP
+/// headers. A client's Initial datagrams come before it knows what we ask for
+/// ([`ADVERTISED_UDP_PAYLOAD`]), and may be this large. Every datagram then fits a pooled
 /// receive buffer ([`rx::DATAGRAM_BUF`]).
 pub const MAX_UDP_PAYLOAD: u16 = 1472;
+
+/// What we ask clients to send us at most (RFC 9000 §18.2 `max_udp_payload_size`), the
+/// least QUIC allows. With more, a client probes the path's MTU towards us after its
+/// handshake (RFC 8899): packets of up to about 1,450 bytes of padding, which
+/// quinn-proto reads one PADDING frame, one byte, at a time. A session's setup cost
+/// about a fifth more server CPU for them (bench/README, "What clients send us"). What
+/// a client sends a signaling server is small messages; a larger one takes a packet
+/// more now and then.
+pub const ADVERTISED_UDP_PAYLOAD: u16 = 1200;
 
 /// When to answer an Initial with a stateless Retry (RFC 9000 §8.1.2).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -14,7 +14,7 @@ use std::vec;
 use bytes::BytesMut;
 
 /// Capacity of one pooled buffer: the largest datagram a QUIC peer sends to us
-/// (`max_udp_payload_size` is advertised at 1472) fits with room to spare.
+/// (`MAX_UDP_PAYLOAD`, 1472) fits with room to spare.
 pub const DATAGRAM_BUF: usize = 2048;
 /// Buffers kept for reuse at most.
 const POOL_MAX: usize = 4096;
