@@ -327,10 +327,14 @@ impl TokenBucket {
 
     /// Whole tokens there would be at `now`, without changing the bucket.
     pub(crate) fn left(&self, now: Instant) -> u32 {
+        u32::try_from(self.refilled(now) / MICRO).unwrap_or(u32::MAX)
+    }
+
+    /// Micro-tokens at `now`: what there was, refilled for the time since the last call.
+    fn refilled(&self, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(self.last);
         let refill = (elapsed.as_micros() as u64).saturating_mul(self.rate);
-        let micro = self.micro.saturating_add(refill).min(self.cap);
-        u32::try_from(micro / MICRO).unwrap_or(u32::MAX)
+        self.micro.saturating_add(refill).min(self.cap)
     }
 
     /// The most whole tokens the bucket holds.
