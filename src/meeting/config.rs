@@ -125,6 +125,14 @@ pub struct MeetingConfig {
 /// role is the meeting owner's to give.
 pub const USER_SHARE_DIVISOR: u32 = 4;
 
+/// The `ErrorMessage` texts of the meeting's budgets (docs/protocol.md), by which a
+/// client, and the load generator's counts, tell which budget refused a request.
+pub const REFUSED_MEETING_RATE: &str = "meeting message rate limit exceeded";
+/// A user past its share of the meeting's budget ([`USER_SHARE_DIVISOR`]).
+pub const REFUSED_USER_SHARE: &str = "user's share of the meeting message rate exceeded";
+/// A user past its fresh joins ([`USER_JOIN_RATE`]).
+pub const REFUSED_JOIN_RATE: &str = "join rate limit exceeded";
+
 /// Fresh joins (not recoveries, rule 7) one user may make into one meeting per second,
 /// once it has made as many as the meeting has seats. Each join and each leave is
 /// delivered to every participant; one join token may be used again and again.

@@ -37,7 +37,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use crate::signaling::session::CloseCode;
-pub use config::{MeetingArgs, MeetingConfig};
+pub use config::{
+    MeetingArgs, MeetingConfig, REFUSED_JOIN_RATE, REFUSED_MEETING_RATE, REFUSED_USER_SHARE,
+};
 pub use handover::{MAX_HELD_BYTES, MAX_HELD_INPUTS};
 pub use snapshot::{
     ConnectionSnapshot, ImportError, LayerSnapshot, LayoutSnapshot, MeetingSettings,
@@ -551,9 +553,9 @@ impl Meeting {
             }
         };
         let refusal = if share.as_mut().is_some_and(|s| !s.ready(now)) {
-            "user's share of the meeting message rate exceeded"
+            config::REFUSED_USER_SHARE
         } else if !self.broadcasts.ready(now) {
-            "meeting message rate limit exceeded"
+            config::REFUSED_MEETING_RATE
         } else {
             if let Some(s) = share {
                 s.spend();

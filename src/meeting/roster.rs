@@ -146,7 +146,7 @@ impl Meeting {
             return Ok(self.refuse(
                 conn,
                 ErrorCode::InvalidRequest,
-                "join rate limit exceeded",
+                super::config::REFUSED_JOIN_RATE,
                 CloseCode::RateLimited,
             ));
         }

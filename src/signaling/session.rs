@@ -306,6 +306,9 @@ pub(crate) struct TokenBucket {
 
 const MICRO: u64 = 1_000_000;
 
+/// The `ErrorMessage` text of a session past its message rate (docs/protocol.md).
+pub const REFUSED_SESSION_RATE: &str = "message rate limit exceeded";
+
 impl TokenBucket {
     pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> Self {
         let cap = u64::from(burst.max(1)) * MICRO;
@@ -356,10 +359,8 @@ impl TokenBucket {
     /// without taking it: for a request that must pass two buckets before spending
     /// either.
     pub(crate) fn ready(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last);
+        self.micro = self.refilled(now);
         self.last = self.last.max(now);
-        let refill = (elapsed.as_micros() as u64).saturating_mul(self.rate);
-        self.micro = self.micro.saturating_add(refill).min(self.cap);
         self.micro >= MICRO
     }
 
@@ -437,7 +438,7 @@ impl Session {
             self.stats.rate_limited += 1;
             self.fail(
                 ErrorCode::InvalidRequest,
-                "message rate limit exceeded",
+                REFUSED_SESSION_RATE,
                 CloseCode::RateLimited,
             );
             return;

@@ -356,6 +356,20 @@ mod tests {
             "server:INVALID_REQUEST:join_rate"
         );
         assert_eq!(error_key(&e(1, "anything else")), "server:INVALID_REQUEST");
+        // The texts above are the server's own: a server that rewords one is caught here.
+        use mc_service::meeting::{REFUSED_JOIN_RATE, REFUSED_MEETING_RATE, REFUSED_USER_SHARE};
+        use mc_service::signaling::session::REFUSED_SESSION_RATE;
+        for (text, budget) in [
+            (REFUSED_SESSION_RATE, "session_rate"),
+            (REFUSED_MEETING_RATE, "meeting_rate"),
+            (REFUSED_USER_SHARE, "user_share"),
+            (REFUSED_JOIN_RATE, "join_rate"),
+        ] {
+            assert_eq!(
+                error_key(&e(1, text)),
+                format!("server:INVALID_REQUEST:{budget}")
+            );
+        }
     }
 
     use super::*;

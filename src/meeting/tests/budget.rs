@@ -39,21 +39,12 @@ fn sends(out: &[Outbound]) -> usize {
         .count()
 }
 
-const MEETING_SPENT: &str = "meeting message rate limit exceeded";
-const SHARE_SPENT: &str = "user's share of the meeting message rate exceeded";
-
 /// Refusals for the budget, the meeting's or the sender's share of it.
 fn rate_errors(msgs: &[S]) -> usize {
     msgs.iter()
         .filter(
             |m| matches!(m, S::Error(e) if e.message == MEETING_SPENT || e.message == SHARE_SPENT),
         )
-        .count()
-}
-
-fn errors_saying(msgs: &[S], what: &str) -> usize {
-    msgs.iter()
-        .filter(|m| matches!(m, S::Error(e) if e.message == what))
         .count()
 }
 

@@ -708,12 +708,8 @@ fn budget(user_id: u64) -> UserBudgetSnapshot {
     }
 }
 
-const SHARE_SPENT: &str = "user's share of the meeting message rate exceeded";
-const JOINS_SPENT: &str = "join rate limit exceeded";
-
 fn says(msgs: &[S], what: &str) -> bool {
-    msgs.iter()
-        .any(|m| matches!(m, S::Error(e) if e.message == what))
+    errors_saying(msgs, what) > 0
 }
 
 /// A drain does not refill what a user spent: its share of the broadcast budget and its

@@ -142,6 +142,19 @@ pub(super) fn error_of(msgs: &[S]) -> Option<pb::ErrorCode> {
     })
 }
 
+/// The budgets' refusal texts as docs/protocol.md spells them, written out here so that
+/// a change to the server's constants fails the tests.
+pub(super) const MEETING_SPENT: &str = "meeting message rate limit exceeded";
+pub(super) const SHARE_SPENT: &str = "user's share of the meeting message rate exceeded";
+pub(super) const JOINS_SPENT: &str = "join rate limit exceeded";
+
+/// How many of `msgs` are an `ErrorMessage` saying `what`.
+pub(super) fn errors_saying(msgs: &[S], what: &str) -> usize {
+    msgs.iter()
+        .filter(|m| matches!(m, S::Error(e) if e.message == what))
+        .count()
+}
+
 pub(super) fn publish(id: &str, t: pb::StreamType) -> client_message::Message {
     client_message::Message::PublishStream(pb::PublishStream {
         stream_id: id.into(),
