@@ -735,20 +735,24 @@ fn datagrams_no_client_could_send_are_dropped_not_forwarded() {
     send(28);
     send(1473);
     send(20_000);
-    let mut failures = Failures::default();
-    let now = metric_rises(
-        &server,
-        "mc_datagrams_forward_dropped_total",
-        &[],
-        dropped_before + 3.0 * EACH as f64 - 1.0,
-    );
-    failures.check(
-        "every foreign datagram of a size no client sends dropped",
-        if now == dropped_before + 3.0 * EACH as f64 {
+    // Waits for `name` to reach `before + n`, and checks that it went no further.
+    let rises_by = |name: &str, before: f64, n: usize| {
+        let want = before + n as f64;
+        let now = metric_rises(&server, name, &[], want - 1.0);
+        if now == want {
             Ok(())
         } else {
-            Err(format!("dropped went from {dropped_before} to {now}"))
-        },
+            Err(format!("{name} went from {before} to {now}, expected +{n}"))
+        }
+    };
+    let mut failures = Failures::default();
+    failures.check(
+        "every foreign datagram of a size no client sends dropped",
+        rises_by(
+            "mc_datagrams_forward_dropped_total",
+            dropped_before,
+            3 * EACH,
+        ),
     );
     failures.check(
         "none of them forwarded",
@@ -764,19 +768,9 @@ fn datagrams_no_client_could_send_are_dropped_not_forwarded() {
     // The sizes a client does send are forwarded, the shortest and the longest.
     send(29);
     send(1472);
-    let now = metric_rises(
-        &server,
-        "mc_datagrams_forwarded_total",
-        &[],
-        forwarded_before + 2.0 * EACH as f64 - 1.0,
-    );
     failures.check(
         "datagrams of 29 and 1472 bytes forwarded",
-        if now == forwarded_before + 2.0 * EACH as f64 {
-            Ok(())
-        } else {
-            Err(format!("forwarded went from {forwarded_before} to {now}"))
-        },
+        rises_by("mc_datagrams_forwarded_total", forwarded_before, 2 * EACH),
     );
     runtime().block_on(async {
         failures.check("normal echo afterwards", normal_echo(&server).await);
