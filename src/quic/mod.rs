@@ -38,7 +38,7 @@ pub const MAX_UDP_PAYLOAD: u16 = 1472;
 /// least QUIC allows. With more, a client probes the path's MTU towards us after its
 /// handshake (RFC 8899): packets of up to about 1,450 bytes of padding, which
 /// quinn-proto reads one PADDING frame, one byte, at a time. A session's setup cost
-/// about a fifth more server CPU for them (bench/README, "What clients send us"). What
+/// about 30 % more server CPU with them (bench/README, "What clients send us"). What
 /// a client sends a signaling server is small messages; a larger one takes a packet
 /// more now and then.
 pub const ADVERTISED_UDP_PAYLOAD: u16 = 1200;
