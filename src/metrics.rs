@@ -89,6 +89,7 @@ pub struct Metrics {
     pub fanout_duration_seconds: HistogramVec,
     pub udp_datagrams_total: IntCounterVec,
     pub udp_syscalls_total: IntCounterVec,
+    pub udp_oversized_datagrams_total: IntCounterVec,
     pub rx_batch_epochs_total: IntCounterVec,
     pub shard_cpu_seconds_total: CounterVec,
     pub h3_datagrams_dropped_total: IntCounterVec,
@@ -188,7 +189,7 @@ impl Metrics {
             datagrams_forward_dropped_total: counter_vec(
                 r,
                 "mc_datagrams_forward_dropped_total",
-                "Misrouted UDP datagrams dropped: the owner shard's queue was full, or no client could have sent them (size)",
+                "Misrouted UDP datagrams dropped: the owner shard's queue was full, or they were too short to be a packet of ours",
                 &["shard"],
             ),
             udp_send_errors_total: counter_vec(
@@ -276,6 +277,12 @@ impl Metrics {
                 "mc_udp_syscalls_total",
                 "Batched socket calls (recvmmsg, sendmmsg) made by the shard",
                 &["op", "shard"],
+            ),
+            udp_oversized_datagrams_total: counter_vec(
+                r,
+                "mc_udp_oversized_datagrams_total",
+                "UDP datagrams longer than the 1472 bytes the server accepts, dropped as they were read",
+                &["shard"],
             ),
             rx_batch_epochs_total: counter_vec(
                 r,
@@ -392,6 +399,7 @@ pub struct ShardMetrics {
     pub udp_datagrams_out: IntCounter,
     pub udp_recv_calls: IntCounter,
     pub udp_send_calls: IntCounter,
+    pub udp_oversized: IntCounter,
     pub rx_batch_epochs_at_once: IntCounter,
     pub rx_batch_epochs_pausing: IntCounter,
     pub cpu_user: Counter,
@@ -493,6 +501,7 @@ impl ShardMetrics {
             udp_datagrams_out: m.udp_datagrams_total.with_label_values(&["out", s]),
             udp_recv_calls: m.udp_syscalls_total.with_label_values(&["recvmmsg", s]),
             udp_send_calls: m.udp_syscalls_total.with_label_values(&["sendmmsg", s]),
+            udp_oversized: m.udp_oversized_datagrams_total.with_label_values(&[s]),
             rx_batch_epochs_at_once: m.rx_batch_epochs_total.with_label_values(&["at_once", s]),
             rx_batch_epochs_pausing: m.rx_batch_epochs_total.with_label_values(&["pausing", s]),
             cpu_user: m.shard_cpu_seconds_total.with_label_values(&["user", s]),

@@ -704,11 +704,13 @@ fn short_headers_naming_no_data_shard_are_not_forwarded() {
     failures.assert_none();
 }
 
-/// A datagram naming another shard is copied into that shard's queue, and anyone can
-/// send one without a handshake. One that no client of ours could send (shorter than a
-/// protected packet, or longer than the 1472 bytes the server accepts; it asks clients
-/// for 1200 as `max_udp_payload_size`) is dropped where it lands and counted, not copied: a forged
-/// flood of them would otherwise hold up to 64 KiB per queued datagram.
+/// Datagrams no client of ours could send are dropped where they land and counted, not
+/// copied. Anyone can send them, without a handshake:
+/// - longer than the 1472 bytes the server accepts (it asks clients for 1200 as
+///   `max_udp_payload_size`), whichever shard they name: a forged flood of them would
+///   otherwise take a buffer of up to 64 KiB for each;
+/// - shorter than a protected packet and naming another shard: one would otherwise be
+///   copied into that shard's queue.
 #[test]
 fn datagrams_no_client_could_send_are_dropped_not_forwarded() {
     const EACH: usize = 8;
@@ -716,6 +718,7 @@ fn datagrams_no_client_could_send_are_dropped_not_forwarded() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
     let forwarded = || metric(&server, "mc_datagrams_forwarded_total", &[]);
     let dropped = || metric(&server, "mc_datagrams_forward_dropped_total", &[]);
+    let oversized = metric(&server, "mc_udp_oversized_datagrams_total", &[]);
     let (forwarded_before, dropped_before) = (forwarded(), dropped());
     // The socket's datagrams all land on one of the two shards; each size is sent naming
     // both, so one of the two names the other shard. Paced, so that a shard not scheduled
@@ -747,12 +750,12 @@ fn datagrams_no_client_could_send_are_dropped_not_forwarded() {
     };
     let mut failures = Failures::default();
     failures.check(
-        "every foreign datagram of a size no client sends dropped",
-        rises_by(
-            "mc_datagrams_forward_dropped_total",
-            dropped_before,
-            3 * EACH,
-        ),
+        "every datagram longer than 1472 bytes dropped as oversized, whichever shard it names",
+        rises_by("mc_udp_oversized_datagrams_total", oversized, 4 * EACH),
+    );
+    failures.check(
+        "every foreign datagram too short to be a packet dropped",
+        rises_by("mc_datagrams_forward_dropped_total", dropped_before, EACH),
     );
     failures.check(
         "none of them forwarded",

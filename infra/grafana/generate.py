@@ -230,7 +230,9 @@ def overview():
                        (f"sum by (pod) (rate(mc_h3_streams_refused_total{{{SEL}}}[{RI}]))",
                         "streams refused {{pod}}"),
                        (f"sum by (pod) (rate(mc_h3_datagrams_dropped_total{{{SEL}}}[{RI}]))",
-                        "datagrams dropped {{pod}}")],
+                        "datagrams dropped {{pod}}"),
+                       (f"sum by (pod) (rate(mc_udp_oversized_datagrams_total{{{SEL}}}[{RI}]))",
+                        "oversized UDP datagrams {{pod}}")],
                       unit="reqps",
                       description="Clients breaking HTTP/3 or WebTransport rules below the "
                                   "signaling; a steady rate is a broken or hostile client."),

@@ -61,6 +61,8 @@ pub struct ShardStats {
     pub forwarded_out: u64,
     pub forwarded_in: u64,
     pub forward_dropped: u64,
+    /// Datagrams longer than [`super::MAX_UDP_PAYLOAD`], dropped as they were read.
+    pub oversized: u64,
     pub send_errors: u64,
 }
 
@@ -420,13 +422,19 @@ impl QuicEndpoint {
         forward: &mut dyn FnMut(ShardId, Forwarded) -> Result<(), Forwarded>,
     ) {
         self.stats.datagrams_in += 1;
+        // Larger than we accept (a client's Initials included): dropped before it is
+        // copied, whichever shard it names. Anyone can send these, with no handshake and
+        // up to 64 KiB each; copied, each took a buffer of its size for QUIC to drop.
+        if data.len() > usize::from(super::MAX_UDP_PAYLOAD) {
+            self.stats.oversized += 1;
+            return;
+        }
         if may_forward {
             if let Some(owner) = owner_shard(data, CID_LEN, self.shards) {
                 if owner != self.id {
-                    // Not a packet any client of ours may send (too short, or larger
-                    // than any datagram we accept): dropped here rather than copied to
-                    // another shard.
-                    if !(MIN_FORWARD..=usize::from(super::MAX_UDP_PAYLOAD)).contains(&data.len()) {
+                    // Too short to be a packet of ours: dropped here rather than copied
+                    // to another shard.
+                    if data.len() < MIN_FORWARD {
                         self.stats.forward_dropped += 1;
                         return;
                     }

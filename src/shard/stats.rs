@@ -39,6 +39,7 @@ impl Shard {
             .inc_by(d(now.forwarded_out, was.forwarded_out));
         m.datagrams_forward_dropped
             .inc_by(d(now.forward_dropped, was.forward_dropped));
+        m.udp_oversized.inc_by(d(now.oversized, was.oversized));
         m.udp_send_errors
             .inc_by(d(now.send_errors, was.send_errors));
         m.udp_datagrams_in
