@@ -1435,6 +1435,51 @@ fn partial_first_signaling_frame_is_closed_at_the_join_deadline() {
     );
 }
 
+/// A client that joins with a token whose key the server does not know (the join waits
+/// for the keys, looking again every 20 ms) and at once closes its session, then leaves
+/// its connection open. The server lingers a second before closing the connection; in
+/// that time nothing of the ended session is due, and the shard parks until something
+/// else is. A deadline left in the past had the shard fire the connection at every
+/// tick of its timer wheel: about a thousand passes, each with a `recvmmsg`, for that
+/// second (longer still for a client with a long ACK delay, whose close takes three of
+/// its probe timeouts).
+#[test]
+fn a_closed_session_with_a_join_waiting_for_keys_lets_its_shard_park() {
+    let server = start_with("1", &[], &[]);
+    let foreign_dir =
+        std::env::temp_dir().join(format!("mc-hostile-foreign-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&foreign_dir);
+    let foreign = DevKeys::load_or_create(&foreign_dir).expect("foreign dev keys");
+    let recvs = || metric(&server, "mc_udp_syscalls_total", &["op=\"recvmmsg\""]);
+    // Counters reach /metrics about once a second: settle, then read.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let before = recvs();
+    runtime().block_on(async {
+        let mut p = Signaling::open(
+            &server,
+            &join_frame("m1", &token(&foreign, "m1", "u1"), "u1"),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        p.session.send.finish().expect("FIN on the CONNECT stream");
+        // The server closes the connection a second later; the client stays.
+        let closed = p.client.closed_within(Duration::from_secs(3)).await;
+        eprintln!("connection: {:?}", closed.as_ref().map(describe));
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    });
+    let _ = std::fs::remove_dir_all(&foreign_dir);
+    let after = recvs();
+    eprintln!("recvmmsg calls: {}", after - before);
+    // One connection's handshake, CONNECT, join and close take a few dozen receives;
+    // the idle shard's own wake-ups a few a second.
+    assert!(
+        after - before < 200.0,
+        "the shard made {} recvmmsg calls in the 4.5 s of one session closed with its join \
+         waiting for keys",
+        after - before
+    );
+}
+
 #[test]
 fn connections_without_connect_count_toward_the_per_ip_limit() {
     let server = start_with("1", &["--max-sessions-per-ip", "2"], &[]);

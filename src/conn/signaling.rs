@@ -130,6 +130,10 @@ impl Signaling {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
+        // An ended session has nothing due ([`Self::end`] clears its deadlines).
+        if self.phase == Phase::Ended {
+            return None;
+        }
         let mut next = self.join_deadline;
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
@@ -240,7 +244,7 @@ impl Signaling {
                 self.sig.discard_outbound();
             }
             H3Event::SessionEnded(end) => {
-                self.phase = Phase::Ended;
+                self.end();
                 if !self.clean {
                     self.clean = end.is_clean_peer_close();
                     self.reason = if self.clean {
@@ -304,7 +308,7 @@ impl Signaling {
 
     /// The QUIC connection is gone: tell the meeting, if not done yet.
     pub fn on_drained(&mut self, ctx: &mut ConnCtx<'_>) {
-        self.phase = Phase::Ended;
+        self.end();
         self.report_end(ctx);
         // The connection goes, and its queue with it.
         self.sig.discard_outbound();
@@ -574,7 +578,7 @@ impl Signaling {
         if self.phase == Phase::Ended {
             return;
         }
-        self.phase = Phase::Ended;
+        self.end();
         if self.reason == "error" {
             self.reason = code.label();
         }
@@ -586,6 +590,18 @@ impl Signaling {
             code.label().as_bytes(),
         );
         self.report_end(ctx);
+    }
+
+    /// The session is over: nothing it waited for is due any more. A deadline left set
+    /// would stay in the past, as `handle_timeout` does nothing for an ended session,
+    /// and the shard would fire the connection at every tick of its timer wheel until
+    /// the connection drains, seconds after a close. A join waiting for its keys goes
+    /// with its held messages.
+    fn end(&mut self) {
+        self.phase = Phase::Ended;
+        self.join_deadline = None;
+        self.stalled_since = None;
+        self.key_wait = None;
     }
 
     /// Tell the meeting (once) that this session is gone, and count how it ended.

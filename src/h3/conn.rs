@@ -153,6 +153,10 @@ impl H3Conn {
     /// The next deadline of this layer: the CONNECT timeout, or the end of the wait
     /// for our close capsule's acknowledgement.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        // `handle_timeout` does nothing once closed: a deadline left would stay due.
+        if self.closed {
+            return None;
+        }
         match (self.connect_deadline, self.close_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -814,6 +814,70 @@ fn datagrams_and_half_written_streams_hold_nothing_past_the_stream_limits() {
     assert!(p.server_closed(), "the connection outlived its session");
 }
 
+/// A session that ends while something of it is due later (the join's deadline, a join
+/// waiting for its keys) leaves no deadline behind. The connection lingers a while after
+/// the session (a second here, longer for a peer with a long ACK delay), and a deadline
+/// left in the past would have the shard fire it at every tick of its timer wheel, a
+/// thousand times a second, until it drains: a client could make that happen with
+/// nothing but a CONNECT and a close.
+#[test]
+fn an_ended_session_leaves_no_deadline_due() {
+    use crate::auth::devkeys::DevKeys;
+    use crate::auth::jwt::Role;
+    use crate::signaling::codec::encode_frame;
+    use crate::signaling::proto::{client_message::Message as C, pb, ClientMessage};
+    use std::time::SystemTime;
+
+    let dir = std::env::temp_dir().join(format!("mc-h3-ended-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let keys = DevKeys::load_or_create(&dir).unwrap();
+    for wait_for_keys in [false, true] {
+        let mut p = pair(QuicArgs {
+            join_timeout_ms: 200,
+            ..QuicArgs::default()
+        });
+        let s = request(&mut p, &connect_frame("/"));
+        assert_eq!(status(&read(&mut p, s).bytes).0, Some(200));
+        if wait_for_keys {
+            // The server has no keys yet: the join waits for them, looking again soon.
+            let join = ClientMessage::of(C::JoinRequest(pb::JoinRequest {
+                meeting_id: "m1".into(),
+                join_token: keys.mint_meeting_token(
+                    "m1",
+                    "alice",
+                    Role::Participant,
+                    SystemTime::now(),
+                    Duration::from_secs(600),
+                ),
+                ..Default::default()
+            }));
+            let mut bytes = Vec::new();
+            encode_frame(&join, &mut bytes, 1 << 16).unwrap();
+            wt_stream(&mut p, s, &bytes);
+            p.advance(Duration::from_millis(5));
+            assert!(
+                p.fixtures.meeting_cmds.is_empty(),
+                "the join waits for keys"
+            );
+        }
+        // The client ends the session (FIN on the CONNECT stream), and the clock passes
+        // the join's deadline and the key wait's next look.
+        p.client.send_stream(s).finish().unwrap();
+        p.drive();
+        p.advance(Duration::from_millis(300));
+        let now = p.now;
+        let (_, conn) = p.server.as_mut().expect("the connection lingers");
+        assert!(!conn.quic.is_drained());
+        let next = conn.poll_timeout();
+        assert!(
+            next.is_none_or(|t| t > now),
+            "waiting for keys: {wait_for_keys}: a deadline {:?} in the past",
+            next.map(|t| now - t)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A join whose token names a key not loaded yet waits for the keys; the messages the
 /// client sent right after its join (in the same packet here) wait with it and follow
 /// it to the meeting, in order, instead of being dropped; and the stream is read again
