@@ -87,13 +87,23 @@ impl H3Conn {
         chunk: Bytes,
     ) {
         let mut data: &[u8] = &chunk;
+        // The stream is looked up once per state it passes through, not once per frame:
+        // a client may pack hundreds of empty frames into one packet, and the look-up
+        // walks all the connection's streams.
         while !data.is_empty() && !self.closed {
-            let room = limits
-                .max_field_section
-                .saturating_sub(self.sections_in_assembly(id));
-            let Some((_, state)) = self.streams.iter_mut().find(|(s, _)| *s == id) else {
+            let Some(at) = self.streams.iter().position(|(s, _)| *s == id) else {
                 return;
             };
+            // What other streams' header sections leave of the connection's budget for
+            // this one's (only a request assembles one; the others do not change while
+            // this chunk is read).
+            let room = match self.streams[at].1 {
+                Inbound::Request { .. } => limits
+                    .max_field_section
+                    .saturating_sub(self.sections_in_assembly(id)),
+                _ => 0,
+            };
+            let state = &mut self.streams[at].1;
             match state {
                 Inbound::UniType(r) => {
                     if let Some(ty) = r.feed(&mut data) {
@@ -107,13 +117,12 @@ impl H3Conn {
                     payload,
                     settings_seen,
                 } => {
-                    let Some(piece) = reader.next(&mut data) else {
-                        continue;
-                    };
-                    match control_piece(piece, payload, settings_seen) {
-                        Ok(Some(s)) => self.peer_settings = Some(s),
-                        Ok(None) => {}
-                        Err(e) => return self.fail(quic, now, e),
+                    while let Some(piece) = reader.next(&mut data) {
+                        match control_piece(piece, payload, settings_seen) {
+                            Ok(Some(s)) => self.peer_settings = Some(s),
+                            Ok(None) => {}
+                            Err(e) => return self.fail(quic, now, e),
+                        }
                     }
                 }
                 Inbound::Qpack | Inbound::Answering => return,
@@ -147,20 +156,22 @@ impl H3Conn {
                     }
                 }
                 Inbound::Request { reader, headers } => {
-                    let Some(piece) = reader.next(&mut data) else {
-                        continue;
-                    };
-                    match request_piece(piece, headers, limits.max_field_section, room) {
-                        Ok(RequestStep::More) => {}
-                        Ok(RequestStep::Headers) => {
-                            let block = std::mem::take(headers);
-                            self.on_request(quic, now, id, &block);
-                        }
-                        Err(StreamOrConn::Conn(e)) => return self.fail(quic, now, e),
-                        Err(StreamOrConn::Stream(code)) => {
-                            self.abort_stream(quic, id, code);
-                            self.reject_pending(quic, u64::from(id));
-                            return self.request_refused(quic, now);
+                    while let Some(piece) = reader.next(&mut data) {
+                        match request_piece(piece, headers, limits.max_field_section, room) {
+                            Ok(RequestStep::More) => {}
+                            Ok(RequestStep::Headers) => {
+                                let block = std::mem::take(headers);
+                                // The request is answered or becomes a session: the
+                                // stream's state is no longer this one.
+                                self.on_request(quic, now, id, &block);
+                                break;
+                            }
+                            Err(StreamOrConn::Conn(e)) => return self.fail(quic, now, e),
+                            Err(StreamOrConn::Stream(code)) => {
+                                self.abort_stream(quic, id, code);
+                                self.reject_pending(quic, u64::from(id));
+                                return self.request_refused(quic, now);
+                            }
                         }
                     }
                 }

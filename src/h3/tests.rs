@@ -552,6 +552,25 @@ fn an_oversized_header_section_is_refused_without_buffering_it() {
 
 /// HEADERS frames that declare a full section and send ten bytes of it, on several
 /// request streams at once: the layer holds what arrived, not what was declared.
+/// Frames of a reserved type are ignored wherever they arrive (RFC 9114 §7.2.8): many of
+/// them packed in one chunk, on the control stream and on a request stream before its
+/// HEADERS, are all read through, and what follows them is handled as usual.
+#[test]
+fn reserved_frames_packed_in_one_chunk_are_skipped() {
+    let mut p = pair(QuicArgs::default());
+    let junk = [0x21u8, 0x00].repeat(500);
+    // The client's control stream is the first uni stream it opened (in `pair`).
+    let control = StreamId::new(quinn_proto::Side::Client, Dir::Uni, 0);
+    write(&mut p, control, &junk);
+    p.drive();
+    let mut bytes = junk.clone();
+    bytes.extend_from_slice(&connect_frame("/"));
+    let s = request(&mut p, &bytes);
+    assert_eq!(status(&read(&mut p, s).bytes).0, Some(200));
+    assert!(!p.server_closed());
+    assert_eq!(p.server.as_ref().unwrap().1.h3.stats().protocol_errors, 0);
+}
+
 #[test]
 fn declared_header_sections_are_not_reserved_before_they_arrive() {
     const STREAMS: usize = 8;
