@@ -103,6 +103,8 @@ pub struct Control {
     gc_status: Option<Rc<GcStatus>>,
     /// Sequence number of the last ping sent to the shards.
     ping_seq: Cell<u64>,
+    /// The last `/metrics` body, and the budget of fresh ones.
+    scrapes: RefCell<admin_state::Scrapes>,
 }
 
 impl Control {
@@ -218,6 +220,7 @@ pub async fn run(seed: ControlSeed) {
             meeting: seed.meeting,
             gc_status,
             ping_seq: Cell::new(0),
+            scrapes: RefCell::new(admin_state::Scrapes::new(Instant::now())),
             settings: seed.settings,
         }
     });

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One client asking for /metrics in a loop on one keep-alive connection for SECS
+# seconds: the requests answered, and the server's CPU per request (the control plane's
+# encoding of every series, or the last body past its budget of fresh ones). Server
+# pinned to CPU 0, the client to CPU 1.
+#
+#   MC_BIN=<mc-service binary> LABEL=<name> SHARDS=<n> SECS=<seconds> run.sh
+set -euo pipefail
+out=$(dirname "$0")
+bin=${MC_BIN:-target/release/mc-service}
+label=${LABEL:-$(basename "$bin")}
+shards=${SHARDS:-1}
+secs=${SECS:-5}
+dev=$(mktemp -d)
+cpus=0
+[ "$shards" -gt 1 ] && cpus=0-$((shards - 1))
+taskset -c "$cpus" "$bin" --dev --shards "$shards" --dev-dir "$dev" \
+    --webtransport-bind-address 127.0.0.1:14433 --http-bind-address 127.0.0.1:18080 \
+    --log-filter warn &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dev"' EXIT
+for _ in $(seq 50); do curl -sf 127.0.0.1:18080/ready >/dev/null && break; sleep 0.2; done
+body=$(curl -s 127.0.0.1:18080/metrics | wc -c)
+ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
+t0=$(ticks)
+n=$(taskset -c 1 python3 - "$secs" <<'PY'
+import http.client, sys, time
+secs = float(sys.argv[1])
+c = http.client.HTTPConnection("127.0.0.1", 18080)
+end, n = time.monotonic() + secs, 0
+while time.monotonic() < end:
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    r.read()
+    n += 1
+print(n)
+PY
+)
+t1=$(ticks)
+hz=$(getconf CLK_TCK)
+python3 - "$label" "$shards" "$secs" "$body" "$n" "$((t1 - t0))" "$hz" <<'PY' | tee -a "$out/summary.txt"
+import sys
+label, shards, secs, body, n, ticks, hz = sys.argv[1:]
+cpu = int(ticks) / int(hz)
+print(f"{label}: {shards} shard(s), body {body} bytes: {n} requests in {secs} s, "
+      f"server CPU {cpu:.2f} s, {cpu / int(n) * 1e6:.1f} us per request")
+PY
