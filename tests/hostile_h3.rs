@@ -1435,6 +1435,57 @@ fn partial_first_signaling_frame_is_closed_at_the_join_deadline() {
     );
 }
 
+/// A join whose token names a key the server does not know waits for the keys, up to two
+/// seconds. What the client sent behind it in the same read waits with it, still
+/// encoded: decoded, a MediaConnectionUpdate of 256 empty statuses (515 bytes on the
+/// wire) holds 26 KB, and the 99 a session's burst allows behind its join would hold
+/// 2.5 MiB per connection, with no token the server knows.
+#[test]
+fn messages_behind_a_join_waiting_for_keys_wait_encoded() {
+    const CONNS: u64 = 16;
+    let server = start_with("1", &[], &[]);
+    let foreign_dir =
+        std::env::temp_dir().join(format!("mc-hostile-held-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&foreign_dir);
+    let foreign = DevKeys::load_or_create(&foreign_dir).expect("foreign dev keys");
+    let update = client_frame(C::Message::MediaConnectionUpdate(
+        pb::MediaConnectionUpdate {
+            statuses: vec![pb::MhConnectionStatus::default(); 256],
+        },
+    ));
+    let mut burst = join_frame("m1", &token(&foreign, "m1", "u1"), "u1");
+    for _ in 0..99 {
+        burst.extend_from_slice(&update);
+    }
+    runtime().block_on(async {
+        warm_up(&server, 4).await;
+        let before = settled_rss(&server).await;
+        let mut held = Vec::new();
+        for _ in 0..CONNS {
+            held.push(Signaling::open(&server, &burst).await);
+        }
+        // Well within the two seconds the joins wait.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let during = rss_kib(&server);
+        eprintln!(
+            "{CONNS} joins waiting for keys with 99 updates behind each ({} bytes sent \
+             each): RSS {before} -> {during} KiB",
+            burst.len()
+        );
+        // The connections themselves and the bytes they sent, encoded, with room; not
+        // the 2.5 MiB each the decoded updates would take.
+        assert!(
+            during.saturating_sub(before) < CONNS * MAX_GROWTH_PER_CONN_KIB,
+            "RSS grew by {} KiB for {CONNS} connections",
+            during.saturating_sub(before)
+        );
+        for p in held {
+            p.client.close().await;
+        }
+    });
+    let _ = std::fs::remove_dir_all(&foreign_dir);
+}
+
 /// A client that joins with a token whose key the server does not know (the join waits
 /// for the keys, looking again every 20 ms) and at once closes its session, then leaves
 /// its connection open. The server lingers a second before closing the connection; in

@@ -20,7 +20,7 @@ use crate::actors::{ConnCmd, MeetingCmd};
 use crate::auth::jwt::{self, Role as TokenRole, CLIENT_ERROR_MESSAGE};
 use crate::h3::{H3Conn, H3Event, ReadEnd};
 use crate::meeting::{CloseCode, ConnKey, JoinIdentity, Role};
-use crate::signaling::proto::{pb, ClientMessage, ErrorCode};
+use crate::signaling::proto::{pb, ErrorCode};
 use crate::signaling::session::{Session, SessionEvent};
 
 /// How long a stream may stay blocked by the client's flow control with frames queued
@@ -54,8 +54,9 @@ enum Phase {
 }
 
 /// A join waiting for the signing keys to be reloaded (its token names an unknown kid).
-/// The stream is not read meanwhile; the messages that came with the join, in the same
-/// read, wait with it and follow it to the meeting once it is verified.
+/// The stream is not read meanwhile, and what came with the join in the same read
+/// waits in the session's decoder, still encoded; it follows the join once the join is
+/// verified.
 #[derive(Debug)]
 struct KeyWait {
     request: pb::JoinRequest,
@@ -63,7 +64,6 @@ struct KeyWait {
     generation: u64,
     give_up: Instant,
     next_look: Instant,
-    held: Vec<(ClientMessage, Instant)>,
 }
 
 /// The signaling state of one session.
@@ -342,7 +342,12 @@ impl Signaling {
         let end = h3.read(quic, stream, usize::MAX, |bytes| {
             sig.handle_bytes(now, &bytes)
         });
-        while let Some(event) = self.sig.poll_event() {
+        // A join that waits for its keys stops the events: what came behind it stays
+        // encoded in the session, and the stream unread, until the join has gone.
+        while self.key_wait.is_none() {
+            let Some(event) = self.sig.poll_event() else {
+                break;
+            };
             self.on_session_event(event, ctx);
         }
         match end {
@@ -370,12 +375,8 @@ impl Signaling {
             }
             SessionEvent::Message(msg) => {
                 ctx.metrics.client_message(msg.kind());
-                // A join waiting for its keys: the message follows it once verified.
-                if let Some(w) = self.key_wait.as_mut() {
-                    w.held.push((msg, ctx.now));
-                    return;
-                }
-                // A refused join leaves no participant to act for.
+                // A refused join leaves no participant to act for (and a join waiting
+                // for its keys has none yet: nothing after it is decoded meanwhile).
                 let Some(meeting_id) = self.meeting_id.clone() else {
                     return;
                 };
@@ -410,7 +411,6 @@ impl Signaling {
                 received_at,
                 give_up: ctx.now + UNKNOWN_KID_WAIT,
                 next_look: ctx.now + UNKNOWN_KID_POLL,
-                held: Vec::new(),
             });
             return;
         }
@@ -463,18 +463,8 @@ impl Signaling {
             return;
         }
         if let Some(w) = self.key_wait.take() {
+            // Then the caller reads on: what came after the join follows it, in order.
             self.verify_and_join(w.request, w.received_at, false, ctx);
-            // Joined: the messages that came with the join follow it, in order.
-            if let Some(meeting_id) = &self.meeting_id {
-                for (msg, received_at) in w.held {
-                    ctx.meeting_cmds.push(MeetingCmd::Message {
-                        conn: self.key,
-                        meeting_id: meeting_id.clone(),
-                        msg,
-                        received_at,
-                    });
-                }
-            }
         }
     }
 
@@ -595,8 +585,7 @@ impl Signaling {
     /// The session is over: nothing it waited for is due any more. A deadline left set
     /// would stay in the past, as `handle_timeout` does nothing for an ended session,
     /// and the shard would fire the connection at every tick of its timer wheel until
-    /// the connection drains, seconds after a close. A join waiting for its keys goes
-    /// with its held messages.
+    /// the connection drains, seconds after a close. A join waiting for its keys goes.
     fn end(&mut self) {
         self.phase = Phase::Ended;
         self.join_deadline = None;

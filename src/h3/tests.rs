@@ -898,9 +898,9 @@ fn an_ended_session_leaves_no_deadline_due() {
 }
 
 /// A join whose token names a key not loaded yet waits for the keys; the messages the
-/// client sent right after its join (in the same packet here) wait with it and follow
-/// it to the meeting, in order, instead of being dropped; and the stream is read again
-/// once the join has gone.
+/// client sent right after its join (in the same packet here) wait with it, still
+/// encoded, and follow it to the meeting, in order, instead of being dropped; and the
+/// stream is read again once the join has gone.
 #[test]
 fn messages_behind_a_join_waiting_for_its_keys_follow_it() {
     use crate::actors::MeetingCmd;
@@ -944,6 +944,16 @@ fn messages_behind_a_join_waiting_for_its_keys_follow_it() {
         p.fixtures.meeting_cmds.is_empty(),
         "the join waits for keys"
     );
+    // What came behind the join waits encoded: decoded, a message can hold fifty times
+    // its size on the wire, and the join may wait two seconds.
+    let mutes = |p: &Pair| {
+        p.fixtures
+            .registry
+            .client_messages_total
+            .with_label_values(&["mute_request", "0"])
+            .get()
+    };
+    assert_eq!(mutes(&p), 0, "nothing behind the join was decoded");
 
     p.fixtures
         .verifier
@@ -967,6 +977,7 @@ fn messages_behind_a_join_waiting_for_its_keys_follow_it() {
         vec![Some(true), Some(false)],
         "the messages behind the join, in order"
     );
+    assert_eq!(mutes(&p), 2);
 
     // Reading goes on after the join.
     let mut more = Vec::new();

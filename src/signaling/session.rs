@@ -377,6 +377,8 @@ pub struct Session {
     decoder: FrameDecoder,
     state: State,
     events: VecDeque<SessionEvent>,
+    /// When the bytes the decoder holds arrived (the rate budget's clock for them).
+    received_at: Instant,
     /// Frames for the client; the head frame holds only its unwritten bytes.
     out: VecDeque<Bytes>,
     out_bytes: usize,
@@ -393,6 +395,7 @@ impl Session {
             cfg,
             state: State::AwaitingJoin,
             events: VecDeque::new(),
+            received_at: now,
             out: VecDeque::new(),
             out_bytes: 0,
             close: None,
@@ -408,7 +411,21 @@ impl Session {
         }
         self.stats.bytes_in += data.len() as u64;
         self.decoder.push(data);
+        self.received_at = now;
+        self.decode();
+    }
+
+    /// Decodes the frames buffered, as far as the join. What follows a join stays
+    /// encoded until the join's event has been taken and the caller asks for the next
+    /// ([`Self::poll_event`]): a join may wait for its signing keys, and what the
+    /// client sent behind it would otherwise wait decoded, which can be fifty times its
+    /// size on the wire (an empty list entry is two bytes there, a hundred decoded).
+    fn decode(&mut self) {
+        let now = self.received_at;
         while self.close.is_none() {
+            if matches!(self.events.back(), Some(SessionEvent::Join { .. })) {
+                break;
+            }
             match self.decoder.next_message::<ClientMessage>() {
                 Ok(Some(msg)) => self.on_message(now, msg),
                 Ok(None) => break,
@@ -488,8 +505,13 @@ impl Session {
         self.close(close);
     }
 
-    /// The next decoded client event.
+    /// The next client event, decoding what waited behind a join once the join has
+    /// been taken. A caller that stops asking (a join waiting for its keys) leaves the
+    /// rest encoded.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        if self.events.is_empty() {
+            self.decode();
+        }
         self.events.pop_front()
     }
 

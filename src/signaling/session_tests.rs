@@ -83,6 +83,7 @@ fn first_frame_join_then_messages() {
     assert_eq!(s.poll_event(), None);
     s.handle_bytes(t0, &w[5..]);
     assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
+    // Decoded when asked for, once the join has been taken.
     assert_eq!(s.poll_event(), Some(SessionEvent::Message(mute())));
     assert_eq!(s.poll_close(), None);
 }
@@ -158,6 +159,7 @@ fn framing_violations_close_with_0x100() {
         let t0 = Instant::now();
         let mut s = Session::new(SessionConfig::default(), t0);
         s.handle_bytes(t0, &wire(&[join()]));
+        assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
         s.handle_bytes(t0, &bad);
         assert!(s.is_closing());
         let _ = drain(&mut s);
@@ -261,6 +263,10 @@ fn rate_limit_errors_then_closes_with_0x105() {
     };
     let mut s = Session::new(cfg, t0);
     s.handle_bytes(t0, &wire(&[join(), mute(), mute()]));
+    // What follows the join is decoded once the join has been taken.
+    assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
+    assert_eq!(s.poll_event(), Some(SessionEvent::Message(mute())));
+    assert_eq!(s.poll_event(), Some(SessionEvent::Message(mute())));
     assert!(!s.is_closing());
     // 100 ms later one token has refilled.
     s.handle_bytes(t0 + Duration::from_millis(100), &wire(&[mute()]));
