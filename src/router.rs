@@ -23,7 +23,6 @@ use std::mem::size_of;
 use std::rc::Rc;
 use std::time::Instant;
 
-use prost::Message;
 use shards::{Lane, MeshHandle, ShardId};
 
 use crate::actors::{ConnCmd, MeetingCmd};
@@ -307,16 +306,17 @@ impl Router {
 }
 
 /// What a parked message holds: its slot, and the heap it points to. A client's message
-/// counts at its encoded size (what it was decoded from, less the unknown fields the
-/// decoder dropped), a fan-out frame at its length, once per destination that parks it.
+/// counts at what it holds decoded (`held_len`: its encoded size, plus each list entry's
+/// in-memory size, which can be fifty times the entry's size on the wire), a fan-out
+/// frame at its length, once per destination that parks it.
 pub fn parked_bytes(msg: &ShardMsg) -> usize {
     let heap = match msg {
         ShardMsg::ToMeeting(MeetingCmd::Join {
             identity, request, ..
-        }) => identity.sub.len() + identity.name.len() + request.encoded_len(),
+        }) => identity.sub.len() + identity.name.len() + request.held_len(),
         ShardMsg::ToMeeting(MeetingCmd::Message {
             meeting_id, msg, ..
-        }) => meeting_id.len() + msg.encoded_len(),
+        }) => meeting_id.len() + msg.held_len(),
         ShardMsg::ToMeeting(MeetingCmd::Disconnect { meeting_id, .. }) => meeting_id.len(),
         ShardMsg::ToConnections { conns, cmd } => {
             let frame = match cmd {
@@ -457,6 +457,29 @@ mod tests {
             },
             received_at: Instant::now(),
         })
+    }
+
+    /// A client's message is weighed by what it holds decoded: 256 empty statuses are
+    /// 515 bytes on the wire and about 26 KB in memory, so the message parks at that
+    /// weight and counts as a large one against the bytes in flight.
+    #[test]
+    fn client_messages_weigh_what_they_hold_decoded() {
+        use crate::signaling::proto::{client_message, pb, ClientMessage};
+        let msg = ClientMessage::of(client_message::Message::MediaConnectionUpdate(
+            pb::MediaConnectionUpdate {
+                statuses: vec![pb::MhConnectionStatus::default(); 256],
+            },
+        ));
+        assert!(prost::Message::encoded_len(&msg) < 600);
+        let msg = ShardMsg::ToMeeting(MeetingCmd::Message {
+            conn: ConnKey { shard: 0, conn: 1 },
+            meeting_id: "m".into(),
+            msg,
+            received_at: Instant::now(),
+        });
+        let bytes = parked_bytes(&msg);
+        assert!(bytes > 256 * size_of::<pb::MhConnectionStatus>(), "{bytes}");
+        assert_eq!(in_flight_weight(&msg, bytes), bytes);
     }
 
     /// Messages as large as a frame fill the byte limit long before the message limit;

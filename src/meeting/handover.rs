@@ -67,7 +67,7 @@ impl Held {
     /// What holding it costs against [`MAX_HELD_BYTES`].
     fn bytes(&self) -> usize {
         let message = match self {
-            Self::Message(_, _, msg) => prost::Message::encoded_len(&**msg),
+            Self::Message(_, _, msg) => msg.held_len(),
             Self::Disconnect(..) => 0,
         };
         std::mem::size_of::<Self>() + message

@@ -29,7 +29,54 @@ impl ServerMessage {
     }
 }
 
+/// About what a decoded message holds in memory: its encoded size, which covers its
+/// strings' contents, plus each list entry's own size. A list entry can be two bytes on
+/// the wire (an empty status) and a hundred decoded, so queues that hold client messages
+/// weigh them by this, not by their size on the wire.
+fn list_entries_len(msg: &client_message::Message) -> usize {
+    use client_message::Message as M;
+    use std::mem::size_of;
+    let layout = |c: &Option<pb::LayoutConfig>| {
+        c.as_ref().map_or(0, |c| {
+            (c.pinned_users.len() + c.excluded_users.len()) * size_of::<u64>()
+        })
+    };
+    match msg {
+        M::JoinRequest(j) => join_list_entries_len(j),
+        M::PublishStream(p) => p
+            .metadata
+            .as_ref()
+            .and_then(|m| m.video.as_ref())
+            .map_or(0, |v| {
+                v.simulcast_layers.len() * size_of::<pb::SimulcastLayer>()
+            }),
+        M::SubscribeToLayout(s) => layout(&s.config) + s.stream_ids.len() * size_of::<u32>(),
+        M::UpdateLayout(u) => layout(&u.new_config),
+        M::MediaConnectionUpdate(u) => u.statuses.len() * size_of::<pb::MhConnectionStatus>(),
+        _ => 0,
+    }
+}
+
+fn join_list_entries_len(j: &pb::JoinRequest) -> usize {
+    j.capabilities.as_ref().map_or(0, |c| {
+        (c.video_codecs.len() + c.audio_codecs.len()) * std::mem::size_of::<String>()
+    })
+}
+
+impl pb::JoinRequest {
+    /// What the decoded join holds in memory, about ([`ClientMessage::held_len`]).
+    pub fn held_len(&self) -> usize {
+        prost::Message::encoded_len(self) + join_list_entries_len(self)
+    }
+}
+
 impl ClientMessage {
+    /// What the decoded message holds in memory, about: its encoded size plus each list
+    /// entry's in-memory size. Queues of client messages weigh them by this.
+    pub fn held_len(&self) -> usize {
+        prost::Message::encoded_len(self) + self.message.as_ref().map_or(0, list_entries_len)
+    }
+
     /// A client envelope around one message, with no trace context (tests, bench).
     pub fn of(message: client_message::Message) -> Self {
         Self {

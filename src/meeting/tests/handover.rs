@@ -558,6 +558,42 @@ fn held_messages_are_bounded_in_bytes_and_disconnects_always_held() {
     );
 }
 
+/// Messages small on the wire but large decoded (256 empty statuses: 515 bytes sent, about
+/// 26 KB held) fill the hold by what they hold, not by their size on the wire: the 4 MiB
+/// bound is not 4,096 of them, 104 MiB.
+#[test]
+fn held_messages_are_weighed_by_what_they_hold_decoded() {
+    let mut h = H::new();
+    h.join(c(1), "a", Role::Host);
+    h.join(c(2), "b", Role::Participant);
+    h.drain();
+    h.m.begin_handover(h.now);
+    let update = ClientMessage::of(client_message::Message::MediaConnectionUpdate(
+        pb::MediaConnectionUpdate {
+            statuses: vec![pb::MhConnectionStatus::default(); 256],
+        },
+    ));
+    let wire = prost::Message::encoded_len(&update);
+    let held = update.held_len();
+    assert!(
+        wire < 600 && held > 20 * 1024,
+        "{wire} on the wire, {held} held"
+    );
+    for _ in 0..MAX_HELD_INPUTS {
+        h.m.handle_message(h.now, c(1), update.clone()).unwrap();
+    }
+    let s = h.m.stats();
+    let fit = MAX_HELD_BYTES / held;
+    assert!(
+        (fit - 2..=fit).contains(&(s.handover_inputs_held as usize)),
+        "{s:?}, {fit} fit"
+    );
+    assert_eq!(
+        s.handover_inputs_held + s.handover_inputs_dropped,
+        MAX_HELD_INPUTS as u64
+    );
+}
+
 #[test]
 fn inconsistent_snapshots_are_refused() {
     let good = rich().h.m.export(Instant::now());
