@@ -13,7 +13,8 @@
 //!   Never give up.
 //! - Heartbeat every interval with the MC's own status; the reply's `status` is the GC's
 //!   view (`draining` → stop admitting new meetings, `active` → admit again). 404 → the
-//!   GC does not know us: register again at once. Other failures keep the registration
+//!   GC does not know us: register again at once (after the backoff when it was 404
+//!   already before that registration). Other failures keep the registration
 //!   (readiness reflects the last successful registration) and retry next interval.
 //! - Shutdown: one best-effort deregister, then done.
 
@@ -91,6 +92,8 @@ pub struct GcClient {
     interval: Duration,
     /// Consecutive failed registration attempts (drives the backoff).
     failures: u32,
+    /// The GC answered a heartbeat 404 and no heartbeat has succeeded since.
+    unknown: bool,
     registered: bool,
     gc_draining: bool,
     draining: bool,
@@ -113,6 +116,7 @@ impl GcClient {
             in_flight: None,
             interval,
             failures: 0,
+            unknown: false,
             registered: false,
             gc_draining: false,
             draining: false,
@@ -333,8 +337,18 @@ impl GcClient {
                 self.stats.heartbeats_failed += 1;
                 self.stats.unknown_to_gc += 1;
                 self.registered = false;
-                self.failures = 0;
-                self.phase = Phase::Register { at: now };
+                if self.unknown {
+                    // Unknown again right after a registration it accepted: the GC
+                    // forgets us as soon as it has us (replicas that share nothing, a
+                    // broken GC). Wait as after a refused registration: a draining MC
+                    // heartbeats at once after registering, and would otherwise go
+                    // round as fast as the GC answers.
+                    self.schedule_retry(now);
+                } else {
+                    self.failures = 0;
+                    self.phase = Phase::Register { at: now };
+                }
+                self.unknown = true;
                 self.push(GcEvent::HeartbeatFailed {
                     cause: "HTTP 404: the GC does not know this MC".into(),
                 });
@@ -357,6 +371,7 @@ impl GcClient {
             }
         };
         self.stats.heartbeats_ok += 1;
+        self.unknown = false;
         self.push(GcEvent::HeartbeatOk);
         let reply: Option<Reply> = serde_json::from_slice(&resp.body).ok();
         self.apply_gc_status(reply.and_then(|r| r.status).as_deref());

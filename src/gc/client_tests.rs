@@ -284,6 +284,53 @@ fn heartbeat_404_registers_again_at_once() {
     assert_eq!(c.stats().unknown_to_gc, 1);
 }
 
+/// A GC that accepts every registration and answers every heartbeat 404 (replicas that
+/// share nothing): the first 404 registers again at once, the next ones after the
+/// registration backoff. A draining MC heartbeats at once after registering, and went
+/// round as fast as the GC answered.
+#[test]
+fn heartbeat_404_again_after_registering_backs_off() {
+    let t0 = Instant::now();
+    let mut c = registered(t0);
+    c.start_draining();
+    let mut now = t0;
+    let mut registers = Vec::new();
+    for _ in 0..6 {
+        let Some(t) = c.poll_timeout() else {
+            panic!("nothing due")
+        };
+        now = now.max(t);
+        let a = c.poll_action(now).expect("an action due");
+        match a.kind() {
+            ActionKind::Register => {
+                registers.push(now - t0);
+                c.handle_response(now, a.kind(), resp(201, ACCEPTED));
+            }
+            ActionKind::Heartbeat => c.handle_response(now, a.kind(), resp(404, "")),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(registers.len(), 3, "{registers:?}");
+    // The first at once, then one backoff (1 s ± 20 %) and two.
+    assert!(
+        registers[1] >= registers[0] + BACKOFF_MIN.mul_f64(0.8),
+        "{registers:?}"
+    );
+    assert!(
+        registers[2] >= registers[1] + BACKOFF_MIN.mul_f64(0.8),
+        "{registers:?}"
+    );
+    // A heartbeat that succeeds forgets the 404s: the next one registers at once again.
+    let t = c.poll_timeout().unwrap().max(now);
+    let a = c.poll_action(t).unwrap();
+    assert_eq!(a.kind(), ActionKind::Heartbeat);
+    c.handle_response(t, a.kind(), resp(200, r#"{"status":"draining"}"#));
+    let t = c.poll_timeout().unwrap();
+    let a = c.poll_action(t).unwrap();
+    c.handle_response(t, a.kind(), resp(404, ""));
+    assert_eq!(c.poll_timeout(), Some(t));
+}
+
 #[test]
 fn gc_draining_view_both_ways() {
     let t0 = Instant::now();
