@@ -95,7 +95,7 @@ fn main() {
     };
     let mut meeting = Meeting::new(
         "bench",
-        unbudgeted,
+        unbudgeted.clone(),
         MeetingBindingKey::derive(&secret, "bench"),
         now,
     );
@@ -182,6 +182,83 @@ fn main() {
             }));
             meeting.handle_message(now, subscriber, msg).unwrap();
             while let Some(out) = meeting.poll_outbound() {
+                black_box(out);
+            }
+        }),
+    );
+
+    // Layouts recomputed for every subscriber when a best stream changes: a meeting of
+    // 1,000, each publishing a camera and subscribed to a 5 × 5 grid; one of them
+    // publishes its stream again as a screen, then as a camera (each PublishStream
+    // changes its best stream).
+    let big = MeetingConfig {
+        max_participants: 1_000,
+        ..unbudgeted
+    };
+    let mut grid = Meeting::new("grid", big, MeetingBindingKey::derive(&secret, "grid"), now);
+    let publish = |id: &str, t: pb::StreamType| {
+        ClientMessage::of(client_message::Message::PublishStream(pb::PublishStream {
+            stream_id: id.into(),
+            stream_type: t as i32,
+            ..Default::default()
+        }))
+    };
+    for i in 0..1_000u64 {
+        let conn = ConnKey { shard: 0, conn: i };
+        let _ = grid.handle_join(
+            now,
+            conn,
+            JoinIdentity {
+                sub: format!("user-{i}"),
+                role: MRole::Participant,
+                name: format!("User {i}"),
+            },
+            pb::JoinRequest {
+                meeting_id: "grid".into(),
+                ..Default::default()
+            },
+        );
+        let _ = grid.handle_message(
+            now,
+            conn,
+            publish(&format!("cam-{i}"), pb::StreamType::VideoCamera),
+        );
+        let _ = grid.handle_message(
+            now,
+            conn,
+            ClientMessage::of(client_message::Message::SubscribeToLayout(
+                pb::SubscribeToLayout {
+                    layout_type: pb::LayoutType::Grid as i32,
+                    config: Some(pb::LayoutConfig {
+                        rows: 5,
+                        columns: 5,
+                        ..Default::default()
+                    }),
+                    stream_ids: vec![],
+                },
+            )),
+        );
+        while grid.poll_outbound().is_some() {}
+    }
+    assert_eq!(grid.participant_count(), 1_000, "the grid meeting is full");
+    let sharer = ConnKey {
+        shard: 0,
+        conn: 500,
+    };
+    let mut sharing = false;
+    report(
+        "meeting: best stream changed, 1,000 grid subscribers",
+        measure(runs, 20 * scale, || {
+            sharing = !sharing;
+            // The same stream published again as a screen, then as a camera.
+            let t = if sharing {
+                pb::StreamType::VideoScreen
+            } else {
+                pb::StreamType::VideoCamera
+            };
+            let msg = publish("cam-500", t);
+            grid.handle_message(now, sharer, msg).unwrap();
+            while let Some(out) = grid.poll_outbound() {
                 black_box(out);
             }
         }),

@@ -31,19 +31,80 @@ pub(super) fn best_stream(p: &Participant) -> Option<pb::MediaType> {
     }
 }
 
+/// What every subscriber's computation reads from the roster, taken once per roster
+/// change rather than once per subscriber: each participant's best stream, the roster
+/// by user id, and the candidates in join order (all of them, and those with video
+/// apart from the audio-only ones).
+pub(super) struct Candidates {
+    best: Vec<Option<pb::MediaType>>,
+    by_user: Vec<(u64, usize)>,
+    any: Vec<usize>,
+    video: Vec<usize>,
+    audio: Vec<usize>,
+    /// Who a computation has taken, by roster index; cleared after each.
+    taken: Vec<bool>,
+    /// What the last computation chose, in slot order: roster index and media type.
+    chosen: Vec<(usize, pb::MediaType)>,
+}
+
+impl Candidates {
+    pub(super) fn new(roster: &[Participant]) -> Self {
+        let best: Vec<_> = roster.iter().map(best_stream).collect();
+        // By user id, then roster (join) order.
+        let mut by_user: Vec<(u64, usize)> = roster
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.user_id, i))
+            .collect();
+        by_user.sort_unstable();
+        let mut c = Self {
+            by_user,
+            any: Vec::new(),
+            video: Vec::new(),
+            audio: Vec::new(),
+            taken: vec![false; roster.len()],
+            chosen: Vec::new(),
+            best,
+        };
+        for (i, b) in c.best.iter().enumerate() {
+            match b {
+                None => continue,
+                Some(pb::MediaType::MediaAudio) => c.audio.push(i),
+                Some(_) => c.video.push(i),
+            }
+            c.any.push(i);
+        }
+        c
+    }
+}
+
 /// Rule 11 for the subscriber `me` (by join `seq`).
-///
-/// A computation costs about the roster plus the subscriber's lists, not their
-/// product: `excluded_users` is looked up in a sorted copy, `pinned_users` in the
-/// roster sorted by user id, and who is taken in a flag per participant. Every roster
-/// change recomputes every subscriber's layout, and each list may hold
-/// `max_layout_list` (256) entries.
 pub(super) fn compute(
     me: u64,
     sub: &LayoutSub,
     roster: &[Participant],
     cfg: &MeetingConfig,
 ) -> Vec<pb::StreamAssignment> {
+    let mut cands = Candidates::new(roster);
+    choose(me, sub, roster, &mut cands, cfg);
+    assignments(sub, roster, &cands.chosen, cfg)
+}
+
+/// Rule 11 for the subscriber `me`, with the roster's [`Candidates`]: fills
+/// `cands.chosen`.
+///
+/// A computation costs the subscriber's lists and its slots, not the roster: the
+/// pinned users are looked up in the roster by user id, and the others are taken in
+/// join order until the slots are full, each excluded one skipped by a look-up in the
+/// sorted list. Every roster change recomputes every subscriber's layout, and each
+/// list may hold `max_layout_list` (256) entries.
+fn choose(
+    me: u64,
+    sub: &LayoutSub,
+    roster: &[Participant],
+    cands: &mut Candidates,
+    cfg: &MeetingConfig,
+) {
     let c = &sub.config;
     let slots = if c.max_streams > 0 {
         u64::from(c.max_streams)
@@ -51,62 +112,93 @@ pub(super) fn compute(
         u64::from(c.rows) * u64::from(c.columns)
     };
     let slots = slots.min(cfg.max_layout_slots as u64) as usize;
-    let mut excluded = c.excluded_users.clone();
-    excluded.sort_unstable();
     let eligible = |p: &Participant| {
-        (p.seq != me || c.include_self) && excluded.binary_search(&p.user_id).is_err()
+        (p.seq != me || c.include_self) && sub.excluded.binary_search(&p.user_id).is_err()
     };
-    // By user id, then roster (join) order.
-    let mut by_user: Vec<(u64, usize)> = roster
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.user_id, i))
-        .collect();
-    by_user.sort_unstable();
-    let mut taken = vec![false; roster.len()];
-    let mut chosen: Vec<(&Participant, pb::MediaType)> = Vec::with_capacity(slots);
+    let mut chosen = std::mem::take(&mut cands.chosen);
+    chosen.clear();
     for uid in &c.pinned_users {
         if chosen.len() >= slots {
             break;
         }
-        let from = by_user.partition_point(|&(u, _)| u < *uid);
-        for &(_, i) in by_user[from..].iter().take_while(|&&(u, _)| u == *uid) {
-            let Some(p) = roster.get(i) else { continue };
-            if chosen.len() < slots && !taken[i] && eligible(p) {
-                if let Some(t) = best_stream(p) {
-                    chosen.push((p, t));
-                    taken[i] = true;
-                }
+        let from = cands.by_user.partition_point(|&(u, _)| u < *uid);
+        for &(_, i) in cands.by_user[from..]
+            .iter()
+            .take_while(|&&(u, _)| u == *uid)
+        {
+            let (Some(p), Some(Some(t))) = (roster.get(i), cands.best.get(i)) else {
+                continue;
+            };
+            if chosen.len() < slots && !cands.taken[i] && eligible(p) {
+                chosen.push((i, *t));
+                cands.taken[i] = true;
             }
         }
     }
-    let pinned = chosen.len();
-    for (i, p) in roster.iter().enumerate() {
-        if !taken[i] && eligible(p) {
-            if let Some(t) = best_stream(p) {
-                chosen.push((p, t));
-            }
+    // Then in join order; with `prefer_video_over_audio`, those with video first.
+    let (first, then): (&[usize], &[usize]) = if c.prefer_video_over_audio {
+        (&cands.video, &cands.audio)
+    } else {
+        (&cands.any, &[])
+    };
+    for &i in first.iter().chain(then) {
+        if chosen.len() >= slots {
+            break;
+        }
+        let (Some(p), Some(Some(t))) = (roster.get(i), cands.best.get(i)) else {
+            continue;
+        };
+        if !cands.taken[i] && eligible(p) {
+            chosen.push((i, *t));
         }
     }
-    if c.prefer_video_over_audio {
-        // Stable: join order is kept within each group; pinned stay first.
-        if let Some(rest) = chosen.get_mut(pinned..) {
-            rest.sort_by_key(|(_, t)| *t == pb::MediaType::MediaAudio);
-        }
+    for &(i, _) in &chosen {
+        cands.taken[i] = false;
     }
-    chosen.truncate(slots);
-    let url = cfg.media_servers.first().cloned().unwrap_or_default();
+    cands.chosen = chosen;
+}
+
+/// The stream id of slot `slot`: the subscriber's, else the slot's index.
+fn stream_id(sub: &LayoutSub, slot: usize) -> u32 {
+    sub.stream_ids.get(slot).copied().unwrap_or(slot as u32)
+}
+
+fn media_handler_url(cfg: &MeetingConfig) -> &str {
+    cfg.media_servers.first().map_or("", String::as_str)
+}
+
+/// The assignments of `chosen` (roster index and media type, in slot order).
+fn assignments(
+    sub: &LayoutSub,
+    roster: &[Participant],
+    chosen: &[(usize, pb::MediaType)],
+    cfg: &MeetingConfig,
+) -> Vec<pb::StreamAssignment> {
+    let url = media_handler_url(cfg);
     chosen
         .iter()
         .enumerate()
-        .map(|(i, (p, t))| pb::StreamAssignment {
-            stream_id: sub.stream_ids.get(i).copied().unwrap_or(i as u32),
-            user_id: p.user_id,
-            media_type: *t as i32,
-            slot_index: i as u32,
-            media_handler_url: url.clone(),
+        .map(|(slot, &(i, t))| pb::StreamAssignment {
+            stream_id: stream_id(sub, slot),
+            user_id: roster[i].user_id,
+            media_type: t as i32,
+            slot_index: slot as u32,
+            media_handler_url: url.to_owned(),
         })
         .collect()
+}
+
+/// Whether `chosen` puts the same participants with the same media types in the same
+/// slots as the assignments last sent: then nothing is built or sent.
+fn unchanged(sub: &LayoutSub, roster: &[Participant], chosen: &[(usize, pb::MediaType)]) -> bool {
+    let Some(last) = &sub.last else {
+        return false;
+    };
+    last.len() == chosen.len()
+        && last
+            .iter()
+            .zip(chosen)
+            .all(|(&(user, media), &(i, t))| user == roster[i].user_id && media == t as i32)
 }
 
 fn check_config(cfg: &MeetingConfig, c: &pb::LayoutConfig) -> Result<(), &'static str> {
@@ -131,11 +223,7 @@ impl Meeting {
         let Some(p) = self.participants.get_mut(idx) else {
             return;
         };
-        p.layout = Some(LayoutSub {
-            config,
-            stream_ids: s.stream_ids,
-            last: None,
-        });
+        p.layout = Some(LayoutSub::new(config, s.stream_ids));
         self.send_layout_now(idx);
     }
 
@@ -153,7 +241,7 @@ impl Meeting {
         else {
             return self.reply_error(conn, ErrorCode::InvalidRequest, "no layout subscription");
         };
-        sub.config = config;
+        sub.set_config(config);
         self.send_layout_now(idx);
     }
 
@@ -173,6 +261,7 @@ impl Meeting {
 
     /// Recomputes every subscription and re-sends only those whose result changed.
     pub(super) fn refresh_layouts(&mut self) {
+        let mut cands = Candidates::new(&self.participants);
         for idx in 0..self.participants.len() {
             let Some(p) = self.participants.get(idx) else {
                 continue;
@@ -180,25 +269,26 @@ impl Meeting {
             let (Some(sub), Some(conn)) = (&p.layout, p.conn) else {
                 continue;
             };
-            let a = compute(p.seq, sub, &self.participants, &self.cfg);
+            choose(p.seq, sub, &self.participants, &mut cands, &self.cfg);
             self.stats.layout_computes += 1;
-            if sub.last.as_ref() != Some(&a) {
+            if !unchanged(sub, &self.participants, &cands.chosen) {
+                let a = assignments(sub, &self.participants, &cands.chosen, &self.cfg);
                 self.send_assignments(idx, conn, a);
             }
         }
     }
 
     fn send_assignments(&mut self, idx: usize, conn: ConnKey, a: Vec<pb::StreamAssignment>) {
-        let msg = ServerMessage::of(S::StreamAssignments(pb::StreamAssignments {
-            assignments: a.clone(),
-        }));
         if let Some(sub) = self
             .participants
             .get_mut(idx)
             .and_then(|p| p.layout.as_mut())
         {
-            sub.last = Some(a);
+            sub.last = Some(a.iter().map(|x| (x.user_id, x.media_type)).collect());
         }
+        let msg = ServerMessage::of(S::StreamAssignments(pb::StreamAssignments {
+            assignments: a,
+        }));
         self.stats.layout_sends += 1;
         self.send(conn, Arc::new(msg));
     }
