@@ -129,6 +129,8 @@ impl Meeting {
                 ));
             }
             None => {
+                // At most MAX_SNAPSHOT_USERS + 1: an import's counter is checked
+                // against its users.
                 let id = self.next_user_id;
                 self.next_user_id += 1;
                 self.user_ids.insert(identity.sub.clone(), id);

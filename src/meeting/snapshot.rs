@@ -239,6 +239,14 @@ impl MeetingSnapshot {
         if self.user_ids.len() > MAX_SNAPSHOT_USERS {
             return Err(ImportError::TooManyUsers(self.user_ids.len()));
         }
+        // Ids are given out one after another from 1 and never taken back: a meeting
+        // that had n users gives the next one n + 1. Beyond that the counter could be
+        // brought to wrap, and two users to share an id.
+        if self.next_user_id > self.user_ids.len() as u64 + 1 {
+            return Err(ImportError::UserIds(
+                "next_user_id beyond the users given ids",
+            ));
+        }
         let mut seen = HashSet::with_capacity(self.user_ids.len());
         for (sub, id) in &self.user_ids {
             if sub.is_empty() || sub.len() > MAX_ID_BYTES {

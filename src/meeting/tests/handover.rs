@@ -662,6 +662,8 @@ fn inconsistent_snapshots_are_refused() {
             s.user_ids.insert("zero".into(), 0);
         }),
         ("user id not below next_user_id", |s| s.next_user_id = 4),
+        ("next_user_id beyond the users", |s| s.next_user_id = 6),
+        ("next_user_id about to wrap", |s| s.next_user_id = u64::MAX),
         ("two subs, one user id", |s| {
             s.user_ids.insert("twin".into(), 1);
         }),
