@@ -264,6 +264,27 @@ fn main() {
         }),
     );
 
+    // The HTTP/1 client's parser on a chunked response of 1-byte chunks (a GC may send
+    // its body so): 64 KiB of body, fed in 8 KiB reads.
+    let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..64 * 1024 {
+        chunked.extend_from_slice(b"1\r\nx\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    report(
+        "http1: 64 KiB body in 1-byte chunks, 8 KiB reads",
+        measure(runs, 20 * scale, || {
+            let mut parser = mc_service::http1::ResponseParser::new();
+            let mut got = None;
+            for read in chunked.chunks(8 * 1024) {
+                if let Some(r) = parser.handle_data(read).unwrap() {
+                    got = Some(r);
+                }
+            }
+            assert_eq!(got.map(|r| r.body.len()), Some(64 * 1024));
+        }),
+    );
+
     // JWT verification (EdDSA) with the dev key set.
     let dir = std::env::temp_dir().join(format!("mc-micro-{}", std::process::id()));
     let keys = DevKeys::load_or_create(&dir).unwrap();

@@ -110,8 +110,11 @@ enum Step {
 #[derive(Debug)]
 pub struct ResponseParser {
     limits: Limits,
-    /// Received bytes not yet consumed.
+    /// Received bytes; those before `pos` are consumed. Steps move `pos`, and the
+    /// consumed bytes are dropped once per [`Self::handle_data`]: a body of small chunks
+    /// would otherwise move the rest of the buffer once per chunk.
     buf: Vec<u8>,
+    pos: usize,
     state: State,
 }
 
@@ -131,6 +134,7 @@ impl ResponseParser {
         Self {
             limits,
             buf: Vec::new(),
+            pos: 0,
             state: State::Head { skipped: 0 },
         }
     }
@@ -144,11 +148,16 @@ impl ResponseParser {
         loop {
             match self.step() {
                 Ok(Step::Again) => {}
-                Ok(Step::Wait) => return Ok(None),
+                Ok(Step::Wait) => {
+                    self.buf.drain(..self.pos);
+                    self.pos = 0;
+                    return Ok(None);
+                }
                 Ok(Step::Done) => return Ok(Some(self.finish())),
                 Err(e) => {
                     self.state = State::Finished(Some(e.clone()));
                     self.buf = Vec::new();
+                    self.pos = 0;
                     return Err(e);
                 }
             }
@@ -175,6 +184,7 @@ impl ResponseParser {
     fn finish(&mut self) -> Response {
         let state = std::mem::replace(&mut self.state, State::Finished(None));
         self.buf = Vec::new();
+        self.pos = 0;
         match state {
             State::Body {
                 status,
@@ -207,8 +217,10 @@ impl ResponseParser {
                 framing: Framing::Length(left),
                 ..
             } => {
-                let n = (*left).min(self.buf.len());
-                body.extend(self.buf.drain(..n));
+                let unread = self.buf.get(self.pos..).unwrap_or_default();
+                let n = (*left).min(unread.len());
+                body.extend_from_slice(&unread[..n]);
+                self.pos += n;
                 *left -= n;
                 Ok(if *left == 0 { Step::Done } else { Step::Wait })
             }
@@ -217,17 +229,24 @@ impl ResponseParser {
                 framing: Framing::UntilClose,
                 ..
             } => {
-                if body.len() + self.buf.len() > max_body {
+                let unread = self.buf.get(self.pos..).unwrap_or_default();
+                if body.len() + unread.len() > max_body {
                     return Err(HttpError::BodyTooLarge(max_body));
                 }
-                body.append(&mut self.buf);
+                body.extend_from_slice(unread);
+                self.pos = self.buf.len();
                 Ok(Step::Wait)
             }
             State::Body {
                 body,
                 framing: Framing::Chunked(chunk),
                 ..
-            } => step_chunked(chunk, body, &mut self.buf, self.limits),
+            } => {
+                let unread = self.buf.get(self.pos..).unwrap_or_default();
+                let (step, used) = step_chunked(chunk, body, unread, self.limits)?;
+                self.pos += used;
+                Ok(step)
+            }
             State::Finished(_) => Ok(Step::Wait),
         }
     }
@@ -237,9 +256,10 @@ impl ResponseParser {
         let max_head = self.limits.max_head_bytes;
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut fields);
-        let len = match resp.parse(&self.buf) {
+        let unread = self.buf.get(self.pos..).unwrap_or_default();
+        let len = match resp.parse(unread) {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if skipped + self.buf.len() > max_head => {
+            Ok(httparse::Status::Partial) if skipped + unread.len() > max_head => {
                 return Err(HttpError::HeadTooLarge(max_head))
             }
             Ok(httparse::Status::Partial) => return Ok(Step::Wait),
@@ -255,7 +275,7 @@ impl ResponseParser {
         }
         let status = resp.code.unwrap_or(0);
         if (100..200).contains(&status) && status != 101 {
-            self.buf.drain(..len);
+            self.pos += len;
             self.state = State::Head {
                 skipped: skipped + len,
             };
@@ -272,7 +292,7 @@ impl ResponseParser {
             })
             .collect();
         let framing = framing(status, &headers, self.limits.max_body_bytes)?;
-        self.buf.drain(..len);
+        self.pos += len;
         self.state = State::Body {
             status,
             headers,
@@ -343,20 +363,21 @@ fn framing(
     }
 }
 
-/// One step of chunked decoding over the unconsumed bytes `buf`.
+/// One step of chunked decoding over the unconsumed bytes `buf`; returns the step and
+/// the bytes it consumed.
 fn step_chunked(
     chunk: &mut Chunk,
     body: &mut Vec<u8>,
-    buf: &mut Vec<u8>,
+    buf: &[u8],
     limits: Limits,
-) -> Result<Step, HttpError> {
+) -> Result<(Step, usize), HttpError> {
     match *chunk {
         Chunk::Size => {
             let Some(end) = find_crlf(buf) else {
                 return if buf.len() > MAX_CHUNK_LINE {
                     Err(HttpError::Malformed("chunk size line too long".into()))
                 } else {
-                    Ok(Step::Wait)
+                    Ok((Step::Wait, 0))
                 };
             };
             if end > MAX_CHUNK_LINE {
@@ -370,7 +391,6 @@ fn step_chunked(
                 .unwrap_or_default();
             let size = usize::from_str_radix(size_str, 16)
                 .map_err(|_| HttpError::Malformed(format!("bad chunk size {size_str:?}")))?;
-            buf.drain(..end + 2);
             *chunk = if size == 0 {
                 Chunk::Trailer { seen: 0 }
             } else if body.len().saturating_add(size) > limits.max_body_bytes {
@@ -378,30 +398,29 @@ fn step_chunked(
             } else {
                 Chunk::Data(size)
             };
-            Ok(Step::Again)
+            Ok((Step::Again, end + 2))
         }
         Chunk::Data(left) => {
             let n = left.min(buf.len());
             if n == 0 {
-                return Ok(Step::Wait);
+                return Ok((Step::Wait, 0));
             }
-            body.extend(buf.drain(..n));
+            body.extend_from_slice(&buf[..n]);
             *chunk = if left == n {
                 Chunk::DataEnd
             } else {
                 Chunk::Data(left - n)
             };
-            Ok(Step::Again)
+            Ok((Step::Again, n))
         }
         Chunk::DataEnd => match buf.get(..2) {
             None if buf.first().is_some_and(|b| *b != b'\r') => {
                 Err(HttpError::Malformed("chunk not followed by CRLF".into()))
             }
-            None => Ok(Step::Wait),
+            None => Ok((Step::Wait, 0)),
             Some(b"\r\n") => {
-                buf.drain(..2);
                 *chunk = Chunk::Size;
-                Ok(Step::Again)
+                Ok((Step::Again, 2))
             }
             Some(_) => Err(HttpError::Malformed("chunk not followed by CRLF".into())),
         },
@@ -410,19 +429,18 @@ fn step_chunked(
                 return if seen + buf.len() > limits.max_head_bytes {
                     Err(HttpError::HeadTooLarge(limits.max_head_bytes))
                 } else {
-                    Ok(Step::Wait)
+                    Ok((Step::Wait, 0))
                 };
             };
-            buf.drain(..end + 2);
             if end == 0 {
-                return Ok(Step::Done);
+                return Ok((Step::Done, 2));
             }
             let seen = seen + end + 2;
             if seen > limits.max_head_bytes {
                 return Err(HttpError::HeadTooLarge(limits.max_head_bytes));
             }
             *chunk = Chunk::Trailer { seen };
-            Ok(Step::Again)
+            Ok((Step::Again, end + 2))
         }
     }
 }
