@@ -55,8 +55,8 @@ enum Phase {
 
 /// A join waiting for the signing keys to be reloaded (its token names an unknown kid).
 /// The stream is not read meanwhile, and what came with the join in the same read
-/// waits in the session's decoder, still encoded; it follows the join once the join is
-/// verified.
+/// (at most the stream's receive window) waits in the session's decoder, still
+/// encoded; it follows the join once the join is verified.
 #[derive(Debug)]
 struct KeyWait {
     request: pb::JoinRequest,
@@ -343,7 +343,8 @@ impl Signaling {
             sig.handle_bytes(now, &bytes)
         });
         // A join that waits for its keys stops the events: what came behind it stays
-        // encoded in the session, and the stream unread, until the join has gone.
+        // encoded in the session (at most the stream's window, read already), and the
+        // rest of the stream unread, until the join has gone.
         while self.key_wait.is_none() {
             let Some(event) = self.sig.poll_event() else {
                 break;

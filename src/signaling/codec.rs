@@ -116,8 +116,14 @@ impl FrameDecoder {
             // frame and send none of it), and what is held follows what arrived.
             let doubled = (2 * self.buf.capacity()).max(need);
             let want = if have + from_chunk == HEADER_LEN {
-                let len = (u32::from_be_bytes(header) as usize).min(self.max);
-                doubled.min(HEADER_LEN + len).max(need)
+                let end = HEADER_LEN + (u32::from_be_bytes(header) as usize).min(self.max);
+                // Past the first frame's end (frames waiting behind a join), grow as a
+                // Vec does, or every push would reallocate.
+                if need > end {
+                    doubled
+                } else {
+                    doubled.min(end).max(need)
+                }
             } else {
                 doubled
             };

@@ -42,6 +42,37 @@ fn partial_header_and_payload_wait_for_more() {
     );
 }
 
+/// Whole frames left waiting in the buffer (behind a join waiting for its keys) while
+/// more arrive: the buffer grows by doubling, as a Vec does, not by exactly what each
+/// push adds, which would copy everything held once per push.
+#[test]
+fn frames_held_while_more_arrive_grow_the_buffer_by_doubling() {
+    let mut out = Vec::new();
+    for _ in 0..2_000 {
+        encode_frame(&mute(true), &mut out, DEFAULT_MAX_FRAME).unwrap();
+    }
+    let mut d = FrameDecoder::default();
+    let mut growths = 0;
+    let mut capacity = d.capacity();
+    for piece in out.chunks(37) {
+        d.push(piece);
+        if d.capacity() != capacity {
+            growths += 1;
+            capacity = d.capacity();
+        }
+    }
+    assert!(
+        growths <= 16,
+        "{growths} reallocations for {} bytes",
+        out.len()
+    );
+    let mut n = 0;
+    while d.next_message::<ClientMessage>().unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 2_000);
+}
+
 #[test]
 fn zero_length_is_a_protocol_violation() {
     let mut d = FrameDecoder::default();

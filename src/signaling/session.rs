@@ -221,10 +221,11 @@ fn bound_trace_context(msg: &mut ClientMessage) {
 /// more is answered `ErrorMessage{INVALID_REQUEST}` here (rule 4), before it is queued
 /// for its meeting. A repeated entry costs a byte or two on the wire and its whole
 /// struct once decoded (an empty `MhConnectionStatus` is two bytes sent and about a
-/// hundred held), so a 64 KiB frame of them decodes to megabytes, and the queues
-/// between a session and its meeting (the mesh, a hand-over's held inputs) weigh
-/// messages by their wire size. The meeting's own limits are lower (256 user ids or
-/// stream ids in a layout, 32 statuses, 8 simulcast layers) and still apply.
+/// hundred held), so a 64 KiB frame of them decodes to megabytes. The queues between a
+/// session and its meeting (the mesh, a hand-over's held inputs) weigh a message by
+/// what it holds decoded (`ClientMessage::held_len`), and this bound keeps that to tens
+/// of kilobytes. The meeting's own limits are lower (256 user ids or stream ids in a
+/// layout, 32 statuses, 8 simulcast layers) and still apply.
 pub const MAX_LIST_ENTRIES: usize = 256;
 
 /// The longest repeated field of a client message, in entries. The join's capability
@@ -377,7 +378,8 @@ pub struct Session {
     decoder: FrameDecoder,
     state: State,
     events: VecDeque<SessionEvent>,
-    /// When the bytes the decoder holds arrived (the rate budget's clock for them).
+    /// When bytes last arrived: the rate budget's clock for the frames decoded from
+    /// what the decoder holds.
     received_at: Instant,
     /// Frames for the client; the head frame holds only its unwritten bytes.
     out: VecDeque<Bytes>,
@@ -420,6 +422,9 @@ impl Session {
     /// ([`Self::poll_event`]): a join may wait for its signing keys, and what the
     /// client sent behind it would otherwise wait decoded, which can be fifty times its
     /// size on the wire (an empty list entry is two bytes there, a hundred decoded).
+    /// So a framing error or a burst past the rate budget behind the join shows once
+    /// the join has been taken, as it would had it come in a later read: the join goes
+    /// to its meeting, and the session's close follows it.
     fn decode(&mut self) {
         let now = self.received_at;
         while self.close.is_none() {

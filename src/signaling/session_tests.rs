@@ -169,6 +169,24 @@ fn framing_violations_close_with_0x100() {
             "{bad:?}"
         );
         assert_eq!(s.poll_close().map(CloseCode::code), Some(0x100));
+
+        // The same bytes behind the join in one read: decoding stops at the join, and
+        // the violation shows once the join has been taken, as in a later read.
+        let mut s = Session::new(SessionConfig::default(), t0);
+        let mut both = wire(&[join()]);
+        both.extend_from_slice(&bad);
+        s.handle_bytes(t0, &both);
+        assert!(!s.is_closing());
+        assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
+        assert_eq!(s.poll_event(), None);
+        assert!(s.is_closing());
+        let _ = drain(&mut s);
+        assert_eq!(
+            s.poll_close(),
+            Some(CloseCode::ProtocolViolation),
+            "{bad:?}"
+        );
+        assert_eq!(s.poll_close().map(CloseCode::code), Some(0x100));
     }
 }
 
@@ -350,9 +368,8 @@ fn status_flood() -> ClientMessage {
 }
 
 /// A repeated entry is a byte or two on the wire and a whole struct once decoded: a
-/// frame of empty statuses decodes to about fifty times its size, and the queues on
-/// its way to the meeting (the mesh, a hand-over's held inputs) weigh it at its wire
-/// size. The session answers it with INVALID_REQUEST and queues nothing for the
+/// frame of empty statuses decodes to about fifty times its size. The session answers
+/// a message of more than 256 entries with INVALID_REQUEST and queues nothing for the
 /// meeting; the session stays up (rule 4).
 #[test]
 fn messages_with_oversized_lists_are_refused_before_the_meeting() {
