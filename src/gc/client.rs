@@ -305,7 +305,11 @@ impl GcClient {
             }
         }
         self.stats.registrations_ok += 1;
-        self.failures = 0;
+        // A GC that keeps forgetting us (`unknown`) keeps the backoff growing until a
+        // heartbeat succeeds.
+        if !self.unknown {
+            self.failures = 0;
+        }
         self.registered = true;
         // A draining MC heartbeats at once so the GC learns it without waiting.
         let first = if self.draining {
@@ -372,6 +376,7 @@ impl GcClient {
         };
         self.stats.heartbeats_ok += 1;
         self.unknown = false;
+        self.failures = 0;
         self.push(GcEvent::HeartbeatOk);
         let reply: Option<Reply> = serde_json::from_slice(&resp.body).ok();
         self.apply_gc_status(reply.and_then(|r| r.status).as_deref());

@@ -286,8 +286,8 @@ fn heartbeat_404_registers_again_at_once() {
 
 /// A GC that accepts every registration and answers every heartbeat 404 (replicas that
 /// share nothing): the first 404 registers again at once, the next ones after the
-/// registration backoff. A draining MC heartbeats at once after registering, and went
-/// round as fast as the GC answered.
+/// registration backoff, growing (1 s, 2 s, ... ±20 %). A draining MC heartbeats at once
+/// after registering, and went round as fast as the GC answered.
 #[test]
 fn heartbeat_404_again_after_registering_backs_off() {
     let t0 = Instant::now();
@@ -295,7 +295,7 @@ fn heartbeat_404_again_after_registering_backs_off() {
     c.start_draining();
     let mut now = t0;
     let mut registers = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..8 {
         let Some(t) = c.poll_timeout() else {
             panic!("nothing due")
         };
@@ -310,16 +310,14 @@ fn heartbeat_404_again_after_registering_backs_off() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(registers.len(), 3, "{registers:?}");
-    // The first at once, then one backoff (1 s ± 20 %) and two.
-    assert!(
-        registers[1] >= registers[0] + BACKOFF_MIN.mul_f64(0.8),
-        "{registers:?}"
-    );
-    assert!(
-        registers[2] >= registers[1] + BACKOFF_MIN.mul_f64(0.8),
-        "{registers:?}"
-    );
+    assert_eq!(registers.len(), 4, "{registers:?}");
+    // The first at once, then the backoff: 1 s, 2 s, 4 s (± 20 %).
+    for (n, doubling) in [(1, 1), (2, 2), (3, 4)] {
+        assert!(
+            registers[n] >= registers[n - 1] + (BACKOFF_MIN * doubling).mul_f64(0.8),
+            "{registers:?}"
+        );
+    }
     // A heartbeat that succeeds forgets the 404s: the next one registers at once again.
     let t = c.poll_timeout().unwrap().max(now);
     let a = c.poll_action(t).unwrap();
