@@ -85,8 +85,19 @@ pub(super) fn compute(
     roster: &[Participant],
     cfg: &MeetingConfig,
 ) -> Vec<pb::StreamAssignment> {
-    let mut cands = Candidates::new(roster);
-    choose(me, sub, roster, &mut cands, cfg);
+    compute_with(me, sub, roster, &mut Candidates::new(roster), cfg)
+}
+
+/// As [`compute`], with the roster's [`Candidates`] taken once for several subscribers,
+/// as a refresh does.
+pub(super) fn compute_with(
+    me: u64,
+    sub: &LayoutSub,
+    roster: &[Participant],
+    cands: &mut Candidates,
+    cfg: &MeetingConfig,
+) -> Vec<pb::StreamAssignment> {
+    choose(me, sub, roster, cands, cfg);
     assignments(sub, roster, &cands.chosen, cfg)
 }
 
@@ -105,7 +116,7 @@ fn choose(
     cands: &mut Candidates,
     cfg: &MeetingConfig,
 ) {
-    let c = &sub.config;
+    let c = sub.config();
     let slots = if c.max_streams > 0 {
         u64::from(c.max_streams)
     } else {
@@ -113,7 +124,7 @@ fn choose(
     };
     let slots = slots.min(cfg.max_layout_slots as u64) as usize;
     let eligible = |p: &Participant| {
-        (p.seq != me || c.include_self) && sub.excluded.binary_search(&p.user_id).is_err()
+        (p.seq != me || c.include_self) && sub.excluded().binary_search(&p.user_id).is_err()
     };
     let mut chosen = std::mem::take(&mut cands.chosen);
     chosen.clear();
@@ -261,7 +272,8 @@ impl Meeting {
 
     /// Recomputes every subscription and re-sends only those whose result changed.
     pub(super) fn refresh_layouts(&mut self) {
-        let mut cands = Candidates::new(&self.participants);
+        // Taken at the first subscriber: a meeting nobody subscribes in pays nothing.
+        let mut cands: Option<Candidates> = None;
         for idx in 0..self.participants.len() {
             let Some(p) = self.participants.get(idx) else {
                 continue;
@@ -269,7 +281,8 @@ impl Meeting {
             let (Some(sub), Some(conn)) = (&p.layout, p.conn) else {
                 continue;
             };
-            choose(p.seq, sub, &self.participants, &mut cands, &self.cfg);
+            let cands = cands.get_or_insert_with(|| Candidates::new(&self.participants));
+            choose(p.seq, sub, &self.participants, cands, &self.cfg);
             self.stats.layout_computes += 1;
             if !unchanged(sub, &self.participants, &cands.chosen) {
                 let a = assignments(sub, &self.participants, &cands.chosen, &self.cfg);

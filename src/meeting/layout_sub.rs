@@ -6,9 +6,10 @@ use crate::signaling::proto::pb;
 /// A participant's layout subscription.
 #[derive(Debug, Clone)]
 pub(super) struct LayoutSub {
-    pub(super) config: pb::LayoutConfig,
+    /// Changed only through [`Self::set_config`], which keeps `excluded` with it.
+    config: pb::LayoutConfig,
     /// `config.excluded_users`, sorted once here rather than at every computation.
-    pub(super) excluded: Vec<u64>,
+    excluded: Vec<u64>,
     pub(super) stream_ids: Vec<u32>,
     /// Who was last sent in each slot, and with which media type (`pb::MediaType`), to
     /// re-send only on change. The slots' stream ids and media handler follow the
@@ -39,6 +40,11 @@ impl LayoutSub {
 
     pub(super) fn config(&self) -> &pb::LayoutConfig {
         &self.config
+    }
+
+    /// The excluded users, sorted.
+    pub(super) fn excluded(&self) -> &[u64] {
+        &self.excluded
     }
 
     pub(super) fn stream_ids(&self) -> &[u32] {

@@ -372,7 +372,7 @@ fn reference(
 ) -> Vec<pb::StreamAssignment> {
     use crate::meeting::layout::best_stream;
     use crate::meeting::roster::Participant;
-    let c = &sub.config;
+    let c = sub.config();
     let slots = if c.max_streams > 0 {
         u64::from(c.max_streams)
     } else {
@@ -458,6 +458,7 @@ fn layouts_match_the_rule_on_random_meetings() {
                 })
                 .collect()
         };
+        let mut shared = crate::meeting::layout::Candidates::new(roster);
         for _ in 0..20 {
             let config = pb::LayoutConfig {
                 rows: rng.random_range(0..4),
@@ -478,11 +479,20 @@ fn layouts_match_the_rule_on_random_meetings() {
             );
             let me = roster[rng.random_range(0..roster.len())].seq;
             let cfg = &h.m.cfg;
+            let expected = reference(me, &sub, roster, cfg);
             assert_eq!(
                 crate::meeting::layout::compute(me, &sub, roster, cfg),
-                reference(me, &sub, roster, cfg),
+                expected,
                 "round {round}: {:?}",
-                sub.config
+                sub.config()
+            );
+            // The same with the roster's candidates shared by every subscription of the
+            // round, as a refresh shares them.
+            assert_eq!(
+                crate::meeting::layout::compute_with(me, &sub, roster, &mut shared, cfg),
+                expected,
+                "round {round}, shared candidates: {:?}",
+                sub.config()
             );
         }
     }
