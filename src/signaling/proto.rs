@@ -29,44 +29,70 @@ impl ServerMessage {
     }
 }
 
-/// About what a decoded message holds in memory: its encoded size, which covers its
-/// strings' contents, plus each list entry's own size. A list entry can be two bytes on
-/// the wire (an empty status) and a hundred decoded, so queues that hold client messages
-/// weigh them by this, not by their size on the wire.
-fn list_entries_len(msg: &client_message::Message) -> usize {
+/// The repeated fields of a client message: for each, its entries and the in-memory
+/// size of one entry (unused slots are `(0, 0)`). A list entry can be two bytes on the
+/// wire (an empty status) and a hundred decoded: the session bounds the entries
+/// (`MAX_LIST_ENTRIES`), and queues of client messages weigh them by their decoded size
+/// ([`ClientMessage::held_len`]).
+pub fn repeated_fields(msg: &client_message::Message) -> [(usize, usize); 3] {
     use client_message::Message as M;
     use std::mem::size_of;
-    let layout = |c: &Option<pb::LayoutConfig>| {
-        c.as_ref().map_or(0, |c| {
-            (c.pinned_users.len() + c.excluded_users.len()) * size_of::<u64>()
+    let users = |c: &Option<pb::LayoutConfig>| {
+        c.as_ref().map_or([(0, 0); 2], |c| {
+            [
+                (c.pinned_users.len(), size_of::<u64>()),
+                (c.excluded_users.len(), size_of::<u64>()),
+            ]
         })
     };
     match msg {
-        M::JoinRequest(j) => join_list_entries_len(j),
-        M::PublishStream(p) => p
-            .metadata
-            .as_ref()
-            .and_then(|m| m.video.as_ref())
-            .map_or(0, |v| {
-                v.simulcast_layers.len() * size_of::<pb::SimulcastLayer>()
-            }),
-        M::SubscribeToLayout(s) => layout(&s.config) + s.stream_ids.len() * size_of::<u32>(),
-        M::UpdateLayout(u) => layout(&u.new_config),
-        M::MediaConnectionUpdate(u) => u.statuses.len() * size_of::<pb::MhConnectionStatus>(),
-        _ => 0,
+        M::JoinRequest(j) => join_fields(j),
+        M::PublishStream(p) => {
+            let layers = p
+                .metadata
+                .as_ref()
+                .and_then(|m| m.video.as_ref())
+                .map_or(0, |v| v.simulcast_layers.len());
+            [(layers, size_of::<pb::SimulcastLayer>()), (0, 0), (0, 0)]
+        }
+        M::SubscribeToLayout(s) => {
+            let [pinned, excluded] = users(&s.config);
+            [pinned, excluded, (s.stream_ids.len(), size_of::<u32>())]
+        }
+        M::UpdateLayout(u) => {
+            let [pinned, excluded] = users(&u.new_config);
+            [pinned, excluded, (0, 0)]
+        }
+        M::MediaConnectionUpdate(u) => [
+            (u.statuses.len(), size_of::<pb::MhConnectionStatus>()),
+            (0, 0),
+            (0, 0),
+        ],
+        _ => [(0, 0); 3],
     }
 }
 
-fn join_list_entries_len(j: &pb::JoinRequest) -> usize {
-    j.capabilities.as_ref().map_or(0, |c| {
-        (c.video_codecs.len() + c.audio_codecs.len()) * std::mem::size_of::<String>()
+/// The join's repeated fields: its capability lists.
+fn join_fields(j: &pb::JoinRequest) -> [(usize, usize); 3] {
+    j.capabilities.as_ref().map_or([(0, 0); 3], |c| {
+        let string = std::mem::size_of::<String>();
+        [
+            (c.video_codecs.len(), string),
+            (c.audio_codecs.len(), string),
+            (0, 0),
+        ]
     })
+}
+
+/// What the list entries of `fields` hold in memory besides their encoded bytes.
+fn entries_len(fields: [(usize, usize); 3]) -> usize {
+    fields.iter().map(|(n, size)| n * size).sum()
 }
 
 impl pb::JoinRequest {
     /// What the decoded join holds in memory, about ([`ClientMessage::held_len`]).
     pub fn held_len(&self) -> usize {
-        prost::Message::encoded_len(self) + join_list_entries_len(self)
+        prost::Message::encoded_len(self) + entries_len(join_fields(self))
     }
 }
 
@@ -74,7 +100,11 @@ impl ClientMessage {
     /// What the decoded message holds in memory, about: its encoded size plus each list
     /// entry's in-memory size. Queues of client messages weigh them by this.
     pub fn held_len(&self) -> usize {
-        prost::Message::encoded_len(self) + self.message.as_ref().map_or(0, list_entries_len)
+        prost::Message::encoded_len(self)
+            + self
+                .message
+                .as_ref()
+                .map_or(0, |m| entries_len(repeated_fields(m)))
     }
 
     /// A client envelope around one message, with no trace context (tests, bench).

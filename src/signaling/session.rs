@@ -19,7 +19,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes};
 
 use super::codec::{self, CodecError, FrameDecoder, DEFAULT_MAX_FRAME};
-use super::proto::{client_message, pb, ClientMessage, ErrorCode, ServerMessage};
+use super::proto::{client_message, pb, repeated_fields, ClientMessage, ErrorCode, ServerMessage};
 
 /// WebTransport session close codes (docs/protocol.md rule 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -231,22 +231,11 @@ pub const MAX_LIST_ENTRIES: usize = 256;
 /// The longest repeated field of a client message, in entries. The join's capability
 /// lists, which the MC does not use, are left out: [`bound_join`] cuts them.
 fn longest_list(msg: &client_message::Message) -> usize {
-    use client_message::Message as M;
-    let layout = |c: &Option<pb::LayoutConfig>| {
-        c.as_ref()
-            .map_or(0, |c| c.pinned_users.len().max(c.excluded_users.len()))
-    };
-    match msg {
-        M::PublishStream(p) => p
-            .metadata
-            .as_ref()
-            .and_then(|m| m.video.as_ref())
-            .map_or(0, |v| v.simulcast_layers.len()),
-        M::SubscribeToLayout(s) => layout(&s.config).max(s.stream_ids.len()),
-        M::UpdateLayout(u) => layout(&u.new_config),
-        M::MediaConnectionUpdate(u) => u.statuses.len(),
-        _ => 0,
+    if let client_message::Message::JoinRequest(_) = msg {
+        return 0;
     }
+    let fields = repeated_fields(msg);
+    fields.iter().map(|&(n, _)| n).max().unwrap_or(0)
 }
 
 /// Cuts the join's capability lists to [`MAX_LIST_ENTRIES`] (and gives back what they
