@@ -370,6 +370,8 @@ pub struct Session {
     /// When bytes last arrived: the rate budget's clock for the frames decoded from
     /// what the decoder holds.
     received_at: Instant,
+    /// Decoding stopped at a join with frames possibly behind it ([`Self::decode`]).
+    behind_join: bool,
     /// Frames for the client; the head frame holds only its unwritten bytes.
     out: VecDeque<Bytes>,
     out_bytes: usize,
@@ -387,6 +389,7 @@ impl Session {
             state: State::AwaitingJoin,
             events: VecDeque::new(),
             received_at: now,
+            behind_join: false,
             out: VecDeque::new(),
             out_bytes: 0,
             close: None,
@@ -416,8 +419,10 @@ impl Session {
     /// to its meeting, and the session's close follows it.
     fn decode(&mut self) {
         let now = self.received_at;
+        self.behind_join = false;
         while self.close.is_none() {
             if matches!(self.events.back(), Some(SessionEvent::Join { .. })) {
+                self.behind_join = true;
                 break;
             }
             match self.decoder.next_message::<ClientMessage>() {
@@ -503,7 +508,7 @@ impl Session {
     /// been taken. A caller that stops asking (a join waiting for its keys) leaves the
     /// rest encoded.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        if self.events.is_empty() {
+        if self.events.is_empty() && self.behind_join {
             self.decode();
         }
         self.events.pop_front()

@@ -151,6 +151,17 @@ fn unknown_oneof_case_answers_and_stays_up() {
 
 #[test]
 fn framing_violations_close_with_0x100() {
+    // A session closed for a framing violation: an ErrorMessage, then close 0x100.
+    let closed_for = |s: &mut Session, bad: &[u8]| {
+        assert!(s.is_closing());
+        let _ = drain(s);
+        assert_eq!(
+            s.poll_close(),
+            Some(CloseCode::ProtocolViolation),
+            "{bad:?}"
+        );
+        assert_eq!(s.poll_close().map(CloseCode::code), Some(0x100));
+    };
     for bad in [
         vec![0u8, 0, 0, 0],
         vec![0, 1, 0, 1],
@@ -161,14 +172,7 @@ fn framing_violations_close_with_0x100() {
         s.handle_bytes(t0, &wire(&[join()]));
         assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
         s.handle_bytes(t0, &bad);
-        assert!(s.is_closing());
-        let _ = drain(&mut s);
-        assert_eq!(
-            s.poll_close(),
-            Some(CloseCode::ProtocolViolation),
-            "{bad:?}"
-        );
-        assert_eq!(s.poll_close().map(CloseCode::code), Some(0x100));
+        closed_for(&mut s, &bad);
 
         // The same bytes behind the join in one read: decoding stops at the join, and
         // the violation shows once the join has been taken, as in a later read.
@@ -179,14 +183,7 @@ fn framing_violations_close_with_0x100() {
         assert!(!s.is_closing());
         assert!(matches!(s.poll_event(), Some(SessionEvent::Join { .. })));
         assert_eq!(s.poll_event(), None);
-        assert!(s.is_closing());
-        let _ = drain(&mut s);
-        assert_eq!(
-            s.poll_close(),
-            Some(CloseCode::ProtocolViolation),
-            "{bad:?}"
-        );
-        assert_eq!(s.poll_close().map(CloseCode::code), Some(0x100));
+        closed_for(&mut s, &bad);
     }
 }
 
