@@ -294,22 +294,10 @@ impl MeetingSnapshot {
     /// aborted hand-over differs in them alone; it is still the same meeting. Without
     /// budgets the JSON is the snapshot's own, as an MC that does not carry them writes it.
     pub fn digest(&self) -> [u8; 32] {
-        #[derive(Serialize)]
-        struct Content<'a> {
-            version: u32,
-            meeting_id: &'a str,
-            settings: &'a MeetingSettings,
-            user_ids: &'a BTreeMap<String, u64>,
-            next_user_id: u64,
-            participants: &'a [ParticipantSnapshot],
-        }
-        let content = Content {
-            version: self.version,
-            meeting_id: &self.meeting_id,
-            settings: &self.settings,
-            user_ids: &self.user_ids,
-            next_user_id: self.next_user_id,
-            participants: &self.participants,
+        let content = MeetingSnapshot {
+            broadcasts_left: None,
+            user_budgets: Vec::new(),
+            ..self.clone()
         };
         // Serializing plain structs (string keys) cannot fail.
         let json = serde_json::to_vec(&content).unwrap_or_default();
