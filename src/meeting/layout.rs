@@ -169,15 +169,6 @@ fn choose(
     cands.chosen = chosen;
 }
 
-/// The stream id of slot `slot`: the subscriber's, else the slot's index.
-fn stream_id(sub: &LayoutSub, slot: usize) -> u32 {
-    sub.stream_ids.get(slot).copied().unwrap_or(slot as u32)
-}
-
-fn media_handler_url(cfg: &MeetingConfig) -> &str {
-    cfg.media_servers.first().map_or("", String::as_str)
-}
-
 /// The assignments of `chosen` (roster index and media type, in slot order).
 fn assignments(
     sub: &LayoutSub,
@@ -185,12 +176,13 @@ fn assignments(
     chosen: &[(usize, pb::MediaType)],
     cfg: &MeetingConfig,
 ) -> Vec<pb::StreamAssignment> {
-    let url = media_handler_url(cfg);
+    let url = cfg.media_servers.first().map_or("", String::as_str);
     chosen
         .iter()
         .enumerate()
         .map(|(slot, &(i, t))| pb::StreamAssignment {
-            stream_id: stream_id(sub, slot),
+            // The subscriber's stream id for the slot, else the slot's index.
+            stream_id: sub.stream_ids.get(slot).copied().unwrap_or(slot as u32),
             user_id: roster[i].user_id,
             media_type: t as i32,
             slot_index: slot as u32,
