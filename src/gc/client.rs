@@ -349,7 +349,7 @@ impl GcClient {
                     // round as fast as the GC answers.
                     self.schedule_retry(now);
                 } else {
-                    self.failures = 0;
+                    // Registered with no 404 before: the backoff's count is at 0.
                     self.phase = Phase::Register { at: now };
                 }
                 self.unknown = true;
