@@ -11,6 +11,32 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
+# start_dev_mc BIN CPUS ARGS...: starts `BIN --dev` with a fresh dev dir on the loopback
+# ports the run.sh scripts use (WebTransport 127.0.0.1:14433, admin 127.0.0.1:18080),
+# pinned to CPUS (empty: not pinned), with ARGS after the common ones, and waits for
+# /ready. Sets MC_PID and DEV, and makes stop_dev_mc the EXIT trap: the server is gone,
+# and its ports free, when the script ends.
+start_dev_mc() {
+  local bin=$1 cpus=$2 pin=()
+  shift 2
+  [[ -n $cpus ]] && pin=(taskset -c "$cpus")
+  DEV=$(mktemp -d)
+  "${pin[@]}" "$bin" --dev --dev-dir "$DEV" --webtransport-bind-address 127.0.0.1:14433 \
+    --http-bind-address 127.0.0.1:18080 --log-filter warn "$@" &
+  MC_PID=$!
+  trap stop_dev_mc EXIT
+  for _ in $(seq 50); do curl -sf 127.0.0.1:18080/ready >/dev/null && break; sleep 0.2; done
+}
+
+stop_dev_mc() {
+  stop_pid "$MC_PID"
+  rm -rf "$DEV"
+}
+
+# cpu_ticks PID: the user and system time of process PID, in clock ticks
+# (`getconf CLK_TCK` a second).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # mc_bench_args BIN DEV WT HTTP PARTICIPANTS: sets MC_ARGS to the command line of one
 # benchmark shard, `BIN --dev --enable-echo --shards 1` on those addresses, with the
 # limits lifted that would stop load from a single 127.0.0.1 client (meeting capacity,

@@ -13,19 +13,14 @@ bin=${MC_BIN:-target/release/mc-service}
 label=${LABEL:-$(basename "$bin")}
 held=${HELD:-14}
 secs=${SECS:-8}
-dev=$(mktemp -d)
-taskset -c 0 "$bin" --dev --enable-echo --shards 1 --dev-dir "$dev" \
-    --webtransport-bind-address 127.0.0.1:14433 --http-bind-address 127.0.0.1:18080 \
-    --log-filter warn &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dev"' EXIT
-for _ in $(seq 50); do curl -sf 127.0.0.1:18080/ready >/dev/null && break; sleep 0.2; done
-ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
+# shellcheck source=../../scripts/lib.sh
+source bench/scripts/lib.sh
+start_dev_mc "$bin" 0 --enable-echo --shards 1
 hz=$(getconf CLK_TCK)
-t0=$(ticks)
+t0=$(cpu_ticks "$MC_PID")
 line=$(taskset -c 1 target/release/h3-junk-frames --target https://127.0.0.1:14433/echo \
-    --dev-dir "$dev" --secs "$secs" --held "$held")
-t1=$(ticks)
+    --dev-dir "$DEV" --secs "$secs" --held "$held")
+t1=$(cpu_ticks "$MC_PID")
 bytes=$(echo "$line" | awk '{print $2}')
 python3 - "$label" "$held" "$secs" "$bytes" "$((t1 - t0))" "$hz" <<'PY' | tee -a "$out/summary.txt"
 import sys

@@ -11,18 +11,13 @@ bin=${MC_BIN:-target/release/mc-service}
 label=${LABEL:-$(basename "$bin")}
 shards=${SHARDS:-1}
 secs=${SECS:-5}
-dev=$(mktemp -d)
 cpus=0
 [ "$shards" -gt 1 ] && cpus=0-$((shards - 1))
-taskset -c "$cpus" "$bin" --dev --shards "$shards" --dev-dir "$dev" \
-    --webtransport-bind-address 127.0.0.1:14433 --http-bind-address 127.0.0.1:18080 \
-    --log-filter warn &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dev"' EXIT
-for _ in $(seq 50); do curl -sf 127.0.0.1:18080/ready >/dev/null && break; sleep 0.2; done
+# shellcheck source=../../scripts/lib.sh
+source bench/scripts/lib.sh
+start_dev_mc "$bin" "$cpus" --shards "$shards"
 body=$(curl -s 127.0.0.1:18080/metrics | wc -c)
-ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
-t0=$(ticks)
+t0=$(cpu_ticks "$MC_PID")
 n=$(taskset -c 1 python3 - "$secs" <<'PY'
 import http.client, sys, time
 secs = float(sys.argv[1])
@@ -36,7 +31,7 @@ while time.monotonic() < end:
 print(n)
 PY
 )
-t1=$(ticks)
+t1=$(cpu_ticks "$MC_PID")
 hz=$(getconf CLK_TCK)
 python3 - "$label" "$shards" "$secs" "$body" "$n" "$((t1 - t0))" "$hz" <<'PY' | tee -a "$out/summary.txt"
 import sys

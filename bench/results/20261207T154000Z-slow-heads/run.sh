@@ -10,15 +10,10 @@ out=$(dirname "$0")
 bin=${MC_BIN:-target/release/mc-service}
 label=${LABEL:-$(basename "$bin")}
 conns=${CONNS:-32}
-dev=$(mktemp -d)
-taskset -c 0 "$bin" --dev --shards 1 --dev-dir "$dev" \
-    --webtransport-bind-address 127.0.0.1:14433 --http-bind-address 127.0.0.1:18080 \
-    --log-filter warn &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dev"' EXIT
-for _ in $(seq 50); do curl -sf 127.0.0.1:18080/ready >/dev/null && break; sleep 0.2; done
-ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
-t0=$(ticks)
+# shellcheck source=../../scripts/lib.sh
+source bench/scripts/lib.sh
+start_dev_mc "$bin" 0 --shards 1
+t0=$(cpu_ticks "$MC_PID")
 result=$(taskset -c 1 python3 - "$conns" <<'PY'
 import socket, sys, time
 conns = int(sys.argv[1])
@@ -45,7 +40,7 @@ for s in socks:
 print(sent, answered, f"{time.monotonic() - start:.2f}")
 PY
 )
-t1=$(ticks)
+t1=$(cpu_ticks "$MC_PID")
 hz=$(getconf CLK_TCK)
 python3 - "$label" "$conns" "$result" "$((t1 - t0))" "$hz" <<'PY' | tee -a "$out/summary.txt"
 import sys
