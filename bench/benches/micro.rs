@@ -47,6 +47,26 @@ fn report(name: &str, (median, lo, hi): (f64, f64, f64)) {
     );
 }
 
+/// Participant `i` (user `user-i`, on connection `i`) joins `meeting`; returns its
+/// connection.
+fn join(meeting: &mut Meeting, meeting_id: &str, i: u64, now: Instant) -> ConnKey {
+    let conn = ConnKey { shard: 0, conn: i };
+    let _ = meeting.handle_join(
+        now,
+        conn,
+        JoinIdentity {
+            sub: format!("user-{i}"),
+            role: MRole::Participant,
+            name: format!("User {i}"),
+        },
+        pb::JoinRequest {
+            meeting_id: meeting_id.into(),
+            ..Default::default()
+        },
+    );
+    conn
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let runs = if quick { 3 } else { 9 };
@@ -100,19 +120,7 @@ fn main() {
         now,
     );
     for i in 0..100u64 {
-        let _ = meeting.handle_join(
-            now,
-            ConnKey { shard: 0, conn: i },
-            JoinIdentity {
-                sub: format!("user-{i}"),
-                role: MRole::Participant,
-                name: format!("User {i}"),
-            },
-            pb::JoinRequest {
-                meeting_id: "bench".into(),
-                ..Default::default()
-            },
-        );
+        join(&mut meeting, "bench", i, now);
     }
     while meeting.poll_outbound().is_some() {}
     let mut toggle = false;
@@ -204,20 +212,7 @@ fn main() {
         }))
     };
     for i in 0..1_000u64 {
-        let conn = ConnKey { shard: 0, conn: i };
-        let _ = grid.handle_join(
-            now,
-            conn,
-            JoinIdentity {
-                sub: format!("user-{i}"),
-                role: MRole::Participant,
-                name: format!("User {i}"),
-            },
-            pb::JoinRequest {
-                meeting_id: "grid".into(),
-                ..Default::default()
-            },
-        );
+        let conn = join(&mut grid, "grid", i, now);
         let _ = grid.handle_message(
             now,
             conn,
