@@ -14,7 +14,7 @@
 //! live meetings, freeze and export one, commit or abort its hand-over, and import a
 //! meeting another MC hands over (which takes an admission slot like any new meeting).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,12 +39,30 @@ struct Entry {
     /// `MeetingStats::broadcasts_refused` and `joins_rate_limited` already added to
     /// `mc_refusals_total`.
     refusals_reported: [u64; 2],
+    /// The meeting's grace deadline as `MeetingHost::deadlines` holds it.
+    deadline: Option<Instant>,
+}
+
+impl Entry {
+    fn new(meeting: Meeting) -> Self {
+        Entry {
+            meeting,
+            members: HashSet::new(),
+            refusals_reported: [0; 2],
+            deadline: None,
+        }
+    }
 }
 
 /// Meetings owned by one shard.
 #[derive(Default)]
 pub struct MeetingHost {
     meetings: HashMap<String, Entry>,
+    /// Every meeting with a grace deadline, earliest first. A meeting's deadline changes
+    /// only while it handles something, and each of those ends in `flush`, which updates
+    /// this index: the shard's timer reads the first entry instead of asking every
+    /// meeting after every pass.
+    deadlines: BTreeSet<(Instant, String)>,
     /// Test hook: panic while handling the next message of this meeting.
     #[cfg(test)]
     pub(crate) panic_in: Option<String>,
@@ -69,6 +87,13 @@ impl MeetingHost {
 
     /// The earliest grace deadline of any meeting.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// The earliest grace deadline found by asking every meeting: what the index must
+    /// agree with.
+    #[cfg(test)]
+    pub(crate) fn deadline_by_asking_each_meeting(&self) -> Option<Instant> {
         self.meetings
             .values()
             .filter_map(|e| e.meeting.poll_timeout())
@@ -101,14 +126,8 @@ impl MeetingHost {
                     }
                     let key = MeetingBindingKey::derive(env.binding_secret(), &meeting_id);
                     let meeting = Meeting::new(meeting_id.clone(), env.meeting_config(), key, now);
-                    self.meetings.insert(
-                        meeting_id.clone(),
-                        Entry {
-                            meeting,
-                            members: HashSet::new(),
-                            refusals_reported: [0; 2],
-                        },
-                    );
+                    self.meetings
+                        .insert(meeting_id.clone(), Entry::new(meeting));
                     env.meetings_changed(1);
                     tracing::info!(meeting_id = %meeting_id, "meeting created");
                 }
@@ -178,10 +197,10 @@ impl MeetingHost {
     /// Grace expiries due at `now`.
     pub fn handle_timeout(&mut self, env: &mut dyn MeetingEnv, now: Instant) {
         let due: Vec<String> = self
-            .meetings
+            .deadlines
             .iter()
-            .filter(|(_, e)| e.meeting.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| id.clone())
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, id)| id.clone())
             .collect();
         for id in due {
             let _ = self.with_meeting(env, now, &id, |e| {
@@ -329,14 +348,9 @@ impl MeetingHost {
             }
         };
         let participants = meeting.participant_count();
-        self.meetings.insert(
-            meeting_id.clone(),
-            Entry {
-                meeting,
-                members: HashSet::new(),
-                refusals_reported: [0; 2],
-            },
-        );
+        self.remove(&meeting_id);
+        self.meetings
+            .insert(meeting_id.clone(), Entry::new(meeting));
         if !replacing {
             env.meetings_changed(1);
         }
@@ -357,7 +371,7 @@ impl MeetingHost {
             .meetings
             .get(meeting_id)
             .is_some_and(|e| e.meeting.imported_digest().is_some() && e.members.is_empty());
-        if imported && self.meetings.remove(meeting_id).is_some() {
+        if imported && self.remove(meeting_id).is_some() {
             env.admission().release_meeting();
             env.meetings_changed(-1);
             tracing::warn!(meeting_id, "imported meeting dropped: its answer was lost");
@@ -384,7 +398,7 @@ impl MeetingHost {
                     .unwrap_or_default();
                 tracing::error!(meeting_id, panic = %what, "Panic in actor: meeting ended, shard continues");
                 env.meeting_panicked();
-                if let Some(entry) = self.meetings.remove(meeting_id) {
+                if let Some(entry) = self.remove(meeting_id) {
                     for conn in entry.members {
                         refuse(
                             env,
@@ -487,11 +501,30 @@ impl MeetingHost {
             env.message_processed(t);
         }
         if entry.meeting.is_empty() {
-            self.meetings.remove(meeting_id);
+            self.remove(meeting_id);
             env.admission().release_meeting();
             env.meetings_changed(-1);
             tracing::info!(meeting_id, "meeting ended (empty)");
+            return;
         }
+        let deadline = entry.meeting.poll_timeout();
+        if deadline != entry.deadline {
+            if let Some(was) = std::mem::replace(&mut entry.deadline, deadline) {
+                self.deadlines.remove(&(was, meeting_id.to_string()));
+            }
+            if let Some(t) = deadline {
+                self.deadlines.insert((t, meeting_id.to_string()));
+            }
+        }
+    }
+
+    /// Removes a meeting and its deadline.
+    fn remove(&mut self, meeting_id: &str) -> Option<Entry> {
+        let entry = self.meetings.remove(meeting_id)?;
+        if let Some(was) = entry.deadline {
+            self.deadlines.remove(&(was, meeting_id.to_string()));
+        }
+        Some(entry)
     }
 }
 

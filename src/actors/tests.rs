@@ -289,3 +289,69 @@ fn meeting_shards_are_stable_and_spread() {
     }
     assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
 }
+
+/// The host's index of grace deadlines says what asking every meeting would, through
+/// joins, unclean and clean disconnects, expiries, hand-overs begun and aborted, and a
+/// meeting that panics.
+#[test]
+fn the_deadline_index_matches_every_meetings_own_deadline() {
+    let mut env = FakeEnv::new(100);
+    let mut host = MeetingHost::default();
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let meetings = ["m0", "m1", "m2", "m3"];
+    let mut with_deadline = 0;
+    for step in 0..4_000u64 {
+        let m = meetings[next(4) as usize];
+        let c = conn(next(24));
+        match next(10) {
+            0..=3 => host.handle(&mut env, now, join(m, c, &format!("u{}", c.conn), now)),
+            4..=5 => host.handle(
+                &mut env,
+                now,
+                MeetingCmd::Disconnect {
+                    conn: c,
+                    meeting_id: m.into(),
+                    clean: next(3) == 0,
+                },
+            ),
+            6 => now += Duration::from_secs(next(20)),
+            7 => {
+                if host.poll_timeout().is_some_and(|d| d <= now) {
+                    host.handle_timeout(&mut env, now);
+                }
+            }
+            8 => match host.begin_handover(&mut env, now, m) {
+                Some(_) if next(2) == 0 => host.abort_handover(&mut env, now, m),
+                _ => {}
+            },
+            _ if step % 97 == 0 => {
+                host.panic_in = Some(m.to_string());
+                host.handle(&mut env, now, mute(m, c, now));
+                host.panic_in = None;
+            }
+            _ => host.handle(&mut env, now, mute(m, c, now)),
+        }
+        assert_eq!(
+            host.poll_timeout(),
+            host.deadline_by_asking_each_meeting(),
+            "step {step}"
+        );
+        with_deadline += usize::from(host.poll_timeout().is_some());
+    }
+    assert!(
+        with_deadline > 1_000,
+        "{with_deadline} steps had a deadline"
+    );
+    assert!(
+        *env.panics.borrow() > 0,
+        "the run should have ended a meeting by a panic"
+    );
+}
