@@ -164,7 +164,7 @@ impl Meeting {
             seq,
             participant_id: uuid_v7(unix_ms),
             user_id,
-            name: truncate_str(name, self.cfg.max_string_len).to_owned(),
+            name: display_name(name, self.cfg.max_string_len),
             sub: identity.sub,
             role: identity.role,
             conn: Some(conn),
@@ -396,4 +396,14 @@ impl Meeting {
         });
         self.broadcast(left, None);
     }
+}
+
+/// The name the meeting keeps and shows: at most `max` bytes, each control character a
+/// space (a name is free text, so it is mended rather than refused; a snapshot then
+/// holds no character JSON must escape as six bytes).
+fn display_name(name: &str, max: usize) -> String {
+    truncate_str(name, max)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }

@@ -38,6 +38,30 @@ pub(super) fn validate(cfg: &MeetingConfig, p: &pb::PublishStream) -> Result<(),
     Ok(())
 }
 
+/// What a publication must meet beyond [`validate`]: no control character (Unicode Cc)
+/// in its stream id, codec or layer ids. No client needs one, and each of U+0000–U+001F
+/// takes six bytes in a hand-over's JSON: a meeting's participants could otherwise make
+/// its snapshot too large to move (docs/gc-api.md, "Hand over a meeting"). A snapshot
+/// is not held to it, so meetings of an MC without this check still move.
+fn validate_new(cfg: &MeetingConfig, p: &pb::PublishStream) -> Result<(), &'static str> {
+    validate(cfg, p)?;
+    let has_control = |s: &str| s.chars().any(char::is_control);
+    if has_control(&p.stream_id) {
+        return Err("stream_id has a control character");
+    }
+    let Some(meta) = &p.metadata else {
+        return Ok(());
+    };
+    if has_control(&meta.codec) {
+        return Err("codec has a control character");
+    }
+    let mut layers = meta.video.iter().flat_map(|v| &v.simulcast_layers);
+    if layers.any(|l| has_control(&l.layer_id)) {
+        return Err("layer_id has a control character");
+    }
+    Ok(())
+}
+
 impl Meeting {
     /// Validates, stores (re-publishing an id replaces it) and broadcasts
     /// `StreamPublished` to every participant, the publisher included; then layouts, if
@@ -50,7 +74,7 @@ impl Meeting {
         conn: ConnKey,
         p: pb::PublishStream,
     ) {
-        if let Err(why) = validate(&self.cfg, &p) {
+        if let Err(why) = validate_new(&self.cfg, &p) {
             return self.reply_error(conn, ErrorCode::InvalidRequest, why);
         }
         let max = self.cfg.max_streams_per_participant;

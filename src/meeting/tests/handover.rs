@@ -836,3 +836,168 @@ fn a_snapshot_without_budgets_starts_them_full() {
     );
     assert!(back.user_budgets.is_empty());
 }
+
+/// A meeting at every limit a client controls, `fill` in every string it writes: one
+/// user in every seat, each with a name of the longest length, every stream it may
+/// publish with the longest ids, codec and simulcast layers, and a layout whose lists are
+/// full of the longest numbers.
+fn at_every_limit(fill: char) -> MeetingSnapshot {
+    let cfg = MeetingConfig::default();
+    let mut h = H::with(cfg.clone());
+    let s = |n: usize| fill.to_string().repeat(n);
+    for i in 0..cfg.max_participants as u64 {
+        let mut req = join_req("", "");
+        req.participant_name = s(cfg.max_string_len);
+        let identity = JoinIdentity {
+            sub: s(crate::meeting::MAX_ID_BYTES),
+            role: Role::Participant,
+            name: String::new(),
+        };
+        let outcome = h.m.handle_join(h.now, c(i), identity, req).unwrap();
+        assert_eq!(outcome, JoinOutcome::Joined, "seat {i}");
+        h.drain();
+    }
+    for i in 0..cfg.max_participants as u64 {
+        // The user's share of the broadcast budget refills meanwhile.
+        h.advance(Duration::from_secs(1));
+        for n in 0..cfg.max_streams_per_participant {
+            let layer = |k: usize| pb::SimulcastLayer {
+                layer_id: format!("{k}{}", s(cfg.max_stream_id_len - 1)),
+                width: u32::MAX,
+                height: u32::MAX,
+                max_bitrate: u32::MAX,
+            };
+            let publish = pb::PublishStream {
+                stream_id: format!("{n}{}", s(cfg.max_stream_id_len - 1)),
+                stream_type: pb::StreamType::VideoCamera as i32,
+                metadata: Some(pb::StreamMetadata {
+                    codec: s(cfg.max_codec_len),
+                    max_bitrate: u32::MAX,
+                    video: Some(pb::VideoMetadata {
+                        width: u32::MAX,
+                        height: u32::MAX,
+                        framerate: u32::MAX,
+                        simulcast_layers: (0..cfg.max_simulcast_layers).map(layer).collect(),
+                    }),
+                }),
+            };
+            h.msg(c(i), client_message::Message::PublishStream(publish));
+        }
+        let list = cfg.max_layout_list;
+        h.msg(
+            c(i),
+            client_message::Message::SubscribeToLayout(pb::SubscribeToLayout {
+                layout_type: 0,
+                config: Some(pb::LayoutConfig {
+                    max_streams: cfg.max_layout_slots as u32,
+                    pinned_users: vec![u64::MAX; list],
+                    excluded_users: vec![u64::MAX; list],
+                    include_self: true,
+                    ..Default::default()
+                }),
+                stream_ids: vec![u32::MAX; list],
+            }),
+        );
+    }
+    let snapshot = h.m.begin_handover(h.now);
+    assert_eq!(snapshot.participants.len(), cfg.max_participants);
+    for p in &snapshot.participants {
+        assert_eq!(p.streams.len(), cfg.max_streams_per_participant);
+        assert!(p.layout.is_some());
+    }
+    snapshot
+}
+
+/// The largest snapshot clients can make, at the default limits, is one hand-over: a
+/// double quote (escaped as two bytes) in every string they write is the worst they can
+/// still do; control characters (six bytes each) are refused or mended.
+#[test]
+fn a_meeting_at_every_limit_fits_in_one_hand_over() {
+    let body = |fill| {
+        crate::migration::ImportRequest {
+            source: crate::migration::SourceMc {
+                id: "mc-source".into(),
+                webtransport_endpoint: "https://mc-source.example:4433".into(),
+                http_endpoint: "http://mc-source.example:8080".into(),
+            },
+            snapshot: at_every_limit(fill),
+        }
+        .to_body()
+        .len()
+    };
+    let plain = body('a');
+    let quoted = body('"');
+    assert!(quoted > plain, "{quoted} against {plain}");
+    assert!(
+        quoted <= crate::migration::MAX_IMPORT_BODY_BYTES,
+        "{quoted} bytes"
+    );
+}
+
+#[test]
+fn control_characters_are_refused_in_identifiers_and_mended_in_names() {
+    let mut h = H::new();
+    let mut req = join_req("", "");
+    req.participant_name = "a\u{0}b\nc\u{7f}d\u{85}e".into();
+    let identity = JoinIdentity {
+        sub: "u".into(),
+        role: Role::Participant,
+        name: String::new(),
+    };
+    h.m.handle_join(h.now, c(1), identity, req).unwrap();
+    h.drain();
+    let other = h.join(c(2), "v", Role::Participant);
+    assert_eq!(other.existing_participants[0].name, "a b c d e");
+    let video = |layer: &str| pb::VideoMetadata {
+        width: 640,
+        height: 360,
+        framerate: 30,
+        simulcast_layers: vec![pb::SimulcastLayer {
+            layer_id: layer.into(),
+            width: 640,
+            height: 360,
+            max_bitrate: 500_000,
+        }],
+    };
+    let publication = |id: &str, codec: &str, layer: &str| {
+        client_message::Message::PublishStream(pb::PublishStream {
+            stream_id: id.into(),
+            stream_type: pb::StreamType::VideoCamera as i32,
+            metadata: Some(pb::StreamMetadata {
+                codec: codec.into(),
+                max_bitrate: 1_000_000,
+                video: Some(video(layer)),
+            }),
+        })
+    };
+    for (p, why) in [
+        (
+            publication("cam\u{1}", "VP8", "h"),
+            "stream_id has a control character",
+        ),
+        (
+            publication("cam", "VP8\t", "h"),
+            "codec has a control character",
+        ),
+        (
+            publication("cam", "VP8", "h\r"),
+            "layer_id has a control character",
+        ),
+    ] {
+        let msgs = to(&h.msg(c(1), p), c(1));
+        assert!(
+            matches!(msgs.as_slice(), [S::Error(e)]
+                if e.code == ErrorCode::InvalidRequest as i32 && e.message == why),
+            "{msgs:?}"
+        );
+    }
+    let msgs = to(&h.msg(c(1), publication("cam", "VP8", "h")), c(1));
+    assert!(
+        matches!(msgs.first(), Some(S::StreamPublished(_))),
+        "{msgs:?}"
+    );
+    let snapshot = h.m.begin_handover(h.now);
+    let first = snapshot.participants.iter().find(|p| p.sub == "u").unwrap();
+    assert_eq!(first.name, "a b c d e");
+    assert_eq!(first.streams.len(), 1);
+}
