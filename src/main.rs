@@ -195,7 +195,7 @@ fn run(
     let limits = quic_args.h3_limits();
     let rx_coalesce = quic_args.rx_coalesce();
     let rx_batch = quic_args.rx_batch();
-    let budget = quic_args.receive_budget_bytes();
+    let budget = quic_args.connection_memory_budget_bytes(actor_settings.session.max_frame);
     let quic = quic_shared(&settings, tls_args, quic_args)?;
     let n = settings.shards;
     let metrics = Metrics::new();

@@ -251,7 +251,7 @@ impl Metrics {
             connection_receive_budget_bytes: gauge(
                 r,
                 "mc_connection_receive_budget_bytes",
-                "Most bytes of received data one client connection can make the server hold (stream and connection windows, datagram queue, header and capsule buffers)",
+                "Most bytes of received data one client connection can make the server hold (stream and connection windows, datagram queue, header and capsule buffers, the signaling session's undecoded bytes)",
             ),
             connection_send_window_bytes: gauge_vec(
                 r,

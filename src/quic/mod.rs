@@ -218,6 +218,18 @@ impl QuicArgs {
             + (4 + crate::h3::capsule::MAX_REASON) as u64
     }
 
+    /// Everything one connection can make the server hold of what it received
+    /// (`mc_connection_receive_budget_bytes`): [`Self::receive_budget_bytes`] in QUIC
+    /// and the HTTP/3 layer, and past them the signaling session's decoder: the frame it
+    /// is assembling (at most `max_frame` and its header) and, while a join waits for
+    /// its signing keys, what came behind the join in the same read (at most one stream
+    /// window, already read and so no longer under the client's flow control).
+    pub fn connection_memory_budget_bytes(&self, max_frame: usize) -> u64 {
+        self.receive_budget_bytes()
+            + u64::from(self.stream_receive_window_bytes)
+            + (max_frame + crate::signaling::codec::HEADER_LEN) as u64
+    }
+
     /// Check the flags that cannot be used as given.
     pub fn validate(&self) -> Result<(), String> {
         if self.stream_receive_window_bytes < 1024
