@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use mc_service::auth::binding::{BindingSecret, MeetingBindingKey};
 use mc_service::auth::jwt::{Role, VerifierConfig};
 use mc_service::auth::{DevKeys, JwtVerifier};
-use mc_service::meeting::{ConnKey, JoinIdentity, Meeting, MeetingConfig, Role as MRole};
+use mc_service::meeting::{
+    ConnKey, JoinIdentity, JoinOutcome, Meeting, MeetingConfig, Role as MRole,
+};
 use mc_service::signaling::codec::{encode_frame, FrameDecoder};
 use mc_service::signaling::proto::{client_message, pb, ClientMessage, ServerMessage};
 
@@ -253,6 +255,95 @@ fn main() {
             };
             let msg = publish("cam-500", t);
             grid.handle_message(now, sharer, msg).unwrap();
+            while let Some(out) = grid.poll_outbound() {
+                black_box(out);
+            }
+        }),
+    );
+
+    // One subscriber of the same meeting changes its grid (5 × 5, then 4 × 4): only its
+    // own layout is computed again.
+    let mut small = false;
+    report(
+        "meeting: UpdateLayout, 1,000 grid subscribers",
+        measure(runs, 200 * scale, || {
+            small = !small;
+            let side = if small { 4 } else { 5 };
+            let msg = ClientMessage::of(client_message::Message::UpdateLayout(pb::UpdateLayout {
+                new_config: Some(pb::LayoutConfig {
+                    rows: side,
+                    columns: side,
+                    ..Default::default()
+                }),
+            }));
+            grid.handle_message(now, sharer, msg).unwrap();
+            while let Some(out) = grid.poll_outbound() {
+                black_box(out);
+            }
+        }),
+    );
+
+    // A participant with no stream joins the same meeting and leaves again (a seat is
+    // made for it first): no one's layout can change. A second later each time, so the
+    // user's joins stay within its rate.
+    let leaver = ConnKey {
+        shard: 0,
+        conn: 999,
+    };
+    grid.handle_disconnect(now, leaver, true).unwrap();
+    while grid.poll_outbound().is_some() {}
+    let mut at = now;
+    let mut next_conn = 10_000u64;
+    report(
+        "meeting: join and leave without streams, 1,000 grid subscribers",
+        measure(runs, 20 * scale, || {
+            at += Duration::from_secs(1);
+            next_conn += 1;
+            let conn = ConnKey {
+                shard: 0,
+                conn: next_conn,
+            };
+            let joined = grid.handle_join(
+                at,
+                conn,
+                JoinIdentity {
+                    sub: "churn".into(),
+                    role: MRole::Participant,
+                    name: "Churn".into(),
+                },
+                pb::JoinRequest {
+                    meeting_id: "grid".into(),
+                    ..Default::default()
+                },
+            );
+            assert!(matches!(joined, Ok(JoinOutcome::Joined)), "{joined:?}");
+            grid.handle_disconnect(at, conn, true).unwrap();
+            while let Some(out) = grid.poll_outbound() {
+                black_box(out);
+            }
+        }),
+    );
+
+    // One participant of the meeting is in its grace period (its connection dropped):
+    // another one's quality report, which changes nothing for anyone.
+    let dropped = ConnKey {
+        shard: 0,
+        conn: 998,
+    };
+    grid.handle_disconnect(at, dropped, false).unwrap();
+    while grid.poll_outbound().is_some() {}
+    let quality = ClientMessage::of(client_message::Message::StreamQualityUpdate(
+        pb::StreamQualityUpdate {
+            stream_id: "cam-1".into(),
+            available_bitrate: 1_000_000,
+            packet_loss: 0.01,
+            rtt_ms: 40,
+        },
+    ));
+    report(
+        "meeting: quality update, 1,000 participants, one in grace",
+        measure(runs, 2_000 * scale, || {
+            grid.handle_message(at, sharer, quality.clone()).unwrap();
             while let Some(out) = grid.poll_outbound() {
                 black_box(out);
             }

@@ -261,6 +261,7 @@ impl Meeting {
                 .insert(b.user_id, UserBudget::carried(&m.cfg, &b, now));
         }
         m.next_seq = m.participants.len() as u64;
+        m.next_grace = m.participants.iter().filter_map(|p| p.grace_deadline).min();
         m.stats.imported_participants = m.participants.len() as u64;
         Ok(m)
     }

@@ -270,6 +270,15 @@ pub struct Meeting {
     /// How many participants have a grace deadline: with none (the usual case) the
     /// per-message expiry check and the next deadline cost nothing.
     in_grace: usize,
+    /// The earliest grace deadline, or an earlier instant: a recovery leaves it as it
+    /// was, and the next expiry pass, at that instant, finds the true one. Until then a
+    /// message's expiry check and the next deadline read this instead of the roster.
+    next_grace: Option<Instant>,
+    /// What every layout computation reads from the roster (`layout::Candidates`),
+    /// kept between messages: built at the first computation after a join, a leave or
+    /// a change of someone's best stream, so one subscriber's UpdateLayout costs its
+    /// own lists and slots, not the roster.
+    layout_index: Option<layout::Candidates>,
     /// Connected participants by connection, to their `seq`.
     by_conn: HashMap<ConnKey, u64>,
     /// Rule 9: one user_id per distinct `sub` while the meeting lives.
@@ -327,6 +336,8 @@ impl Meeting {
             epoch_unix_ms: unix_ms,
             participants: Vec::new(),
             in_grace: 0,
+            next_grace: None,
+            layout_index: None,
             by_conn: HashMap::new(),
             user_ids: HashMap::new(),
             next_user_id: 1,
@@ -419,10 +430,7 @@ impl Meeting {
         if self.handover.is_some() || self.in_grace == 0 {
             return None;
         }
-        self.participants
-            .iter()
-            .filter_map(|p| p.grace_deadline)
-            .min()
+        self.next_grace
     }
 
     /// The next piece of work for the driver.
@@ -438,6 +446,8 @@ impl Meeting {
         self.commit_handover(&reason);
         let participants = std::mem::take(&mut self.participants);
         self.in_grace = 0;
+        self.next_grace = None;
+        self.layout_index = None;
         self.by_conn.clear();
         self.ended = true;
         // The same redirect for everyone: built once, shared.

@@ -183,9 +183,11 @@ impl Meeting {
         self.by_conn.insert(conn, seq);
         self.stats.joins += 1;
         let idx = self.participants.len() - 1;
+        self.layout_index = None;
         self.send_join_response(idx, conn);
         self.broadcast(joined, Some(conn));
-        self.refresh_layouts();
+        // No layout changes: a layout shows participants by their streams, and the
+        // newcomer, last in join order, has none yet.
         Ok(JoinOutcome::Joined)
     }
 
@@ -346,13 +348,16 @@ impl Meeting {
         self.by_conn.remove(&conn);
         if clean {
             self.stats.leaves_voluntary += 1;
-            self.remove(idx, pb::LeaveReason::Voluntary);
-            self.refresh_layouts();
+            if self.remove(idx, pb::LeaveReason::Voluntary) {
+                self.refresh_layouts();
+            }
         } else if let Some(p) = self.participants.get_mut(idx) {
             p.conn = None;
-            if p.grace_deadline.replace(now + self.cfg.grace).is_none() {
+            let deadline = now + self.cfg.grace;
+            if p.grace_deadline.replace(deadline).is_none() {
                 self.in_grace += 1;
             }
+            self.next_grace = Some(self.next_grace.map_or(deadline, |t| t.min(deadline)));
         }
         self.expire(now);
         Ok(())
@@ -361,29 +366,42 @@ impl Meeting {
     /// Removes participants whose grace deadline is at or before `now` (TIMEOUT); not
     /// while frozen for a hand-over (the snapshot carries the grace left).
     pub(super) fn expire(&mut self, now: Instant) {
-        if self.handover.is_some() || self.in_grace == 0 {
+        if self.handover.is_some() || self.in_grace == 0 || self.next_grace.is_some_and(|t| t > now)
+        {
             return;
         }
-        let mut any = false;
-        while let Some(idx) = self
+        let mut layouts_changed = false;
+        let mut idx = 0;
+        while idx < self.participants.len() {
+            if self.participants[idx]
+                .grace_deadline
+                .is_some_and(|d| d <= now)
+            {
+                self.stats.leaves_timeout += 1;
+                layouts_changed |= self.remove(idx, pb::LeaveReason::Timeout);
+            } else {
+                idx += 1;
+            }
+        }
+        self.next_grace = self
             .participants
             .iter()
-            .position(|p| p.grace_deadline.is_some_and(|d| d <= now))
-        {
-            self.stats.leaves_timeout += 1;
-            self.remove(idx, pb::LeaveReason::Timeout);
-            any = true;
-        }
-        if any {
+            .filter_map(|p| p.grace_deadline)
+            .min();
+        if layouts_changed {
             self.refresh_layouts();
         }
     }
 
-    fn remove(&mut self, idx: usize, reason: pb::LeaveReason) {
+    /// Removes participant `idx` and tells everyone; returns whether it had a stream a
+    /// layout could show (only then can a layout change).
+    fn remove(&mut self, idx: usize, reason: pb::LeaveReason) -> bool {
         if idx >= self.participants.len() {
-            return;
+            return false;
         }
+        self.layout_index = None;
         let p = self.participants.remove(idx);
+        let shown = super::layout::best_stream(&p).is_some();
         if p.grace_deadline.is_some() {
             self.in_grace -= 1;
         }
@@ -395,6 +413,7 @@ impl Meeting {
             reason: reason as i32,
         });
         self.broadcast(left, None);
+        shown
     }
 }
 

@@ -115,6 +115,7 @@ impl Meeting {
         self.stats.streams_published += 1;
         self.broadcast(published, None);
         if best_changed {
+            self.layout_index = None;
             self.refresh_layouts();
         }
     }

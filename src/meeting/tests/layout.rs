@@ -497,3 +497,86 @@ fn layouts_match_the_rule_on_random_meetings() {
         }
     }
 }
+
+/// Through joins, leaves, expiries, publications and layout changes in random order,
+/// what every connected subscriber was last sent is what the rule gives for the roster
+/// as it is now: the meeting's kept index is dropped whenever it must be, and joins and
+/// leaves that cannot change a layout (no streams) rightly send nothing.
+#[test]
+fn sent_layouts_follow_the_roster_through_random_changes() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let kinds = [T::Audio, T::VideoCamera, T::VideoScreen];
+    let mut h = H::with(MeetingConfig {
+        media_servers: vec!["https://mh".into()],
+        ..MeetingConfig::default()
+    });
+    let mut next = 1u64;
+    let mut live: Vec<ConnKey> = Vec::new();
+    for step in 0..3_000 {
+        match rng.random_range(0..10) {
+            0..=1 if live.len() < 40 => {
+                let conn = c(next);
+                next += 1;
+                h.join(
+                    conn,
+                    &format!("u{}", rng.random_range(0..30)),
+                    Role::Participant,
+                );
+                live.push(conn);
+            }
+            2 if !live.is_empty() => {
+                let conn = live.swap_remove(rng.random_range(0..live.len()));
+                let clean = rng.random_bool(0.5);
+                h.m.handle_disconnect(h.now, conn, clean).unwrap();
+            }
+            3 => {
+                h.advance(Duration::from_secs(rng.random_range(0..20)));
+                h.m.handle_timeout(h.now);
+            }
+            4..=6 if !live.is_empty() => {
+                let conn = live[rng.random_range(0..live.len())];
+                let k = rng.random_range(0..3);
+                h.msg(
+                    conn,
+                    publish(&format!("s{}", rng.random_range(0..2)), kinds[k]),
+                );
+            }
+            _ if !live.is_empty() => {
+                let conn = live[rng.random_range(0..live.len())];
+                let config = pb::LayoutConfig {
+                    rows: rng.random_range(0..4),
+                    columns: rng.random_range(0..4),
+                    max_streams: rng.random_range(0..6),
+                    prefer_video_over_audio: rng.random_bool(0.5),
+                    include_self: rng.random_bool(0.5),
+                    ..Default::default()
+                };
+                if rng.random_bool(0.5) {
+                    h.msg(conn, subscribe(config, vec![]));
+                } else {
+                    let update = M::UpdateLayout(pb::UpdateLayout {
+                        new_config: Some(config),
+                    });
+                    let _ = h.m.handle_message(h.now, conn, ClientMessage::of(update));
+                }
+            }
+            _ => {}
+        }
+        h.drain();
+        let roster = &h.m.participants;
+        for p in roster.iter().filter(|p| p.conn.is_some()) {
+            let Some(sub) = &p.layout else { continue };
+            let expected: Vec<(u64, i32)> = reference(p.seq, sub, roster, &h.m.cfg)
+                .iter()
+                .map(|a| (a.user_id, a.media_type))
+                .collect();
+            assert_eq!(
+                sub.last.as_deref(),
+                Some(expected.as_slice()),
+                "step {step}, subscriber {}",
+                p.seq
+            );
+        }
+    }
+}

@@ -182,6 +182,48 @@ fn recovery_restores_everything_and_closes_the_old_connection() {
     assert_eq!(restored.streams.len(), 1);
 }
 
+/// The earliest of two grace periods ends early with a recovery: its deadline may still
+/// come due, and then expires nobody and gives way to the other's.
+#[test]
+fn a_recovery_of_the_earliest_in_grace_leaves_the_next_deadline() {
+    let mut h = H::new();
+    let a = h.join(c(1), "a", Role::Participant);
+    let b = h.join(c(2), "b", Role::Participant);
+    h.join(c(3), "c", Role::Participant);
+    h.m.handle_disconnect(h.now, c(1), false).unwrap();
+    h.advance(Duration::from_secs(10));
+    h.m.handle_disconnect(h.now, c(2), false).unwrap();
+    h.advance(Duration::from_secs(5));
+    let (outcome, _) = h.join_raw(
+        c(4),
+        "a",
+        Role::Participant,
+        &a.correlation_id,
+        &a.binding_token,
+    );
+    assert_eq!(outcome, JoinOutcome::Recovered);
+    h.drain();
+    let first = h.m.poll_timeout().expect("b is in grace");
+    assert!(first <= h.t0 + Duration::from_secs(40), "{first:?}");
+    h.now = h.t0 + Duration::from_secs(30);
+    h.m.handle_timeout(h.now);
+    assert!(h.drain().is_empty(), "a recovered: nobody leaves");
+    assert_eq!(h.m.participant_count(), 3);
+    assert_eq!(h.m.poll_timeout(), Some(h.t0 + Duration::from_secs(40)));
+    // A message meanwhile expires nobody either.
+    h.msg(
+        c(3),
+        client_message::Message::MuteRequest(pb::MuteRequest::default()),
+    );
+    assert_eq!(h.m.participant_count(), 3);
+    h.now = h.t0 + Duration::from_secs(40);
+    h.m.handle_timeout(h.now);
+    let out = h.drain();
+    let timeout = vec![(b.participant_id.clone(), pb::LeaveReason::Timeout as i32)];
+    assert_eq!(left(&to(&out, c(3))), timeout);
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
 #[test]
 fn recovery_within_grace_cancels_timeout() {
     let mut h = H::new();
