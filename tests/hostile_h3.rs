@@ -3,7 +3,8 @@
 //! codes on the wire, streams and datagrams of other sessions, broken stream headers,
 //! the CONNECT-stream capsule parser, deadlines before a session exists, the CPU cost
 //! of requests that open no session, and RFC 9114 MUSTs. The client is
-//! tests/support/h3raw.rs (quinn, every byte chosen by the test).
+//! tests/support/h3raw.rs (quinn, every byte chosen by the test), and for packets no
+//! QUIC stack would send, `quic-empty-frames` (bench/, it seals its own packets).
 //!
 //! The servers run as `mc-service --dev --shards 2 --enable-echo` (plus the flags a test
 //! names) with a fresh dev dir and free loopback ports. Every wait is bounded, and each
@@ -639,6 +640,73 @@ fn stream_data_a_byte_per_packet_is_bounded() {
             drop(request);
             client.close().await;
         }
+        failures.assert_none();
+    });
+}
+
+/// `quic-empty-frames` from `target/<profile>/`, built with the workspace.
+fn empty_frames_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>")
+        .join("quic-empty-frames");
+    assert!(
+        bin.exists(),
+        "{} missing: build the workspace (`cargo build --workspace --bins`)",
+        bin.display()
+    );
+    bin
+}
+
+/// `conns` connections one after another, each sending packets of empty STREAM frames
+/// for `secs` as fast as the socket takes them; each stays open afterwards.
+fn send_empty_frames(server: &Server, conns: usize, secs: f64) {
+    let out = std::process::Command::new(empty_frames_bin())
+        .arg("--target")
+        .arg(server.webtransport.to_string())
+        .arg("--dev-dir")
+        .arg(&server.dev_dir)
+        .args(["--conns", &conns.to_string(), "--secs", &secs.to_string()])
+        .output()
+        .expect("run quic-empty-frames");
+    assert!(
+        out.status.success(),
+        "quic-empty-frames failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "quic-empty-frames: {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+}
+
+/// Packets full of STREAM frames that bring no byte (390 frames `0a 00 00` on an open
+/// stream in each 1,200-byte packet, sealed by the client itself) make quinn-proto queue
+/// a readable event per frame, and its queue keeps the room it grows to. The server
+/// takes them after each datagram and lets a repeated event wait once: it keeps no
+/// memory per frame and goes on serving.
+#[test]
+fn packets_of_empty_stream_frames_hold_no_memory_per_frame() {
+    const CONNS: usize = 4;
+    let server = start_with("1", &["--connect-timeout-ms", "60000"], &[]);
+    runtime().block_on(async {
+        warm_up(&server, 2).await;
+        // A first attack grows what the shard's receive path keeps whoever sends (its
+        // pool of datagram buffers at a full pass): not the connections' growth.
+        send_empty_frames(&server, 1, 1.0);
+        let before = settled_rss(&server).await;
+        send_empty_frames(&server, CONNS, 1.0);
+        let mut failures = rss_after_attack(
+            &server,
+            &format!("packets of empty STREAM frames on {CONNS} connections"),
+            before,
+            before,
+            CONNS,
+        )
+        .await;
+        failures.check("normal echo afterwards", normal_echo(&server).await);
         failures.assert_none();
     });
 }

@@ -13,6 +13,7 @@
 //! admitting sessions (draining).
 
 pub mod echo;
+mod quic_events;
 pub mod signaling;
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use crate::metrics::ShardMetrics;
 use crate::quic::crypto::{KeyLines, KeysAt};
 
 pub use echo::Echo;
+pub use quic_events::QuicEvents;
 pub use signaling::Signaling;
 
 /// What one pass gives a connection to work with.
@@ -73,6 +75,9 @@ pub enum App {
 /// One client connection. See the module docs.
 pub struct Conn {
     pub quic: Connection,
+    /// QUIC events taken from `quic` as each datagram was handed to it, for
+    /// [`Conn::drive`] ([`QuicEvents`]).
+    pub events: QuicEvents,
     pub h3: H3Conn,
     pub app: App,
     /// Names this connection to meetings (shard, handle and a serial, so a reused
@@ -116,6 +121,7 @@ impl Conn {
         let remote = quic.remote_address();
         Self {
             quic,
+            events: QuicEvents::default(),
             h3: H3Conn::new(),
             app: App::None,
             key,
@@ -204,7 +210,7 @@ impl Conn {
     /// Process every QUIC event: HTTP/3 first, then the application.
     pub fn drive(&mut self, ctx: &mut ConnCtx<'_>) -> Driven {
         let mut driven = Driven::default();
-        while let Some(ev) = self.quic.poll() {
+        while let Some(ev) = self.events.next(&mut self.quic) {
             driven.events = true;
             if matches!(ev, Event::Connected) {
                 driven.connected = true;
@@ -220,6 +226,7 @@ impl Conn {
             self.dispatch(ctx);
         }
         self.dispatch(ctx);
+        self.h3.trim_events();
         if let App::Signaling(s) = &mut self.app {
             s.sync_outbound(ctx);
         }

@@ -77,6 +77,9 @@ pub(super) struct Session {
     pub(super) peer_closed: Option<u32>,
 }
 
+/// Room for events [`H3Conn::trim_events`] lets the queue keep.
+pub(super) const KEEP_EVENTS: usize = 16;
+
 /// The HTTP/3 and WebTransport state of one connection. See the module docs.
 #[derive(Debug)]
 pub struct H3Conn {
@@ -148,6 +151,15 @@ impl H3Conn {
 
     pub fn poll_event(&mut self) -> Option<H3Event> {
         self.events.pop_front()
+    }
+
+    /// Give back the room a burst of events took once they are all taken: a packet
+    /// of empty datagrams is hundreds of events of about 150 bytes each, and the queue
+    /// would otherwise keep that room for the connection's life.
+    pub fn trim_events(&mut self) {
+        if self.events.is_empty() && self.events.capacity() > KEEP_EVENTS {
+            self.events = VecDeque::new();
+        }
     }
 
     /// The next deadline of this layer: the CONNECT timeout, or the end of the wait

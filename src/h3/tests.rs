@@ -760,6 +760,37 @@ fn a_client_that_finishes_its_stream_after_our_last_message_is_closed_at_once() 
     assert_eq!(capsules(&read(&mut p, s).bytes), protocol_violation_close());
 }
 
+/// A burst of empty datagrams for the session (quarter id and nothing else), all taken
+/// in one pass: each becomes an event of this layer, about 150 bytes, and the queue
+/// gives their room back once they are handled instead of keeping it for the
+/// connection's life.
+#[test]
+fn a_burst_of_datagrams_leaves_no_room_held_in_the_event_queue() {
+    let mut p = pair(QuicArgs::default());
+    let s = request(&mut p, &connect_frame("/"));
+    assert_eq!(status(&read(&mut p, s).bytes).0, Some(200));
+    let mut d = Vec::new();
+    varint::put(&mut d, s.index());
+    let mut sent = 0;
+    while sent < 400
+        && p.client
+            .datagrams()
+            .send(Bytes::from(d.clone()), false)
+            .is_ok()
+    {
+        sent += 1;
+    }
+    assert!(sent >= 100, "{sent} datagrams queued");
+    p.drive();
+    let (_, conn) = p.server.as_ref().unwrap();
+    assert!(conn.h3.events.is_empty(), "every event was handled");
+    assert!(
+        conn.h3.events.capacity() <= super::conn::KEEP_EVENTS,
+        "the event queue keeps room for {} events",
+        conn.h3.events.capacity()
+    );
+}
+
 /// A signaling session whose client floods datagrams (its session's and another's)
 /// and opens every stream it may, each left inside its header: the datagrams are
 /// dropped as they arrive, the streams hold a few bytes each and no more than the

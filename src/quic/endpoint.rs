@@ -680,6 +680,8 @@ fn hand_over(mut events: Routed<'_, ConnectionEvent>, conns: &mut Conns, dirty: 
         first = false;
         if let Some(conn) = conns.get_mut(handle) {
             conn.quic.handle_event(event);
+            // Each packet's events now: quinn-proto's queue never holds a pass's.
+            conn.events.take_from(&mut conn.quic);
             mark(conn, handle, dirty);
         }
     }
