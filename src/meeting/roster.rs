@@ -393,15 +393,16 @@ impl Meeting {
         }
     }
 
-    /// Removes participant `idx` and tells everyone; returns whether it had a stream a
-    /// layout could show (only then can a layout change).
+    /// Removes participant `idx` and tells everyone; returns whether it had a stream
+    /// (only then can a layout change).
     fn remove(&mut self, idx: usize, reason: pb::LeaveReason) -> bool {
         if idx >= self.participants.len() {
             return false;
         }
         self.layout_index = None;
         let p = self.participants.remove(idx);
-        let shown = super::layout::best_stream(&p).is_some();
+        // A layout shows a participant by its streams: one without any was in none.
+        let shown = !p.streams.is_empty();
         if p.grace_deadline.is_some() {
             self.in_grace -= 1;
         }
