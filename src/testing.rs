@@ -246,6 +246,7 @@ impl Pair {
                 if let Some((sh, conn)) = self.server.as_mut() {
                     if *sh == h {
                         conn.quic.handle_event(ev);
+                        conn.events.take_from(&mut conn.quic);
                     }
                 }
             }

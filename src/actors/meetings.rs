@@ -85,7 +85,8 @@ impl MeetingHost {
             .sum()
     }
 
-    /// The earliest grace deadline of any meeting.
+    /// When a meeting may next have a grace period end: at or before the earliest one
+    /// ([`Meeting::poll_timeout`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines.first().map(|(t, _)| *t)
     }

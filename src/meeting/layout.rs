@@ -6,9 +6,9 @@
 //! video before audio-only ones when `prefer_video_over_audio`. A slot carries the
 //! participant's best stream: screen, then camera, then audio. The result depends only on
 //! the roster's order and each participant's best stream, so layouts are recomputed when
-//! one of those changes (a join, a leave, a publication that changes a best stream) and
-//! never on mute changes: every subscriber's computation walks the roster and its own
-//! lists, and a participant may send a mute change 50 times a second.
+//! one of those changes for a participant a layout can show (the leave of one with
+//! streams, a publication that changes a best stream; a newcomer has none) and never on
+//! mute changes: a participant may send a mute change 50 times a second.
 
 use std::sync::Arc;
 
@@ -109,8 +109,8 @@ pub(super) fn compute_with(
 /// A computation costs the subscriber's lists and its slots, not the roster: the
 /// pinned users are looked up in the roster by user id, and the others are taken in
 /// join order until the slots are full, each excluded one skipped by a look-up in the
-/// sorted list. Every roster change recomputes every subscriber's layout, and each
-/// list may hold `max_layout_list` (256) entries.
+/// sorted list. A change that can move anyone in a layout recomputes every subscriber's
+/// layout, and each list may hold `max_layout_list` (256) entries.
 fn choose(
     me: u64,
     sub: &LayoutSub,

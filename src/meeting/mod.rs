@@ -424,8 +424,9 @@ impl Meeting {
         self.expire(now);
     }
 
-    /// The next instant [`Meeting::handle_timeout`] has work (none while frozen: grace
-    /// stands still during a hand-over).
+    /// When [`Meeting::handle_timeout`] may next have work: at or before the earliest
+    /// grace deadline (after a recovery, perhaps an instant with nothing due, which then
+    /// finds the next); none while frozen: grace stands still during a hand-over.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.handover.is_some() || self.in_grace == 0 {
             return None;

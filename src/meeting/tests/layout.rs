@@ -513,17 +513,46 @@ fn sent_layouts_follow_the_roster_through_random_changes() {
     });
     let mut next = 1u64;
     let mut live: Vec<ConnKey> = Vec::new();
+    // Joins answered, by connection: what a recovery names.
+    let mut joined: Vec<(ConnKey, String, pb::JoinResponse)> = Vec::new();
+    let mut recovered = 0;
+    let users = |rng: &mut rand::rngs::StdRng| -> Vec<u64> {
+        (0..rng.random_range(0..6))
+            .map(|_| rng.random_range(1..40))
+            .collect()
+    };
     for step in 0..3_000 {
         match rng.random_range(0..10) {
             0..=1 if live.len() < 40 => {
                 let conn = c(next);
                 next += 1;
-                h.join(
-                    conn,
-                    &format!("u{}", rng.random_range(0..30)),
-                    Role::Participant,
-                );
+                let sub = format!("u{}", rng.random_range(0..30));
+                let r = h.join(conn, &sub, Role::Participant);
+                joined.push((conn, sub, r));
                 live.push(conn);
+            }
+            // A participant whose connection dropped comes back on a new one (refused
+            // when it left cleanly or its grace ended).
+            2 if rng.random_bool(0.5) && joined.iter().any(|(c, _, _)| !live.contains(c)) => {
+                let gone: Vec<usize> = (0..joined.len())
+                    .filter(|&i| !live.contains(&joined[i].0))
+                    .collect();
+                let (_, sub, r) = joined.swap_remove(gone[rng.random_range(0..gone.len())]);
+                let conn = c(next);
+                next += 1;
+                let (outcome, out) = h.join_raw(
+                    conn,
+                    &sub,
+                    Role::Participant,
+                    &r.correlation_id,
+                    &r.binding_token,
+                );
+                if outcome == JoinOutcome::Recovered {
+                    let r = join_response(&out, conn).expect("recovery answered");
+                    joined.push((conn, sub, r));
+                    live.push(conn);
+                    recovered += 1;
+                }
             }
             2 if !live.is_empty() => {
                 let conn = live.swap_remove(rng.random_range(0..live.len()));
@@ -550,7 +579,8 @@ fn sent_layouts_follow_the_roster_through_random_changes() {
                     max_streams: rng.random_range(0..6),
                     prefer_video_over_audio: rng.random_bool(0.5),
                     include_self: rng.random_bool(0.5),
-                    ..Default::default()
+                    pinned_users: users(&mut rng),
+                    excluded_users: users(&mut rng),
                 };
                 if rng.random_bool(0.5) {
                     h.msg(conn, subscribe(config, vec![]));
@@ -579,4 +609,5 @@ fn sent_layouts_follow_the_roster_through_random_changes() {
             );
         }
     }
+    assert!(recovered > 10, "{recovered} recoveries");
 }
