@@ -299,13 +299,9 @@ fn the_deadline_index_matches_every_meetings_own_deadline() {
     let mut host = MeetingHost::default();
     let t0 = Instant::now();
     let mut now = t0;
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x9e37_79b9);
+    let mut next = |n: u64| rng.random_range(0..n);
     let meetings = ["m0", "m1", "m2", "m3"];
     let mut with_deadline = 0;
     for step in 0..4_000u64 {

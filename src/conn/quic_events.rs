@@ -34,34 +34,16 @@ impl QuicEvents {
         self.queue.pop_front().or_else(|| quic.poll())
     }
 
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
     fn push(&mut self, event: Event) {
-        if repeats(&event) && self.queue.iter().any(|e| same(e, &event)) {
-            return;
+        if !self.queue.iter().any(|e| same(e, &event)) {
+            self.queue.push_back(event);
         }
-        self.queue.push_back(event);
     }
 }
 
-/// Events that only say "there is something to do": one waiting is as good as many.
-fn repeats(event: &Event) -> bool {
-    use quinn_proto::StreamEvent as S;
-    matches!(
-        event,
-        Event::Stream(
-            S::Readable { .. } | S::Writable { .. } | S::Opened { .. } | S::Available { .. }
-        ) | Event::DatagramReceived
-            | Event::DatagramsUnblocked
-    )
-}
-
+/// Whether `a` says no more than `b`. Stream and datagram events only say "there is
+/// something to do" (or, for a stream's end, happen once), so an equal one waiting is
+/// as good as many; the connection's own events are never merged.
 fn same(a: &Event, b: &Event) -> bool {
     match (a, b) {
         (Event::Stream(a), Event::Stream(b)) => a == b,
@@ -100,7 +82,7 @@ mod tests {
         q.push(Event::Stream(StreamEvent::Opened { dir: Dir::Bi }));
         q.push(Event::Connected);
         q.push(readable(8));
-        assert_eq!(q.len(), 7, "{:?}", q.queue);
+        assert_eq!(q.queue.len(), 7, "{:?}", q.queue);
         assert!(
             matches!(q.queue[0], Event::Stream(StreamEvent::Readable { id }) if id == StreamId::from(quinn_proto::VarInt::from_u64(0).unwrap()))
         );

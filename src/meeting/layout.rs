@@ -78,6 +78,22 @@ impl Candidates {
     }
 }
 
+/// The meeting's kept layout index, taken out of `kept`, or built now if a roster change
+/// dropped it (or, defensively, if it does not describe a roster of this length).
+fn kept_index(kept: &mut Option<Candidates>, roster: &[Participant]) -> Candidates {
+    match kept.take() {
+        Some(c) if c.best.len() == roster.len() => c,
+        _ => Candidates::new(roster),
+    }
+}
+
+impl Participant {
+    /// The subscription to compute and the connection to send it to, if it has both.
+    fn layout_target(&self) -> Option<(&LayoutSub, ConnKey)> {
+        Some((self.layout.as_ref()?, self.conn?))
+    }
+}
+
 /// Rule 11 for the subscriber `me` (by join `seq`), with a fresh index: what the
 /// meeting's kept index must agree with.
 #[cfg(test)]
@@ -253,58 +269,42 @@ impl Meeting {
     /// Computes and sends `idx`'s assignments unconditionally (subscribe, update,
     /// recovery).
     pub(super) fn send_layout_now(&mut self, idx: usize) {
-        let subscribed = |p: &Participant| p.layout.is_some() && p.conn.is_some();
-        if !self.participants.get(idx).is_some_and(subscribed) {
-            return;
-        }
-        let mut cands = self.take_layout_index();
         let Some(p) = self.participants.get(idx) else {
             return;
         };
-        let (Some(sub), Some(conn)) = (&p.layout, p.conn) else {
+        let Some((sub, conn)) = p.layout_target() else {
             return;
         };
+        let mut cands = kept_index(&mut self.layout_index, &self.participants);
         let a = compute_with(p.seq, sub, &self.participants, &mut cands, &self.cfg);
         self.layout_index = Some(cands);
         self.stats.layout_computes += 1;
         self.send_assignments(idx, conn, a);
     }
 
-    /// The layout index, built now if a roster change dropped it (or, defensively, if it
-    /// does not describe a roster of this length).
-    fn take_layout_index(&mut self) -> Candidates {
-        match self.layout_index.take() {
-            Some(c) if c.best.len() == self.participants.len() => c,
-            _ => Candidates::new(&self.participants),
-        }
-    }
-
     /// Recomputes every subscription and re-sends only those whose result changed.
     pub(super) fn refresh_layouts(&mut self) {
-        // A meeting nobody subscribes in pays nothing more.
-        let Some(first) = self
-            .participants
-            .iter()
-            .position(|p| p.layout.is_some() && p.conn.is_some())
-        else {
-            return;
-        };
-        let mut cands = self.take_layout_index();
-        for idx in first..self.participants.len() {
+        // Taken at the first subscriber: a meeting nobody subscribes in pays nothing.
+        let mut cands: Option<Candidates> = None;
+        for idx in 0..self.participants.len() {
             let Some(p) = self.participants.get(idx) else {
                 continue;
             };
-            let (Some(sub), Some(conn)) = (&p.layout, p.conn) else {
+            let Some((sub, conn)) = p.layout_target() else {
                 continue;
             };
-            choose(p.seq, sub, &self.participants, &mut cands, &self.cfg);
+            let cands =
+                cands.get_or_insert_with(|| kept_index(&mut self.layout_index, &self.participants));
+            choose(p.seq, sub, &self.participants, cands, &self.cfg);
             self.stats.layout_computes += 1;
             if !unchanged(sub, &self.participants, &cands.chosen) {
                 let a = assignments(sub, &self.participants, &cands.chosen, &self.cfg);
                 self.send_assignments(idx, conn, a);
             }
         }
-        self.layout_index = Some(cands);
+        if cands.is_some() {
+            self.layout_index = cands;
+        }
     }
 
     fn send_assignments(&mut self, idx: usize, conn: ConnKey, a: Vec<pb::StreamAssignment>) {

@@ -43,7 +43,7 @@ pub(super) fn validate(cfg: &MeetingConfig, p: &pb::PublishStream) -> Result<(),
 /// takes six bytes in a hand-over's JSON: a meeting's participants could otherwise make
 /// its snapshot too large to move (docs/gc-api.md, "Hand over a meeting"). A snapshot
 /// is not held to it, so meetings of an MC without this check still move.
-fn validate_new(cfg: &MeetingConfig, p: &pb::PublishStream) -> Result<(), &'static str> {
+fn validate_from_client(cfg: &MeetingConfig, p: &pb::PublishStream) -> Result<(), &'static str> {
     validate(cfg, p)?;
     let has_control = |s: &str| s.chars().any(char::is_control);
     if has_control(&p.stream_id) {
@@ -74,7 +74,7 @@ impl Meeting {
         conn: ConnKey,
         p: pb::PublishStream,
     ) {
-        if let Err(why) = validate_new(&self.cfg, &p) {
+        if let Err(why) = validate_from_client(&self.cfg, &p) {
             return self.reply_error(conn, ErrorCode::InvalidRequest, why);
         }
         let max = self.cfg.max_streams_per_participant;

@@ -923,14 +923,23 @@ fn a_meeting_at_every_limit_fits_in_one_hand_over() {
             snapshot: at_every_limit(fill),
         }
         .to_body()
-        .len()
     };
-    let plain = body('a');
-    let quoted = body('"');
+    let plain = body('a').len();
+    let json = body('"');
+    let quoted = json.len();
+    // The same meeting with a control character wherever a client wrote a quote, as
+    // before they were refused: each escaped in six bytes (`\u0001`) instead of two.
+    let escapes = json.windows(2).filter(|w| w == b"\\\"").count();
+    let control = quoted + 4 * escapes;
+    eprintln!("hand-over bodies: {plain} bytes with letters, {quoted} with quotes, {control} with control characters");
     assert!(quoted > plain, "{quoted} against {plain}");
     assert!(
         quoted <= crate::migration::MAX_IMPORT_BODY_BYTES,
         "{quoted} bytes"
+    );
+    assert!(
+        control > crate::migration::MAX_IMPORT_BODY_BYTES,
+        "{control} bytes: the rule would not be needed"
     );
 }
 
