@@ -53,20 +53,31 @@ fn report(name: &str, (median, lo, hi): (f64, f64, f64)) {
 /// connection.
 fn join(meeting: &mut Meeting, meeting_id: &str, i: u64, now: Instant) -> ConnKey {
     let conn = ConnKey { shard: 0, conn: i };
-    let _ = meeting.handle_join(
+    let _ = join_as(meeting, meeting_id, conn, &format!("user-{i}"), now);
+    conn
+}
+
+/// User `sub` joins `meeting` on `conn`.
+fn join_as(
+    meeting: &mut Meeting,
+    meeting_id: &str,
+    conn: ConnKey,
+    sub: &str,
+    now: Instant,
+) -> Result<JoinOutcome, mc_service::meeting::MeetingError> {
+    meeting.handle_join(
         now,
         conn,
         JoinIdentity {
-            sub: format!("user-{i}"),
+            sub: sub.into(),
             role: MRole::Participant,
-            name: format!("User {i}"),
+            name: format!("User {sub}"),
         },
         pb::JoinRequest {
             meeting_id: meeting_id.into(),
             ..Default::default()
         },
-    );
-    conn
+    )
 }
 
 fn main() {
@@ -303,19 +314,7 @@ fn main() {
                 shard: 0,
                 conn: next_conn,
             };
-            let joined = grid.handle_join(
-                at,
-                conn,
-                JoinIdentity {
-                    sub: "churn".into(),
-                    role: MRole::Participant,
-                    name: "Churn".into(),
-                },
-                pb::JoinRequest {
-                    meeting_id: "grid".into(),
-                    ..Default::default()
-                },
-            );
+            let joined = join_as(&mut grid, "grid", conn, "churn", at);
             assert!(matches!(joined, Ok(JoinOutcome::Joined)), "{joined:?}");
             grid.handle_disconnect(at, conn, true).unwrap();
             while let Some(out) = grid.poll_outbound() {
