@@ -9,7 +9,9 @@
 //! `--mesh-overflow-max-bytes` for all destinations together, counted by
 //! [`parked_bytes`]); only a full overflow drops (counted in
 //! `mc_messages_dropped_total`). A participant's disconnect is not dropped there: it may
-//! wait in a reserve as large again ([`Router::send`]). Parked messages count in
+//! wait in a reserve as large again ([`Router::send`]). Past that reserve it is lost, and
+//! the next frame the meeting sends that participant tells the connection's shard to
+//! send it again ([`ShardMsg::ToConnections`]). Parked messages count in
 //! `mc_actor_mailbox_depth` with the queue they wait for.
 //!
 //! A queue holds `ACTOR_MAILBOX_SIZE` messages whatever their size, and a client's
@@ -109,7 +111,13 @@ pub enum ShardMsg {
     /// A connection → the meeting's shard.
     ToMeeting(MeetingCmd),
     /// A meeting → connections on the receiving shard (one fan-out, one message).
-    ToConnections { conns: Vec<u64>, cmd: ConnCmd },
+    /// A frame names its meeting: a recipient found gone is reported to the meeting
+    /// as disconnected, in case its own disconnect was dropped on the way.
+    ToConnections {
+        meeting_id: Option<String>,
+        conns: Vec<u64>,
+        cmd: ConnCmd,
+    },
     /// A UDP datagram that landed on another shard's socket but belongs to a connection
     /// of the receiving shard (its connection ID says so).
     Forwarded(Forwarded),
@@ -318,12 +326,16 @@ pub fn parked_bytes(msg: &ShardMsg) -> usize {
             meeting_id, msg, ..
         }) => meeting_id.len() + msg.held_len(),
         ShardMsg::ToMeeting(MeetingCmd::Disconnect { meeting_id, .. }) => meeting_id.len(),
-        ShardMsg::ToConnections { conns, cmd } => {
+        ShardMsg::ToConnections {
+            meeting_id,
+            conns,
+            cmd,
+        } => {
             let frame = match cmd {
                 ConnCmd::Frame { frame, .. } => frame.len(),
                 ConnCmd::Close(_) => 0,
             };
-            conns.len() * size_of::<u64>() + frame
+            meeting_id.as_ref().map_or(0, String::len) + conns.len() * size_of::<u64>() + frame
         }
         ShardMsg::Forwarded(f) => f.data.len(),
         _ => 0,

@@ -304,3 +304,100 @@ fn sessions_per_client_address_are_limited_and_counted() {
         ) >= 1.0
     );
 }
+
+/// A disconnect the meeting's shard could not take (its queue, the overflow and the
+/// reserve for disconnects all full) is not lost for good: the next message the meeting
+/// sends to the gone connection finds it gone, and that connection's shard reports the
+/// disconnect again. The participant then leaves after its grace like any other.
+#[test]
+fn a_disconnect_dropped_between_shards_is_reported_again() {
+    // Queues of 4 and an overflow of 1 (a reserve of 2 for disconnects): 16 connections
+    // of one shard closing in the same pass overrun them.
+    const CRASHING: usize = 16;
+    let server = Server::start_dev(&[
+        "--shards",
+        "2",
+        "--actor-mailbox-size",
+        "4",
+        "--mesh-overflow-max",
+        "1",
+        "--disconnect-grace-secs",
+        "1",
+    ]);
+    let keys = DevKeys::load_or_create(&server.dev_dir).unwrap();
+    let url = format!("https://{}/", server.webtransport);
+    let dropped = |server: &Server| {
+        metric(
+            server,
+            "mc_messages_dropped_total",
+            "actor_type=\"meeting\"",
+        )
+    };
+    runtime().block_on(async {
+        // One endpoint, one UDP socket: all its connections land on one shard.
+        let ep = harness::client::endpoint();
+        let mut observer = SigClient::connect_on(&ep, &url).await;
+        let shard = (0..2)
+            .find(|s| metric(&server, "mc_connections_active", &format!("shard=\"{s}\"")) == 1.0)
+            .expect("the observer's shard");
+        // A meeting owned by the other shard: every disconnect crosses the mesh.
+        let m = (0..)
+            .map(|i| format!("ghosts-{i}"))
+            .find(|m| usize::from(mc_service::router::meeting_shard(m, 2).0) != shard)
+            .unwrap();
+        observer
+            .join(&m, &token(&keys, &m, "observer"), "observer")
+            .await;
+        let mut lost = false;
+        for round in 0..5 {
+            let mut crashing = Vec::new();
+            for i in 0..CRASHING {
+                let mut c = SigClient::connect_on(&ep, &url).await;
+                let user = format!("u{round}-{i}");
+                let r = c.join(&m, &token(&keys, &m, &user), &user).await;
+                assert!(matches!(r.message, Some(M::JoinResponse(_))), "{r:?}");
+                crashing.push(c);
+            }
+            let before = dropped(&server);
+            // Their close packets leave one socket together and are read in one pass.
+            for c in crashing {
+                c.crash();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if dropped(&server) > before {
+                lost = true;
+                break;
+            }
+            // All arrived: they leave after their grace; try again.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        assert!(
+            lost,
+            "no disconnect was dropped in 5 rounds: the case was not reached"
+        );
+        // The meeting's messages reach the gone connections' shard.
+        for i in 0..20 {
+            observer
+                .send(C::Message::MuteRequest(pb::MuteRequest {
+                    audio_muted: i % 2 == 0,
+                    video_muted: false,
+                }))
+                .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while observer.next(Duration::from_millis(1)).await.is_some() {}
+        }
+        // Past every grace, a new participant is told who is in the meeting.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut late = SigClient::connect(&url).await;
+        let r = late.join(&m, &token(&keys, &m, "late"), "late").await;
+        let Some(M::JoinResponse(r)) = r.message else {
+            panic!("{r:?}")
+        };
+        let names: Vec<&str> = r
+            .existing_participants
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["observer"], "participants left behind");
+    });
+}

@@ -67,7 +67,14 @@ fn url_path(url: &str) -> String {
 
 /// Connect to `url` and open the signaling stream.
 async fn open(url: &str) -> (Connection, SendStream, RecvStream) {
-    let ep = endpoint();
+    open_on(&endpoint(), url).await
+}
+
+/// [`open`] through `ep`: connections of one endpoint share its UDP socket.
+async fn open_on(
+    ep: &Endpoint<wtransport::endpoint::endpoint_side::Client>,
+    url: &str,
+) -> (Connection, SendStream, RecvStream) {
     let conn = tokio::time::timeout(Duration::from_secs(10), ep.connect(url))
         .await
         .expect("connect in time")
@@ -78,7 +85,22 @@ async fn open(url: &str) -> (Connection, SendStream, RecvStream) {
 
 impl SigClient {
     pub async fn connect(url: &str) -> SigClient {
-        let (conn, send, recv) = open(url).await;
+        Self::from_parts(open(url).await, url)
+    }
+
+    /// A client on `ep`'s UDP socket: every client of one endpoint comes from the same
+    /// address and port, so the server's kernel hands them all to the same shard.
+    pub async fn connect_on(
+        ep: &Endpoint<wtransport::endpoint::endpoint_side::Client>,
+        url: &str,
+    ) -> SigClient {
+        Self::from_parts(open_on(ep, url).await, url)
+    }
+
+    fn from_parts(
+        (conn, send, recv): (Connection, SendStream, RecvStream),
+        url: &str,
+    ) -> SigClient {
         SigClient {
             conn,
             send,
