@@ -9,9 +9,8 @@
 //! `--mesh-overflow-max-bytes` for all destinations together, counted by
 //! [`parked_bytes`]); only a full overflow drops (counted in
 //! `mc_messages_dropped_total`). A participant's disconnect is not dropped there: it may
-//! wait in a reserve as large again ([`Router::send`]). Past that reserve it is lost, and
-//! the next frame the meeting sends that participant tells the connection's shard to
-//! send it again ([`ShardMsg::ToConnections`]). Parked messages count in
+//! wait in a reserve as large again ([`Router::send`]), and past that on its shard
+//! (`shard::meetings`). Parked messages count in
 //! `mc_actor_mailbox_depth` with the queue they wait for.
 //!
 //! A queue holds `ACTOR_MAILBOX_SIZE` messages whatever their size, and a client's
@@ -111,13 +110,7 @@ pub enum ShardMsg {
     /// A connection → the meeting's shard.
     ToMeeting(MeetingCmd),
     /// A meeting → connections on the receiving shard (one fan-out, one message).
-    /// A frame names its meeting: a recipient found gone is reported to the meeting
-    /// as disconnected, in case its own disconnect was dropped on the way.
-    ToConnections {
-        meeting_id: Option<String>,
-        conns: Vec<u64>,
-        cmd: ConnCmd,
-    },
+    ToConnections { conns: Vec<u64>, cmd: ConnCmd },
     /// A UDP datagram that landed on another shard's socket but belongs to a connection
     /// of the receiving shard (its connection ID says so).
     Forwarded(Forwarded),
@@ -231,8 +224,8 @@ impl Router {
     /// default), so a count alone would not bound the memory. A participant's
     /// disconnect may park beyond a full overflow, up to twice both limits: a join or a
     /// message the meeting's shard cannot take is answered to its client, who may try
-    /// again, but nothing would ever tell the meeting that a participant whose
-    /// disconnect was dropped has gone.
+    /// again, but nothing else tells the meeting that a participant has gone. One handed
+    /// back even then waits on the sending shard for room (`shard::meetings`).
     #[allow(clippy::result_large_err)] // handing the message back is the point
     pub fn send(&mut self, to: ShardId, lane: Lane, msg: ShardMsg) -> Result<(), ShardMsg> {
         let Some(queue) = self.overflow.get_mut(to.index()) else {
@@ -326,16 +319,12 @@ pub fn parked_bytes(msg: &ShardMsg) -> usize {
             meeting_id, msg, ..
         }) => meeting_id.len() + msg.held_len(),
         ShardMsg::ToMeeting(MeetingCmd::Disconnect { meeting_id, .. }) => meeting_id.len(),
-        ShardMsg::ToConnections {
-            meeting_id,
-            conns,
-            cmd,
-        } => {
+        ShardMsg::ToConnections { conns, cmd } => {
             let frame = match cmd {
                 ConnCmd::Frame { frame, .. } => frame.len(),
                 ConnCmd::Close(_) => 0,
             };
-            meeting_id.as_ref().map_or(0, String::len) + conns.len() * size_of::<u64>() + frame
+            conns.len() * size_of::<u64>() + frame
         }
         ShardMsg::Forwarded(f) => f.data.len(),
         _ => 0,

@@ -457,7 +457,7 @@ impl MeetingHost {
                 Outbound::Send { to, msg } => {
                     if run.as_ref().is_some_and(|r| !Arc::ptr_eq(&r.msg, &msg)) {
                         if let Some(r) = run.take() {
-                            r.emit(env, meeting_id);
+                            r.emit(env);
                         }
                     }
                     if run.is_none() {
@@ -485,7 +485,7 @@ impl MeetingHost {
                 }
                 Outbound::Close { to, code, reason } => {
                     if let Some(r) = run.take() {
-                        r.emit(env, meeting_id);
+                        r.emit(env);
                     }
                     if code == CloseCode::Replaced {
                         entry.members.remove(&to);
@@ -496,7 +496,7 @@ impl MeetingHost {
             }
         }
         if let Some(r) = run.take() {
-            r.emit(env, meeting_id);
+            r.emit(env);
         }
         if let Some(t) = received_at {
             env.message_processed(t);
@@ -546,10 +546,9 @@ impl FanOut {
         }
     }
 
-    fn emit(self, env: &mut dyn MeetingEnv, meeting_id: &str) {
+    fn emit(self, env: &mut dyn MeetingEnv) {
         for (shard, conns) in self.to {
             env.deliver_many(
-                meeting_id,
                 shard,
                 conns,
                 ConnCmd::Frame {

@@ -81,10 +81,9 @@ pub trait MeetingEnv {
     fn meeting_config(&self) -> MeetingConfig;
     fn max_frame(&self) -> usize;
     fn deliver(&mut self, to: ConnKey, cmd: ConnCmd);
-    /// The same frame from meeting `meeting_id` for several connections of one shard (a
-    /// fan-out): one mesh message per destination shard instead of one per recipient.
-    /// Recipients found gone are reported to the meeting as disconnected.
-    fn deliver_many(&mut self, meeting_id: &str, shard: u16, conns: Vec<u64>, cmd: ConnCmd);
+    /// The same command for several connections of one shard (a fan-out): one mesh
+    /// message per destination shard instead of one per recipient.
+    fn deliver_many(&mut self, shard: u16, conns: Vec<u64>, cmd: ConnCmd);
     /// A join finished with `status` (the `mc_session_joins_total` label).
     fn join_outcome(&mut self, status: &'static str, received_at: Option<Instant>);
     fn meeting_panicked(&mut self);

@@ -71,7 +71,7 @@ impl MeetingEnv for FakeEnv {
     fn deliver(&mut self, to: ConnKey, cmd: ConnCmd) {
         self.delivered.borrow_mut().push((to, cmd));
     }
-    fn deliver_many(&mut self, _meeting_id: &str, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
+    fn deliver_many(&mut self, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
         for conn in conns {
             self.deliver(ConnKey { shard, conn }, cmd.clone());
         }

@@ -53,8 +53,7 @@ impl Env {
     }
 }
 
-/// A command for a connection of this shard: straight into its session. False when the
-/// connection is gone.
+/// A command for a connection of this shard: straight into its session.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn deliver_local(
     now: Instant,
@@ -65,9 +64,10 @@ pub(super) fn deliver_local(
     fanouts: &mut Vec<Instant>,
     key: ConnKey,
     cmd: ConnCmd,
-) -> bool {
+) {
     let Some((handle, conn)) = conns.by_key(key) else {
-        return false;
+        // Gone since: nothing to deliver to.
+        return;
     };
     if let ConnCmd::Frame { at, .. } = &cmd {
         if fanouts.last() != Some(at) && fanouts.len() < FANOUTS_PER_PASS {
@@ -77,7 +77,6 @@ pub(super) fn deliver_local(
     let mut ctx = env.ctx(now, cmds);
     conn.deliver(cmd, &mut ctx);
     mark(conn, handle, dirty);
-    true
 }
 
 /// The meetings' view of the shard while they handle a command.
@@ -90,58 +89,6 @@ pub(super) struct Delivery<'a> {
     /// Commands caused by deliveries (a slow consumer's disconnect), run next.
     pub(super) cmds: &'a mut Vec<MeetingCmd>,
     pub(super) fanouts: &'a mut Vec<Instant>,
-}
-
-impl Delivery<'_> {
-    /// Puts `cmd` into connections of `shard`: directly when they are this shard's, else
-    /// as one mesh message. A frame from a meeting carries its id across.
-    fn send(&mut self, meeting_id: Option<&str>, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
-        match self.router.dest(ShardId(shard)) {
-            Dest::Local => {
-                for (i, &conn) in conns.iter().enumerate() {
-                    self.conns
-                        .read_streams_ahead(i, conns[i..].iter().map(|&c| handle_of(c)));
-                    if let Some(&next) = conns.get(i + 2) {
-                        self.conns.prefetch(handle_of(next));
-                    }
-                    if let Some(&next) = conns.get(i + 1) {
-                        self.conns.prefetch_app(handle_of(next));
-                    }
-                    // A local connection's disconnect reached its meeting by a direct
-                    // call: one found gone needs no report.
-                    deliver_local(
-                        self.now,
-                        self.conns,
-                        self.dirty,
-                        self.env,
-                        self.cmds,
-                        self.fanouts,
-                        ConnKey { shard, conn },
-                        cmd.clone(),
-                    );
-                }
-            }
-            Dest::Remote(to) => {
-                let meeting_id = match cmd {
-                    ConnCmd::Frame { .. } => meeting_id.map(str::to_owned),
-                    ConnCmd::Close(_) => None,
-                };
-                let msg = ShardMsg::ToConnections {
-                    meeting_id,
-                    conns,
-                    cmd,
-                };
-                if let Err(ShardMsg::ToConnections { conns, .. }) =
-                    self.router.send(to, LANE_CONNECTION, msg)
-                {
-                    self.env
-                        .metrics
-                        .dropped_connection
-                        .inc_by(conns.len() as u64);
-                }
-            }
-        }
-    }
 }
 
 impl MeetingEnv for Delivery<'_> {
@@ -162,11 +109,45 @@ impl MeetingEnv for Delivery<'_> {
     }
 
     fn deliver(&mut self, to: ConnKey, cmd: ConnCmd) {
-        self.send(None, to.shard, vec![to.conn], cmd);
+        self.deliver_many(to.shard, vec![to.conn], cmd);
     }
 
-    fn deliver_many(&mut self, meeting_id: &str, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
-        self.send(Some(meeting_id), shard, conns, cmd);
+    fn deliver_many(&mut self, shard: u16, conns: Vec<u64>, cmd: ConnCmd) {
+        match self.router.dest(ShardId(shard)) {
+            Dest::Local => {
+                for (i, &conn) in conns.iter().enumerate() {
+                    self.conns
+                        .read_streams_ahead(i, conns[i..].iter().map(|&c| handle_of(c)));
+                    if let Some(&next) = conns.get(i + 2) {
+                        self.conns.prefetch(handle_of(next));
+                    }
+                    if let Some(&next) = conns.get(i + 1) {
+                        self.conns.prefetch_app(handle_of(next));
+                    }
+                    deliver_local(
+                        self.now,
+                        self.conns,
+                        self.dirty,
+                        self.env,
+                        self.cmds,
+                        self.fanouts,
+                        ConnKey { shard, conn },
+                        cmd.clone(),
+                    );
+                }
+            }
+            Dest::Remote(to) => {
+                let msg = ShardMsg::ToConnections { conns, cmd };
+                if let Err(ShardMsg::ToConnections { conns, .. }) =
+                    self.router.send(to, LANE_CONNECTION, msg)
+                {
+                    self.env
+                        .metrics
+                        .dropped_connection
+                        .inc_by(conns.len() as u64);
+                }
+            }
+        }
     }
 
     fn join_outcome(&mut self, status: &'static str, _received_at: Option<Instant>) {

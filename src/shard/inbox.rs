@@ -12,7 +12,6 @@
 
 use std::time::Instant;
 
-use crate::actors::MeetingCmd;
 use crate::meeting::ConnKey;
 use crate::router::{ShardMsg, LANE_CONTROL};
 
@@ -21,18 +20,6 @@ use super::Shard;
 
 /// Most mesh messages handled in one pass.
 const MAX_MESSAGES_PER_PASS: usize = 256;
-
-/// The disconnect of a recipient a meeting's frame found gone. Its own disconnect is
-/// usually on its way or already handled, and then the meeting no longer knows it; but a
-/// disconnect the mesh dropped (past the overflow's reserve) would otherwise leave the
-/// participant in the meeting for good.
-fn gone_from(conn: ConnKey, meeting_id: String) -> MeetingCmd {
-    MeetingCmd::Disconnect {
-        conn,
-        meeting_id,
-        clean: false,
-    }
-}
 
 impl Shard {
     /// Mesh messages, at most [`MAX_MESSAGES_PER_PASS`]; true when that bound was hit.
@@ -45,17 +32,13 @@ impl Shard {
             match msg {
                 ShardMsg::Forwarded(f) => self.quic.push_forwarded(f),
                 ShardMsg::ToMeeting(cmd) => self.meeting_cmds.push(cmd),
-                ShardMsg::ToConnections {
-                    meeting_id,
-                    conns,
-                    cmd,
-                } => {
+                ShardMsg::ToConnections { conns, cmd } => {
                     for conn in conns {
                         let key = ConnKey {
                             shard: self.env.id.0,
                             conn,
                         };
-                        let delivered = deliver_local(
+                        deliver_local(
                             now,
                             &mut self.conns,
                             &mut self.dirty,
@@ -65,9 +48,6 @@ impl Shard {
                             key,
                             cmd.clone(),
                         );
-                        if let (false, Some(meeting_id)) = (delivered, &meeting_id) {
-                            self.spare_cmds.push(gone_from(key, meeting_id.clone()));
-                        }
                     }
                 }
                 ShardMsg::Ping { seq } => {

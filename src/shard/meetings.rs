@@ -1,8 +1,16 @@
 //! The shard's meetings: commands from this shard's connections (and from the mesh)
 //! run here when the meeting lives here, or go to the owner shard over the mesh;
 //! grace deadlines arm the shard's timers.
+//!
+//! A participant's disconnect that the mesh cannot take even in its reserve
+//! ([`crate::router::Router::send`]) is not dropped: nothing else would tell the
+//! meeting, and the participant would stay in it for good. It waits here
+//! ([`WaitingDisconnects`]) and is sent, in order, as soon as its destination has room.
 
+use std::collections::VecDeque;
 use std::time::Instant;
+
+use shards::ShardId;
 
 use crate::actors::{ConnCmd, MeetingCmd, MeetingEnv};
 use crate::meeting::CloseCode;
@@ -31,14 +39,25 @@ impl Shard {
                         self.meetings.handle(&mut d, now, cmd);
                     }
                     Dest::Remote(to) => {
-                        if let Err(msg) =
-                            self.router.send(to, LANE_MEETING, ShardMsg::ToMeeting(cmd))
-                        {
-                            self.env.metrics.dropped_meeting.inc();
-                            if let ShardMsg::ToMeeting(cmd) = msg {
-                                self.refuse_dropped(now, cmd);
+                        let cmd = match cmd {
+                            MeetingCmd::Disconnect { .. } if self.waiting.holds_for(to) => cmd,
+                            cmd => {
+                                match self.router.send(to, LANE_MEETING, ShardMsg::ToMeeting(cmd)) {
+                                    Ok(()) => continue,
+                                    Err(ShardMsg::ToMeeting(cmd)) => cmd,
+                                    Err(_) => unreachable!("a ToMeeting was sent"),
+                                }
                             }
-                        }
+                        };
+                        let cmd = match cmd {
+                            MeetingCmd::Disconnect { .. } => match self.waiting.push(to, cmd) {
+                                Ok(()) => continue,
+                                Err(cmd) => cmd,
+                            },
+                            cmd => cmd,
+                        };
+                        self.env.metrics.dropped_meeting.inc();
+                        self.refuse_dropped(now, cmd);
                     }
                 }
             }
@@ -86,8 +105,165 @@ impl Shard {
         }
     }
 
+    /// Disconnects that waited for room go to the mesh, in order, until a destination's
+    /// queue and overflow are full again.
+    pub(super) fn send_waiting_disconnects(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let router = &mut self.router;
+        self.waiting.send(|to, cmd| {
+            match router.send(to, LANE_MEETING, ShardMsg::ToMeeting(cmd)) {
+                Ok(()) => None,
+                Err(ShardMsg::ToMeeting(cmd)) => Some(cmd),
+                Err(_) => unreachable!("a ToMeeting was sent"),
+            }
+        });
+    }
+
     pub(super) fn arm_meetings(&mut self) {
         let next = self.meetings.poll_timeout();
         self.timers.update(MEETING_TIMER, next);
+    }
+}
+
+/// Participants' disconnects the mesh could not take, per destination shard, in order.
+///
+/// At most `limit` in all: as many as the seats of all meetings together
+/// (`MC_CAPACITY` × `MC_MAX_PARTICIPANTS_PER_MEETING`), since each is a participant's
+/// seat that would otherwise never be given back. Past it a disconnect is dropped and
+/// counted in `mc_messages_dropped_total`, as any other message.
+pub(super) struct WaitingDisconnects {
+    per_shard: Vec<VecDeque<MeetingCmd>>,
+    len: usize,
+    limit: usize,
+}
+
+impl WaitingDisconnects {
+    pub(super) fn new(shards: usize, limit: usize) -> Self {
+        Self {
+            per_shard: (0..shards).map(|_| VecDeque::new()).collect(),
+            len: 0,
+            limit,
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// How many wait for each destination shard.
+    pub(super) fn per_shard(&self) -> impl Iterator<Item = usize> + '_ {
+        self.per_shard.iter().map(VecDeque::len)
+    }
+
+    /// Disconnects wait for `to`: a new one goes behind them.
+    fn holds_for(&self, to: ShardId) -> bool {
+        self.per_shard
+            .get(to.index())
+            .is_some_and(|q| !q.is_empty())
+    }
+
+    /// Keeps `cmd` for `to`; hands it back when the limit is reached.
+    #[allow(clippy::result_large_err)] // handing the command back is the point
+    fn push(&mut self, to: ShardId, cmd: MeetingCmd) -> Result<(), MeetingCmd> {
+        let Some(queue) = self.per_shard.get_mut(to.index()) else {
+            return Err(cmd);
+        };
+        if self.len >= self.limit {
+            return Err(cmd);
+        }
+        if self.len == 0 {
+            tracing::warn!(
+                to = %to,
+                "the meeting shard's queue, overflow and reserve are full: participants' disconnects wait on this shard"
+            );
+        }
+        queue.push_back(cmd);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Offers each destination's disconnects to `send` in order; one handed back stays
+    /// first and that destination waits for the next pass.
+    fn send(&mut self, mut send: impl FnMut(ShardId, MeetingCmd) -> Option<MeetingCmd>) {
+        for (to, queue) in self.per_shard.iter_mut().enumerate() {
+            while let Some(cmd) = queue.pop_front() {
+                if let Some(cmd) = send(ShardId(to as u16), cmd) {
+                    queue.push_front(cmd);
+                    break;
+                }
+                self.len -= 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meeting::ConnKey;
+
+    fn disconnect(conn: u64) -> MeetingCmd {
+        MeetingCmd::Disconnect {
+            conn: ConnKey { shard: 0, conn },
+            meeting_id: "m".into(),
+            clean: conn % 2 == 0,
+        }
+    }
+
+    fn conn_of(cmd: &MeetingCmd) -> u64 {
+        match cmd {
+            MeetingCmd::Disconnect { conn, .. } => conn.conn,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Disconnects wait up to the limit and leave in order, per destination, as far as
+    /// each destination takes them; what a destination refuses waits first.
+    #[test]
+    fn waiting_disconnects_leave_in_order_as_room_comes() {
+        let mut waiting = WaitingDisconnects::new(3, 5);
+        assert!(!waiting.holds_for(ShardId(1)));
+        for conn in 0..4 {
+            assert!(waiting.push(ShardId(1), disconnect(conn)).is_ok());
+        }
+        assert!(waiting.push(ShardId(2), disconnect(10)).is_ok());
+        let back = waiting.push(ShardId(2), disconnect(11));
+        assert_eq!(back.as_ref().map_err(conn_of), Err(11), "past the limit");
+        assert!(
+            waiting.push(ShardId(7), disconnect(12)).is_err(),
+            "no such shard"
+        );
+        assert!(waiting.holds_for(ShardId(1)) && waiting.holds_for(ShardId(2)));
+        assert_eq!(waiting.len(), 5);
+        // Shard 1 takes two, then is full; shard 2 takes its one.
+        let mut sent = Vec::new();
+        let mut room = 2;
+        waiting.send(|to, cmd| {
+            if to == ShardId(1) {
+                if room == 0 {
+                    return Some(cmd);
+                }
+                room -= 1;
+            }
+            sent.push((to.0, conn_of(&cmd)));
+            None
+        });
+        assert_eq!(sent, [(1, 0), (1, 1), (2, 10)]);
+        assert_eq!(waiting.len(), 2);
+        assert!(!waiting.holds_for(ShardId(2)));
+        let mut rest = Vec::new();
+        waiting.send(|to, cmd| {
+            rest.push((to.0, conn_of(&cmd)));
+            None
+        });
+        assert_eq!(rest, [(1, 2), (1, 3)]);
+        assert!(waiting.is_empty());
     }
 }

@@ -114,6 +114,8 @@ struct Shard {
     /// Whether the loop reads the socket again before parking.
     reread: Reread,
     router: Router,
+    /// Participants' disconnects the mesh could not take yet.
+    waiting: WaitingDisconnects,
     /// Where the loop parks: the socket and the mesh doorbell.
     parker: shards::Parker,
     meetings: MeetingHost,
@@ -143,6 +145,7 @@ mod stats;
 mod timers;
 
 use delivery::Env;
+use meetings::WaitingDisconnects;
 use reread::Reread;
 use rx_batching::{Pass, RxBatching};
 use stats::Published;
@@ -191,6 +194,7 @@ impl Shard {
         self.batch
             .on_sent(now, self.quic.stats().datagrams_out - sent);
         self.router.flush_overflow();
+        self.send_waiting_disconnects();
         if now >= self.next_publish {
             self.publish_stats();
         }
@@ -290,6 +294,11 @@ pub async fn run(seed: ShardSeed) {
         batch: RxBatching::new(seed.rx_coalesce, seed.rx_batch),
         reread: Reread::default(),
         router: Router::new(mesh, seed.shards, seed.mesh_overflow),
+        waiting: WaitingDisconnects::new(
+            seed.shards,
+            (seed.admission.capacity() as usize)
+                .saturating_mul(seed.actors.meeting.max_participants),
+        ),
         parker,
         meetings: MeetingHost::default(),
         meeting_cmds: Vec::new(),

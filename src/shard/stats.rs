@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::h3::H3Stats;
 use crate::quic::endpoint::ShardStats;
-use crate::router::ShardLoad;
+use crate::router::{ShardLoad, LANES, LANE_MEETING};
 
 use super::{Shard, PUBLISH_EVERY};
 
@@ -81,13 +81,23 @@ impl Shard {
         );
     }
 
+    /// Messages parked per destination and lane: the router's, and disconnects waiting
+    /// on this shard with the meetings' lane.
+    fn parked(&self) -> Vec<[u32; LANES]> {
+        let mut parked = self.router.parked();
+        for (lanes, waiting) in parked.iter_mut().zip(self.waiting.per_shard()) {
+            lanes[usize::from(LANE_MEETING.0)] += u32::try_from(waiting).unwrap_or(u32::MAX);
+        }
+        parked
+    }
+
     /// What the control plane's pings learn of this shard.
     pub(super) fn load(&self) -> ShardLoad {
         ShardLoad {
             meetings: self.meetings.len() as u64,
             connections: self.conns.len() as u64,
             participants: self.meetings.participants() as u64,
-            parked: self.router.parked(),
+            parked: self.parked(),
         }
     }
 }
