@@ -122,7 +122,8 @@ pub struct ShardLoad {
     pub meetings: u64,
     pub connections: u64,
     pub participants: u64,
-    /// Messages this shard holds in its overflow, per destination shard and lane.
+    /// Messages this shard holds in its overflow, per destination shard and lane, and
+    /// the participants' disconnects waiting on it with the meetings' lane.
     pub parked: Vec<[u32; LANES]>,
 }
 

@@ -68,7 +68,8 @@ impl ShardHealth {
             })
     }
 
-    /// Messages every shard holds parked for `to`'s `lane` (its overflow).
+    /// Messages every shard holds parked for `to`'s `lane` (its overflow, and for the
+    /// meetings' lane the disconnects waiting on it).
     pub fn parked_for(&self, to: ShardId, lane: shards::Lane) -> u64 {
         self.last
             .iter()

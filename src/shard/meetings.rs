@@ -8,7 +8,7 @@
 //! ([`WaitingDisconnects`]) and is sent, in order, as soon as its destination has room.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shards::ShardId;
 
@@ -50,10 +50,12 @@ impl Shard {
                             }
                         };
                         let cmd = match cmd {
-                            MeetingCmd::Disconnect { .. } => match self.waiting.push(to, cmd) {
-                                Ok(()) => continue,
-                                Err(cmd) => cmd,
-                            },
+                            MeetingCmd::Disconnect { .. } => {
+                                match self.waiting.push(now, to, cmd) {
+                                    Ok(()) => continue,
+                                    Err(cmd) => cmd,
+                                }
+                            }
                             cmd => cmd,
                         };
                         self.env.metrics.dropped_meeting.inc();
@@ -129,15 +131,20 @@ impl Shard {
 
 /// Participants' disconnects the mesh could not take, per destination shard, in order.
 ///
-/// At most `limit` in all: as many as the seats of all meetings together
+/// At most `limit` on this shard: as many as the seats of all meetings together
 /// (`MC_CAPACITY` × `MC_MAX_PARTICIPANTS_PER_MEETING`), since each is a participant's
 /// seat that would otherwise never be given back. Past it a disconnect is dropped and
-/// counted in `mc_messages_dropped_total`, as any other message.
+/// counted in `mc_messages_dropped_total`, as any other message. Either is logged as a
+/// warning, at most once every [`WARN_EVERY`].
 pub(super) struct WaitingDisconnects {
     per_shard: Vec<VecDeque<MeetingCmd>>,
     len: usize,
     limit: usize,
+    warned: Option<Instant>,
 }
+
+/// Least time between two warnings of [`WaitingDisconnects`].
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl WaitingDisconnects {
     pub(super) fn new(shards: usize, limit: usize) -> Self {
@@ -145,6 +152,7 @@ impl WaitingDisconnects {
             per_shard: (0..shards).map(|_| VecDeque::new()).collect(),
             len: 0,
             limit,
+            warned: None,
         }
     }
 
@@ -171,18 +179,32 @@ impl WaitingDisconnects {
 
     /// Keeps `cmd` for `to`; hands it back when the limit is reached.
     #[allow(clippy::result_large_err)] // handing the command back is the point
-    fn push(&mut self, to: ShardId, cmd: MeetingCmd) -> Result<(), MeetingCmd> {
+    fn push(&mut self, now: Instant, to: ShardId, cmd: MeetingCmd) -> Result<(), MeetingCmd> {
         let Some(queue) = self.per_shard.get_mut(to.index()) else {
             return Err(cmd);
         };
-        if self.len >= self.limit {
-            return Err(cmd);
+        let full = self.len >= self.limit;
+        if self
+            .warned
+            .is_none_or(|t| now.saturating_duration_since(t) >= WARN_EVERY)
+        {
+            self.warned = Some(now);
+            if full {
+                tracing::warn!(
+                    to = %to,
+                    waiting = self.len,
+                    "participants' disconnects waiting on this shard reached their limit: one was dropped, and its participant stays in its meeting until the meeting ends"
+                );
+            } else {
+                tracing::warn!(
+                    to = %to,
+                    waiting = self.len + 1,
+                    "the meeting shard's queue, overflow and reserve are full: participants' disconnects wait on this shard"
+                );
+            }
         }
-        if self.len == 0 {
-            tracing::warn!(
-                to = %to,
-                "the meeting shard's queue, overflow and reserve are full: participants' disconnects wait on this shard"
-            );
+        if full {
+            return Err(cmd);
         }
         queue.push_back(cmd);
         self.len += 1;
@@ -228,16 +250,17 @@ mod tests {
     /// each destination takes them; what a destination refuses waits first.
     #[test]
     fn waiting_disconnects_leave_in_order_as_room_comes() {
+        let now = Instant::now();
         let mut waiting = WaitingDisconnects::new(3, 5);
         assert!(!waiting.holds_for(ShardId(1)));
         for conn in 0..4 {
-            assert!(waiting.push(ShardId(1), disconnect(conn)).is_ok());
+            assert!(waiting.push(now, ShardId(1), disconnect(conn)).is_ok());
         }
-        assert!(waiting.push(ShardId(2), disconnect(10)).is_ok());
-        let back = waiting.push(ShardId(2), disconnect(11));
+        assert!(waiting.push(now, ShardId(2), disconnect(10)).is_ok());
+        let back = waiting.push(now, ShardId(2), disconnect(11));
         assert_eq!(back.as_ref().map_err(conn_of), Err(11), "past the limit");
         assert!(
-            waiting.push(ShardId(7), disconnect(12)).is_err(),
+            waiting.push(now, ShardId(7), disconnect(12)).is_err(),
             "no such shard"
         );
         assert!(waiting.holds_for(ShardId(1)) && waiting.holds_for(ShardId(2)));

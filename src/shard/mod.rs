@@ -332,7 +332,7 @@ pub async fn run(seed: ShardSeed) {
         if shard.router.mesh().is_stopping() {
             break;
         }
-        let overflowing = !more && shard.router.overflowing();
+        let overflowing = !more && (shard.router.overflowing() || !shard.waiting.is_empty());
         // Whether to read the socket again at once instead of parking (`reread`): only
         // where the loop would park on it with no pause for receive batching.
         let read_again = shard.reread.after_pass(

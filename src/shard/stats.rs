@@ -86,7 +86,8 @@ impl Shard {
     fn parked(&self) -> Vec<[u32; LANES]> {
         let mut parked = self.router.parked();
         for (lanes, waiting) in parked.iter_mut().zip(self.waiting.per_shard()) {
-            lanes[usize::from(LANE_MEETING.0)] += u32::try_from(waiting).unwrap_or(u32::MAX);
+            let lane = &mut lanes[usize::from(LANE_MEETING.0)];
+            *lane = lane.saturating_add(u32::try_from(waiting).unwrap_or(u32::MAX));
         }
         parked
     }
