@@ -305,6 +305,128 @@ fn sessions_per_client_address_are_limited_and_counted() {
     );
 }
 
+/// Set in this test binary when it runs again inside a network namespace of its own.
+const IN_OWN_NETNS: &str = "MC_TEST_IN_OWN_NETNS";
+
+/// Runs the test `name` of this binary again in a network namespace of its own
+/// (`unshare --net`; not root: in a user namespace of its own too), whose only interface
+/// is a loopback holding `addrs` as well: no packet can leave it. True when called
+/// inside it (run the test); false outside, after checking that the run inside passed.
+fn in_own_netns(name: &str, addrs: &[&str]) -> bool {
+    if std::env::var_os(IN_OWN_NETNS).is_some() {
+        let mut steps = vec![vec!["link", "set", "lo", "up"]];
+        steps.extend(addrs.iter().map(|a| vec!["addr", "add", *a, "dev", "lo"]));
+        for args in steps {
+            let out = std::process::Command::new("ip")
+                .args(&args)
+                .output()
+                .expect("ip (iproute2) runs");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        return true;
+    }
+    let mut unshare = std::process::Command::new("unshare");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        unshare.arg("--map-root-user");
+    }
+    let out = unshare
+        .arg("--net")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(IN_OWN_NETNS, "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in its own network namespace:\n{stdout}\n{stderr}"
+    );
+    false
+}
+
+/// `--ipv6-client-prefix`: addresses of one /64 count as one client against
+/// `--max-sessions-per-ip`, another /64 is another client, and with 128 each address
+/// counts alone. A host holds a whole /64, so counting addresses alone would let one
+/// client open as many sessions as it has addresses. Loopback has one IPv6 address, so
+/// this runs in a network namespace of its own whose loopback holds a few more.
+#[test]
+fn ipv6_addresses_of_one_prefix_count_as_one_client() {
+    const NAME: &str = "ipv6_addresses_of_one_prefix_count_as_one_client";
+    let addrs = [
+        "fd00::1/64",
+        "fd00::2/64",
+        "fd00::3/64",
+        "fd00::4/64",
+        "fd01::2/64",
+    ];
+    if !in_own_netns(NAME, &addrs) {
+        return;
+    }
+    let from = |a: &str| -> std::net::SocketAddr { format!("[{a}]:0").parse().unwrap() };
+    // Opens a session from `a` and keeps it; false when the handshake is refused.
+    type Kept = Vec<(
+        wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>,
+        wtransport::Connection,
+    )>;
+    async fn session_from(a: std::net::SocketAddr, url: &str, kept: &mut Kept) -> bool {
+        let ep = harness::client::endpoint_at(a);
+        match tokio::time::timeout(Duration::from_secs(5), ep.connect(url)).await {
+            Ok(Ok(conn)) => {
+                kept.push((ep, conn));
+                true
+            }
+            _ => false,
+        }
+    }
+    for (prefix, port, third_accepted) in [("64", 4433, false), ("128", 4434, true)] {
+        let dev = std::env::temp_dir().join(format!("mc-test-v6-{}-{prefix}", std::process::id()));
+        let server = Server::start_dev_at(
+            &[
+                "--shards",
+                "1",
+                "--max-sessions-per-ip",
+                "2",
+                "--ipv6-client-prefix",
+                prefix,
+            ],
+            &format!("127.0.0.1:{}", harness::free_tcp_port()),
+            &format!("[fd00::1]:{port}"),
+            &dev,
+        );
+        let url = &format!("https://[fd00::1]:{port}/");
+        runtime().block_on(async {
+            let mut kept = Kept::new();
+            assert!(session_from(from("fd00::2"), url, &mut kept).await);
+            assert!(session_from(from("fd00::3"), url, &mut kept).await);
+            assert_eq!(
+                session_from(from("fd00::4"), url, &mut kept).await,
+                third_accepted,
+                "a third address of fd00::/64 with --ipv6-client-prefix {prefix}"
+            );
+            assert!(
+                session_from(from("fd01::2"), url, &mut kept).await,
+                "another /64 is another client"
+            );
+        });
+        let refused = metric(
+            &server,
+            "mc_refusals_total",
+            "reason=\"max_sessions_per_ip\"",
+        );
+        assert_eq!(refused > 0.0, !third_accepted, "refusals: {refused}");
+        drop(server);
+        let _ = std::fs::remove_dir_all(dev);
+    }
+}
+
 /// A participant's disconnect the meeting's shard cannot take (its queue, the overflow
 /// and the reserve for disconnects all full) waits on the connection's shard and is sent
 /// when there is room: nothing is dropped, and the participant leaves after its grace

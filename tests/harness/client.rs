@@ -26,8 +26,20 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub fn endpoint() -> Endpoint<wtransport::endpoint::endpoint_side::Client> {
-    let config = ClientConfig::builder()
-        .with_bind_default()
+    endpoint_with(ClientConfig::builder().with_bind_default())
+}
+
+/// A client endpoint whose UDP socket is bound to `address` (port 0: any).
+pub fn endpoint_at(
+    address: std::net::SocketAddr,
+) -> Endpoint<wtransport::endpoint::endpoint_side::Client> {
+    endpoint_with(ClientConfig::builder().with_bind_address(address))
+}
+
+fn endpoint_with(
+    bound: wtransport::config::ClientConfigBuilder<wtransport::config::states::WantsRootStore>,
+) -> Endpoint<wtransport::endpoint::endpoint_side::Client> {
+    let config = bound
         .with_no_cert_validation()
         .max_idle_timeout(Some(Duration::from_secs(30)))
         .unwrap()
