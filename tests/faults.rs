@@ -1,7 +1,10 @@
 //! Faults a real deployment meets, on loopback with the real binary:
 //! a client that stops reading is disconnected without hurting the others; abrupt
 //! client disconnects at each stage of the join leave nothing behind; a restart right
-//! after SIGKILL comes up on the same ports and serves new joins again.
+//! after SIGKILL comes up on the same ports and serves new joins again; one client
+//! address (or IPv6 prefix, in a network namespace of the test's own) holds at most
+//! `--max-sessions-per-ip` sessions; participants' disconnects reach their meeting even
+//! when the meeting's shard cannot take them at once.
 
 mod harness;
 
