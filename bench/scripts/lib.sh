@@ -33,6 +33,21 @@ stop_dev_mc() {
   rm -rf "$DEV"
 }
 
+# delivery_line JSON: one line from an `mc-loadgen meeting --json` file and its
+# `--server-pid` figures: deliveries a second, the server's CPU per delivery and in
+# cores, the generator's cores, and whether the run passed.
+delivery_line() {
+  python3 - "$1" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+w = j["window"]
+s = w["server"][0]
+print(f"{w['ops_per_s']:.0f} deliveries/s, server {s['us_per_op']:.2f} µs per delivery "
+      f"({s['cores']:.3f} cores), generator {w['generator']['cores']:.3f} cores, "
+      f"passed {j['passed']}")
+PY
+}
+
 # cpu_ticks PID: the user and system time of process PID, in clock ticks
 # (`getconf CLK_TCK` a second).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

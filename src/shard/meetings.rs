@@ -14,7 +14,7 @@ use shards::ShardId;
 
 use crate::actors::{ConnCmd, MeetingCmd, MeetingEnv};
 use crate::meeting::CloseCode;
-use crate::router::{Dest, ShardMsg, LANE_MEETING};
+use crate::router::{Dest, Router, ShardMsg, LANE_MEETING};
 use crate::signaling::codec::encode_to_bytes;
 use crate::signaling::proto::{ErrorCode, ServerMessage};
 
@@ -39,24 +39,17 @@ impl Shard {
                         self.meetings.handle(&mut d, now, cmd);
                     }
                     Dest::Remote(to) => {
-                        let cmd = match cmd {
-                            MeetingCmd::Disconnect { .. } if self.waiting.holds_for(to) => cmd,
-                            cmd => {
-                                match self.router.send(to, LANE_MEETING, ShardMsg::ToMeeting(cmd)) {
-                                    Ok(()) => continue,
-                                    Err(ShardMsg::ToMeeting(cmd)) => cmd,
-                                    Err(_) => unreachable!("a ToMeeting was sent"),
-                                }
-                            }
+                        // A disconnect goes behind those already waiting for `to`.
+                        let behind = matches!(cmd, MeetingCmd::Disconnect { .. })
+                            && self.waiting.holds_for(to);
+                        let refused = if behind {
+                            Err(cmd)
+                        } else {
+                            send_to_meeting(&mut self.router, to, cmd)
                         };
-                        let cmd = match cmd {
-                            MeetingCmd::Disconnect { .. } => {
-                                match self.waiting.push(now, to, cmd) {
-                                    Ok(()) => continue,
-                                    Err(cmd) => cmd,
-                                }
-                            }
-                            cmd => cmd,
+                        let Err(cmd) = refused else { continue };
+                        let Err(cmd) = self.waiting.push(now, to, cmd) else {
+                            continue;
                         };
                         self.env.metrics.dropped_meeting.inc();
                         self.refuse_dropped(now, cmd);
@@ -114,18 +107,23 @@ impl Shard {
             return;
         }
         let router = &mut self.router;
-        self.waiting.send(|to, cmd| {
-            match router.send(to, LANE_MEETING, ShardMsg::ToMeeting(cmd)) {
-                Ok(()) => None,
-                Err(ShardMsg::ToMeeting(cmd)) => Some(cmd),
-                Err(_) => unreachable!("a ToMeeting was sent"),
-            }
-        });
+        self.waiting
+            .send(|to, cmd| send_to_meeting(router, to, cmd).err());
     }
 
     pub(super) fn arm_meetings(&mut self) {
         let next = self.meetings.poll_timeout();
         self.timers.update(MEETING_TIMER, next);
+    }
+}
+
+/// `cmd` to the meeting's shard `to` over the mesh; handed back when it cannot take it.
+#[allow(clippy::result_large_err)] // handing the command back is the point
+fn send_to_meeting(router: &mut Router, to: ShardId, cmd: MeetingCmd) -> Result<(), MeetingCmd> {
+    match router.send(to, LANE_MEETING, ShardMsg::ToMeeting(cmd)) {
+        Ok(()) => Ok(()),
+        Err(ShardMsg::ToMeeting(cmd)) => Err(cmd),
+        Err(_) => unreachable!("a ToMeeting was sent"),
     }
 }
 
@@ -177,10 +175,13 @@ impl WaitingDisconnects {
             .is_some_and(|q| !q.is_empty())
     }
 
-    /// Keeps `cmd` for `to`; hands it back when the limit is reached.
+    /// Keeps the disconnect `cmd` for `to`; hands back anything else, and a disconnect
+    /// past the limit.
     #[allow(clippy::result_large_err)] // handing the command back is the point
     fn push(&mut self, now: Instant, to: ShardId, cmd: MeetingCmd) -> Result<(), MeetingCmd> {
-        let Some(queue) = self.per_shard.get_mut(to.index()) else {
+        let (MeetingCmd::Disconnect { .. }, Some(queue)) =
+            (&cmd, self.per_shard.get_mut(to.index()))
+        else {
             return Err(cmd);
         };
         let full = self.len >= self.limit;
@@ -253,6 +254,17 @@ mod tests {
         let now = Instant::now();
         let mut waiting = WaitingDisconnects::new(3, 5);
         assert!(!waiting.holds_for(ShardId(1)));
+        let message = MeetingCmd::Message {
+            conn: ConnKey { shard: 0, conn: 13 },
+            meeting_id: "m".into(),
+            msg: Default::default(),
+            received_at: now,
+        };
+        assert!(
+            waiting.push(now, ShardId(1), message).is_err(),
+            "not a disconnect"
+        );
+        assert!(!waiting.holds_for(ShardId(1)));
         for conn in 0..4 {
             assert!(waiting.push(now, ShardId(1), disconnect(conn)).is_ok());
         }
@@ -263,6 +275,7 @@ mod tests {
             waiting.push(now, ShardId(7), disconnect(12)).is_err(),
             "no such shard"
         );
+
         assert!(waiting.holds_for(ShardId(1)) && waiting.holds_for(ShardId(2)));
         assert_eq!(waiting.len(), 5);
         // Shard 1 takes two, then is full; shard 2 takes its one.

@@ -28,14 +28,5 @@ taskset -c 1 target/release/mc-loadgen --progress 0 --warmup 5 --duration 20 --s
   --rate "$rate" --join-timeout 120 --drain 30 \
   >"$out/$name.txt" 2>&1 || echo "mc-loadgen exit $?" >>"$out/$name.txt"
 spread=$(curl -s 127.0.0.1:18080/metrics | awk '/^mc_connections_active\{/ {printf "%s ", $0}')
-line=$(python3 - "$out/$name.json" <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))
-w = j["window"]
-s = w["server"][0]
-print(f"{w['ops_per_s']:.0f} deliveries/s, server {s['us_per_op']:.2f} µs per delivery "
-      f"({s['cores']:.3f} cores), generator {w['generator']['cores']:.3f} cores, "
-      f"passed {j['passed']}")
-PY
-)
+line=$(delivery_line "$out/$name.json")
 echo "$name: $line; after the run: $spread" | tee -a "$out/summary.txt"
