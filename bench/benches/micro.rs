@@ -16,7 +16,9 @@ use mc_service::meeting::{
     ConnKey, JoinIdentity, JoinOutcome, Meeting, MeetingConfig, Role as MRole,
 };
 use mc_service::signaling::codec::{encode_frame, FrameDecoder};
-use mc_service::signaling::proto::{client_message, pb, ClientMessage, ServerMessage};
+use mc_service::signaling::proto::{
+    client_message, pb, server_message, ClientMessage, ServerMessage,
+};
 
 /// Time `iters` calls of `f`, `runs` times; returns (median, min, max) ns per call.
 fn measure(runs: usize, iters: u64, mut f: impl FnMut()) -> (f64, f64, f64) {
@@ -347,6 +349,93 @@ fn main() {
                 black_box(out);
             }
         }),
+    );
+
+    // A host-muted participant's unmute request, refused by its share of the budget, in
+    // a meeting of 1,000 whose one host joined last: the refusal is decided before the
+    // roster is walked for hosts.
+    let asks = MeetingConfig {
+        max_participants: 1_000,
+        ..MeetingConfig::default()
+    };
+    let mut asking = Meeting::new(
+        "asks",
+        asks,
+        MeetingBindingKey::derive(&secret, "asks"),
+        now,
+    );
+    let asker = join(&mut asking, "asks", 0, now);
+    let mut asker_id = String::new();
+    while let Some(out) = asking.poll_outbound() {
+        if let mc_service::meeting::Outbound::Send { to, msg } = out {
+            if let Some(server_message::Message::JoinResponse(r)) = &msg.message {
+                if to == asker {
+                    asker_id.clone_from(&r.participant_id);
+                }
+            }
+        }
+    }
+    for i in 1..999u64 {
+        join(&mut asking, "asks", i, now);
+    }
+    let host = ConnKey {
+        shard: 0,
+        conn: 999,
+    };
+    let identity = JoinIdentity {
+        sub: "host".into(),
+        role: MRole::Host,
+        name: "Host".into(),
+    };
+    let joined = asking.handle_join(
+        now,
+        host,
+        identity,
+        pb::JoinRequest {
+            meeting_id: "asks".into(),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(joined, Ok(JoinOutcome::Joined)), "{joined:?}");
+    asking
+        .handle_message(
+            now,
+            host,
+            ClientMessage::of(client_message::Message::HostMuteRequest(
+                pb::HostMuteRequest {
+                    participant_id: asker_id,
+                    audio_muted: true,
+                    video_muted: false,
+                    ..Default::default()
+                },
+            )),
+        )
+        .unwrap();
+    while asking.poll_outbound().is_some() {}
+    let ask = ClientMessage::of(client_message::Message::UnmuteRequest(pb::UnmuteRequest {
+        request_audio: true,
+        request_video: false,
+        participant_id: String::new(),
+    }));
+    // The clock stands still: the user's share is spent after its burst.
+    for _ in 0..100 {
+        asking.handle_message(now, asker, ask.clone()).unwrap();
+    }
+    while asking.poll_outbound().is_some() {}
+    let refused = asking.stats().broadcasts_refused;
+    report(
+        "meeting: unmute request refused, 1,000, host last",
+        measure(runs, 20_000 * scale, || {
+            asking.handle_message(now, asker, ask.clone()).unwrap();
+            while let Some(out) = asking.poll_outbound() {
+                black_box(out);
+            }
+        }),
+    );
+    assert_eq!(
+        asking.stats().broadcasts_refused - refused,
+        runs as u64 * 20_000 * scale,
+        "every timed request was refused"
     );
 
     // The HTTP/1 client's parser on a chunked response of 1-byte chunks (a GC may send

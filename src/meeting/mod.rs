@@ -554,30 +554,49 @@ impl Meeting {
     /// host mute per participant at once, and the host role is the meeting owner's to
     /// give.
     fn take_broadcast(&mut self, now: Instant, idx: usize, conn: ConnKey) -> bool {
+        if !self.broadcast_ready(now, idx, conn) {
+            return false;
+        }
+        self.spend_broadcast(now, idx);
+        true
+    }
+
+    /// Whether [`Meeting::take_broadcast`] would admit the request now, spending nothing:
+    /// for a request whose other checks cost more than the budget's. A refusal is
+    /// counted and answered here.
+    fn broadcast_ready(&mut self, now: Instant, idx: usize, conn: ConnKey) -> bool {
         let Some((user_id, role)) = self.participants.get(idx).map(|p| (p.user_id, p.role)) else {
             return false;
         };
-        let mut share = match role {
-            Role::Host => None,
-            Role::Participant => {
-                Some(&mut user_budget(&mut self.users, &self.cfg, user_id, now).broadcasts)
-            }
+        let share_ready = match role {
+            Role::Host => true,
+            Role::Participant => user_budget(&mut self.users, &self.cfg, user_id, now)
+                .broadcasts
+                .ready(now),
         };
-        let refusal = if share.as_mut().is_some_and(|s| !s.ready(now)) {
+        let refusal = if !share_ready {
             config::REFUSED_USER_SHARE
         } else if !self.broadcasts.ready(now) {
             config::REFUSED_MEETING_RATE
         } else {
-            if let Some(s) = share {
-                s.spend();
-            }
-            self.broadcasts.spend();
             return true;
         };
         self.stats.broadcasts_refused += 1;
         tracing::debug!(meeting_id = %self.id, user_id, ?conn, refusal, "request refused");
         self.reply_error(conn, ErrorCode::InvalidRequest, refusal);
         false
+    }
+
+    /// Spends what [`Meeting::broadcast_ready`] found ready.
+    fn spend_broadcast(&mut self, now: Instant, idx: usize) {
+        if let Some(p) = self.participants.get(idx) {
+            if p.role == Role::Participant {
+                user_budget(&mut self.users, &self.cfg, p.user_id, now)
+                    .broadcasts
+                    .spend();
+            }
+        }
+        self.broadcasts.spend();
     }
 
     fn reply_error(&mut self, to: ConnKey, code: ErrorCode, message: &'static str) {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::roster::Participant;
 use super::{ConnKey, Meeting, Role};
 use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode, ServerMessage};
 
@@ -123,29 +124,28 @@ impl Meeting {
         if !p.mute.would_lift(u.request_audio, u.request_video) {
             return self.reply_error(conn, ErrorCode::InvalidRequest, "not host-muted");
         }
+        // Delivered to every host, and every seat may be a host's: it spends the budget
+        // as a request delivered to everyone does. The budget is asked before the roster
+        // is walked for hosts, so a refused request costs no walk of a large meeting; it
+        // is spent only once a host is there to receive it.
+        if !self.broadcast_ready(now, idx, conn) {
+            return;
+        }
+        let host = |h: &Participant| h.conn.filter(|c| h.role == Role::Host && *c != conn);
+        if !self.participants.iter().any(|h| host(h).is_some()) {
+            return self.reply_error(conn, ErrorCode::NotFound, "no host connected");
+        }
+        self.spend_broadcast(now, idx);
+        self.stats.unmute_requests_forwarded += 1;
         let fwd = Arc::new(ServerMessage::of(S::UnmuteRequest(pb::UnmuteRequest {
             request_audio: u.request_audio,
             request_video: u.request_video,
-            participant_id: p.participant_id.clone(),
+            participant_id: self.participants[idx].participant_id.clone(),
         })));
-        let hosts: Vec<ConnKey> = self
-            .participants
-            .iter()
-            .filter(|h| h.role == Role::Host)
-            .filter_map(|h| h.conn)
-            .filter(|c| *c != conn)
-            .collect();
-        if hosts.is_empty() {
-            return self.reply_error(conn, ErrorCode::NotFound, "no host connected");
-        }
-        // Delivered to every host, and every seat may be a host's: it spends the budget
-        // as a request delivered to everyone does.
-        if !self.take_broadcast(now, idx, conn) {
-            return;
-        }
-        self.stats.unmute_requests_forwarded += 1;
-        for h in hosts {
-            self.send(h, Arc::clone(&fwd));
+        for i in 0..self.participants.len() {
+            if let Some(c) = host(&self.participants[i]) {
+                self.send(c, Arc::clone(&fwd));
+            }
         }
     }
 

@@ -350,6 +350,35 @@ fn unmute_requests_to_the_hosts_spend_the_budget() {
     assert_eq!(to(&h.msg(c(2), ask), c(1)).len(), 1);
 }
 
+/// An unmute request no host can receive spends nothing: once a host is back, the
+/// participant's budget is whole. (The budget is asked first, so a refused request costs
+/// no walk of the roster for hosts.)
+#[test]
+fn unmute_requests_no_host_receives_spend_no_budget() {
+    let (mut h, p) = host_and_participant();
+    assert_eq!(to(&h.msg(c(1), audio_host_mute(&p)), c(2)).len(), 1);
+    h.m.handle_disconnect(h.now, c(1), false).unwrap();
+    h.drain();
+    let ask = M::UnmuteRequest(pb::UnmuteRequest {
+        request_audio: true,
+        request_video: false,
+        participant_id: String::new(),
+    });
+    for _ in 0..5 {
+        let out = h.msg(c(2), ask.clone());
+        assert_eq!(error_of(&to(&out, c(2))), Some(pb::ErrorCode::NotFound));
+    }
+    assert_eq!(h.m.stats().broadcasts_refused, 0);
+    h.join(c(3), "host-2", Role::Host);
+    h.drain();
+    // The burst of 2 less the host mute: one request reaches the host, the next is refused.
+    assert_eq!(to(&h.msg(c(2), ask.clone()), c(3)).len(), 1);
+    let out = h.msg(c(2), ask);
+    assert!(to(&out, c(3)).is_empty(), "{out:?}");
+    assert_eq!(rate_errors(&to(&out, c(2))), 1);
+    assert_eq!(h.m.stats().unmute_requests_forwarded, 1);
+}
+
 /// Every scenario the repository runs stays under the default budget: loadgen `--rate`
 /// is spread evenly over all participants, so a meeting's share is its size's share, and
 /// each participant starts at a random phase of its period. The busiest: one meeting of
