@@ -394,23 +394,37 @@ impl UdpIo {
                     start += k;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // EIO/EINVAL on a GSO transmit: the device or path refuses GSO. Send
-                // that transmit as single datagrams and stop asking for GSO.
+                // EIO/EINVAL on a GSO transmit: the device or path refuses GSO, or the
+                // destination refuses any datagram (a port of 0, which anyone can put in
+                // a datagram's source). Its first segment alone tells which: if that
+                // goes, GSO is what is refused, so the rest go one by one and GSO is
+                // not asked for again; if not, the transmit alone is lost and GSO stays.
                 Err(e)
                     if matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL))
                         && tx.items[start].segment.is_some() =>
                 {
-                    tracing::warn!(error = %e, "UDP GSO refused; sending one datagram per message");
-                    self.gso.set(false);
                     let item = tx.items[start];
                     let seg = item.segment.unwrap_or(item.len).max(1);
-                    for chunk in tx.bufs[start][..item.len].chunks(seg) {
-                        sent.syscalls += 1;
-                        if self.send_one(item.to, chunk).is_ok() {
+                    let mut chunks = tx.bufs[start][..item.len].chunks(seg);
+                    sent.syscalls += 1;
+                    match chunks.next().map(|first| self.send_one(item.to, first)) {
+                        Some(Ok(_)) => {
+                            tracing::warn!(error = %e, "UDP GSO refused; sending one datagram per message");
+                            self.gso.set(false);
                             sent.datagrams += 1;
+                            for chunk in chunks {
+                                sent.syscalls += 1;
+                                if self.send_one(item.to, chunk).is_ok() {
+                                    sent.datagrams += 1;
+                                }
+                            }
+                            sent.transmits += 1;
+                        }
+                        _ => {
+                            tracing::debug!(error = %e, to = %item.to, "UDP send failed");
+                            sent.dropped += 1;
                         }
                     }
-                    sent.transmits += 1;
                     start += 1;
                 }
                 // The socket's buffer or the device's queue is full: so it is for every
@@ -670,6 +684,36 @@ mod tests {
             assert_eq!(&buf[..n], b"first");
             let n = b.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], b"second");
+        });
+    }
+
+    /// A datagram may name port 0 as its source, and no datagram can be sent there: a
+    /// GSO transmit to it is lost alone, and GSO stays on for everyone else.
+    #[test]
+    fn a_gso_transmit_to_port_0_leaves_gso_on() {
+        run_local(async {
+            let io = UdpIo::bind("127.0.0.1:0".parse().unwrap(), None, None).unwrap();
+            if !io.offloads().0 {
+                panic!("this kernel refuses UDP_SEGMENT: the test needs GSO");
+            }
+            let (a, a_addr) = receiver();
+            let mut tx = TxBatch::new();
+            let port_0: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            for to in [port_0, a_addr] {
+                let buf = tx.next_buf();
+                buf.extend_from_slice(&[1u8; 100]);
+                buf.extend_from_slice(&[2u8; 100]);
+                tx.push(to, 200, Some(100));
+            }
+            let sent = io.send_batch(&mut tx);
+            assert_eq!(sent.dropped, 1, "{sent:?}");
+            assert_eq!(sent.datagrams, 2, "{sent:?}");
+            assert!(io.offloads().0, "GSO was turned off");
+            let mut buf = [0u8; 256];
+            for fill in [1u8, 2] {
+                let n = a.recv(&mut buf).unwrap();
+                assert_eq!(&buf[..n], &[fill; 100][..]);
+            }
         });
     }
 }
