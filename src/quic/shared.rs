@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use quinn_proto::crypto::{CryptoError, HmacKey};
-use quinn_proto::{ServerConfig, TransportConfig, VarInt};
+use quinn_proto::{NoneTokenLog, ServerConfig, TransportConfig, ValidationTokenConfig, VarInt};
 use sha2::Sha256;
 
 use super::{QuicArgs, QuicError};
@@ -41,6 +41,16 @@ impl QuicShared {
             .max_concurrent_uni_streams(VarInt::from_u32(args.max_uni_streams));
         let mut server = ServerConfig::with_crypto(crypto);
         server.transport_config(Arc::new(transport));
+        // No address validation tokens in NEW_TOKEN frames, whatever features a build
+        // unifies into quinn-proto: its `bloom` feature, which other crates of this
+        // workspace turn on, would send two per connection and check the tokens of
+        // returning clients in a log behind one lock that every shard shares. A client's
+        // address is validated by a Retry when the shard is loaded (`--retry`), and
+        // `cargo build --bin mc-service` and a build of the whole workspace then run the
+        // same server.
+        let mut tokens = ValidationTokenConfig::default();
+        tokens.sent(0).log(Arc::new(NoneTokenLog));
+        server.validation_token_config(tokens);
         let mut secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
         Ok(Self {
@@ -73,5 +83,21 @@ impl HmacKey for ResetKey {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).map_err(|_| CryptoError)?;
         mac.update(data);
         mac.verify_slice(signature).map_err(|_| CryptoError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A completed handshake sends no NEW_TOKEN frame, even in a build where another
+    /// crate turns on quinn-proto's `bloom` feature (this test binary's: the tests
+    /// depend on `quinn` with its default features).
+    #[test]
+    fn a_connection_is_sent_no_address_validation_token() {
+        let mut p = crate::testing::Pair::new(super::QuicArgs::default());
+        p.drive();
+        let (_, server) = p.server.as_mut().expect("server connection");
+        assert!(!server.quic.is_handshaking());
+        assert_eq!(server.quic.stats().frame_tx.new_token, 0);
+        assert_eq!(p.client.stats().frame_rx.new_token, 0);
     }
 }
