@@ -430,6 +430,113 @@ fn ipv6_addresses_of_one_prefix_count_as_one_client() {
     }
 }
 
+/// Initials that name a client's address, sent by someone else (anyone can: a
+/// client's Initial keys are public), cannot use up that client's connections: over
+/// `--max-sessions-per-ip`, an Initial from an address not yet validated gets a Retry
+/// instead of a refusal, and only connections whose address is proven count against
+/// the client. The limit still holds for the client's own connections.
+#[test]
+fn forged_initials_cannot_use_up_a_clients_connections() {
+    let server = Server::start_dev(&["--shards", "1", "--max-sessions-per-ip", "2"]);
+    // Four handshakes "from" 127.0.0.1, from sockets that never answer; the server's
+    // replies go nowhere, and each handshake would wait its 10 s. Four clients'
+    // Initials: one sent again names the same connection.
+    for _ in 0..4 {
+        let initial = harness::client::client_initial();
+        let forger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        forger.send_to(&initial, server.webtransport).unwrap();
+    }
+    let mut waited = 0;
+    while metric(&server, "mc_connections_active", "") < 2.0 && waited < 50 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(
+        metric(&server, "mc_connections_active", "") >= 2.0,
+        "the forged handshakes began"
+    );
+    let url = format!("https://{}/", server.webtransport);
+    runtime().block_on(async {
+        let mut kept = Vec::new();
+        for n in 1..=2 {
+            let ep = harness::client::endpoint();
+            match tokio::time::timeout(Duration::from_secs(5), ep.connect(&url)).await {
+                Ok(Ok(conn)) => kept.push((ep, conn)),
+                other => panic!("the client's own connection {n} was refused: {other:?}"),
+            }
+        }
+        let ep = harness::client::endpoint();
+        let third = tokio::time::timeout(Duration::from_secs(5), ep.connect(&url)).await;
+        assert!(
+            !matches!(third, Ok(Ok(_))),
+            "a third connection of the client's own passed the limit of 2"
+        );
+    });
+    assert!(metric(&server, "mc_quic_retries_total", "") >= 2.0);
+    assert!(
+        metric(
+            &server,
+            "mc_refusals_total",
+            "reason=\"max_sessions_per_ip\""
+        ) >= 1.0
+    );
+}
+
+/// A datagram may carry 0 as its source port, which no answer can be sent to (the
+/// kernel refuses it). A client's Initial from port 0 starts no handshake and leaves
+/// the shard's GSO on; from any other port the same Initial does start one. Raw
+/// sockets need root, so this runs in a network namespace of its own.
+#[test]
+fn an_initial_from_port_0_starts_nothing() {
+    const NAME: &str = "an_initial_from_port_0_starts_nothing";
+    if !in_own_netns(NAME, &[]) {
+        return;
+    }
+    let server = Server::start_dev(&["--shards", "1"]);
+    let initial = harness::client::client_initial();
+    let raw = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::UDP),
+    )
+    .expect("a raw socket (root in this namespace)");
+    let to = server.webtransport;
+    let send_from = |port: u16| {
+        let mut datagram = Vec::with_capacity(8 + initial.len());
+        datagram.extend_from_slice(&port.to_be_bytes());
+        datagram.extend_from_slice(&to.port().to_be_bytes());
+        datagram.extend_from_slice(&((8 + initial.len()) as u16).to_be_bytes());
+        // No checksum (allowed over IPv4).
+        datagram.extend_from_slice(&[0, 0]);
+        datagram.extend_from_slice(&initial);
+        let sent = raw
+            .send_to(&datagram, &to.into())
+            .expect("send a raw datagram");
+        assert_eq!(sent, datagram.len());
+    };
+    send_from(0);
+    // The shard read it (its counters are published once a second).
+    let mut waited = 0;
+    while metric(&server, "mc_udp_datagrams_total", "direction=\"in\"") < 1.0 && waited < 50 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(metric(&server, "mc_udp_datagrams_total", "direction=\"in\"") >= 1.0);
+    assert_eq!(metric(&server, "mc_connections_active", ""), 0.0);
+    send_from(40_000);
+    let mut waited = 0;
+    while metric(&server, "mc_connections_active", "") < 1.0 && waited < 50 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert_eq!(
+        metric(&server, "mc_connections_active", ""),
+        1.0,
+        "the same Initial from port 40000 starts a handshake"
+    );
+    assert!(!server.log().contains("GSO refused"), "{}", server.log());
+}
+
 /// A participant's disconnect the meeting's shard cannot take (its queue, the overflow
 /// and the reserve for disconnects all full) waits on the connection's shard and is sent
 /// when there is room: nothing is dropped, and the participant leaves after its grace

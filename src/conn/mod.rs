@@ -88,6 +88,8 @@ pub struct Conn {
     pub started: Instant,
     /// The handshake has not completed yet.
     pub handshaking: bool,
+    /// What it counts against in its client's limit; set by the endpoint.
+    pub counted: crate::quic::ClientCount,
     /// When the connection is closed if its handshake has not completed by then
     /// (`started` plus `--handshake-timeout-ms`); none once it completed or the deadline
     /// fired.
@@ -128,6 +130,7 @@ impl Conn {
             remote,
             started: now,
             handshaking: true,
+            counted: crate::quic::ClientCount::None,
             handshake_deadline: Some(now + handshake_timeout),
             queued: false,
             keys_at: None,
@@ -196,6 +199,19 @@ impl Conn {
             ctx.now,
             VarInt::from_u64(code::H3_NO_ERROR).unwrap_or(VarInt::MAX),
             Bytes::from_static(b"handshake not completed in time"),
+        );
+    }
+
+    /// The handshake completed from an address whose client already holds as many
+    /// connections as it may (`--max-sessions-per-ip`; it did not when the handshake
+    /// began): close the connection, counted as that refusal.
+    pub fn refuse_over_client_limit(&mut self, ctx: &mut ConnCtx<'_>) {
+        ctx.metrics.refusal("max_sessions_per_ip");
+        tracing::debug!(conn = self.key.conn, remote = %self.remote, "too many connections from this client");
+        self.quic.close(
+            ctx.now,
+            VarInt::from_u64(code::H3_EXCESSIVE_LOAD).unwrap_or(VarInt::MAX),
+            Bytes::from_static(b"too many connections from this client"),
         );
     }
 

@@ -232,8 +232,12 @@ pub struct QuicEndpoint {
     /// `hand_over`); empty between batches.
     routed: RouteAhead<ConnectionEvent>,
     handshaking: usize,
-    /// Connections per client, keyed by [`PerClient::key`].
+    /// Connections per client, keyed by [`PerClient::key`], whose address is known to be
+    /// the client's: validated by a Retry, or by a completed handshake.
     per_ip: HashMap<IpAddr, u32>,
+    /// Handshakes per client from addresses not validated yet, which anyone can forge:
+    /// they become one of `per_ip`'s when the handshake completes ([`ClientCount`]).
+    unvalidated: HashMap<IpAddr, u32>,
     per_client: PerClient,
     serial: u32,
     stats: ShardStats,
@@ -310,6 +314,7 @@ impl QuicEndpoint {
             forwarded: VecDeque::new(),
             handshaking: 0,
             per_ip: HashMap::new(),
+            unvalidated: HashMap::new(),
             per_client,
             serial: 0,
             routed: RouteAhead::default(),
@@ -429,6 +434,12 @@ impl QuicEndpoint {
             self.stats.oversized += 1;
             return;
         }
+        // Source port 0 is reserved: no answer can be sent there (the kernel refuses
+        // it), so nothing such a datagram starts could ever finish. Any host can put it
+        // in a datagram's header; dropped before QUIC sees it.
+        if from.port() == 0 {
+            return;
+        }
         if may_forward {
             if let Some(owner) = owner_shard(data, CID_LEN, self.shards) {
                 if owner != self.id {
@@ -478,13 +489,24 @@ impl QuicEndpoint {
     ) {
         let args = &self.shared.args;
         let ip = self.per_client.key(incoming.remote_address().ip());
+        let validated = incoming.remote_address_validated();
+        // Connections count toward the per-client limit from the handshake, with or
+        // without a session. Those from an address not validated yet count only beside
+        // the client's others: anyone can write a client's address into an Initial, so
+        // such an Initial over the limit gets a Retry (when one may be sent) rather
+        // than a refusal, and forged Initials cannot use up a client's connections.
+        let sessions = count(&self.per_ip, ip);
+        let over_client = if validated {
+            sessions >= self.per_client.max
+        } else {
+            sessions + count(&self.unvalidated, ip) >= self.per_client.max
+        };
+        let may_retry = args.retry != RetryMode::Never && !validated && incoming.may_retry();
         let refusal = if conns.len() >= args.max_sessions_per_shard {
             Some("max_sessions_per_shard")
         } else if self.handshaking >= args.max_handshakes_per_shard {
             Some("max_handshakes_per_shard")
-        } else if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.per_client.max {
-            // Connections count toward the per-address limit from the handshake, with
-            // or without a session.
+        } else if over_client && !may_retry {
             Some("max_sessions_per_ip")
         } else {
             None
@@ -495,12 +517,13 @@ impl QuicEndpoint {
             let t = self.endpoint.refuse(incoming, out);
             return self.queue(t.destination, t.size, t.segment_size);
         }
-        let want_retry = match args.retry {
-            RetryMode::Always => true,
-            RetryMode::Auto => self.handshaking >= args.retry_threshold,
-            RetryMode::Never => false,
-        };
-        if want_retry && !incoming.remote_address_validated() && incoming.may_retry() {
+        let want_retry = over_client
+            || match args.retry {
+                RetryMode::Always => true,
+                RetryMode::Auto => self.handshaking >= args.retry_threshold,
+                RetryMode::Never => false,
+            };
+        if want_retry && may_retry {
             let out = self.tx.next_buf();
             match self.endpoint.retry(incoming, out) {
                 Ok(t) => {
@@ -526,7 +549,13 @@ impl QuicEndpoint {
                 self.pool.lent_to(handle.0);
                 let mut conn = Conn::new(quic, key, now, args.handshake_timeout());
                 conn.keys_at = keys_at;
-                *self.per_ip.entry(ip).or_insert(0) += 1;
+                if validated {
+                    *self.per_ip.entry(ip).or_insert(0) += 1;
+                    conn.counted = ClientCount::Connection;
+                } else {
+                    *self.unvalidated.entry(ip).or_insert(0) += 1;
+                    conn.counted = ClientCount::Unvalidated;
+                }
                 self.handshaking += 1;
                 tracing::debug!(shard = %self.id, conn = handle.0, remote = %conn.remote, "connection accepted");
                 mark(&mut conn, handle.0, dirty);
@@ -541,9 +570,25 @@ impl QuicEndpoint {
         }
     }
 
-    /// The handshake of a connection completed.
-    pub fn handshake_done(&mut self) {
+    /// The handshake of `conn` completed, which validates its address: it now counts
+    /// among its client's connections. False when the client already holds as many as it
+    /// may (connections from validated addresses came in during the handshake): the
+    /// caller closes it, counted as a `max_sessions_per_ip` refusal.
+    pub fn handshake_done(&mut self, conn: &mut Conn) -> bool {
         self.handshaking = self.handshaking.saturating_sub(1);
+        if conn.counted != ClientCount::Unvalidated {
+            return true;
+        }
+        let ip = self.per_client.key(conn.remote.ip());
+        release(&mut self.unvalidated, ip);
+        let sessions = self.per_ip.entry(ip).or_insert(0);
+        if *sessions >= self.per_client.max {
+            conn.counted = ClientCount::None;
+            return false;
+        }
+        *sessions += 1;
+        conn.counted = ClientCount::Connection;
+        true
     }
 
     /// Exchange `conn`'s endpoint events with the endpoint. True once it is drained
@@ -566,11 +611,10 @@ impl QuicEndpoint {
             self.handshaking = self.handshaking.saturating_sub(1);
         }
         let ip = self.per_client.key(conn.remote.ip());
-        if let Some(n) = self.per_ip.get_mut(&ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_ip.remove(&ip);
-            }
+        match conn.counted {
+            ClientCount::Connection => release(&mut self.per_ip, ip),
+            ClientCount::Unvalidated => release(&mut self.unvalidated, ip),
+            ClientCount::None => {}
         }
     }
 
@@ -692,6 +736,33 @@ pub fn mark(conn: &mut Conn, handle: usize, dirty: &mut Vec<usize>) {
     if !conn.queued {
         conn.queued = true;
         dirty.push(handle);
+    }
+}
+
+/// What a connection counts against in its client's limit (`--max-sessions-per-ip`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientCount {
+    /// Nothing (not accepted yet, or closed at its handshake for being over the limit).
+    #[default]
+    None,
+    /// A handshake from an address not validated yet.
+    Unvalidated,
+    /// One of its client's connections.
+    Connection,
+}
+
+/// Connections counted for `ip` in `map`.
+fn count(map: &HashMap<IpAddr, u32>, ip: IpAddr) -> u32 {
+    map.get(&ip).copied().unwrap_or(0)
+}
+
+/// One fewer for `ip` in `map`; the entry goes at zero.
+fn release(map: &mut HashMap<IpAddr, u32>, ip: IpAddr) {
+    if let Some(n) = map.get_mut(&ip) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(&ip);
+        }
     }
 }
 

@@ -25,7 +25,7 @@ pub mod udp;
 use std::time::Duration;
 
 pub use cid::{owner_shard, ShardCidGenerator, CID_LEN};
-pub use endpoint::{Forwarded, QuicEndpoint, ShardStats};
+pub use endpoint::{ClientCount, Forwarded, QuicEndpoint, ShardStats};
 pub use shared::QuicShared;
 
 /// The largest UDP payload we accept: a 1500-byte Ethernet MTU minus IPv4 and UDP
@@ -54,6 +54,13 @@ pub enum RetryMode {
     /// Never send Retry.
     Never,
 }
+
+/// Longest `--idle-timeout-secs` and `--keep-alive-secs`: a day.
+pub const MAX_SECS: u64 = 86_400;
+/// Longest handshake, connect and join timeout: an hour.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+/// Longest pause of `--rx-coalesce-us` and `--rx-batch-us`: a second.
+pub const MAX_PAUSE_US: u64 = 1_000_000;
 
 /// QUIC flags (flattened into the top-level `Config`).
 #[derive(clap::Args, Clone, Debug)]
@@ -254,6 +261,59 @@ impl QuicArgs {
             || self.join_timeout_ms == 0
         {
             return Err("--handshake-timeout-ms (MC_HANDSHAKE_TIMEOUT_MS), --connect-timeout-ms (MC_CONNECT_TIMEOUT_MS) and --join-timeout-ms (MC_JOIN_TIMEOUT_MS) must be positive".into());
+        }
+        // Each becomes a deadline (`Instant + Duration`) on a shard: a huge value would
+        // overflow it there, so it is bounded here.
+        let bounds = [
+            (
+                "--idle-timeout-secs (MC_IDLE_TIMEOUT_SECS)",
+                self.idle_timeout_secs,
+                MAX_SECS,
+                "s",
+            ),
+            (
+                "--keep-alive-secs (MC_KEEP_ALIVE_SECS)",
+                self.keep_alive_secs,
+                MAX_SECS,
+                "s",
+            ),
+            (
+                "--handshake-timeout-ms (MC_HANDSHAKE_TIMEOUT_MS)",
+                self.handshake_timeout_ms,
+                MAX_TIMEOUT_MS,
+                "ms",
+            ),
+            (
+                "--connect-timeout-ms (MC_CONNECT_TIMEOUT_MS)",
+                self.connect_timeout_ms,
+                MAX_TIMEOUT_MS,
+                "ms",
+            ),
+            (
+                "--join-timeout-ms (MC_JOIN_TIMEOUT_MS)",
+                self.join_timeout_ms,
+                MAX_TIMEOUT_MS,
+                "ms",
+            ),
+            (
+                "--rx-coalesce-us (MC_RX_COALESCE_US)",
+                self.rx_coalesce_us,
+                MAX_PAUSE_US,
+                "µs",
+            ),
+            (
+                "--rx-batch-us (MC_RX_BATCH_US)",
+                self.rx_batch_us,
+                MAX_PAUSE_US,
+                "µs",
+            ),
+        ];
+        for (flag, value, max, unit) in bounds {
+            if value > max {
+                return Err(format!(
+                    "{flag} must be at most {max} ({unit}), not {value}"
+                ));
+            }
         }
         Ok(())
     }

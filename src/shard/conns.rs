@@ -55,7 +55,9 @@ impl Shard {
             let driven = conn.drive(&mut ctx);
             events |= driven.events;
             if driven.connected {
-                self.quic.handshake_done();
+                if !self.quic.handshake_done(conn) {
+                    conn.refuse_over_client_limit(&mut ctx);
+                }
                 self.env
                     .metrics
                     .handshake_duration

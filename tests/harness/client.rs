@@ -47,6 +47,27 @@ fn endpoint_with(
     Endpoint::client(config).unwrap()
 }
 
+/// The first datagram of a WebTransport client: a QUIC Initial carrying its
+/// ClientHello, caught on a UDP socket of the test's that never answers. Sent to a
+/// server from anywhere, it starts a handshake there.
+pub fn client_initial() -> Vec<u8> {
+    let catcher = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+    catcher
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let url = format!("https://{}/", catcher.local_addr().unwrap());
+    let rt = runtime();
+    let connecting = rt.spawn(async move {
+        let ep = endpoint();
+        let _ = tokio::time::timeout(Duration::from_secs(5), ep.connect(&url)).await;
+    });
+    let mut buf = [0u8; 2048];
+    let n = catcher.recv(&mut buf).expect("the client's first datagram");
+    connecting.abort();
+    assert!(n >= 1200, "a client's Initial is padded to 1200 bytes: {n}");
+    buf[..n].to_vec()
+}
+
 /// Mints a fresh join token for the same `sub` (for a recovery join elsewhere).
 pub type Mint = Box<dyn Fn() -> String + Send + Sync>;
 
