@@ -121,8 +121,9 @@ pub struct ServiceArgs {
     #[arg(long, env = "MC_MESH_OVERFLOW_MAX_BYTES", default_value = "67108864", value_parser = nonzero_usize)]
     pub mesh_overflow_max_bytes: NonZeroUsize,
 
-    /// Heartbeat interval to the GC, in seconds (the GC's own interval wins when given).
-    #[arg(long, env = "GC_HEARTBEAT_INTERVAL_SECS", default_value = "10", value_parser = nonzero_u64)]
+    /// Heartbeat interval to the GC, in seconds, 1 to 3600 (the GC's own interval wins
+    /// when given).
+    #[arg(long, env = "GC_HEARTBEAT_INTERVAL_SECS", default_value = "10", value_parser = heartbeat_interval_secs)]
     pub gc_heartbeat_interval_secs: NonZeroU64,
 
     /// Log filter (tracing EnvFilter syntax, e.g. `info,mc_service=debug`).
@@ -141,8 +142,9 @@ pub struct ServiceArgs {
     #[arg(long, env = "MC_SHARDS", value_parser = nonzero_usize)]
     pub shards: Option<NonZeroUsize>,
 
-    /// On SIGTERM, how long live meetings may continue before they are ended, in seconds.
-    #[arg(long, env = "MC_DRAIN_TIMEOUT_SECS", default_value = "60")]
+    /// On SIGTERM, how long live meetings may continue before they are ended, in
+    /// seconds, 0 to 86400.
+    #[arg(long, env = "MC_DRAIN_TIMEOUT_SECS", default_value = "60", value_parser = drain_timeout_secs)]
     pub drain_timeout_secs: u64,
 
     /// Development mode: binds 127.0.0.1 by default, generates a self-signed certificate,
@@ -195,12 +197,14 @@ pub struct AdminArgs {
     pub admin_max_connections: NonZeroUsize,
 
     /// Time a client has to send a request's headers (on a new connection, from
-    /// connect), in milliseconds.
-    #[arg(long, env = "MC_ADMIN_HEADER_TIMEOUT_MS", default_value = "5000", value_parser = nonzero_u64)]
+    /// connect), and then the same again for its body, in milliseconds, 1 to 3600000;
+    /// also the time one answer may take to be written.
+    #[arg(long, env = "MC_ADMIN_HEADER_TIMEOUT_MS", default_value = "5000", value_parser = admin_header_timeout_ms)]
     pub admin_header_timeout_ms: NonZeroU64,
 
-    /// Time a keep-alive admin connection may idle between requests, in seconds.
-    #[arg(long, env = "MC_ADMIN_IDLE_TIMEOUT_SECS", default_value = "30", value_parser = nonzero_u64)]
+    /// Time a keep-alive admin connection may idle between requests, in seconds, 1 to
+    /// 86400.
+    #[arg(long, env = "MC_ADMIN_IDLE_TIMEOUT_SECS", default_value = "30", value_parser = admin_idle_timeout_secs)]
     pub admin_idle_timeout_secs: NonZeroU64,
 }
 
@@ -456,10 +460,18 @@ pub fn parse() -> (Cli, ArgMatches) {
 
 /// Print a clap error as one line with the env var of the offending flag, then exit.
 pub fn exit_on_clap_error(cmd: &clap::Command, e: clap::Error) -> ! {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         e.exit();
     }
+    eprintln!("{}", clap_error_line(cmd, &e));
+    std::process::exit(EXIT_CONFIG);
+}
+
+/// The one line [`exit_on_clap_error`] prints: clap's message and, when it names a
+/// flag, that flag's environment variable.
+fn clap_error_line(cmd: &clap::Command, e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
     let arg = match e.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(s)) => Some(s.clone()),
         _ => None,
@@ -473,10 +485,9 @@ pub fn exit_on_clap_error(cmd: &clap::Command, e: clap::Error) -> ! {
         .map(|l| l.trim_start_matches("error:").trim().to_string())
         .unwrap_or_else(|| e.kind().to_string());
     match env {
-        Some(env) => eprintln!("error: {detail} (environment variable {env})"),
-        None => eprintln!("error: {detail}"),
+        Some(env) => format!("error: {detail} (environment variable {env})"),
+        None => format!("error: {detail}"),
     }
-    std::process::exit(EXIT_CONFIG);
 }
 
 /// The env var of the argument clap names as e.g. `--capacity <CAPACITY>`.
@@ -508,12 +519,72 @@ fn ipv6_prefix(s: &str) -> Result<u8, String> {
     }
 }
 
-fn nonzero_u64(s: &str) -> Result<NonZeroU64, String> {
+/// Longest `--gc-heartbeat-interval-secs`: an hour, the longest interval the MC takes
+/// from the GC's own answer (`heartbeat_interval_secs`, src/gc/client.rs).
+pub const MAX_HEARTBEAT_INTERVAL_SECS: u64 = 3600;
+/// Longest `--gc-request-timeout-secs`: an hour, no longer than the longest heartbeat
+/// interval (one request should end well before the next heartbeat is due).
+pub const MAX_GC_REQUEST_TIMEOUT_SECS: u64 = 3600;
+/// Longest drain timeout, admin idle timeout and disconnect grace: a day.
+pub const MAX_DAY_SECS: u64 = 86_400;
+/// Longest `--admin-header-timeout-ms`: an hour to send one request's headers.
+pub const MAX_ADMIN_HEADER_TIMEOUT_MS: u64 = 3_600_000;
+/// Most `--max-participants-per-meeting`: the most users a meeting's hand-over snapshot
+/// may name ([`MAX_SNAPSHOT_USERS`](crate::meeting::MAX_SNAPSHOT_USERS)), so that a full
+/// meeting can still be handed over.
+pub const MAX_PARTICIPANTS_PER_MEETING: usize = crate::meeting::MAX_SNAPSHOT_USERS;
+
+/// A whole number in `min..=max`. Durations are bounded when parsed, so that a huge
+/// value stops the process at once instead of overflowing a deadline
+/// (`Instant + Duration`) later.
+fn u64_in(s: &str, min: u64, max: u64) -> Result<u64, String> {
     let n: u64 = s
         .trim()
         .parse()
         .map_err(|e| format!("not a whole number ({e})"))?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("must be {min} to {max}"))
+    }
+}
+
+fn nonzero_u64_at_most(s: &str, max: u64) -> Result<NonZeroU64, String> {
+    let n = u64_in(s, 1, max)?;
     NonZeroU64::new(n).ok_or_else(|| "must be at least 1".to_string())
+}
+
+fn heartbeat_interval_secs(s: &str) -> Result<NonZeroU64, String> {
+    nonzero_u64_at_most(s, MAX_HEARTBEAT_INTERVAL_SECS)
+}
+
+fn drain_timeout_secs(s: &str) -> Result<u64, String> {
+    u64_in(s, 0, MAX_DAY_SECS)
+}
+
+fn admin_header_timeout_ms(s: &str) -> Result<NonZeroU64, String> {
+    nonzero_u64_at_most(s, MAX_ADMIN_HEADER_TIMEOUT_MS)
+}
+
+fn admin_idle_timeout_secs(s: &str) -> Result<NonZeroU64, String> {
+    nonzero_u64_at_most(s, MAX_DAY_SECS)
+}
+
+/// `--gc-request-timeout-secs`: 1 to [`MAX_GC_REQUEST_TIMEOUT_SECS`].
+pub(crate) fn gc_request_timeout_secs(s: &str) -> Result<NonZeroU64, String> {
+    nonzero_u64_at_most(s, MAX_GC_REQUEST_TIMEOUT_SECS)
+}
+
+/// `--disconnect-grace-secs`: 0 (a dropped participant leaves at once) to a day.
+pub(crate) fn disconnect_grace_secs(s: &str) -> Result<u64, String> {
+    u64_in(s, 0, MAX_DAY_SECS)
+}
+
+/// `--max-participants-per-meeting`: 1 to [`MAX_PARTICIPANTS_PER_MEETING`].
+pub(crate) fn participants_per_meeting(s: &str) -> Result<usize, String> {
+    let most = MAX_PARTICIPANTS_PER_MEETING as u64;
+    let n = u64_in(s, 1, most)?;
+    usize::try_from(n).map_err(|_| format!("must be 1 to {most}"))
 }
 
 fn nonzero_usize(s: &str) -> Result<NonZeroUsize, String> {
@@ -626,6 +697,170 @@ mod tests {
                 "{flag}: {e}"
             );
         }
+    }
+
+    /// The QUIC layer's durations become deadlines on the shards: each is bounded, so a
+    /// huge value stops the process instead of overflowing one there.
+    #[test]
+    fn huge_quic_durations_are_refused_naming_the_env_var() {
+        let quic = |args: &[&str]| {
+            let m = Cli::command()
+                .try_get_matches_from(std::iter::once("mc-service").chain(args.iter().copied()))
+                .expect("parses");
+            Cli::from_arg_matches(&m).unwrap().config.quic
+        };
+        for (flag, env, max) in [
+            (
+                "--idle-timeout-secs",
+                "MC_IDLE_TIMEOUT_SECS",
+                crate::quic::MAX_SECS,
+            ),
+            (
+                "--keep-alive-secs",
+                "MC_KEEP_ALIVE_SECS",
+                crate::quic::MAX_SECS,
+            ),
+            (
+                "--handshake-timeout-ms",
+                "MC_HANDSHAKE_TIMEOUT_MS",
+                crate::quic::MAX_TIMEOUT_MS,
+            ),
+            (
+                "--connect-timeout-ms",
+                "MC_CONNECT_TIMEOUT_MS",
+                crate::quic::MAX_TIMEOUT_MS,
+            ),
+            (
+                "--join-timeout-ms",
+                "MC_JOIN_TIMEOUT_MS",
+                crate::quic::MAX_TIMEOUT_MS,
+            ),
+            (
+                "--rx-coalesce-us",
+                "MC_RX_COALESCE_US",
+                crate::quic::MAX_PAUSE_US,
+            ),
+            ("--rx-batch-us", "MC_RX_BATCH_US", crate::quic::MAX_PAUSE_US),
+        ] {
+            let largest = max.to_string();
+            assert_eq!(
+                quic(&["--dev", flag, &largest]).validate(),
+                Ok(()),
+                "{flag}"
+            );
+            for huge in [(max + 1).to_string(), u64::MAX.to_string()] {
+                let e = quic(&["--dev", flag, &huge]).validate().unwrap_err();
+                assert!(e.contains(flag) && e.contains(env), "{flag}: {e}");
+            }
+        }
+    }
+
+    /// The one line [`exit_on_clap_error`] prints for `args`, which must be refused.
+    fn usage_error(args: &[&str]) -> String {
+        let mut cmd = Cli::command();
+        let e = cmd
+            .try_get_matches_from_mut(std::iter::once("mc-service").chain(args.iter().copied()))
+            .unwrap_err();
+        clap_error_line(&cmd, &e)
+    }
+
+    #[test]
+    fn durations_and_limits_out_of_range_are_refused_naming_flag_and_env() {
+        const U64_MAX: &str = "18446744073709551615";
+        // (flag, variable, largest value allowed, values refused)
+        let cases: [(&str, &str, &str, &[&str]); 7] = [
+            (
+                "--gc-heartbeat-interval-secs",
+                "GC_HEARTBEAT_INTERVAL_SECS",
+                "3600",
+                &["0", "3601", U64_MAX],
+            ),
+            (
+                "--drain-timeout-secs",
+                "MC_DRAIN_TIMEOUT_SECS",
+                "86400",
+                &["86401", U64_MAX],
+            ),
+            (
+                "--admin-header-timeout-ms",
+                "MC_ADMIN_HEADER_TIMEOUT_MS",
+                "3600000",
+                &["0", "3600001", U64_MAX],
+            ),
+            (
+                "--admin-idle-timeout-secs",
+                "MC_ADMIN_IDLE_TIMEOUT_SECS",
+                "86400",
+                &["0", "86401", U64_MAX],
+            ),
+            (
+                "--gc-request-timeout-secs",
+                "GC_REQUEST_TIMEOUT_SECS",
+                "3600",
+                &["0", "3601", U64_MAX],
+            ),
+            (
+                "--disconnect-grace-secs",
+                "MC_DISCONNECT_GRACE_SECS",
+                "86400",
+                &["86401", U64_MAX],
+            ),
+            (
+                "--max-participants-per-meeting",
+                "MC_MAX_PARTICIPANTS_PER_MEETING",
+                "10000",
+                &["0", "10001", U64_MAX],
+            ),
+        ];
+        for (flag, env, max, refused) in cases {
+            for bad in refused {
+                let line = usage_error(&["--dev", flag, bad]);
+                assert!(
+                    line.starts_with("error: ")
+                        && line.contains(flag)
+                        && line.contains(&format!("(environment variable {env})"))
+                        && line.contains(&format!("to {max}"))
+                        && !line.contains('\n'),
+                    "{flag} {bad}: {line}"
+                );
+            }
+            let m = Cli::command()
+                .try_get_matches_from(["mc-service", "--dev", flag, max])
+                .unwrap_or_else(|e| panic!("{flag} {max}: {e}"));
+            let config = Cli::from_arg_matches(&m).unwrap().config;
+            let settings = config.validate(&m, 2).unwrap();
+            let meeting = config
+                .meeting
+                .meeting_config(&crate::signaling::session::SessionConfig::default())
+                .unwrap();
+            let (duration, want) = match flag {
+                "--gc-heartbeat-interval-secs" => (settings.gc_heartbeat_interval, 3600),
+                "--drain-timeout-secs" => (settings.drain_timeout, 86_400),
+                "--admin-header-timeout-ms" => (settings.admin.header_timeout, 3600),
+                "--admin-idle-timeout-secs" => (settings.admin.idle_timeout, 86_400),
+                "--gc-request-timeout-secs" => (config.gc.request_timeout(), 3600),
+                "--disconnect-grace-secs" => (meeting.grace, 86_400),
+                _ => {
+                    assert_eq!(meeting.max_participants, 10_000);
+                    continue;
+                }
+            };
+            assert_eq!(duration, Duration::from_secs(want), "{flag}");
+            // A deadline that far ahead is an ordinary instant.
+            assert!(std::time::Instant::now().checked_add(duration).is_some());
+        }
+        // The exact line, as the operator sees it.
+        assert_eq!(
+            usage_error(&["--dev", "--drain-timeout-secs", U64_MAX]),
+            format!(
+                "error: invalid value '{U64_MAX}' for '--drain-timeout-secs \
+                 <DRAIN_TIMEOUT_SECS>': must be 0 to 86400 (environment variable \
+                 MC_DRAIN_TIMEOUT_SECS)"
+            )
+        );
+        // The smallest values still allowed.
+        let s = settings(&["--dev", "--drain-timeout-secs", "0"]).unwrap();
+        assert_eq!(s.drain_timeout, Duration::ZERO);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use clap::Args;
 
 use super::client::{GcClientConfig, GcUrls, BACKOFF_MAX, BACKOFF_MIN};
 use super::GcError;
+use crate::config::gc_request_timeout_secs;
 
 /// Who this MC is, from the service config (docs/gc-api.md Register body).
 #[derive(Clone, Debug)]
@@ -33,8 +34,9 @@ pub struct GcArgs {
     #[arg(long, env = "GC_HEARTBEAT_URL", value_name = "URL")]
     pub gc_heartbeat_url: Option<String>,
 
-    /// Time allowed for one GC request (resolve, connect, send, answer), in seconds.
-    #[arg(long, env = "GC_REQUEST_TIMEOUT_SECS", default_value = "5")]
+    /// Time allowed for one GC request (resolve, connect, send, answer), in seconds, 1
+    /// to 3600.
+    #[arg(long, env = "GC_REQUEST_TIMEOUT_SECS", default_value = "5", value_parser = gc_request_timeout_secs)]
     pub gc_request_timeout_secs: NonZeroU64,
 
     /// WebTransport URL advertised to the GC (e.g. https://10.0.3.7:4433). Default: the
@@ -215,6 +217,24 @@ mod tests {
         let lo: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert!(advertised_endpoints(&a, lo, lo).is_err());
         assert_eq!(args(&[]).request_timeout(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn request_timeout_is_bounded() {
+        assert_eq!(
+            args(&["--gc-request-timeout-secs", "3600"]).request_timeout(),
+            Duration::from_secs(3600)
+        );
+        for bad in ["0", "3601", "18446744073709551615"] {
+            let e = Cli::try_parse_from(["t", "--gc-request-timeout-secs", bad])
+                .err()
+                .unwrap_or_else(|| panic!("{bad} accepted"))
+                .to_string();
+            assert!(
+                e.contains("--gc-request-timeout-secs") && e.contains("must be 1 to 3600"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -3,20 +3,24 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use crate::config::{nonzero_u32, ConfigError};
+use crate::config::{
+    disconnect_grace_secs, nonzero_u32, participants_per_meeting, ConfigError, MAX_DAY_SECS,
+    MAX_PARTICIPANTS_PER_MEETING,
+};
 use crate::signaling::session::SessionConfig;
 
 /// Per-meeting flags, flattened into the top-level `Config`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MeetingArgs {
     /// Seconds a participant whose connection dropped stays in the roster and may
-    /// recover with its binding token (docs/protocol.md rule 6).
-    #[arg(long, env = "MC_DISCONNECT_GRACE_SECS", default_value_t = 30)]
+    /// recover with its binding token (docs/protocol.md rule 6); 0 to 86400.
+    #[arg(long, env = "MC_DISCONNECT_GRACE_SECS", default_value_t = 30, value_parser = disconnect_grace_secs)]
     pub disconnect_grace_secs: u64,
     /// Participants per meeting (connected or within grace); beyond it joins get
     /// CAPACITY_EXCEEDED and close 0x102. Also the fresh joins one user may make into a
-    /// meeting at once (then one a second; beyond: INVALID_REQUEST, close 0x105).
-    #[arg(long, env = "MC_MAX_PARTICIPANTS_PER_MEETING", default_value_t = 100)]
+    /// meeting at once (then one a second; beyond: INVALID_REQUEST, close 0x105). 1 to
+    /// 10000.
+    #[arg(long, env = "MC_MAX_PARTICIPANTS_PER_MEETING", default_value_t = 100, value_parser = participants_per_meeting)]
     pub max_participants_per_meeting: usize,
     /// Streams one participant may publish (docs/protocol.md rule 10).
     #[arg(long, env = "MC_MAX_STREAMS_PER_PARTICIPANT", default_value_t = 8)]
@@ -44,7 +48,23 @@ pub struct MeetingArgs {
 impl MeetingArgs {
     /// The typed configuration, checked against the sessions' limits: a meeting's burst
     /// of broadcasts must fit in every recipient's outbound queue with room to spare.
+    /// The ranges clap checks when parsing are checked again here, for arguments built
+    /// by hand.
     pub fn meeting_config(&self, session: &SessionConfig) -> Result<MeetingConfig, ConfigError> {
+        if self.disconnect_grace_secs > MAX_DAY_SECS {
+            return Err(ConfigError {
+                flag: "--disconnect-grace-secs",
+                env: "MC_DISCONNECT_GRACE_SECS",
+                reason: format!("must be 0 to {MAX_DAY_SECS}"),
+            });
+        }
+        if !(1..=MAX_PARTICIPANTS_PER_MEETING).contains(&self.max_participants_per_meeting) {
+            return Err(ConfigError {
+                flag: "--max-participants-per-meeting",
+                env: "MC_MAX_PARTICIPANTS_PER_MEETING",
+                reason: format!("must be 1 to {MAX_PARTICIPANTS_PER_MEETING}"),
+            });
+        }
         let burst = self.meeting_broadcast_burst.get();
         let most = session.outbound_max_frames / BURST_SHARE_OF_OUTBOUND;
         if burst as usize > most {
@@ -62,7 +82,7 @@ impl MeetingArgs {
         Ok(MeetingConfig {
             max_frame: session.max_frame,
             grace: Duration::from_secs(self.disconnect_grace_secs),
-            max_participants: self.max_participants_per_meeting.max(1),
+            max_participants: self.max_participants_per_meeting,
             max_streams_per_participant: self.max_streams_per_participant,
             media_servers: self.media_handler_urls.clone(),
             broadcast_rate: self.meeting_broadcast_rate.get(),
@@ -216,5 +236,59 @@ mod tests {
             ..SessionConfig::default()
         };
         assert!(args(&[]).meeting_config(&small).is_err());
+    }
+
+    #[test]
+    fn participants_and_grace_are_bounded_not_adjusted() {
+        let session = SessionConfig::default();
+        let c = args(&[
+            "--max-participants-per-meeting",
+            "10000",
+            "--disconnect-grace-secs",
+            "86400",
+        ])
+        .meeting_config(&session)
+        .unwrap();
+        assert_eq!(c.max_participants, MAX_PARTICIPANTS_PER_MEETING);
+        assert_eq!(c.grace, Duration::from_secs(86_400));
+        let c = args(&["--disconnect-grace-secs", "0"])
+            .meeting_config(&session)
+            .unwrap();
+        assert_eq!(c.grace, Duration::ZERO);
+        // 0 participants is refused when parsed, not turned into 1.
+        #[derive(clap::Parser, Debug)]
+        struct P {
+            #[command(flatten)]
+            m: MeetingArgs,
+        }
+        for bad in [
+            ["--max-participants-per-meeting", "0"],
+            ["--max-participants-per-meeting", "10001"],
+            ["--disconnect-grace-secs", "18446744073709551615"],
+        ] {
+            let e = <P as clap::Parser>::try_parse_from(std::iter::once("mc").chain(bad))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad[0]) && e.contains("must be"), "{bad:?}: {e}");
+        }
+        // And by meeting_config, for arguments built by hand.
+        let mut a = args(&[]);
+        a.max_participants_per_meeting = 0;
+        let e = a.meeting_config(&session).unwrap_err();
+        assert_eq!(
+            (e.flag, e.env),
+            (
+                "--max-participants-per-meeting",
+                "MC_MAX_PARTICIPANTS_PER_MEETING"
+            )
+        );
+        assert!(e.to_string().contains("must be 1 to 10000"), "{e}");
+        let mut a = args(&[]);
+        a.disconnect_grace_secs = u64::MAX;
+        let e = a.meeting_config(&session).unwrap_err();
+        assert_eq!(
+            (e.flag, e.env),
+            ("--disconnect-grace-secs", "MC_DISCONNECT_GRACE_SECS")
+        );
     }
 }
