@@ -414,6 +414,42 @@ fn bad_configuration_fails_fast_with_exit_2_naming_flag_and_env() {
             &[("MC_BINDING_TOKEN_SECRET", "c2hvcnQ=")],
             "MC_BINDING_TOKEN_SECRET",
         ),
+        // Durations that would overflow a deadline later, and an empty meeting.
+        (
+            &["--dev", "--drain-timeout-secs", "18446744073709551615"],
+            &[],
+            "MC_DRAIN_TIMEOUT_SECS",
+        ),
+        (
+            &["--dev"],
+            &[("GC_HEARTBEAT_INTERVAL_SECS", "18446744073709551615")],
+            "GC_HEARTBEAT_INTERVAL_SECS",
+        ),
+        (
+            &["--dev"],
+            &[("GC_REQUEST_TIMEOUT_SECS", "3601")],
+            "GC_REQUEST_TIMEOUT_SECS",
+        ),
+        (
+            &["--dev", "--admin-idle-timeout-secs", "86401"],
+            &[],
+            "MC_ADMIN_IDLE_TIMEOUT_SECS",
+        ),
+        (
+            &["--dev"],
+            &[("MC_ADMIN_HEADER_TIMEOUT_MS", "18446744073709551615")],
+            "MC_ADMIN_HEADER_TIMEOUT_MS",
+        ),
+        (
+            &["--dev"],
+            &[("MC_DISCONNECT_GRACE_SECS", "18446744073709551615")],
+            "MC_DISCONNECT_GRACE_SECS",
+        ),
+        (
+            &["--dev", "--max-participants-per-meeting", "0"],
+            &[],
+            "MC_MAX_PARTICIPANTS_PER_MEETING",
+        ),
     ];
     for (args, env, expect) in cases {
         let mut cmd = Command::new(binary());
@@ -542,4 +578,85 @@ fn a_webtransport_port_in_use_is_reported_and_exits_non_zero() {
         "{log}"
     );
     assert!(log.contains("in use"), "{log}");
+}
+
+/// An import request of `len` junk bytes (no signature) on `s`; returns the status line.
+fn junk_import(s: &mut TcpStream, len: usize) -> String {
+    let head = format!(
+        "POST /internal/v1/meetings/import HTTP/1.1\r\nHost: mc\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&vec![b' '; len]).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    // The head and the JSON body of the answer, up to the end of its first line is enough.
+    while !got.ends_with(b"\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            _ => break,
+        }
+    }
+    // Drain the rest of the answer (a short JSON body), keeping the connection open.
+    std::thread::sleep(Duration::from_millis(20));
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut rest = [0u8; 4096];
+    let _ = s.read(&mut rest);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    String::from_utf8_lossy(&got).trim_end().to_string()
+}
+
+fn rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// A keep-alive admin connection keeps no import body after its answer: 32 connections
+/// that each sent a 4 MiB import (refused, 401) and stay open hold little, where each
+/// once kept a read buffer of 4 to 8 MiB for as long as it was kept alive.
+#[test]
+fn keep_alive_connections_give_back_an_import_body_after_the_answer() {
+    const CONNS: usize = 32;
+    const BODY: usize = 4 * 1024 * 1024;
+    let server = Server::start_dev(&["--shards", "1"]);
+    let before = rss_kib(&server);
+    let mut kept = Vec::new();
+    for _ in 0..CONNS {
+        let mut s = TcpStream::connect(server.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let status = junk_import(&mut s, BODY);
+        assert!(status.contains(" 401 "), "{status}");
+        kept.push(s);
+    }
+    let grown = rss_kib(&server).saturating_sub(before);
+    eprintln!("RSS grew by {grown} KiB");
+    // 32 bodies of 4 MiB went through; holding them would be 128 MiB or more.
+    assert!(
+        grown < 48 * 1024,
+        "RSS grew by {grown} KiB with {CONNS} kept-alive connections after their imports"
+    );
+    for s in &mut kept {
+        assert!(still_open(s), "the connection was kept alive");
+    }
+}
+
+/// The admin plane's budget for request bodies counts what arrived, not what was
+/// declared: four connections that declare a 4 MiB import body and send none of it
+/// leave room for another import, which is read and answered (401 here, for want of a
+/// signature) instead of 503.
+#[test]
+fn import_bodies_declared_and_not_sent_hold_no_budget() {
+    let server = Server::start_dev(&["--shards", "1"]);
+    let declared = b"POST /internal/v1/meetings/import HTTP/1.1\r\nHost: mc\r\nContent-Length: 4194304\r\n\r\n";
+    let mut idle = hold(&server, 4, declared);
+    let mut s = TcpStream::connect(server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let status = junk_import(&mut s, 4 * 1024 * 1024);
+    assert!(status.contains(" 401 "), "{status}");
+    for s in &mut idle {
+        assert!(still_open(s), "a body still within its time");
+    }
 }

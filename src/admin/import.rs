@@ -83,6 +83,8 @@ pub async fn handle(
         tracing::warn!(
             meeting_id,
             source,
+            status = 503,
+            result = TIMEOUT_LABEL,
             "Import refused: the meeting's shard did not answer in time"
         );
         let body = r#"{"accepted":false,"reason":"this MC is busy"}"#;
@@ -105,7 +107,7 @@ pub async fn handle(
             )
         }
         ImportAnswer::Unauthorized(why) => {
-            tracing::warn!(error = %why, "Import refused: bad signature")
+            tracing::warn!(error = %why, status = 401, result = answer.label(), "Import refused: bad signature")
         }
         other => tracing::warn!(
             meeting_id,
@@ -122,7 +124,11 @@ pub async fn handle(
 pub fn too_large(host: &dyn ImportHost) -> Response {
     let answer = ImportAnswer::TooLarge;
     host.count(answer.label());
-    tracing::warn!("Import refused: body too large");
+    tracing::warn!(
+        status = 413,
+        result = answer.label(),
+        "Import refused: body too large"
+    );
     answer_response(&answer)
 }
 
@@ -130,7 +136,11 @@ pub fn too_large(host: &dyn ImportHost) -> Response {
 /// (counted; the source keeps the meeting and may offer it again).
 pub fn busy(host: &dyn ImportHost) -> Response {
     host.count(BUSY_LABEL);
-    tracing::warn!("Import refused: too many import bodies in flight");
+    tracing::warn!(
+        status = 503,
+        result = BUSY_LABEL,
+        "Import refused: too many import bodies in flight"
+    );
     let body = r#"{"accepted":false,"reason":"this MC is busy"}"#;
     Response::new(503, "application/json", body.as_bytes())
 }

@@ -36,8 +36,11 @@ use import::ImportHost;
 /// Largest body accepted by the routes that take none (probes, demo).
 pub const MAX_PROBE_BODY_BYTES: usize = 8 * 1024;
 /// Request body bytes all admin connections may hold at once (four imports of the
-/// largest size); a request that does not fit is answered 503 without reading its body,
-/// so the connection limit times the body limit never becomes the memory bound.
+/// largest size), counted as they arrive; a request whose body does not fit is answered
+/// 503 and its connection closed, so the connection limit times the body limit never
+/// becomes the memory bound, and bodies declared but sent slowly hold only what came.
+/// A body is read into a buffer of its own, given up when its request is answered: a
+/// keep-alive connection keeps no more than a request head between requests.
 pub const MAX_BODY_BYTES_IN_FLIGHT: usize = 4 * MAX_IMPORT_BODY_BYTES;
 
 /// What `/ready` reports. Field order is the runbook's.
@@ -136,15 +139,24 @@ struct Reserved<'a> {
 
 impl BodyBudget {
     fn reserve(&self, bytes: usize) -> Option<Reserved<'_>> {
-        let used = self.used.get();
-        if bytes > MAX_BODY_BYTES_IN_FLIGHT.saturating_sub(used) {
-            return None;
-        }
-        self.used.set(used + bytes);
-        Some(Reserved {
+        let mut reserved = Reserved {
             budget: self,
-            bytes,
-        })
+            bytes: 0,
+        };
+        reserved.grow(bytes).then_some(reserved)
+    }
+}
+
+impl Reserved<'_> {
+    /// Hold `more` bytes as well; false (holding what it held) when they do not fit.
+    fn grow(&mut self, more: usize) -> bool {
+        let used = self.budget.used.get();
+        if more > MAX_BODY_BYTES_IN_FLIGHT.saturating_sub(used) {
+            return false;
+        }
+        self.budget.used.set(used + more);
+        self.bytes += more;
+        true
     }
 }
 
@@ -454,26 +466,27 @@ async fn connection(
             let _ = stream.close().await;
             return Ok(());
         }
-        let Some(_reserved) = budget.reserve(req.body_len) else {
-            out.clear();
-            busy(state, &req).encode(false, false, &mut out);
-            stream.write_all(&out).await?;
-            let _ = stream.close().await;
-            return Ok(());
+        // The body's bytes already read with the head; what is held counts against
+        // the budget.
+        let early = buf.len().min(req.body_len);
+        let Some(mut reserved) = budget.reserve(early) else {
+            return answer_busy(stream, state, &req, &mut out).await;
         };
+        let mut body = Vec::with_capacity(req.body_len);
+        body.extend(buf.drain(..early));
         slot.set(Phase::Body);
-        if req.expect_continue && req.body_len > buf.len() {
+        if req.expect_continue && req.body_len > body.len() {
             stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
         }
         // The body, within its limit, must arrive within the header timeout too.
         let body_deadline = Instant::now() + limits.header_timeout;
-        while buf.len() < req.body_len {
+        while body.len() < req.body_len {
             let left = body_deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return timed_out(stream, true, &mut out).await;
             }
             stream.set_read_timeout(Some(left))?;
-            let want = (req.body_len - buf.len()).min(chunk.len());
+            let want = (req.body_len - body.len()).min(chunk.len());
             let n = match stream.read(&mut chunk[..want]).await {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
@@ -482,9 +495,11 @@ async fn connection(
                 }
                 Err(e) => return Err(e),
             };
-            buf.extend_from_slice(&chunk[..n]);
+            if !reserved.grow(n) {
+                return answer_busy(stream, state, &req, &mut out).await;
+            }
+            body.extend_from_slice(&chunk[..n]);
         }
-        let body: Vec<u8> = buf.drain(..req.body_len).collect();
 
         slot.set(Phase::Answering);
         let response = route(state, &req, &body, || slot.set(Phase::Importing)).await;
@@ -501,6 +516,21 @@ async fn connection(
             return Ok(());
         }
     }
+}
+
+/// The admin plane holds as many request bodies as it may: 503, and the connection
+/// closes (the rest of the body is not read).
+async fn answer_busy(
+    stream: &mut TcpStream,
+    state: &dyn AdminState,
+    req: &Request,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    out.clear();
+    busy(state, req).encode(false, false, out);
+    stream.write_all(out).await?;
+    let _ = stream.close().await;
+    Ok(())
 }
 
 async fn answer_error(stream: &mut TcpStream, e: &HttpError, out: &mut Vec<u8>) -> io::Result<()> {
@@ -601,10 +631,14 @@ mod tests {
         let budget = BodyBudget::default();
         let a = budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 10).unwrap();
         assert!(budget.reserve(11).is_none());
-        let b = budget.reserve(10).unwrap();
+        let mut b = budget.reserve(10).unwrap();
         assert!(budget.reserve(1).is_none());
+        assert!(!b.grow(1), "the budget is spent");
         drop(a);
-        assert!(budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 10).is_some());
+        assert!(b.grow(5));
+        assert_eq!(budget.used.get(), 15);
+        assert!(budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 15).is_some());
+        assert!(budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 14).is_none());
         drop(b);
         assert_eq!(budget.used.get(), 0);
         assert_eq!(body_limit(IMPORT_PATH), MAX_IMPORT_BODY_BYTES);
