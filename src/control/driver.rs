@@ -338,8 +338,17 @@ impl Driver {
                         Err(e) => Err(e.to_string()),
                         Ok(resp) => parse_targets(resp.status, &resp.body, &own_id, &meetings)
                             .map(|t| {
+                                // One line per meeting asked about (bounded by the
+                                // request); one line for all the others, however many.
                                 for (meeting_id, why) in &t.skipped {
                                     warn!(meeting_id, reason = why, "Migration: GC target refused");
+                                }
+                                if t.unasked > 0 {
+                                    warn!(
+                                        count = t.unasked,
+                                        examples = ?t.unasked_examples,
+                                        "Migration: GC answered for meetings not asked about; ignored"
+                                    );
                                 }
                                 t.targets
                             })

@@ -2,7 +2,7 @@
 //! (docs/gc-api.md "Pick targets"). The body is built here and the answer parsed with
 //! limits; a bad entry means "no target" for that meeting, never a failed drain.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -13,6 +13,10 @@ use super::import::IMPORT_PATH;
 pub const MAX_TARGET_FIELD_BYTES: usize = 1024;
 /// Largest answer read from the GC.
 pub const MAX_TARGETS_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Ids of meetings not asked about kept as examples for the log, at most.
+pub const MAX_UNASKED_EXAMPLES: usize = 3;
+/// Longest example id kept, in bytes (cut at a character boundary, then `…`).
+pub const MAX_UNASKED_EXAMPLE_BYTES: usize = 64;
 
 /// A live meeting of this MC, as the shards report it and the GC is asked about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +61,15 @@ pub enum TargetsError {
 pub struct Targets {
     /// meeting_id → its target, for meetings that were asked about.
     pub targets: BTreeMap<String, Target>,
-    /// Entries refused (meeting, reason): a target that is this MC, a bad URL, a
-    /// meeting nobody asked about.
+    /// Entries for meetings that were asked about, refused (meeting, reason): a target
+    /// that is this MC, a bad URL. At most one per meeting asked about.
     pub skipped: Vec<(String, &'static str)>,
+    /// Entries for meetings nobody asked about (a broken or hostile GC), ignored: how
+    /// many there were, however many.
+    pub unasked: usize,
+    /// The first few of their ids ([`MAX_UNASKED_EXAMPLES`], each cut to
+    /// [`MAX_UNASKED_EXAMPLE_BYTES`]), for one log line.
+    pub unasked_examples: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -111,11 +121,17 @@ pub fn parse_targets(
     }
     let reply: MigrateReply =
         serde_json::from_slice(body).map_err(|e| TargetsError::Body(e.to_string()))?;
+    let asked: HashSet<&str> = asked.iter().map(|m| m.meeting_id.as_str()).collect();
     let mut out = Targets::default();
     for (meeting_id, target) in reply.targets {
-        let problem = if !asked.iter().any(|m| m.meeting_id == meeting_id) {
-            Some("meeting not asked about")
-        } else if target.id == own_id {
+        if !asked.contains(meeting_id.as_str()) {
+            out.unasked += 1;
+            if out.unasked_examples.len() < MAX_UNASKED_EXAMPLES {
+                out.unasked_examples.push(cut(&meeting_id));
+            }
+            continue;
+        }
+        let problem = if target.id == own_id {
             Some("target is this MC")
         } else {
             check_target(&target).err()
@@ -128,6 +144,18 @@ pub fn parse_targets(
         }
     }
     Ok(out)
+}
+
+/// `id` cut to [`MAX_UNASKED_EXAMPLE_BYTES`] at a character boundary, `…` marking a cut.
+fn cut(id: &str) -> String {
+    if id.len() <= MAX_UNASKED_EXAMPLE_BYTES {
+        return id.to_string();
+    }
+    let mut end = MAX_UNASKED_EXAMPLE_BYTES;
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &id[..end])
 }
 
 fn check_target(t: &Target) -> Result<(), &'static str> {
@@ -201,10 +229,62 @@ mod tests {
         assert_eq!(t.targets.keys().collect::<Vec<_>>(), ["m1"]);
         assert_eq!(t.targets["m1"].id, "mc-b");
         let skipped: Vec<&str> = t.skipped.iter().map(|(m, _)| m.as_str()).collect();
-        assert_eq!(skipped, ["m2", "m3", "m4", "zz"]);
+        assert_eq!(skipped, ["m2", "m3", "m4"]);
+        assert_eq!(
+            (t.unasked, t.unasked_examples.as_slice()),
+            (1, &["zz".to_string()][..])
+        );
         // No target at all is an empty answer, not an error.
         let none = parse_targets(200, br#"{"targets": {}}"#, "mc-a", &live(&["m1"])).unwrap();
         assert!(none.targets.is_empty());
+    }
+
+    #[test]
+    fn many_entries_not_asked_about_are_counted_not_listed() {
+        // A 4 MiB answer of 60 000 junk entries (the first ones with long ids, not
+        // ASCII) around the two asked about: one with a good target, one naming this MC.
+        fn target(id: &str, wt: &str, http: &str) -> serde_json::Value {
+            let fields = [
+                ("id", id),
+                ("webtransport_endpoint", wt),
+                ("http_endpoint", http),
+            ];
+            fields
+                .iter()
+                .map(|(k, v)| (*k, serde_json::Value::from(*v)))
+                .collect()
+        }
+        let mut targets = serde_json::Map::new();
+        for i in 0..60_000 {
+            let id = if i < 5 {
+                format!("a{}{i}", "é".repeat(100))
+            } else {
+                format!("j{i}")
+            };
+            targets.insert(id, target("", "", ""));
+        }
+        let good = target("mc-b", "https://10.0.3.8:4433", "http://10.0.3.8:8080");
+        targets.insert("m1".into(), good);
+        let own = target("mc-a", "https://10.0.3.7:4433", "http://10.0.3.7:8080");
+        targets.insert("m2".into(), own);
+        let body = serde_json::to_vec(&serde_json::json!({ "targets": targets })).unwrap();
+        assert!(body.len() <= MAX_TARGETS_BODY_BYTES);
+        let asked = live(&["m1", "m2", "m3"]);
+        let started = std::time::Instant::now();
+        let t = parse_targets(200, &body, "mc-a", &asked).unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(t.targets.keys().collect::<Vec<_>>(), ["m1"]);
+        // Only meetings asked about are listed one by one; the rest are a count.
+        assert_eq!(t.skipped, [("m2".to_string(), "target is this MC")]);
+        assert_eq!(t.unasked, 60_000);
+        assert_eq!(t.unasked_examples.len(), MAX_UNASKED_EXAMPLES);
+        // Cut at 63 bytes, the last character boundary before 64.
+        let cut_id = format!("a{}…", "é".repeat(31));
+        assert_eq!(t.unasked_examples, [cut_id.as_str(); 3]);
+        // Membership is a set lookup: far from quadratic even in a debug build.
+        assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+        assert_eq!(cut(&"é".repeat(40)), format!("{}…", "é".repeat(32)));
+        assert_eq!(cut("m1"), "m1");
     }
 
     #[test]
