@@ -224,13 +224,9 @@ fn run(
     let shards_up = Arc::new(AtomicBool::new(false));
 
     // The control plane starts first: GC registration comes before the actor system in
-    // the runbook's startup order. It serves the admin plane once the shards are up.
-    if gc.is_some() {
-        info!(
-            url = settings.gc_registration_url.as_deref().unwrap_or_default(),
-            "Registering with Global Controller..."
-        );
-    }
+    // the runbook's startup order (its GC client logs `Registering with Global
+    // Controller...` before the first request, whose outcome is awaited below). It
+    // serves the admin plane once the shards are up.
     let (gc_first_tx, gc_first_rx) = mpsc::sync_channel(1);
     let control_spec = ExecutorSpec {
         name: "control".into(),

@@ -103,6 +103,11 @@ fn registration_outage_reregistration_and_gc_draining() {
         .map(|l| log.find(l).unwrap_or_else(|| panic!("{l} missing\n{log}")))
         .collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "runbook order:\n{log}");
+    assert_eq!(
+        log.matches(order[0]).count(),
+        1,
+        "one registration, logged once:\n{log}"
+    );
     let (status, _, body) = server.get("/ready");
     assert_eq!(
         (status, body.as_str()),
