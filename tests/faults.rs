@@ -482,6 +482,57 @@ fn forged_initials_cannot_use_up_a_clients_connections() {
     );
 }
 
+/// With every handshake of a shard held by one client's address, another client whose
+/// address is proven takes the place of the oldest of them: a few addresses cannot keep
+/// everyone else out. (Its first Initial gets a Retry, as every one from an address not
+/// yet validated does while the handshakes are all taken.)
+#[test]
+fn a_client_holding_every_handshake_makes_room_for_another() {
+    let server = Server::start_dev(&["--shards", "1", "--max-handshakes-per-shard", "4"]);
+    for _ in 0..4 {
+        let initial = harness::client::client_initial();
+        let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        holder.send_to(&initial, server.webtransport).unwrap();
+    }
+    let mut waited = 0;
+    while metric(&server, "mc_connections_active", "") < 4.0 && waited < 50 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert_eq!(
+        metric(&server, "mc_connections_active", ""),
+        4.0,
+        "four handshakes held"
+    );
+    let url = format!("https://{}/", server.webtransport);
+    runtime().block_on(async {
+        let ep = harness::client::endpoint_at("127.0.0.2:0".parse().unwrap());
+        match tokio::time::timeout(Duration::from_secs(5), ep.connect(&url)).await {
+            Ok(Ok(_conn)) => {}
+            other => panic!("another client was kept out: {other:?}"),
+        }
+        // More after it, past the length at which the shard prunes its queue of
+        // handshakes (twice the limit).
+        let mut kept = Vec::new();
+        for n in 3..9 {
+            let ep = harness::client::endpoint_at(format!("127.0.0.{n}:0").parse().unwrap());
+            match tokio::time::timeout(Duration::from_secs(5), ep.connect(&url)).await {
+                Ok(Ok(conn)) => kept.push((ep, conn)),
+                other => panic!("client 127.0.0.{n} was kept out: {other:?}"),
+            }
+        }
+    });
+    assert!(
+        metric(
+            &server,
+            "mc_refusals_total",
+            "reason=\"max_handshakes_per_shard\""
+        ) >= 1.0,
+        "one of the four made room"
+    );
+    assert!(metric(&server, "mc_quic_retries_total", "") >= 1.0);
+}
+
 /// A datagram may carry 0 as its source port, which no answer can be sent to (the
 /// kernel refuses it). A client's Initial from port 0 starts no handshake and leaves
 /// the shard's GSO on; from any other port the same Initial does start one. Raw

@@ -215,6 +215,18 @@ impl Conn {
         );
     }
 
+    /// The shard's handshakes are all taken and this one, of the client holding the
+    /// most, makes room for another client's: close it.
+    pub fn close_for_another_handshake(&mut self, now: Instant) {
+        self.handshake_deadline = None;
+        tracing::debug!(conn = self.key.conn, remote = %self.remote, "handshake closed to make room for another client's");
+        self.quic.close(
+            now,
+            VarInt::from_u64(code::H3_EXCESSIVE_LOAD).unwrap_or(VarInt::MAX),
+            Bytes::from_static(b"too many handshakes from this client"),
+        );
+    }
+
     /// Copy where the 1-RTT keys live now: read from the TLS session's note, another
     /// heap object, so only when they may have moved.
     fn copy_keys(&mut self) {

@@ -238,6 +238,13 @@ pub struct QuicEndpoint {
     /// Handshakes per client from addresses not validated yet, which anyone can forge:
     /// they become one of `per_ip`'s when the handshake completes ([`ClientCount`]).
     unvalidated: HashMap<IpAddr, u32>,
+    /// Handshakes in progress per client, validated or not: who holds the most when the
+    /// shard's handshakes are all taken ([`QuicEndpoint::make_room`]).
+    handshakes_by_client: HashMap<IpAddr, u32>,
+    /// Handshakes by client in the order they began, for finding a client's oldest
+    /// without walking every connection. Entries of handshakes that ended stay until
+    /// they are passed over or the queue reaches twice the shard's handshakes.
+    handshake_order: VecDeque<(IpAddr, ConnKey)>,
     per_client: PerClient,
     serial: u32,
     stats: ShardStats,
@@ -315,6 +322,8 @@ impl QuicEndpoint {
             handshaking: 0,
             per_ip: HashMap::new(),
             unvalidated: HashMap::new(),
+            handshakes_by_client: HashMap::new(),
+            handshake_order: VecDeque::new(),
             per_client,
             serial: 0,
             routed: RouteAhead::default(),
@@ -487,7 +496,8 @@ impl QuicEndpoint {
         conns: &mut Conns,
         dirty: &mut Vec<usize>,
     ) {
-        let args = &self.shared.args;
+        // A copy: `make_room` below needs the endpoint whole.
+        let args = &self.shared.args.clone();
         let ip = self.per_client.key(incoming.remote_address().ip());
         let validated = incoming.remote_address_validated();
         // Connections count toward the per-client limit from the handshake, with or
@@ -502,12 +512,18 @@ impl QuicEndpoint {
             sessions + count(&self.unvalidated, ip) >= self.per_client.max
         };
         let may_retry = args.retry != RetryMode::Never && !validated && incoming.may_retry();
+        // With every handshake taken, an Initial from an address not yet validated gets
+        // a Retry (the shard keeps nothing for it). One whose address is proven takes
+        // the place of the oldest handshake of the client holding the most, when that
+        // client holds more than this one would: clients with a few addresses cannot
+        // hold every handshake of the shard and keep others out.
+        let full = self.handshaking >= args.max_handshakes_per_shard;
         let refusal = if conns.len() >= args.max_sessions_per_shard {
             Some("max_sessions_per_shard")
-        } else if self.handshaking >= args.max_handshakes_per_shard {
-            Some("max_handshakes_per_shard")
         } else if over_client && !may_retry {
             Some("max_sessions_per_ip")
+        } else if full && !may_retry && !self.make_room(now, ip, conns, dirty) {
+            Some("max_handshakes_per_shard")
         } else {
             None
         };
@@ -518,6 +534,7 @@ impl QuicEndpoint {
             return self.queue(t.destination, t.size, t.segment_size);
         }
         let want_retry = over_client
+            || full
             || match args.retry {
                 RetryMode::Always => true,
                 RetryMode::Auto => self.handshaking >= args.retry_threshold,
@@ -557,9 +574,15 @@ impl QuicEndpoint {
                     conn.counted = ClientCount::Unvalidated;
                 }
                 self.handshaking += 1;
+                *self.handshakes_by_client.entry(ip).or_insert(0) += 1;
                 tracing::debug!(shard = %self.id, conn = handle.0, remote = %conn.remote, "connection accepted");
                 mark(&mut conn, handle.0, dirty);
                 conns.insert(handle.0, conn);
+                if self.handshake_order.len() >= 2 * args.max_handshakes_per_shard.max(1) {
+                    self.handshake_order
+                        .retain(|(_, k)| conns.by_key(*k).is_some_and(|(_, c)| c.handshaking));
+                }
+                self.handshake_order.push_back((ip, key));
             }
             Err(e) => {
                 tracing::debug!(shard = %self.id, error = %e.cause, "handshake refused");
@@ -570,16 +593,70 @@ impl QuicEndpoint {
         }
     }
 
+    /// Every handshake of the shard is taken, and client `ip` (its address proven)
+    /// starts one more: close the oldest handshake of the client holding the most, if
+    /// that client holds more than `ip` will with this one (counted as a
+    /// `max_handshakes_per_shard` refusal). False when no client does: the new one is
+    /// refused. Runs only while the handshakes are all taken, once per Initial whose
+    /// address was proven (each costs the shard a TLS handshake besides); it walks the
+    /// clients holding handshakes and the queue of handshakes, looking up only the
+    /// holder's.
+    fn make_room(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        conns: &mut Conns,
+        dirty: &mut Vec<usize>,
+    ) -> bool {
+        let theirs = count(&self.handshakes_by_client, ip) + 1;
+        let Some((&holder, _)) = self
+            .handshakes_by_client
+            .iter()
+            .filter(|(_, n)| **n > theirs)
+            .max_by_key(|(_, n)| **n)
+        else {
+            return false;
+        };
+        let mut oldest = None;
+        for (at, (who, key)) in self.handshake_order.iter().enumerate() {
+            if *who != holder {
+                continue;
+            }
+            if let Some((handle, c)) = conns.by_key(*key) {
+                if c.handshaking {
+                    oldest = Some((at, handle));
+                    break;
+                }
+            }
+        }
+        let Some((at, handle)) = oldest else {
+            return false;
+        };
+        self.handshake_order.remove(at);
+        let Some(conn) = conns.get_mut(handle) else {
+            return false;
+        };
+        conn.close_for_another_handshake(now);
+        // Its slot is free now; what it counts against its client stays until it drains.
+        conn.handshaking = false;
+        self.handshaking = self.handshaking.saturating_sub(1);
+        release(&mut self.handshakes_by_client, holder);
+        self.metrics.refusal("max_handshakes_per_shard");
+        mark(conn, handle, dirty);
+        true
+    }
+
     /// The handshake of `conn` completed, which validates its address: it now counts
     /// among its client's connections. False when the client already holds as many as it
     /// may (connections from validated addresses came in during the handshake): the
     /// caller closes it, counted as a `max_sessions_per_ip` refusal.
     pub fn handshake_done(&mut self, conn: &mut Conn) -> bool {
         self.handshaking = self.handshaking.saturating_sub(1);
+        let ip = self.per_client.key(conn.remote.ip());
+        release(&mut self.handshakes_by_client, ip);
         if conn.counted != ClientCount::Unvalidated {
             return true;
         }
-        let ip = self.per_client.key(conn.remote.ip());
         release(&mut self.unvalidated, ip);
         let sessions = self.per_ip.entry(ip).or_insert(0);
         if *sessions >= self.per_client.max {
@@ -607,10 +684,11 @@ impl QuicEndpoint {
     /// A drained connection leaves the shard: release what it counted against.
     pub fn forget(&mut self, handle: usize, conn: &Conn) {
         self.pool.forget(handle);
+        let ip = self.per_client.key(conn.remote.ip());
         if conn.handshaking {
             self.handshaking = self.handshaking.saturating_sub(1);
+            release(&mut self.handshakes_by_client, ip);
         }
-        let ip = self.per_client.key(conn.remote.ip());
         match conn.counted {
             ClientCount::Connection => release(&mut self.per_ip, ip),
             ClientCount::Unvalidated => release(&mut self.unvalidated, ip),

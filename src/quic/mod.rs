@@ -86,7 +86,10 @@ pub struct QuicArgs {
     /// Most QUIC connections one shard holds; further clients are refused (counted).
     #[arg(long, env = "MC_MAX_SESSIONS_PER_SHARD", default_value_t = 10_000)]
     pub max_sessions_per_shard: usize,
-    /// Most handshakes in progress on one shard; further Initials are refused (counted).
+    /// Most handshakes in progress on one shard. Beyond it an Initial from an address
+    /// not yet validated gets a Retry (unless --retry never); one whose address is
+    /// proven takes the place of the oldest handshake of the client holding the most,
+    /// if that client holds more than it would, and is refused (counted) otherwise.
     #[arg(long, env = "MC_MAX_HANDSHAKES_PER_SHARD", default_value_t = 1_024)]
     pub max_handshakes_per_shard: usize,
     /// Serve the /echo WebTransport endpoint (transport tests and benchmarks only).
