@@ -9,6 +9,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::or;
@@ -131,23 +132,60 @@ pub fn exchange_blocking(
     }
 }
 
-/// Literal addresses directly; names through glommio's blocking pool (std's resolver).
+/// Name lookups on the blocking pool that have not returned, whether or not anyone
+/// still waits for them.
+static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+/// Most of them at once. A request that times out stops waiting for its lookup, but
+/// the lookup runs on; while DNS hangs (up to tens of seconds a lookup), each heartbeat
+/// would queue one more on the pool behind the others, for as long as the outage lasts.
+/// Beyond this a request fails at once with a resolve error, as it would have timed out.
+const MAX_LOOKUPS: usize = 2;
+
+/// One of `max` places counted in `count` ([`LOOKUPS`], [`MAX_LOOKUPS`]), held by a
+/// lookup until it returns.
+struct LookupSlot(&'static AtomicUsize);
+
+impl LookupSlot {
+    fn take(count: &'static AtomicUsize, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count))
+    }
+}
+
+impl Drop for LookupSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Literal addresses directly; names through glommio's blocking pool (std's resolver),
+/// at most [`MAX_LOOKUPS`] at once.
 async fn resolve_on_pool(host: &str, port: u16) -> Result<Vec<SocketAddr>, HttpError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    let resolve = |reason: String| HttpError::Resolve {
+        host: host.to_string(),
+        reason,
+    };
+    let Some(slot) = LookupSlot::take(&LOOKUPS, MAX_LOOKUPS) else {
+        return Err(resolve(
+            "earlier lookups have not returned (DNS not answering)".into(),
+        ));
+    };
     let name = host.to_string();
     let result = glommio::executor()
         .spawn_blocking(move || {
+            let _slot = slot;
             (name.as_str(), port)
                 .to_socket_addrs()
                 .map(|it| it.collect::<Vec<_>>())
         })
         .await;
-    let resolve = |reason: String| HttpError::Resolve {
-        host: host.to_string(),
-        reason,
-    };
     match result {
         Ok(addrs) if !addrs.is_empty() => Ok(addrs),
         Ok(_) => Err(resolve("no addresses".into())),
@@ -204,6 +242,19 @@ mod tests {
             String::from_utf8_lossy(&req).to_string()
         });
         (port, server)
+    }
+
+    #[test]
+    fn lookups_in_flight_are_bounded_until_they_return() {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let a = LookupSlot::take(&COUNT, 2).expect("first");
+        let b = LookupSlot::take(&COUNT, 2).expect("second");
+        assert!(LookupSlot::take(&COUNT, 2).is_none(), "a third is refused");
+        // A lookup returns (on its pool thread) whether or not anyone still waits.
+        std::thread::spawn(move || drop(a)).join().unwrap();
+        let c = LookupSlot::take(&COUNT, 2).expect("room again");
+        drop((b, c));
+        assert_eq!(COUNT.load(Ordering::Acquire), 0);
     }
 
     fn closed_port() -> u16 {
