@@ -264,7 +264,7 @@ impl Pair {
             return;
         };
         let mut ctx = ctx(&mut self.fixtures, self.now);
-        conn.drive(&mut ctx);
+        conn.drive(&mut ctx, &mut |_| true);
         while let Some(ev) = conn.quic.poll_endpoint_events() {
             self.server_drained |= ev.is_drained();
             if let Some(back) = self.server_ep.handle_event(*handle, ev) {

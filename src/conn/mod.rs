@@ -20,8 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use quinn_proto::{Connection, Event, StreamId, VarInt};
+use quinn_proto::{Connection, Event, StreamId};
 use shards::ShardId;
 
 use crate::actors::{ActorSettings, ConnCmd, MeetingCmd};
@@ -195,23 +194,27 @@ impl Conn {
         // handshake is confirmed; only a 1-RTT packet, which a client that has the
         // server's Finished can read, carries the HTTP/3 code and the reason. The
         // connection then drains like any other closed one.
-        self.quic.close(
+        self.h3.close(
+            &mut self.quic,
             ctx.now,
-            VarInt::from_u64(code::H3_NO_ERROR).unwrap_or(VarInt::MAX),
-            Bytes::from_static(b"handshake not completed in time"),
+            code::H3_NO_ERROR,
+            "handshake not completed in time",
         );
     }
 
     /// The handshake completed from an address whose client already holds as many
     /// connections as it may (`--max-sessions-per-ip`; it did not when the handshake
-    /// began): close the connection, counted as that refusal.
-    pub fn refuse_over_client_limit(&mut self, ctx: &mut ConnCtx<'_>) {
+    /// began): close the connection, counted as that refusal, before anything it sent
+    /// with its Finished is handled.
+    fn refuse_over_client_limit(&mut self, ctx: &mut ConnCtx<'_>) {
         ctx.metrics.refusal("max_sessions_per_ip");
         tracing::debug!(conn = self.key.conn, remote = %self.remote, "too many connections from this client");
-        self.quic.close(
+        self.events.clear();
+        self.h3.close(
+            &mut self.quic,
             ctx.now,
-            VarInt::from_u64(code::H3_EXCESSIVE_LOAD).unwrap_or(VarInt::MAX),
-            Bytes::from_static(b"too many connections from this client"),
+            code::H3_EXCESSIVE_LOAD,
+            "too many connections from this client",
         );
     }
 
@@ -220,10 +223,11 @@ impl Conn {
     pub fn close_for_another_handshake(&mut self, now: Instant) {
         self.handshake_deadline = None;
         tracing::debug!(conn = self.key.conn, remote = %self.remote, "handshake closed to make room for another client's");
-        self.quic.close(
+        self.h3.close(
+            &mut self.quic,
             now,
-            VarInt::from_u64(code::H3_EXCESSIVE_LOAD).unwrap_or(VarInt::MAX),
-            Bytes::from_static(b"too many handshakes from this client"),
+            code::H3_EXCESSIVE_LOAD,
+            "too many handshakes from this client",
         );
     }
 
@@ -235,16 +239,28 @@ impl Conn {
         }
     }
 
-    /// Process every QUIC event: HTTP/3 first, then the application.
-    pub fn drive(&mut self, ctx: &mut ConnCtx<'_>) -> Driven {
+    /// Process every QUIC event: HTTP/3 first, then the application. When the handshake
+    /// completes, `admit` says whether the connection may stay (its client's limit);
+    /// one it refuses is closed before anything else it sent is handled.
+    pub fn drive(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        admit: &mut dyn FnMut(&mut Conn) -> bool,
+    ) -> Driven {
         let mut driven = Driven::default();
         while let Some(ev) = self.events.next(&mut self.quic) {
             driven.events = true;
-            if matches!(ev, Event::Connected) {
+            // A connection closed during its handshake (to make room) may still find
+            // quinn-proto's Connected queued: it was counted out already.
+            if matches!(ev, Event::Connected) && self.handshaking {
                 driven.connected = true;
                 self.handshaking = false;
                 self.handshake_deadline = None;
                 self.copy_keys();
+                if !admit(self) {
+                    self.refuse_over_client_limit(ctx);
+                    return driven;
+                }
             }
             if let Event::ConnectionLost { reason } = &ev {
                 tracing::debug!(conn = self.key.conn, %reason, "connection lost");

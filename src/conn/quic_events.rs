@@ -34,6 +34,11 @@ impl QuicEvents {
         self.queue.pop_front().or_else(|| quic.poll())
     }
 
+    /// Forget every event taken (the connection is being closed).
+    pub fn clear(&mut self) {
+        self.queue.clear();
+    }
+
     fn push(&mut self, event: Event) {
         if !self.queue.iter().any(|e| same(e, &event)) {
             self.queue.push_back(event);

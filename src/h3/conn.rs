@@ -698,6 +698,12 @@ impl H3Conn {
         self.close_connection(quic, now, e.code, e.reason);
     }
 
+    /// Close the connection with HTTP/3 `code` and `reason` (once; later calls do
+    /// nothing).
+    pub fn close(&mut self, quic: &mut Connection, now: Instant, code: u64, reason: &'static str) {
+        self.close_connection(quic, now, code, reason);
+    }
+
     pub(super) fn close_connection(
         &mut self,
         quic: &mut Connection,

@@ -243,7 +243,7 @@ pub struct QuicEndpoint {
     handshakes_by_client: HashMap<IpAddr, u32>,
     /// Handshakes by client in the order they began, for finding a client's oldest
     /// without walking every connection. Entries of handshakes that ended stay until
-    /// they are passed over or the queue reaches twice the shard's handshakes.
+    /// the queue reaches twice the shard's handshakes, when they are dropped.
     handshake_order: VecDeque<(IpAddr, ConnKey)>,
     per_client: PerClient,
     serial: u32,
@@ -496,8 +496,12 @@ impl QuicEndpoint {
         conns: &mut Conns,
         dirty: &mut Vec<usize>,
     ) {
-        // A copy: `make_room` below needs the endpoint whole.
-        let args = &self.shared.args.clone();
+        // Copies: `make_room` below needs the endpoint whole.
+        let args = &self.shared.args;
+        let (retry, retry_threshold) = (args.retry, args.retry_threshold);
+        let (max_sessions, max_handshakes) =
+            (args.max_sessions_per_shard, args.max_handshakes_per_shard);
+        let handshake_timeout = args.handshake_timeout();
         let ip = self.per_client.key(incoming.remote_address().ip());
         let validated = incoming.remote_address_validated();
         // Connections count toward the per-client limit from the handshake, with or
@@ -511,18 +515,18 @@ impl QuicEndpoint {
         } else {
             sessions + count(&self.unvalidated, ip) >= self.per_client.max
         };
-        let may_retry = args.retry != RetryMode::Never && !validated && incoming.may_retry();
+        let may_retry = retry != RetryMode::Never && !validated && incoming.may_retry();
         // With every handshake taken, an Initial from an address not yet validated gets
         // a Retry (the shard keeps nothing for it). One whose address is proven takes
         // the place of the oldest handshake of the client holding the most, when that
         // client holds more than this one would: clients with a few addresses cannot
         // hold every handshake of the shard and keep others out.
-        let full = self.handshaking >= args.max_handshakes_per_shard;
-        let refusal = if conns.len() >= args.max_sessions_per_shard {
+        let full = self.handshaking >= max_handshakes;
+        let refusal = if conns.len() >= max_sessions {
             Some("max_sessions_per_shard")
         } else if over_client && !may_retry {
             Some("max_sessions_per_ip")
-        } else if full && !may_retry && !self.make_room(now, ip, conns, dirty) {
+        } else if full && !may_retry && !(validated && self.make_room(now, ip, conns, dirty)) {
             Some("max_handshakes_per_shard")
         } else {
             None
@@ -535,9 +539,9 @@ impl QuicEndpoint {
         }
         let want_retry = over_client
             || full
-            || match args.retry {
+            || match retry {
                 RetryMode::Always => true,
-                RetryMode::Auto => self.handshaking >= args.retry_threshold,
+                RetryMode::Auto => self.handshaking >= retry_threshold,
                 RetryMode::Never => false,
             };
         if want_retry && may_retry {
@@ -564,7 +568,7 @@ impl QuicEndpoint {
                     conn: (u64::from(self.serial) << 32) | handle.0 as u64,
                 };
                 self.pool.lent_to(handle.0);
-                let mut conn = Conn::new(quic, key, now, args.handshake_timeout());
+                let mut conn = Conn::new(quic, key, now, handshake_timeout);
                 conn.keys_at = keys_at;
                 if validated {
                     *self.per_ip.entry(ip).or_insert(0) += 1;
@@ -578,7 +582,7 @@ impl QuicEndpoint {
                 tracing::debug!(shard = %self.id, conn = handle.0, remote = %conn.remote, "connection accepted");
                 mark(&mut conn, handle.0, dirty);
                 conns.insert(handle.0, conn);
-                if self.handshake_order.len() >= 2 * args.max_handshakes_per_shard.max(1) {
+                if self.handshake_order.len() >= 2 * max_handshakes.max(1) {
                     self.handshake_order
                         .retain(|(_, k)| conns.by_key(*k).is_some_and(|(_, c)| c.handshaking));
                 }
@@ -598,9 +602,9 @@ impl QuicEndpoint {
     /// that client holds more than `ip` will with this one (counted as a
     /// `max_handshakes_per_shard` refusal). False when no client does: the new one is
     /// refused. Runs only while the handshakes are all taken, once per Initial whose
-    /// address was proven (each costs the shard a TLS handshake besides); it walks the
-    /// clients holding handshakes and the queue of handshakes, looking up only the
-    /// holder's.
+    /// address was proven; unless every client holds one handshake (then no client
+    /// holds more, and it returns at once), it walks the clients holding handshakes and
+    /// the queue of handshakes, looking up only the holder's.
     fn make_room(
         &mut self,
         now: Instant,
@@ -608,6 +612,9 @@ impl QuicEndpoint {
         conns: &mut Conns,
         dirty: &mut Vec<usize>,
     ) -> bool {
+        if self.handshakes_by_client.len() >= self.handshaking {
+            return false;
+        }
         let theirs = count(&self.handshakes_by_client, ip) + 1;
         let Some((&holder, _)) = self
             .handshakes_by_client
@@ -623,7 +630,8 @@ impl QuicEndpoint {
                 continue;
             }
             if let Some((handle, c)) = conns.by_key(*key) {
-                if c.handshaking {
+                // Not one whose Finished has arrived, its Connected not yet driven.
+                if c.handshaking && c.quic.is_handshaking() {
                     oldest = Some((at, handle));
                     break;
                 }

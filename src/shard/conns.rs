@@ -52,12 +52,10 @@ impl Shard {
                 continue;
             };
             let mut ctx = self.env.ctx(now, &mut self.meeting_cmds);
-            let driven = conn.drive(&mut ctx);
+            let quic = &mut self.quic;
+            let driven = conn.drive(&mut ctx, &mut |c| quic.handshake_done(c));
             events |= driven.events;
             if driven.connected {
-                if !self.quic.handshake_done(conn) {
-                    conn.refuse_over_client_limit(&mut ctx);
-                }
                 self.env
                     .metrics
                     .handshake_duration
