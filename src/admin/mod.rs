@@ -33,6 +33,9 @@ use crate::migration::{IMPORT_PATH, MAX_IMPORT_BODY_BYTES};
 use http::{parse_request, HttpError, Method, Request, Response};
 use import::ImportHost;
 
+/// Room a request body starts with; it grows as the bytes arrive.
+const BODY_START_BYTES: usize = 64 * 1024;
+
 /// Largest body accepted by the routes that take none (probes, demo).
 pub const MAX_PROBE_BODY_BYTES: usize = 8 * 1024;
 /// Request body bytes all admin connections may hold at once (four imports of the
@@ -460,19 +463,16 @@ async fn connection(
         head_deadline = None;
         buf.drain(..head_len);
         if req.body_len > body_limit(&req.path) {
-            out.clear();
-            too_large(state, &req).encode(false, false, &mut out);
-            stream.write_all(&out).await?;
-            let _ = stream.close().await;
-            return Ok(());
+            return answer_and_close(stream, too_large(state, &req), &mut out).await;
         }
         // The body's bytes already read with the head; what is held counts against
         // the budget.
         let early = buf.len().min(req.body_len);
         let Some(mut reserved) = budget.reserve(early) else {
-            return answer_busy(stream, state, &req, &mut out).await;
+            return answer_and_close(stream, busy(state, &req), &mut out).await;
         };
-        let mut body = Vec::with_capacity(req.body_len);
+        // Grown as bytes arrive: a body declared and not sent holds nothing.
+        let mut body = Vec::with_capacity(req.body_len.min(BODY_START_BYTES));
         body.extend(buf.drain(..early));
         slot.set(Phase::Body);
         if req.expect_continue && req.body_len > body.len() {
@@ -496,7 +496,7 @@ async fn connection(
                 Err(e) => return Err(e),
             };
             if !reserved.grow(n) {
-                return answer_busy(stream, state, &req, &mut out).await;
+                return answer_and_close(stream, busy(state, &req), &mut out).await;
             }
             body.extend_from_slice(&chunk[..n]);
         }
@@ -518,16 +518,15 @@ async fn connection(
     }
 }
 
-/// The admin plane holds as many request bodies as it may: 503, and the connection
-/// closes (the rest of the body is not read).
-async fn answer_busy(
+/// Answer a request whose body is not read (too large, or no room for it) and close
+/// the connection.
+async fn answer_and_close(
     stream: &mut TcpStream,
-    state: &dyn AdminState,
-    req: &Request,
+    response: Response,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
     out.clear();
-    busy(state, req).encode(false, false, out);
+    response.encode(false, false, out);
     stream.write_all(out).await?;
     let _ = stream.close().await;
     Ok(())
