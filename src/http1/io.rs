@@ -138,8 +138,10 @@ static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
 /// Most of them at once. A request that times out stops waiting for its lookup, but
 /// the lookup runs on; while DNS hangs (up to tens of seconds a lookup), each heartbeat
 /// would queue one more on the pool behind the others, for as long as the outage lasts.
-/// Beyond this a request fails at once with a resolve error, as it would have timed out.
-const MAX_LOOKUPS: usize = 2;
+/// Beyond this a request waits, within its own timeout, for one of them to return.
+const MAX_LOOKUPS: usize = 4;
+/// How often a request waiting for a lookup of its own looks again.
+const LOOKUP_WAIT: Duration = Duration::from_millis(20);
 
 /// One of `max` places counted in `count` ([`LOOKUPS`], [`MAX_LOOKUPS`]), held by a
 /// lookup until it returns.
@@ -163,7 +165,7 @@ impl Drop for LookupSlot {
 }
 
 /// Literal addresses directly; names through glommio's blocking pool (std's resolver),
-/// at most [`MAX_LOOKUPS`] at once.
+/// at most [`MAX_LOOKUPS`] at once. The caller bounds the wait (its request's timeout).
 async fn resolve_on_pool(host: &str, port: u16) -> Result<Vec<SocketAddr>, HttpError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -172,10 +174,11 @@ async fn resolve_on_pool(host: &str, port: u16) -> Result<Vec<SocketAddr>, HttpE
         host: host.to_string(),
         reason,
     };
-    let Some(slot) = LookupSlot::take(&LOOKUPS, MAX_LOOKUPS) else {
-        return Err(resolve(
-            "earlier lookups have not returned (DNS not answering)".into(),
-        ));
+    let slot = loop {
+        match LookupSlot::take(&LOOKUPS, MAX_LOOKUPS) {
+            Some(slot) => break slot,
+            None => glommio::timer::sleep(LOOKUP_WAIT).await,
+        }
     };
     let name = host.to_string();
     let result = glommio::executor()
