@@ -379,6 +379,30 @@ fn unmute_requests_no_host_receives_spend_no_budget() {
     assert_eq!(h.m.stats().unmute_requests_forwarded, 1);
 }
 
+/// The budget is asked before the roster is walked for hosts: past it, an unmute
+/// request gets the budget's refusal whether or not a host is connected.
+#[test]
+fn an_unmute_request_past_the_budget_is_refused_before_hosts_are_looked_for() {
+    let (mut h, p) = host_and_participant();
+    assert_eq!(to(&h.msg(c(1), audio_host_mute(&p)), c(2)).len(), 1);
+    h.m.handle_disconnect(h.now, c(1), false).unwrap();
+    h.drain();
+    // The participant's self mute spends what the host mute left of the burst of 2.
+    let mute = M::MuteRequest(pb::MuteRequest {
+        audio_muted: false,
+        video_muted: true,
+    });
+    assert_eq!(rate_errors(&to(&h.msg(c(2), mute), c(2))), 0);
+    let ask = M::UnmuteRequest(pb::UnmuteRequest {
+        request_audio: true,
+        request_video: false,
+        participant_id: String::new(),
+    });
+    let out = h.msg(c(2), ask);
+    assert_eq!(rate_errors(&to(&out, c(2))), 1, "{out:?}");
+    assert_eq!(h.m.stats().broadcasts_refused, 1);
+}
+
 /// Every scenario the repository runs stays under the default budget: loadgen `--rate`
 /// is spread evenly over all participants, so a meeting's share is its size's share, and
 /// each participant starts at a random phase of its period. The busiest: one meeting of
