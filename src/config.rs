@@ -580,6 +580,17 @@ pub(crate) fn disconnect_grace_secs(s: &str) -> Result<u64, String> {
     u64_in(s, 0, MAX_DAY_SECS)
 }
 
+/// `--max-handover-bytes`: [`crate::migration::MIN_HANDOVER_BYTES`] to
+/// [`crate::migration::MAX_HANDOVER_BYTES`].
+pub(crate) fn handover_bytes(s: &str) -> Result<usize, String> {
+    let (least, most) = (
+        crate::migration::MIN_HANDOVER_BYTES as u64,
+        crate::migration::MAX_HANDOVER_BYTES as u64,
+    );
+    let n = u64_in(s, least, most)?;
+    usize::try_from(n).map_err(|_| format!("must be {least} to {most}"))
+}
+
 /// `--max-participants-per-meeting`: 1 to [`MAX_PARTICIPANTS_PER_MEETING`].
 pub(crate) fn participants_per_meeting(s: &str) -> Result<usize, String> {
     let most = MAX_PARTICIPANTS_PER_MEETING as u64;
@@ -768,7 +779,7 @@ mod tests {
     fn durations_and_limits_out_of_range_are_refused_naming_flag_and_env() {
         const U64_MAX: &str = "18446744073709551615";
         // (flag, variable, largest value allowed, values refused)
-        let cases: [(&str, &str, &str, &[&str]); 7] = [
+        let cases: [(&str, &str, &str, &[&str]); 8] = [
             (
                 "--gc-heartbeat-interval-secs",
                 "GC_HEARTBEAT_INTERVAL_SECS",
@@ -811,6 +822,12 @@ mod tests {
                 "10000",
                 &["0", "10001", U64_MAX],
             ),
+            (
+                "--max-handover-bytes",
+                "MC_MAX_HANDOVER_BYTES",
+                "67108864",
+                &["0", "65535", "67108865", U64_MAX],
+            ),
         ];
         for (flag, env, max, refused) in cases {
             for bad in refused {
@@ -840,6 +857,10 @@ mod tests {
                 "--admin-idle-timeout-secs" => (settings.admin.idle_timeout, 86_400),
                 "--gc-request-timeout-secs" => (config.gc.request_timeout(), 3600),
                 "--disconnect-grace-secs" => (meeting.grace, 86_400),
+                "--max-handover-bytes" => {
+                    assert_eq!(meeting.max_handover_bytes, 64 << 20);
+                    continue;
+                }
                 _ => {
                     assert_eq!(meeting.max_participants, 10_000);
                     continue;

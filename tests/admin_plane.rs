@@ -660,3 +660,21 @@ fn import_bodies_declared_and_not_sent_hold_no_budget() {
         assert!(still_open(s), "a body still within its time");
     }
 }
+
+/// `--max-handover-bytes` is the import route's body limit: a body over it is answered
+/// 413 unread, one at it is read (and refused 401 here, for want of a signature).
+#[test]
+fn the_import_body_limit_follows_max_handover_bytes() {
+    let server = Server::start_dev(&["--shards", "1", "--max-handover-bytes", "65536"]);
+    let mut s = TcpStream::connect(server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(junk_import(&mut s, 65_536).contains(" 401 "));
+    let mut s = TcpStream::connect(server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head =
+        "POST /internal/v1/meetings/import HTTP/1.1\r\nHost: mc\r\nContent-Length: 65537\r\n\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+}

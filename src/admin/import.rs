@@ -1,9 +1,9 @@
 //! `POST /internal/v1/meetings/import`: a meeting another MC of the cluster hands over
 //! (docs/gc-api.md "Hand over a meeting", docs/protocol.md rules 17–19).
 //!
-//! 1. The admin plane bounds the body ([`crate::migration::MAX_IMPORT_BODY_BYTES`],
-//!    413), then [`check_request`] checks the signature (401), the body and the snapshot
-//!    (400). Nothing reaches a shard before that.
+//! 1. The admin plane bounds the body (`--max-handover-bytes`, 413), then
+//!    [`check_request`] checks the signature (401), the body and the snapshot (400).
+//!    Nothing reaches a shard before that.
 //! 2. The [`ImportHost`] forwards the request to the meeting's owner shard and waits,
 //!    bounded, for its decision ([`crate::migration::decide`]: 200, 409, 503); no answer
 //!    in time is 503 with the `timeout` result, and the shard then refuses the late
@@ -25,7 +25,7 @@ use crate::migration::{check_request, ImportAnswer, ImportRequest, MigrationKey}
 /// The `result` label of an import the meeting's shard did not answer in time.
 pub const TIMEOUT_LABEL: &str = "timeout";
 /// The `result` label of an import refused because the admin plane holds as many
-/// request bodies as it may (`admin::MAX_BODY_BYTES_IN_FLIGHT`).
+/// request bodies as it may (`admin::BODIES_IN_FLIGHT`).
 pub const BUSY_LABEL: &str = "busy";
 
 /// A shard's answer on its way, or `None` when it did not come in time.

@@ -29,7 +29,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
 use crate::config::AdminSettings;
-use crate::migration::{IMPORT_PATH, MAX_IMPORT_BODY_BYTES};
+use crate::migration::IMPORT_PATH;
 use http::{parse_request, HttpError, Method, Request, Response};
 use import::ImportHost;
 
@@ -38,13 +38,14 @@ const BODY_START_BYTES: usize = 64 * 1024;
 
 /// Largest body accepted by the routes that take none (probes, demo).
 pub const MAX_PROBE_BODY_BYTES: usize = 8 * 1024;
-/// Request body bytes all admin connections may hold at once (four imports of the
-/// largest size), counted as they arrive; a request whose body does not fit is answered
-/// 503 and its connection closed, so the connection limit times the body limit never
-/// becomes the memory bound, and bodies declared but sent slowly hold only what came.
-/// A body is read into a buffer of its own, given up when its request is answered: a
-/// keep-alive connection keeps no more than a request head between requests.
-pub const MAX_BODY_BYTES_IN_FLIGHT: usize = 4 * MAX_IMPORT_BODY_BYTES;
+/// Request bodies of the largest size all admin connections may hold at once: the
+/// budget is this many imports at `--max-handover-bytes`, counted as bytes arrive; a
+/// request whose body does not fit is answered 503 and its connection closed, so the
+/// connection limit times the body limit never becomes the memory bound, and bodies
+/// declared but sent slowly hold only what came. A body is read into a buffer of its
+/// own, given up when its request is answered: a keep-alive connection keeps no more
+/// than a request head between requests.
+pub const BODIES_IN_FLIGHT: usize = 4;
 
 /// What `/ready` reports. Field order is the runbook's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,12 +89,12 @@ pub trait AdminState {
     }
 }
 
-/// The most body bytes `path` takes; a longer `Content-Length` is answered 413.
-pub fn body_limit(path: &str) -> usize {
-    if path == IMPORT_PATH {
-        MAX_IMPORT_BODY_BYTES
-    } else {
-        MAX_PROBE_BODY_BYTES
+/// The most body bytes `path` takes; a longer `Content-Length` is answered 413. The
+/// import route takes a hand-over (`--max-handover-bytes`) where it is served.
+pub fn body_limit(state: &dyn AdminState, path: &str) -> usize {
+    match (path, state.importer()) {
+        (IMPORT_PATH, Some(host)) => host.meeting_config().max_handover_bytes,
+        _ => MAX_PROBE_BODY_BYTES,
     }
 }
 
@@ -120,7 +121,8 @@ fn too_large(state: &dyn AdminState, req: &Request) -> Response {
     }
 }
 
-/// The answer to a request whose body does not fit in [`MAX_BODY_BYTES_IN_FLIGHT`] now.
+/// The answer to a request whose body does not fit in the body budget now
+/// ([`BODIES_IN_FLIGHT`]).
 fn busy(state: &dyn AdminState, req: &Request) -> Response {
     match (req.path.as_str(), state.importer()) {
         (IMPORT_PATH, Some(host)) => import::busy(host),
@@ -128,10 +130,10 @@ fn busy(state: &dyn AdminState, req: &Request) -> Response {
     }
 }
 
-/// Body bytes reserved by the connections of one admin listener.
-#[derive(Default)]
+/// Body bytes reserved by the connections of one admin listener, at most `max`.
 struct BodyBudget {
     used: Cell<usize>,
+    max: usize,
 }
 
 /// A reservation, returned when dropped.
@@ -141,6 +143,13 @@ struct Reserved<'a> {
 }
 
 impl BodyBudget {
+    fn new(max: usize) -> Self {
+        Self {
+            used: Cell::new(0),
+            max,
+        }
+    }
+
     fn reserve(&self, bytes: usize) -> Option<Reserved<'_>> {
         let mut reserved = Reserved {
             budget: self,
@@ -154,7 +163,7 @@ impl Reserved<'_> {
     /// Hold `more` bytes as well; false (holding what it held) when they do not fit.
     fn grow(&mut self, more: usize) -> bool {
         let used = self.budget.used.get();
-        if more > MAX_BODY_BYTES_IN_FLIGHT.saturating_sub(used) {
+        if more > self.budget.max.saturating_sub(used) {
             return false;
         }
         self.budget.used.set(used + more);
@@ -362,7 +371,8 @@ pub async fn serve(
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let registry = Rc::new(Registry::default());
     let refusing = Rc::new(Cell::new(0usize));
-    let budget = Rc::new(BodyBudget::default());
+    let largest = body_limit(&*state, IMPORT_PATH).max(MAX_PROBE_BODY_BYTES);
+    let budget = Rc::new(BodyBudget::new(BODIES_IN_FLIGHT * largest));
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -462,7 +472,7 @@ async fn connection(
         };
         head_deadline = None;
         buf.drain(..head_len);
-        if req.body_len > body_limit(&req.path) {
+        if req.body_len > body_limit(state, &req.path) {
             return answer_and_close(stream, too_large(state, &req), &mut out).await;
         }
         // The body's bytes already read with the head; what is held counts against
@@ -627,8 +637,9 @@ mod tests {
 
     #[test]
     fn bodies_share_one_budget_and_give_it_back() {
-        let budget = BodyBudget::default();
-        let a = budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 10).unwrap();
+        const MAX: usize = 1 << 20;
+        let budget = BodyBudget::new(MAX);
+        let a = budget.reserve(MAX - 10).unwrap();
         assert!(budget.reserve(11).is_none());
         let mut b = budget.reserve(10).unwrap();
         assert!(budget.reserve(1).is_none());
@@ -636,12 +647,19 @@ mod tests {
         drop(a);
         assert!(b.grow(5));
         assert_eq!(budget.used.get(), 15);
-        assert!(budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 15).is_some());
-        assert!(budget.reserve(MAX_BODY_BYTES_IN_FLIGHT - 14).is_none());
+        assert!(budget.reserve(MAX - 15).is_some());
+        assert!(budget.reserve(MAX - 14).is_none());
         drop(b);
         assert_eq!(budget.used.get(), 0);
-        assert_eq!(body_limit(IMPORT_PATH), MAX_IMPORT_BODY_BYTES);
-        assert_eq!(body_limit("/metrics"), MAX_PROBE_BODY_BYTES);
+        // Where no import route is served, its path takes what a probe takes
+        // (`tests/admin_plane.rs` checks `--max-handover-bytes` on the binary).
+        let no_imports = Fixed(Readiness {
+            status: "ready",
+            gc_registered: true,
+            actor_system: "healthy",
+        });
+        assert_eq!(body_limit(&no_imports, IMPORT_PATH), MAX_PROBE_BODY_BYTES);
+        assert_eq!(body_limit(&no_imports, "/metrics"), MAX_PROBE_BODY_BYTES);
     }
 
     #[test]

@@ -141,11 +141,17 @@ impl Control {
 }
 
 /// The drain's settings from the service's: migration needs a GC and a migrate URL.
-fn drain_config(settings: &Settings, gc: bool, migrate: bool) -> DrainConfig {
+fn drain_config(
+    settings: &Settings,
+    meeting: &MeetingConfig,
+    gc: bool,
+    migrate: bool,
+) -> DrainConfig {
     DrainConfig {
         drain_timeout: settings.drain_timeout,
         gc,
         migrate: gc && migrate && settings.live_migration,
+        max_handover_bytes: meeting.max_handover_bytes,
         ..DrainConfig::default()
     }
 }
@@ -201,7 +207,7 @@ pub async fn run(seed: ControlSeed) {
             status
         });
         let migrate = gc_side.as_ref().is_some_and(|g| g.migrate_url.is_some());
-        cfg = drain_config(&seed.settings, gc_status.is_some(), migrate);
+        cfg = drain_config(&seed.settings, &seed.meeting, gc_status.is_some(), migrate);
         let drain = Drain::new(cfg.clone());
         Control {
             outbox: RefCell::new(Router::new(mesh.clone(), seed.shards, OUTBOX_MAX)),

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::{
     DrainAction, DrainConfig, DrainEvent, DrainPhase, DrainStats, LiveReport, RequestId, Trigger,
 };
-use crate::migration::{LiveMeeting, Target, MAX_IMPORT_BODY_BYTES};
+use crate::migration::{LiveMeeting, Target};
 
 /// Events kept for the driver; it drains them after every call, so this is slack.
 pub(super) const MAX_EVENTS: usize = 1024;
@@ -253,7 +253,7 @@ impl Drain {
                 self.push(DrainEvent::MeetingGone { meeting_id });
             }
             // The target would answer 413: spare it the bytes.
-            Some(body) if body.len() > MAX_IMPORT_BODY_BYTES => {
+            Some(body) if body.len() > self.cfg.max_handover_bytes => {
                 self.finish(now, &meeting_id, Outcome::Refused(413));
             }
             Some(body) => self.send_attempt(now, &meeting_id, 1, body),

@@ -79,6 +79,9 @@ pub struct DrainConfig {
     pub retry_delay: Duration,
     /// Hand-overs in flight at once.
     pub max_concurrent_handovers: usize,
+    /// Largest import body sent (`--max-handover-bytes`); a larger export is refused
+    /// here, as the target would refuse it (413).
+    pub max_handover_bytes: usize,
     /// Times a meeting is offered to the GC, and the pause between rounds.
     pub rounds: u32,
     pub round_interval: Duration,
@@ -104,6 +107,7 @@ impl Default for DrainConfig {
             import_timeout: Duration::from_secs(3),
             retry_delay: Duration::from_millis(250),
             max_concurrent_handovers: 8,
+            max_handover_bytes: crate::migration::DEFAULT_MAX_HANDOVER_BYTES,
             rounds: 3,
             round_interval: Duration::from_secs(10),
             poll_interval: Duration::from_millis(250),

@@ -613,14 +613,33 @@ fn an_oversize_export_is_refused_locally() {
     let a = t.sigterm_with(&["big"]);
     let (req, _) = targets_req(&a).unwrap();
     let ex = exports(&t.answer_targets(req, targets(&[("big", "b")])));
-    let body = "x".repeat(MAX_IMPORT_BODY_BYTES_FOR_TESTS + 1);
+    let body = "x".repeat(DrainConfig::default().max_handover_bytes + 1);
     let a = t.answer_export(ex[0].0, Some(&body));
     assert_eq!(aborted(&a), ["big"]);
     assert!(send_of(&a).is_none());
     assert_eq!(t.d.stats().refused, 1);
 }
 
-const MAX_IMPORT_BODY_BYTES_FOR_TESTS: usize = crate::migration::MAX_IMPORT_BODY_BYTES;
+/// The limit is the MC's own `--max-handover-bytes`.
+#[test]
+fn an_export_over_the_configured_limit_is_refused_locally() {
+    let mut t = T::with(DrainConfig {
+        max_handover_bytes: 65_536,
+        ..DrainConfig::default()
+    });
+    let a = t.sigterm_with(&["big", "fits"]);
+    let (req, _) = targets_req(&a).unwrap();
+    let ex = exports(&t.answer_targets(req, targets(&[("big", "b"), ("fits", "b")])));
+    let (big, fits) = if ex[0].1 == "big" {
+        (ex[0].0, ex[1].0)
+    } else {
+        (ex[1].0, ex[0].0)
+    };
+    let a = t.answer_export(big, Some(&"x".repeat(65_537)));
+    assert_eq!(aborted(&a), ["big"]);
+    let a = t.answer_export(fits, Some(&"x".repeat(65_536)));
+    assert!(send_of(&a).is_some(), "a body at the limit is sent");
+}
 
 #[test]
 fn without_a_gc_there_is_no_migration_and_no_deregister() {

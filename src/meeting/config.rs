@@ -4,8 +4,8 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use crate::config::{
-    disconnect_grace_secs, nonzero_u32, participants_per_meeting, ConfigError, MAX_DAY_SECS,
-    MAX_PARTICIPANTS_PER_MEETING,
+    disconnect_grace_secs, handover_bytes, nonzero_u32, participants_per_meeting, ConfigError,
+    MAX_DAY_SECS, MAX_PARTICIPANTS_PER_MEETING,
 };
 use crate::signaling::session::SessionConfig;
 
@@ -22,6 +22,13 @@ pub struct MeetingArgs {
     /// 10000.
     #[arg(long, env = "MC_MAX_PARTICIPANTS_PER_MEETING", default_value_t = 100, value_parser = participants_per_meeting)]
     pub max_participants_per_meeting: usize,
+    /// Largest meeting hand-over this MC sends or accepts (the import body,
+    /// docs/gc-api.md), in bytes, 65536 to 67108864. A meeting at every limit its
+    /// clients control takes about 31 KB a participant: raise it with
+    /// --max-participants-per-meeting above about 130, on every MC of the cluster
+    /// alike. The admin plane holds at most four such bodies at once.
+    #[arg(long, env = "MC_MAX_HANDOVER_BYTES", default_value_t = crate::migration::DEFAULT_MAX_HANDOVER_BYTES, value_parser = handover_bytes)]
+    pub max_handover_bytes: usize,
     /// Streams one participant may publish (docs/protocol.md rule 10).
     #[arg(long, env = "MC_MAX_STREAMS_PER_PARTICIPANT", default_value_t = 8)]
     pub max_streams_per_participant: usize,
@@ -87,6 +94,7 @@ impl MeetingArgs {
             media_servers: self.media_handler_urls.clone(),
             broadcast_rate: self.meeting_broadcast_rate.get(),
             broadcast_burst: burst,
+            max_handover_bytes: self.max_handover_bytes,
             ..MeetingConfig::default()
         })
     }
@@ -134,6 +142,8 @@ pub struct MeetingConfig {
     /// One user's share of that budget is its rate and burst divided by this
     /// ([`USER_SHARE_DIVISOR`]; 1 lets one user spend all of it).
     pub user_share_divisor: u32,
+    /// Largest hand-over (import body) sent or accepted (`--max-handover-bytes`).
+    pub max_handover_bytes: usize,
 }
 
 /// The part of the meeting's broadcast budget one user (one `sub`, all its seats
@@ -189,6 +199,7 @@ impl Default for MeetingConfig {
             broadcast_rate: 100,
             broadcast_burst: 100,
             user_share_divisor: USER_SHARE_DIVISOR,
+            max_handover_bytes: crate::migration::DEFAULT_MAX_HANDOVER_BYTES,
         }
     }
 }

@@ -3,8 +3,8 @@
 //! shard call.
 //!
 //! The checks run in two steps, because the second needs the owner shard's view:
-//! 1. [`check_request`] (admin plane, before routing): 413 over
-//!    [`MAX_IMPORT_BODY_BYTES`], 401 for a missing, wrong or stale signature, 400 for a
+//! 1. [`check_request`] (admin plane, before routing): 413 over the meeting config's
+//!    `max_handover_bytes` (`--max-handover-bytes`), 401 for a missing, wrong or stale signature, 400 for a
 //!    body that is not an [`ImportRequest`] or whose snapshot fails
 //!    [`MeetingSnapshot::validate`].
 //! 2. [`decide`] (owner shard): 200 repeat when the same snapshot was already imported,
@@ -22,9 +22,16 @@ use crate::meeting::{MeetingConfig, MeetingSnapshot};
 
 /// The import route on the target's admin port.
 pub const IMPORT_PATH: &str = "/internal/v1/meetings/import";
-/// Largest import body accepted. A meeting of 100 participants with 8 streams each and
-/// full layout lists stays well under 2 MiB.
-pub const MAX_IMPORT_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Largest import body this MC sends or accepts unless `--max-handover-bytes` says
+/// otherwise: a meeting of 100 participants at every limit its clients control (8
+/// streams of 8 layers each, full layout lists, every string at its longest) exports
+/// about 3.1 MB.
+pub const DEFAULT_MAX_HANDOVER_BYTES: usize = 4 * 1024 * 1024;
+/// The most `--max-handover-bytes` may be: what the admin plane's request parser reads
+/// at most (64 MiB). Four of them may be held at once.
+pub const MAX_HANDOVER_BYTES: usize = 64 * 1024 * 1024;
+/// The least: one participant's snapshot at every limit is about 31 KB.
+pub const MIN_HANDOVER_BYTES: usize = 64 * 1024;
 
 /// The MC handing the meeting over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +91,7 @@ pub enum ImportAnswer {
     Draining,
     /// 503: this MC is at `MC_CAPACITY` meetings.
     AtCapacity,
-    /// 413: over [`MAX_IMPORT_BODY_BYTES`].
+    /// 413: over the hand-over limit (`--max-handover-bytes`).
     TooLarge,
     /// 401: see the error (logged, not sent).
     Unauthorized(SignatureError),
@@ -142,7 +149,7 @@ pub fn check_request(
     now_unix_secs: u64,
     cfg: &MeetingConfig,
 ) -> Result<ImportRequest, ImportAnswer> {
-    if body.len() > MAX_IMPORT_BODY_BYTES {
+    if body.len() > cfg.max_handover_bytes {
         return Err(ImportAnswer::TooLarge);
     }
     key.verify(signature, body, now_unix_secs)

@@ -72,7 +72,7 @@ fn a_signed_valid_request_passes_step_one() {
 fn step_one_answers_413_401_400() {
     let body = request("m1").to_body();
     // 413 before anything else: an unsigned huge body is not even hashed.
-    let huge = vec![b' '; MAX_IMPORT_BODY_BYTES + 1];
+    let huge = vec![b' '; DEFAULT_MAX_HANDOVER_BYTES + 1];
     let e = check(None, &huge).unwrap_err();
     assert_eq!((e.status(), e.label()), (413, "too_large"));
 

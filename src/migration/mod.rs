@@ -16,7 +16,7 @@ pub mod targets;
 
 pub use import::{
     check_request, decide, Holding, ImportAnswer, ImportRequest, SourceMc, TargetState,
-    IMPORT_PATH, MAX_IMPORT_BODY_BYTES,
+    DEFAULT_MAX_HANDOVER_BYTES, IMPORT_PATH, MAX_HANDOVER_BYTES, MIN_HANDOVER_BYTES,
 };
 pub use signature::{MigrationKey, SignatureError, MAX_CLOCK_SKEW_SECS, SIGNATURE_HEADER};
 pub use targets::{migrate_body, migrate_url, parse_targets, LiveMeeting, Target, Targets};

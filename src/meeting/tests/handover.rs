@@ -934,11 +934,11 @@ fn a_meeting_at_every_limit_fits_in_one_hand_over() {
     eprintln!("hand-over bodies: {plain} bytes with letters, {quoted} with quotes, {control} with control characters");
     assert!(quoted > plain, "{quoted} against {plain}");
     assert!(
-        quoted <= crate::migration::MAX_IMPORT_BODY_BYTES,
+        quoted <= crate::migration::DEFAULT_MAX_HANDOVER_BYTES,
         "{quoted} bytes"
     );
     assert!(
-        control > crate::migration::MAX_IMPORT_BODY_BYTES,
+        control > crate::migration::DEFAULT_MAX_HANDOVER_BYTES,
         "{control} bytes: the rule would not be needed"
     );
 }
