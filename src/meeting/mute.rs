@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::roster::Participant;
 use super::{ConnKey, Meeting, Role};
 use crate::signaling::proto::{pb, server_message::Message as S, ErrorCode, ServerMessage};
 
@@ -131,8 +130,13 @@ impl Meeting {
         if !self.broadcast_ready(now, idx, conn) {
             return;
         }
-        let host = |h: &Participant| h.conn.filter(|c| h.role == Role::Host && *c != conn);
-        if !self.participants.iter().any(|h| host(h).is_some()) {
+        let host =
+            |role: Role, to: Option<ConnKey>| to.filter(|c| role == Role::Host && *c != conn);
+        if !self
+            .participants
+            .iter()
+            .any(|h| host(h.role, h.conn).is_some())
+        {
             return self.reply_error(conn, ErrorCode::NotFound, "no host connected");
         }
         self.spend_broadcast(now, idx);
@@ -143,7 +147,8 @@ impl Meeting {
             participant_id: self.participants[idx].participant_id.clone(),
         })));
         for i in 0..self.participants.len() {
-            if let Some(c) = host(&self.participants[i]) {
+            let h = &self.participants[i];
+            if let Some(c) = host(h.role, h.conn) {
                 self.send(c, Arc::clone(&fwd));
             }
         }
