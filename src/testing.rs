@@ -63,6 +63,9 @@ pub struct Pair {
     pub fixtures: Fixtures,
     /// While set, the server's datagrams are lost on their way to the client.
     pub drop_to_client: bool,
+    /// What the server's endpoint answers when the handshake completes (the client's
+    /// limit, `QuicEndpoint::handshake_done`): true admits the connection.
+    pub admit: bool,
     /// quinn-proto has forgotten the server's connection (it drained).
     pub server_drained: bool,
     handshake_timeout: Duration,
@@ -128,6 +131,7 @@ impl Pair {
             client_handle,
             fixtures,
             drop_to_client: false,
+            admit: true,
             server_drained: false,
             handshake_timeout: args.handshake_timeout(),
             to_server: VecDeque::new(),
@@ -264,7 +268,8 @@ impl Pair {
             return;
         };
         let mut ctx = ctx(&mut self.fixtures, self.now);
-        conn.drive(&mut ctx, &mut |_| true);
+        let admit = self.admit;
+        conn.drive(&mut ctx, &mut |_| admit);
         while let Some(ev) = conn.quic.poll_endpoint_events() {
             self.server_drained |= ev.is_drained();
             if let Some(back) = self.server_ep.handle_event(*handle, ev) {

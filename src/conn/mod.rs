@@ -183,7 +183,8 @@ impl Conn {
     /// drains ([`crate::quic::QuicEndpoint::forget`]).
     fn handshake_expired(&mut self, ctx: &mut ConnCtx<'_>) {
         self.handshake_deadline = None;
-        if !self.handshaking || self.quic.is_closed() {
+        // Its Finished may have arrived in this pass, its Connected not driven yet.
+        if !self.handshaking || !self.quic.is_handshaking() || self.quic.is_closed() {
             return;
         }
         ctx.metrics.refusal("handshake_timeout");

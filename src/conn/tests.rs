@@ -105,3 +105,34 @@ fn a_completed_handshake_outlives_the_handshake_deadline() {
     assert!(!p.server_closed());
     assert_eq!(handshake_timeouts(&p), 0);
 }
+
+/// A connection its client's limit refuses when the handshake completes (connections
+/// from a proven address came in meanwhile) is closed at once with H3_EXCESSIVE_LOAD and
+/// counted; nothing else it sent is handled, and no session starts.
+#[test]
+fn a_connection_refused_at_completion_is_closed_before_anything_else() {
+    let mut p = Pair::new(QuicArgs::default());
+    p.admit = false;
+    p.drive();
+    let (_, conn) = p.server.as_ref().expect("server connection");
+    assert!(!conn.handshaking);
+    assert!(matches!(conn.app, crate::conn::App::None));
+    assert!(p.server_closed());
+    let refused = p
+        .fixtures
+        .registry
+        .refusals_total
+        .with_label_values(&["max_sessions_per_ip"])
+        .get();
+    assert_eq!(refused, 1);
+    let mut closed_with = None;
+    while let Some(ev) = p.client.poll() {
+        if let quinn_proto::Event::ConnectionLost {
+            reason: quinn_proto::ConnectionError::ApplicationClosed(close),
+        } = ev
+        {
+            closed_with = Some(close.error_code.into_inner());
+        }
+    }
+    assert_eq!(closed_with, Some(crate::h3::code::H3_EXCESSIVE_LOAD));
+}
