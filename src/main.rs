@@ -232,6 +232,8 @@ fn run(
         name: "control".into(),
         cpu: None,
         io_memory: settings.io_memory_bytes,
+        // The GC client's name lookups run there, as many at once as it allows.
+        blocking_threads: mc_service::http1::io::MAX_LOOKUPS,
     };
     let control_seed = ControlSeed {
         mesh: control_seed,

@@ -17,6 +17,7 @@ fn specs() -> (ExecutorSpec, ExecutorSpec) {
         name: format!("bench-{i}"),
         cpu: cpus.get(i).copied(),
         io_memory: shards::runtime::DEFAULT_IO_MEMORY,
+        blocking_threads: 1,
     };
     (spec(0), spec(1))
 }

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::io;
 
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use thiserror::Error;
 
 /// Why io_uring cannot be used, in words an operator can act on.
@@ -97,6 +97,9 @@ pub struct ExecutorSpec {
     pub cpu: Option<usize>,
     /// Memory glommio registers with each of its rings. A little is plenty for UDP.
     pub io_memory: usize,
+    /// Threads of its blocking pool (`spawn_blocking`) when it floats; a pinned
+    /// executor's pool is one thread on its CPU.
+    pub blocking_threads: usize,
 }
 
 impl ExecutorSpec {
@@ -117,6 +120,7 @@ impl ExecutorSpec {
                 name: format!("shard-{i}"),
                 cpu: Some(cpu),
                 io_memory,
+                blocking_threads: 1,
             })
             .collect())
     }
@@ -128,11 +132,18 @@ impl ExecutorSpec {
         F: Future<Output = T> + 'static,
         T: Send + 'static,
     {
-        let placement = match self.cpu {
-            Some(cpu) => Placement::Fixed(cpu),
-            None => Placement::Unbound,
+        let (placement, pool) = match self.cpu {
+            Some(cpu) => (
+                Placement::Fixed(cpu),
+                PoolPlacement::from(Placement::Fixed(cpu)),
+            ),
+            None => (
+                Placement::Unbound,
+                PoolPlacement::Unbound(self.blocking_threads.max(1)),
+            ),
         };
         LocalExecutorBuilder::new(placement)
+            .blocking_thread_pool_placement(pool)
             .name(&self.name)
             .io_memory(self.io_memory)
             .spawn(make)

@@ -14,6 +14,7 @@ fn floating(name: &str) -> ExecutorSpec {
         name: name.into(),
         cpu: None,
         io_memory: shards::runtime::DEFAULT_IO_MEMORY,
+        blocking_threads: 1,
     }
 }
 

@@ -135,11 +135,12 @@ pub fn exchange_blocking(
 /// Name lookups on the blocking pool that have not returned, whether or not anyone
 /// still waits for them.
 static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
-/// Most of them at once. A request that times out stops waiting for its lookup, but
-/// the lookup runs on; while DNS hangs (up to tens of seconds a lookup), each heartbeat
-/// would queue one more on the pool behind the others, for as long as the outage lasts.
-/// Beyond this a request waits, within its own timeout, for one of them to return.
-const MAX_LOOKUPS: usize = 4;
+/// Most of them at once (the control executor's blocking pool has as many threads). A
+/// request that times out stops waiting for its lookup, but the lookup runs on; while
+/// DNS hangs (up to tens of seconds a lookup), each heartbeat would queue one more on
+/// the pool behind the others, for as long as the outage lasts. Beyond this a request
+/// waits, within its own timeout, for one of them to return.
+pub const MAX_LOOKUPS: usize = 4;
 /// How often a request waiting for a lookup of its own looks again.
 const LOOKUP_WAIT: Duration = Duration::from_millis(20);
 

@@ -81,6 +81,7 @@ impl TestServer {
                 name: format!("test-shard-{}", seed.id()),
                 cpu: None,
                 io_memory: 256 * 1024,
+                blocking_threads: 1,
             };
             let seed = ShardSeed {
                 mesh: seed,
