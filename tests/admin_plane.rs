@@ -662,9 +662,17 @@ fn import_bodies_declared_and_not_sent_hold_no_budget() {
 }
 
 /// `--max-handover-bytes` is the import route's body limit: a body over it is answered
-/// 413 unread, one at it is read (and refused 401 here, for want of a signature).
+/// 413 unread, one at it is read (and refused 401 here, for want of a signature); raised
+/// to 8 MiB, a 5 MiB body is read too (the default would answer it 413).
 #[test]
 fn the_import_body_limit_follows_max_handover_bytes() {
+    let raised = Server::start_dev(&["--shards", "1", "--max-handover-bytes", "8388608"]);
+    let mut s = TcpStream::connect(raised.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let status = junk_import(&mut s, 5 * 1024 * 1024);
+    assert!(status.contains(" 401 "), "{status}");
+    drop(raised);
+
     let server = Server::start_dev(&["--shards", "1", "--max-handover-bytes", "65536"]);
     let mut s = TcpStream::connect(server.http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -33,6 +33,9 @@ use crate::migration::IMPORT_PATH;
 use http::{parse_request, HttpError, Method, Request, Response};
 use import::ImportHost;
 
+// The request parser reads any hand-over `--max-handover-bytes` allows.
+const _: () = assert!(crate::migration::MAX_HANDOVER_BYTES <= http::MAX_BODY_BYTES);
+
 /// Room a request body starts with; it grows as the bytes arrive.
 const BODY_START_BYTES: usize = 64 * 1024;
 
@@ -507,6 +510,12 @@ async fn connection(
             };
             if !reserved.grow(n) {
                 return answer_and_close(stream, busy(state, &req), &mut out).await;
+            }
+            // Doubled, but never past the declared length: what the buffer holds stays
+            // within what the budget counts once the body is in.
+            if body.capacity() - body.len() < n {
+                let more = body.capacity().max(n).min(req.body_len - body.len());
+                body.reserve_exact(more);
             }
             body.extend_from_slice(&chunk[..n]);
         }

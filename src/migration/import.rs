@@ -4,9 +4,9 @@
 //!
 //! The checks run in two steps, because the second needs the owner shard's view:
 //! 1. [`check_request`] (admin plane, before routing): 413 over the meeting config's
-//!    `max_handover_bytes` (`--max-handover-bytes`), 401 for a missing, wrong or stale signature, 400 for a
-//!    body that is not an [`ImportRequest`] or whose snapshot fails
-//!    [`MeetingSnapshot::validate`].
+//!    `max_handover_bytes` (`--max-handover-bytes`), 401 for a missing, wrong or stale
+//!    signature, 400 for a body that is not an [`ImportRequest`] or whose snapshot
+//!    fails [`MeetingSnapshot::validate`].
 //! 2. [`decide`] (owner shard): 200 repeat when the same snapshot was already imported,
 //!    409 when the shard holds that meeting otherwise (with participants), 503 when the
 //!    MC is draining or at capacity, else 200 accepted — the shard then builds the
@@ -28,7 +28,8 @@ pub const IMPORT_PATH: &str = "/internal/v1/meetings/import";
 /// about 3.1 MB.
 pub const DEFAULT_MAX_HANDOVER_BYTES: usize = 4 * 1024 * 1024;
 /// The most `--max-handover-bytes` may be: what the admin plane's request parser reads
-/// at most (64 MiB). Four of them may be held at once.
+/// at most (64 MiB, `admin::http::MAX_BODY_BYTES`, which the admin plane asserts). Four
+/// of them may be held at once.
 pub const MAX_HANDOVER_BYTES: usize = 64 * 1024 * 1024;
 /// The least: one participant's snapshot at every limit is about 31 KB.
 pub const MIN_HANDOVER_BYTES: usize = 64 * 1024;
