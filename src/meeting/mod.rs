@@ -554,49 +554,40 @@ impl Meeting {
     /// host mute per participant at once, and the host role is the meeting owner's to
     /// give.
     fn take_broadcast(&mut self, now: Instant, idx: usize, conn: ConnKey) -> bool {
-        if !self.broadcast_ready(now, idx, conn) {
-            return false;
-        }
-        self.spend_broadcast(now, idx);
-        true
+        self.broadcast_budget(now, idx, conn, true)
     }
 
-    /// Whether [`Meeting::take_broadcast`] would admit the request now, spending nothing:
-    /// for a request whose other checks cost more than the budget's. A refusal is
+    /// Whether the budget admits the request now, spending it when `spend`; with
+    /// `spend` false, for a request whose other checks cost more than the budget's and
+    /// that takes it later (asking again changes nothing in between). A refusal is
     /// counted and answered here.
-    fn broadcast_ready(&mut self, now: Instant, idx: usize, conn: ConnKey) -> bool {
+    fn broadcast_budget(&mut self, now: Instant, idx: usize, conn: ConnKey, spend: bool) -> bool {
         let Some((user_id, role)) = self.participants.get(idx).map(|p| (p.user_id, p.role)) else {
             return false;
         };
-        let share_ready = match role {
-            Role::Host => true,
-            Role::Participant => user_budget(&mut self.users, &self.cfg, user_id, now)
-                .broadcasts
-                .ready(now),
+        let mut share = match role {
+            Role::Host => None,
+            Role::Participant => {
+                Some(&mut user_budget(&mut self.users, &self.cfg, user_id, now).broadcasts)
+            }
         };
-        let refusal = if !share_ready {
+        let refusal = if share.as_mut().is_some_and(|s| !s.ready(now)) {
             config::REFUSED_USER_SHARE
         } else if !self.broadcasts.ready(now) {
             config::REFUSED_MEETING_RATE
         } else {
+            if spend {
+                if let Some(s) = share {
+                    s.spend();
+                }
+                self.broadcasts.spend();
+            }
             return true;
         };
         self.stats.broadcasts_refused += 1;
         tracing::debug!(meeting_id = %self.id, user_id, ?conn, refusal, "request refused");
         self.reply_error(conn, ErrorCode::InvalidRequest, refusal);
         false
-    }
-
-    /// Spends what [`Meeting::broadcast_ready`] found ready.
-    fn spend_broadcast(&mut self, now: Instant, idx: usize) {
-        if let Some(p) = self.participants.get(idx) {
-            if p.role == Role::Participant {
-                user_budget(&mut self.users, &self.cfg, p.user_id, now)
-                    .broadcasts
-                    .spend();
-            }
-        }
-        self.broadcasts.spend();
     }
 
     fn reply_error(&mut self, to: ConnKey, code: ErrorCode, message: &'static str) {

@@ -127,7 +127,7 @@ impl Meeting {
         // as a request delivered to everyone does. The budget is asked before the roster
         // is walked for hosts, so a refused request costs no walk of a large meeting; it
         // is spent only once a host is there to receive it.
-        if !self.broadcast_ready(now, idx, conn) {
+        if !self.broadcast_budget(now, idx, conn, false) {
             return;
         }
         let host =
@@ -139,7 +139,9 @@ impl Meeting {
         {
             return self.reply_error(conn, ErrorCode::NotFound, "no host connected");
         }
-        self.spend_broadcast(now, idx);
+        if !self.broadcast_budget(now, idx, conn, true) {
+            return;
+        }
         self.stats.unmute_requests_forwarded += 1;
         let fwd = Arc::new(ServerMessage::of(S::UnmuteRequest(pb::UnmuteRequest {
             request_audio: u.request_audio,
