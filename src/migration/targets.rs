@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::import::IMPORT_PATH;
+use crate::signaling::proto::truncate_str;
 
 /// Longest endpoint URL or MC id accepted from the GC, in bytes.
 pub const MAX_TARGET_FIELD_BYTES: usize = 1024;
@@ -148,14 +149,12 @@ pub fn parse_targets(
 
 /// `id` cut to [`MAX_UNASKED_EXAMPLE_BYTES`] at a character boundary, `…` marking a cut.
 fn cut(id: &str) -> String {
-    if id.len() <= MAX_UNASKED_EXAMPLE_BYTES {
-        return id.to_string();
+    let kept = truncate_str(id, MAX_UNASKED_EXAMPLE_BYTES);
+    if kept.len() < id.len() {
+        format!("{kept}…")
+    } else {
+        kept.to_string()
     }
-    let mut end = MAX_UNASKED_EXAMPLE_BYTES;
-    while !id.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &id[..end])
 }
 
 fn check_target(t: &Target) -> Result<(), &'static str> {
