@@ -688,12 +688,6 @@ mod tests {
 
     #[test]
     fn zero_deadlines_are_refused_naming_the_env_var() {
-        let quic = |args: &[&str]| {
-            let m = Cli::command()
-                .try_get_matches_from(std::iter::once("mc-service").chain(args.iter().copied()))
-                .expect("parses");
-            Cli::from_arg_matches(&m).unwrap().config.quic
-        };
         let q = quic(&["--dev"]);
         assert_eq!(q.handshake_timeout_ms, 10_000);
         assert_eq!(q.validate(), Ok(()));
@@ -714,12 +708,6 @@ mod tests {
     /// huge value stops the process instead of overflowing one there.
     #[test]
     fn huge_quic_durations_are_refused_naming_the_env_var() {
-        let quic = |args: &[&str]| {
-            let m = Cli::command()
-                .try_get_matches_from(std::iter::once("mc-service").chain(args.iter().copied()))
-                .expect("parses");
-            Cli::from_arg_matches(&m).unwrap().config.quic
-        };
         for (flag, env, max) in [
             (
                 "--idle-timeout-secs",
@@ -764,6 +752,14 @@ mod tests {
                 assert!(e.contains(flag) && e.contains(env), "{flag}: {e}");
             }
         }
+    }
+
+    /// The QUIC flags parsed from `args`, which must parse.
+    fn quic(args: &[&str]) -> crate::quic::QuicArgs {
+        let m = Cli::command()
+            .try_get_matches_from(std::iter::once("mc-service").chain(args.iter().copied()))
+            .expect("parses");
+        Cli::from_arg_matches(&m).unwrap().config.quic
     }
 
     /// The one line [`exit_on_clap_error`] prints for `args`, which must be refused.

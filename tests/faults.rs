@@ -442,6 +442,18 @@ fn ipv6_addresses_of_one_prefix_count_as_one_client() {
     }
 }
 
+/// Begins `n` handshakes with the server from 127.0.0.1, each a client's Initial sent
+/// from a socket that is closed at once: the server's replies go nowhere, and each
+/// handshake waits out its timeout. Each is another client's Initial (one sent again
+/// would name the same connection).
+fn begin_handshakes_that_never_answer(server: &Server, n: usize) {
+    for _ in 0..n {
+        let initial = harness::client::client_initial();
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.send_to(&initial, server.webtransport).unwrap();
+    }
+}
+
 /// Initials that name a client's address, sent by someone else (anyone can: a
 /// client's Initial keys are public), cannot use up that client's connections: over
 /// `--max-sessions-per-ip`, an Initial from an address not yet validated gets a Retry
@@ -450,14 +462,8 @@ fn ipv6_addresses_of_one_prefix_count_as_one_client() {
 #[test]
 fn forged_initials_cannot_use_up_a_clients_connections() {
     let server = Server::start_dev(&["--shards", "1", "--max-sessions-per-ip", "2"]);
-    // Four handshakes "from" 127.0.0.1, from sockets that never answer; the server's
-    // replies go nowhere, and each handshake would wait its 10 s. Four clients'
-    // Initials: one sent again names the same connection.
-    for _ in 0..4 {
-        let initial = harness::client::client_initial();
-        let forger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        forger.send_to(&initial, server.webtransport).unwrap();
-    }
+    // Four handshakes "from" 127.0.0.1.
+    begin_handshakes_that_never_answer(&server, 4);
     assert!(
         wait_metric(&server, "mc_connections_active", "", 2.0) >= 2.0,
         "the forged handshakes began"
@@ -499,11 +505,7 @@ fn forged_initials_cannot_use_up_a_clients_connections() {
 #[test]
 fn a_client_holding_every_handshake_makes_room_for_another() {
     let server = Server::start_dev(&["--shards", "1", "--max-handshakes-per-shard", "4"]);
-    for _ in 0..4 {
-        let initial = harness::client::client_initial();
-        let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        holder.send_to(&initial, server.webtransport).unwrap();
-    }
+    begin_handshakes_that_never_answer(&server, 4);
     assert_eq!(
         wait_metric(&server, "mc_connections_active", "", 4.0),
         4.0,

@@ -350,15 +350,22 @@ fn unmute_requests_to_the_hosts_spend_the_budget() {
     assert_eq!(to(&h.msg(c(2), ask), c(1)).len(), 1);
 }
 
+/// The participant of [`host_and_participant`], host-muted (which spends one of the
+/// meeting's burst of 2), and then the host's connection dropped.
+fn host_muted_and_no_host() -> H {
+    let (mut h, p) = host_and_participant();
+    assert_eq!(to(&h.msg(c(1), audio_host_mute(&p)), c(2)).len(), 1);
+    h.m.handle_disconnect(h.now, c(1), false).unwrap();
+    h.drain();
+    h
+}
+
 /// An unmute request no host can receive spends nothing: once a host is back, the
 /// participant's budget is whole. (The budget is asked first, so a refused request costs
 /// no walk of the roster for hosts.)
 #[test]
 fn unmute_requests_no_host_receives_spend_no_budget() {
-    let (mut h, p) = host_and_participant();
-    assert_eq!(to(&h.msg(c(1), audio_host_mute(&p)), c(2)).len(), 1);
-    h.m.handle_disconnect(h.now, c(1), false).unwrap();
-    h.drain();
+    let mut h = host_muted_and_no_host();
     let ask = M::UnmuteRequest(pb::UnmuteRequest {
         request_audio: true,
         request_video: false,
@@ -383,10 +390,7 @@ fn unmute_requests_no_host_receives_spend_no_budget() {
 /// request gets the budget's refusal whether or not a host is connected.
 #[test]
 fn an_unmute_request_past_the_budget_is_refused_before_hosts_are_looked_for() {
-    let (mut h, p) = host_and_participant();
-    assert_eq!(to(&h.msg(c(1), audio_host_mute(&p)), c(2)).len(), 1);
-    h.m.handle_disconnect(h.now, c(1), false).unwrap();
-    h.drain();
+    let mut h = host_muted_and_no_host();
     // The participant's self mute spends what the host mute left of the burst of 2.
     let mute = M::MuteRequest(pb::MuteRequest {
         audio_muted: false,
