@@ -540,6 +540,54 @@ fn a_client_holding_every_handshake_makes_room_for_another() {
     assert!(metric(&server, "mc_quic_retries_total", "") >= 1.0);
 }
 
+/// A proven client whose ClientHello the server refuses (here it offers only ALPN
+/// "h2") takes no handshake's place: the one that would give way to it is closed only
+/// once the new one is accepted.
+#[test]
+fn a_client_hello_the_server_refuses_closes_no_handshake_to_make_room() {
+    let server = Server::start_dev(&["--shards", "1", "--max-handshakes-per-shard", "4"]);
+    begin_handshakes_that_never_answer(&server, 4);
+    assert_eq!(
+        wait_metric(&server, "mc_connections_active", "", 4.0),
+        4.0,
+        "four handshakes held"
+    );
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let config = quinn::ClientConfig::new(std::sync::Arc::new(crypto));
+    runtime().block_on(async {
+        let ep = quinn::Endpoint::client("127.0.0.2:0".parse().unwrap()).unwrap();
+        for n in 1..=3 {
+            let connecting = ep
+                .connect_with(config.clone(), server.webtransport, "localhost")
+                .unwrap();
+            match tokio::time::timeout(Duration::from_secs(5), connecting).await {
+                Ok(Err(_refused)) => {}
+                other => panic!("attempt {n} with ALPN h2 was not refused: {other:?}"),
+            }
+        }
+    });
+    // Each attempt was retried (its address proven) before its ClientHello was read.
+    assert!(wait_metric(&server, "mc_quic_retries_total", "", 3.0) >= 3.0);
+    assert_eq!(
+        metric(
+            &server,
+            "mc_refusals_total",
+            "reason=\"max_handshakes_per_shard\""
+        ),
+        0.0,
+        "a handshake was closed to make room for one that was never accepted"
+    );
+    assert_eq!(metric(&server, "mc_connections_active", ""), 4.0);
+}
+
 /// A datagram may carry 0 as its source port, which no answer can be sent to (the
 /// kernel refuses it). A client's Initial from port 0 starts no handshake; from any
 /// other port the same Initial does start one. (That a send to port 0 leaves GSO on is

@@ -239,7 +239,7 @@ pub struct QuicEndpoint {
     /// they become one of `per_ip`'s when the handshake completes ([`ClientCount`]).
     unvalidated: HashMap<IpAddr, u32>,
     /// Handshakes in progress per client, validated or not: who holds the most when the
-    /// shard's handshakes are all taken ([`QuicEndpoint::make_room`]).
+    /// shard's handshakes are all taken ([`QuicEndpoint::find_room`]).
     handshakes_by_client: HashMap<IpAddr, u32>,
     /// Handshakes by client in the order they began, for finding a client's oldest
     /// without walking every connection. Entries of handshakes that ended stay until
@@ -250,6 +250,15 @@ pub struct QuicEndpoint {
     stats: ShardStats,
     /// Refusals and retries are rare: counted in Prometheus as they happen.
     metrics: ShardMetrics,
+}
+
+/// A handshake that gives way to a proven client's when the shard's are all taken: its
+/// place in the queue of handshakes, its connection, and the client holding it.
+#[derive(Clone, Copy, Debug)]
+struct Room {
+    at: usize,
+    handle: usize,
+    holder: IpAddr,
 }
 
 /// The per-client connection limit (`--max-sessions-per-ip`), and what one client is.
@@ -496,7 +505,7 @@ impl QuicEndpoint {
         conns: &mut Conns,
         dirty: &mut Vec<usize>,
     ) {
-        // Copies: `make_room` below needs the endpoint whole.
+        // Copies: `find_room` below needs the endpoint whole.
         let args = &self.shared.args;
         let (retry, retry_threshold) = (args.retry, args.retry_threshold);
         let (max_sessions, max_handshakes) =
@@ -521,12 +530,20 @@ impl QuicEndpoint {
         // the place of the oldest handshake of the client holding the most, when that
         // client holds more than this one would: clients with a few addresses cannot
         // hold every handshake of the shard and keep others out.
+        // The handshake that gives way is closed only once this one is accepted: an
+        // Initial quinn-proto then refuses (a ClientHello it cannot answer) closes
+        // nobody's.
         let full = self.handshaking >= max_handshakes;
+        let room = if full && !may_retry && validated {
+            self.find_room(ip, conns)
+        } else {
+            None
+        };
         let refusal = if conns.len() >= max_sessions {
             Some("max_sessions_per_shard")
         } else if over_client && !may_retry {
             Some("max_sessions_per_ip")
-        } else if full && !may_retry && !(validated && self.make_room(now, ip, conns, dirty)) {
+        } else if full && !may_retry && room.is_none() {
             Some("max_handshakes_per_shard")
         } else {
             None
@@ -562,6 +579,9 @@ impl QuicEndpoint {
             super::crypto::accept_noting_keys(&mut self.endpoint, incoming, now, out);
         match accepted {
             Ok((handle, quic)) => {
+                if let Some(room) = room {
+                    self.make_room(now, room, conns, dirty);
+                }
                 self.serial = self.serial.wrapping_add(1);
                 let key = ConnKey {
                     shard: self.id.0,
@@ -598,33 +618,22 @@ impl QuicEndpoint {
     }
 
     /// Every handshake of the shard is taken, and client `ip` (its address proven)
-    /// starts one more: close the oldest handshake of the client holding the most, if
-    /// that client holds more than `ip` will with this one (counted as a
-    /// `max_handshakes_per_shard` refusal). False when no client does: the new one is
-    /// refused. Runs only while the handshakes are all taken, once per Initial whose
-    /// address was proven; unless every client holds one handshake (then no client
-    /// holds more, and it returns at once), it walks the clients holding handshakes and
-    /// the queue of handshakes, looking up only the holder's.
-    fn make_room(
-        &mut self,
-        now: Instant,
-        ip: IpAddr,
-        conns: &mut Conns,
-        dirty: &mut Vec<usize>,
-    ) -> bool {
+    /// starts one more: find the oldest handshake of the client holding the most, if
+    /// that client holds more than `ip` will with this one. None when no client does:
+    /// the new one is refused. Runs only while the handshakes are all taken, once per
+    /// Initial whose address was proven; unless every client holds one handshake (then
+    /// no client holds more, and it returns at once), it walks the clients holding
+    /// handshakes and the queue of handshakes, looking up only the holder's.
+    fn find_room(&mut self, ip: IpAddr, conns: &mut Conns) -> Option<Room> {
         if self.handshakes_by_client.len() >= self.handshaking {
-            return false;
+            return None;
         }
         let theirs = count(&self.handshakes_by_client, ip) + 1;
-        let Some((&holder, _)) = self
+        let (&holder, _) = self
             .handshakes_by_client
             .iter()
             .filter(|(_, n)| **n > theirs)
-            .max_by_key(|(_, n)| **n)
-        else {
-            return false;
-        };
-        let mut oldest = None;
+            .max_by_key(|(_, n)| **n)?;
         for (at, (who, key)) in self.handshake_order.iter().enumerate() {
             if *who != holder {
                 continue;
@@ -632,17 +641,20 @@ impl QuicEndpoint {
             if let Some((handle, c)) = conns.by_key(*key) {
                 // Not one whose Finished has arrived, its Connected not yet driven.
                 if c.handshaking && c.quic.is_handshaking() {
-                    oldest = Some((at, handle));
-                    break;
+                    return Some(Room { at, handle, holder });
                 }
             }
         }
-        let Some((at, handle)) = oldest else {
-            return false;
-        };
+        None
+    }
+
+    /// Close the handshake [`Self::find_room`] found, for the one just accepted (counted
+    /// as a `max_handshakes_per_shard` refusal).
+    fn make_room(&mut self, now: Instant, room: Room, conns: &mut Conns, dirty: &mut Vec<usize>) {
+        let Room { at, handle, holder } = room;
         self.handshake_order.remove(at);
         let Some(conn) = conns.get_mut(handle) else {
-            return false;
+            return;
         };
         conn.close_for_another_handshake(now);
         // Its slot is free now; what it counts against its client stays until it drains.
@@ -651,7 +663,6 @@ impl QuicEndpoint {
         release(&mut self.handshakes_by_client, holder);
         self.metrics.refusal("max_handshakes_per_shard");
         mark(conn, handle, dirty);
-        true
     }
 
     /// The handshake of `conn` completed, which validates its address: it now counts
