@@ -123,7 +123,8 @@ pub(super) fn compute_with(
 /// `cands.chosen`.
 ///
 /// A computation costs the subscriber's lists and its slots, not the roster: the
-/// pinned users are looked up in the roster by user id, and the others are taken in
+/// pinned users (each once: [`LayoutSub::set_config`]) are looked up in the roster by
+/// user id, each walking only that user's seats, and the others are taken in
 /// join order until the slots are full, each excluded one skipped by a look-up in the
 /// sorted list. A change that can move anyone in a layout recomputes every subscriber's
 /// layout, and each list may hold `max_layout_list` (256) entries.

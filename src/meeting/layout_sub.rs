@@ -32,9 +32,26 @@ impl LayoutSub {
         sub
     }
 
-    pub(super) fn set_config(&mut self, config: pb::LayoutConfig) {
-        self.excluded = config.excluded_users.clone();
+    /// Keeps the first of a user pinned more than once: a later one could choose
+    /// nobody (the first took that user's seats or found them ineligible), yet each
+    /// would walk all of that user's seats at every computation.
+    pub(super) fn set_config(&mut self, mut config: pb::LayoutConfig) {
+        let mut seen = std::mem::take(&mut self.excluded);
+        seen.clear();
+        config
+            .pinned_users
+            .retain(|&uid| match seen.binary_search(&uid) {
+                Ok(_) => false,
+                Err(at) => {
+                    seen.insert(at, uid);
+                    true
+                }
+            });
+        self.excluded = seen;
+        self.excluded.clear();
+        self.excluded.extend_from_slice(&config.excluded_users);
         self.excluded.sort_unstable();
+        self.excluded.dedup();
         self.config = config;
     }
 
@@ -49,5 +66,22 @@ impl LayoutSub {
 
     pub(super) fn stream_ids(&self) -> &[u32] {
         &self.stream_ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_pinned_again_is_kept_once_in_its_first_place() {
+        let config = pb::LayoutConfig {
+            pinned_users: vec![7, 3, 7, 7, 9, 3],
+            excluded_users: vec![4, 2, 4],
+            ..Default::default()
+        };
+        let sub = LayoutSub::new(config, Vec::new());
+        assert_eq!(sub.config().pinned_users, [7, 3, 9]);
+        assert_eq!(sub.excluded(), [2, 4]);
     }
 }
