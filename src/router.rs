@@ -226,7 +226,9 @@ impl Router {
     /// disconnect may park beyond a full overflow, up to twice both limits: a join or a
     /// message the meeting's shard cannot take is answered to its client, who may try
     /// again, but nothing else tells the meeting that a participant has gone. One handed
-    /// back even then waits on the sending shard for room (`shard::meetings`).
+    /// back even then waits on the sending shard for room (`shard::meetings`). A close
+    /// for sessions parks there too: a session whose close is lost lives on, answered by
+    /// nobody, until its next message reaches the meeting (`actors::meetings`).
     #[allow(clippy::result_large_err)] // handing the message back is the point
     pub fn send(&mut self, to: ShardId, lane: Lane, msg: ShardMsg) -> Result<(), ShardMsg> {
         let Some(queue) = self.overflow.get_mut(to.index()) else {
@@ -350,7 +352,14 @@ fn in_flight_weight(msg: &ShardMsg, bytes: usize) -> usize {
 
 /// Messages that park beyond a full overflow ([`Router::send`]).
 fn must_arrive(msg: &ShardMsg) -> bool {
-    matches!(msg, ShardMsg::ToMeeting(MeetingCmd::Disconnect { .. }))
+    matches!(
+        msg,
+        ShardMsg::ToMeeting(MeetingCmd::Disconnect { .. })
+            | ShardMsg::ToConnections {
+                cmd: ConnCmd::Close(_),
+                ..
+            }
+    )
 }
 
 #[cfg(test)]
@@ -408,7 +417,8 @@ mod tests {
     }
 
     /// The peer never reads: its queue takes one message, the overflow two more of
-    /// any kind, and a reserve as large again only disconnects, in order with the rest.
+    /// any kind, and a reserve as large again only disconnects and closes, in order
+    /// with the rest.
     #[test]
     fn disconnects_park_beyond_a_full_overflow() {
         crate::testing::run_local(disconnects_park_beyond_a_full_overflow_on_an_executor());
@@ -433,7 +443,11 @@ mod tests {
             Err(ShardMsg::Ping { seq: 3 })
         ));
         assert!(router.send(to, LANE_MEETING, disconnect(1)).is_ok());
-        assert!(router.send(to, LANE_MEETING, disconnect(2)).is_ok());
+        let close = ShardMsg::ToConnections {
+            conns: vec![7],
+            cmd: ConnCmd::Close(crate::meeting::CloseCode::Draining),
+        };
+        assert!(router.send(to, LANE_CONNECTION, close).is_ok());
         assert!(matches!(
             router.send(to, LANE_MEETING, disconnect(3)),
             Err(ShardMsg::ToMeeting(MeetingCmd::Disconnect { .. }))
@@ -441,7 +455,8 @@ mod tests {
         assert!(router
             .send(to, LANE_MEETING, ShardMsg::Ping { seq: 4 })
             .is_err());
-        assert_eq!(router.parked()[to.index()][LANE_MEETING.0 as usize], 4);
+        assert_eq!(router.parked()[to.index()][LANE_MEETING.0 as usize], 3);
+        assert_eq!(router.parked()[to.index()][LANE_CONNECTION.0 as usize], 1);
     }
 
     fn message(conn: u64, text_bytes: usize) -> ShardMsg {

@@ -174,8 +174,22 @@ impl MeetingHost {
                     }
                     e.meeting.handle_message(now, conn, msg)
                 });
-                if let Some(Err(e)) = result {
-                    tracing::debug!(error = %e, "message for a connection not in the meeting");
+                // A session whose meeting is gone, or which the meeting no longer
+                // knows, was sent its close already, unless that close was lost to a
+                // full mesh: closing it again (a second close changes nothing) keeps it
+                // from living on with a roster that no longer changes. It recovers or
+                // joins again as after any close.
+                match result {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "message for a connection not in the meeting");
+                        env.deliver(conn, ConnCmd::Close(CloseCode::Replaced));
+                    }
+                    None if !self.meetings.contains_key(&meeting_id) => {
+                        tracing::debug!(meeting_id, "message for a meeting not on this shard");
+                        env.deliver(conn, ConnCmd::Close(CloseCode::Draining));
+                    }
+                    None => {}
                 }
                 self.flush(env, now, &meeting_id, Some(received_at));
             }

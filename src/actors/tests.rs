@@ -351,3 +351,25 @@ fn the_deadline_index_matches_every_meetings_own_deadline() {
         "the run should have ended a meeting by a panic"
     );
 }
+
+/// A message from a session its meeting no longer knows (its close was lost to a full
+/// mesh) closes that session rather than being dropped: for a meeting gone from the
+/// shard with 0x103, for a connection the meeting does not hold with 0x106.
+#[test]
+fn a_message_from_a_session_the_meeting_does_not_know_closes_it() {
+    let mut env = FakeEnv::new(10);
+    let mut host = MeetingHost::default();
+    let t = Instant::now();
+    host.handle(&mut env, t, join("m", conn(1), "a", t));
+    env.delivered.borrow_mut().clear();
+
+    host.handle(&mut env, t, mute("gone", conn(2), t));
+    assert_eq!(env.inbox(conn(2)).1, Some(CloseCode::Draining));
+
+    host.handle(&mut env, t, mute("m", conn(3), t));
+    assert_eq!(env.inbox(conn(3)).1, Some(CloseCode::Replaced));
+
+    // A member's message closes nothing.
+    host.handle(&mut env, t, mute("m", conn(1), t));
+    assert_eq!(env.inbox(conn(1)).1, None);
+}
