@@ -457,6 +457,7 @@ const SHARD_REFUSALS: &[&str] = &[
     "outbound_budget",
     "meeting_rate",
     "join_rate",
+    "recovery_rate",
 ];
 
 impl ShardMetrics {

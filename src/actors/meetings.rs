@@ -36,9 +36,9 @@ struct Entry {
     /// Connections that sent a join to this meeting and have not gone: who to tell if
     /// the meeting panics (its own state may then be unusable).
     members: HashSet<ConnKey>,
-    /// `MeetingStats::broadcasts_refused` and `joins_rate_limited` already added to
-    /// `mc_refusals_total`.
-    refusals_reported: [u64; 2],
+    /// `MeetingStats::broadcasts_refused`, `joins_rate_limited` and
+    /// `recoveries_rate_limited` already added to `mc_refusals_total`.
+    refusals_reported: [u64; 3],
     /// The meeting's grace deadline as `MeetingHost::deadlines` holds it.
     deadline: Option<Instant>,
 }
@@ -48,7 +48,7 @@ impl Entry {
         Entry {
             meeting,
             members: HashSet::new(),
-            refusals_reported: [0; 2],
+            refusals_reported: [0; 3],
             deadline: None,
         }
     }
@@ -450,8 +450,12 @@ impl MeetingHost {
             return;
         };
         let stats = entry.meeting.stats();
-        let refused = [stats.broadcasts_refused, stats.joins_rate_limited];
-        for ((reason, now_refused), reported) in ["meeting_rate", "join_rate"]
+        let refused = [
+            stats.broadcasts_refused,
+            stats.joins_rate_limited,
+            stats.recoveries_rate_limited,
+        ];
+        for ((reason, now_refused), reported) in ["meeting_rate", "join_rate", "recovery_rate"]
             .into_iter()
             .zip(refused)
             .zip(&mut entry.refusals_reported)

@@ -163,6 +163,23 @@ pub const REFUSED_USER_SHARE: &str = "user's share of the meeting message rate e
 /// A user past its fresh joins ([`USER_JOIN_RATE`]).
 pub const REFUSED_JOIN_RATE: &str = "join rate limit exceeded";
 
+/// A participant past its recoveries ([`RECOVERY_BURST`]).
+pub const REFUSED_RECOVERY_RATE: &str = "recovery rate limit exceeded";
+
+/// Recoveries (rule 7) one participant may make at once; then one every
+/// [`RECOVERY_EVERY_SECS`]. Each sends the whole roster to the new connection, and a
+/// client may recover, reconnect and recover again in a loop; a network change, or a
+/// hand-over, takes one.
+pub const RECOVERY_BURST: u32 = 3;
+/// Seconds between two recoveries of one participant, past [`RECOVERY_BURST`].
+pub const RECOVERY_EVERY_SECS: u32 = 10;
+
+/// A participant's recovery budget, full: its first join, or its arrival from
+/// another MC.
+pub(super) fn recovery_budget(now: std::time::Instant) -> crate::signaling::session::TokenBucket {
+    crate::signaling::session::TokenBucket::new(1, RECOVERY_BURST * RECOVERY_EVERY_SECS, now)
+}
+
 /// Fresh joins (not recoveries, rule 7) one user may make into one meeting per second,
 /// once it has made as many as the meeting has seats. Each join and each leave is
 /// delivered to every participant; one join token may be used again and again.

@@ -250,6 +250,7 @@ impl Meeting {
                     host_muted_by: p.mute.host_muted_by,
                 },
                 layout: p.layout.map(|l| LayoutSub::new(l.config(), l.stream_ids)),
+                recoveries: super::config::recovery_budget(now),
             });
         }
         if let Some(left) = snapshot.broadcasts_left {

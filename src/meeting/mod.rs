@@ -38,7 +38,8 @@ use std::time::Instant;
 
 pub use crate::signaling::session::CloseCode;
 pub use config::{
-    MeetingArgs, MeetingConfig, REFUSED_JOIN_RATE, REFUSED_MEETING_RATE, REFUSED_USER_SHARE,
+    MeetingArgs, MeetingConfig, RECOVERY_BURST, RECOVERY_EVERY_SECS, REFUSED_JOIN_RATE,
+    REFUSED_MEETING_RATE, REFUSED_RECOVERY_RATE, REFUSED_USER_SHARE,
 };
 pub use handover::{MAX_HELD_BYTES, MAX_HELD_INPUTS};
 pub use snapshot::{
@@ -206,6 +207,9 @@ pub struct MeetingStats {
     /// Fresh joins refused because their user had spent its joins
     /// (`mc_refusals_total{reason="join_rate"}`).
     pub joins_rate_limited: u64,
+    /// Recoveries refused because their participant had spent its recoveries
+    /// (`mc_refusals_total{reason="recovery_rate"}`).
+    pub recoveries_rate_limited: u64,
 }
 
 /// What one user (all seats of one `sub`) may still do in a meeting.

@@ -13,6 +13,7 @@ use super::{CloseCode, ConnKey, JoinIdentity, JoinOutcome, Meeting, MeetingError
 use crate::signaling::proto::{
     pb, server_message::Message as S, truncate_str, ErrorCode, ServerMessage,
 };
+use crate::signaling::session::TokenBucket;
 
 /// Bytes a `ServerMessage` envelope adds around its oneof payload (tag + length varint).
 const ENVELOPE_OVERHEAD: usize = 8;
@@ -39,6 +40,8 @@ pub(super) struct Participant {
     pub(super) streams: Vec<pb::MediaStream>,
     pub(super) mute: MuteState,
     pub(super) layout: Option<LayoutSub>,
+    /// Its recoveries ([`super::config::RECOVERY_BURST`]).
+    pub(super) recoveries: TokenBucket,
 }
 
 impl Participant {
@@ -106,7 +109,7 @@ impl Meeting {
         }
         // Rule 7: a binding token means recovery, never a silent fresh join.
         if !req.correlation_id.is_empty() || !req.binding_token.is_empty() {
-            return Ok(self.recover(conn, &identity, &req));
+            return Ok(self.recover(now, conn, &identity, &req));
         }
         if self.participants.len() >= self.cfg.max_participants {
             return Ok(self.refuse(
@@ -175,6 +178,7 @@ impl Meeting {
             streams: Vec::new(),
             mute: MuteState::default(),
             layout: None,
+            recoveries: super::config::recovery_budget(now),
         };
         let joined = S::ParticipantJoined(pb::ParticipantJoined {
             participant: Some(p.to_pb()),
@@ -195,6 +199,7 @@ impl Meeting {
     /// and `sub` match; the old connection (if any) is closed with 0x106.
     fn recover(
         &mut self,
+        now: Instant,
         conn: ConnKey,
         identity: &JoinIdentity,
         req: &pb::JoinRequest,
@@ -225,6 +230,18 @@ impl Meeting {
                 CloseCode::ProtocolViolation,
             );
         };
+        // Refused past its budget before anything changes: the token stays good, and
+        // the old connection, if any, stays.
+        if !p.recoveries.take_n(now, super::config::RECOVERY_EVERY_SECS) {
+            self.stats.recoveries_rate_limited += 1;
+            tracing::debug!(meeting_id = %self.id, user_id = p.user_id, ?conn, "recovery refused: the participant's recoveries are spent");
+            return self.refuse(
+                conn,
+                ErrorCode::InvalidRequest,
+                super::config::REFUSED_RECOVERY_RATE,
+                CloseCode::RateLimited,
+            );
+        }
         p.nonce = fresh_nonce(); // one-time: the presented token is now dead
         if p.grace_deadline.take().is_some() {
             self.in_grace -= 1;

@@ -358,6 +358,20 @@ impl TokenBucket {
     pub(crate) fn spend(&mut self) {
         self.micro = self.micro.saturating_sub(MICRO);
     }
+
+    /// Takes `n` tokens if there are as many, after refilling: a bucket refilled once
+    /// a second whose requests cost `n` admits one every `n` seconds.
+    pub(crate) fn take_n(&mut self, now: Instant, n: u32) -> bool {
+        self.micro = self.refilled(now);
+        self.last = self.last.max(now);
+        let cost = u64::from(n) * MICRO;
+        if self.micro >= cost {
+            self.micro -= cost;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// One client's signaling session.

@@ -262,6 +262,7 @@ pub fn error_key(e: &ErrorMessage) -> String {
         "meeting message rate limit exceeded" => Some("meeting_rate"),
         "user's share of the meeting message rate exceeded" => Some("user_share"),
         "join rate limit exceeded" => Some("join_rate"),
+        "recovery rate limit exceeded" => Some("recovery_rate"),
         _ => None,
     };
     match budget {
@@ -357,13 +358,16 @@ mod tests {
         );
         assert_eq!(error_key(&e(1, "anything else")), "server:INVALID_REQUEST");
         // The texts above are the server's own: a server that rewords one is caught here.
-        use mc_service::meeting::{REFUSED_JOIN_RATE, REFUSED_MEETING_RATE, REFUSED_USER_SHARE};
+        use mc_service::meeting::{
+            REFUSED_JOIN_RATE, REFUSED_MEETING_RATE, REFUSED_RECOVERY_RATE, REFUSED_USER_SHARE,
+        };
         use mc_service::signaling::session::REFUSED_SESSION_RATE;
         for (text, budget) in [
             (REFUSED_SESSION_RATE, "session_rate"),
             (REFUSED_MEETING_RATE, "meeting_rate"),
             (REFUSED_USER_SHARE, "user_share"),
             (REFUSED_JOIN_RATE, "join_rate"),
+            (REFUSED_RECOVERY_RATE, "recovery_rate"),
         ] {
             assert_eq!(
                 error_key(&e(1, text)),

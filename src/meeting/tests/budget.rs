@@ -549,6 +549,57 @@ fn recoveries_do_not_spend_joins() {
     );
 }
 
+/// Each recovery sends the whole roster to its new connection: a participant may
+/// recover three times at once, then once every ten seconds. One past that is refused
+/// before anything changes: its binding token stays good and its connection stays.
+#[test]
+fn a_participant_recovering_in_a_loop_is_refused_past_its_recoveries() {
+    let mut h = H::new();
+    h.join(c(100), "other", Role::Participant);
+    let first = h.join(c(0), "u", Role::Participant);
+    let mut token = first.binding_token.clone();
+    let mut conn = 0;
+    let recover = |h: &mut H, token: &mut String, conn: &mut u64| {
+        *conn += 1;
+        let (outcome, out) = h.join_raw(
+            c(*conn),
+            "u",
+            Role::Participant,
+            &first.correlation_id,
+            token,
+        );
+        if let Some(r) = join_response(&out, c(*conn)) {
+            *token = r.binding_token;
+        }
+        (outcome, out)
+    };
+    for _ in 0..RECOVERY_BURST {
+        assert_eq!(
+            recover(&mut h, &mut token, &mut conn).0,
+            JoinOutcome::Recovered
+        );
+    }
+    let (outcome, out) = recover(&mut h, &mut token, &mut conn);
+    assert_eq!(outcome, JoinOutcome::Refused(CloseCode::RateLimited));
+    assert_eq!(errors_saying(&to(&out, c(conn)), REFUSED_RECOVERY_RATE), 1);
+    assert!(
+        closes(&out).iter().all(|(to, _)| *to == c(conn)),
+        "the connection that recovered last stays: {:?}",
+        closes(&out)
+    );
+    assert_eq!(h.m.stats().recoveries_rate_limited, 1);
+    // Ten seconds later, with the same binding token, once more.
+    h.advance(Duration::from_secs(u64::from(RECOVERY_EVERY_SECS)));
+    assert_eq!(
+        recover(&mut h, &mut token, &mut conn).0,
+        JoinOutcome::Recovered
+    );
+    assert_eq!(
+        recover(&mut h, &mut token, &mut conn).0,
+        JoinOutcome::Refused(CloseCode::RateLimited)
+    );
+}
+
 /// A host muting everyone sends a host mute per participant at once: a host's requests
 /// spend only the meeting's budget, not a user's share of it.
 #[test]
