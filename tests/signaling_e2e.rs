@@ -598,3 +598,92 @@ fn the_send_window_shrinks_as_a_shard_fills_and_grows_back() {
         }
     });
 }
+
+/// Serves `body` as the JWKS at `http://127.0.0.1:<port>/jwks.json` on a thread of its
+/// own, for at most a minute; answers each request with the body current then.
+fn serve_jwks(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < until {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let body = body.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// An issuer that rotates its key under the same `kid`: the first token signed by the
+/// new key fails against the old one as a bad signature, which asks for a reload as an
+/// unknown `kid` does, and the join passes once the new key is loaded (rather than at
+/// the next periodic fetch, minutes later).
+#[test]
+fn a_key_rotated_under_the_same_kid_is_loaded_for_the_first_join_it_signs() {
+    use mc_service::auth::jwks::to_jwks_json;
+    use mc_service::auth::jwt::{sign_token, TokenClaims};
+    let old = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let new = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+    let jwks = std::sync::Arc::new(std::sync::Mutex::new(to_jwks_json(
+        "k1",
+        &old.verifying_key(),
+    )));
+    let jwks_url = serve_jwks(jwks.clone());
+    let server = Server::start_dev(&[
+        "--shards",
+        "1",
+        "--jwks-url",
+        &jwks_url,
+        "--jwks-refresh-min-interval-secs",
+        "1",
+    ]);
+    let url = format!("https://{}/", server.webtransport);
+    let m = "rotated-key";
+    let mint = |key: &ed25519_dalek::SigningKey, user: &str| {
+        let claims = TokenClaims::meeting(
+            user,
+            m,
+            Role::Participant,
+            SystemTime::now(),
+            Duration::from_secs(60),
+        );
+        sign_token(key, "k1", &claims)
+    };
+    runtime().block_on(async {
+        let mut before = SigClient::connect(&url).await;
+        let r = before.join(m, &mint(&old, "a"), "a").await;
+        assert!(
+            matches!(r.message, Some(M::JoinResponse(_))),
+            "the old key: {r:?}"
+        );
+        *jwks.lock().unwrap() = to_jwks_json("k1", &new.verifying_key());
+        // Past the least time between two reloads.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let mut after = SigClient::connect(&url).await;
+        let r = after.join(m, &mint(&new, "b"), "b").await;
+        assert!(
+            matches!(r.message, Some(M::JoinResponse(_))),
+            "the new key under the same kid: {r:?}"
+        );
+    });
+}

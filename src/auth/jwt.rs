@@ -105,9 +105,10 @@ impl JwtError {
         ERROR_CODE_UNAUTHORIZED
     }
 
-    /// True when a JWKS refresh might make this token valid.
-    pub fn is_unknown_kid(&self) -> bool {
-        matches!(self, Self::UnknownKid(_))
+    /// True when a JWKS reload might make this token valid: its `kid` is unknown, or
+    /// known with another key (an issuer that rotated its key under the same `kid`).
+    pub fn may_pass_after_reload(&self) -> bool {
+        matches!(self, Self::UnknownKid(_) | Self::BadSignature)
     }
 }
 

@@ -4,8 +4,8 @@
 //! publishes each new key set here with a generation number. A shard's
 //! [`ShardVerifier`] compares generations with one atomic load per join and copies the
 //! new `Arc<Jwks>` only when it changed (the mutex is touched on key changes, never on
-//! the message path). An unknown `kid` asks the thread for an early refresh; the
-//! refresher's own rate limit keeps a flood of bad tokens from hammering the source.
+//! the message path). An unknown `kid`, or a known one whose key does not verify the
+//! token, asks the thread for an early refresh; the refresher's own rate limit keeps a flood of bad tokens from hammering the source.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,7 +54,8 @@ impl KeyStore {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Ask the refresher thread for an early reload (unknown `kid`). Never blocks.
+    /// Ask the refresher thread for an early reload (an unknown `kid`, or a signature
+    /// the known key does not verify). Never blocks.
     pub fn request_refresh(&self) {
         let _ = self.wake.try_send(());
     }

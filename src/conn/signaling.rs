@@ -53,7 +53,8 @@ enum Phase {
     Ended,
 }
 
-/// A join waiting for the signing keys to be reloaded (its token names an unknown kid).
+/// A join waiting for the signing keys to be reloaded (its token names an unknown kid,
+/// or a known one whose key does not verify it).
 /// The stream is not read meanwhile, and what came with the join in the same read
 /// (at most the stream's receive window) waits in the session's decoder, still
 /// encoded; it follows the join once the join is verified.
@@ -392,7 +393,8 @@ impl Signaling {
     }
 
     /// Verify the join token and send the join to the meeting. With `may_wait`, an
-    /// unknown `kid` first asks for a key reload and parks the join (bounded).
+    /// unknown `kid`, or a signature its known key does not verify, first asks for a
+    /// key reload (rate-limited by the refresher) and parks the join (bounded).
     fn verify_and_join(
         &mut self,
         request: pb::JoinRequest,
@@ -403,7 +405,7 @@ impl Signaling {
         let result =
             ctx.verifier
                 .verify(&request.join_token, &request.meeting_id, SystemTime::now());
-        if may_wait && result.as_ref().is_err_and(|e| e.is_unknown_kid()) {
+        if may_wait && result.as_ref().is_err_and(|e| e.may_pass_after_reload()) {
             let store = ctx.verifier.store();
             store.request_refresh();
             self.key_wait = Some(KeyWait {
@@ -452,8 +454,8 @@ impl Signaling {
         });
     }
 
-    /// A join parked on an unknown `kid`: verify again once the keys were reloaded or
-    /// the wait is over (then an unknown kid is final).
+    /// A join parked for a key reload: verify again once the keys were reloaded or the
+    /// wait is over (then the failure is final).
     fn retry_key_wait(&mut self, ctx: &mut ConnCtx<'_>) {
         let Some(w) = self.key_wait.as_mut() else {
             return;
