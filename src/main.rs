@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use mc_service::actors::ActorSettings;
 use mc_service::admission::Admission;
+use mc_service::auth::jwks::RefreshStats;
 use mc_service::auth::keystore::KeyStore;
 use mc_service::auth::Jwks;
 use mc_service::auth::{DevKeys, ResolvedAuth, ValidatedAuth};
@@ -158,6 +159,31 @@ fn gc_settings(
     })
 }
 
+/// Publishes the key refresher's counters: `mc_jwks_reloads_total{result}` and, after
+/// a success, `mc_jwks_last_success_timestamp_seconds`.
+fn jwks_reporter(metrics: &Metrics) -> impl FnMut(RefreshStats) + Send + 'static {
+    let reloads = metrics.jwks_reloads_total.clone();
+    let last_success = metrics.jwks_last_success_timestamp_seconds.clone();
+    let mut seen = RefreshStats::default();
+    move |now: RefreshStats| {
+        let deltas = [
+            ("loaded", now.loads - seen.loads),
+            ("unchanged", now.unchanged - seen.unchanged),
+            ("failed", now.failures - seen.failures),
+        ];
+        for (result, n) in deltas {
+            reloads.with_label_values(&[result]).inc_by(n);
+        }
+        if deltas[0].1 + deltas[1].1 > 0 {
+            let unix = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            last_success.set(i64::try_from(unix).unwrap_or(i64::MAX));
+        }
+        seen = now;
+    }
+}
+
 fn run(
     settings: Settings,
     auth: ValidatedAuth,
@@ -170,8 +196,9 @@ fn run(
         return Err(1);
     }
     let auth = resolve_auth(&settings, auth)?;
+    let metrics = Metrics::new();
     let keys = KeyStore::new(Arc::new(Jwks::empty()));
-    match keys.spawn_refresher(auth.refresher()) {
+    match keys.spawn_refresher(auth.refresher(), jwks_reporter(&metrics)) {
         Ok(Ok(n)) => info!(keys = n, "Join-token signing keys loaded"),
         Ok(Err(e)) => {
             error!(error = %e, "cannot load join-token signing keys yet; joins fail until they load")
@@ -198,7 +225,6 @@ fn run(
     let budget = quic_args.connection_memory_budget_bytes(actor_settings.session.max_frame);
     let quic = quic_shared(&settings, tls_args, quic_args)?;
     let n = settings.shards;
-    let metrics = Metrics::new();
     metrics.shards.set(n as i64);
     metrics.capacity.set(i64::from(settings.capacity));
     metrics

@@ -79,6 +79,8 @@ pub struct Metrics {
     pub session_joins_total: IntCounterVec,
     pub session_join_duration_seconds: HistogramVec,
     pub jwt_validations_total: IntCounterVec,
+    pub jwks_reloads_total: IntCounterVec,
+    pub jwks_last_success_timestamp_seconds: IntGauge,
     pub client_messages_total: IntCounterVec,
     pub sessions_closed_total: IntCounterVec,
     // Limits and refusals.
@@ -230,6 +232,17 @@ impl Metrics {
                 "Join token validations by result and precise failure reason",
                 &["result", "failure_reason"],
             ),
+            jwks_reloads_total: counter_vec(
+                r,
+                "mc_jwks_reloads_total",
+                "Loads of the join-token signing keys (JWKS) by result: loaded (new keys), unchanged, failed (the previous keys stay in use)",
+                &["result"],
+            ),
+            jwks_last_success_timestamp_seconds: gauge(
+                r,
+                "mc_jwks_last_success_timestamp_seconds",
+                "Unix time of the last successful load of the join-token signing keys (changed or not); 0 before the first",
+            ),
             client_messages_total: counter_vec(
                 r,
                 "mc_client_messages_total",
@@ -333,6 +346,9 @@ impl Metrics {
         }
         m.jwt_validations_total
             .with_label_values(&["success", "none"]);
+        for result in JWKS_RELOADS {
+            m.jwks_reloads_total.with_label_values(&[result]);
+        }
         for result in MIGRATED_OUT {
             m.meetings_migrated_total
                 .with_label_values(&["out", result]);
@@ -444,6 +460,9 @@ const CLIENT_KINDS: &[&str] = &[
     "media_connection_update",
     "unknown",
 ];
+/// `mc_jwks_reloads_total` results.
+pub const JWKS_RELOADS: [&str; 3] = ["loaded", "unchanged", "failed"];
+
 /// `mc_refusals_total` reasons a shard counts.
 const SHARD_REFUSALS: &[&str] = &[
     "max_sessions_per_ip",

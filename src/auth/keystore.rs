@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use super::jwks::{Jwks, JwksRefresher};
+use super::jwks::{Jwks, JwksRefresher, RefreshStats};
 use super::jwt::{JwtError, JwtVerifier, VerifiedClaims, VerifierConfig};
 
 /// The current key set and its generation.
@@ -62,10 +62,13 @@ impl KeyStore {
 
     /// Start the refresher thread: load now (blocking the caller until the first
     /// attempt finished, so startup knows whether keys exist), then re-check every
-    /// second or when asked.
+    /// second or when asked. `report` is given the refresher's counters after each
+    /// load that changed them (for metrics: an operator sees loads failing while the
+    /// previous keys stay in use).
     pub fn spawn_refresher(
         self: &Arc<Self>,
         mut refresher: JwksRefresher,
+        mut report: impl FnMut(RefreshStats) + Send + 'static,
     ) -> std::io::Result<Result<usize, String>> {
         let first = match refresher.refresh_blocking(Instant::now(), false) {
             Ok(Some(keys)) => {
@@ -76,6 +79,8 @@ impl KeyStore {
             Ok(None) => Ok(self.current().len()),
             Err(e) => Err(e.to_string()),
         };
+        let mut reported = refresher.stats;
+        report(reported);
         let store = self.clone();
         std::thread::Builder::new()
             .name("jwks-refresh".into())
@@ -88,6 +93,10 @@ impl KeyStore {
                     }
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot reload join-token signing keys"),
+                }
+                if refresher.stats != reported {
+                    reported = refresher.stats;
+                    report(reported);
                 }
             })?;
         Ok(first)
