@@ -19,6 +19,7 @@ use mc_service::signaling::codec::{encode_frame, FrameDecoder};
 use mc_service::signaling::proto::{
     client_message, pb, server_message, ClientMessage, ServerMessage,
 };
+use mc_service::signaling::session::{Session, SessionConfig, SessionEvent};
 
 /// Time `iters` calls of `f`, `runs` times; returns (median, min, max) ns per call.
 fn measure(runs: usize, iters: u64, mut f: impl FnMut()) -> (f64, f64, f64) {
@@ -437,6 +438,56 @@ fn main() {
         runs as u64 * 20_000 * scale,
         "every timed request was refused"
     );
+
+    // A hostile client's frames of empty list entries (two bytes each on the wire, a
+    // struct each decoded): a 64 KiB MediaConnectionUpdate of empty statuses to a joined
+    // session, which refuses it; and a second join with 30,000 empty codec names.
+    let unlimited = SessionConfig {
+        rate_per_sec: u32::MAX,
+        rate_burst: u32::MAX,
+        ..SessionConfig::default()
+    };
+    let flood = |message: client_message::Message| {
+        let mut frame = Vec::new();
+        encode_frame(&ClientMessage::of(message), &mut frame, 1 << 16).unwrap();
+        frame
+    };
+    let statuses = flood(client_message::Message::MediaConnectionUpdate(
+        pb::MediaConnectionUpdate {
+            statuses: vec![pb::MhConnectionStatus::default(); ((1 << 16) - 16) / 2],
+        },
+    ));
+    let codecs = flood(client_message::Message::JoinRequest(pb::JoinRequest {
+        meeting_id: "m".into(),
+        join_token: "t".into(),
+        capabilities: Some(pb::ParticipantCapabilities {
+            video_codecs: vec![String::new(); 30_000],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }));
+    for (name, frame) in [
+        ("session: 64 KiB of empty statuses, refused", &statuses),
+        ("session: a second join, 30,000 codecs", &codecs),
+    ] {
+        let mut session = Session::new(unlimited.clone(), now);
+        session.handle_bytes(now, &codecs);
+        assert!(matches!(
+            session.poll_event(),
+            Some(SessionEvent::Join { .. })
+        ));
+        report(
+            name,
+            measure(runs, 200 * scale, || {
+                session.handle_bytes(now, black_box(frame));
+                while let Some(event) = session.poll_event() {
+                    black_box(event);
+                }
+                session.discard_outbound();
+            }),
+        );
+        assert!(!session.is_closing(), "{name}: the session stays");
+    }
 
     // The HTTP/1 client's parser on a chunked response of 1-byte chunks (a GC may send
     // its body so): 64 KiB of body, fed in 8 KiB reads.

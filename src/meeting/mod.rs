@@ -54,7 +54,7 @@ use crate::signaling::proto::{
     client_message::Message as C, pb, truncate_str, ClientMessage, ErrorCode, ServerMessage,
     LOG_STRING_MAX,
 };
-use crate::signaling::session::TokenBucket;
+use crate::signaling::session::{TokenBucket, ALREADY_JOINED};
 use roster::Participant;
 
 /// Names one client connection anywhere in the process: the shard that owns it and the
@@ -380,7 +380,7 @@ impl Meeting {
         match msg.message {
             None => self.reply_error(conn, ErrorCode::InvalidRequest, "unknown message"),
             Some(C::JoinRequest(_)) => {
-                self.reply_error(conn, ErrorCode::InvalidRequest, "already joined")
+                self.reply_error(conn, ErrorCode::InvalidRequest, ALREADY_JOINED)
             }
             Some(C::PublishStream(p)) => self.on_publish(now, idx, conn, p),
             Some(C::SubscribeToLayout(s)) => self.on_subscribe(idx, conn, s),

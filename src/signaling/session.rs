@@ -298,6 +298,8 @@ const MICRO: u64 = 1_000_000;
 
 /// The `ErrorMessage` text of a session past its message rate (docs/protocol.md).
 pub const REFUSED_SESSION_RATE: &str = "message rate limit exceeded";
+/// The `ErrorMessage` text of a join on a session that has joined.
+pub const ALREADY_JOINED: &str = "already joined";
 
 impl TokenBucket {
     pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> Self {
@@ -494,6 +496,15 @@ impl Session {
                 let _ = self.send(&ServerMessage::error(
                     ErrorCode::InvalidRequest,
                     "unknown message",
+                ));
+            }
+            // Rule 4: a join on a session that has joined is a per-request problem. Its
+            // meeting would answer it the same, but it need not cross to the meeting's
+            // shard, capability lists and all, to be told.
+            (State::Open, Some(client_message::Message::JoinRequest(_))) => {
+                let _ = self.send(&ServerMessage::error(
+                    ErrorCode::InvalidRequest,
+                    ALREADY_JOINED,
                 ));
             }
             // Rule 4: a per-request problem, the session stays up.

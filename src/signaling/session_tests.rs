@@ -518,3 +518,31 @@ fn a_large_frame_leaves_no_room_behind() {
         assert_eq!(s.receive_capacity(), kept, "no allocation per message");
     }
 }
+
+/// A join on a session that has joined is answered by the session (INVALID_REQUEST,
+/// "already joined"; the session stays): it does not cross to the meeting's shard with
+/// whatever capability lists it carries.
+#[test]
+fn a_second_join_is_answered_by_the_session() {
+    let t0 = Instant::now();
+    let mut s = joined(t0);
+    let mut again = join();
+    if let Some(client_message::Message::JoinRequest(r)) = again.message.as_mut() {
+        r.capabilities = Some(pb::ParticipantCapabilities {
+            video_codecs: vec![String::new(); 30_000],
+            ..Default::default()
+        });
+    }
+    s.handle_bytes(t0, &wire(&[again]));
+    assert_eq!(s.poll_event(), None, "nothing for the meeting");
+    let out = drain(&mut s);
+    assert_eq!(out.len(), 1);
+    match &out[0].message {
+        Some(pb::server_message::Message::Error(e)) => {
+            assert_eq!(e.code, ErrorCode::InvalidRequest as i32);
+            assert_eq!(e.message, ALREADY_JOINED);
+        }
+        other => panic!("an error, not {other:?}"),
+    }
+    assert!(!s.is_closing());
+}
