@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 
 use mc_service::actors::ActorSettings;
 use mc_service::admission::Admission;
-use mc_service::auth::jwks::RefreshStats;
 use mc_service::auth::keystore::KeyStore;
 use mc_service::auth::Jwks;
 use mc_service::auth::{DevKeys, ResolvedAuth, ValidatedAuth};
@@ -159,31 +158,6 @@ fn gc_settings(
     })
 }
 
-/// Publishes the key refresher's counters: `mc_jwks_reloads_total{result}` and, after
-/// a success, `mc_jwks_last_success_timestamp_seconds`.
-fn jwks_reporter(metrics: &Metrics) -> impl FnMut(RefreshStats) + Send + 'static {
-    let reloads = metrics.jwks_reloads_total.clone();
-    let last_success = metrics.jwks_last_success_timestamp_seconds.clone();
-    let mut seen = RefreshStats::default();
-    move |now: RefreshStats| {
-        let deltas = [
-            ("loaded", now.loads - seen.loads),
-            ("unchanged", now.unchanged - seen.unchanged),
-            ("failed", now.failures - seen.failures),
-        ];
-        for (result, n) in deltas {
-            reloads.with_label_values(&[result]).inc_by(n);
-        }
-        if deltas[0].1 + deltas[1].1 > 0 {
-            let unix = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            last_success.set(i64::try_from(unix).unwrap_or(i64::MAX));
-        }
-        seen = now;
-    }
-}
-
 fn run(
     settings: Settings,
     auth: ValidatedAuth,
@@ -198,7 +172,7 @@ fn run(
     let auth = resolve_auth(&settings, auth)?;
     let metrics = Metrics::new();
     let keys = KeyStore::new(Arc::new(Jwks::empty()));
-    match keys.spawn_refresher(auth.refresher(), jwks_reporter(&metrics)) {
+    match keys.spawn_refresher(auth.refresher(), metrics.jwks_reporter()) {
         Ok(Ok(n)) => info!(keys = n, "Join-token signing keys loaded"),
         Ok(Err(e)) => {
             error!(error = %e, "cannot load join-token signing keys yet; joins fail until they load")

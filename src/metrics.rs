@@ -4,6 +4,7 @@
 //! carry a `shard` label; a shard looks its children up once ([`ShardMetrics`]) and
 //! never by label on the message path. Control-plane series (GC client) have no shard.
 
+use crate::auth::jwks::RefreshStats;
 use prometheus::{
     Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -479,6 +480,34 @@ const SHARD_REFUSALS: &[&str] = &[
     "recovery_rate",
 ];
 
+impl Metrics {
+    /// Publishes the join-token key refresher's counters (it hands over its running
+    /// totals after each load): `mc_jwks_reloads_total{result}` and, after a success,
+    /// `mc_jwks_last_success_timestamp_seconds`.
+    pub fn jwks_reporter(&self) -> impl FnMut(RefreshStats) + Send + 'static {
+        let reloads = self.jwks_reloads_total.clone();
+        let last_success = self.jwks_last_success_timestamp_seconds.clone();
+        let mut seen = RefreshStats::default();
+        move |now: RefreshStats| {
+            let deltas = [
+                ("loaded", now.loads.saturating_sub(seen.loads)),
+                ("unchanged", now.unchanged.saturating_sub(seen.unchanged)),
+                ("failed", now.failures.saturating_sub(seen.failures)),
+            ];
+            for (result, n) in deltas {
+                reloads.with_label_values(&[result]).inc_by(n);
+            }
+            if deltas[0].1 + deltas[1].1 > 0 {
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                last_success.set(i64::try_from(unix).unwrap_or(i64::MAX));
+            }
+            seen = now;
+        }
+    }
+}
+
 impl ShardMetrics {
     pub fn new(m: &Metrics, shard: u16) -> Self {
         let s = shard.to_string();
@@ -808,6 +837,43 @@ mod tests {
             (0.05..0.9).contains(&moved),
             "process_cpu_seconds_total went from {before} to {after} over 50 ms of CPU"
         );
+    }
+
+    /// The refresher's running totals become counter increments; the last success's
+    /// time is set only by a load that succeeded.
+    #[test]
+    fn jwks_loads_are_counted_by_result_and_a_success_is_timed() {
+        let m = Metrics::new();
+        let mut report = m.jwks_reporter();
+        let count = |r: &str| m.jwks_reloads_total.with_label_values(&[r]).get();
+        report(RefreshStats {
+            loads: 1,
+            unchanged: 0,
+            failures: 0,
+        });
+        let first = m.jwks_last_success_timestamp_seconds.get();
+        assert!(first > 1_700_000_000, "a unix time: {first}");
+        m.jwks_last_success_timestamp_seconds.set(1);
+        report(RefreshStats {
+            loads: 1,
+            unchanged: 0,
+            failures: 2,
+        });
+        assert_eq!(
+            m.jwks_last_success_timestamp_seconds.get(),
+            1,
+            "failures only"
+        );
+        report(RefreshStats {
+            loads: 1,
+            unchanged: 3,
+            failures: 2,
+        });
+        assert_eq!(
+            (count("loaded"), count("unchanged"), count("failed")),
+            (1, 3, 2)
+        );
+        assert!(m.jwks_last_success_timestamp_seconds.get() > 1);
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub struct AuthConfig {
     #[arg(long, env = "MC_JWKS_PATH", value_name = "FILE")]
     pub jwks_path: Option<PathBuf>,
 
-    /// http:// URL serving the JWKS; refetched periodically and on an unknown kid.
+    /// http:// URL serving the JWKS; refetched periodically and on an unknown kid (or a
+    /// known kid whose key does not verify the token).
     #[arg(long, env = "MC_JWKS_URL", value_name = "URL")]
     pub jwks_url: Option<String>,
 
@@ -55,8 +56,9 @@ pub struct AuthConfig {
     #[arg(long, env = "MC_JWT_MAX_TOKEN_BYTES", default_value = "8192")]
     pub jwt_max_token_bytes: usize,
 
-    /// Least time between two JWKS reloads triggered by an unknown kid or a failed
-    /// load, in seconds (rate limit against tokens with invented kids).
+    /// Least time between two JWKS reloads triggered by an unknown kid, a signature the
+    /// known key does not verify, or a failed load, in seconds (rate limit against
+    /// tokens with invented kids).
     #[arg(long, env = "MC_JWKS_REFRESH_MIN_INTERVAL_SECS", default_value = "10")]
     pub jwks_refresh_min_interval_secs: u64,
 

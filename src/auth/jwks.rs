@@ -4,7 +4,7 @@
 //! - [`Jwks::parse`] turns untrusted bytes into keys, with limits (≤ 1 MiB, ≤ 100 keys).
 //! - [`JwksSource`] says where the keys come from: a file or an `http://` URL.
 //! - [`JwksRefresher`] decides *when* to reload, without I/O and with time injected
-//!   (`needs_refresh(now, unknown_kid)`); [`fetch`] does the blocking load and is meant
+//!   (`needs_refresh(now, asked)`); [`fetch`] does the blocking load and is meant
 //!   to run on a thread off the hot path. New keys reach the shards as an `Arc<Jwks>`.
 //!
 //! docs/protocol.md "Join token (JWT)": keys from a JWKS (a file, or a URL re-fetched on
@@ -183,15 +183,17 @@ pub fn to_jwks_json(kid: &str, key: &VerifyingKey) -> String {
 pub enum JwksSource {
     /// A local file (a mounted ConfigMap/Secret), re-read when it changes.
     File(PathBuf),
-    /// An `http://` URL, fetched periodically and on an unknown `kid`.
+    /// An `http://` URL, fetched periodically and when a join asks (an unknown `kid`, or
+    /// a signature the known key does not verify).
     Url(HttpUrl),
 }
 
-/// When to reload. Defaults: unknown-kid refetch at most every 10 s, URL refetch every
+/// When to reload. Defaults: a refetch a join asks for at most every 10 s, URL refetch every
 /// 5 minutes, file stat every [`FILE_CHECK_INTERVAL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct RefreshPolicy {
-    /// Least time between two loads triggered by an unknown `kid` (or after a failure).
+    /// Least time between two loads a join asked for (an unknown `kid`, or a signature the
+    /// known key does not verify), or after a failure.
     #[serde(serialize_with = "secs")]
     pub min_interval: Duration,
     /// Time between two periodic refetches of a URL.
@@ -356,14 +358,15 @@ impl JwksRefresher {
         self.has_keys
     }
 
-    /// Should a load start now? `unknown_kid`: a token named a key we do not have.
+    /// Should a load start now? `asked`: a join asked for one (its token named a key we
+    /// do not have, or one whose key does not verify it).
     ///
     /// Never while a load is in flight; always for the first load. A periodic check
-    /// is due after `file_interval` (file) or `url_interval` (URL); an unknown `kid`
+    /// is due after `file_interval` (file) or `url_interval` (URL); a join's asking
     /// brings it forward to `min_interval`, which rate-limits the refetches a flood of
     /// tokens with invented kids could otherwise cause. After a failed load (or while
     /// no keys were ever loaded) the next try is due after `min_interval`.
-    pub fn needs_refresh(&self, now: Instant, unknown_kid: bool) -> bool {
+    pub fn needs_refresh(&self, now: Instant, asked: bool) -> bool {
         if self.in_flight {
             return false;
         }
@@ -380,7 +383,7 @@ impl JwksRefresher {
             // server is not hammered (nor logged about) every file_interval.
             return since >= self.policy.min_interval;
         }
-        since >= periodic || (unknown_kid && since >= self.policy.min_interval)
+        since >= periodic || (asked && since >= self.policy.min_interval)
     }
 
     /// Start a load: records the attempt and returns what [`fetch`] should do.
@@ -435,9 +438,9 @@ impl JwksRefresher {
     pub fn refresh_blocking(
         &mut self,
         now: Instant,
-        unknown_kid: bool,
+        asked: bool,
     ) -> Result<Option<Arc<Jwks>>, JwksError> {
-        if !self.needs_refresh(now, unknown_kid) {
+        if !self.needs_refresh(now, asked) {
             return Ok(None);
         }
         let req = self.begin(now);

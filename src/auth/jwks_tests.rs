@@ -327,3 +327,39 @@ fn random_garbage_never_panics() {
         let _ = Jwks::parse(&doc);
     }
 }
+
+/// A join that asked for a reload stops waiting once the refresher has dealt with the
+/// request, new keys or not: here the reload is declined by the rate limit (the file
+/// was loaded a moment ago), and the answer still comes at once, not at the join's
+/// give-up time. The refresher's counters reach the reporter after each load.
+#[test]
+fn a_reload_the_rate_limit_declines_is_still_answered() {
+    use crate::auth::keystore::KeyStore;
+    let dir = scratch("jwks-answered");
+    let path = dir.join("jwks.json");
+    std::fs::write(&path, json!({"keys": [okp("a", 1)]}).to_string()).unwrap();
+    let policy = RefreshPolicy {
+        min_interval: Duration::from_secs(3600),
+        ..RefreshPolicy::default()
+    };
+    let store = KeyStore::new(std::sync::Arc::new(Jwks::empty()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let loaded = store
+        .spawn_refresher(
+            JwksRefresher::new(JwksSource::File(path), policy),
+            move |s| {
+                let _ = tx.send(s);
+            },
+        )
+        .unwrap();
+    assert_eq!(loaded, Ok(1));
+    assert_eq!(rx.recv().unwrap().loads, 1, "the first load is reported");
+    let (generation, answered) = (store.generation(), store.answered());
+    store.request_refresh();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while store.answered() == answered {
+        assert!(Instant::now() < deadline, "the request was never answered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(store.generation(), generation, "declined: no new keys");
+}

@@ -5,7 +5,8 @@
 //! [`ShardVerifier`] compares generations with one atomic load per join and copies the
 //! new `Arc<Jwks>` only when it changed (the mutex is touched on key changes, never on
 //! the message path). An unknown `kid`, or a known one whose key does not verify the
-//! token, asks the thread for an early refresh; the refresher's own rate limit keeps a flood of bad tokens from hammering the source.
+//! token, asks the thread for an early refresh; the refresher's own rate limit keeps a
+//! flood of bad tokens from hammering the source.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,10 @@ use super::jwt::{JwtError, JwtVerifier, VerifiedClaims, VerifierConfig};
 pub struct KeyStore {
     current: Mutex<Arc<Jwks>>,
     generation: AtomicU64,
+    /// Requests for a reload the refresher has dealt with: loaded, found unchanged,
+    /// failed, or declined by its rate limit. A join waiting for a reload stops
+    /// waiting when this moves, whether or not new keys came.
+    answered: AtomicU64,
     wake: Sender<()>,
     wake_rx: Receiver<()>,
 }
@@ -30,6 +35,7 @@ impl KeyStore {
         Arc::new(Self {
             current: Mutex::new(initial),
             generation: AtomicU64::new(1),
+            answered: AtomicU64::new(0),
             wake,
             wake_rx,
         })
@@ -37,6 +43,12 @@ impl KeyStore {
 
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// How many requests for a reload the refresher has dealt with
+    /// ([`Self::request_refresh`]).
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Acquire)
     }
 
     pub fn current(&self) -> Arc<Jwks> {
@@ -97,6 +109,9 @@ impl KeyStore {
                 if refresher.stats != reported {
                     reported = refresher.stats;
                     report(reported);
+                }
+                if asked {
+                    store.answered.fetch_add(1, Ordering::AcqRel);
                 }
             })?;
         Ok(first)

@@ -36,10 +36,10 @@ const CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// busy renderer. A client that answers (its FIN, a reset or its own close) ends the
 /// wait at once.
 const CLOSE_READ_GRACE: Duration = Duration::from_millis(500);
-/// How long a join waits for a key reload after an unknown `kid`, and how often it
-/// looks.
-const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(2);
-const UNKNOWN_KID_POLL: Duration = Duration::from_millis(20);
+/// How long a join waits for a key reload it asked for (an unknown `kid`, or a
+/// signature the known key does not verify), and how often it looks.
+const KEY_RELOAD_WAIT: Duration = Duration::from_secs(2);
+const KEY_RELOAD_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -63,6 +63,9 @@ struct KeyWait {
     request: pb::JoinRequest,
     received_at: Instant,
     generation: u64,
+    /// [`crate::auth::keystore::KeyStore::answered`] when the join asked: once it moves, the refresher has
+    /// dealt with the request (or with one before it), new keys or not.
+    answered: u64,
     give_up: Instant,
     next_look: Instant,
 }
@@ -372,6 +375,7 @@ impl Signaling {
     fn on_session_event(&mut self, event: SessionEvent, ctx: &mut ConnCtx<'_>) {
         match event {
             SessionEvent::Join { request, .. } => {
+                ctx.metrics.client_message("join_request");
                 self.join_deadline = None;
                 self.verify_and_join(request, ctx.now, true, ctx);
             }
@@ -410,10 +414,11 @@ impl Signaling {
             store.request_refresh();
             self.key_wait = Some(KeyWait {
                 generation: store.generation(),
+                answered: store.answered(),
                 request,
                 received_at,
-                give_up: ctx.now + UNKNOWN_KID_WAIT,
-                next_look: ctx.now + UNKNOWN_KID_POLL,
+                give_up: ctx.now + KEY_RELOAD_WAIT,
+                next_look: ctx.now + KEY_RELOAD_POLL,
             });
             return;
         }
@@ -460,9 +465,10 @@ impl Signaling {
         let Some(w) = self.key_wait.as_mut() else {
             return;
         };
-        let reloaded = ctx.verifier.store().generation() != w.generation;
+        let store = ctx.verifier.store();
+        let reloaded = store.generation() != w.generation || store.answered() != w.answered;
         if !reloaded && ctx.now < w.give_up {
-            w.next_look = ctx.now + UNKNOWN_KID_POLL;
+            w.next_look = ctx.now + KEY_RELOAD_POLL;
             return;
         }
         if let Some(w) = self.key_wait.take() {
