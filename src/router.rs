@@ -10,7 +10,8 @@
 //! [`parked_bytes`]); only a full overflow drops (counted in
 //! `mc_messages_dropped_total`). A participant's disconnect is not dropped there: it may
 //! wait in a reserve as large again ([`Router::send`]), and past that on its shard
-//! (`shard::meetings`). Parked messages count in
+//! (`shard::meetings`). A close for sessions may wait in the same reserve, and past it
+//! is dropped like the rest. Parked messages count in
 //! `mc_actor_mailbox_depth` with the queue they wait for.
 //!
 //! A queue holds `ACTOR_MAILBOX_SIZE` messages whatever their size, and a client's

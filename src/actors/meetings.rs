@@ -14,7 +14,7 @@
 //! live meetings, freeze and export one, commit or abort its hand-over, and import a
 //! meeting another MC hands over (which takes an admission slot like any new meeting).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,6 +55,10 @@ impl Entry {
 }
 
 /// Meetings owned by one shard.
+/// Sessions [`MeetingHost`] remembers closing for a message their meeting no longer
+/// knows.
+const ORPHANS_REMEMBERED: usize = 64;
+
 #[derive(Default)]
 pub struct MeetingHost {
     meetings: HashMap<String, Entry>,
@@ -63,6 +67,10 @@ pub struct MeetingHost {
     /// this index: the shard's timer reads the first entry instead of asking every
     /// meeting after every pass.
     deadlines: BTreeSet<(Instant, String)>,
+    /// Sessions closed lately for a message their meeting no longer knows, the newest
+    /// last ([`ORPHANS_REMEMBERED`]): a session's other messages in flight close it
+    /// once, not once each.
+    orphans_closed: VecDeque<ConnKey>,
     /// Test hook: panic while handling the next message of this meeting.
     #[cfg(test)]
     pub(crate) panic_in: Option<String>,
@@ -177,19 +185,22 @@ impl MeetingHost {
                 // A session whose meeting is gone, or which the meeting no longer
                 // knows, was sent its close already, unless that close was lost to a
                 // full mesh: closing it again (a second close changes nothing) keeps it
-                // from living on with a roster that no longer changes. It recovers or
-                // joins again as after any close.
-                match result {
-                    Some(Ok(())) => {}
+                // from living on with a roster that no longer changes. 0x103 sends it
+                // back to the GC to join again, as after a meeting's end.
+                let orphan = match result {
+                    Some(Ok(())) => false,
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "message for a connection not in the meeting");
-                        env.deliver(conn, ConnCmd::Close(CloseCode::Replaced));
+                        true
                     }
-                    None if !self.meetings.contains_key(&meeting_id) => {
-                        tracing::debug!(meeting_id, "message for a meeting not on this shard");
-                        env.deliver(conn, ConnCmd::Close(CloseCode::Draining));
+                    None => !self.meetings.contains_key(&meeting_id),
+                };
+                if orphan && !self.orphans_closed.contains(&conn) {
+                    if self.orphans_closed.len() >= ORPHANS_REMEMBERED {
+                        self.orphans_closed.pop_front();
                     }
-                    None => {}
+                    self.orphans_closed.push_back(conn);
+                    env.deliver(conn, ConnCmd::Close(CloseCode::Draining));
                 }
                 self.flush(env, now, &meeting_id, Some(received_at));
             }

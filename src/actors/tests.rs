@@ -353,8 +353,9 @@ fn the_deadline_index_matches_every_meetings_own_deadline() {
 }
 
 /// A message from a session its meeting no longer knows (its close was lost to a full
-/// mesh) closes that session rather than being dropped: for a meeting gone from the
-/// shard with 0x103, for a connection the meeting does not hold with 0x106.
+/// mesh) closes that session with 0x103 rather than being dropped, whether its meeting
+/// is gone from the shard or does not hold the connection; its other messages in
+/// flight close it no more.
 #[test]
 fn a_message_from_a_session_the_meeting_does_not_know_closes_it() {
     let mut env = FakeEnv::new(10);
@@ -367,7 +368,16 @@ fn a_message_from_a_session_the_meeting_does_not_know_closes_it() {
     assert_eq!(env.inbox(conn(2)).1, Some(CloseCode::Draining));
 
     host.handle(&mut env, t, mute("m", conn(3), t));
-    assert_eq!(env.inbox(conn(3)).1, Some(CloseCode::Replaced));
+    assert_eq!(env.inbox(conn(3)).1, Some(CloseCode::Draining));
+    host.handle(&mut env, t, mute("m", conn(3), t));
+    host.handle(&mut env, t, mute("gone", conn(2), t));
+    let closes = env
+        .delivered
+        .borrow()
+        .iter()
+        .filter(|(_, cmd)| matches!(cmd, ConnCmd::Close(_)))
+        .count();
+    assert_eq!(closes, 2, "one close per session");
 
     // A member's message closes nothing.
     host.handle(&mut env, t, mute("m", conn(1), t));

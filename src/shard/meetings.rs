@@ -6,6 +6,8 @@
 //! ([`crate::router::Router::send`]) is not dropped: nothing else would tell the
 //! meeting, and the participant would stay in it for good. It waits here
 //! ([`WaitingDisconnects`]) and is sent, in order, as soon as its destination has room.
+//! A close for sessions handed back even from the reserve is dropped (counted): its
+//! session is closed at its next message instead (`actors::meetings`).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -518,7 +518,7 @@ fn a_user_joining_and_leaving_in_a_loop_is_refused_past_its_joins() {
 }
 
 /// A recovery (rule 7) is not a fresh join: it sends nothing to the others and spends
-/// nothing, even when the user has spent its joins.
+/// none of the user's joins, even when the user has spent them.
 #[test]
 fn recoveries_do_not_spend_joins() {
     let cfg = MeetingConfig {

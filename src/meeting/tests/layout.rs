@@ -362,17 +362,18 @@ fn publications_recompute_layouts_only_when_a_best_stream_changes() {
     assert!(seen[0].iter().any(|&(_, _, t, _)| t == CAM));
 }
 
-/// Rule 11 as first written, each candidate checked against the whole lists: the
-/// reference [`crate::meeting::layout::compute`] must agree with.
+/// Rule 11 as first written, each candidate checked against the whole lists of `c`
+/// (as the client sent them, repeats and all): the reference
+/// [`crate::meeting::layout::compute`] must agree with.
 fn reference(
     me: u64,
     sub: &crate::meeting::layout_sub::LayoutSub,
+    c: &pb::LayoutConfig,
     roster: &[crate::meeting::roster::Participant],
     cfg: &MeetingConfig,
 ) -> Vec<pb::StreamAssignment> {
     use crate::meeting::layout::best_stream;
     use crate::meeting::roster::Participant;
-    let c = sub.config();
     let slots = if c.max_streams > 0 {
         u64::from(c.max_streams)
     } else {
@@ -474,12 +475,12 @@ fn layouts_match_the_rule_on_random_meetings() {
                 include_self: rng.random_bool(0.5),
             };
             let sub = crate::meeting::layout_sub::LayoutSub::new(
-                config,
+                config.clone(),
                 (0..rng.random_range(0..6)).map(|i| 100 + i).collect(),
             );
             let me = roster[rng.random_range(0..roster.len())].seq;
             let cfg = &h.m.cfg;
-            let expected = reference(me, &sub, roster, cfg);
+            let expected = reference(me, &sub, &config, roster, cfg);
             assert_eq!(
                 crate::meeting::layout::compute(me, &sub, roster, cfg),
                 expected,
@@ -597,7 +598,7 @@ fn sent_layouts_follow_the_roster_through_random_changes() {
         let roster = &h.m.participants;
         for p in roster.iter().filter(|p| p.conn.is_some()) {
             let Some(sub) = &p.layout else { continue };
-            let expected: Vec<(u64, i32)> = reference(p.seq, sub, roster, &h.m.cfg)
+            let expected: Vec<(u64, i32)> = reference(p.seq, sub, sub.config(), roster, &h.m.cfg)
                 .iter()
                 .map(|a| (a.user_id, a.media_type))
                 .collect();
