@@ -13,7 +13,7 @@ use mc_service::auth::binding::{BindingSecret, MeetingBindingKey};
 use mc_service::auth::jwt::{Role, VerifierConfig};
 use mc_service::auth::{DevKeys, JwtVerifier};
 use mc_service::meeting::{
-    ConnKey, JoinIdentity, JoinOutcome, Meeting, MeetingConfig, Role as MRole,
+    ConnKey, JoinIdentity, JoinOutcome, Meeting, MeetingConfig, Outbound, Role as MRole,
 };
 use mc_service::signaling::codec::{encode_frame, FrameDecoder};
 use mc_service::signaling::proto::{
@@ -58,6 +58,21 @@ fn join(meeting: &mut Meeting, meeting_id: &str, i: u64, now: Instant) -> ConnKe
     let conn = ConnKey { shard: 0, conn: i };
     let _ = join_as(meeting, meeting_id, conn, &format!("user-{i}"), now);
     conn
+}
+
+/// The JoinResponse `meeting` queued for `conn`, if any; drains everything queued.
+fn take_join_response(meeting: &mut Meeting, conn: ConnKey) -> Option<pb::JoinResponse> {
+    let mut found = None;
+    while let Some(out) = meeting.poll_outbound() {
+        if let Outbound::Send { to, msg } = out {
+            if let (true, Some(server_message::Message::JoinResponse(r))) =
+                (to == conn, &msg.message)
+            {
+                found = Some(r.clone());
+            }
+        }
+    }
+    found
 }
 
 /// User `sub` joins `meeting` on `conn`.
@@ -211,6 +226,71 @@ fn main() {
         }),
     );
 
+    // One user holds 99 seats and pins itself 256 times in one of their layouts; its
+    // seats publish nothing, so none fills a slot, and another user publishes a
+    // camera. Each computation of that layout walks the user's seats once per pin kept.
+    let mut hogged = Meeting::new(
+        "hogged",
+        unbudgeted.clone(),
+        MeetingBindingKey::derive(&secret, "hogged"),
+        now,
+    );
+    let camera = join(&mut hogged, "hogged", 0, now);
+    hogged
+        .handle_message(
+            now,
+            camera,
+            ClientMessage::of(client_message::Message::PublishStream(pb::PublishStream {
+                stream_id: "cam-0".into(),
+                stream_type: pb::StreamType::VideoCamera as i32,
+                ..Default::default()
+            })),
+        )
+        .unwrap();
+    let mut hog_uid = 0;
+    for i in 1..100u64 {
+        let conn = ConnKey { shard: 0, conn: i };
+        let joined = join_as(&mut hogged, "hogged", conn, "hog", now);
+        assert!(matches!(joined, Ok(JoinOutcome::Joined)), "{joined:?}");
+        hog_uid = take_join_response(&mut hogged, conn)
+            .expect("a join response")
+            .user_id;
+    }
+    let hog = ConnKey { shard: 0, conn: 1 };
+    let pinning_itself = |max_streams: u32| pb::LayoutConfig {
+        max_streams,
+        pinned_users: vec![hog_uid; 256],
+        ..Default::default()
+    };
+    hogged
+        .handle_message(
+            now,
+            hog,
+            ClientMessage::of(client_message::Message::SubscribeToLayout(
+                pb::SubscribeToLayout {
+                    layout_type: pb::LayoutType::Grid as i32,
+                    config: Some(pinning_itself(64)),
+                    stream_ids: vec![],
+                },
+            )),
+        )
+        .unwrap();
+    while hogged.poll_outbound().is_some() {}
+    let mut wide = false;
+    report(
+        "meeting: UpdateLayout, one user pinned 256 times, 99 seats",
+        measure(runs, 2_000 * scale, || {
+            wide = !wide;
+            let msg = ClientMessage::of(client_message::Message::UpdateLayout(pb::UpdateLayout {
+                new_config: Some(pinning_itself(if wide { 64 } else { 63 })),
+            }));
+            hogged.handle_message(now, hog, msg).unwrap();
+            while let Some(out) = hogged.poll_outbound() {
+                black_box(out);
+            }
+        }),
+    );
+
     // Layouts recomputed for every subscriber when a best stream changes: a meeting of
     // 1,000, each publishing a camera and subscribed to a 5 × 5 grid; one of them
     // publishes its stream again as a screen, then as a camera (each PublishStream
@@ -227,8 +307,13 @@ fn main() {
             ..Default::default()
         }))
     };
+    let mut recovering = None;
     for i in 0..1_000u64 {
         let conn = join(&mut grid, "grid", i, now);
+        let response = take_join_response(&mut grid, conn);
+        if i == 997 {
+            recovering = response;
+        }
         let _ = grid.handle_message(
             now,
             conn,
@@ -295,6 +380,51 @@ fn main() {
                 black_box(out);
             }
         }),
+    );
+
+    // A participant of the same meeting recovers (rule 7) on a new connection, again
+    // and again, each time with the binding token the last recovery gave it: each
+    // recovery sends it the whole roster. The clock stands still, so past the
+    // participant's recoveries the rest are refused.
+    let recovering = recovering.expect("a join response");
+    let correlation_id = recovering.correlation_id;
+    let mut token = recovering.binding_token;
+    let mut recovered = 0u64;
+    let mut recovery_conn = 20_000u64;
+    report(
+        "meeting: recovery in a loop, 1,000 grid subscribers",
+        measure(runs, 20 * scale, || {
+            recovery_conn += 1;
+            let conn = ConnKey {
+                shard: 0,
+                conn: recovery_conn,
+            };
+            let outcome = grid.handle_join(
+                now,
+                conn,
+                JoinIdentity {
+                    sub: "user-997".into(),
+                    role: MRole::Participant,
+                    name: "User user-997".into(),
+                },
+                pb::JoinRequest {
+                    meeting_id: "grid".into(),
+                    correlation_id: correlation_id.clone(),
+                    binding_token: token.clone(),
+                    ..Default::default()
+                },
+            );
+            if matches!(outcome, Ok(JoinOutcome::Recovered)) {
+                recovered += 1;
+            }
+            if let Some(r) = take_join_response(&mut grid, conn) {
+                token = r.binding_token;
+            }
+        }),
+    );
+    println!(
+        "  ({recovered} of {} timed attempts recovered)",
+        runs as u64 * 20 * scale
     );
 
     // A participant with no stream joins the same meeting and leaves again (a seat is
