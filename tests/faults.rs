@@ -498,12 +498,9 @@ fn forged_initials_cannot_use_up_a_clients_connections() {
     );
 }
 
-/// With every handshake of a shard held by one client's address, another client whose
-/// address is proven takes the place of the oldest of them: a few addresses cannot keep
-/// everyone else out. (Its first Initial gets a Retry, as every one from an address not
-/// yet validated does while the handshakes are all taken.)
-#[test]
-fn a_client_holding_every_handshake_makes_room_for_another() {
+/// A server of one shard and four handshakes, all four begun from 127.0.0.1 by
+/// Initials nobody answers.
+fn every_handshake_held_by_one_address() -> Server {
     let server = Server::start_dev(&["--shards", "1", "--max-handshakes-per-shard", "4"]);
     begin_handshakes_that_never_answer(&server, 4);
     assert_eq!(
@@ -511,6 +508,16 @@ fn a_client_holding_every_handshake_makes_room_for_another() {
         4.0,
         "four handshakes held"
     );
+    server
+}
+
+/// With every handshake of a shard held by one client's address, another client whose
+/// address is proven takes the place of the oldest of them: a few addresses cannot keep
+/// everyone else out. (Its first Initial gets a Retry, as every one from an address not
+/// yet validated does while the handshakes are all taken.)
+#[test]
+fn a_client_holding_every_handshake_makes_room_for_another() {
+    let server = every_handshake_held_by_one_address();
     let url = format!("https://{}/", server.webtransport);
     runtime().block_on(async {
         let ep = harness::client::endpoint_at("127.0.0.2:0".parse().unwrap());
@@ -545,13 +552,7 @@ fn a_client_holding_every_handshake_makes_room_for_another() {
 /// once the new one is accepted.
 #[test]
 fn a_client_hello_the_server_refuses_closes_no_handshake_to_make_room() {
-    let server = Server::start_dev(&["--shards", "1", "--max-handshakes-per-shard", "4"]);
-    begin_handshakes_that_never_answer(&server, 4);
-    assert_eq!(
-        wait_metric(&server, "mc_connections_active", "", 4.0),
-        4.0,
-        "four handshakes held"
-    );
+    let server = every_handshake_held_by_one_address();
     let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

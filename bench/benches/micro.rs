@@ -83,19 +83,39 @@ fn join_as(
     sub: &str,
     now: Instant,
 ) -> Result<JoinOutcome, mc_service::meeting::MeetingError> {
-    meeting.handle_join(
-        now,
-        conn,
-        JoinIdentity {
-            sub: sub.into(),
-            role: MRole::Participant,
-            name: format!("User {sub}"),
+    let request = pb::JoinRequest {
+        meeting_id: meeting_id.into(),
+        ..Default::default()
+    };
+    join_with(meeting, conn, sub, request, now)
+}
+
+/// User `sub` sends `request` to `meeting` on `conn` (a recovery when it carries a
+/// correlation id and binding token).
+fn join_with(
+    meeting: &mut Meeting,
+    conn: ConnKey,
+    sub: &str,
+    request: pb::JoinRequest,
+    now: Instant,
+) -> Result<JoinOutcome, mc_service::meeting::MeetingError> {
+    let identity = JoinIdentity {
+        sub: sub.into(),
+        role: MRole::Participant,
+        name: format!("User {sub}"),
+    };
+    meeting.handle_join(now, conn, identity, request)
+}
+
+/// A grid layout subscription with `config`.
+fn subscribe(config: pb::LayoutConfig) -> ClientMessage {
+    ClientMessage::of(client_message::Message::SubscribeToLayout(
+        pb::SubscribeToLayout {
+            layout_type: pb::LayoutType::Grid as i32,
+            config: Some(config),
+            stream_ids: vec![],
         },
-        pb::JoinRequest {
-            meeting_id: meeting_id.into(),
-            ..Default::default()
-        },
-    )
+    ))
 }
 
 fn main() {
@@ -197,17 +217,7 @@ fn main() {
     };
     let subscriber = ConnKey { shard: 0, conn: 1 };
     meeting
-        .handle_message(
-            now,
-            subscriber,
-            ClientMessage::of(client_message::Message::SubscribeToLayout(
-                pb::SubscribeToLayout {
-                    layout_type: pb::LayoutType::Grid as i32,
-                    config: Some(layout(vec![])),
-                    stream_ids: vec![],
-                },
-            )),
-        )
+        .handle_message(now, subscriber, subscribe(layout(vec![])))
         .unwrap();
     while meeting.poll_outbound().is_some() {}
     let mut flip = 0u64;
@@ -263,17 +273,7 @@ fn main() {
         ..Default::default()
     };
     hogged
-        .handle_message(
-            now,
-            hog,
-            ClientMessage::of(client_message::Message::SubscribeToLayout(
-                pb::SubscribeToLayout {
-                    layout_type: pb::LayoutType::Grid as i32,
-                    config: Some(pinning_itself(64)),
-                    stream_ids: vec![],
-                },
-            )),
-        )
+        .handle_message(now, hog, subscribe(pinning_itself(64)))
         .unwrap();
     while hogged.poll_outbound().is_some() {}
     let mut wide = false;
@@ -322,17 +322,11 @@ fn main() {
         let _ = grid.handle_message(
             now,
             conn,
-            ClientMessage::of(client_message::Message::SubscribeToLayout(
-                pb::SubscribeToLayout {
-                    layout_type: pb::LayoutType::Grid as i32,
-                    config: Some(pb::LayoutConfig {
-                        rows: 5,
-                        columns: 5,
-                        ..Default::default()
-                    }),
-                    stream_ids: vec![],
-                },
-            )),
+            subscribe(pb::LayoutConfig {
+                rows: 5,
+                columns: 5,
+                ..Default::default()
+            }),
         );
         while grid.poll_outbound().is_some() {}
     }
@@ -399,21 +393,13 @@ fn main() {
                 shard: 0,
                 conn: recovery_conn,
             };
-            let outcome = grid.handle_join(
-                now,
-                conn,
-                JoinIdentity {
-                    sub: "user-997".into(),
-                    role: MRole::Participant,
-                    name: "User user-997".into(),
-                },
-                pb::JoinRequest {
-                    meeting_id: "grid".into(),
-                    correlation_id: correlation_id.clone(),
-                    binding_token: token.clone(),
-                    ..Default::default()
-                },
-            );
+            let recovery = pb::JoinRequest {
+                meeting_id: "grid".into(),
+                correlation_id: correlation_id.clone(),
+                binding_token: token.clone(),
+                ..Default::default()
+            };
+            let outcome = join_with(&mut grid, conn, "user-997", recovery, now);
             if matches!(outcome, Ok(JoinOutcome::Recovered)) {
                 recovered += 1;
             }

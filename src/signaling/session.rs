@@ -351,9 +351,14 @@ impl TokenBucket {
     /// without taking it: for a request that must pass two buckets before spending
     /// either.
     pub(crate) fn ready(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.micro >= MICRO
+    }
+
+    /// Refills for the time since the last call.
+    fn refill(&mut self, now: Instant) {
         self.micro = self.refilled(now);
         self.last = self.last.max(now);
-        self.micro >= MICRO
     }
 
     /// Takes the token [`TokenBucket::ready`] found.
@@ -364,8 +369,7 @@ impl TokenBucket {
     /// Takes `n` tokens if there are as many, after refilling: a bucket refilled once
     /// a second whose requests cost `n` admits one every `n` seconds.
     pub(crate) fn take_n(&mut self, now: Instant, n: u32) -> bool {
-        self.micro = self.refilled(now);
-        self.last = self.last.max(now);
+        self.refill(now);
         let cost = u64::from(n) * MICRO;
         if self.micro >= cost {
             self.micro -= cost;

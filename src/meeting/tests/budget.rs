@@ -333,11 +333,7 @@ fn unmute_requests_to_the_hosts_spend_the_budget() {
     let (mut h, p) = host_and_participant();
     let host_mute = audio_host_mute(&p);
     assert_eq!(to(&h.msg(c(1), host_mute), c(2)).len(), 1);
-    let ask = M::UnmuteRequest(pb::UnmuteRequest {
-        request_audio: true,
-        request_video: false,
-        participant_id: String::new(),
-    });
+    let ask = ask_audio_unmute();
     assert_eq!(to(&h.msg(c(2), ask.clone()), c(1)).len(), 1);
     // The budget is spent: the host is not asked, the participant is told why.
     let out = h.msg(c(2), ask.clone());
@@ -348,6 +344,15 @@ fn unmute_requests_to_the_hosts_spend_the_budget() {
     assert_eq!(h.m.stats().unmute_requests_forwarded, 1);
     h.advance(Duration::from_millis(100));
     assert_eq!(to(&h.msg(c(2), ask), c(1)).len(), 1);
+}
+
+/// A participant's request that a host lift its audio mute.
+fn ask_audio_unmute() -> M {
+    M::UnmuteRequest(pb::UnmuteRequest {
+        request_audio: true,
+        request_video: false,
+        participant_id: String::new(),
+    })
 }
 
 /// The participant of [`host_and_participant`], host-muted (which spends one of the
@@ -366,11 +371,7 @@ fn host_muted_and_no_host() -> H {
 #[test]
 fn unmute_requests_no_host_receives_spend_no_budget() {
     let mut h = host_muted_and_no_host();
-    let ask = M::UnmuteRequest(pb::UnmuteRequest {
-        request_audio: true,
-        request_video: false,
-        participant_id: String::new(),
-    });
+    let ask = ask_audio_unmute();
     for _ in 0..5 {
         let out = h.msg(c(2), ask.clone());
         assert_eq!(error_of(&to(&out, c(2))), Some(pb::ErrorCode::NotFound));
@@ -397,11 +398,7 @@ fn an_unmute_request_past_the_budget_is_refused_before_hosts_are_looked_for() {
         video_muted: true,
     });
     assert_eq!(rate_errors(&to(&h.msg(c(2), mute), c(2))), 0);
-    let ask = M::UnmuteRequest(pb::UnmuteRequest {
-        request_audio: true,
-        request_video: false,
-        participant_id: String::new(),
-    });
+    let ask = ask_audio_unmute();
     let out = h.msg(c(2), ask);
     assert_eq!(rate_errors(&to(&out, c(2))), 1, "{out:?}");
     assert_eq!(h.m.stats().broadcasts_refused, 1);
